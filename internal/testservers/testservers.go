@@ -1,0 +1,261 @@
+// Package testservers starts real redis-server, memcached and nutcracker
+// processes on free loopback ports for integration tests, and stops them when
+// the test ends. Nothing here is a mock: every server is the real program.
+package testservers
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Server is one running server process.
+type Server struct {
+	Host string // loopback address it listens on
+	Port int
+	Addr string // host:port
+	Cmd  *exec.Cmd
+	name string
+	args []string
+	tb   testing.TB
+	mu   sync.Mutex
+}
+
+var portMu sync.Mutex
+var handedOut = map[int]bool{}
+
+// FreePort returns a TCP port on host that was free a moment ago and that this
+// process has not handed out before.
+func FreePort(tb testing.TB, host string) int {
+	tb.Helper()
+	portMu.Lock()
+	defer portMu.Unlock()
+	for i := 0; i < 100; i++ {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			tb.Fatalf("free port on %s: %v", host, err)
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !handedOut[p] {
+			handedOut[p] = true
+			return p
+		}
+	}
+	tb.Fatalf("no free port on %s", host)
+	return 0
+}
+
+// Need fails the test when a program is missing; the README's test command
+// installs every program the tests use.
+func Need(tb testing.TB, program string) string {
+	tb.Helper()
+	p, err := exec.LookPath(program)
+	if err != nil {
+		for _, dir := range []string{"/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"} {
+			if _, e := os.Stat(filepath.Join(dir, program)); e == nil {
+				return filepath.Join(dir, program)
+			}
+		}
+		tb.Fatalf("%s not installed: run the README's test command, which installs it", program)
+	}
+	return p
+}
+
+// Redis starts redis-server on a free port of 127.0.0.1 with persistence off.
+// extra are further redis-server arguments, such as "--requirepass", "pw".
+func Redis(tb testing.TB, extra ...string) *Server {
+	tb.Helper()
+	return RedisOn(tb, "127.0.0.1", FreePort(tb, "127.0.0.1"), extra...)
+}
+
+// RedisOn starts redis-server on host:port.
+func RedisOn(tb testing.TB, host string, port int, extra ...string) *Server {
+	tb.Helper()
+	bin := Need(tb, "redis-server")
+	args := []string{"--port", strconv.Itoa(port), "--bind", host, "--save", "", "--appendonly", "no",
+		"--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning", "--dir", tb.TempDir()}
+	args = append(args, extra...)
+	s := &Server{Host: host, Port: port, Addr: net.JoinHostPort(host, strconv.Itoa(port)), name: bin, args: args, tb: tb}
+	s.start()
+	return s
+}
+
+// Memcached starts memcached on a free port of 127.0.0.1.
+func Memcached(tb testing.TB, extra ...string) *Server {
+	tb.Helper()
+	return MemcachedOn(tb, "127.0.0.1", FreePort(tb, "127.0.0.1"), extra...)
+}
+
+// MemcachedOn starts memcached on host:port (TCP only).
+func MemcachedOn(tb testing.TB, host string, port int, extra ...string) *Server {
+	tb.Helper()
+	bin := Need(tb, "memcached")
+	args := []string{"-l", host, "-p", strconv.Itoa(port), "-U", "0", "-m", "64", "-t", "1"}
+	if os.Geteuid() == 0 {
+		args = append(args, "-u", "root")
+	}
+	args = append(args, extra...)
+	s := &Server{Host: host, Port: port, Addr: net.JoinHostPort(host, strconv.Itoa(port)), name: bin, args: args, tb: tb}
+	s.start()
+	return s
+}
+
+// Nutcracker starts nutcracker with the given YAML configuration. The
+// listen address to use is the caller's business (usually a FreePort); the
+// stats port is chosen here. It waits until every address in waitAddrs
+// accepts connections.
+func Nutcracker(tb testing.TB, yaml string, waitAddrs ...string) *Server {
+	tb.Helper()
+	bin := Need(tb, "nutcracker")
+	dir := tb.TempDir()
+	conf := filepath.Join(dir, "nutcracker.yml")
+	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	stats := FreePort(tb, "127.0.0.1")
+	args := []string{"-c", conf, "-s", strconv.Itoa(stats), "-a", "127.0.0.1", "-o", filepath.Join(dir, "nutcracker.log")}
+	s := &Server{Host: "127.0.0.1", Port: stats, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(stats)), name: bin, args: args, tb: tb}
+	s.startNoWait()
+	for _, a := range append(waitAddrs, s.Addr) {
+		if err := WaitListening(a, 10*time.Second); err != nil {
+			log, _ := os.ReadFile(filepath.Join(dir, "nutcracker.log"))
+			tb.Fatalf("nutcracker: %v\n%s", err, log)
+		}
+	}
+	return s
+}
+
+func (s *Server) start() {
+	s.tb.Helper()
+	s.startNoWait()
+	if err := WaitListening(s.Addr, 10*time.Second); err != nil {
+		s.tb.Fatalf("%s %v: %v", s.name, s.args, err)
+	}
+}
+
+func (s *Server) startNoWait() {
+	s.tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cmd := exec.Command(s.name, s.args...)
+	cmd.Stdout = os.Stderr
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		s.tb.Fatalf("start %s: %v", s.name, err)
+	}
+	s.Cmd = cmd
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	s.tb.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+}
+
+// Kill stops the server with SIGKILL and waits until its port is closed.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Cmd != nil && s.Cmd.Process != nil {
+		s.Cmd.Process.Signal(syscall.SIGCONT)
+		s.Cmd.Process.Kill()
+		for i := 0; i < 200; i++ {
+			if s.Cmd.ProcessState != nil || !listening(s.Addr) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// Stop pauses the server with SIGSTOP: it keeps its sockets but answers nothing.
+func (s *Server) Stop() { s.signal(syscall.SIGSTOP) }
+
+// Continue resumes a server paused with Stop.
+func (s *Server) Continue() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Cmd != nil && s.Cmd.Process != nil {
+		s.Cmd.Process.Signal(sig)
+	}
+}
+
+// Restart kills the server and starts it again on the same address.
+func (s *Server) Restart() {
+	s.tb.Helper()
+	s.Kill()
+	s.start()
+}
+
+// WaitListening waits until addr accepts TCP connections.
+func WaitListening(addr string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if listening(addr) {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not listening after %v", addr, d)
+}
+
+func listening(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// Do sends one command to a Redis server in RESP and returns the first line
+// of its reply (or the bulk payload for a bulk reply). It is a small helper
+// for checks that should not depend on the code under test.
+func Do(addr string, args ...string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := c.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if strings.HasPrefix(line, "$") {
+		n, _ := strconv.Atoi(line[1:])
+		if n < 0 {
+			return "(nil)", nil
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	}
+	return line, nil
+}
