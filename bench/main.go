@@ -1,0 +1,296 @@
+// Command bench measures direct Redis/memcached, nutcracker and shardproxy
+// side by side in one run and prints Markdown tables of throughput, latency,
+// proxy CPU per request and memory per idle connection, with ratios. Only the
+// ratios mean much: the absolute figures move with the machine's noise.
+//
+// Run it from the module root: go run ./bench [-quick] [-n N] [-sections ...]
+// [-proxy-bin path] [-out file.md]. See bench/README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command-line settings.
+type options struct {
+	n             int
+	conns         int
+	quick         bool
+	sections      map[string]bool
+	proxyBin      string
+	nutcrackerBin string
+	out           string
+}
+
+var sectionOrder = []string{"redis", "memcache", "idle", "large"}
+
+func parseFlags(args []string) (*options, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	o := &options{}
+	fs.IntVar(&o.n, "n", 200000, "requests per run (large-value runs use n/50 and n/200)")
+	fs.IntVar(&o.conns, "conns", 10000, "idle client connections per proxy")
+	fs.BoolVar(&o.quick, "quick", false, "smoke run: small -n, one row per section")
+	sections := fs.String("sections", strings.Join(sectionOrder, ","), "sections to run: "+strings.Join(sectionOrder, ","))
+	fs.StringVar(&o.proxyBin, "proxy-bin", "", "shardproxy binary (default: go build ./cmd/shardproxy)")
+	fs.StringVar(&o.nutcrackerBin, "nutcracker-bin", "nutcracker", "nutcracker binary")
+	fs.StringVar(&o.out, "out", "", "also write the report to this Markdown file")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.quick && !set["n"] {
+		o.n = 2000
+	}
+	if o.quick && !set["conns"] {
+		o.conns = 1000
+	}
+	if o.n < 100 || o.conns < 1 {
+		return nil, fmt.Errorf("-n must be at least 100 and -conns at least 1 (got %d, %d)", o.n, o.conns)
+	}
+	o.sections = map[string]bool{}
+	for _, s := range strings.Split(*sections, ",") {
+		if !strings.Contains(","+strings.Join(sectionOrder, ",")+",", ","+s+",") {
+			return nil, fmt.Errorf("unknown section %q (want %s)", s, strings.Join(sectionOrder, ","))
+		}
+		o.sections[s] = true
+	}
+	return o, nil
+}
+
+func main() { os.Exit(run()) }
+
+// run does the whole benchmark and returns the exit status.
+func run() int {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	p, err := newProcs()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	defer p.stopAll()
+	b := &bench{ctx: ctx, o: o}
+	if err := b.prepare(p); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	err = b.runSections()
+	if err == nil {
+		err = b.writeOut()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+	}
+	if len(b.failures) > 0 {
+		fmt.Fprintf(os.Stderr, "bench: %d failed runs:\n  %s\n", len(b.failures), strings.Join(b.failures, "\n  "))
+	}
+	if err != nil || len(b.failures) > 0 {
+		return 1
+	}
+	return 0
+}
+
+// bench holds one benchmark run's state.
+type bench struct {
+	ctx      context.Context
+	o        *options
+	cl       *cluster
+	report   strings.Builder
+	failures []string
+}
+
+// prepare builds shardproxy if needed, raises the file limit and starts all
+// servers.
+func (b *bench) prepare(p *procs) error {
+	if b.o.proxyBin == "" {
+		b.progress("building ./cmd/shardproxy")
+		bin, err := buildProxy(b.ctx, p.dir)
+		if err != nil {
+			return err
+		}
+		b.o.proxyBin = bin
+	}
+	limit, err := raiseNoFile(uint64(b.o.conns) + 4096)
+	if err != nil {
+		return err
+	}
+	if limit < uint64(b.o.conns)+100 {
+		return fmt.Errorf("open file limit %d is too low for -conns %d", limit, b.o.conns)
+	}
+	if b.cl, err = setup(b.ctx, p, b.o); err != nil {
+		return err
+	}
+	b.emit(header(b.o))
+	return nil
+}
+
+// runSections runs the chosen sections in a fixed order.
+func (b *bench) runSections() error {
+	for _, s := range sectionOrder {
+		if !b.o.sections[s] {
+			continue
+		}
+		if err := b.ctx.Err(); err != nil {
+			return err
+		}
+		var text string
+		var err error
+		switch s {
+		case "redis":
+			text, err = b.redisSection("Redis: redis-benchmark -c 50 -r 1000000", redisCases(b.o.n, b.o.quick))
+		case "memcache":
+			text, err = b.memcacheSection(fmt.Sprintf("Memcache: memcslap --concurrency=%d", memcslapClients))
+		case "idle":
+			text, err = b.idleSection("Idle client connections (one PING each)")
+		case "large":
+			text, err = b.redisSection("Large values: redis-benchmark -c 10, one key", largeCases(b.o.n, b.o.quick))
+		}
+		b.emit(text)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// emit prints text to stdout and keeps it for -out.
+func (b *bench) emit(text string) {
+	fmt.Print(text)
+	b.report.WriteString(text)
+}
+
+func (b *bench) writeOut() error {
+	if b.o.out == "" {
+		return nil
+	}
+	if err := os.WriteFile(b.o.out, []byte(b.report.String()), 0o644); err != nil {
+		return fmt.Errorf("write -out: %w", err)
+	}
+	return nil
+}
+
+// progress reports a step on stderr, so stdout stays the clean report.
+func (b *bench) progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+type runner func(ctx context.Context, addr string) (runResult, error)
+
+// measureRow runs fn on direct, nutcracker and shardproxy in that order,
+// sampling each proxy's CPU time around its run. A failed run is recorded
+// and the row goes on, unless the proxy process died or the bench was
+// interrupted.
+func (b *bench) measureRow(test, pipeline string, addrs [numTargets]string, fn runner) (row, error) {
+	r := row{test: test, pipeline: pipeline}
+	for t := range numTargets {
+		c := b.measure(t, addrs[t], fn)
+		r.cells[t] = c
+		if c.err == nil {
+			b.progress("%s P=%s %s: %.0f rps", test, pipeline, targetNames[t], c.res.rps)
+			continue
+		}
+		b.failures = append(b.failures, fmt.Sprintf("%s P=%s on %s: %v", test, pipeline, targetNames[t], c.err))
+		b.progress("%s P=%s %s: FAILED: %v", test, pipeline, targetNames[t], c.err)
+		if err := b.ctx.Err(); err != nil {
+			return r, err
+		}
+		if pid := b.cl.pid[t]; pid != 0 && !alive(pid) {
+			return r, fmt.Errorf("%s (pid %d) is no longer running", targetNames[t], pid)
+		}
+	}
+	return r, nil
+}
+
+func (b *bench) measure(t target, addr string, fn runner) cell {
+	pid := b.cl.pid[t]
+	var before time.Duration
+	var cpuErr error
+	if pid != 0 {
+		before, cpuErr = cpuOf(pid)
+	}
+	res, err := fn(b.ctx, addr)
+	c := cell{ran: true, res: res, err: err}
+	if pid != 0 && cpuErr == nil {
+		if after, err := cpuOf(pid); err == nil {
+			c.cpu, c.hasCPU = after-before, true
+		}
+	}
+	return c
+}
+
+// runFailure describes a load-generator run that failed.
+func runFailure(tool string, args []string, runErr error, msg string) error {
+	status := "exit status 0"
+	if runErr != nil {
+		status = runErr.Error()
+	}
+	return fmt.Errorf("%s %s: %s: %s", tool, strings.Join(args, " "), status, msg)
+}
+
+// header describes the machine and the command.
+func header(o *options) string {
+	var b strings.Builder
+	b.WriteString("# shardproxy vs nutcracker vs direct\n\n")
+	fmt.Fprintf(&b, "- date: %s\n", time.Now().Format(time.RFC3339))
+	fmt.Fprintf(&b, "- nproc: %d\n", runtime.NumCPU())
+	fmt.Fprintf(&b, "- CPU: %s\n", cpuModel())
+	fmt.Fprintf(&b, "- command: `%s`\n", commandLine())
+	fmt.Fprintf(&b, "- requests per run (-n): %d; idle connections: %d\n", o.n, o.conns)
+	fmt.Fprintf(&b, "- shardproxy: %s; nutcracker: %s; %s\n", o.proxyBin, o.nutcrackerBin, toolVersion("redis-server", "--version"))
+	b.WriteString("- pools: 4 servers, ketama, fnv1a_64, hash_tag {}, server_connections 1; direct = one server\n")
+	b.WriteString("- ratios are shardproxy/nutcracker and shardproxy/direct within this run; CPU is utime+stime of the proxy process\n\n")
+	return b.String()
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+// commandLine is the command as typed; a binary built by go run is shown as
+// "go run ./bench".
+func commandLine() string {
+	name := os.Args[0]
+	if strings.Contains(name, "go-build") {
+		name = "go run ./bench"
+	}
+	return strings.Join(append([]string{name}, os.Args[1:]...), " ")
+}
+
+func toolVersion(bin string, args ...string) string {
+	out, err := exec.Command(bin, args...).Output()
+	if err != nil {
+		return bin + " (version unknown)"
+	}
+	return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+}

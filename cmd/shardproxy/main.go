@@ -1,0 +1,187 @@
+// Command shardproxy is a Redis and memcached sharding proxy that reads
+// nutcracker's configuration and takes nutcracker's flags.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/proxy"
+)
+
+// options are the command line, with nutcracker's names and defaults.
+type options struct {
+	help, version, testConf, describeStats, daemonize bool
+	verbose                                           int
+	output, confFile, statsAddr, pidFile              string
+	statsPort, statsInterval, mbufSize                int
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("shardproxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	both := func(short, long string, f func(name string)) { f(short); f(long) }
+	both("h", "help", func(n string) { fs.BoolVar(&o.help, n, false, "show this help and exit") })
+	both("V", "version", func(n string) { fs.BoolVar(&o.version, n, false, "show the version and exit") })
+	both("t", "test-conf", func(n string) { fs.BoolVar(&o.testConf, n, false, "check the configuration for syntax errors and exit") })
+	both("d", "daemonize", func(n string) { fs.BoolVar(&o.daemonize, n, false, "not supported: run under a supervisor (systemd) instead") })
+	both("D", "describe-stats", func(n string) { fs.BoolVar(&o.describeStats, n, false, "print the stats description and exit") })
+	both("v", "verbose", func(n string) { fs.IntVar(&o.verbose, n, 5, "log level, 0-11 as nutcracker (5 notice, 6 info, 7+ debug)") })
+	both("o", "output", func(n string) { fs.StringVar(&o.output, n, "", "log file (default stderr)") })
+	both("c", "conf-file", func(n string) { fs.StringVar(&o.confFile, n, "conf/nutcracker.yml", "configuration file") })
+	both("s", "stats-port", func(n string) { fs.IntVar(&o.statsPort, n, 22222, "stats port (0 disables the stats listener)") })
+	both("a", "stats-addr", func(n string) { fs.StringVar(&o.statsAddr, n, "0.0.0.0", "stats address") })
+	both("i", "stats-interval", func(n string) { fs.IntVar(&o.statsInterval, n, 30000, "accepted for compatibility; stats are always current") })
+	both("p", "pid-file", func(n string) { fs.StringVar(&o.pidFile, n, "", "pid file") })
+	both("m", "mbuf-size", func(n string) { fs.IntVar(&o.mbufSize, n, 16384, "accepted for compatibility; buffers are sized per request") })
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.help {
+		fs.SetOutput(stderr)
+		fmt.Fprintf(stderr, "Usage: shardproxy [-?hVdDt] [-v verbosity level] [-o output file]\n"+
+			"                  [-c conf file] [-s stats port] [-a stats addr]\n"+
+			"                  [-i stats interval] [-p pid file] [-m mbuf size]\n\nOptions:\n")
+		fs.PrintDefaults()
+	}
+	return o, nil
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 1
+	}
+	switch {
+	case o.help:
+		return 0
+	case o.version:
+		fmt.Fprintf(stdout, "This is shardproxy-%s\n", proxy.Version)
+		return 0
+	case o.describeStats:
+		fmt.Fprint(stdout, statsDescription)
+		return 0
+	case o.daemonize:
+		fmt.Fprintln(stderr, "shardproxy: -d/--daemonize is not supported: run shardproxy under a supervisor such as systemd")
+		return 1
+	}
+	cfg, err := config.Load(o.confFile)
+	if o.testConf {
+		if err != nil {
+			fmt.Fprintf(stderr, "shardproxy: configuration file '%s' syntax is invalid: %v\n", o.confFile, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "shardproxy: configuration file '%s' syntax is ok\n", o.confFile)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "shardproxy: %v\n", err)
+		return 1
+	}
+	log, closeLog, err := newLogger(o, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "shardproxy: %v\n", err)
+		return 1
+	}
+	defer closeLog()
+	return serve(cfg, o, log)
+}
+
+func serve(cfg *config.Config, o *options, log *slog.Logger) int {
+	popt := proxy.Options{Logger: log}
+	if o.statsPort > 0 {
+		popt.StatsAddr = net.JoinHostPort(o.statsAddr, strconv.Itoa(o.statsPort))
+	}
+	px, err := proxy.New(cfg, popt)
+	if err != nil {
+		log.Error("configuration", "err", err)
+		return 1
+	}
+	if err := px.Start(); err != nil {
+		log.Error("start", "err", err)
+		return 1
+	}
+	if o.pidFile != "" {
+		if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			log.Error("pid file", "err", err)
+			px.Close()
+			return 1
+		}
+		defer os.Remove(o.pidFile)
+	}
+	log.Info("shardproxy started", "version", proxy.Version, "conf", o.confFile, "pid", os.Getpid())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	log.Info("shutting down", "signal", s.String())
+	signal.Stop(sig)
+	if err := px.Close(); err != nil {
+		log.Error("close", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// newLogger logs to the -o file or stderr at the -v level.
+func newLogger(o *options, stderr io.Writer) (*slog.Logger, func(), error) {
+	w, closeFn := stderr, func() {}
+	if o.output != "" {
+		f, err := os.OpenFile(o.output, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, nil, fmt.Errorf("log file: %w", err)
+		}
+		w, closeFn = f, func() { f.Close() }
+	}
+	level := slog.LevelInfo
+	switch {
+	case o.verbose <= 3:
+		level = slog.LevelError
+	case o.verbose == 4:
+		level = slog.LevelWarn
+	case o.verbose >= 7:
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closeFn, nil
+}
+
+const statsDescription = `pool stats:
+  client_eof          "# eof on client connections"
+  client_err          "# errors on client connections"
+  client_connections  "# active client connections"
+  client_refused      "# clients turned away at client_connections"
+  server_ejects       "# times a backend server was ejected or came back"
+  forward_error       "# times we encountered a forwarding error"
+  fragments           "# fragments created from a multi-key request"
+  requests            "# requests from clients"
+
+server stats:
+  server_eof          "# eof on server connections"
+  server_err          "# errors on server connections"
+  server_timedout     "# timeouts on server connections"
+  server_connections  "# active server connections"
+  server_ejected_at   "timestamp when server was ejected in usec since epoch"
+  requests            "# requests"
+  request_bytes       "total request bytes"
+  responses           "# responses"
+  response_bytes      "total response bytes"
+`

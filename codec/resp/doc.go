@@ -1,0 +1,18 @@
+// Package resp frames the Redis serialization protocol (RESP) for the proxy's
+// hot path.
+//
+// Everything here is a function over byte slices, in the style of
+// strconv.AppendInt: readers take the bytes received so far and tell how long
+// the first complete frame is, and Append* encoders append to a caller's
+// buffer. Readers distinguish "need more bytes" (n == 0 and a nil error) from
+// "malformed" (a non-nil *Error); they never read beyond the slice they are
+// given, never allocate in proportion to a length the input claims, and do
+// not allocate at all in the steady state.
+//
+// Requests (client to proxy) are read by ReadRequest, in both forms Redis
+// accepts: multibulk ("*N\r\n" followed by N bulk strings) and inline (one
+// line split on blanks with Redis's quoting rules). Replies (server to proxy)
+// are framed by ReadReply, which knows every RESP2 and RESP3 type and nests
+// iteratively up to a fixed depth. The proxy forwards the raw bytes of each
+// frame unchanged; only inline requests are re-encoded, with AppendCommand.
+package resp

@@ -1,0 +1,119 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// SlotCount is the number of slots in a jump distribution's slot table.
+const SlotCount = 256
+
+// Config is a whole configuration file: its pools in file order.
+type Config struct {
+	Pools []*Pool
+}
+
+// Pool is one named pool: a listen address, the servers behind it, and how
+// keys are placed on them. Durations of zero mean "none" (wait forever).
+type Pool struct {
+	Name   string
+	Listen Listen
+
+	Hash         string // key hash function name, such as "fnv1a_64"
+	HashTag      string // two bytes, such as "{}", or "" for none
+	Distribution string // "ketama", "modula", "random" or "jump"
+
+	Timeout time.Duration // per-request server timeout; 0 = none
+	Backlog int
+
+	Preconnect     bool
+	Redis          bool // false means memcache
+	AutoEjectHosts bool
+	TCPKeepalive   bool
+
+	RedisAuth string
+	RedisDB   int
+
+	ServerConnections  int
+	ServerRetryTimeout time.Duration
+	ServerFailureLimit int
+	ClientConnections  int // 0 = unlimited
+
+	Servers []Server
+
+	// Slots maps each of the SlotCount slots to an index in Servers when
+	// the file gives an explicit slot table (distribution jump), else nil.
+	Slots []int
+}
+
+// Listen is where a pool accepts clients.
+type Listen struct {
+	Network string      // "tcp" or "unix"
+	Addr    string      // host:port (IPv6 in brackets) or socket path
+	Perm    os.FileMode // unix socket permissions; 0 = leave the default
+}
+
+// Server is one backend of a pool.
+type Server struct {
+	Network string // "tcp" or "unix"
+	Addr    string // host:port (IPv6 in brackets) or socket path
+	Host    string // host name or IP address; "" for a unix socket
+	Port    int    // 0 for a unix socket
+	Weight  int    // >= 1
+	Name    string // explicit name from the server line, or ""
+	Ident   string // nutcracker identity: Name, else host for port 11211, else host:port
+}
+
+// Load reads and parses the configuration file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Error is a configuration error. Its text names the pool, the key, the
+// offending value and the YAML line, like
+//
+//	pool "alpha": key "hash": unknown hash "fnv" (line 3)
+type Error struct {
+	Pool  string // pool name; "" for an error about the whole file
+	Key   string // key within the pool; "" for an error about the pool
+	Value string // offending value as written; "" when none or secret
+	Line  int    // 1-based line in the file; 0 when unknown
+	Err   error  // what is wrong
+}
+
+// Error formats the error with its pool, key and line.
+func (e *Error) Error() string {
+	s := ""
+	if e.Pool != "" {
+		s += fmt.Sprintf("pool %q: ", e.Pool)
+	}
+	if e.Key != "" {
+		s += fmt.Sprintf("key %q: ", e.Key)
+	}
+	if e.Err != nil {
+		s += e.Err.Error()
+	} else {
+		s += "invalid configuration"
+	}
+	if e.Line > 0 {
+		s += fmt.Sprintf(" (line %d)", e.Line)
+	}
+	return s
+}
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// badValue returns an error about value, described by format and args.
+func badValue(value, format string, args ...any) *Error {
+	return &Error{Value: value, Err: fmt.Errorf(format, args...)}
+}

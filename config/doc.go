@@ -1,0 +1,74 @@
+// Package config reads a nutcracker (twemproxy 0.5) YAML configuration file
+// into validated, typed structs, once, before anything is started.
+//
+// A file is a mapping of pool name to pool, kept in file order. Every key of
+// nutcracker 0.5 is accepted with nutcracker's meaning and default:
+//
+//	listen                host:port, [ipv6]:port, ipv6:port, hostname:port, or
+//	                      "/path/to.sock [octal permissions]"           (required)
+//	servers               list of "host:port:weight [name]" or
+//	                      "/path/to.sock:weight [name]", weight >= 1    (required)
+//	hash                  one_at_a_time md5 crc16 crc32 crc32a fnv1_64 fnv1a_64
+//	                      fnv1_32 fnv1a_32 hsieh murmur jenkins        (fnv1a_64)
+//	hash_tag              exactly two bytes, such as "{}"               (none)
+//	distribution          ketama modula random, and our jump            (ketama)
+//	timeout               milliseconds; 0 or absent waits forever       (none)
+//	backlog               listen backlog                                (512)
+//	preconnect            true or false                                 (false)
+//	redis                 true for redis, false for memcache            (false)
+//	redis_auth            password sent with AUTH; needs redis: true    (none)
+//	redis_db              database index >= 0                          (0)
+//	server_connections    connections per server, > 0                   (1)
+//	auto_eject_hosts      true or false                                 (false)
+//	server_retry_timeout  milliseconds                                  (30000)
+//	server_failure_limit  failures before ejection                      (2)
+//	tcpkeepalive          true or false                                 (false)
+//	client_connections    0 means unlimited; enforced, unlike nutcracker (0)
+//
+// Value rules follow nutcracker: booleans are exactly "true" or "false";
+// numbers are plain decimal digits (quoted or not), never negative; a key
+// given twice, an unknown key, an empty value, anchors, aliases and explicit
+// tags are errors. A server's identity (Server.Ident, used for placement and
+// stats) is its explicit name, else "host:port" as written, else the host
+// alone when the port is 11211; for a unix socket without a name it is the
+// path followed by a colon, as in nutcracker. Identities must be unique
+// within a pool, and two pools may not share a listen address.
+//
+// Note for placement code: nutcracker orders a pool's servers by identity
+// (byte-wise) before it builds its continuum or modula table, so the order of
+// server lines in the file does not change where keys go. Pool.Servers keeps
+// the file order; sort by Ident to reproduce nutcracker's placement.
+//
+// # Extensions
+//
+// distribution: jump selects a 256-slot table: a key hashes to a slot, and
+// the slot names a server. The optional key slots gives that table
+// explicitly, as a mapping of server identity to slot ranges; every slot
+// 0..255 must be given to exactly one server:
+//
+//	distribution: jump
+//	slots:
+//	  shard-a: "0-127"
+//	  shard-b: "128-200,201-255"
+//
+// Pool.Slots then holds, for each slot, the index of its server in
+// Pool.Servers; without the key it is nil and placement code derives the
+// table itself.
+//
+// # Where nutcracker and this package differ, on purpose
+//
+// Values nutcracker silently wraps or truncates are errors here: numbers
+// above 2147483647, socket permissions that are not octal, server lines with
+// an empty name or host, and hosts with a colon that are not IPv6 addresses.
+// Values nutcracker rejects for no good reason are accepted: YAML flow style
+// ({...} and [...]), document markers (---), [ipv6]:port addresses, and the
+// jump distribution with its slots key. Host names are not resolved here;
+// nutcracker resolves a listen host name while reading the file. A value
+// written as ~ or null is an error here, where nutcracker takes it as text.
+//
+// # Adding a key
+//
+// Every pool key is one row of the poolKeys table in keys.go: its name, the
+// YAML node kind it takes, and a setter. Cross-key rules go in finishPool.
+// Future keys (TLS, limits, fail-fast ejection, health checks) belong there.
+package config

@@ -1,0 +1,98 @@
+package pools
+
+import (
+	"errors"
+	"time"
+)
+
+// Doner is told when a call has its reply or its error.
+type Doner interface {
+	CallDone(c *Call)
+}
+
+// Call is one request on its way to a server and back.
+type Call struct {
+	// Frame is the request's bytes as they go to the server. It may alias the
+	// client's read buffer: the pool does not keep it after Done.
+	Frame []byte
+	// Kind is passed to the reply framer (the memcache codec needs the
+	// command to find a reply's end; RESP ignores it).
+	Kind uint8
+	// NoReply marks a request the server does not answer (memcache noreply):
+	// the call completes once it is written.
+	NoReply bool
+	// Reply receives the reply's bytes, appended to what it holds.
+	Reply []byte
+	// Err is set when the call failed; Reply is then empty.
+	Err error
+	// Done is told once, when Reply or Err is set.
+	Done Doner
+
+	sent time.Time
+}
+
+// Reset prepares a call for reuse, keeping Reply's capacity unless it grew
+// beyond keep bytes.
+func (c *Call) Reset(keep int) {
+	c.Frame = nil
+	c.Kind = 0
+	c.NoReply = false
+	if cap(c.Reply) > keep {
+		c.Reply = nil
+	} else {
+		c.Reply = c.Reply[:0]
+	}
+	c.Err = nil
+	c.Done = nil
+}
+
+func (c *Call) fail(err error) {
+	c.Err = err
+	c.Done.CallDone(c)
+}
+
+// Errors attached to calls. They are wrapped with the server's name and the
+// cause; use errors.Is to tell them apart.
+var (
+	// ErrTimeout: the server did not answer within the pool's timeout.
+	ErrTimeout = errors.New("timeout")
+	// ErrUnavailable: the server could not be reached or its connection broke.
+	ErrUnavailable = errors.New("server unavailable")
+	// ErrEjected: the server is ejected and the pool fails fast.
+	ErrEjected = errors.New("server ejected")
+	// ErrClosed: the pool is shutting down.
+	ErrClosed = errors.New("proxy shutting down")
+)
+
+// queue is a FIFO of calls, reusing its backing array.
+type queue struct {
+	buf  []*Call
+	head int
+}
+
+func (q *queue) push(c *Call) { q.buf = append(q.buf, c) }
+
+func (q *queue) len() int { return len(q.buf) - q.head }
+
+func (q *queue) peek() *Call { return q.buf[q.head] }
+
+func (q *queue) pop() *Call {
+	c := q.buf[q.head]
+	q.buf[q.head] = nil
+	q.head++
+	if q.head == len(q.buf) {
+		q.buf = q.buf[:0]
+		q.head = 0
+	}
+	return c
+}
+
+// drain removes every call and returns them in order.
+func (q *queue) drain() []*Call {
+	out := make([]*Call, q.len())
+	copy(out, q.buf[q.head:])
+	clear(q.buf)
+	q.buf = q.buf[:0]
+	q.head = 0
+	return out
+}

@@ -1,0 +1,295 @@
+package pools
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Framer returns the length of the first complete reply in b to a request of
+// the given kind: 0 with a nil error when more bytes are needed.
+type Framer func(b []byte, kind uint8) (int, error)
+
+// Options configure a Server.
+type Options struct {
+	Network string // "tcp" or "unix"
+	Addr    string // host:port (the host is resolved on every dial) or a socket path
+	Name    string // the server's identity, used in errors and logs
+	// Connections is the number of connections (server_connections).
+	Connections int
+	// Timeout bounds dialing and each request's wait for its reply; 0 waits
+	// for ever (nutcracker's default), though dialing still gives up after
+	// DefaultDialTimeout.
+	Timeout time.Duration
+	// KeepAlive enables TCP keepalive on server connections (tcpkeepalive).
+	KeepAlive bool
+	// TLS, when set, wraps each connection in TLS.
+	TLS *tls.Config
+	// Handshake frames are sent on every new connection before any request;
+	// a reply for which IsError is true fails the connection.
+	Handshake [][]byte
+	// Ping is the health check request sent before an ejected server returns.
+	Ping []byte
+	// Frame finds the end of replies; IsError tells an error reply.
+	Frame   Framer
+	IsError func(reply []byte) bool
+	// AutoEject ejects the server after FailureLimit consecutive failures
+	// for RetryTimeout, and lets it back only after a successful Ping.
+	AutoEject    bool
+	FailureLimit int
+	RetryTimeout time.Duration
+	// OnStateChange is called, from the goroutine that noticed, whenever the
+	// server is ejected or comes back.
+	OnStateChange func()
+	Logger        *slog.Logger
+}
+
+// DefaultDialTimeout bounds a dial when the pool has no timeout.
+const DefaultDialTimeout = 10 * time.Second
+
+// Stats are a server's counters, in nutcracker's terms.
+type Stats struct {
+	Requests, RequestBytes, Responses, ResponseBytes atomic.Int64
+	ServerErr, ServerTimedout, ServerEOF             atomic.Int64
+	ServerConnections                                atomic.Int64
+	ServerEjectedAt                                  atomic.Int64 // unix microseconds, 0 when never
+}
+
+// Server is one backend server and its connections.
+type Server struct {
+	opt   Options
+	conns []*Conn
+	// Stats counts this server's traffic.
+	Stats Stats
+
+	failures atomic.Int64
+	ejected  atomic.Bool
+	closed   atomic.Bool
+	done     chan struct{}
+	wg       sync.WaitGroup
+	log      *slog.Logger
+}
+
+// NewServer makes a server; it dials nothing until used or Preconnect.
+func NewServer(opt Options) *Server {
+	if opt.Connections < 1 {
+		opt.Connections = 1
+	}
+	if opt.Network == "" {
+		opt.Network = "tcp"
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{opt: opt, done: make(chan struct{}), log: opt.Logger.With("server", opt.Name)}
+	s.conns = make([]*Conn, opt.Connections)
+	for i := range s.conns {
+		s.conns[i] = &Conn{s: s}
+	}
+	return s
+}
+
+// Name is the server's identity.
+func (s *Server) Name() string { return s.opt.Name }
+
+// Addr is the address the server is dialled at.
+func (s *Server) Addr() string { return s.opt.Addr }
+
+// Conn returns the connection that carries the requests of the client with
+// the given id: one client always uses the same connection, so its requests
+// to this server stay in order.
+func (s *Server) Conn(client uint64) *Conn {
+	return s.conns[client%uint64(len(s.conns))]
+}
+
+// Ejected reports whether the server is ejected.
+func (s *Server) Ejected() bool { return s.ejected.Load() }
+
+// Preconnect dials every connection now and returns the first error.
+func (s *Server) Preconnect() error {
+	var first error
+	for _, c := range s.conns {
+		if err := c.connect(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Close closes every connection, fails what is queued with ErrClosed, and
+// waits for the server's goroutines to end.
+func (s *Server) Close() {
+	if s.closed.Swap(true) {
+		return
+	}
+	close(s.done)
+	for _, c := range s.conns {
+		c.shutdown()
+	}
+	s.wg.Wait()
+}
+
+func (s *Server) dial() (net.Conn, error) {
+	timeout := s.opt.Timeout
+	if timeout <= 0 {
+		timeout = DefaultDialTimeout
+	}
+	d := net.Dialer{Timeout: timeout, KeepAlive: -1}
+	if s.opt.KeepAlive {
+		d.KeepAlive = 0
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	nc, err := d.DialContext(ctx, s.opt.Network, s.opt.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if s.opt.TLS != nil {
+		tc := tls.Client(nc, s.opt.TLS)
+		tc.SetDeadline(time.Now().Add(timeout))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		tc.SetDeadline(time.Time{})
+		nc = tc
+	}
+	if err := s.handshake(nc, timeout, s.opt.Handshake); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return nc, nil
+}
+
+// handshake sends frames and checks that none of the replies is an error.
+func (s *Server) handshake(nc net.Conn, timeout time.Duration, frames [][]byte) error {
+	if len(frames) == 0 {
+		return nil
+	}
+	nc.SetDeadline(time.Now().Add(timeout))
+	defer nc.SetDeadline(time.Time{})
+	var out []byte
+	for _, f := range frames {
+		out = append(out, f...)
+	}
+	if _, err := nc.Write(out); err != nil {
+		return err
+	}
+	buf := make([]byte, 0, 512)
+	for i := 0; i < len(frames); {
+		if len(buf) == cap(buf) {
+			buf = append(buf, make([]byte, cap(buf))...)[:len(buf)]
+		}
+		n, err := nc.Read(buf[len(buf):cap(buf)])
+		if err != nil {
+			return err
+		}
+		buf = buf[:len(buf)+n]
+		for i < len(frames) {
+			m, err := s.opt.Frame(buf, 0)
+			if err != nil {
+				return fmt.Errorf("handshake reply: %w", err)
+			}
+			if m == 0 {
+				break
+			}
+			if s.opt.IsError != nil && s.opt.IsError(buf[:m]) {
+				return fmt.Errorf("handshake refused: %s", trimReply(buf[:m]))
+			}
+			buf = buf[m:]
+			i++
+		}
+	}
+	return nil
+}
+
+// failure counts a failed connection and ejects the server at the limit.
+func (s *Server) failure(err error) {
+	s.log.Warn("server failure", "err", err)
+	if !s.opt.AutoEject || s.closed.Load() {
+		return
+	}
+	limit := int64(s.opt.FailureLimit)
+	if limit < 1 {
+		limit = 1
+	}
+	if s.failures.Add(1) < limit || s.ejected.Load() {
+		return
+	}
+	if s.ejected.Swap(true) {
+		return
+	}
+	s.failures.Store(0)
+	s.Stats.ServerEjectedAt.Store(time.Now().UnixMicro())
+	s.log.Warn("server ejected", "retry_after", s.opt.RetryTimeout)
+	if s.opt.OnStateChange != nil {
+		s.opt.OnStateChange()
+	}
+	s.wg.Add(1)
+	go s.healthLoop()
+}
+
+// healthLoop waits out the retry timeout, then lets the server back once a
+// fresh connection answers the health check.
+func (s *Server) healthLoop() {
+	defer s.wg.Done()
+	t := time.NewTimer(s.opt.RetryTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		if err := s.check(); err != nil {
+			s.log.Info("server still failing its health check", "err", err)
+			t.Reset(s.opt.RetryTimeout)
+			continue
+		}
+		s.ejected.Store(false)
+		s.log.Info("server back after health check")
+		if s.opt.OnStateChange != nil {
+			s.opt.OnStateChange()
+		}
+		return
+	}
+}
+
+// check dials a fresh connection and sends the health check request.
+func (s *Server) check() error {
+	nc, err := s.dial()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if s.opt.Ping == nil {
+		return nil
+	}
+	timeout := s.opt.Timeout
+	if timeout <= 0 {
+		timeout = DefaultDialTimeout
+	}
+	return s.handshake(nc, timeout, [][]byte{s.opt.Ping})
+}
+
+func trimReply(b []byte) string {
+	if len(b) > 200 {
+		b = b[:200]
+	}
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return string(b)
+}

@@ -1,0 +1,138 @@
+package proxy
+
+import (
+	"sync"
+
+	"github.com/shardproxy/shardproxy/codec/memcache"
+	"github.com/shardproxy/shardproxy/codec/resp"
+	"github.com/shardproxy/shardproxy/pools"
+)
+
+// maxBatch bounds the requests taken from one client before their replies
+// are written, and so the memory one client can hold.
+const maxBatch = 512
+
+// slot is one request's place in a client's reply order: a local reply, one
+// forwarded call, or the fragments of a split multi-key command.
+type slot struct {
+	local      [2]int // span of a local reply in batch.local
+	first, n   int    // calls[first:first+n]
+	merge      uint8  // protocol-specific merge of the fragments
+	order      [2]int // span in batch.order: fragment index per key
+	noReply    bool   // the client wants no reply (memcache noreply)
+	replyBytes int
+}
+
+// batch is the requests read from one client and not yet answered. It lives
+// only while the client is active and goes back to a sync.Pool when idle.
+type batch struct {
+	in      []byte // read buffer; calls' frames alias it until replied
+	out     []byte // replies waiting to be written
+	scratch []byte // fragment and re-encoded frames
+	local   []byte // local replies
+	slots   []slot
+	calls   []*pools.Call
+	ncalls  int
+	order   []int
+	conns   []*pools.Conn // connections to flush
+	okeys   [][]byte // memcache: the key of each entry of order
+	keys    [][]byte
+	cursors []int
+	rreq    resp.Request     // RESP parse state
+	mreq    memcache.Request // memcache parse state
+}
+
+var batchPool = sync.Pool{New: func() any { return &batch{in: make([]byte, 0, 16<<10)} }}
+
+func getBatch() *batch { return batchPool.Get().(*batch) }
+
+// release returns the batch to the pool, dropping buffers that grew large
+// so an idle proxy gives memory back.
+func (bt *batch) release() {
+	bt.reset()
+	if cap(bt.in) > 64<<10 {
+		bt.in = make([]byte, 0, 16<<10)
+	}
+	bt.in = bt.in[:0]
+	if cap(bt.out) > 64<<10 {
+		bt.out = nil
+	}
+	if cap(bt.scratch) > 64<<10 {
+		bt.scratch = nil
+	}
+	if cap(bt.local) > 64<<10 {
+		bt.local = nil
+	}
+	batchPool.Put(bt)
+}
+
+// reset forgets the batch's requests, keeping its buffers.
+func (bt *batch) reset() {
+	for i := 0; i < bt.ncalls; i++ {
+		bt.calls[i].Reset(64 << 10)
+	}
+	bt.ncalls = 0
+	bt.out = bt.out[:0]
+	bt.scratch = bt.scratch[:0]
+	bt.local = bt.local[:0]
+	bt.slots = bt.slots[:0]
+	bt.order = bt.order[:0]
+	clear(bt.okeys)
+	bt.okeys = bt.okeys[:0]
+	clear(bt.conns)
+	bt.conns = bt.conns[:0]
+}
+
+// newCall hands out a call from the batch's arena.
+func (bt *batch) newCall() *pools.Call {
+	if bt.ncalls == len(bt.calls) {
+		bt.calls = append(bt.calls, &pools.Call{})
+	}
+	c := bt.calls[bt.ncalls]
+	bt.ncalls++
+	return c
+}
+
+// addLocal records a local reply; fill appends its bytes.
+func (bt *batch) addLocal(reply []byte) {
+	start := len(bt.local)
+	bt.local = append(bt.local, reply...)
+	bt.slots = append(bt.slots, slot{local: [2]int{start, len(bt.local)}})
+}
+
+// localSlot starts a slot whose reply the caller appends to bt.local, then
+// closes with endLocal.
+func (bt *batch) localStart() int { return len(bt.local) }
+
+func (bt *batch) localEnd(start int) {
+	bt.slots = append(bt.slots, slot{local: [2]int{start, len(bt.local)}})
+}
+
+// forward records a request sent whole to one server.
+func (bt *batch) forward(cl *client, srv *pools.Server, frame []byte, kind uint8, noReply bool) {
+	s := slot{first: bt.ncalls, n: 1, noReply: noReply}
+	bt.slots = append(bt.slots, s)
+	bt.send(cl, srv, frame, kind, noReply)
+}
+
+// send enqueues one call for the current slot.
+func (bt *batch) send(cl *client, srv *pools.Server, frame []byte, kind uint8, noReply bool) {
+	c := bt.newCall()
+	c.Frame, c.Kind, c.NoReply, c.Done = frame, kind, noReply, cl
+	conn := srv.Conn(cl.id)
+	cl.pending.Add(1)
+	conn.Enqueue(c)
+	for _, k := range bt.conns {
+		if k == conn {
+			return
+		}
+	}
+	bt.conns = append(bt.conns, conn)
+}
+
+// flush writes every connection the batch used.
+func (bt *batch) flush() {
+	for _, c := range bt.conns {
+		c.Flush()
+	}
+}

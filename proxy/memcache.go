@@ -1,0 +1,222 @@
+package proxy
+
+import (
+	"bytes"
+
+	"github.com/shardproxy/shardproxy/codec/memcache"
+	"github.com/shardproxy/shardproxy/pools"
+)
+
+// Merges of split memcache requests.
+const (
+	mergeValues uint8 = iota + 10 // get/gets/gat/gats: VALUE blocks in key order, one END
+	mergeAllOK                    // flush_all: OK once every server said OK
+)
+
+// memcacheProto serves memcache text-protocol clients (a pool with
+// redis: false, nutcracker's default).
+type memcacheProto struct {
+	p   *pool
+	lim memcache.Limits
+}
+
+func newMemcacheProto(p *pool) *memcacheProto { return &memcacheProto{p: p} }
+
+func (m *memcacheProto) framer() pools.Framer {
+	return func(b []byte, kind uint8) (int, error) { return memcache.ReadReply(b, memcache.Command(kind)) }
+}
+
+func (m *memcacheProto) isError(reply []byte) bool {
+	return bytes.HasPrefix(reply, []byte("ERROR")) || bytes.HasPrefix(reply, []byte("CLIENT_ERROR")) ||
+		bytes.HasPrefix(reply, []byte("SERVER_ERROR"))
+}
+
+func (m *memcacheProto) handshake() [][]byte { return nil }
+
+func (m *memcacheProto) ping() []byte { return []byte("version\r\n") }
+
+func (m *memcacheProto) refuse(dst []byte) []byte {
+	return append(dst, "SERVER_ERROR max number of clients reached\r\n"...)
+}
+
+func (m *memcacheProto) tooLarge(dst []byte) []byte {
+	return append(dst, "SERVER_ERROR object too large for cache\r\n"...)
+}
+
+func mcLine(bt *batch, line string) {
+	start := bt.localStart()
+	bt.local = append(bt.local, line...)
+	bt.local = append(bt.local, "\r\n"...)
+	bt.localEnd(start)
+}
+
+func (m *memcacheProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
+	req := &bt.mreq
+	n, err := memcache.ReadRequest(b, req, m.lim)
+	if err != nil {
+		e, ok := err.(*memcache.Error)
+		if !ok {
+			mcLine(bt, "CLIENT_ERROR "+err.Error())
+			return len(b), true
+		}
+		mcLine(bt, e.Reply)
+		if e.Close || n == 0 {
+			return len(b), true
+		}
+		return n, false
+	}
+	if n == 0 {
+		return 0, false
+	}
+	frame := b[:n]
+	switch req.Cmd {
+	case memcache.CmdQuit:
+		return n, true
+	case memcache.CmdVersion:
+		mcLine(bt, "VERSION "+Version)
+	case memcache.CmdVerbosity:
+		if !req.NoReply {
+			mcLine(bt, "OK")
+		}
+	case memcache.CmdMn:
+		mcLine(bt, "MN")
+	case memcache.CmdStats:
+		mcLine(bt, "SERVER_ERROR stats is not served by the proxy: read the stats port")
+	case memcache.CmdFlushAll:
+		m.broadcast(cl, bt, frame, req)
+	case memcache.CmdUnknown:
+		mcLine(bt, "ERROR")
+	default:
+		if req.Cmd.Retrieval() && len(req.Keys) > 1 {
+			m.splitGet(cl, bt, req, frame)
+			break
+		}
+		if len(req.Keys) == 0 {
+			mcLine(bt, "ERROR")
+			break
+		}
+		srv := m.p.route(req.Keys[0])
+		if srv == nil {
+			mcLine(bt, "SERVER_ERROR no server available in pool "+m.p.cfg.Name)
+			break
+		}
+		bt.forward(cl, srv, frame, uint8(req.Cmd), req.NoReply)
+	}
+	return n, false
+}
+
+// broadcast sends flush_all to every server of the pool.
+func (m *memcacheProto) broadcast(cl *client, bt *batch, frame []byte, req *memcache.Request) {
+	rg := m.p.ring.Load()
+	if len(rg.servers) == 0 {
+		mcLine(bt, "SERVER_ERROR no server available in pool "+m.p.cfg.Name)
+		return
+	}
+	bt.slots = append(bt.slots, slot{first: bt.ncalls, n: len(rg.servers), merge: mergeAllOK, noReply: req.NoReply})
+	for _, srv := range rg.servers {
+		bt.send(cl, srv, frame, uint8(req.Cmd), req.NoReply)
+	}
+}
+
+// splitGet sends a multi-key retrieval as one request per server, or whole
+// when all keys live on one server.
+func (m *memcacheProto) splitGet(cl *client, bt *batch, req *memcache.Request, frame []byte) {
+	rg := m.p.ring.Load()
+	orderStart := len(bt.order)
+	frags := bt.cursors[:0]
+	for _, key := range req.Keys {
+		si := rg.place.Pick(key)
+		if si < 0 || si >= len(rg.servers) {
+			bt.order = bt.order[:orderStart]
+			bt.okeys = bt.okeys[:orderStart]
+			mcLine(bt, "SERVER_ERROR no server available in pool "+m.p.cfg.Name)
+			return
+		}
+		f := 0
+		for f < len(frags) && frags[f] != si {
+			f++
+		}
+		if f == len(frags) {
+			frags = append(frags, si)
+		}
+		bt.order = append(bt.order, f)
+		bt.okeys = append(bt.okeys, key)
+	}
+	bt.cursors = frags[:0]
+	if len(frags) == 1 {
+		bt.order = bt.order[:orderStart]
+		bt.okeys = bt.okeys[:orderStart]
+		bt.forward(cl, rg.servers[frags[0]], frame, uint8(req.Cmd), false)
+		return
+	}
+	order := bt.order[orderStart:]
+	bt.slots = append(bt.slots, slot{first: bt.ncalls, n: len(frags), merge: mergeValues, order: [2]int{orderStart, len(bt.order)}})
+	m.p.stats.fragments.Add(int64(len(frags)))
+	keys := bt.keys
+	for f, si := range frags {
+		keys = keys[:0]
+		for k, o := range order {
+			if o == f {
+				keys = append(keys, req.Keys[k])
+			}
+		}
+		start := len(bt.scratch)
+		bt.scratch = memcache.AppendRetrieval(bt.scratch, req.Cmd, req.Exptime, keys)
+		bt.send(cl, rg.servers[si], bt.scratch[start:], uint8(req.Cmd), false)
+	}
+	clear(keys)
+	bt.keys = keys[:0]
+}
+
+func (m *memcacheProto) reply(dst []byte, bt *batch, s *slot) []byte {
+	calls := bt.calls[s.first : s.first+s.n]
+	for _, c := range calls {
+		if c.Err != nil {
+			m.p.stats.forwardError.Add(1)
+			dst = append(dst, "SERVER_ERROR "...)
+			dst = append(dst, clip([]byte(c.Err.Error()))...)
+			return append(dst, "\r\n"...)
+		}
+	}
+	switch s.merge {
+	case mergeNone:
+		return append(dst, calls[0].Reply...)
+	case mergeAllOK:
+		for _, c := range calls {
+			if !bytes.Equal(c.Reply, []byte("OK\r\n")) {
+				return append(dst, c.Reply...)
+			}
+		}
+		return append(dst, "OK\r\n"...)
+	}
+	return m.mergeValues(dst, bt, s, calls)
+}
+
+// mergeValues puts the VALUE blocks of get fragments back in key order,
+// ending with a single END.
+func (m *memcacheProto) mergeValues(dst []byte, bt *batch, s *slot, calls []*pools.Call) []byte {
+	for _, c := range calls {
+		if !bytes.HasPrefix(c.Reply, []byte("VALUE ")) && !bytes.Equal(c.Reply, []byte("END\r\n")) {
+			return append(dst, c.Reply...)
+		}
+	}
+	order := bt.order[s.order[0]:s.order[1]]
+	keys := bt.okeys[s.order[0]:s.order[1]]
+	cur := bt.cursors[:0]
+	for range calls {
+		cur = append(cur, 0)
+	}
+	bt.cursors = cur[:0]
+	for k, f := range order {
+		rep := calls[f].Reply[cur[f]:]
+		key, n, ok, err := memcache.ReadValue(rep)
+		if err != nil {
+			return append(dst, "SERVER_ERROR unexpected reply from server\r\n"...)
+		}
+		if ok && bytes.Equal(key, keys[k]) {
+			dst = append(dst, rep[:n]...)
+			cur[f] += n
+		}
+	}
+	return memcache.AppendEnd(dst)
+}

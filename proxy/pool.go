@@ -1,0 +1,248 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/hashring"
+	"github.com/shardproxy/shardproxy/pools"
+)
+
+// ring is a pool's placement at one moment: immutable, swapped whole when
+// a server is ejected or comes back.
+type ring struct {
+	place   *hashring.Placement
+	servers []*pools.Server // placement index -> server
+}
+
+// pool is one configured pool: its listener, servers, ring and clients.
+type pool struct {
+	cfg     *config.Pool
+	proto   protocol
+	log     *slog.Logger
+	servers []*pools.Server
+	ring    atomic.Pointer[ring]
+	ln      net.Listener
+	stats   poolStats
+
+	maxRequest   int
+	idleTimeout  time.Duration
+	writeTimeout time.Duration
+
+	nextID  atomic.Uint64
+	mu      sync.Mutex
+	clients map[*client]struct{}
+	closed  bool
+	wg      sync.WaitGroup
+	ringMu  sync.Mutex
+	started time.Time
+}
+
+// poolStats are a pool's counters, in nutcracker's terms.
+type poolStats struct {
+	clientEOF, clientErr, clientConnections, clientRefused atomic.Int64
+	requests, fragments, forwardError, serverEjects        atomic.Int64
+}
+
+func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
+	p := &pool{
+		cfg:        cfg,
+		log:        log.With("pool", cfg.Name),
+		clients:    map[*client]struct{}{},
+		maxRequest: 512 << 20,
+		started:    time.Now(),
+	}
+	if cfg.Redis {
+		p.proto = newRedisProto(p)
+	} else {
+		p.proto = newMemcacheProto(p)
+	}
+	for _, s := range cfg.Servers {
+		srv := pools.NewServer(pools.Options{
+			Network:      s.Network,
+			Addr:         s.Addr,
+			Name:         s.Ident,
+			Connections:  cfg.ServerConnections,
+			Timeout:      cfg.Timeout,
+			KeepAlive:    cfg.TCPKeepalive,
+			Handshake:    p.proto.handshake(),
+			Ping:         p.proto.ping(),
+			Frame:        p.proto.framer(),
+			IsError:      p.proto.isError,
+			AutoEject:    cfg.AutoEjectHosts,
+			FailureLimit: cfg.ServerFailureLimit,
+			RetryTimeout: cfg.ServerRetryTimeout,
+			OnStateChange: func() {
+				p.stats.serverEjects.Add(1)
+				if err := p.rebuild(); err != nil {
+					p.log.Error("rebuilding ring", "err", err)
+				}
+			},
+			Logger: p.log,
+		})
+		p.servers = append(p.servers, srv)
+	}
+	if err := p.rebuild(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// rebuild makes the ring from the servers that are not ejected. In the slot
+// mode (distribution jump) ejection never moves keys: an ejected server's
+// slots fail fast until it is back.
+func (p *pool) rebuild() error {
+	p.ringMu.Lock()
+	defer p.ringMu.Unlock()
+	hc := hashring.Config{Hash: p.cfg.Hash, HashTag: p.cfg.HashTag, Distribution: p.cfg.Distribution, Slots: p.cfg.Slots}
+	var live []*pools.Server
+	for i, srv := range p.servers {
+		if srv.Ejected() && p.cfg.Distribution != "jump" {
+			continue
+		}
+		live = append(live, srv)
+		hc.Servers = append(hc.Servers, hashring.Server{Name: p.cfg.Servers[i].Ident, Weight: p.cfg.Servers[i].Weight})
+	}
+	place, err := hashring.New(hc)
+	if err != nil {
+		return fmt.Errorf("pool %q: %w", p.cfg.Name, err)
+	}
+	p.ring.Store(&ring{place: place, servers: live})
+	return nil
+}
+
+// route returns the server that holds key, or nil when none is live.
+func (p *pool) route(key []byte) *pools.Server {
+	r := p.ring.Load()
+	i := r.place.Pick(key)
+	if i < 0 || i >= len(r.servers) {
+		return nil
+	}
+	return r.servers[i]
+}
+
+// listen opens the pool's listener.
+func (p *pool) listen() error {
+	l := p.cfg.Listen
+	if l.Network == "unix" {
+		if err := os.Remove(l.Addr); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("pool %q: listen %s: %w", p.cfg.Name, l.Addr, err)
+		}
+	}
+	ln, err := net.Listen(l.Network, l.Addr)
+	if err != nil {
+		return fmt.Errorf("pool %q: listen: %w", p.cfg.Name, err)
+	}
+	if l.Network == "unix" && l.Perm != 0 {
+		if err := os.Chmod(l.Addr, l.Perm); err != nil {
+			ln.Close()
+			return fmt.Errorf("pool %q: listen %s: %w", p.cfg.Name, l.Addr, err)
+		}
+	}
+	p.ln = ln
+	return nil
+}
+
+// preconnect dials every server connection (preconnect: true). Failures
+// are logged, not fatal, as in nutcracker.
+func (p *pool) preconnect() {
+	for _, s := range p.servers {
+		if err := s.Preconnect(); err != nil {
+			p.log.Warn("preconnect", "server", s.Name(), "err", err)
+		}
+	}
+}
+
+// serve accepts clients until the listener closes.
+func (p *pool) serve() {
+	defer p.wg.Done()
+	var delay time.Duration
+	for {
+		nc, err := p.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off, keep serving.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			p.log.Warn("accept", "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		p.accept(nc)
+	}
+}
+
+func (p *pool) accept(nc net.Conn) {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+		if p.cfg.TCPKeepalive {
+			tc.SetKeepAlive(true)
+		}
+	}
+	cl := newClient(p, nc, p.nextID.Add(1))
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		nc.Close()
+		return
+	}
+	if max := p.cfg.ClientConnections; max > 0 && len(p.clients) >= max {
+		p.mu.Unlock()
+		p.stats.clientRefused.Add(1)
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		nc.Write(p.proto.refuse(nil))
+		nc.Close()
+		return
+	}
+	p.clients[cl] = struct{}{}
+	p.stats.clientConnections.Add(1)
+	p.wg.Add(1)
+	p.mu.Unlock()
+	go func() {
+		defer p.wg.Done()
+		cl.serve()
+		p.mu.Lock()
+		delete(p.clients, cl)
+		p.mu.Unlock()
+		p.stats.clientConnections.Add(-1)
+	}()
+}
+
+// countClientErr counts how a client connection ended.
+func (p *pool) countClientErr(err error) {
+	if isEOF(err) {
+		p.stats.clientEOF.Add(1)
+		return
+	}
+	p.stats.clientErr.Add(1)
+}
+
+// close stops accepting, closes every client and server connection and
+// waits for their goroutines.
+func (p *pool) close() {
+	p.mu.Lock()
+	p.closed = true
+	if p.ln != nil {
+		p.ln.Close()
+	}
+	for cl := range p.clients {
+		cl.nc.Close()
+	}
+	p.mu.Unlock()
+	for _, s := range p.servers {
+		s.Close()
+	}
+	p.wg.Wait()
+	if p.cfg.Listen.Network == "unix" {
+		os.Remove(p.cfg.Listen.Addr)
+	}
+}

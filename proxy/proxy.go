@@ -1,0 +1,123 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/shardproxy/shardproxy/config"
+)
+
+// Options are the proxy's settings that do not come from the pool file.
+type Options struct {
+	// StatsAddr is where the stats JSON is served (nutcracker's -a:-s,
+	// default 0.0.0.0:22222); empty serves no stats.
+	StatsAddr string
+	Logger    *slog.Logger
+}
+
+// Proxy owns every pool's listener, servers and clients, and the stats
+// listener. Close stops all of them.
+type Proxy struct {
+	opt   Options
+	log   *slog.Logger
+	pools []*pool
+	stats net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	done  bool
+}
+
+// New builds a proxy from a validated configuration; it listens on nothing
+// until Start.
+func New(cfg *config.Config, opt Options) (*Proxy, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	px := &Proxy{opt: opt, log: opt.Logger}
+	for _, pc := range cfg.Pools {
+		p, err := newPool(pc, px.log)
+		if err != nil {
+			px.closePools()
+			return nil, err
+		}
+		px.pools = append(px.pools, p)
+	}
+	return px, nil
+}
+
+// Start opens every listener and starts serving. On error nothing is left
+// listening.
+func (px *Proxy) Start() error {
+	for _, p := range px.pools {
+		if err := p.listen(); err != nil {
+			px.Close()
+			return err
+		}
+	}
+	if px.opt.StatsAddr != "" {
+		ln, err := net.Listen("tcp", px.opt.StatsAddr)
+		if err != nil {
+			px.Close()
+			return fmt.Errorf("stats: %w", err)
+		}
+		px.stats = ln
+		px.wg.Add(1)
+		go px.serveStats(ln)
+	}
+	for _, p := range px.pools {
+		if p.cfg.Preconnect {
+			p.preconnect()
+		}
+		p.wg.Add(1)
+		go p.serve()
+		px.log.Info("pool listening", "pool", p.cfg.Name, "listen", p.ln.Addr().String(), "servers", len(p.servers))
+	}
+	return nil
+}
+
+// Addr returns the address pool i listens on (after Start).
+func (px *Proxy) Addr(i int) net.Addr { return px.pools[i].ln.Addr() }
+
+// StatsAddr returns the stats listener's address, or nil.
+func (px *Proxy) StatsAddr() net.Addr {
+	if px.stats == nil {
+		return nil
+	}
+	return px.stats.Addr()
+}
+
+// Close stops accepting, closes every client and server connection, and
+// returns once every goroutine the proxy started has ended.
+func (px *Proxy) Close() error {
+	px.mu.Lock()
+	if px.done {
+		px.mu.Unlock()
+		return nil
+	}
+	px.done = true
+	px.mu.Unlock()
+	var err error
+	if px.stats != nil {
+		if e := px.stats.Close(); e != nil && !errors.Is(e, net.ErrClosed) {
+			err = e
+		}
+	}
+	px.closePools()
+	px.wg.Wait()
+	return err
+}
+
+func (px *Proxy) closePools() {
+	var wg sync.WaitGroup
+	for _, p := range px.pools {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.close()
+		}()
+	}
+	wg.Wait()
+}

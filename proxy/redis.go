@@ -1,0 +1,327 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/shardproxy/shardproxy/codec/resp"
+	"github.com/shardproxy/shardproxy/pools"
+)
+
+// redisProto serves RESP clients (a pool with redis: true).
+type redisProto struct {
+	p    *pool
+	lim  resp.Limits
+	auth string // redis_auth: clients must AUTH with it
+}
+
+func newRedisProto(p *pool) *redisProto {
+	return &redisProto{p: p, auth: p.cfg.RedisAuth}
+}
+
+func (r *redisProto) framer() pools.Framer {
+	return func(b []byte, _ uint8) (int, error) { return resp.ReadReply(b) }
+}
+
+func (r *redisProto) isError(reply []byte) bool { return resp.IsError(reply) }
+
+func (r *redisProto) ping() []byte { return resp.AppendCommand(nil, []byte("PING")) }
+
+// handshake authenticates and selects the database on each new server
+// connection, as nutcracker does with redis_auth and redis_db.
+func (r *redisProto) handshake() [][]byte {
+	var frames [][]byte
+	if r.p.cfg.RedisAuth != "" {
+		frames = append(frames, resp.AppendCommand(nil, []byte("AUTH"), []byte(r.p.cfg.RedisAuth)))
+	}
+	if r.p.cfg.RedisDB != 0 {
+		frames = append(frames, resp.AppendCommand(nil, []byte("SELECT"), fmt.Appendf(nil, "%d", r.p.cfg.RedisDB)))
+	}
+	return frames
+}
+
+func (r *redisProto) refuse(dst []byte) []byte {
+	return resp.AppendError(dst, "ERR max number of clients reached")
+}
+
+func (r *redisProto) tooLarge(dst []byte) []byte {
+	return resp.AppendError(dst, "ERR Protocol error: request too large")
+}
+
+// errorReply records a local error reply.
+func errorReply(bt *batch, msg string) {
+	start := bt.localStart()
+	bt.local = resp.AppendError(bt.local, msg)
+	bt.localEnd(start)
+}
+
+func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
+	req := &bt.rreq
+	n, err := resp.ReadRequest(b, req, r.lim)
+	if err != nil {
+		errorReply(bt, "ERR "+err.Error())
+		return len(b), true
+	}
+	if n == 0 || len(req.Args) == 0 {
+		return n, false
+	}
+	args := req.Args
+	frame := b[:n]
+	if req.Inline {
+		start := len(bt.scratch)
+		bt.scratch = resp.AppendCommand(bt.scratch, args...)
+		frame = bt.scratch[start:]
+	}
+	cmd := lookup(args[0])
+	switch {
+	case cmd == nil:
+		errorReply(bt, fmt.Sprintf("ERR unknown command '%s', with args beginning with: %s", clip(args[0]), argList(args[1:])))
+		return n, false
+	case r.auth != "" && !cl.authed && cmd.name != "AUTH" && cmd.name != "HELLO" && cmd.name != "QUIT":
+		errorReply(bt, "NOAUTH Authentication required.")
+		return n, false
+	case len(args) < cmd.minArgs:
+		errorReply(bt, wrongArgs(args[0]))
+		return n, false
+	}
+	switch cmd.kind {
+	case kindSingle:
+		r.forward(cl, bt, args[cmd.keyAt:cmd.keyAt+1], 1, frame)
+	case kindSameServer:
+		last := cmd.lastKey
+		if last < 0 {
+			last += len(args)
+		}
+		if last < cmd.keyAt || (last-cmd.keyAt)%cmd.step != 0 {
+			errorReply(bt, wrongArgs(args[0]))
+			return n, false
+		}
+		r.forward(cl, bt, args[cmd.keyAt:last+1], cmd.step, frame)
+	case kindNumkeys:
+		keys, ok := numkeys(args, cmd)
+		if !ok {
+			errorReply(bt, "ERR numkeys is not a valid count of the keys that follow")
+			return n, false
+		}
+		if len(keys) == 0 {
+			errorReply(bt, fmt.Sprintf("ERR '%s' without keys cannot be routed by the proxy", strings.ToLower(cmd.name)))
+			return n, false
+		}
+		r.forward(cl, bt, keys, 1, frame)
+	case kindSplit:
+		if (len(args)-1)%cmd.step != 0 {
+			errorReply(bt, wrongArgs(args[0]))
+			return n, false
+		}
+		r.split(cl, bt, cmd, args, frame)
+	case kindLocal:
+		return n, r.local(cl, bt, cmd, args)
+	default:
+		errorReply(bt, fmt.Sprintf("ERR command '%s' is not supported by the proxy", strings.ToLower(cmd.name)))
+	}
+	return n, false
+}
+
+// numkeys returns the keys of a command that counts them (EVAL, ZUNION ...).
+func numkeys(args [][]byte, cmd *command) ([][]byte, bool) {
+	nk, ok := parseCount(args[cmd.numkeysAt])
+	if !ok || cmd.keyAt+nk > len(args) {
+		return nil, false
+	}
+	return args[cmd.keyAt : cmd.keyAt+nk], true
+}
+
+// parseCount parses a small non-negative decimal.
+func parseCount(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 9 {
+		return 0, false
+	}
+	v := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int(c-'0')
+	}
+	return v, true
+}
+
+// forward sends the whole frame to the server of keys[0], after checking
+// that every key (keys[0], keys[step], ...) lives there too.
+func (r *redisProto) forward(cl *client, bt *batch, keys [][]byte, step int, frame []byte) {
+	rg := r.p.ring.Load()
+	i := rg.place.Pick(keys[0])
+	for k := step; k < len(keys); k += step {
+		if rg.place.Pick(keys[k]) != i {
+			errorReply(bt, "CROSSSLOT Keys in request don't hash to the same server (use a hash tag)")
+			return
+		}
+	}
+	if i < 0 || i >= len(rg.servers) {
+		errorReply(bt, "ERR no server available in pool "+r.p.cfg.Name)
+		return
+	}
+	bt.forward(cl, rg.servers[i], frame, 0, false)
+}
+
+// split sends a multi-key command as one fragment per server, or whole when
+// all its keys live on one server.
+func (r *redisProto) split(cl *client, bt *batch, cmd *command, args [][]byte, frame []byte) {
+	rg := r.p.ring.Load()
+	step := cmd.step
+	nkeys := (len(args) - 1) / step
+	orderStart := len(bt.order)
+	frags := bt.cursors[:0] // ring index per fragment
+	for k := 0; k < nkeys; k++ {
+		si := rg.place.Pick(args[1+k*step])
+		if si < 0 || si >= len(rg.servers) {
+			bt.order = bt.order[:orderStart]
+			errorReply(bt, "ERR no server available in pool "+r.p.cfg.Name)
+			return
+		}
+		f := 0
+		for f < len(frags) && frags[f] != si {
+			f++
+		}
+		if f == len(frags) {
+			frags = append(frags, si)
+		}
+		bt.order = append(bt.order, f)
+	}
+	bt.cursors = frags[:0]
+	if len(frags) == 1 {
+		bt.order = bt.order[:orderStart]
+		bt.forward(cl, rg.servers[frags[0]], frame, 0, false)
+		return
+	}
+	order := bt.order[orderStart:]
+	bt.slots = append(bt.slots, slot{first: bt.ncalls, n: len(frags), merge: cmd.merge, order: [2]int{orderStart, len(bt.order)}})
+	r.p.stats.fragments.Add(int64(len(frags)))
+	for f, si := range frags {
+		cnt := 0
+		for _, o := range order {
+			if o == f {
+				cnt++
+			}
+		}
+		start := len(bt.scratch)
+		bt.scratch = resp.AppendArray(bt.scratch, 1+cnt*step)
+		bt.scratch = resp.AppendBulk(bt.scratch, args[0])
+		for k, o := range order {
+			if o != f {
+				continue
+			}
+			for j := 0; j < step; j++ {
+				bt.scratch = resp.AppendBulk(bt.scratch, args[1+k*step+j])
+			}
+		}
+		bt.send(cl, rg.servers[si], bt.scratch[start:], 0, false)
+	}
+}
+
+// reply appends a forwarded or split request's reply.
+func (r *redisProto) reply(dst []byte, bt *batch, s *slot) []byte {
+	calls := bt.calls[s.first : s.first+s.n]
+	for _, c := range calls {
+		if c.Err != nil {
+			r.p.stats.forwardError.Add(1)
+			return resp.AppendError(dst, "ERR "+c.Err.Error())
+		}
+	}
+	if s.merge == mergeNone {
+		return append(dst, calls[0].Reply...)
+	}
+	for _, c := range calls {
+		if resp.IsError(c.Reply) {
+			return append(dst, c.Reply...)
+		}
+	}
+	switch s.merge {
+	case mergeSum:
+		var sum int64
+		for _, c := range calls {
+			v, _, err := resp.ReadInteger(c.Reply)
+			if err != nil {
+				return badReply(dst, c.Reply)
+			}
+			sum += v
+		}
+		return resp.AppendInt(dst, sum)
+	case mergeOK:
+		for _, c := range calls {
+			if !bytes.Equal(c.Reply, okReply) {
+				return append(dst, c.Reply...)
+			}
+		}
+		return append(dst, okReply...)
+	default:
+		return r.mergeArray(dst, bt, s, calls)
+	}
+}
+
+var okReply = []byte("+OK\r\n")
+
+// mergeArray puts the elements of MGET fragments back in key order.
+func (r *redisProto) mergeArray(dst []byte, bt *batch, s *slot, calls []*pools.Call) []byte {
+	order := bt.order[s.order[0]:s.order[1]]
+	cur := bt.cursors[:0]
+	for f, c := range calls {
+		count, hn, err := resp.ReadArrayHeader(c.Reply)
+		want := 0
+		for _, o := range order {
+			if o == f {
+				want++
+			}
+		}
+		if err != nil || count != want {
+			return badReply(dst, c.Reply)
+		}
+		cur = append(cur, hn)
+	}
+	bt.cursors = cur[:0]
+	start := len(dst)
+	dst = resp.AppendArray(dst, len(order))
+	for _, f := range order {
+		rep := calls[f].Reply[cur[f]:]
+		m, err := resp.ReadReply(rep)
+		if err != nil || m == 0 {
+			return badReply(dst[:start], calls[f].Reply)
+		}
+		dst = append(dst, rep[:m]...)
+		cur[f] += m
+	}
+	return dst
+}
+
+func badReply(dst, reply []byte) []byte {
+	return resp.AppendError(dst, "ERR unexpected reply from server: "+clip(reply))
+}
+
+func wrongArgs(name []byte) string {
+	return fmt.Sprintf("ERR wrong number of arguments for '%s' command", strings.ToLower(clip(name)))
+}
+
+// clip shortens a client-supplied string for an error message.
+func clip(b []byte) string {
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < ' ' {
+			return ' '
+		}
+		return r
+	}, string(b))
+}
+
+func argList(args [][]byte) string {
+	var sb strings.Builder
+	for i, a := range args {
+		if i == 8 {
+			break
+		}
+		fmt.Fprintf(&sb, "'%s' ", clip(a))
+	}
+	return sb.String()
+}

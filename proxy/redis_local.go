@@ -1,0 +1,214 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/shardproxy/shardproxy/codec/resp"
+)
+
+// Version is the proxy's version, reported by INFO, HELLO and -V.
+const Version = "0.1.0"
+
+// redisCompat is the Redis version the proxy reports to clients that check
+// one (INFO's redis_version, HELLO's version).
+const redisCompat = "7.0.0"
+
+// local answers a command the proxy serves itself. It returns true for QUIT.
+func (r *redisProto) local(cl *client, bt *batch, cmd *command, args [][]byte) bool {
+	start := bt.localStart()
+	defer func() { bt.localEnd(start) }()
+	dst := bt.local
+	switch cmd.name {
+	case "PING":
+		switch len(args) {
+		case 1:
+			dst = append(dst, "+PONG\r\n"...)
+		case 2:
+			dst = resp.AppendBulk(dst, args[1])
+		default:
+			dst = resp.AppendError(dst, wrongArgs(args[0]))
+		}
+	case "ECHO":
+		if len(args) != 2 {
+			dst = resp.AppendError(dst, wrongArgs(args[0]))
+		} else {
+			dst = resp.AppendBulk(dst, args[1])
+		}
+	case "QUIT":
+		bt.local = append(dst, okReply...)
+		return true
+	case "SELECT":
+		switch {
+		case len(args) != 2:
+			dst = resp.AppendError(dst, wrongArgs(args[0]))
+		case string(args[1]) == "0":
+			dst = append(dst, okReply...)
+		default:
+			dst = resp.AppendError(dst, "ERR SELECT is not allowed: the proxy serves database 0 only (set redis_db in the pool)")
+		}
+	case "AUTH":
+		dst = r.authenticate(cl, dst, args)
+	case "HELLO":
+		dst = r.hello(cl, dst, args)
+	case "CLIENT":
+		dst = r.clientCmd(cl, dst, args)
+	case "COMMAND":
+		dst = r.commandCmd(dst, args)
+	case "INFO":
+		dst = resp.AppendBulk(dst, r.info())
+	case "CONFIG":
+		if len(args) >= 3 && strings.EqualFold(string(args[1]), "GET") {
+			dst = resp.AppendArray(dst, 0)
+		} else {
+			dst = resp.AppendError(dst, "ERR command 'config' is not supported by the proxy (only CONFIG GET, which answers an empty list)")
+		}
+	}
+	bt.local = dst
+	return false
+}
+
+// authenticate answers AUTH [user] password as nutcracker does.
+func (r *redisProto) authenticate(cl *client, dst []byte, args [][]byte) []byte {
+	if len(args) < 2 || len(args) > 3 {
+		return resp.AppendError(dst, wrongArgs(args[0]))
+	}
+	if r.auth == "" {
+		return resp.AppendError(dst, "ERR Client sent AUTH, but no password is set")
+	}
+	if !r.checkAuth(args[1:]) {
+		cl.authed = false
+		return resp.AppendError(dst, "ERR invalid password")
+	}
+	cl.authed = true
+	return append(dst, okReply...)
+}
+
+// checkAuth checks [user] password against redis_auth; the only user is
+// "default".
+func (r *redisProto) checkAuth(cred [][]byte) bool {
+	pw := cred[len(cred)-1]
+	if len(cred) == 2 && string(cred[0]) != "default" {
+		return false
+	}
+	return subtle.ConstantTimeCompare(pw, []byte(r.auth)) == 1
+}
+
+// hello answers HELLO [2 [AUTH user pass] [SETNAME name]] in RESP2.
+func (r *redisProto) hello(cl *client, dst []byte, args [][]byte) []byte {
+	if len(args) >= 2 {
+		if string(args[1]) != "2" {
+			if _, ok := parseCount(args[1]); ok {
+				return resp.AppendError(dst, "NOPROTO unsupported protocol version")
+			}
+			return resp.AppendError(dst, "ERR Protocol version is not an integer or out of range")
+		}
+		for i := 2; i < len(args); i++ {
+			switch {
+			case strings.EqualFold(string(args[i]), "AUTH") && i+2 < len(args):
+				if r.auth == "" {
+					return resp.AppendError(dst, "ERR Client sent AUTH, but no password is set")
+				}
+				if !r.checkAuth(args[i+1 : i+3]) {
+					return resp.AppendError(dst, "WRONGPASS invalid username-password pair or user is disabled.")
+				}
+				cl.authed = true
+				i += 2
+			case strings.EqualFold(string(args[i]), "SETNAME") && i+1 < len(args):
+				cl.name = string(args[i+1])
+				i++
+			default:
+				return resp.AppendError(dst, fmt.Sprintf("ERR Syntax error in HELLO option '%s'", clip(args[i])))
+			}
+		}
+	}
+	if r.auth != "" && !cl.authed {
+		return resp.AppendError(dst, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+	}
+	dst = resp.AppendArray(dst, 14)
+	dst = resp.AppendBulkString(dst, "server")
+	dst = resp.AppendBulkString(dst, "redis")
+	dst = resp.AppendBulkString(dst, "version")
+	dst = resp.AppendBulkString(dst, redisCompat)
+	dst = resp.AppendBulkString(dst, "proto")
+	dst = resp.AppendInt(dst, 2)
+	dst = resp.AppendBulkString(dst, "id")
+	dst = resp.AppendInt(dst, int64(cl.id))
+	dst = resp.AppendBulkString(dst, "mode")
+	dst = resp.AppendBulkString(dst, "standalone")
+	dst = resp.AppendBulkString(dst, "role")
+	dst = resp.AppendBulkString(dst, "master")
+	dst = resp.AppendBulkString(dst, "modules")
+	return resp.AppendArray(dst, 0)
+}
+
+// clientCmd answers the CLIENT subcommands that make sense per proxy client.
+func (r *redisProto) clientCmd(cl *client, dst []byte, args [][]byte) []byte {
+	if len(args) < 2 {
+		return resp.AppendError(dst, wrongArgs(args[0]))
+	}
+	sub := strings.ToUpper(string(args[1]))
+	switch {
+	case sub == "SETNAME" && len(args) == 3:
+		if bytes.ContainsAny(args[2], " \n\r") {
+			return resp.AppendError(dst, "ERR Client names cannot contain spaces, newlines or special characters.")
+		}
+		cl.name = string(args[2])
+		return append(dst, okReply...)
+	case sub == "GETNAME" && len(args) == 2:
+		if cl.name == "" {
+			return resp.AppendNull(dst)
+		}
+		return resp.AppendBulkString(dst, cl.name)
+	case sub == "SETINFO" && len(args) == 4:
+		return append(dst, okReply...)
+	case sub == "ID" && len(args) == 2:
+		return resp.AppendInt(dst, int64(cl.id))
+	case (sub == "NO-EVICT" || sub == "NO-TOUCH") && len(args) == 3:
+		return append(dst, okReply...)
+	}
+	return resp.AppendError(dst, fmt.Sprintf("ERR 'client %s' is not supported by the proxy", strings.ToLower(clip(args[1]))))
+}
+
+// commandCmd answers COMMAND, COMMAND COUNT, COMMAND DOCS and COMMAND INFO
+// with what the proxy knows: its table has no per-command documentation.
+func (r *redisProto) commandCmd(dst []byte, args [][]byte) []byte {
+	if len(args) == 1 {
+		return resp.AppendArray(dst, 0)
+	}
+	switch strings.ToUpper(string(args[1])) {
+	case "COUNT":
+		return resp.AppendInt(dst, int64(len(commands)))
+	case "DOCS", "LIST":
+		return resp.AppendArray(dst, 0)
+	case "INFO":
+		dst = resp.AppendArray(dst, len(args)-2)
+		for range args[2:] {
+			dst = resp.AppendNull(dst)
+		}
+		return dst
+	}
+	return resp.AppendError(dst, fmt.Sprintf("ERR 'command %s' is not supported by the proxy", strings.ToLower(clip(args[1]))))
+}
+
+// info is INFO's text: the proxy's own section and its pool.
+func (r *redisProto) info() []byte {
+	p := r.p
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Server\r\nredis_version:%s\r\nproxy:shardproxy\r\nproxy_version:%s\r\nredis_mode:standalone\r\n", redisCompat, Version)
+	fmt.Fprintf(&b, "uptime_in_seconds:%d\r\n\r\n", int(time.Since(p.started).Seconds()))
+	fmt.Fprintf(&b, "# Proxy\r\npool:%s\r\nhash:%s\r\ndistribution:%s\r\n", p.cfg.Name, p.cfg.Hash, p.cfg.Distribution)
+	fmt.Fprintf(&b, "client_connections:%d\r\nrequests:%d\r\nfragments:%d\r\nforward_error:%d\r\nservers:%d\r\n",
+		p.stats.clientConnections.Load(), p.stats.requests.Load(), p.stats.fragments.Load(), p.stats.forwardError.Load(), len(p.servers))
+	for i, s := range p.servers {
+		state := "up"
+		if s.Ejected() {
+			state = "ejected"
+		}
+		fmt.Fprintf(&b, "server%d:name=%s,addr=%s,state=%s,requests=%d\r\n", i, s.Name(), s.Addr(), state, s.Stats.Requests.Load())
+	}
+	return []byte(b.String())
+}

@@ -1,0 +1,75 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"time"
+)
+
+// serveStats answers every connection with the stats JSON and closes it, as
+// nutcracker's stats port does.
+func (px *Proxy) serveStats(ln net.Listener) {
+	defer px.wg.Done()
+	started := time.Now()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		c.Write(px.statsJSON(started))
+		c.Close()
+	}
+}
+
+// statsJSON renders nutcracker's stats document: service fields, then one
+// object per pool holding its counters and one object per server.
+func (px *Proxy) statsJSON(started time.Time) []byte {
+	host, _ := os.Hostname()
+	doc := map[string]any{
+		"service":   "nutcracker",
+		"source":    host,
+		"version":   "0.5.0",
+		"proxy":     "shardproxy " + Version,
+		"uptime":    int64(time.Since(started).Seconds()),
+		"timestamp": time.Now().Unix(),
+	}
+	var total int64
+	for _, p := range px.pools {
+		ps := map[string]any{
+			"client_eof":         p.stats.clientEOF.Load(),
+			"client_err":         p.stats.clientErr.Load(),
+			"client_connections": p.stats.clientConnections.Load(),
+			"client_refused":     p.stats.clientRefused.Load(),
+			"server_ejects":      p.stats.serverEjects.Load(),
+			"forward_error":      p.stats.forwardError.Load(),
+			"fragments":          p.stats.fragments.Load(),
+			"requests":           p.stats.requests.Load(),
+		}
+		total += p.stats.clientConnections.Load()
+		for _, s := range p.servers {
+			st := &s.Stats
+			ps[s.Name()] = map[string]any{
+				"server_eof":         st.ServerEOF.Load(),
+				"server_err":         st.ServerErr.Load(),
+				"server_timedout":    st.ServerTimedout.Load(),
+				"server_connections": st.ServerConnections.Load(),
+				"server_ejected_at":  st.ServerEjectedAt.Load(),
+				"requests":           st.Requests.Load(),
+				"request_bytes":      st.RequestBytes.Load(),
+				"responses":          st.Responses.Load(),
+				"response_bytes":     st.ResponseBytes.Load(),
+			}
+		}
+		doc[p.cfg.Name] = ps
+	}
+	doc["curr_connections"] = total
+	b, _ := json.Marshal(doc)
+	return append(b, '\n')
+}
