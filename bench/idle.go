@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -110,14 +111,21 @@ func pingEach(conns []net.Conn) error {
 	return firstError("ping", errs)
 }
 
-// pingBurst sends PING on every connection at once, then reads every +PONG,
-// so the proxy sees up to len(conns) requests in flight.
-func pingBurst(conns []net.Conn) error {
+// pingBurst pauses the proxy (SIGSTOP), sends PING on every connection,
+// resumes it and reads every +PONG: the proxy wakes up with all requests
+// pending at once, which shows how much memory a burst leaves behind.
+func pingBurst(conns []net.Conn, pid int) error {
 	errs := make([]error, len(conns))
 	deadline := time.Now().Add(30 * time.Second)
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("pause proxy: %w", err)
+	}
 	for i, c := range conns {
 		_ = c.SetDeadline(deadline)
 		_, errs[i] = io.WriteString(c, pingRequest)
+	}
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		return fmt.Errorf("resume proxy: %w", err)
 	}
 	buf := make([]byte, 7)
 	for i, c := range conns {
@@ -205,7 +213,7 @@ func measureIdle(ctx context.Context, addr string, pid, n int) (idleResult, erro
 	if r.ping, err = settledRSS(pid); err != nil {
 		return r, err
 	}
-	if err := pingBurst(conns); err != nil {
+	if err := pingBurst(conns, pid); err != nil {
 		return r, err
 	}
 	r.burst, err = settledRSS(pid)

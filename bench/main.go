@@ -196,6 +196,10 @@ func (b *bench) progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }
 
+// coarseTicks is the CPU time, in clock ticks, below which a CPU-per-request
+// figure is marked as rough.
+const coarseTicks = 20
+
 type runner func(ctx context.Context, addr string) (runResult, error)
 
 // measureRow runs fn on direct, nutcracker and shardproxy in that order,
@@ -235,6 +239,7 @@ func (b *bench) measure(t target, addr string, fn runner) cell {
 	if pid != 0 && cpuErr == nil {
 		if after, err := cpuOf(pid); err == nil {
 			c.cpu, c.hasCPU = after-before, true
+			c.coarse = c.cpu < coarseTicks*time.Second/time.Duration(clockTicks())
 		}
 	}
 	return c

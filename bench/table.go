@@ -20,6 +20,7 @@ type cell struct {
 	res    runResult
 	cpu    time.Duration // CPU the proxy process used during the run
 	hasCPU bool
+	coarse bool // cpu is only a few clock ticks, so CPU per request is rough
 	err    error
 }
 
@@ -55,7 +56,7 @@ func renderThroughput(title string, rows []row) string {
 			r.test, r.pipeline, rps(d), rps(n), rps(s),
 			ratio(s.res.rps, n.res.rps, ok(s) && ok(n)), ratio(s.res.rps, d.res.rps, ok(s) && ok(d)),
 			latency(n, n.res.p50), latency(s, s.res.p50), latency(n, n.res.p99), latency(s, s.res.p99),
-			num(nc, nok, 2), num(sc, sok, 2), ratio(sc, nc, nok && sok),
+			cpuNum(nc, nok, n.coarse), cpuNum(sc, sok, s.coarse), ratio(sc, nc, nok && sok),
 		})
 	}
 	return markdown(title, throughputHeader, lines)
@@ -80,6 +81,15 @@ func num(v float64, valid bool, prec int) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.*f", prec, v)
+}
+
+// cpuNum formats CPU per request; "~" marks a figure from fewer than
+// coarseTicks clock ticks.
+func cpuNum(v float64, valid, coarse bool) string {
+	if valid && coarse {
+		return "~" + num(v, valid, 2)
+	}
+	return num(v, valid, 2)
 }
 
 func ratio(a, b float64, valid bool) string {

@@ -35,7 +35,7 @@ type batch struct {
 	ncalls  int
 	order   []int
 	conns   []*pools.Conn // connections to flush
-	okeys   [][]byte // memcache: the key of each entry of order
+	okeys   [][]byte      // memcache: the key of each entry of order
 	keys    [][]byte
 	cursors []int
 	rreq    resp.Request     // RESP parse state

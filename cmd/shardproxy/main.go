@@ -33,17 +33,27 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	both := func(short, long string, f func(name string)) { f(short); f(long) }
 	both("h", "help", func(n string) { fs.BoolVar(&o.help, n, false, "show this help and exit") })
 	both("V", "version", func(n string) { fs.BoolVar(&o.version, n, false, "show the version and exit") })
-	both("t", "test-conf", func(n string) { fs.BoolVar(&o.testConf, n, false, "check the configuration for syntax errors and exit") })
-	both("d", "daemonize", func(n string) { fs.BoolVar(&o.daemonize, n, false, "not supported: run under a supervisor (systemd) instead") })
+	both("t", "test-conf", func(n string) {
+		fs.BoolVar(&o.testConf, n, false, "check the configuration for syntax errors and exit")
+	})
+	both("d", "daemonize", func(n string) {
+		fs.BoolVar(&o.daemonize, n, false, "not supported: run under a supervisor (systemd) instead")
+	})
 	both("D", "describe-stats", func(n string) { fs.BoolVar(&o.describeStats, n, false, "print the stats description and exit") })
-	both("v", "verbose", func(n string) { fs.IntVar(&o.verbose, n, 5, "log level, 0-11 as nutcracker (5 notice, 6 info, 7+ debug)") })
+	both("v", "verbose", func(n string) {
+		fs.IntVar(&o.verbose, n, 5, "log level, 0-11 as nutcracker (5 notice, 6 info, 7+ debug)")
+	})
 	both("o", "output", func(n string) { fs.StringVar(&o.output, n, "", "log file (default stderr)") })
 	both("c", "conf-file", func(n string) { fs.StringVar(&o.confFile, n, "conf/nutcracker.yml", "configuration file") })
 	both("s", "stats-port", func(n string) { fs.IntVar(&o.statsPort, n, 22222, "stats port (0 disables the stats listener)") })
 	both("a", "stats-addr", func(n string) { fs.StringVar(&o.statsAddr, n, "0.0.0.0", "stats address") })
-	both("i", "stats-interval", func(n string) { fs.IntVar(&o.statsInterval, n, 30000, "accepted for compatibility; stats are always current") })
+	both("i", "stats-interval", func(n string) {
+		fs.IntVar(&o.statsInterval, n, 30000, "accepted for compatibility; stats are always current")
+	})
 	both("p", "pid-file", func(n string) { fs.StringVar(&o.pidFile, n, "", "pid file") })
-	both("m", "mbuf-size", func(n string) { fs.IntVar(&o.mbufSize, n, 16384, "accepted for compatibility; buffers are sized per request") })
+	both("m", "mbuf-size", func(n string) {
+		fs.IntVar(&o.mbufSize, n, 16384, "accepted for compatibility; buffers are sized per request")
+	})
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

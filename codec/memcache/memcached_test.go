@@ -156,6 +156,8 @@ func TestAgainstMemcached(t *testing.T) {
 		}
 	}
 	runs = append(runs, run{"good/value of MaxValue", "set big 0 0 1048576\r\n" + strings.Repeat("v", 1<<20) + "\r\n", 0, false},
+		run{"good/long get", "get" + strings.Repeat(" key", 1000) + "\r\n", 2100, false},
+		run{"malformed/long get key 5000", "get " + strings.Repeat("k", 5000) + "\r\n", 3000, false},
 		run{"good/pipelined", "set p 0 0 1\r\n1\r\nincr p 5\r\ngets p\r\nmg p v q\r\nmg nope v q\r\ndelete p\r\n", 0, false})
 	for _, r := range runs {
 		t.Run(r.name, func(t *testing.T) {
@@ -173,65 +175,67 @@ func TestAgainstMemcached(t *testing.T) {
 	}
 }
 
+// replyCommands are sent in order to one memcached; each reply is framed.
+var replyCommands = []struct {
+	name string
+	cmd  Command
+	in   string
+}{
+	{"set", CmdSet, "set a 1 0 3\r\nabc\r\n"},
+	{"set binary", CmdSet, "set b 2 0 6\r\nEND\r\n\x00\r\n"},
+	{"add not stored", CmdAdd, "add a 0 0 1\r\nx\r\n"},
+	{"replace", CmdReplace, "replace a 1 0 3\r\nxyz\r\n"},
+	{"append", CmdAppend, "append a 0 0 1\r\n!\r\n"},
+	{"prepend", CmdPrepend, "prepend a 0 0 1\r\n!\r\n"},
+	{"cas not found", CmdCas, "cas nope 0 0 1 1\r\nx\r\n"},
+	{"cas exists", CmdCas, "cas a 0 0 1 1\r\nx\r\n"},
+	{"get miss", CmdGet, "get nope\r\n"},
+	{"get hit", CmdGet, "get a\r\n"},
+	{"get many", CmdGet, "get a nope b a\r\n"},
+	{"get error", CmdGet, "get " + key251 + "\r\n"},
+	{"gets", CmdGets, "gets a b\r\n"},
+	{"gat", CmdGat, "gat 100 a b\r\n"},
+	{"gats", CmdGats, "gats 100 a\r\n"},
+	{"gat error", CmdGat, "gat x a\r\n"},
+	{"incr not numeric", CmdIncr, "incr a 1\r\n"},
+	{"set counter", CmdSet, "set n 0 0 1\r\n5\r\n"},
+	{"incr", CmdIncr, "incr n 10\r\n"},
+	{"decr", CmdDecr, "decr n 100\r\n"},
+	{"incr miss", CmdIncr, "incr nope 1\r\n"},
+	{"touch", CmdTouch, "touch a 100\r\n"},
+	{"touch miss", CmdTouch, "touch nope 100\r\n"},
+	{"delete", CmdDelete, "delete n\r\n"},
+	{"delete miss", CmdDelete, "delete n\r\n"},
+	{"version", CmdVersion, "version\r\n"},
+	{"verbosity", CmdVerbosity, "verbosity 0\r\n"},
+	{"stats", CmdStats, "stats\r\n"},
+	{"stats settings", CmdStats, "stats settings\r\n"},
+	{"stats items", CmdStats, "stats items\r\n"},
+	{"stats slabs", CmdStats, "stats slabs\r\n"},
+	{"stats cachedump", CmdStats, "stats cachedump 1 10\r\n"},
+	{"stats detail dump", CmdStats, "stats detail dump\r\n"},
+	{"stats reset", CmdStats, "stats reset\r\n"},
+	{"stats unknown", CmdStats, "stats nonsense\r\n"},
+	{"ms", CmdMs, "ms m 3 T0 F7\r\nabc\r\n"},
+	{"ms not stored", CmdMs, "ms m 3 MA\r\nabc\r\n"},
+	{"mg value", CmdMg, "mg m v f t s c k O99\r\n"},
+	{"mg header", CmdMg, "mg m\r\n"},
+	{"mg miss", CmdMg, "mg nope v\r\n"},
+	{"mg bad flag", CmdMg, "mg m !\r\n"},
+	{"ma", CmdMa, "ma cnt N0 J13 v\r\n"},
+	{"ma miss", CmdMa, "ma nope\r\n"},
+	{"md", CmdMd, "md m\r\n"},
+	{"md miss", CmdMd, "md m\r\n"},
+	{"mn", CmdMn, "mn\r\n"},
+	{"flush_all", CmdFlushAll, "flush_all\r\n"},
+}
+
 // TestReadReplyMemcached frames replies captured from a real memcached, one
 // command at a time, whole and at every split point.
 func TestReadReplyMemcached(t *testing.T) {
 	s := testservers.Memcached(t)
-	tests := []struct {
-		name string
-		cmd  Command
-		in   string
-	}{
-		{"set", CmdSet, "set a 1 0 3\r\nabc\r\n"},
-		{"set binary", CmdSet, "set b 2 0 6\r\nEND\r\n\x00\r\n"},
-		{"add not stored", CmdAdd, "add a 0 0 1\r\nx\r\n"},
-		{"replace", CmdReplace, "replace a 1 0 3\r\nxyz\r\n"},
-		{"append", CmdAppend, "append a 0 0 1\r\n!\r\n"},
-		{"prepend", CmdPrepend, "prepend a 0 0 1\r\n!\r\n"},
-		{"cas not found", CmdCas, "cas nope 0 0 1 1\r\nx\r\n"},
-		{"cas exists", CmdCas, "cas a 0 0 1 1\r\nx\r\n"},
-		{"get miss", CmdGet, "get nope\r\n"},
-		{"get hit", CmdGet, "get a\r\n"},
-		{"get many", CmdGet, "get a nope b a\r\n"},
-		{"get error", CmdGet, "get " + key251 + "\r\n"},
-		{"gets", CmdGets, "gets a b\r\n"},
-		{"gat", CmdGat, "gat 100 a b\r\n"},
-		{"gats", CmdGats, "gats 100 a\r\n"},
-		{"gat error", CmdGat, "gat x a\r\n"},
-		{"incr not numeric", CmdIncr, "incr a 1\r\n"},
-		{"set counter", CmdSet, "set n 0 0 1\r\n5\r\n"},
-		{"incr", CmdIncr, "incr n 10\r\n"},
-		{"decr", CmdDecr, "decr n 100\r\n"},
-		{"incr miss", CmdIncr, "incr nope 1\r\n"},
-		{"touch", CmdTouch, "touch a 100\r\n"},
-		{"touch miss", CmdTouch, "touch nope 100\r\n"},
-		{"delete", CmdDelete, "delete n\r\n"},
-		{"delete miss", CmdDelete, "delete n\r\n"},
-		{"version", CmdVersion, "version\r\n"},
-		{"verbosity", CmdVerbosity, "verbosity 0\r\n"},
-		{"stats", CmdStats, "stats\r\n"},
-		{"stats settings", CmdStats, "stats settings\r\n"},
-		{"stats items", CmdStats, "stats items\r\n"},
-		{"stats slabs", CmdStats, "stats slabs\r\n"},
-		{"stats cachedump", CmdStats, "stats cachedump 1 10\r\n"},
-		{"stats detail dump", CmdStats, "stats detail dump\r\n"},
-		{"stats reset", CmdStats, "stats reset\r\n"},
-		{"stats unknown", CmdStats, "stats nonsense\r\n"},
-		{"ms", CmdMs, "ms m 3 T0 F7\r\nabc\r\n"},
-		{"ms not stored", CmdMs, "ms m 3 MA\r\nabc\r\n"},
-		{"mg value", CmdMg, "mg m v f t s c k O99\r\n"},
-		{"mg header", CmdMg, "mg m\r\n"},
-		{"mg miss", CmdMg, "mg nope v\r\n"},
-		{"mg bad flag", CmdMg, "mg m !\r\n"},
-		{"ma", CmdMa, "ma cnt N0 J13 v\r\n"},
-		{"ma miss", CmdMa, "ma nope\r\n"},
-		{"md", CmdMd, "md m\r\n"},
-		{"md miss", CmdMd, "md m\r\n"},
-		{"mn", CmdMn, "mn\r\n"},
-		{"flush_all", CmdFlushAll, "flush_all\r\n"},
-	}
 	c := dial(t, s.Addr)
-	for _, tc := range tests {
+	for _, tc := range replyCommands {
 		t.Run(tc.name, func(t *testing.T) {
 			c.Write([]byte(tc.in + sentinel))
 			out, closed := readUntil(c, nil, "MN\r\n")

@@ -95,14 +95,17 @@ func (r *Request) reset() {
 // n == 0 with a nil error means b holds no complete request yet. A non-nil
 // error is an *Error for a request memcached 1.6 would refuse; its Reply is
 // memcached's answer, n is what memcached consumes of b (a line, or a line and
-// a data block that lacks its "\r\n"), and Swallow and Close tell the rest
-// (see Error). After an error only req.Cmd and req.Line are meaningful.
+// a data block that lacks its "\r\n"; 0 when Close is set), and Swallow and
+// Close tell the rest (see Error). After an error that does not close, only
+// req.Cmd and req.Line are meaningful.
 //
-// Deliberate differences from memcached: the limits (see Limits), with "CLIENT_ERROR
-// too many keys" for a retrieval of more than MaxKeys keys; a value longer
-// than MaxValue answered as too large (memcached would first report a bad
-// meta flag of such an ms); and commands outside the Command list (slabs,
-// lru_crawler, me, shutdown, ...) answered with "ERROR".
+// Deliberate differences from memcached: the limits (see Limits), with
+// "CLIENT_ERROR too many keys" for a retrieval of more than MaxKeys keys; a
+// value longer than MaxValue is answered at once (memcached answers once it
+// has swallowed the block) and, for set and ms, leaves the key's old value in
+// place (memcached drops it); an ms with such a value and a bad flag gets the
+// too-large answer, not memcached's flag error; and commands outside the
+// Command list (slabs, lru_crawler, me, shutdown, ...) are answered "ERROR".
 func ReadRequest(b []byte, req *Request, lim Limits) (n int, err error) {
 	req.reset()
 	lim = lim.withDefaults()

@@ -1,0 +1,22 @@
+// Package proxy is shardproxy's core: it owns each pool's listener, servers
+// and ring, serves client connections in RESP or the memcache text protocol,
+// routes every request to the server that holds its key, and answers clients
+// in request order.
+//
+// A request's way through: the client's goroutine waits for readability
+// without holding a buffer (client.go), takes a batch buffer from a pool and
+// reads; the protocol (redis.go, memcache.go, behind the small interface in
+// protocol.go) frames complete requests, looks each command up in a table of
+// flags (commands.go), and either records a local reply or picks the server
+// from the pool's current ring (an immutable value swapped atomically,
+// pool.go) and enqueues a call on that server's connection (package pools).
+// Multi-key commands (MGET, MSET, DEL, UNLINK, EXISTS, TOUCH; memcache get
+// and gets with many keys) become one fragment per server. After the whole
+// batch is enqueued the client flushes each touched connection once, so
+// requests of many clients share one write; one reader per server connection
+// completes calls in FIFO order, and the last completion wakes the client,
+// which merges fragments and writes all replies of the batch in one write.
+// Errors travel on the call (timeout, server down, ejected) and become an
+// -ERR or SERVER_ERROR reply; only input that cannot be framed closes the
+// client.
+package proxy

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# test.sh: runs every test of shardproxy on a fresh Debian machine.
+#
+# It installs what the tests use when it is missing (redis-server,
+# redis-sentinel, memcached, nutcracker, memcslap), then runs gofmt, go vet,
+# the unit and integration tests (which start their own redis-server,
+# memcached and nutcracker processes on free loopback ports and stop them),
+# a short run of every fuzz target, and a smoke run of the benchmark.
+#
+#   ./test.sh            everything
+#   ./test.sh -short     skip the fuzz and benchmark smoke runs
+set -euo pipefail
+cd "$(dirname "$0")"
+
+short=0
+[ "${1:-}" = "-short" ] && short=1
+
+export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
+
+install_missing() {
+	local missing=()
+	command -v redis-server >/dev/null || missing+=(redis-server)
+	command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
+	command -v memcached >/dev/null || missing+=(memcached)
+	command -v nutcracker >/dev/null || missing+=(nutcracker)
+	command -v memcslap >/dev/null || missing+=(libmemcached-tools)
+	if [ ${#missing[@]} -gt 0 ]; then
+		echo "== installing ${missing[*]}"
+		local sudo=""
+		[ "$(id -u)" -ne 0 ] && sudo=sudo
+		$sudo apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+	fi
+	command -v go >/dev/null || { echo "go is not installed (Go 1.26 is needed)"; exit 1; }
+}
+
+install_missing
+
+echo "== gofmt"
+bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$bad" ]; then
+	echo "gofmt needed on:"; echo "$bad"; exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test"
+go test -count=1 -timeout 15m ./...
+
+if [ "$short" = 1 ]; then
+	exit 0
+fi
+
+echo "== fuzz (short runs of every fuzz target)"
+for pkg in $(go list ./...); do
+	dir=$(go list -f '{{.Dir}}' "$pkg")
+	for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
+		echo "-- $pkg $target"
+		go test "$pkg" -run '^$' -fuzz "^${target}\$" -fuzztime 10s >/tmp/fuzz.$$.log 2>&1 || { cat /tmp/fuzz.$$.log; exit 1; }
+	done
+done
+rm -f /tmp/fuzz.$$.log
+
+echo "== benchmark smoke run"
+go run ./bench -quick
