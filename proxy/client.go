@@ -25,9 +25,16 @@ type client struct {
 	pending atomic.Int64
 
 	// Per-client protocol state.
-	authed bool
-	name   string
-	peek   [1]byte
+	authed  bool
+	name    string
+	swallow int // bytes still to discard (memcache: a rejected value's block)
+
+	// Read state: the batch being filled (nil while idle) and the result of
+	// the last raw read.
+	bt     *batch
+	readFn func(fd uintptr) bool
+	n      int
+	err    error
 }
 
 // CallDone implements pools.Doner.
@@ -47,31 +54,89 @@ func newClient(p *pool, nc net.Conn, id uint64) *client {
 			cl.raw = raw
 		}
 	}
+	cl.readFn = cl.rawRead
 	return cl
 }
 
-// waitReadable blocks until the connection has bytes to read (or is
-// closed), without holding a buffer. Go's poller forgets a readiness it saw
-// before the wait starts, so the callback first peeks at the socket and
-// waits only when it is empty.
-func (cl *client) waitReadable() error {
+// read reads into the client's batch, taking a batch from the pool only
+// when bytes are there: an idle client holds no buffer. On a socket it
+// reads inside the poller's callback, so a read that would block costs one
+// syscall and no buffer, and a read with bytes costs one syscall.
+func (cl *client) read() (int, error) {
 	if cl.raw == nil {
-		return nil
+		if cl.bt == nil {
+			cl.bt = getBatch()
+		}
+		if !cl.grow() {
+			return 0, errTooLarge
+		}
+		bt := cl.bt
+		n, err := cl.nc.Read(bt.in[len(bt.in):cap(bt.in)])
+		bt.in = bt.in[:len(bt.in)+n]
+		return n, err
 	}
-	var ready bool
-	err := cl.raw.Read(func(fd uintptr) bool {
-		ready = socketReadable(fd, &cl.peek)
-		return ready
-	})
-	return err
+	cl.n, cl.err = 0, nil
+	if err := cl.raw.Read(cl.readFn); err != nil {
+		return 0, err
+	}
+	return cl.n, cl.err
 }
+
+// rawRead is the poller callback of read: it returns false to wait.
+func (cl *client) rawRead(fd uintptr) bool {
+	fresh := cl.bt == nil
+	if fresh {
+		cl.bt = getBatch()
+	}
+	if !cl.grow() {
+		cl.err = errTooLarge
+		return true
+	}
+	bt := cl.bt
+	for {
+		n, err := syscall.Read(int(fd), bt.in[len(bt.in):cap(bt.in)])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			if fresh {
+				cl.bt = nil
+				bt.release()
+			}
+			return false
+		case err != nil:
+			cl.err = err
+		case n == 0:
+			cl.err = io.EOF
+		default:
+			bt.in = bt.in[:len(bt.in)+n]
+			cl.n = n
+		}
+		return true
+	}
+}
+
+// grow makes room in the read buffer, up to the request size limit.
+func (cl *client) grow() bool {
+	bt := cl.bt
+	if len(bt.in) < cap(bt.in) {
+		return true
+	}
+	if cap(bt.in) >= cl.p.maxRequest {
+		return false
+	}
+	bt.in = append(bt.in, make([]byte, cap(bt.in))...)[:len(bt.in)]
+	return true
+}
+
+var errTooLarge = errors.New("request too large")
 
 // serve runs the client until it leaves, errs, or the pool closes.
 func (cl *client) serve() {
-	var bt *batch
 	defer func() {
-		if bt != nil {
-			bt.release()
+		if cl.bt != nil {
+			cl.bt.release()
+			cl.bt = nil
 		}
 		cl.nc.Close()
 	}()
@@ -81,33 +146,21 @@ func (cl *client) serve() {
 		if idle > 0 {
 			cl.nc.SetReadDeadline(time.Now().Add(idle))
 		}
-		if bt == nil {
-			if err := cl.waitReadable(); err != nil {
-				cl.p.countClientErr(err)
-				return
-			}
-			bt = getBatch()
+		_, err := cl.read()
+		if err == errTooLarge {
+			cl.nc.Write(proto.tooLarge(nil))
+			return
 		}
-		if len(bt.in) == cap(bt.in) {
-			if cap(bt.in) >= cl.p.maxRequest {
-				bt.out = proto.tooLarge(bt.out[:0])
-				cl.nc.Write(bt.out)
-				return
-			}
-			bt.in = append(bt.in, make([]byte, cap(bt.in))...)[:len(bt.in)]
-		}
-		n, err := cl.nc.Read(bt.in[len(bt.in):cap(bt.in)])
-		bt.in = bt.in[:len(bt.in)+n]
 		if err != nil {
 			cl.p.countClientErr(err)
 			return
 		}
-		if !cl.handle(bt, proto) {
+		if !cl.handle(cl.bt, proto) {
 			return
 		}
-		if len(bt.in) == 0 {
-			bt.release()
-			bt = nil
+		if len(cl.bt.in) == 0 {
+			cl.bt.release()
+			cl.bt = nil
 		}
 	}
 }
@@ -143,6 +196,12 @@ func (cl *client) handle(bt *batch, proto protocol) bool {
 // used.
 func (cl *client) parse(bt *batch, proto protocol) (off int, quit bool) {
 	for off < len(bt.in) && len(bt.slots) < maxBatch {
+		if cl.swallow > 0 {
+			k := min(cl.swallow, len(bt.in)-off)
+			off += k
+			cl.swallow -= k
+			continue
+		}
 		n, q := proto.parse(cl, bt.in[off:], bt)
 		off += n
 		if q {

@@ -88,7 +88,7 @@ func buildCommands() map[string]*command {
 	same(5, 1, 2, 1, "LMOVE")
 	same(2, 1, -1, 1, "SDIFF SINTER SUNION PFCOUNT PFMERGE")
 	same(3, 1, -1, 1, "SDIFFSTORE SINTERSTORE SUNIONSTORE")
-	same(3, 1, -1, 2, "MSETNX")
+	same(3, 1, -2, 2, "MSETNX")
 	same(4, 2, -1, 1, "BITOP")
 
 	numkeys := func(minArgs, numkeysAt, keyAt int, names string) {

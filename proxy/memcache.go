@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/base64"
 
 	"github.com/shardproxy/shardproxy/codec/memcache"
 	"github.com/shardproxy/shardproxy/pools"
@@ -20,10 +21,40 @@ type memcacheProto struct {
 	lim memcache.Limits
 }
 
-func newMemcacheProto(p *pool) *memcacheProto { return &memcacheProto{p: p} }
+// maxMemcacheValue bounds a value the proxy accepts: memcached's default
+// item limit is 1 MB, but servers run with -I up to 1 GB; the request size
+// limit bounds it further.
+const maxMemcacheValue = 128 << 20
+
+func newMemcacheProto(p *pool) *memcacheProto {
+	return &memcacheProto{p: p, lim: memcache.Limits{MaxValue: maxMemcacheValue}}
+}
+
+// quietKind marks a call whose frame ends with an added "mn": a quiet meta
+// request may or may not be answered, so the proxy sends a no-op after it
+// and its reply is whatever comes before the "MN".
+const quietKind = 0x80
+
+var mnReply = []byte("MN\r\n")
 
 func (m *memcacheProto) framer() pools.Framer {
-	return func(b []byte, kind uint8) (int, error) { return memcache.ReadReply(b, memcache.Command(kind)) }
+	return func(b []byte, kind uint8) (int, error) {
+		cmd := memcache.Command(kind &^ quietKind)
+		if kind&quietKind == 0 {
+			return memcache.ReadReply(b, cmd)
+		}
+		off := 0
+		for {
+			if bytes.HasPrefix(b[off:], mnReply) {
+				return off + len(mnReply), nil
+			}
+			n, err := memcache.ReadReply(b[off:], cmd)
+			if err != nil || n == 0 {
+				return 0, err
+			}
+			off += n
+		}
+	}
 }
 
 func (m *memcacheProto) isError(reply []byte) bool {
@@ -59,10 +90,13 @@ func (m *memcacheProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 			mcLine(bt, "CLIENT_ERROR "+err.Error())
 			return len(b), true
 		}
-		mcLine(bt, e.Reply)
+		if !e.NoReply {
+			mcLine(bt, e.Reply)
+		}
 		if e.Close || n == 0 {
 			return len(b), true
 		}
+		cl.swallow = e.Swallow
 		return n, false
 	}
 	if n == 0 {
@@ -92,17 +126,44 @@ func (m *memcacheProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 			break
 		}
 		if len(req.Keys) == 0 {
-			mcLine(bt, "ERROR")
+			if req.Cmd.Retrieval() {
+				mcLine(bt, "END")
+			} else {
+				mcLine(bt, "ERROR")
+			}
 			break
 		}
-		srv := m.p.route(req.Keys[0])
+		srv := m.p.route(routingKey(req))
 		if srv == nil {
 			mcLine(bt, "SERVER_ERROR no server available in pool "+m.p.cfg.Name)
 			break
 		}
-		bt.forward(cl, srv, frame, uint8(req.Cmd), req.NoReply)
+		kind := uint8(req.Cmd)
+		if req.Quiet {
+			start := len(bt.scratch)
+			bt.scratch = append(bt.scratch, frame...)
+			bt.scratch = append(bt.scratch, "mn\r\n"...)
+			frame = bt.scratch[start:]
+			kind |= quietKind
+		}
+		bt.forward(cl, srv, frame, kind, req.NoReply)
 	}
 	return n, false
+}
+
+// routingKey is the key a request is placed by: a meta request's base64
+// key (flag b) is decoded first, so it lands where the plain key does.
+func routingKey(req *memcache.Request) []byte {
+	key := req.Keys[0]
+	if !req.Base64Key {
+		return key
+	}
+	var buf [memcache.MaxKeyLen]byte
+	n, err := base64.StdEncoding.Decode(buf[:], key)
+	if err != nil || n > len(buf) {
+		return key
+	}
+	return append([]byte(nil), buf[:n]...)
 }
 
 // broadcast sends flush_all to every server of the pool.
@@ -180,7 +241,11 @@ func (m *memcacheProto) reply(dst []byte, bt *batch, s *slot) []byte {
 	}
 	switch s.merge {
 	case mergeNone:
-		return append(dst, calls[0].Reply...)
+		rep := calls[0].Reply
+		if calls[0].Kind&quietKind != 0 {
+			rep = rep[:len(rep)-len(mnReply)]
+		}
+		return append(dst, rep...)
 	case mergeAllOK:
 		for _, c := range calls {
 			if !bytes.Equal(c.Reply, []byte("OK\r\n")) {

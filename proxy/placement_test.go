@@ -1,0 +1,124 @@
+package proxy_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/shardproxy/shardproxy/internal/testservers"
+)
+
+// pipeline writes every command in one write (from a goroutine, so that
+// neither side blocks on a full socket) and returns the replies in order.
+func pipeline(t *testing.T, addr string, cmds [][]string) []string {
+	t.Helper()
+	rc := dialRESP(t, addr)
+	defer rc.nc.Close()
+	var req []byte
+	for _, c := range cmds {
+		req = encodeCommand(req, c...)
+	}
+	werr := make(chan error, 1)
+	go func() {
+		_, err := rc.nc.Write(req)
+		werr <- err
+	}()
+	replies := make([]string, len(cmds))
+	for i := range replies {
+		r, err := readReply(rc.r)
+		if err != nil {
+			t.Fatalf("%s: reply %d of %d: %v", addr, i, len(cmds), err)
+		}
+		replies[i] = r
+	}
+	if err := <-werr; err != nil {
+		t.Fatalf("%s: write: %v", addr, err)
+	}
+	return replies
+}
+
+// placementKeys returns n distinct keys of several shapes: plain, with a
+// hash tag, with bytes >= 0x80 (nutcracker's hashes read them as signed),
+// with an empty tag, and very short.
+func placementKeys(n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		switch i % 5 {
+		case 0:
+			keys[i] = fmt.Sprintf("key:%d", i)
+		case 1:
+			keys[i] = fmt.Sprintf("user:{%d}:profile:%d", i/10, i)
+		case 2:
+			keys[i] = fmt.Sprintf("bin\xff\x80%c:%d", byte(i), i)
+		case 3:
+			keys[i] = fmt.Sprintf("{}empty-tag:%d", i)
+		default:
+			keys[i] = fmt.Sprint(i)
+		}
+	}
+	return keys
+}
+
+// TestPlacementMatchesNutcracker writes keys through nutcracker and reads
+// each one through the proxy, over the same four servers with the same pool
+// configuration: every key must be where the proxy looks for it.
+func TestPlacementMatchesNutcracker(t *testing.T) {
+	tests := []struct {
+		name         string
+		hash, dist   string
+		weights      []int
+		names        []string
+		keysExpected int // backends that must receive keys
+	}{
+		{name: "ketama fnv1a_64", hash: "fnv1a_64", dist: "ketama", weights: []int{1, 2, 1, 3}, keysExpected: 4},
+		{name: "ketama murmur", hash: "murmur", dist: "ketama", weights: []int{2, 1, 1, 1}, keysExpected: 4},
+		{name: "ketama murmur named", hash: "murmur", dist: "ketama", weights: []int{1, 1, 2, 1},
+			names: []string{"shard-d", "shard-b", "shard-a", "shard-cc"}, keysExpected: 4},
+		{name: "modula md5", hash: "md5", dist: "modula", weights: []int{1, 2, 3, 1}, keysExpected: 4},
+	}
+	keys := placementKeys(2000)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			backends := startRedisBackends(t, 4)
+			rp := redisPool{hash: tc.hash, distribution: tc.dist, hashTag: "{}",
+				servers: serverLines(backends, tc.weights, tc.names)}
+			ncListen := freeListen(t)
+			testservers.Nutcracker(t, rp.yaml("nut", ncListen), ncListen)
+			px := startProxy(t, rp.yaml("shard", freeListen(t)))
+
+			sets := make([][]string, len(keys))
+			gets := make([][]string, len(keys))
+			for i, k := range keys {
+				sets[i] = []string{"SET", k, fmt.Sprintf("v%d", i)}
+				gets[i] = []string{"GET", k}
+			}
+			for i, r := range pipeline(t, ncListen, sets) {
+				if r != "+OK\r\n" {
+					t.Fatalf("SET %q through nutcracker: %q", keys[i], r)
+				}
+			}
+			missing := 0
+			for i, r := range pipeline(t, px.Addr(0).String(), gets) {
+				if want := bulk(fmt.Sprintf("v%d", i)); r != want {
+					missing++
+					if missing <= 5 {
+						t.Errorf("GET %q through the proxy: %q, want %q", keys[i], r, want)
+					}
+				}
+			}
+			if missing > 0 {
+				t.Errorf("%d of %d keys not found where nutcracker put them", missing, len(keys))
+			}
+			used, total := 0, 0
+			for _, b := range backends {
+				n := dbsize(t, b.Addr)
+				total += n
+				if n > 0 {
+					used++
+				}
+			}
+			if used != tc.keysExpected || total != len(keys) {
+				t.Errorf("keys on %d servers (%d in all); want %d servers, %d keys", used, total, tc.keysExpected, len(keys))
+			}
+		})
+	}
+}
