@@ -187,13 +187,13 @@ func closeAll(conns []net.Conn) {
 }
 
 // settledRSS waits for the proxy to finish its work, then reads its RSS.
-func settledRSS(pid int) (int64, error) {
-	time.Sleep(time.Second)
+func settledRSS(pid int, settle time.Duration) (int64, error) {
+	time.Sleep(settle)
 	return rssOf(pid)
 }
 
 // measureIdle records the RSS of pid in the phases of idleResult.
-func measureIdle(ctx context.Context, addr string, pid, n int) (idleResult, error) {
+func measureIdle(ctx context.Context, addr string, pid, n int, settle time.Duration) (idleResult, error) {
 	r := idleResult{conns: n}
 	var err error
 	if r.before, err = rssOf(pid); err != nil {
@@ -204,19 +204,19 @@ func measureIdle(ctx context.Context, addr string, pid, n int) (idleResult, erro
 		return r, err
 	}
 	defer closeAll(conns)
-	if r.connected, err = settledRSS(pid); err != nil {
+	if r.connected, err = settledRSS(pid, settle); err != nil {
 		return r, err
 	}
 	if err := pingEach(conns); err != nil {
 		return r, err
 	}
-	if r.ping, err = settledRSS(pid); err != nil {
+	if r.ping, err = settledRSS(pid, settle); err != nil {
 		return r, err
 	}
 	if err := pingBurst(conns, pid); err != nil {
 		return r, err
 	}
-	r.burst, err = settledRSS(pid)
+	r.burst, err = settledRSS(pid, settle)
 	return r, err
 }
 
@@ -229,7 +229,7 @@ func (b *bench) idleSection(title string) (string, error) {
 	var lines [][]string
 	for _, t := range []target{nutcracker, shardproxy} {
 		start := time.Now()
-		r, err := measureIdle(b.ctx, b.cl.redis[t], b.cl.pid[t], b.o.conns)
+		r, err := measureIdle(b.ctx, b.cl.redis[t], b.cl.pid[t], b.o.conns, b.o.settle)
 		if err != nil {
 			err = fmt.Errorf("idle connections to %s: %w", targetNames[t], err)
 			b.failures = append(b.failures, err.Error())
@@ -240,7 +240,7 @@ func (b *bench) idleSection(title string) (string, error) {
 			r.before, r.connected, r.ping, r.burst, time.Since(start).Round(time.Millisecond))
 		lines = append(lines, []string{targetNames[t], strconv.Itoa(r.conns), kb(r.before), kb(r.connected),
 			kb(r.ping), kb(r.burst), perConn(r, r.connected), perConn(r, r.ping), perConn(r, r.burst)})
-		time.Sleep(time.Second) // let the proxy notice the closed connections
+		time.Sleep(b.o.settle) // let the proxy notice the closed connections
 	}
 	text := markdown(title, idleHeader, lines)
 	n, s := res[nutcracker], res[shardproxy]

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -24,10 +25,13 @@ import (
 // options are the command-line settings.
 type options struct {
 	n             int
+	rounds        int
 	conns         int
+	settle        time.Duration // pause before reading a proxy's RSS
 	quick         bool
 	sections      map[string]bool
 	proxyBin      string
+	proxyBuilt    bool // proxyBin was built from ./cmd/shardproxy by this run
 	nutcrackerBin string
 	out           string
 }
@@ -37,7 +41,8 @@ var sectionOrder = []string{"redis", "memcache", "idle", "large"}
 func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	o := &options{}
-	fs.IntVar(&o.n, "n", 200000, "requests per run (large-value runs use n/50 and n/200)")
+	fs.IntVar(&o.n, "n", 70000, "requests per run (large-value runs use n/10 and n/50)")
+	fs.IntVar(&o.rounds, "rounds", 3, "runs per target and row; the table shows medians")
 	fs.IntVar(&o.conns, "conns", 10000, "idle client connections per proxy")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: small -n, one row per section")
 	sections := fs.String("sections", strings.Join(sectionOrder, ","), "sections to run: "+strings.Join(sectionOrder, ","))
@@ -58,8 +63,15 @@ func parseFlags(args []string) (*options, error) {
 	if o.quick && !set["conns"] {
 		o.conns = 1000
 	}
-	if o.n < 100 || o.conns < 1 {
-		return nil, fmt.Errorf("-n must be at least 100 and -conns at least 1 (got %d, %d)", o.n, o.conns)
+	if o.quick && !set["rounds"] {
+		o.rounds = 1
+	}
+	o.settle = time.Second
+	if o.quick {
+		o.settle = 200 * time.Millisecond
+	}
+	if o.n < 100 || o.conns < 1 || o.rounds < 1 {
+		return nil, fmt.Errorf("-n must be at least 100, -conns and -rounds at least 1 (got %d, %d, %d)", o.n, o.conns, o.rounds)
 	}
 	o.sections = map[string]bool{}
 	for _, s := range strings.Split(*sections, ",") {
@@ -91,7 +103,7 @@ func run() int {
 		return 1
 	}
 	defer p.stopAll()
-	b := &bench{ctx: ctx, o: o}
+	b := &bench{ctx: ctx, o: o, out: os.Stdout}
 	if err := b.prepare(p); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
@@ -117,6 +129,7 @@ type bench struct {
 	ctx      context.Context
 	o        *options
 	cl       *cluster
+	out      io.Writer // where the report is printed as it is made
 	report   strings.Builder
 	failures []string
 }
@@ -130,8 +143,13 @@ func (b *bench) prepare(p *procs) error {
 		if err != nil {
 			return err
 		}
-		b.o.proxyBin = bin
+		b.o.proxyBin, b.o.proxyBuilt = bin, true
 	}
+	nc, err := lookPath(b.o.nutcrackerBin)
+	if err != nil {
+		return err
+	}
+	b.o.nutcrackerBin = nc
 	limit, err := raiseNoFile(uint64(b.o.conns) + 4096)
 	if err != nil {
 		return err
@@ -177,7 +195,7 @@ func (b *bench) runSections() error {
 
 // emit prints text to stdout and keeps it for -out.
 func (b *bench) emit(text string) {
-	fmt.Print(text)
+	fmt.Fprint(b.out, text)
 	b.report.WriteString(text)
 }
 
@@ -194,55 +212,6 @@ func (b *bench) writeOut() error {
 // progress reports a step on stderr, so stdout stays the clean report.
 func (b *bench) progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
-}
-
-// coarseTicks is the CPU time, in clock ticks, below which a CPU-per-request
-// figure is marked as rough.
-const coarseTicks = 20
-
-type runner func(ctx context.Context, addr string) (runResult, error)
-
-// measureRow runs fn on direct, nutcracker and shardproxy in that order,
-// sampling each proxy's CPU time around its run. A failed run is recorded
-// and the row goes on, unless the proxy process died or the bench was
-// interrupted.
-func (b *bench) measureRow(test, pipeline string, addrs [numTargets]string, fn runner) (row, error) {
-	r := row{test: test, pipeline: pipeline}
-	for t := range numTargets {
-		c := b.measure(t, addrs[t], fn)
-		r.cells[t] = c
-		if c.err == nil {
-			b.progress("%s P=%s %s: %.0f rps", test, pipeline, targetNames[t], c.res.rps)
-			continue
-		}
-		b.failures = append(b.failures, fmt.Sprintf("%s P=%s on %s: %v", test, pipeline, targetNames[t], c.err))
-		b.progress("%s P=%s %s: FAILED: %v", test, pipeline, targetNames[t], c.err)
-		if err := b.ctx.Err(); err != nil {
-			return r, err
-		}
-		if pid := b.cl.pid[t]; pid != 0 && !alive(pid) {
-			return r, fmt.Errorf("%s (pid %d) is no longer running", targetNames[t], pid)
-		}
-	}
-	return r, nil
-}
-
-func (b *bench) measure(t target, addr string, fn runner) cell {
-	pid := b.cl.pid[t]
-	var before time.Duration
-	var cpuErr error
-	if pid != 0 {
-		before, cpuErr = cpuOf(pid)
-	}
-	res, err := fn(b.ctx, addr)
-	c := cell{ran: true, res: res, err: err}
-	if pid != 0 && cpuErr == nil {
-		if after, err := cpuOf(pid); err == nil {
-			c.cpu, c.hasCPU = after-before, true
-			c.coarse = c.cpu < coarseTicks*time.Second/time.Duration(clockTicks())
-		}
-	}
-	return c
 }
 
 // runFailure describes a load-generator run that failed.
@@ -262,8 +231,12 @@ func header(o *options) string {
 	fmt.Fprintf(&b, "- nproc: %d\n", runtime.NumCPU())
 	fmt.Fprintf(&b, "- CPU: %s\n", cpuModel())
 	fmt.Fprintf(&b, "- command: `%s`\n", commandLine())
-	fmt.Fprintf(&b, "- requests per run (-n): %d; idle connections: %d\n", o.n, o.conns)
-	fmt.Fprintf(&b, "- shardproxy: %s; nutcracker: %s; %s\n", o.proxyBin, o.nutcrackerBin, toolVersion("redis-server", "--version"))
+	fmt.Fprintf(&b, "- requests per run (-n): %d; rounds: %d (medians shown); idle connections: %d\n", o.n, o.rounds, o.conns)
+	proxy := o.proxyBin
+	if o.proxyBuilt {
+		proxy = "built from ./cmd/shardproxy"
+	}
+	fmt.Fprintf(&b, "- shardproxy: %s; nutcracker: %s; %s\n", proxy, o.nutcrackerBin, toolVersion("redis-server", "--version"))
 	b.WriteString("- pools: 4 servers, ketama, fnv1a_64, hash_tag {}, server_connections 1; direct = one server\n")
 	b.WriteString("- ratios are shardproxy/nutcracker and shardproxy/direct within this run; CPU is utime+stime of the proxy process\n\n")
 	return b.String()

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -42,6 +43,7 @@ func runMemcslap(ctx context.Context, test string, n int, addr string) (runResul
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, "memcslap", args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	runErr := cmd.Run()
 	if ctx.Err() != nil {
 		return runResult{}, fmt.Errorf("memcslap %s: %w", strings.Join(args, " "), ctx.Err())
@@ -57,12 +59,12 @@ func runMemcslap(ctx context.Context, test string, n int, addr string) (runResul
 }
 
 // memcslapErrors returns the first lines of memcslap output that mention an
-// error, and how many there were.
+// error or a failure, and how many there were.
 func memcslapErrors(out []byte) string {
 	var errs []string
 	count := 0
 	for _, line := range strings.Split(string(out), "\n") {
-		if strings.Contains(strings.ToLower(line), "error") || strings.Contains(line, "FAILURE") {
+		if l := strings.ToLower(line); strings.Contains(l, "error") || strings.Contains(l, "fail") {
 			count++
 			if len(errs) < 2 {
 				errs = append(errs, strings.TrimSpace(line))

@@ -228,3 +228,20 @@ func buildProxy(ctx context.Context, dir string) (string, error) {
 	}
 	return bin, nil
 }
+
+// lookPath finds a program on PATH or, failing that, in the sbin
+// directories, where Debian installs nutcracker.
+func lookPath(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	if !strings.Contains(name, "/") {
+		for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
+			p := filepath.Join(dir, name)
+			if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+				return p, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("%s not found on PATH or in sbin", name)
+}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -59,7 +60,7 @@ func largeCases(n int, quick bool) []redisCase {
 		label string
 		bytes int
 		reqs  int
-	}{{"100KB", 100 << 10, max(n/50, 100)}, {"1MB", 1 << 20, max(n/200, 25)}}
+	}{{"100KB", 100 << 10, max(n/10, 100)}, {"1MB", 1 << 20, max(n/50, 25)}}
 	if quick {
 		return []redisCase{{label: "set 100KB", test: "set", want: "SET", pipeline: 1, clients: 10, requests: 50, dataSize: 100 << 10}}
 	}
@@ -105,6 +106,7 @@ func runRedisBenchmark(ctx context.Context, c redisCase, addr string) (runResult
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, "redis-benchmark", args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	runErr := cmd.Run()
 	if msg := benchErrors(stderr.Bytes()); runErr != nil || msg != "" {
 		if ctx.Err() != nil {

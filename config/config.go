@@ -45,6 +45,17 @@ type Pool struct {
 	// Slots maps each of the SlotCount slots to an index in Servers when
 	// the file gives an explicit slot table (distribution jump), else nil.
 	Slots []int
+
+	// Extensions (nutcracker files never contain them; see extensions.go).
+
+	EjectMode          string        // EjectRehash or EjectFailFast (always fail_fast for jump)
+	ClientIdleTimeout  time.Duration // close a client idle this long; 0 = never
+	ClientWriteTimeout time.Duration // cut off a client not reading its replies this long; 0 = never
+	MaxRequestSize     int           // bytes of one request (RESP bulk, memcache value up to 128 MB)
+	MaxArgs            int           // RESP arguments of one request; memcache keys of one get
+	RedisUsername      string        // ACL user for the servers' AUTH; "" sends AUTH password only
+	TLS                ClientTLS     // TLS to clients; zero = plain
+	ServerTLS          ServerTLS     // TLS to servers
 }
 
 // Listen is where a pool accepts clients.

@@ -57,6 +57,10 @@ func TestDefaults(t *testing.T) {
 		ServerConnections:  1,
 		ServerRetryTimeout: 30 * time.Second,
 		ServerFailureLimit: 2,
+		EjectMode:          EjectRehash,
+		ClientWriteTimeout: 30 * time.Second,
+		MaxRequestSize:     536870912,
+		MaxArgs:            1048576,
 		Servers: []Server{{Network: "tcp", Addr: "127.0.0.1:7001", Host: "127.0.0.1", Port: 7001,
 			Weight: 1, Ident: "127.0.0.1:7001"}},
 	}

@@ -55,6 +55,38 @@
 // Pool.Servers; without the key it is nil and placement code derives the
 // table itself.
 //
+// Limits, fail-fast ejection, backend ACL users and TLS are further keys,
+// with the same value rules:
+//
+//	eject_mode              rehash: an ejected server leaves the ring and its
+//	                        keys move (nutcracker); fail_fast: it stays, its
+//	                        keys get an error until it is back. Needs
+//	                        auto_eject_hosts: true; jump is always
+//	                        fail_fast                                  (rehash)
+//	client_idle_timeout     ms; close a client idle that long; 0 = never  (0)
+//	client_write_timeout    ms; cut off a client that does not read its
+//	                        replies for that long; 0 = never          (30000)
+//	max_request_size        bytes of one request, >= 1; memcache values
+//	                        are further capped at 128 MB          (536870912)
+//	max_args                arguments of one RESP request, >= 1; keys of
+//	                        one memcache get, at most 65536         (1048576)
+//	redis_username          ACL user: servers get AUTH user password;
+//	                        needs redis_auth                          (none)
+//	tls_cert_file           PEM certificate chain: the listener speaks TLS;
+//	tls_key_file            both or neither                           (none)
+//	tls_client_ca_file      PEM CAs: clients must present a certificate
+//	                        signed by one; needs tls_cert_file        (none)
+//	server_tls              true: connect to servers with TLS        (false)
+//	server_tls_ca_file      PEM CAs that sign server certificates
+//	                                                        (system roots)
+//	server_tls_server_name  name sent in SNI and verified (host of each
+//	                        server line; required for unix servers)
+//	server_tls_insecure     true: do not verify server certificates;
+//	                        not with server_tls_ca_file              (false)
+//
+// The server_tls_* keys need server_tls: true. Certificate files are read
+// when the proxy starts, not here.
+//
 // # Where nutcracker and this package differ, on purpose
 //
 // Values nutcracker silently wraps or truncates are errors here: numbers
@@ -69,6 +101,6 @@
 // # Adding a key
 //
 // Every pool key is one row of the poolKeys table in keys.go: its name, the
-// YAML node kind it takes, and a setter. Cross-key rules go in finishPool.
-// Future keys (TLS, limits, fail-fast ejection, health checks) belong there.
+// YAML node kind it takes, and a setter. Cross-key rules go in finishPool,
+// or in finishExtensions (extensions.go) for keys nutcracker does not know.
 package config

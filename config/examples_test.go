@@ -35,6 +35,16 @@ func TestExampleFiles(t *testing.T) {
 				t.Errorf("jump pool: %+v", p)
 			}
 		}},
+		{"secure.yml", func(t *testing.T, c *Config) {
+			p := onlyPool(t, c, "secure")
+			want := ServerTLS{Enabled: true, CAFile: "/etc/shardproxy/redis-ca.crt", ServerName: "redis.internal"}
+			if !p.Redis || p.RedisUsername != "app" || p.RedisAuth == "" || p.EjectMode != EjectFailFast ||
+				!p.AutoEjectHosts || p.ClientIdleTimeout != 5*time.Minute || p.ClientWriteTimeout != 10*time.Second ||
+				p.MaxRequestSize != 16<<20 || p.MaxArgs != 10000 || p.ClientConnections != 1000 ||
+				!p.TLS.Enabled() || p.TLS.ClientCAFile == "" || p.ServerTLS != want {
+				t.Errorf("secure pool: %+v", p)
+			}
+		}},
 		{"nutcracker.yml", func(t *testing.T, c *Config) {
 			if len(c.Pools) != 2 || c.Pools[0].Name != "cache" || c.Pools[1].Name != "sessions" {
 				t.Fatalf("pools: %+v", c.Pools)

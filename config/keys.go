@@ -46,9 +46,24 @@ var poolKeys = []keySpec{
 	{"client_connections", yaml.ScalarNode, count(0, func(p *Pool) *int { return &p.ClientConnections })},
 	{"servers", yaml.SequenceNode, setServers},
 	{"slots", yaml.MappingNode, func(pp *poolParse, v *yaml.Node) error { pp.slots = v; return nil }},
+	// Extensions: keys nutcracker does not know (setters in extensions.go).
+	{"eject_mode", yaml.ScalarNode, text(setEjectMode)},
+	{"client_idle_timeout", yaml.ScalarNode, millis(0, func(p *Pool) *time.Duration { return &p.ClientIdleTimeout })},
+	{"client_write_timeout", yaml.ScalarNode, millis(0, func(p *Pool) *time.Duration { return &p.ClientWriteTimeout })},
+	{"max_request_size", yaml.ScalarNode, count(1, func(p *Pool) *int { return &p.MaxRequestSize })},
+	{"max_args", yaml.ScalarNode, count(1, func(p *Pool) *int { return &p.MaxArgs })},
+	{"redis_username", yaml.ScalarNode, text(func(p *Pool, s string) error { p.RedisUsername = s; return nil })},
+	{"tls_cert_file", yaml.ScalarNode, text(func(p *Pool, s string) error { p.TLS.CertFile = s; return nil })},
+	{"tls_key_file", yaml.ScalarNode, text(func(p *Pool, s string) error { p.TLS.KeyFile = s; return nil })},
+	{"tls_client_ca_file", yaml.ScalarNode, text(func(p *Pool, s string) error { p.TLS.ClientCAFile = s; return nil })},
+	{"server_tls", yaml.ScalarNode, flag(func(p *Pool) *bool { return &p.ServerTLS.Enabled })},
+	{"server_tls_ca_file", yaml.ScalarNode, text(func(p *Pool, s string) error { p.ServerTLS.CAFile = s; return nil })},
+	{"server_tls_server_name", yaml.ScalarNode, text(func(p *Pool, s string) error { p.ServerTLS.ServerName = s; return nil })},
+	{"server_tls_insecure", yaml.ScalarNode, flag(func(p *Pool) *bool { return &p.ServerTLS.Insecure })},
 }
 
-// newPool returns a pool holding nutcracker's defaults.
+// newPool returns a pool holding nutcracker's defaults, and ours for the
+// extension keys.
 func newPool(name string) *Pool {
 	return &Pool{
 		Name:               name,
@@ -58,6 +73,10 @@ func newPool(name string) *Pool {
 		ServerConnections:  1,
 		ServerRetryTimeout: 30 * time.Second,
 		ServerFailureLimit: 2,
+		EjectMode:          EjectRehash,
+		ClientWriteTimeout: DefaultClientWriteTimeout,
+		MaxRequestSize:     DefaultMaxRequestSize,
+		MaxArgs:            DefaultMaxArgs,
 	}
 }
 
@@ -174,7 +193,7 @@ func (pp *poolParse) finishPool() error {
 		}
 		p.Slots = slots
 	}
-	return nil
+	return pp.finishExtensions()
 }
 
 // hashes lists the key hash functions nutcracker 0.5 knows.

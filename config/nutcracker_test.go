@@ -27,6 +27,8 @@ import (
 //   - YAML flow style, document markers (---), distribution jump and the
 //     slots key: nutcracker refuses; we accept.
 //   - "[ipv6]:port" as listen: nutcracker cannot resolve it; we accept.
+//   - the extension keys (eject_mode, client_*_timeout, max_*, redis_username,
+//     tls_*, server_tls*): nutcracker refuses unknown keys; we accept these.
 //
 // Not covered here because it needs DNS: nutcracker resolves a listen host
 // name while reading the file and refuses one that does not resolve; we do
@@ -60,6 +62,7 @@ func compatCases(t *testing.T) []compatCase {
 		{"hash upper case", onePool("  hash: MD5\n"), ""},
 		{"unknown distribution", onePool("  distribution: vnode\n"), ""},
 		{"jump", onePool("  distribution: jump\n"), "jump is our extension"},
+		{"extension key", onePool("  max_args: 100\n"), "an extension key"},
 		{"hash_tag one char", onePool("  hash_tag: \"{\"\n"), ""},
 		{"hash_tag two bytes of utf-8", onePool("  hash_tag: \"é\"\n"), ""},
 		{"bool yes", onePool("  redis: yes\n"), ""},
@@ -128,14 +131,17 @@ func compatCases(t *testing.T) []compatCase {
 		{"servers same address two names", serversAre("127.0.0.1:7001:1 a", "127.0.0.1:7001:1 b"), ""},
 		{"servers 11211 host clash", serversAre("127.0.0.1:11211:1", "127.0.0.1:11212:1 127.0.0.1"), ""},
 	}
-	for _, f := range []string{"demo.yml", "memcache.yml", "nutcracker.yml", "jump.yml"} {
+	for _, f := range []string{"demo.yml", "memcache.yml", "nutcracker.yml", "jump.yml", "secure.yml"} {
 		data, err := os.ReadFile(filepath.Join("..", "configs", f))
 		if err != nil {
 			t.Fatal(err)
 		}
 		c := compatCase{name: "configs/" + f, data: string(data)}
-		if f == "jump.yml" {
+		switch f {
+		case "jump.yml":
 			c.differs = "slot mode is our extension"
+		case "secure.yml":
+			c.differs = "TLS, ACL, limit and eject_mode keys are our extensions"
 		}
 		cases = append(cases, c)
 	}

@@ -16,12 +16,16 @@ type Conn struct {
 	s *Server
 
 	mu       sync.Mutex
-	nc       net.Conn // nil while down
+	nc       net.Conn      // nil while down
+	kick     chan struct{} // wakes the writer of nc
+	quit     chan struct{} // closed when nc breaks
 	dialing  bool
-	writing  bool
 	out      []byte // frames queued for the next write
 	spare    []byte
 	inflight queue // calls written or queued, awaiting replies, in order
+	// unwritten counts the calls at the tail of inflight whose frames are
+	// still in out.
+	unwritten int
 }
 
 // Enqueue queues a call on the connection. Nothing is written until Flush.
@@ -52,51 +56,68 @@ func (c *Conn) Enqueue(call *Call) {
 		}
 	}
 	c.inflight.push(call)
+	c.unwritten++
 	c.mu.Unlock()
 }
 
-// Flush writes what is queued. If another goroutine is writing or dialing,
-// it picks up the queued frames and Flush returns at once.
+// Flush hands what is queued to the connection's writer, dialing first if
+// the connection is down (the dial happens in the caller's goroutine; calls
+// queued meanwhile by others wait for it). The writer wakes a moment later
+// and writes everything queued by every client in one write.
 func (c *Conn) Flush() {
 	c.mu.Lock()
-	if c.writing || c.dialing || len(c.out) == 0 {
+	if c.dialing || len(c.out) == 0 {
 		c.mu.Unlock()
 		return
 	}
 	if c.nc == nil {
-		c.dialing = true
 		c.mu.Unlock()
-		if err := c.connect(); err != nil {
-			return
-		}
-		c.mu.Lock()
+		c.connect()
+		return
 	}
-	c.writeLocked()
+	if c.inflight.len() > c.unwritten {
+		// Replies are due: the reader hands the queue to the writer when
+		// they come, so requests of many clients go in one write.
+		c.mu.Unlock()
+		return
+	}
+	kick := c.kick
 	c.mu.Unlock()
+	select {
+	case kick <- struct{}{}:
+	default:
+	}
 }
 
-// writeLocked writes queued frames until none are left; it unlocks c.mu
-// around each write. Called with c.mu held.
-func (c *Conn) writeLocked() {
-	c.writing = true
-	for len(c.out) > 0 && c.nc != nil {
-		buf, nc := c.out, c.nc
-		c.out = c.spare[:0]
-		c.mu.Unlock()
-		_, err := nc.Write(buf)
-		c.mu.Lock()
-		if cap(buf) <= 1<<20 {
-			c.spare = buf[:0]
-		}
-		if err != nil {
-			c.writing = false
-			c.mu.Unlock()
-			c.broken(nc, fmt.Errorf("%w: %s: write: %w", ErrUnavailable, c.s.opt.Name, err))
-			c.mu.Lock()
+// writeLoop writes queued frames to nc whenever it is kicked, until nc
+// breaks.
+func (c *Conn) writeLoop(nc net.Conn, kick, quit chan struct{}) {
+	defer c.s.wg.Done()
+	for {
+		select {
+		case <-kick:
+		case <-quit:
 			return
 		}
+		c.mu.Lock()
+		for len(c.out) > 0 && c.nc == nc {
+			buf := c.out
+			c.out = c.spare[:0]
+			c.unwritten = 0
+			c.mu.Unlock()
+			_, err := nc.Write(buf)
+			c.mu.Lock()
+			if cap(buf) <= 1<<20 {
+				c.spare = buf[:0]
+			}
+			if err != nil {
+				c.mu.Unlock()
+				c.broken(nc, fmt.Errorf("%w: %s: write: %w", ErrUnavailable, c.s.opt.Name, err))
+				return
+			}
+		}
+		c.mu.Unlock()
 	}
-	c.writing = false
 }
 
 // connect dials the server; on success it starts the reader and writes
@@ -119,6 +140,7 @@ func (c *Conn) connect() error {
 	if err != nil {
 		calls := c.inflight.drain()
 		c.out = c.out[:0]
+		c.unwritten = 0
 		c.mu.Unlock()
 		err = fmt.Errorf("%w: %s: %w", ErrUnavailable, c.s.opt.Name, err)
 		for _, call := range calls {
@@ -128,14 +150,17 @@ func (c *Conn) connect() error {
 		return err
 	}
 	c.nc = nc
+	c.kick = make(chan struct{}, 1)
+	c.quit = make(chan struct{})
 	c.s.Stats.ServerConnections.Add(1)
 	if c.s.opt.Timeout > 0 && c.inflight.len() > 0 {
 		nc.SetReadDeadline(c.inflight.peek().sent.Add(c.s.opt.Timeout))
 	}
-	c.s.wg.Add(1)
+	c.s.wg.Add(2)
 	go c.readLoop(nc)
-	if !c.writing {
-		c.writeLocked()
+	go c.writeLoop(nc, c.kick, c.quit)
+	if len(c.out) > 0 {
+		c.kick <- struct{}{}
 	}
 	c.mu.Unlock()
 	return nil
@@ -150,9 +175,11 @@ func (c *Conn) broken(nc net.Conn, err error) {
 		return
 	}
 	c.nc = nil
+	close(c.quit)
 	nc.Close()
 	calls := c.inflight.drain()
 	c.out = c.out[:0]
+	c.unwritten = 0
 	c.mu.Unlock()
 	c.s.Stats.ServerConnections.Add(-1)
 	for _, call := range calls {
@@ -225,6 +252,12 @@ func (c *Conn) readLoop(nc net.Conn) {
 			}
 		}
 		unexpected := c.inflight.len() == 0 && off < len(buf)
+		if len(c.out) > 0 && !unexpected {
+			select {
+			case c.kick <- struct{}{}:
+			default:
+			}
+		}
 		c.mu.Unlock()
 		if len(ready) > 0 {
 			c.s.failures.Store(0)

@@ -1,15 +1,20 @@
 package proxy
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/shardproxy/shardproxy/codec/memcache"
+	"github.com/shardproxy/shardproxy/codec/resp"
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/hashring"
 	"github.com/shardproxy/shardproxy/pools"
@@ -30,6 +35,7 @@ type pool struct {
 	servers []*pools.Server
 	ring    atomic.Pointer[ring]
 	ln      net.Listener
+	tls     *tls.Config // client-side TLS; nil for plain TCP
 	stats   poolStats
 
 	maxRequest   int
@@ -53,41 +59,31 @@ type poolStats struct {
 
 func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 	p := &pool{
-		cfg:        cfg,
-		log:        log.With("pool", cfg.Name),
-		clients:    map[*client]struct{}{},
-		maxRequest: 512 << 20,
-		started:    time.Now(),
+		cfg:          cfg,
+		log:          log.With("pool", cfg.Name),
+		clients:      map[*client]struct{}{},
+		maxRequest:   cfg.MaxRequestSize,
+		idleTimeout:  cfg.ClientIdleTimeout,
+		writeTimeout: cfg.ClientWriteTimeout,
+		started:      time.Now(),
 	}
-	if cfg.Redis {
-		p.proto = newRedisProto(p)
-	} else {
-		p.proto = newMemcacheProto(p)
+	if p.maxRequest <= 0 {
+		p.maxRequest = config.DefaultMaxRequestSize
+	}
+	p.proto = newProto(p)
+	var err error
+	if p.tls, err = clientTLS(cfg); err != nil {
+		return nil, err
+	}
+	roots, err := serverRoots(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ServerTLS.Insecure {
+		p.log.Warn("server_tls_insecure: server certificates are not verified")
 	}
 	for _, s := range cfg.Servers {
-		srv := pools.NewServer(pools.Options{
-			Network:      s.Network,
-			Addr:         s.Addr,
-			Name:         s.Ident,
-			Connections:  cfg.ServerConnections,
-			Timeout:      cfg.Timeout,
-			KeepAlive:    cfg.TCPKeepalive,
-			Handshake:    p.proto.handshake(),
-			Ping:         p.proto.ping(),
-			Frame:        p.proto.framer(),
-			IsError:      p.proto.isError,
-			AutoEject:    cfg.AutoEjectHosts,
-			FailureLimit: cfg.ServerFailureLimit,
-			RetryTimeout: cfg.ServerRetryTimeout,
-			OnStateChange: func() {
-				p.stats.serverEjects.Add(1)
-				if err := p.rebuild(); err != nil {
-					p.log.Error("rebuilding ring", "err", err)
-				}
-			},
-			Logger: p.log,
-		})
-		p.servers = append(p.servers, srv)
+		p.servers = append(p.servers, p.newServer(s, roots))
 	}
 	if err := p.rebuild(); err != nil {
 		return nil, err
@@ -95,16 +91,66 @@ func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 	return p, nil
 }
 
-// rebuild makes the ring from the servers that are not ejected. In the slot
-// mode (distribution jump) ejection never moves keys: an ejected server's
-// slots fail fast until it is back.
+// newProto makes the pool's protocol with the pool's request limits.
+func newProto(p *pool) protocol {
+	cfg := p.cfg
+	if cfg.Redis {
+		r := newRedisProto(p)
+		r.lim = resp.Limits{MaxArgs: cfg.MaxArgs, MaxBulk: p.maxRequest}
+		return r
+	}
+	m := newMemcacheProto(p)
+	m.lim.MaxValue = min(p.maxRequest, maxMemcacheValue)
+	if cfg.MaxArgs > 0 {
+		m.lim.MaxKeys = min(cfg.MaxArgs, memcache.DefaultMaxKeys)
+	}
+	return m
+}
+
+// newServer makes the pools.Server of one server line.
+func (p *pool) newServer(s config.Server, roots *x509.CertPool) *pools.Server {
+	cfg := p.cfg
+	var srv *pools.Server
+	srv = pools.NewServer(pools.Options{
+		Network:      s.Network,
+		Addr:         s.Addr,
+		Name:         s.Ident,
+		Connections:  cfg.ServerConnections,
+		Timeout:      cfg.Timeout,
+		KeepAlive:    cfg.TCPKeepalive,
+		TLS:          serverTLS(cfg, s, roots),
+		Handshake:    p.proto.handshake(),
+		Ping:         p.proto.ping(),
+		Frame:        p.proto.framer(),
+		IsError:      p.proto.isError,
+		AutoEject:    cfg.AutoEjectHosts,
+		FailureLimit: cfg.ServerFailureLimit,
+		RetryTimeout: cfg.ServerRetryTimeout,
+		OnStateChange: func() {
+			if srv.Ejected() {
+				p.stats.serverEjects.Add(1)
+			}
+			if err := p.rebuild(); err != nil {
+				p.log.Error("rebuilding ring", "err", err)
+			}
+		},
+		Logger: p.log,
+	})
+	return srv
+}
+
+// rebuild makes the ring from the servers that are not ejected. With
+// eject_mode fail_fast, and always in the slot mode (distribution jump),
+// ejection never moves keys: an ejected server stays in the ring and its
+// keys fail fast until it is back.
 func (p *pool) rebuild() error {
 	p.ringMu.Lock()
 	defer p.ringMu.Unlock()
 	hc := hashring.Config{Hash: p.cfg.Hash, HashTag: p.cfg.HashTag, Distribution: p.cfg.Distribution, Slots: p.cfg.Slots}
+	keep := p.cfg.Distribution == "jump" || p.cfg.EjectMode == config.EjectFailFast
 	var live []*pools.Server
 	for i, srv := range p.servers {
-		if srv.Ejected() && p.cfg.Distribution != "jump" {
+		if srv.Ejected() && !keep {
 			continue
 		}
 		live = append(live, srv)
@@ -128,27 +174,69 @@ func (p *pool) route(key []byte) *pools.Server {
 	return r.servers[i]
 }
 
-// listen opens the pool's listener.
+// listen opens the pool's listener, speaking TLS when the pool has
+// tls_cert_file.
 func (p *pool) listen() error {
 	l := p.cfg.Listen
+	var ln net.Listener
+	var err error
 	if l.Network == "unix" {
-		if err := os.Remove(l.Addr); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("pool %q: listen %s: %w", p.cfg.Name, l.Addr, err)
-		}
+		ln, err = listenUnix(l.Addr, l.Perm)
+	} else {
+		ln, err = net.Listen(l.Network, l.Addr)
 	}
-	ln, err := net.Listen(l.Network, l.Addr)
 	if err != nil {
-		return fmt.Errorf("pool %q: listen: %w", p.cfg.Name, err)
+		return fmt.Errorf("pool %q: listen %s: %w", p.cfg.Name, l.Addr, err)
 	}
-	if l.Network == "unix" && l.Perm != 0 {
-		if err := os.Chmod(l.Addr, l.Perm); err != nil {
-			ln.Close()
-			return fmt.Errorf("pool %q: listen %s: %w", p.cfg.Name, l.Addr, err)
-		}
+	if p.tls != nil {
+		ln = tls.NewListener(ln, p.tls)
 	}
 	p.ln = ln
 	return nil
 }
+
+// listenUnix listens on the unix socket path with permissions perm (0
+// keeps the umask's). With perm the socket is made in a private directory
+// next to path, given its permissions there, and renamed into place: no
+// client can connect while it still has the default permissions.
+func listenUnix(path string, perm os.FileMode) (net.Listener, error) {
+	if perm == 0 {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		return net.Listen("unix", path)
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".shardproxy-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, "s")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(false) // the pool removes path when it closes
+	if err := os.Chmod(tmp, perm); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return &movedListener{Listener: ln, addr: &net.UnixAddr{Name: path, Net: "unix"}}, nil
+}
+
+// movedListener is a listener whose socket was renamed: Addr reports where
+// it is now.
+type movedListener struct {
+	net.Listener
+	addr net.Addr
+}
+
+// Addr returns the socket's current path.
+func (l *movedListener) Addr() net.Addr { return l.addr }
 
 // preconnect dials every server connection (preconnect: true). Failures
 // are logged, not fatal, as in nutcracker.
@@ -182,7 +270,11 @@ func (p *pool) serve() {
 }
 
 func (p *pool) accept(nc net.Conn) {
-	if tc, ok := nc.(*net.TCPConn); ok {
+	sock := nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		sock = tc.NetConn()
+	}
+	if tc, ok := sock.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 		if p.cfg.TCPKeepalive {
 			tc.SetKeepAlive(true)
@@ -209,7 +301,13 @@ func (p *pool) accept(nc net.Conn) {
 	p.mu.Unlock()
 	go func() {
 		defer p.wg.Done()
-		cl.serve()
+		if err := tlsHandshake(nc); err != nil {
+			p.log.Debug("client TLS handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
+			p.stats.clientErr.Add(1)
+			nc.Close()
+		} else {
+			cl.serve()
+		}
 		p.mu.Lock()
 		delete(p.clients, cl)
 		p.mu.Unlock()

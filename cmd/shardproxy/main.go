@@ -114,6 +114,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer closeLog()
+	if path := os.Getenv("SHARDPROXY_CPUPROFILE"); path != "" {
+		stop, err := startCPUProfile(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "shardproxy: %v\n", err)
+			return 1
+		}
+		defer stop()
+	}
 	return serve(cfg, o, log)
 }
 

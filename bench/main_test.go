@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/shardproxy/shardproxy/internal/testservers"
+)
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name             string
+		args             []string
+		n, conns, rounds int
+		sections         string
+		wantErr          bool
+	}{
+		{name: "defaults", args: nil, n: 70000, conns: 10000, rounds: 3, sections: "idle,large,memcache,redis"},
+		{name: "quick shrinks", args: []string{"-quick"}, n: 2000, conns: 1000, rounds: 1, sections: "idle,large,memcache,redis"},
+		{name: "quick keeps explicit n", args: []string{"-quick", "-n", "5000", "-sections", "redis"}, n: 5000, conns: 1000, rounds: 1, sections: "redis"},
+		{name: "unknown section", args: []string{"-sections", "redis,cluster"}, wantErr: true},
+		{name: "tiny n", args: []string{"-n", "5"}, wantErr: true},
+		{name: "stray argument", args: []string{"extra"}, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseFlags(tc.args)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if tc.wantErr {
+				return
+			}
+			var secs []string
+			for _, s := range []string{"idle", "large", "memcache", "redis"} {
+				if o.sections[s] {
+					secs = append(secs, s)
+				}
+			}
+			if o.n != tc.n || o.conns != tc.conns || o.rounds != tc.rounds || strings.Join(secs, ",") != tc.sections {
+				t.Errorf("got n=%d conns=%d rounds=%d sections=%v", o.n, o.conns, o.rounds, secs)
+			}
+		})
+	}
+}
+
+// TestPoolConfigAcceptedByNutcracker checks the generated YAML with
+// nutcracker's own config test.
+func TestPoolConfigAcceptedByNutcracker(t *testing.T) {
+	bin := testservers.Need(t, "nutcracker")
+	var b strings.Builder
+	writePool(&b, "bench_redis", "127.0.0.1:1", true, []int{2, 3, 4, 5})
+	writePool(&b, "bench_memcache", "127.0.0.1:6", false, []int{7, 8, 9, 10})
+	conf := filepath.Join(t.TempDir(), "n.yml")
+	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "-t", "-c", conf).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "syntax is ok") {
+		t.Fatalf("nutcracker -t: %v\n%s\n%s", err, out, b.String())
+	}
+}
+
+// TestQuickRun runs every section in quick mode with a second nutcracker
+// standing in for shardproxy, against real servers.
+func TestQuickRun(t *testing.T) {
+	nc := testservers.Need(t, "nutcracker")
+	for _, p := range []string{"redis-server", "redis-benchmark", "memcached", "memcslap"} {
+		testservers.Need(t, p)
+	}
+	o, err := parseFlags([]string{"-quick", "-conns", "300", "-proxy-bin", nc, "-nutcracker-bin", nc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := newProcs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.stopAll()
+	b := &bench{ctx: context.Background(), o: o, out: io.Discard}
+	if err := b.prepare(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.runSections(); err != nil || len(b.failures) > 0 {
+		t.Fatalf("runSections: %v, failures %v", err, b.failures)
+	}
+	report := b.report.String()
+	for _, want := range []string{"### Redis", "### Memcache", "### Idle", "### Large", "| set  | 1 |", "| 300 "} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+	if strings.Contains(report, "ERR") {
+		t.Errorf("report has failed cells:\n%s", report)
+	}
+	rows := 0
+	for _, l := range strings.Split(report, "\n") {
+		if !strings.HasPrefix(l, "| set ") {
+			continue
+		}
+		rows++
+		c := cols(l)
+		for _, i := range []int{2, 3, 4, 5, 6} { // three rps and two ratios
+			if _, err := strconv.ParseFloat(c[i], 64); err != nil {
+				t.Errorf("column %s is %q in %s", throughputHeader[i], c[i], l)
+			}
+		}
+	}
+	if rows != 3 {
+		t.Errorf("%d set rows, want 3 (redis, memcache, large)", rows)
+	}
+}

@@ -1,0 +1,242 @@
+package proxy_test
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/shardproxy/shardproxy/internal/testservers"
+)
+
+// replyCheck is an expected reply: exact bytes, or a prefix, and text it
+// must contain.
+type replyCheck struct {
+	want, prefix, contains string
+}
+
+func (c replyCheck) check(t *testing.T, what string, got string) {
+	t.Helper()
+	switch {
+	case c.want != "" && got != c.want:
+		t.Errorf("%s: got %q, want %q", what, got, c.want)
+	case c.prefix != "" && !strings.HasPrefix(got, c.prefix):
+		t.Errorf("%s: got %q, want a reply starting with %q", what, got, c.prefix)
+	case c.contains != "" && !strings.Contains(got, c.contains):
+		t.Errorf("%s: got %q, want it to contain %q", what, got, c.contains)
+	}
+}
+
+// keysOnTwoServers returns two keys that the proxy places on different
+// servers, found by writing probes and looking for them on the backends.
+func keysOnTwoServers(t *testing.T, f *redisFixture) (string, string) {
+	t.Helper()
+	rc := dialRESP(t, f.addr)
+	owner := map[int]string{}
+	for i := 0; i < 100 && len(owner) < 2; i++ {
+		k := fmt.Sprintf("probe:%d", i)
+		if r := rc.do("SET", k, "1"); r != "+OK\r\n" {
+			t.Fatalf("SET %s: %q", k, r)
+		}
+		for bi, b := range f.backends {
+			if r, err := testservers.Do(b.Addr, "EXISTS", k); err == nil && r == ":1" {
+				owner[bi] = k
+			}
+		}
+	}
+	if len(owner) < 2 {
+		t.Fatalf("100 keys all landed on one server")
+	}
+	var keys []string
+	for _, k := range owner {
+		keys = append(keys, k)
+	}
+	return keys[0], keys[1]
+}
+
+// TestLocalCommandsAndRefusals sends each command on one raw connection
+// and checks the reply, then that the same connection still answers PING.
+func TestLocalCommandsAndRefusals(t *testing.T) {
+	f := newRedisFixture(t, 4, redisPool{hashTag: "{}"})
+	k1, k2 := keysOnTwoServers(t, f)
+	notSupported := func(name string) replyCheck {
+		return replyCheck{want: fmt.Sprintf("-ERR command '%s' is not supported by the proxy\r\n", name)}
+	}
+	tests := []struct {
+		name string
+		args []string
+		replyCheck
+	}{
+		{"ping", []string{"PING"}, replyCheck{want: "+PONG\r\n"}},
+		{"ping message", []string{"PING", "hello there"}, replyCheck{want: bulk("hello there")}},
+		{"echo", []string{"ECHO", "x\r\ny"}, replyCheck{want: bulk("x\r\ny")}},
+		{"select 0", []string{"SELECT", "0"}, replyCheck{want: "+OK\r\n"}},
+		{"select 1", []string{"SELECT", "1"}, replyCheck{prefix: "-ERR SELECT is not allowed"}},
+		{"hello", []string{"HELLO"}, replyCheck{prefix: "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n", contains: "$5\r\nproto\r\n:2\r\n"}},
+		{"hello 2", []string{"HELLO", "2"}, replyCheck{prefix: "*14\r\n", contains: "$5\r\nproto\r\n:2\r\n"}},
+		{"hello 2 setname", []string{"HELLO", "2", "SETNAME", "via-hello"}, replyCheck{prefix: "*14\r\n"}},
+		{"getname after hello", []string{"CLIENT", "GETNAME"}, replyCheck{want: bulk("via-hello")}},
+		{"hello 3", []string{"HELLO", "3"}, replyCheck{want: "-NOPROTO unsupported protocol version\r\n"}},
+		{"hello not a number", []string{"HELLO", "x"}, replyCheck{prefix: "-ERR Protocol version is not an integer"}},
+		{"client setname", []string{"CLIENT", "SETNAME", "app-1"}, replyCheck{want: "+OK\r\n"}},
+		{"client getname", []string{"CLIENT", "GETNAME"}, replyCheck{want: bulk("app-1")}},
+		{"client setname spaces", []string{"CLIENT", "SETNAME", "a b"}, replyCheck{prefix: "-ERR Client names cannot contain spaces"}},
+		{"client setinfo", []string{"CLIENT", "SETINFO", "LIB-NAME", "go-redis"}, replyCheck{want: "+OK\r\n"}},
+		{"client setinfo ver", []string{"CLIENT", "SETINFO", "LIB-VER", "9.0"}, replyCheck{want: "+OK\r\n"}},
+		{"client kill", []string{"CLIENT", "KILL", "x"}, replyCheck{prefix: "-ERR 'client kill' is not supported"}},
+		{"command", []string{"COMMAND"}, replyCheck{prefix: "*"}},
+		{"command count", []string{"COMMAND", "COUNT"}, replyCheck{prefix: ":"}},
+		{"info", []string{"INFO"}, replyCheck{prefix: "$", contains: "redis_version:"}},
+		{"config get", []string{"CONFIG", "GET", "maxmemory"}, replyCheck{want: "*0\r\n"}},
+		{"config set", []string{"CONFIG", "SET", "maxmemory", "1"}, replyCheck{prefix: "-ERR"}},
+		{"auth without password", []string{"AUTH", "secret"}, replyCheck{prefix: "-ERR"}},
+		{"multi", []string{"MULTI"}, notSupported("multi")},
+		{"exec", []string{"EXEC"}, notSupported("exec")},
+		{"subscribe", []string{"SUBSCRIBE", "news"}, notSupported("subscribe")},
+		{"psubscribe", []string{"PSUBSCRIBE", "n*"}, notSupported("psubscribe")},
+		{"blpop", []string{"BLPOP", "list", "0"}, notSupported("blpop")},
+		{"keys", []string{"KEYS", "*"}, notSupported("keys")},
+		{"flushall", []string{"FLUSHALL"}, notSupported("flushall")},
+		{"eval across servers", []string{"EVAL", "return 1", "2", k1, k2}, replyCheck{prefix: "-CROSSSLOT "}},
+		{"rename across servers", []string{"RENAME", k1, k2}, replyCheck{prefix: "-CROSSSLOT "}},
+		{"eval without keys", []string{"EVAL", "return 1", "0"}, replyCheck{prefix: "-ERR 'eval' without keys"}},
+		{"eval bad numkeys", []string{"EVAL", "return 1", "5", "a"}, replyCheck{prefix: "-ERR numkeys"}},
+		{"unknown command", []string{"FOOBAR", "a", "b"}, replyCheck{want: "-ERR unknown command 'FOOBAR', with args beginning with: 'a' 'b' \r\n"}},
+		{"long unknown command", []string{strings.Repeat("X", 100)}, replyCheck{prefix: "-ERR unknown command"}},
+		{"get arity", []string{"GET"}, replyCheck{want: "-ERR wrong number of arguments for 'get' command\r\n"}},
+		{"set arity", []string{"SET", "a"}, replyCheck{want: "-ERR wrong number of arguments for 'set' command\r\n"}},
+		{"mset arity", []string{"MSET", "a", "1", "b"}, replyCheck{want: "-ERR wrong number of arguments for 'mset' command\r\n"}},
+		{"msetnx arity", []string{"MSETNX", "{t}a", "1", "{t}b"}, replyCheck{want: "-ERR wrong number of arguments for 'msetnx' command\r\n"}},
+		{"echo arity", []string{"ECHO"}, replyCheck{want: "-ERR wrong number of arguments for 'echo' command\r\n"}},
+		{"ping arity", []string{"PING", "a", "b"}, replyCheck{want: "-ERR wrong number of arguments for 'ping' command\r\n"}},
+		{"client arity", []string{"CLIENT"}, replyCheck{want: "-ERR wrong number of arguments for 'client' command\r\n"}},
+	}
+	rc := dialRESP(t, f.addr)
+	for _, tc := range tests {
+		tc.check(t, tc.name, rc.do(tc.args...))
+		if r := rc.do("PING"); r != "+PONG\r\n" {
+			t.Fatalf("%s: PING afterwards: %q", tc.name, r)
+		}
+	}
+	// Everything again in one write: the replies stay in order.
+	var req []byte
+	for _, tc := range tests {
+		req = encodeCommand(req, tc.args...)
+		req = encodeCommand(req, "ECHO", tc.name)
+	}
+	rc = dialRESP(t, f.addr)
+	rc.write(req)
+	for _, tc := range tests {
+		tc.check(t, tc.name+" (pipelined)", rc.read())
+		if r := rc.read(); r != bulk(tc.name) {
+			t.Fatalf("%s (pipelined): ECHO afterwards: %q", tc.name, r)
+		}
+	}
+}
+
+// TestCommandCountMatchesTable checks COMMAND COUNT against a number.
+func TestCommandCount(t *testing.T) {
+	f := newRedisFixture(t, 1, redisPool{})
+	r := dialRESP(t, f.addr).do("COMMAND", "COUNT")
+	n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(r, ":"), "\r\n"))
+	if err != nil || n < 150 {
+		t.Errorf("COMMAND COUNT: %q, want an integer of at least 150", r)
+	}
+}
+
+// TestQuit checks that QUIT is answered +OK after every earlier reply, and
+// that the connection is then closed without answering what followed.
+func TestQuit(t *testing.T) {
+	f := newRedisFixture(t, 2, redisPool{})
+	rc := dialRESP(t, f.addr)
+	var req []byte
+	req = encodeCommand(req, "SET", "quit:a", "1")
+	req = encodeCommand(req, "PING")
+	req = encodeCommand(req, "QUIT")
+	req = encodeCommand(req, "SET", "quit:b", "2")
+	rc.write(req)
+	for i, want := range []string{"+OK\r\n", "+PONG\r\n", "+OK\r\n"} {
+		if got := rc.read(); got != want {
+			t.Fatalf("reply %d: %q, want %q", i, got, want)
+		}
+	}
+	rc.expectClosed()
+	if r := dialRESP(t, f.addr).do("EXISTS", "quit:a", "quit:b"); r != ":1\r\n" {
+		t.Errorf("EXISTS quit:a quit:b: %q, want :1 (nothing after QUIT runs)", r)
+	}
+}
+
+// TestInlineCommands sends commands as redis-cli and telnet users type
+// them, alone and mixed with multibulk requests in one write.
+func TestInlineCommands(t *testing.T) {
+	f := newRedisFixture(t, 4, redisPool{})
+	tests := []struct {
+		name, in string
+		want     []string
+	}{
+		{"set", "SET a b\r\n", []string{"+OK\r\n"}},
+		{"get", "GET a\r\n", []string{bulk("b")}},
+		{"lower case, LF only", "get a\n", []string{bulk("b")}},
+		{"extra blanks", "  SET   c   d  \r\n", []string{"+OK\r\n"}},
+		{"double quotes", "SET \"key with space\" \"v\\x41\\n\\\"\"\r\n", []string{"+OK\r\n"}},
+		{"single quotes", "GET 'key with space'\r\n", []string{bulk("vA\n\"")}},
+		{"empty line skipped", "\r\n\r\nPING\r\n", []string{"+PONG\r\n"}},
+		{"mixed", "MGET a c\r\n*2\r\n$3\r\nGET\r\n$1\r\nc\r\nPING x\r\n",
+			[]string{array(bulk("b"), bulk("d")), bulk("d"), bulk("x")}},
+		{"unknown", "NOPE 1\r\n", []string{"-ERR unknown command 'NOPE', with args beginning with: '1' \r\n"}},
+		{"after unknown", "EXISTS a c\r\n", []string{":2\r\n"}},
+	}
+	rc := dialRESP(t, f.addr)
+	for _, tc := range tests {
+		rc.write([]byte(tc.in))
+		for i, want := range tc.want {
+			if got := rc.read(); got != want {
+				t.Errorf("%s: reply %d: %q, want %q", tc.name, i, got, want)
+			}
+		}
+	}
+}
+
+// TestMalformedRequest checks that a stream the proxy cannot read gets
+// Redis's own error, after the replies to what came before, and is closed,
+// while another client connected at the same time is unaffected.
+func TestMalformedRequest(t *testing.T) {
+	f := newRedisFixture(t, 4, redisPool{})
+	direct := testservers.Redis(t)
+	other := dialRESP(t, f.addr)
+	if r := other.do("SET", "other", "0"); r != "+OK\r\n" {
+		t.Fatalf("other client: %q", r)
+	}
+	tests := []struct{ name, in string }{
+		{"bad bulk length", "*2\r\n$3\r\nGET\r\n$x\r\n"},
+		{"bad multibulk length", "*x\r\n"},
+		{"no dollar", "*1\r\nGET\r\n"},
+		{"negative bulk length", "*1\r\n$-5\r\n"},
+		{"huge multibulk length", "*99999999999\r\n"},
+		{"unbalanced quotes", "SET \"a b\r\n"},
+		{"after a good request", "*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nECHO\r\n$x\r\n"},
+	}
+	for i, tc := range tests {
+		pc, rc := dialRESP(t, f.addr), dialRESP(t, direct.Addr)
+		pc.write([]byte(tc.in))
+		rc.write([]byte(tc.in))
+		for {
+			want, err := readReply(rc.r)
+			if err != nil {
+				break
+			}
+			if got := pc.read(); got != want {
+				t.Errorf("%s: proxy %q, redis %q", tc.name, got, want)
+			}
+			if strings.HasPrefix(want, "-ERR Protocol error") {
+				break
+			}
+		}
+		t.Logf("case %s", tc.name)
+		pc.expectClosed()
+		v := strconv.Itoa(i + 1)
+		if r := other.do("INCR", "other"); r != ":"+v+"\r\n" {
+			t.Fatalf("%s: other client's INCR: %q, want :%s", tc.name, r, v)
+		}
+	}
+}
