@@ -41,7 +41,7 @@ var sectionOrder = []string{"redis", "memcache", "idle", "large"}
 func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	o := &options{}
-	fs.IntVar(&o.n, "n", 70000, "requests per run (large-value runs use n/10 and n/50)")
+	fs.IntVar(&o.n, "n", 60000, "requests per run (large-value runs use n/10 and n/50)")
 	fs.IntVar(&o.rounds, "rounds", 3, "runs per target and row; the table shows medians")
 	fs.IntVar(&o.conns, "conns", 10000, "idle client connections per proxy")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: small -n, one row per section")

@@ -21,7 +21,7 @@ func TestParseFlags(t *testing.T) {
 		sections         string
 		wantErr          bool
 	}{
-		{name: "defaults", args: nil, n: 70000, conns: 10000, rounds: 3, sections: "idle,large,memcache,redis"},
+		{name: "defaults", args: nil, n: 60000, conns: 10000, rounds: 3, sections: "idle,large,memcache,redis"},
 		{name: "quick shrinks", args: []string{"-quick"}, n: 2000, conns: 1000, rounds: 1, sections: "idle,large,memcache,redis"},
 		{name: "quick keeps explicit n", args: []string{"-quick", "-n", "5000", "-sections", "redis"}, n: 5000, conns: 1000, rounds: 1, sections: "redis"},
 		{name: "unknown section", args: []string{"-sections", "redis,cluster"}, wantErr: true},

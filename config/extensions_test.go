@@ -34,7 +34,9 @@ func TestExtensionGoodValues(t *testing.T) {
 		{"redis_username", "  redis: true\n  redis_auth: pw\n  redis_username: app\n",
 			func(p *Pool) bool { return p.RedisUsername == "app" && p.RedisAuth == "pw" }},
 		{"client tls", "  tls_cert_file: /c.pem\n  tls_key_file: /k.pem\n",
-			func(p *Pool) bool { return p.TLS == ClientTLS{CertFile: "/c.pem", KeyFile: "/k.pem"} && p.TLS.Enabled() }},
+			func(p *Pool) bool {
+				return p.TLS == ClientTLS{CertFile: "/c.pem", KeyFile: "/k.pem"} && p.TLS.Enabled()
+			}},
 		{"client tls with client ca", "  tls_cert_file: /c.pem\n  tls_key_file: /k.pem\n  tls_client_ca_file: /ca.pem\n",
 			func(p *Pool) bool { return p.TLS.ClientCAFile == "/ca.pem" }},
 		{"no client tls", "", func(p *Pool) bool { return !p.TLS.Enabled() }},

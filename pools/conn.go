@@ -22,6 +22,11 @@ type Conn struct {
 	dialing  bool
 	out      []byte // frames queued for the next write
 	spare    []byte
+	// pieces holds, when a large frame is queued, the queue in order: runs
+	// of out and large frames referenced where they lie (not copied).
+	pieces [][]byte
+	mark   int           // start of the run of out not yet in pieces
+	wdone  chan struct{} // closed when the writer of nc has returned
 	inflight queue // calls written or queued, awaiting replies, in order
 	// unwritten counts the calls at the tail of inflight whose frames are
 	// still in out.
@@ -43,7 +48,14 @@ func (c *Conn) Enqueue(call *Call) {
 	s.Stats.Requests.Add(1)
 	s.Stats.RequestBytes.Add(int64(len(call.Frame)))
 	c.mu.Lock()
-	c.out = append(c.out, call.Frame...)
+	if len(call.Frame) >= bigFrame && !call.NoReply {
+		// The frame stays valid until the call is done, and the call is
+		// not done before its frame is written or the writer has quit.
+		c.pieces = append(c.pieces, c.out[c.mark:len(c.out):len(c.out)], call.Frame)
+		c.mark = len(c.out)
+	} else {
+		c.out = append(c.out, call.Frame...)
+	}
 	if call.NoReply {
 		c.mu.Unlock()
 		call.Done.CallDone(call)
@@ -66,7 +78,7 @@ func (c *Conn) Enqueue(call *Call) {
 // and writes everything queued by every client in one write.
 func (c *Conn) Flush() {
 	c.mu.Lock()
-	if c.dialing || len(c.out) == 0 {
+	if c.dialing || (len(c.out) == 0 && len(c.pieces) == 0) {
 		c.mu.Unlock()
 		return
 	}
@@ -91,8 +103,10 @@ func (c *Conn) Flush() {
 
 // writeLoop writes queued frames to nc whenever it is kicked, until nc
 // breaks.
-func (c *Conn) writeLoop(nc net.Conn, kick, quit chan struct{}) {
+func (c *Conn) writeLoop(nc net.Conn, kick, quit, done chan struct{}) {
 	defer c.s.wg.Done()
+	defer close(done)
+	var iov [][]byte
 	for {
 		select {
 		case <-kick:
@@ -100,25 +114,43 @@ func (c *Conn) writeLoop(nc net.Conn, kick, quit chan struct{}) {
 			return
 		}
 		c.mu.Lock()
-		for len(c.out) > 0 && c.nc == nc {
+		for (len(c.out) > 0 || len(c.pieces) > 0) && c.nc == nc {
 			buf := c.out
+			iov = append(iov[:0], c.pieces...)
+			if len(iov) > 0 {
+				iov = append(iov, buf[c.mark:])
+			}
+			clear(c.pieces)
+			c.pieces = c.pieces[:0]
+			c.mark = 0
 			c.out = c.spare[:0]
 			c.unwritten = 0
 			c.mu.Unlock()
-			_, err := nc.Write(buf)
+			var err error
+			if len(iov) == 0 {
+				_, err = nc.Write(buf)
+			} else {
+				bufs := net.Buffers(iov)
+				_, err = bufs.WriteTo(nc)
+				clear(iov)
+			}
 			c.mu.Lock()
 			if cap(buf) <= 1<<20 {
 				c.spare = buf[:0]
 			}
 			if err != nil {
 				c.mu.Unlock()
-				c.broken(nc, fmt.Errorf("%w: %s: write: %w", ErrUnavailable, c.s.opt.Name, err))
+				c.broken(nc, fmt.Errorf("%w: %s: write: %w", ErrUnavailable, c.s.opt.Name, err), true)
 				return
 			}
 		}
 		c.mu.Unlock()
 	}
 }
+
+// bigFrame is the request size from which a frame is written from where
+// it lies instead of being copied into the connection's queue.
+const bigFrame = 64 << 10
 
 // connect dials the server; on success it starts the reader and writes
 // whatever was queued meanwhile, on failure it fails every queued call.
@@ -139,8 +171,7 @@ func (c *Conn) connect() error {
 	}
 	if err != nil {
 		calls := c.inflight.drain()
-		c.out = c.out[:0]
-		c.unwritten = 0
+		c.dropQueue()
 		c.mu.Unlock()
 		err = fmt.Errorf("%w: %s: %w", ErrUnavailable, c.s.opt.Name, err)
 		for _, call := range calls {
@@ -152,14 +183,15 @@ func (c *Conn) connect() error {
 	c.nc = nc
 	c.kick = make(chan struct{}, 1)
 	c.quit = make(chan struct{})
+	c.wdone = make(chan struct{})
 	c.s.Stats.ServerConnections.Add(1)
 	if c.s.opt.Timeout > 0 && c.inflight.len() > 0 {
 		nc.SetReadDeadline(c.inflight.peek().sent.Add(c.s.opt.Timeout))
 	}
 	c.s.wg.Add(2)
 	go c.readLoop(nc)
-	go c.writeLoop(nc, c.kick, c.quit)
-	if len(c.out) > 0 {
+	go c.writeLoop(nc, c.kick, c.quit, c.wdone)
+	if len(c.out) > 0 || len(c.pieces) > 0 {
 		c.kick <- struct{}{}
 	}
 	c.mu.Unlock()
@@ -168,7 +200,7 @@ func (c *Conn) connect() error {
 
 // broken closes nc (if it is still the current connection) and fails every
 // call queued on it with err.
-func (c *Conn) broken(nc net.Conn, err error) {
+func (c *Conn) broken(nc net.Conn, err error, fromWriter bool) {
 	c.mu.Lock()
 	if c.nc != nc {
 		c.mu.Unlock()
@@ -178,9 +210,15 @@ func (c *Conn) broken(nc net.Conn, err error) {
 	close(c.quit)
 	nc.Close()
 	calls := c.inflight.drain()
-	c.out = c.out[:0]
-	c.unwritten = 0
+	c.dropQueue()
+	wdone := c.wdone
 	c.mu.Unlock()
+	// Calls may reference frames the writer is still writing: fail them
+	// only once it has returned (nc is closed, so it returns at once).
+	// The writer itself never waits here: it has stopped writing.
+	if !fromWriter {
+		<-wdone
+	}
 	c.s.Stats.ServerConnections.Add(-1)
 	for _, call := range calls {
 		call.fail(err)
@@ -198,13 +236,22 @@ func (c *Conn) broken(nc net.Conn, err error) {
 	c.s.failure(err)
 }
 
+// dropQueue forgets every queued frame. Called with c.mu held.
+func (c *Conn) dropQueue() {
+	c.out = c.out[:0]
+	clear(c.pieces)
+	c.pieces = c.pieces[:0]
+	c.mark = 0
+	c.unwritten = 0
+}
+
 // shutdown closes the connection for good.
 func (c *Conn) shutdown() {
 	c.mu.Lock()
 	nc := c.nc
 	c.mu.Unlock()
 	if nc != nil {
-		c.broken(nc, ErrClosed)
+		c.broken(nc, ErrClosed, false)
 	}
 }
 
@@ -216,14 +263,14 @@ func (c *Conn) readLoop(nc net.Conn) {
 	var spans []int
 	for {
 		if len(buf) == cap(buf) {
-			buf = append(buf, make([]byte, cap(buf))...)[:len(buf)]
+			buf = c.grow(buf)
 		}
 		n, err := nc.Read(buf[len(buf):cap(buf)])
 		if err != nil {
 			if c.spuriousTimeout(nc, err) {
 				continue
 			}
-			c.broken(nc, c.readError(err))
+			c.broken(nc, c.readError(err), false)
 			return
 		}
 		buf = buf[:len(buf)+n]
@@ -234,7 +281,7 @@ func (c *Conn) readLoop(nc net.Conn) {
 			m, ferr := c.s.opt.Frame(buf[off:], c.inflight.peek().Kind)
 			if ferr != nil {
 				c.mu.Unlock()
-				c.broken(nc, fmt.Errorf("%w: %s: bad reply: %w", ErrUnavailable, c.s.opt.Name, ferr))
+				c.broken(nc, fmt.Errorf("%w: %s: bad reply: %w", ErrUnavailable, c.s.opt.Name, ferr), false)
 				return
 			}
 			if m == 0 {
@@ -252,7 +299,7 @@ func (c *Conn) readLoop(nc net.Conn) {
 			}
 		}
 		unexpected := c.inflight.len() == 0 && off < len(buf)
-		if len(c.out) > 0 && !unexpected {
+		if (len(c.out) > 0 || len(c.pieces) > 0) && !unexpected {
 			select {
 			case c.kick <- struct{}{}:
 			default:
@@ -264,14 +311,29 @@ func (c *Conn) readLoop(nc net.Conn) {
 			c.s.Stats.Responses.Add(int64(len(ready)))
 			c.s.Stats.ResponseBytes.Add(int64(off))
 		}
+		handoff := false
 		for i, call := range ready {
-			call.Reply = append(call.Reply, buf[spans[2*i]:spans[2*i+1]]...)
+			a, b := spans[2*i], spans[2*i+1]
+			if b-a >= handoffSize && len(call.Reply) == 0 {
+				// A large reply keeps the buffer it arrived in; the
+				// reader takes a fresh one. No copy of the value.
+				call.Reply = buf[a:b:b]
+				handoff = true
+			} else {
+				call.Reply = append(call.Reply, buf[a:b]...)
+			}
 			call.Done.CallDone(call)
 			ready[i] = nil
 		}
 		if unexpected {
-			c.broken(nc, fmt.Errorf("%w: %s: reply without a request", ErrUnavailable, c.s.opt.Name))
+			c.broken(nc, fmt.Errorf("%w: %s: reply without a request", ErrUnavailable, c.s.opt.Name), false)
 			return
+		}
+		if handoff {
+			fresh := make([]byte, len(buf)-off, max(len(buf)-off, 16<<10))
+			copy(fresh, buf[off:])
+			buf = fresh
+			continue
 		}
 		rest := copy(buf, buf[off:])
 		buf = buf[:rest]
@@ -279,6 +341,22 @@ func (c *Conn) readLoop(nc net.Conn) {
 			buf = make([]byte, 0, 16<<10)
 		}
 	}
+}
+
+// handoffSize is the reply size from which the reader gives its buffer to
+// the call instead of copying the reply out of it.
+const handoffSize = 64 << 10
+
+// grow makes room in a full read buffer: to the size the incomplete reply
+// needs when the framer can tell, else twice as large.
+func (c *Conn) grow(buf []byte) []byte {
+	size := 2 * cap(buf)
+	if c.s.opt.Need != nil {
+		size = max(size, c.s.opt.Need(buf))
+	}
+	nb := make([]byte, len(buf), size)
+	copy(nb, buf)
+	return nb
 }
 
 // spuriousTimeout reports whether a read deadline fired although no call has

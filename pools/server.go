@@ -36,7 +36,10 @@ type Options struct {
 	// Ping is the health check request sent before an ejected server returns.
 	Ping []byte
 	// Frame finds the end of replies; IsError tells an error reply.
-	Frame   Framer
+	Frame Framer
+	// Need, if set, tells from the start of an incomplete reply how many
+	// bytes it needs in all, so the reader grows its buffer once.
+	Need    func(b []byte) int
 	IsError func(reply []byte) bool
 	// AutoEject ejects the server after FailureLimit consecutive failures
 	// for RetryTimeout, and lets it back only after a successful Ping.

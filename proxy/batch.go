@@ -26,10 +26,11 @@ type slot struct {
 // batch is the requests read from one client and not yet answered. It lives
 // only while the client is active and goes back to a sync.Pool when idle.
 type batch struct {
-	in      []byte // read buffer; calls' frames alias it until replied
-	out     []byte // replies waiting to be written
-	scratch []byte // fragment and re-encoded frames
-	local   []byte // local replies
+	in      []byte   // read buffer; calls' frames alias it until replied
+	out     []byte   // replies waiting to be written
+	iov     [][]byte // out's pieces and large replies, for writev
+	scratch []byte   // fragment and re-encoded frames
+	local   []byte   // local replies
 	slots   []slot
 	calls   []*pools.Call
 	ncalls  int
@@ -50,7 +51,8 @@ func getBatch() *batch { return batchPool.Get().(*batch) }
 // so an idle proxy gives memory back.
 func (bt *batch) release() {
 	bt.reset()
-	if cap(bt.in) > 64<<10 {
+	if cap(bt.in) > 16<<10 {
+		putBuf(bt.in)
 		bt.in = make([]byte, 0, 16<<10)
 	}
 	bt.in = bt.in[:0]

@@ -125,7 +125,11 @@ func (cl *client) grow() bool {
 	if cap(bt.in) >= cl.p.maxRequest {
 		return false
 	}
-	bt.in = append(bt.in, make([]byte, cap(bt.in))...)[:len(bt.in)]
+	size := min(max(2*cap(bt.in), cl.p.proto.requestNeed(bt.in)), cl.p.maxRequest)
+	nb := getBuf(size)[:len(bt.in)]
+	copy(nb, bt.in)
+	putBuf(bt.in)
+	bt.in = nb
 	return true
 }
 
@@ -214,28 +218,49 @@ func (cl *client) parse(bt *batch, proto protocol) (off int, quit bool) {
 	return off, false
 }
 
-// writeReplies writes the batch's replies in request order.
+// directSize is the reply size from which a reply is written from where it
+// is (writev) instead of being copied into the batch's output.
+const directSize = 32 << 10
+
+// writeReplies writes the batch's replies in request order, in one write
+// (writev when large replies are sent from where they lie).
 func (cl *client) writeReplies(bt *batch, proto protocol) bool {
 	out := bt.out[:0]
+	iov := bt.iov[:0]
+	mark := 0
 	for i := range bt.slots {
 		s := &bt.slots[i]
-		if s.noReply {
-			continue
-		}
-		if s.n == 0 {
+		switch {
+		case s.noReply:
+		case s.n == 0:
 			out = append(out, bt.local[s.local[0]:s.local[1]]...)
-			continue
+		default:
+			if d := proto.direct(bt, s); len(d) >= directSize {
+				iov = append(iov, out[mark:len(out):len(out)], d)
+				mark = len(out)
+				continue
+			}
+			out = proto.reply(out, bt, s)
 		}
-		out = proto.reply(out, bt, s)
 	}
 	bt.out = out
-	if len(out) == 0 {
+	if len(out) == 0 && len(iov) == 0 {
 		return true
 	}
 	if wt := cl.p.writeTimeout; wt > 0 {
 		cl.nc.SetWriteDeadline(time.Now().Add(wt))
 	}
-	if _, err := cl.nc.Write(out); err != nil {
+	var err error
+	if len(iov) == 0 {
+		_, err = cl.nc.Write(out)
+	} else {
+		iov = append(iov, out[mark:])
+		bufs := net.Buffers(iov)
+		_, err = bufs.WriteTo(cl.nc)
+		clear(iov)
+		bt.iov = iov[:0]
+	}
+	if err != nil {
 		cl.p.countClientErr(err)
 		return false
 	}

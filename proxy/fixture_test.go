@@ -294,7 +294,9 @@ func readReplyInto(r *bufio.Reader, b *bytes.Buffer, depth int) error {
 func bulk(s string) string { return fmt.Sprintf("$%d\r\n%s\r\n", len(s), s) }
 
 // array is the RESP encoding of an array of already encoded elements.
-func array(elems ...string) string { return fmt.Sprintf("*%d\r\n", len(elems)) + strings.Join(elems, "") }
+func array(elems ...string) string {
+	return fmt.Sprintf("*%d\r\n", len(elems)) + strings.Join(elems, "")
+}
 
 // nilBulk is the RESP2 null bulk string.
 const nilBulk = "$-1\r\n"

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
@@ -34,7 +35,7 @@ func keysOnTwoServers(t *testing.T, f *redisFixture) (string, string) {
 	rc := dialRESP(t, f.addr)
 	owner := map[int]string{}
 	for i := 0; i < 100 && len(owner) < 2; i++ {
-		k := fmt.Sprintf("probe:%d", i)
+		k := fmt.Sprintf("%d:probe", i) // varied first bytes spread over the ring
 		if r := rc.do("SET", k, "1"); r != "+OK\r\n" {
 			t.Fatalf("SET %s: %q", k, r)
 		}
@@ -54,19 +55,20 @@ func keysOnTwoServers(t *testing.T, f *redisFixture) (string, string) {
 	return keys[0], keys[1]
 }
 
-// TestLocalCommandsAndRefusals sends each command on one raw connection
-// and checks the reply, then that the same connection still answers PING.
-func TestLocalCommandsAndRefusals(t *testing.T) {
-	f := newRedisFixture(t, 4, redisPool{hashTag: "{}"})
-	k1, k2 := keysOnTwoServers(t, f)
+// localCase is a command the proxy answers itself or refuses.
+type localCase struct {
+	name string
+	args []string
+	replyCheck
+}
+
+// localCases lists local commands and refusals; k1 and k2 are keys on two
+// different servers.
+func localCases(k1, k2 string) []localCase {
 	notSupported := func(name string) replyCheck {
 		return replyCheck{want: fmt.Sprintf("-ERR command '%s' is not supported by the proxy\r\n", name)}
 	}
-	tests := []struct {
-		name string
-		args []string
-		replyCheck
-	}{
+	return []localCase{
 		{"ping", []string{"PING"}, replyCheck{want: "+PONG\r\n"}},
 		{"ping message", []string{"PING", "hello there"}, replyCheck{want: bulk("hello there")}},
 		{"echo", []string{"ECHO", "x\r\ny"}, replyCheck{want: bulk("x\r\ny")}},
@@ -111,6 +113,13 @@ func TestLocalCommandsAndRefusals(t *testing.T) {
 		{"ping arity", []string{"PING", "a", "b"}, replyCheck{want: "-ERR wrong number of arguments for 'ping' command\r\n"}},
 		{"client arity", []string{"CLIENT"}, replyCheck{want: "-ERR wrong number of arguments for 'client' command\r\n"}},
 	}
+}
+
+// TestLocalCommandsAndRefusals sends each command on one raw connection
+// and checks the reply, then that the same connection still answers PING.
+func TestLocalCommandsAndRefusals(t *testing.T) {
+	f := newRedisFixture(t, 4, redisPool{hashTag: "{}"})
+	tests := localCases(keysOnTwoServers(t, f))
 	rc := dialRESP(t, f.addr)
 	for _, tc := range tests {
 		tc.check(t, tc.name, rc.do(tc.args...))
@@ -134,7 +143,8 @@ func TestLocalCommandsAndRefusals(t *testing.T) {
 	}
 }
 
-// TestCommandCountMatchesTable checks COMMAND COUNT against a number.
+// TestCommandCount checks that COMMAND COUNT answers the size of the
+// command table, which knows the common Redis commands.
 func TestCommandCount(t *testing.T) {
 	f := newRedisFixture(t, 1, redisPool{})
 	r := dialRESP(t, f.addr).do("COMMAND", "COUNT")
@@ -214,25 +224,24 @@ func TestMalformedRequest(t *testing.T) {
 		{"negative bulk length", "*1\r\n$-5\r\n"},
 		{"huge multibulk length", "*99999999999\r\n"},
 		{"unbalanced quotes", "SET \"a b\r\n"},
-		{"after a good request", "*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nECHO\r\n$x\r\n"},
+		{"after a good request", "*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$x\r\n"},
+		{"after an inline request", "PING\r\n*2\r\n$3\r\nGET\r\nfoo\r\n"},
 	}
 	for i, tc := range tests {
 		pc, rc := dialRESP(t, f.addr), dialRESP(t, direct.Addr)
+		rc.nc.SetDeadline(time.Now().Add(5 * time.Second))
 		pc.write([]byte(tc.in))
 		rc.write([]byte(tc.in))
-		for {
+		for done := false; !done; {
 			want, err := readReply(rc.r)
 			if err != nil {
-				break
+				t.Fatalf("%s: redis ended its replies with %v, not a protocol error", tc.name, err)
 			}
 			if got := pc.read(); got != want {
 				t.Errorf("%s: proxy %q, redis %q", tc.name, got, want)
 			}
-			if strings.HasPrefix(want, "-ERR Protocol error") {
-				break
-			}
+			done = strings.HasPrefix(want, "-ERR Protocol error")
 		}
-		t.Logf("case %s", tc.name)
 		pc.expectClosed()
 		v := strconv.Itoa(i + 1)
 		if r := other.do("INCR", "other"); r != ":"+v+"\r\n" {

@@ -285,3 +285,21 @@ func (m *memcacheProto) mergeValues(dst []byte, bt *batch, s *slot, calls []*poo
 	}
 	return memcache.AppendEnd(dst)
 }
+
+func (m *memcacheProto) requestNeed([]byte) int { return 0 }
+
+func (m *memcacheProto) replyNeed([]byte) int { return 0 }
+
+func (m *memcacheProto) direct(bt *batch, s *slot) []byte {
+	if s.n != 1 || s.merge != mergeNone {
+		return nil
+	}
+	c := bt.calls[s.first]
+	if c.Err != nil {
+		return nil
+	}
+	if c.Kind&quietKind != 0 {
+		return c.Reply[:len(c.Reply)-len(mnReply)]
+	}
+	return c.Reply
+}

@@ -212,18 +212,24 @@ func (c *mcConn) tryRoundTrip(req string) (string, error) {
 	return mcNormalize(strings.TrimSuffix(b.String(), "MN\r\n")), nil
 }
 
-// readQuiet reads until the peer has been silent for quiet, or closes the
-// connection; it reports what arrived and whether the connection closed.
+// readQuiet reads until the peer closes the connection, has been silent for
+// quiet, or has answered a VERSION line (every exchange that uses it ends
+// with "version"), and then for a short while more to catch stray bytes. It
+// reports what arrived and whether the connection closed.
 func (c *mcConn) readQuiet(quiet time.Duration) (string, bool) {
 	var b strings.Builder
 	buf := make([]byte, 64<<10)
+	wait := quiet
 	for {
-		c.nc.SetReadDeadline(time.Now().Add(quiet))
+		c.nc.SetReadDeadline(time.Now().Add(wait))
 		n, err := c.r.Read(buf)
 		b.Write(buf[:n])
 		var ne net.Error
 		switch {
 		case err == nil:
+			if mcEndsInVersion.MatchString(b.String()) {
+				wait = 50 * time.Millisecond
+			}
 		case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
 			return mcNormalize(b.String()), false
 		default:
@@ -233,8 +239,9 @@ func (c *mcConn) readQuiet(quiet time.Duration) (string, bool) {
 }
 
 var (
-	mcVersionLine = regexp.MustCompile(`(?m)^VERSION [^\r\n]*\r$`)
-	mcCasField    = regexp.MustCompile(`(?m)^(VALUE \S+ \d+ \d+) \d+\r$`)
+	mcEndsInVersion = regexp.MustCompile(`(^|\n)VERSION [^\r\n]*\r\n$`)
+	mcVersionLine   = regexp.MustCompile(`(?m)^VERSION [^\r\n]*\r$`)
+	mcCasField      = regexp.MustCompile(`(?m)^(VALUE \S+ \d+ \d+) \d+\r$`)
 )
 
 // mcNormalize hides what legitimately differs between two memcached

@@ -61,7 +61,7 @@ var mcRawCases = []struct {
 			"incr t:n 5\r\ndecr t:n 100\r\nincr t:n 7 noreply\r\nget t:n\r\nincr t:miss 1\r\ndecr t:miss 1\r\n" +
 			"incr r:1 1\r\nincr t:n abc\r\n" + "delete t:n\r\ndelete t:n\r\ndelete r:19 noreply\r\ndelete r:18 0\r\n" +
 			"get r:18 r:19\r\n",
-		want: mcJoin("TOUCHED", "NOT_FOUND", "STORED", "15", "0", "VALUE t:n 0 1", "7", "END", "NOT_FOUND", "NOT_FOUND",
+		want: mcJoin("TOUCHED", "NOT_FOUND", "STORED", "15", "0", "VALUE t:n 0 2", "7 ", "END", "NOT_FOUND", "NOT_FOUND",
 			"CLIENT_ERROR cannot increment or decrement non-numeric value", "CLIENT_ERROR invalid numeric delta argument",
 			"DELETED", "NOT_FOUND", "DELETED", "END"),
 	},

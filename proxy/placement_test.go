@@ -1,39 +1,58 @@
 package proxy_test
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
-// pipeline writes every command in one write (from a goroutine, so that
-// neither side blocks on a full socket) and returns the replies in order.
+// pipeline writes every command in one write and returns the replies in
+// order.
 func pipeline(t *testing.T, addr string, cmds [][]string) []string {
 	t.Helper()
-	rc := dialRESP(t, addr)
-	defer rc.nc.Close()
+	replies, err := pipelineErr(addr, cmds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return replies
+}
+
+// pipelineErr is pipeline for goroutines other than the test's: it writes
+// from a goroutine of its own, so that neither side blocks on a full
+// socket, and returns errors.
+func pipelineErr(addr string, cmds [][]string) ([]string, error) {
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
 	var req []byte
 	for _, c := range cmds {
 		req = encodeCommand(req, c...)
 	}
 	werr := make(chan error, 1)
 	go func() {
-		_, err := rc.nc.Write(req)
+		_, err := nc.Write(req)
 		werr <- err
 	}()
+	r := bufio.NewReader(nc)
 	replies := make([]string, len(cmds))
 	for i := range replies {
-		r, err := readReply(rc.r)
-		if err != nil {
-			t.Fatalf("%s: reply %d of %d: %v", addr, i, len(cmds), err)
+		if replies[i], err = readReply(r); err != nil {
+			nc.Close()
+			<-werr
+			return nil, fmt.Errorf("%s: reply %d of %d: %w", addr, i, len(cmds), err)
 		}
-		replies[i] = r
 	}
 	if err := <-werr; err != nil {
-		t.Fatalf("%s: write: %v", addr, err)
+		return nil, fmt.Errorf("%s: write: %w", addr, err)
 	}
-	return replies
+	return replies, nil
 }
 
 // placementKeys returns n distinct keys of several shapes: plain, with a
@@ -108,17 +127,24 @@ func TestPlacementMatchesNutcracker(t *testing.T) {
 			if missing > 0 {
 				t.Errorf("%d of %d keys not found where nutcracker put them", missing, len(keys))
 			}
-			used, total := 0, 0
-			for _, b := range backends {
-				n := dbsize(t, b.Addr)
-				total += n
-				if n > 0 {
-					used++
-				}
-			}
-			if used != tc.keysExpected || total != len(keys) {
-				t.Errorf("keys on %d servers (%d in all); want %d servers, %d keys", used, total, tc.keysExpected, len(keys))
-			}
+			checkSpread(t, backends, tc.keysExpected, len(keys))
 		})
+	}
+}
+
+// checkSpread checks that keys landed on the given number of servers and
+// that they hold total keys in all.
+func checkSpread(t *testing.T, backends []*testservers.Server, servers, total int) {
+	t.Helper()
+	used, sum := 0, 0
+	for _, b := range backends {
+		n := dbsize(t, b.Addr)
+		sum += n
+		if n > 0 {
+			used++
+		}
+	}
+	if used != servers || sum != total {
+		t.Errorf("keys on %d servers (%d in all); want %d servers, %d keys", used, sum, servers, total)
 	}
 }

@@ -122,6 +122,7 @@ func (p *pool) newServer(s config.Server, roots *x509.CertPool) *pools.Server {
 		Handshake:    p.proto.handshake(),
 		Ping:         p.proto.ping(),
 		Frame:        p.proto.framer(),
+		Need:         p.proto.replyNeed,
 		IsError:      p.proto.isError,
 		AutoEject:    cfg.AutoEjectHosts,
 		FailureLimit: cfg.ServerFailureLimit,
@@ -288,11 +289,17 @@ func (p *pool) accept(nc net.Conn) {
 		return
 	}
 	if max := p.cfg.ClientConnections; max > 0 && len(p.clients) >= max {
+		// Refuse off the accept loop: over TLS the reply needs a handshake,
+		// which a silent client could otherwise stall.
+		p.wg.Add(1)
 		p.mu.Unlock()
 		p.stats.clientRefused.Add(1)
-		nc.SetWriteDeadline(time.Now().Add(time.Second))
-		nc.Write(p.proto.refuse(nil))
-		nc.Close()
+		go func() {
+			defer p.wg.Done()
+			nc.SetDeadline(time.Now().Add(time.Second))
+			nc.Write(p.proto.refuse(nil))
+			nc.Close()
+		}()
 		return
 	}
 	p.clients[cl] = struct{}{}

@@ -22,6 +22,14 @@ type protocol interface {
 	// handshake and ping are sent on new server connections and as a health
 	// check.
 	framer() pools.Framer
+	// replyNeed and requestNeed tell, from the start of an incomplete reply
+	// or request, how many bytes it needs in all (0: unknown), so buffers
+	// grow once for a large value.
+	replyNeed(b []byte) int
+	requestNeed(b []byte) int
+	// direct returns the reply of slot s when it can be written as it is
+	// (one call, no error, no merge), or nil.
+	direct(bt *batch, s *slot) []byte
 	isError(reply []byte) bool
 	handshake() [][]byte
 	ping() []byte

@@ -29,11 +29,15 @@ func (r *redisProto) isError(reply []byte) bool { return resp.IsError(reply) }
 func (r *redisProto) ping() []byte { return resp.AppendCommand(nil, []byte("PING")) }
 
 // handshake authenticates and selects the database on each new server
-// connection, as nutcracker does with redis_auth and redis_db.
+// connection, as nutcracker does with redis_auth and redis_db; with
+// redis_username it authenticates as that ACL user.
 func (r *redisProto) handshake() [][]byte {
 	var frames [][]byte
-	if r.p.cfg.RedisAuth != "" {
-		frames = append(frames, resp.AppendCommand(nil, []byte("AUTH"), []byte(r.p.cfg.RedisAuth)))
+	switch cfg := r.p.cfg; {
+	case cfg.RedisAuth != "" && cfg.RedisUsername != "":
+		frames = append(frames, resp.AppendCommand(nil, []byte("AUTH"), []byte(cfg.RedisUsername), []byte(cfg.RedisAuth)))
+	case cfg.RedisAuth != "":
+		frames = append(frames, resp.AppendCommand(nil, []byte("AUTH"), []byte(cfg.RedisAuth)))
 	}
 	if r.p.cfg.RedisDB != 0 {
 		frames = append(frames, resp.AppendCommand(nil, []byte("SELECT"), fmt.Appendf(nil, "%d", r.p.cfg.RedisDB)))
@@ -324,4 +328,43 @@ func argList(args [][]byte) string {
 		fmt.Fprintf(&sb, "'%s' ", clip(a))
 	}
 	return sb.String()
+}
+
+func (r *redisProto) requestNeed(b []byte) int { return resp.Need(b) }
+
+// replyNeed reads a bulk reply's length header: "$N\r\n" needs N+2 more.
+func (r *redisProto) replyNeed(b []byte) int { return bulkNeed(b) }
+
+// bulkNeed returns the total length of the bulk string starting b, or 0
+// when b does not start with a complete bulk header.
+func bulkNeed(b []byte) int {
+	if len(b) < 4 || b[0] != '$' {
+		return 0
+	}
+	n := 0
+	for i := 1; i < len(b) && i < 12; i++ {
+		c := b[i]
+		if c == '\r' {
+			if i == 1 {
+				return 0
+			}
+			return i + 2 + n + 2
+		}
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + int(c-'0')
+	}
+	return 0
+}
+
+func (r *redisProto) direct(bt *batch, s *slot) []byte {
+	if s.n != 1 || s.merge != mergeNone {
+		return nil
+	}
+	c := bt.calls[s.first]
+	if c.Err != nil {
+		return nil
+	}
+	return c.Reply
 }

@@ -87,11 +87,12 @@ func (r *redisProto) authenticate(cl *client, dst []byte, args [][]byte) []byte 
 	return append(dst, okReply...)
 }
 
-// checkAuth checks [user] password against redis_auth; the only user is
-// "default".
+// checkAuth checks [user] password against redis_auth; the user may be
+// "default" or the pool's redis_username.
 func (r *redisProto) checkAuth(cred [][]byte) bool {
 	pw := cred[len(cred)-1]
-	if len(cred) == 2 && string(cred[0]) != "default" {
+	user, acl := string(cred[0]), r.p.cfg.RedisUsername
+	if len(cred) == 2 && user != "default" && (acl == "" || user != acl) {
 		return false
 	}
 	return subtle.ConstantTimeCompare(pw, []byte(r.auth)) == 1

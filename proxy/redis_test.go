@@ -224,3 +224,27 @@ func mixedPipeline(p redis.Pipeliner) error {
 	}
 	return nil
 }
+
+// TestGoRedisDefaultOptions checks that a go-redis client with default
+// options (it asks for RESP3 with HELLO 3, falls back to RESP2 on
+// -NOPROTO, and sends CLIENT SETINFO) works through the proxy.
+func TestGoRedisDefaultOptions(t *testing.T) {
+	f := newRedisFixture(t, 2, redisPool{})
+	c := redis.NewClient(&redis.Options{Addr: f.addr, MaxRetries: -1})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.MSet(ctx, "1:d", "a", "2:d", "b", "3:d", "c").Err(); err != nil {
+		t.Fatalf("MSET: %v", err)
+	}
+	got, err := c.MGet(ctx, "1:d", "2:d", "3:d", "4:d").Result()
+	if want := []any{"a", "b", "c", nil}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("MGET: %v, %v; want %v", got, err, want)
+	}
+	if err := c.HSet(ctx, "h:d", "f", "v").Err(); err != nil {
+		t.Fatalf("HSET: %v", err)
+	}
+	if m, err := c.HGetAll(ctx, "h:d").Result(); err != nil || m["f"] != "v" || len(m) != 1 {
+		t.Errorf("HGETALL: %v, %v", m, err)
+	}
+}

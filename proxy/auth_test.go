@@ -1,0 +1,140 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shardproxy/shardproxy/internal/testservers"
+)
+
+// TestRedisAuthAndDB runs a pool with redis_auth and redis_db in front of
+// servers that require a password: clients must AUTH with the pool's
+// password, and data lands in the configured database.
+func TestRedisAuthAndDB(t *testing.T) {
+	const password = "s3cret pass"
+	backends := startRedisBackends(t, 4, "--requirepass", password)
+	rp := redisPool{auth: fmt.Sprintf("%q", password), db: 3, servers: serverLines(backends, nil, nil)}
+	px := startProxy(t, rp.yaml("auth", freeListen(t)))
+	addr := px.Addr(0).String()
+
+	rc := dialRESP(t, addr)
+	steps := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"get before auth", []string{"GET", "auth:k"}, "-NOAUTH Authentication required.\r\n"},
+		{"ping before auth", []string{"PING"}, "-NOAUTH Authentication required.\r\n"},
+		{"wrong password", []string{"AUTH", "nope"}, "-ERR invalid password\r\n"},
+		{"still refused", []string{"SET", "auth:k", "v"}, "-NOAUTH Authentication required.\r\n"},
+		{"wrong user", []string{"AUTH", "admin", password}, "-ERR invalid password\r\n"},
+		{"right password", []string{"AUTH", password}, "+OK\r\n"},
+		{"set", []string{"SET", "auth:k", "v"}, "+OK\r\n"},
+		{"get", []string{"GET", "auth:k"}, bulk("v")},
+		{"mset", []string{"MSET", "auth:1", "a", "auth:2", "b", "auth:3", "c", "auth:4", "d"}, "+OK\r\n"},
+		{"mget", []string{"MGET", "auth:1", "auth:2", "auth:3", "auth:4"}, array(bulk("a"), bulk("b"), bulk("c"), bulk("d"))},
+		{"select refused", []string{"SELECT", "3"}, ""},
+		{"auth with user", []string{"AUTH", "default", password}, "+OK\r\n"},
+	}
+	for _, st := range steps {
+		got := rc.do(st.args...)
+		if st.want == "" {
+			if !strings.HasPrefix(got, "-ERR") {
+				t.Errorf("%s: %q, want an error", st.name, got)
+			}
+			continue
+		}
+		if got != st.want {
+			t.Errorf("%s: %q, want %q", st.name, got, st.want)
+		}
+	}
+
+	checkKeysInDB(t, backends, password, 3, "auth:k", "auth:1", "auth:2", "auth:3", "auth:4")
+
+	// go-redis authenticates with HELLO 2 AUTH.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	good := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, Password: password, DisableIdentity: true})
+	defer good.Close()
+	if v, err := good.Get(ctx, "auth:k").Result(); err != nil || v != "v" {
+		t.Errorf("go-redis with the password: GET auth:k = %q, %v", v, err)
+	}
+	bad := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, Password: "wrong", DisableIdentity: true, MaxRetries: -1})
+	defer bad.Close()
+	if err := bad.Get(ctx, "auth:k").Err(); err == nil {
+		t.Errorf("go-redis with a wrong password: GET succeeded")
+	}
+}
+
+// TestBackendRefusesPassword checks that a pool whose redis_auth the
+// servers refuse answers each request with an error and keeps the client.
+func TestBackendRefusesPassword(t *testing.T) {
+	backends := startRedisBackends(t, 2, "--requirepass", "right")
+	rp := redisPool{auth: "wrong", servers: serverLines(backends, nil, nil)}
+	px := startProxy(t, rp.yaml("auth", freeListen(t)))
+	rc := dialRESP(t, px.Addr(0).String())
+	if r := rc.do("AUTH", "wrong"); r != "+OK\r\n" {
+		t.Fatalf("AUTH with the pool's password: %q", r)
+	}
+	for i := 0; i < 3; i++ {
+		if r := rc.do("GET", fmt.Sprintf("k%d", i)); !strings.HasPrefix(r, "-ERR ") {
+			t.Errorf("GET through a refused handshake: %q, want -ERR", r)
+		}
+		if r := rc.do("PING"); r != "+PONG\r\n" {
+			t.Fatalf("PING afterwards: %q", r)
+		}
+	}
+}
+
+// TestServerHostNames checks servers written with a host name.
+func TestServerHostNames(t *testing.T) {
+	backends := startRedisBackends(t, 2)
+	var lines []string
+	for _, b := range backends {
+		lines = append(lines, fmt.Sprintf("localhost:%d:1", b.Port))
+	}
+	px := startProxy(t, redisPool{servers: lines}.yaml("names", freeListen(t)))
+	c := newGoRedis(t, px.Addr(0).String())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := 0; i < 100; i++ {
+		k := fmt.Sprintf("%d:host:key", i)
+		if err := c.Set(ctx, k, i, 0).Err(); err != nil {
+			t.Fatalf("SET %s: %v", k, err)
+		}
+		if v, err := c.Get(ctx, k).Int(); err != nil || v != i {
+			t.Fatalf("GET %s: %d, %v", k, v, err)
+		}
+	}
+	for _, b := range backends {
+		if n := dbsize(t, b.Addr); n == 0 || n == 100 {
+			t.Errorf("server %s holds %d of 100 keys; want them spread", b.Addr, n)
+		}
+	}
+}
+
+// checkKeysInDB checks that every key is in database db of exactly one
+// server, and in database 0 of none.
+func checkKeysInDB(t *testing.T, backends []*testservers.Server, password string, db int, keys ...string) {
+	t.Helper()
+	auth := []string{"AUTH", password}
+	for _, k := range keys {
+		inDB, in0 := 0, 0
+		for _, b := range backends {
+			if backendDo(t, b.Addr, auth, []string{"SELECT", fmt.Sprint(db)}, []string{"EXISTS", k}) == ":1\r\n" {
+				inDB++
+			}
+			if backendDo(t, b.Addr, auth, []string{"EXISTS", k}) == ":1\r\n" {
+				in0++
+			}
+		}
+		if inDB != 1 || in0 != 0 {
+			t.Errorf("key %s: in db %d of %d servers, in db 0 of %d; want 1 and 0", k, db, inDB, in0)
+		}
+	}
+}

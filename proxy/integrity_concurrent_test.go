@@ -1,0 +1,313 @@
+package proxy_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ftIntClient is one of the integrity test's clients: its own connection,
+// its own keys on every shard, and its model of their values.
+type ftIntClient struct {
+	id         int
+	st         *ftIntStats
+	ep         []atomic.Uint64 // shard epochs, bumped before each kill
+	c          *ftConn
+	rnd        *rand.Rand
+	strs, ctrs []*ftKey
+	all        []*ftKey
+	seq        int
+}
+
+func newFtIntClient(f *ftProxy, id int, st *ftIntStats, ep []atomic.Uint64) *ftIntClient {
+	cl := &ftIntClient{id: id, st: st, ep: ep, rnd: rand.New(rand.NewPCG(uint64(id), 7))}
+	for s := range f.backends {
+		for _, name := range f.keysOn(s, fmt.Sprintf("i%d:s", id), 2) {
+			cl.strs = append(cl.strs, &ftKey{name: name, shard: s})
+		}
+		for _, name := range f.keysOn(s, fmt.Sprintf("i%d:c", id), 1) {
+			cl.ctrs = append(cl.ctrs, &ftKey{name: name, shard: s, counter: true})
+		}
+	}
+	cl.all = append(append(cl.all, cl.strs...), cl.ctrs...)
+	return cl
+}
+
+// pick returns n distinct keys of keys.
+func (cl *ftIntClient) pick(keys []*ftKey, n int) []*ftKey {
+	out := make([]*ftKey, n)
+	for i, j := range cl.rnd.Perm(len(keys))[:n] {
+		out[i] = keys[j]
+	}
+	return out
+}
+
+// randomCmd makes one command: SET, GET, MSET, MGET, DEL or INCR.
+func (cl *ftIntClient) randomCmd() *ftIntCmd {
+	r := cl.rnd.IntN(100)
+	switch {
+	case r < 25:
+		return cl.write("SET", cl.pick(cl.strs, 1))
+	case r < 50:
+		return &ftIntCmd{op: "GET", keys: cl.pick(cl.all, 1)}
+	case r < 60:
+		return cl.write("MSET", cl.pick(cl.strs, 2+cl.rnd.IntN(3)))
+	case r < 75:
+		return &ftIntCmd{op: "MGET", keys: cl.pick(cl.all, 2+cl.rnd.IntN(3))}
+	case r < 82:
+		return &ftIntCmd{op: "DEL", keys: cl.pick(cl.all, 1+cl.rnd.IntN(3))}
+	}
+	return &ftIntCmd{op: "INCR", keys: cl.pick(cl.ctrs, 1)}
+}
+
+// write makes a SET or MSET of fresh values, each naming client and key.
+func (cl *ftIntClient) write(op string, keys []*ftKey) *ftIntCmd {
+	c := &ftIntCmd{op: op, keys: keys}
+	for _, k := range keys {
+		cl.seq++
+		c.vals = append(c.vals, cl.valuePrefix(k)+strconv.Itoa(cl.seq))
+	}
+	return c
+}
+
+func (cl *ftIntClient) epochs() []uint64 {
+	out := make([]uint64, len(cl.ep))
+	for i := range cl.ep {
+		out[i] = cl.ep[i].Load()
+	}
+	return out
+}
+
+// run sends random pipelines of 1-20 commands until deadline and checks
+// every reply against the model.
+func (cl *ftIntClient) run(deadline time.Time) {
+	for time.Now().Before(deadline) {
+		cmds := make([]*ftIntCmd, 1+cl.rnd.IntN(20))
+		var req []byte
+		for i := range cmds {
+			cmds[i] = cl.randomCmd()
+			req = ftCommand(req, cmds[i].args()...)
+		}
+		pre := cl.epochs()
+		cl.c.nc.SetDeadline(time.Now().Add(20 * time.Second))
+		if _, err := cl.c.nc.Write(req); err != nil {
+			cl.st.violation("client %d: write: %v", cl.id, err)
+			return
+		}
+		reps := make([]ftReply, len(cmds))
+		for i := range reps {
+			var err error
+			if reps[i], err = ftRead(cl.c.r); err != nil {
+				cl.st.violation("client %d: reply %d of %d: %v", cl.id, i+1, len(cmds), err)
+				return
+			}
+		}
+		post := cl.epochs()
+		for i, c := range cmds {
+			cl.apply(c, reps[i], pre, post)
+		}
+		cl.st.pipelines.Add(1)
+	}
+}
+
+// apply checks one reply and updates the model.
+func (cl *ftIntClient) apply(c *ftIntCmd, rep ftReply, pre, post []uint64) {
+	cl.st.replies.Add(1)
+	if len(c.keys) > 1 {
+		cl.st.mixed.Add(1)
+	}
+	if rep.kind == '-' {
+		if !cl.st.noteError(rep.str) {
+			cl.st.violation("client %d %v: unexpected error %q", cl.id, c.args(), rep.str)
+		}
+		for _, k := range c.keys {
+			k.known = false
+		}
+		return
+	}
+	ok := true
+	switch c.op {
+	case "SET", "MSET":
+		ok = rep.kind == '+' && rep.str == "OK"
+		for i, k := range c.keys {
+			learn(k, true, c.vals[i], pre, post)
+		}
+	case "GET":
+		cl.applyGet(c.keys[0], rep, pre, post)
+	case "MGET":
+		ok = rep.kind == '*' && len(rep.elems) == len(c.keys)
+		for i := 0; ok && i < len(c.keys); i++ {
+			cl.applyGet(c.keys[i], rep.elems[i], pre, post)
+		}
+	case "DEL":
+		ok = cl.applyDel(c, rep, pre, post)
+	case "INCR":
+		ok = cl.applyIncr(c.keys[0], rep, pre, post)
+	}
+	if !ok {
+		cl.st.violation("client %d %v: got %v", cl.id, c.args(), rep)
+		for _, k := range c.keys {
+			k.known = false
+		}
+	}
+}
+
+func (cl *ftIntClient) applyGet(k *ftKey, rep ftReply, pre, post []uint64) {
+	val, exists, ok := cl.checkValue(k, rep, certain(k, pre, post))
+	if !ok {
+		k.known = false
+		return
+	}
+	learn(k, exists, val, pre, post)
+}
+
+// applyDel checks DEL's count: exact when every key is certain, else
+// within what the uncertain keys allow.
+func (cl *ftIntClient) applyDel(c *ftIntCmd, rep ftReply, pre, post []uint64) bool {
+	lo, hi := int64(0), int64(0)
+	for _, k := range c.keys {
+		switch {
+		case !certain(k, pre, post):
+			hi++
+		case k.exists:
+			lo++
+			hi++
+		}
+	}
+	if lo == hi {
+		cl.st.exact.Add(1)
+	} else {
+		cl.st.relaxed.Add(1)
+	}
+	for _, k := range c.keys {
+		learn(k, false, "", pre, post)
+	}
+	return rep.kind == ':' && rep.num >= lo && rep.num <= hi
+}
+
+// applyIncr checks INCR's result: the model's counter plus one when
+// certain.
+func (cl *ftIntClient) applyIncr(k *ftKey, rep ftReply, pre, post []uint64) bool {
+	if rep.kind != ':' {
+		return false
+	}
+	ok := true
+	if certain(k, pre, post) {
+		cl.st.exact.Add(1)
+		prev := int64(0)
+		if k.exists {
+			prev, _ = strconv.ParseInt(k.val, 10, 64)
+		}
+		ok = rep.num == prev+1
+	} else {
+		cl.st.relaxed.Add(1)
+	}
+	learn(k, true, strconv.FormatInt(rep.num, 10), pre, post)
+	return ok
+}
+
+// ftRaiseFiles raises the open file limit for n client connections (each
+// also open in the proxy, in the same process) and returns how many
+// clients fit.
+func ftRaiseFiles(t *testing.T, n int) int {
+	need := uint64(2*n + 1000)
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatalf("getrlimit: %v", err)
+	}
+	if rl.Cur < need {
+		rl.Cur = min(need, rl.Max)
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+			t.Logf("setrlimit: %v", err)
+		}
+	}
+	if rl.Cur < need {
+		n = int(rl.Cur-1000) / 2
+		t.Logf("open file limit %d: only %d clients", rl.Cur, n)
+	}
+	return n
+}
+
+// TestIntegrityUnderKills runs 2,000 client connections, each sending
+// random pipelines of SET/GET/MSET/MGET/DEL/INCR on its own keys across
+// four shards, while one backend is killed and restarted every 2 s. Every
+// reply that is not an error must match the client's model of its keys;
+// no reply may carry another client's value.
+func TestIntegrityUnderKills(t *testing.T) {
+	n := ftRaiseFiles(t, 2000)
+	b := ftRedisBackends(t, 4)
+	f := ftStart(t, ftPool{timeoutMS: 5000, backends: b})
+	ep := make([]atomic.Uint64, len(b))
+	st := &ftIntStats{errKinds: map[string]int{}}
+	clients := ftConnectAll(t, f, n, st, ep)
+	deadline := time.Now().Add(10 * time.Second)
+	var wg sync.WaitGroup
+	for _, cl := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl.run(deadline)
+		}()
+	}
+	for i := 0; time.Until(deadline) > 2500*time.Millisecond; i++ {
+		time.Sleep(2 * time.Second)
+		s := i % len(b)
+		ep[s].Add(1)
+		b[s].Kill()
+		time.Sleep(150 * time.Millisecond)
+		b[s].Restart()
+		st.kills.Add(1)
+	}
+	wg.Wait()
+	ftCheckStillServed(t, clients)
+	t.Logf("%d clients, %d kills: %d pipelines, %d replies (%d multi-key), %d errors %v; %d exact checks, %d relaxed (key unknown after a fault)",
+		n, st.kills.Load(), st.pipelines.Load(), st.replies.Load(), st.mixed.Load(), st.errs.Load(), st.errKinds,
+		st.exact.Load(), st.relaxed.Load())
+	for _, v := range st.violations {
+		t.Error(v)
+	}
+	if st.kills.Load() < 3 || st.errs.Load() == 0 || st.exact.Load() == 0 {
+		t.Errorf("the run did not exercise faults: %d kills, %d errors, %d exact checks", st.kills.Load(), st.errs.Load(), st.exact.Load())
+	}
+}
+
+// ftConnectAll connects n clients at once.
+func ftConnectAll(t *testing.T, f *ftProxy, n int, st *ftIntStats, ep []atomic.Uint64) []*ftIntClient {
+	clients := make([]*ftIntClient, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			clients[i] = newFtIntClient(f, i, st, ep)
+			clients[i].c, errs[i] = ftDial(f.addr)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("client %d: dial: %v", i, err)
+		}
+		t.Cleanup(func() { clients[i].c.nc.Close() })
+	}
+	return clients
+}
+
+// ftCheckStillServed checks that every client connection still answers.
+func ftCheckStillServed(t *testing.T, clients []*ftIntClient) {
+	t.Helper()
+	bad := 0
+	for _, cl := range clients {
+		if rep, err := cl.c.do(5*time.Second, "PING"); err != nil || rep.str != "PONG" {
+			if bad++; bad <= 3 {
+				t.Errorf("client %d: PING after the run: %v %v", cl.id, rep, err)
+			}
+		}
+	}
+}

@@ -1,0 +1,179 @@
+package proxy_test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shardproxy/shardproxy/internal/testservers"
+)
+
+// raiseFileLimit lifts the soft RLIMIT_NOFILE to at least need (up to the
+// hard limit, which root may raise too) and skips the test if that fails.
+func raiseFileLimit(t *testing.T, need uint64) {
+	t.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatalf("getrlimit: %v", err)
+	}
+	if lim.Cur >= need {
+		return
+	}
+	want := lim
+	want.Cur = max(need, min(lim.Max, need*2))
+	if want.Max < want.Cur {
+		want.Max = want.Cur
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		want = lim
+		want.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil || want.Cur < need {
+			t.Skipf("need %d open files, RLIMIT_NOFILE is %d/%d and cannot be raised: %v", need, lim.Cur, lim.Max, err)
+		}
+	}
+	t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim) })
+}
+
+// dialMany opens n connections to addr, a few at a time.
+func dialMany(t *testing.T, addr string, n int) []net.Conn {
+	t.Helper()
+	conns := make([]net.Conn, n)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	next := make(chan int)
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				conns[i] = c
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		t.Fatalf("dialing %d clients: %v", n, err)
+	}
+	return conns
+}
+
+// clientExchange has client i do a few SET/GET/MGET/INCR and checks the
+// replies.
+func clientExchange(c net.Conn, i int) error {
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	k, other := fmt.Sprintf("%d:mx", i), fmt.Sprintf("%d:mx", (i+1)%7)
+	var req []byte
+	req = encodeCommand(req, "SET", k, fmt.Sprint(i))
+	req = encodeCommand(req, "GET", k)
+	req = encodeCommand(req, "SET", k+":b", "b")
+	req = encodeCommand(req, "MGET", k, k+":b", "mx:none")
+	req = encodeCommand(req, "INCR", "mx:counter")
+	req = encodeCommand(req, "GET", other)
+	want := []string{"+OK\r\n", bulk(fmt.Sprint(i)), "+OK\r\n", array(bulk(fmt.Sprint(i)), bulk("b"), nilBulk)}
+	if _, err := c.Write(req); err != nil {
+		return err
+	}
+	r := bufio.NewReaderSize(c, 512)
+	for j := 0; j < 6; j++ {
+		got, err := readReply(r)
+		if err != nil {
+			return fmt.Errorf("client %d reply %d: %w", i, j, err)
+		}
+		switch {
+		case j < len(want) && got != want[j]:
+			return fmt.Errorf("client %d reply %d: %q, want %q", i, j, got, want[j])
+		case j == 4 && !strings.HasPrefix(got, ":"):
+			return fmt.Errorf("client %d INCR: %q", i, got)
+		case j == 5 && !strings.HasPrefix(got, "$"):
+			return fmt.Errorf("client %d GET %s: %q", i, other, got)
+		}
+	}
+	return nil
+}
+
+// proxyConnections counts the connections a backend has, other than the
+// one asking.
+func proxyConnections(t *testing.T, addr string) int {
+	t.Helper()
+	list, err := testservers.Do(addr, "CLIENT", "LIST")
+	if err != nil {
+		t.Fatalf("CLIENT LIST on %s: %v", addr, err)
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
+		if strings.Contains(line, "addr=") && !strings.Contains(line, "cmd=client|list") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestManyClientsFewServerConnections connects 5,000 clients at once, has
+// each do a few commands concurrently, and checks that every backend sees
+// exactly server_connections connections from the proxy.
+func TestManyClientsFewServerConnections(t *testing.T) {
+	const clients = 5000
+	raiseFileLimit(t, 2*clients+1000)
+	for _, serverConns := range []int{1, 2} {
+		t.Run(fmt.Sprintf("server_connections %d", serverConns), func(t *testing.T) {
+			f := newRedisFixture(t, 4, redisPool{serverConnections: serverConns})
+			conns := dialMany(t, f.addr, clients)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			errs := make(chan error, clients)
+			for i, c := range conns {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					if err := clientExchange(c, i); err != nil {
+						errs <- err
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			close(errs)
+			nerr := 0
+			for err := range errs {
+				if nerr++; nerr <= 5 {
+					t.Error(err)
+				}
+			}
+			if nerr > 0 {
+				t.Fatalf("%d of %d clients failed", nerr, clients)
+			}
+			if r := dialRESP(t, f.addr).do("GET", "mx:counter"); r != bulk(fmt.Sprint(clients)) {
+				t.Errorf("counter after %d INCRs: %q", clients, r)
+			}
+			for _, b := range f.backends {
+				if n := proxyConnections(t, b.Addr); n != serverConns {
+					t.Errorf("server %s has %d connections with %d clients connected; want server_connections = %d",
+						b.Addr, n, clients, serverConns)
+				}
+			}
+		})
+	}
+}

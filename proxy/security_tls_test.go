@@ -1,0 +1,239 @@
+package proxy_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shardproxy/shardproxy/internal/testservers"
+)
+
+// secPool renders a redis pool named "sec" over backends, with extra key
+// lines (such as "timeout: 500").
+func secPool(listen string, backends []*testservers.Server, extra ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "sec:\n  listen: %q\n  redis: true\n", listen)
+	for _, e := range extra {
+		fmt.Fprintf(&b, "  %s\n", e)
+	}
+	b.WriteString("  servers:\n")
+	for _, s := range backends {
+		fmt.Fprintf(&b, "    - %s:1\n", s.Addr)
+	}
+	return b.String()
+}
+
+// secGoRedis returns a go-redis client that does not retry, speaking TLS
+// with tc when it is not nil.
+func secGoRedis(t *testing.T, addr string, tc *tls.Config) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true, TLSConfig: tc,
+		MaxRetries: -1, DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func secCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestTLSClients checks the TLS listener: go-redis over TLS sets, gets and
+// splits MGET over three servers; a plain-TCP client gets nothing usable
+// and the proxy keeps serving.
+func TestTLSClients(t *testing.T) {
+	pki := newSecPKI(t, "proxy")
+	backends := startRedisBackends(t, 3)
+	px := startProxy(t, secPool(freeListen(t), backends, "tls_cert_file: "+pki.ServerCert, "tls_key_file: "+pki.ServerKey))
+	addr := px.Addr(0).String()
+	ctx := secCtx(t)
+	c := secGoRedis(t, addr, pki.clientConfig(false))
+	var keys []string
+	for i := 0; i < 30; i++ {
+		k := strconv.Itoa(i) + ":tls"
+		keys = append(keys, k)
+		if err := c.Set(ctx, k, "v"+strconv.Itoa(i), 0).Err(); err != nil {
+			t.Fatalf("SET %s over TLS: %v", k, err)
+		}
+	}
+	if v, err := c.Get(ctx, "7:tls").Result(); err != nil || v != "v7" {
+		t.Fatalf("GET over TLS: %q %v", v, err)
+	}
+	vals, err := c.MGet(ctx, keys...).Result()
+	if err != nil {
+		t.Fatalf("MGET over TLS: %v", err)
+	}
+	for i, v := range vals {
+		if v != "v"+strconv.Itoa(i) {
+			t.Errorf("MGET value %d: %v", i, v)
+		}
+	}
+	holding := 0
+	for _, b := range backends {
+		if dbsize(t, b.Addr) > 0 {
+			holding++
+		}
+	}
+	if holding < 2 {
+		t.Errorf("the keys live on %d backend(s): MGET was not split", holding)
+	}
+
+	plain := dialRESP(t, addr)
+	plain.write(encodeCommand(nil, "PING"))
+	plain.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(plain.r)
+	if err != nil && !isReset(err) {
+		t.Errorf("plain client on the TLS port: want the connection closed, got %v", err)
+	}
+	if strings.Contains(string(got), "PONG") || strings.HasPrefix(string(got), "+") {
+		t.Errorf("plain client on the TLS port got a RESP reply: %q", got)
+	}
+	if v, err := c.Get(ctx, "1:tls").Result(); err != nil || v != "v1" {
+		t.Errorf("TLS client after the plain one: %q %v", v, err)
+	}
+	if err := secGoRedis(t, addr, pki.clientConfig(false)).Ping(ctx).Err(); err != nil {
+		t.Errorf("new TLS client after the plain one: %v", err)
+	}
+}
+
+// TestTLSClientCertificates checks tls_client_ca_file: only clients with a
+// certificate signed by that CA are served.
+func TestTLSClientCertificates(t *testing.T) {
+	pki, other := newSecPKI(t, "proxy"), newSecPKI(t, "other")
+	backends := startRedisBackends(t, 1)
+	px := startProxy(t, secPool(freeListen(t), backends, "tls_cert_file: "+pki.ServerCert,
+		"tls_key_file: "+pki.ServerKey, "tls_client_ca_file: "+pki.CAFile))
+	addr := px.Addr(0).String()
+	foreign := pki.clientConfig(false)
+	foreign.Certificates = []tls.Certificate{other.client}
+	tests := []struct {
+		name string
+		tc   *tls.Config
+		ok   bool
+	}{
+		{"no certificate", pki.clientConfig(false), false},
+		{"certificate of another CA", foreign, false},
+		{"certificate of the CA", pki.clientConfig(true), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := secGoRedis(t, addr, tc.tc).Set(secCtx(t), "cert:k", tc.name, 0).Err()
+			if tc.ok && err != nil {
+				t.Fatalf("client refused: %v", err)
+			}
+			if !tc.ok && err == nil {
+				t.Fatalf("client served; want it refused")
+			}
+		})
+	}
+	if v, err := testservers.Do(backends[0].Addr, "GET", "cert:k"); err != nil || v != "certificate of the CA" {
+		t.Errorf("backend holds %q (%v): a refused client's SET got through", v, err)
+	}
+}
+
+// TestTLSBackends runs the proxy against a redis-server that speaks only
+// TLS: verified connections work, and a failed verification is the error
+// every request for that server gets.
+func TestTLSBackends(t *testing.T) {
+	pki, other := newSecPKI(t, "redis"), newSecPKI(t, "other")
+	port := testservers.FreePort(t, "127.0.0.1")
+	srv := testservers.RedisOn(t, "127.0.0.1", port, "--port", "0", "--tls-port", strconv.Itoa(port),
+		"--tls-cert-file", pki.ServerCert, "--tls-key-file", pki.ServerKey, "--tls-ca-cert-file", pki.CAFile,
+		"--tls-auth-clients", "no")
+	if r, err := testservers.Do(srv.Addr, "PING"); err == nil && r == "+PONG" {
+		t.Fatalf("the backend answers plain TCP: the test would prove nothing")
+	}
+	ca := "server_tls_ca_file: " + pki.CAFile
+	tests := []struct {
+		name    string
+		extra   []string
+		wantErr string // "" when requests must work
+	}{
+		{"verified with the CA", []string{"server_tls: true", ca}, ""},
+		{"verified by name", []string{"server_tls: true", ca, "server_tls_server_name: localhost"}, ""},
+		{"insecure", []string{"server_tls: true", "server_tls_insecure: true"}, ""},
+		{"wrong CA", []string{"server_tls: true", "server_tls_ca_file: " + other.CAFile},
+			"tls: tls: failed to verify certificate: x509: certificate signed by unknown authority"},
+		{"system roots", []string{"server_tls: true"}, "x509: certificate signed by unknown authority"},
+		{"wrong name", []string{"server_tls: true", ca, "server_tls_server_name: redis.example"},
+			"x509: certificate is valid for localhost, not redis.example"},
+		{"plain TCP", nil, "-ERR server unavailable: " + srv.Addr},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			px := startProxy(t, secPool(freeListen(t), []*testservers.Server{srv}, tc.extra...))
+			rc := dialRESP(t, px.Addr(0).String())
+			key, val := "tlsb:"+strconv.Itoa(i), tc.name
+			got := rc.do("SET", key, val)
+			if tc.wantErr != "" {
+				if !strings.HasPrefix(got, "-ERR server unavailable: "+srv.Addr+": ") || !strings.Contains(got, tc.wantErr) {
+					t.Fatalf("SET: %q; want -ERR server unavailable naming %q", got, tc.wantErr)
+				}
+				return
+			}
+			if got != "+OK\r\n" {
+				t.Fatalf("SET: %q", got)
+			}
+			if got := rc.do("GET", key); got != bulk(val) {
+				t.Errorf("GET: %q", got)
+			}
+			if got := secTLSDo(t, srv.Addr, pki.clientConfig(false), "GET", key); got != bulk(val) {
+				t.Errorf("GET straight from the backend: %q; want %q", got, bulk(val))
+			}
+		})
+	}
+}
+
+// secTLSDo sends one command to addr over TLS and returns the reply.
+func secTLSDo(t *testing.T, addr string, tc *tls.Config, args ...string) string {
+	t.Helper()
+	nc, err := tls.Dial("tcp", addr, tc)
+	if err != nil {
+		t.Fatalf("TLS dial %s: %v", addr, err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	rc := &respConn{tb: t, nc: nc, r: bufio.NewReader(nc)}
+	return rc.do(args...)
+}
+
+// TestTLSRefusalDoesNotBlockAccept checks that clients turned away by
+// client_connections on a TLS listener, which must handshake before they
+// can read the refusal, never stall the accept loop, even when silent.
+func TestTLSRefusalDoesNotBlockAccept(t *testing.T) {
+	pki := newSecPKI(t, "proxy")
+	backends := startRedisBackends(t, 1)
+	px := startProxy(t, secPool(freeListen(t), backends, "tls_cert_file: "+pki.ServerCert,
+		"tls_key_file: "+pki.ServerKey, "client_connections: 2"))
+	addr := px.Addr(0).String()
+	ctx := secCtx(t)
+	first := secGoRedis(t, addr, pki.clientConfig(false))
+	if err := first.Ping(ctx).Err(); err != nil {
+		t.Fatalf("first client: %v", err)
+	}
+	holder := dialRESP(t, addr) // silent: holds the second place mid-handshake
+	silent := dialRESP(t, addr) // silent and over the limit
+	time.Sleep(100 * time.Millisecond)
+	holder.nc.Close()
+	start := time.Now()
+	var err error
+	for time.Since(start) < 5*time.Second {
+		if err = secGoRedis(t, addr, pki.clientConfig(false)).Ping(ctx).Err(); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("no new TLS client served while a refused one stays silent: %v", err)
+	}
+	silent.nc.Close()
+}
