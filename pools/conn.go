@@ -15,19 +15,19 @@ import (
 type Conn struct {
 	s *Server
 
-	mu       sync.Mutex
-	nc       net.Conn      // nil while down
-	kick     chan struct{} // wakes the writer of nc
-	quit     chan struct{} // closed when nc breaks
-	dialing  bool
-	out      []byte // frames queued for the next write
-	spare    []byte
+	mu      sync.Mutex
+	nc      net.Conn      // nil while down
+	kick    chan struct{} // wakes the writer of nc
+	quit    chan struct{} // closed when nc breaks
+	dialing bool
+	out     []byte // frames queued for the next write
+	spare   []byte
 	// pieces holds, when a large frame is queued, the queue in order: runs
 	// of out and large frames referenced where they lie (not copied).
-	pieces [][]byte
-	mark   int           // start of the run of out not yet in pieces
-	wdone  chan struct{} // closed when the writer of nc has returned
-	inflight queue // calls written or queued, awaiting replies, in order
+	pieces   [][]byte
+	mark     int           // start of the run of out not yet in pieces
+	wdone    chan struct{} // closed when the writer of nc has returned
+	inflight queue         // calls written or queued, awaiting replies, in order
 	// unwritten counts the calls at the tail of inflight whose frames are
 	// still in out.
 	unwritten int
