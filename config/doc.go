@@ -66,10 +66,12 @@
 //	client_idle_timeout     ms; close a client idle that long; 0 = never  (0)
 //	client_write_timeout    ms; cut off a client that does not read its
 //	                        replies for that long; 0 = never          (30000)
-//	max_request_size        bytes of one request, >= 1; memcache values
-//	                        are further capped at 128 MB          (536870912)
-//	max_args                arguments of one RESP request, >= 1; keys of
-//	                        one memcache get, at most 65536         (1048576)
+//	max_request_size        bytes of one request and of any bulk in it,
+//	                        >= 1; memcache values are further capped
+//	                        at 128 MB                             (536870912)
+//	max_args                arguments of one RESP request, command name
+//	                        included, >= 1; keys of one memcache get, at
+//	                        most 65536                              (1048576)
 //	redis_username          ACL user: servers get AUTH user password;
 //	                        needs redis_auth                          (none)
 //	tls_cert_file           PEM certificate chain: the listener speaks TLS;

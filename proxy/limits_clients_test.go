@@ -122,7 +122,7 @@ func TestLimitSlowReader(t *testing.T) {
 	if cut < writeTimeout {
 		t.Errorf("slow reader cut off after %v, before client_write_timeout", cut)
 	}
-	if grown > 512<<20 {
+	if grown > 256<<20 {
 		t.Errorf("heap grew by %d MB for one slow reader", grown>>20)
 	}
 }

@@ -25,6 +25,7 @@ type Server struct {
 	Port int
 	Addr string // host:port
 	Cmd  *exec.Cmd
+	done chan struct{} // closed when Cmd has exited
 	name string
 	args []string
 	tb   testing.TB
@@ -157,6 +158,7 @@ func (s *Server) startNoWait() {
 	}
 	s.Cmd = cmd
 	done := make(chan struct{})
+	s.done = done
 	go func() { cmd.Wait(); close(done) }()
 	s.tb.Cleanup(func() {
 		cmd.Process.Kill()
@@ -171,11 +173,9 @@ func (s *Server) Kill() {
 	if s.Cmd != nil && s.Cmd.Process != nil {
 		s.Cmd.Process.Signal(syscall.SIGCONT)
 		s.Cmd.Process.Kill()
-		for i := 0; i < 200; i++ {
-			if s.Cmd.ProcessState != nil || !listening(s.Addr) {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
+		select {
+		case <-s.done:
+		case <-time.After(5 * time.Second):
 		}
 	}
 }
