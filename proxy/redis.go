@@ -91,7 +91,7 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 	}
 	switch cmd.kind {
 	case kindSingle:
-		r.forward(cl, bt, args[cmd.keyAt:cmd.keyAt+1], 1, frame)
+		r.forward(cl, bt, cmd, args[cmd.keyAt:cmd.keyAt+1], 1, frame)
 	case kindSameServer:
 		last := cmd.lastKey
 		if last < 0 {
@@ -101,7 +101,7 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 			errorReply(bt, wrongArgs(args[0]))
 			return n, false
 		}
-		r.forward(cl, bt, args[cmd.keyAt:last+1], cmd.step, frame)
+		r.forward(cl, bt, cmd, args[cmd.keyAt:last+1], cmd.step, frame)
 	case kindNumkeys:
 		keys, ok := numkeys(args, cmd)
 		if !ok {
@@ -112,7 +112,7 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 			errorReply(bt, fmt.Sprintf("ERR '%s' without keys cannot be routed by the proxy", strings.ToLower(cmd.name)))
 			return n, false
 		}
-		r.forward(cl, bt, keys, 1, frame)
+		r.forward(cl, bt, cmd, keys, 1, frame)
 	case kindSplit:
 		if (len(args)-1)%cmd.step != 0 {
 			errorReply(bt, wrongArgs(args[0]))
@@ -153,12 +153,12 @@ func parseCount(b []byte) (int, bool) {
 
 // forward sends the whole frame to the server of keys[0], after checking
 // that every key (keys[0], keys[step], ...) lives there too.
-func (r *redisProto) forward(cl *client, bt *batch, keys [][]byte, step int, frame []byte) {
+func (r *redisProto) forward(cl *client, bt *batch, cmd *command, keys [][]byte, step int, frame []byte) {
 	rg := r.p.ring.Load()
 	i := rg.place.Pick(keys[0])
 	for k := step; k < len(keys); k += step {
 		if rg.place.Pick(keys[k]) != i {
-			errorReply(bt, "CROSSSLOT Keys in request don't hash to the same server (use a hash tag)")
+			errorReply(bt, fmt.Sprintf("ERR the keys of '%s' live on different servers: the proxy cannot serve it (put the keys under one hash tag)", strings.ToLower(cmd.name)))
 			return
 		}
 	}
