@@ -352,7 +352,8 @@ const handoffSize = 64 << 10
 func (c *Conn) grow(buf []byte) []byte {
 	size := 2 * cap(buf)
 	if c.s.opt.Need != nil {
-		size = max(size, c.s.opt.Need(buf))
+		// A server's claimed length is trusted, within 64 MB per step.
+		size = max(size, min(c.s.opt.Need(buf), cap(buf)+64<<20))
 	}
 	nb := make([]byte, len(buf), size)
 	copy(nb, buf)

@@ -125,7 +125,10 @@ func (cl *client) grow() bool {
 	if cap(bt.in) >= cl.p.maxRequest {
 		return false
 	}
-	size := min(max(2*cap(bt.in), cl.p.proto.requestNeed(bt.in)), cl.p.maxRequest)
+	// Grow to what the request claims, but by at most 8 MB beyond what
+	// has arrived, so a claimed length costs memory only as bytes come.
+	need := min(cl.p.proto.requestNeed(bt.in), cap(bt.in)+8<<20)
+	size := min(max(2*cap(bt.in), need), cl.p.maxRequest)
 	nb := getBuf(size)[:len(bt.in)]
 	copy(nb, bt.in)
 	putBuf(bt.in)

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
 // TestIntegrityAfterLargeWrite writes 2 MB values through a server
@@ -60,6 +62,7 @@ func TestIntegrityAfterLargeWrite(t *testing.T) {
 		if err := rc.Set(ctx, "ftlarge:big", strings.Repeat("x", 2<<20), 0).Err(); err != nil {
 			t.Errorf("SET 2 MB: %v", err)
 		}
+		ftBurst(t, f, b[0], i)
 	}
 	wg.Wait()
 	t.Logf("%d SET+GET pairs around three 2 MB writes, %d wrong or failed", ops, errs)
@@ -69,4 +72,55 @@ func TestIntegrityAfterLargeWrite(t *testing.T) {
 	if ops == 0 {
 		t.Error("no request made")
 	}
+}
+
+// ftBurst pauses the server while 8 clients each pipeline 400 SETs of 1 KB,
+// so that more than 1 MB of small frames queues on the proxy's connection,
+// then resumes it and checks every reply.
+func ftBurst(t *testing.T, f *ftProxy, srv *testservers.Server, round int) {
+	t.Helper()
+	val := strings.Repeat("v", 1024)
+	var req []byte
+	for i := 0; i < 400; i++ {
+		req = ftCommand(req, "SET", fmt.Sprintf("ftburst:%d:%d", round, i), val)
+	}
+	srv.Stop()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for c := 0; c < 8; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- ftPipelineOK(f.addr, req, 400)
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	srv.Continue()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("burst %d: %v", round, err)
+		}
+	}
+}
+
+// ftPipelineOK sends req and expects n +OK replies.
+func ftPipelineOK(addr string, req []byte, n int) error {
+	c, err := ftDial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.nc.Close()
+	c.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.nc.Write(req); err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		rep, err := ftRead(c.r)
+		if err != nil || rep.kind != '+' {
+			return fmt.Errorf("reply %d: %v %v", i, rep, err)
+		}
+	}
+	return nil
 }
