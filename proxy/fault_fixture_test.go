@@ -108,6 +108,16 @@ func ftRedisBackends(t *testing.T, n int) []*testservers.Server {
 	return out
 }
 
+// ftMemcacheBackends starts n memcached processes.
+func ftMemcacheBackends(t *testing.T, n int) []*testservers.Server {
+	t.Helper()
+	out := make([]*testservers.Server, n)
+	for i := range out {
+		out[i] = testservers.Memcached(t)
+	}
+	return out
+}
+
 // shardOf returns the index of the backend that holds key while every
 // server is live.
 func (f *ftProxy) shardOf(key string) int { return f.place.Pick([]byte(key)) }

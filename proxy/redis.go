@@ -306,17 +306,20 @@ func wrongArgs(name []byte) string {
 	return fmt.Sprintf("ERR wrong number of arguments for '%s' command", strings.ToLower(clip(name)))
 }
 
-// clip shortens a client-supplied string for an error message.
+// clip shortens a client-supplied string for an error message; control
+// characters become spaces, other bytes are kept as they are (as Redis
+// echoes them).
 func clip(b []byte) string {
 	if len(b) > 64 {
 		b = b[:64]
 	}
-	return strings.Map(func(r rune) rune {
-		if r < ' ' {
-			return ' '
+	out := []byte(string(b))
+	for i, c := range out {
+		if c < ' ' {
+			out[i] = ' '
 		}
-		return r
-	}, string(b))
+	}
+	return string(out)
 }
 
 func argList(args [][]byte) string {

@@ -150,8 +150,10 @@ func (s *Server) startNoWait() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cmd := exec.Command(s.name, s.args...)
-	cmd.Stdout = os.Stderr
-	cmd.Stderr = os.Stderr
+	// Server logs stay out of test output; a server that fails to start
+	// is reported by the wait that follows.
+	cmd.Stdout = nil
+	cmd.Stderr = nil
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		s.tb.Fatalf("start %s: %v", s.name, err)
