@@ -123,7 +123,7 @@ func (c *Conn) writeLoop(nc net.Conn, kick, quit, done chan struct{}) {
 			clear(c.pieces)
 			c.pieces = c.pieces[:0]
 			c.mark = 0
-			c.out = c.spare[:0]
+			c.out, c.spare = c.spare[:0], nil
 			c.unwritten = 0
 			c.mu.Unlock()
 			var err error

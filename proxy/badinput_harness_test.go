@@ -42,6 +42,10 @@ type ftBadCase struct {
 	contClose bool
 	// same: the real server answers exactly so (checked against it too).
 	same bool
+	// bug, when set, names a known proxy bug this case shows: the case is
+	// skipped with that note while it fails, and fails once it passes, so
+	// that the note is removed with the fix.
+	bug string
 }
 
 // ftProto is how a protocol's follow-up and bystander checks look.
@@ -143,7 +147,7 @@ func ftCheckEnd(rc *ftRawConn, c ftBadCase, p ftProto, werr error) error {
 		if werr != nil {
 			return fmt.Errorf("write: %w", werr)
 		}
-		if got, err := rc.readN(len(c.want), 5*time.Second); got != c.want {
+		if got, err := rc.readN(len(c.want), 2*time.Second); got != c.want {
 			return fmt.Errorf("got %q (%v), want %q", ftShort(got), err, ftShort(c.want))
 		}
 		if err := rc.exchange(p.follow, p.followWant); err != nil {
@@ -195,21 +199,32 @@ func ftRunBadTable(t *testing.T, addr, ref string, p ftProto, cases []ftBadCase)
 	defer by.nc.Close()
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			held, err := ftRunBad(addr, c, p)
-			if err != nil {
-				t.Errorf("proxy: %v", err)
-			}
-			ftCheckOthers(t, addr, by, p, i)
-			if held != nil {
-				if err := ftFinishHold(held, c, p); err != nil {
-					t.Errorf("proxy: %v", err)
-				}
-			}
+			err := ftRunBadCase(t, addr, by, p, c, i)
 			if c.same {
 				ftCheckReference(t, ref, c, p)
 			}
+			switch {
+			case c.bug != "" && err != nil:
+				t.Skipf("BUG: %s: %v", c.bug, err)
+			case c.bug != "":
+				t.Errorf("this case passes now: remove its bug note %q", c.bug)
+			case err != nil:
+				t.Errorf("proxy: %v", err)
+			}
 		})
 	}
+}
+
+// ftRunBadCase runs one case against the proxy and checks the other
+// clients meanwhile; it returns how the proxy's answer was wrong.
+func ftRunBadCase(t *testing.T, addr string, by *ftRawConn, p ftProto, c ftBadCase, i int) error {
+	t.Helper()
+	held, err := ftRunBad(addr, c, p)
+	ftCheckOthers(t, addr, by, p, i)
+	if held != nil {
+		err = ftFinishHold(held, c, p)
+	}
+	return err
 }
 
 // ftCheckOthers checks the bystander and a new connection.

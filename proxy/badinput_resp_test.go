@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,9 +13,11 @@ const ftPE = "-ERR Protocol error: "
 
 // ftRESPCases are malformed and hostile RESP inputs with Redis 7's own
 // answers. Cases not marked same are where the proxy deliberately differs
-// (see codec/resp.ReadRequest): it checks the CRLF after a bulk, caps
-// arguments at 1M, and ends an inline line at its newline even after a
-// NUL.
+// (see codec/resp.ReadRequest): it wants CRLF after a count and after a
+// bulk (Redis skips two bytes unchecked), caps arguments at 1M, refuses an
+// inline line over 64 KB whether or not its newline came in the same read
+// (Redis decides by how the bytes were segmented), and ends an inline line
+// at its newline even after a NUL.
 var ftRESPCases = []ftBadCase{
 	{name: "negative multibulk count is skipped", in: []byte("*-5\r\nPING\r\n"), want: "+PONG\r\n", end: ftOpen, same: true},
 	{name: "negative bulk length", in: []byte("*1\r\n$-7\r\n"), want: ftPE + "invalid bulk length\r\n", same: true},
@@ -36,7 +39,7 @@ var ftRESPCases = []ftBadCase{
 	{name: "nested array for a bulk", in: []byte("*1\r\n*1\r\n$4\r\nPING\r\n"), want: ftPE + "expected '$', got '*'\r\n", same: true},
 	{name: "integer for a bulk", in: []byte("*1\r\n:1\r\n"), want: ftPE + "expected '$', got ':'\r\n", same: true},
 	{name: "simple string for a bulk", in: []byte("*1\r\n+PING\r\n"), want: ftPE + "expected '$', got '+'\r\n", same: true},
-	{name: "CR without LF after count", in: []byte("*1\r$4\r\nPING\r\n"), want: ftPE + "expected '$', got '4'\r\n", same: true},
+	{name: "CR without LF after count", in: []byte("*1\r$4\r\nPING\r\n"), want: ftPE + "invalid multibulk length\r\n"},
 	{name: "bulk without CRLF after it", in: []byte("*1\r\n$4\r\nPINGxx"), want: ftPE + "expected CRLF after bulk data\r\n"},
 	{name: "bulk longer than its length", in: []byte("*2\r\n$3\r\nGET\r\n$1\r\nab\r\n"), want: ftPE + "expected CRLF after bulk data\r\n"},
 	{name: "unbalanced double quote", in: []byte("SET \"a b\r\n"), want: ftPE + "unbalanced quotes in request\r\n", same: true},
@@ -47,6 +50,10 @@ var ftRESPCases = []ftBadCase{
 	{name: "empty lines before a command", in: []byte("\r\n\r\nPING\r\n"), want: "+PONG\r\n", end: ftOpen, same: true},
 	{name: "reply type as inline command", in: []byte("$4\r\nPING\r\n"), want: "-ERR unknown command '$4', with args beginning with: \r\n+PONG\r\n", end: ftOpen, same: true},
 	{name: "binary garbage", in: []byte("\xff\xfe\xfd\r\n"), want: "-ERR unknown command '\xff\xfe\xfd', with args beginning with: \r\n", end: ftOpen, same: true},
+	{name: "control bytes in a command name", in: []byte("a\x01b\x7fc\r\n"), want: "-ERR unknown command 'a\x01b\x7fc', with args beginning with: \r\n", end: ftOpen, same: true},
+	{name: "newline inside a bulk command name", in: []byte("*1\r\n$3\r\na\nb\r\n"), want: "-ERR unknown command 'a b', with args beginning with: \r\n", end: ftOpen, same: true},
+	{name: "200-byte command name", in: append(ftRepeat("x", 200), "\r\n"...), want: "-ERR unknown command '" + strings.Repeat("x", 128) + "', with args beginning with: \r\n", end: ftOpen, same: true},
+	{name: "inline line over 64 KB with newline", in: append(ftRepeat("x", 70000), "\r\n"...), want: ftPE + "too big inline request\r\n"},
 	{name: "good request then bad", in: []byte("*1\r\n$4\r\nPING\r\n*1\r\n$-2\r\n"), want: "+PONG\r\n" + ftPE + "invalid bulk length\r\n", same: true},
 	{name: "70 KB key", in: []byte(fmt.Sprintf("*2\r\n$3\r\nGET\r\n$70000\r\n%s\r\n", ftRepeat("k", 70000))), want: "$-1\r\n", end: ftOpen, same: true},
 	{name: "binary garbage with NUL", in: []byte("\x00\xff\xfe\x01garbage\r\n"), end: ftHold, cont: []byte("PING\r\n"), contWant: "+PONG\r\n"},

@@ -87,7 +87,7 @@ func TestFaultBackendsUnderLoad(t *testing.T) {
 		{"kill", 300 * time.Millisecond, unavailable(0)},
 		{"refused", time.Second, ftCause(f, 0, "server unavailable", "dial tcp .*connection refused$")},
 	}, cure: b[0].Restart, cureCause: unavailable(0)}, maxLat)...)
-	lines = append(lines, ftRunFault(t, l, ftFault{shard: 1, inject: b[1].Stop, windows: []ftWindow{
+	lines = append(lines, ftRunFault(t, l, ftFault{shard: 1, inject: func() { ftStop(t, b[1]) }, windows: []ftWindow{
 		{"hang", 1500 * time.Millisecond, hung},
 	}, cure: b[1].Continue, cureCause: hung}, maxLat)...)
 	lines = append(lines, ftRunFault(t, l, ftFault{shard: 2, inject: b[2].Restart, windows: []ftWindow{

@@ -113,7 +113,7 @@ func TestFaultPipelineTimeout(t *testing.T) {
 			req, want = ftCommand(req, "GET", healthy[i/2]), append(want, fmt.Sprint("$v", i/2))
 		}
 	}
-	b[0].Stop()
+	ftStop(t, b[0])
 	defer b[0].Continue()
 	start := time.Now()
 	c.nc.SetDeadline(start.Add(10 * time.Second))
@@ -185,7 +185,7 @@ func TestFaultMemcache(t *testing.T) {
 	b[0].Restart()
 	mc.untilStored("set " + k0 + " 0 0 2\r\nv0\r\n")
 	mc.expect("get "+k1+" "+k0+"\r\n", "VALUE "+k1+" 0 2\r\nv1\r\nVALUE "+k0+" 0 2\r\nv0\r\nEND\r\n")
-	b[0].Stop()
+	ftStop(t, b[0])
 	start := time.Now()
 	mc.expect("get "+k0+"\r\n", hung)
 	if d := time.Since(start); d > 900*time.Millisecond {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -92,7 +94,7 @@ func ftStart(t *testing.T, fp ftPool) *ftProxy {
 				t.Errorf("proxy.Close: %v", err)
 			}
 		case <-time.After(10 * time.Second):
-			t.Errorf("proxy.Close did not return within 10 s")
+			t.Errorf("proxy.Close did not return within 10 s; stuck goroutines:\n%s", ftProxyStacks())
 		}
 	})
 	return f
@@ -108,12 +110,12 @@ func ftRedisBackends(t *testing.T, n int) []*testservers.Server {
 	return out
 }
 
-// ftMemcacheBackends starts n memcached processes.
-func ftMemcacheBackends(t *testing.T, n int) []*testservers.Server {
+// ftMemcacheBackends starts n memcached processes with extra arguments.
+func ftMemcacheBackends(t *testing.T, n int, extra ...string) []*testservers.Server {
 	t.Helper()
 	out := make([]*testservers.Server, n)
 	for i := range out {
-		out[i] = testservers.Memcached(t)
+		out[i] = testservers.Memcached(t, extra...)
 	}
 	return out
 }
@@ -262,3 +264,38 @@ func ftErrorOf(rep ftReply, err error) string {
 
 // errFtMismatch marks a reply that differs from the model.
 var errFtMismatch = errors.New("reply differs from the model")
+
+// ftProxyStacks returns the stacks of goroutines in the proxy's packages.
+func ftProxyStacks() string {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "shardproxy/proxy.") || strings.Contains(g, "shardproxy/pools.") {
+			if !strings.Contains(g, "proxy_test.") {
+				out = append(out, g)
+			}
+		}
+	}
+	return strings.Join(out, "\n\n")
+}
+
+// ftStop pauses a server with SIGSTOP and waits until the kernel shows it
+// stopped, so that no request sent afterwards is answered.
+func ftStop(t *testing.T, s *testservers.Server) {
+	t.Helper()
+	s.Stop()
+	stat := fmt.Sprintf("/proc/%d/stat", s.Cmd.Process.Pid)
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			t.Fatalf("server state: %v", err)
+		}
+		// The state follows the parenthesised command name.
+		if i := strings.LastIndexByte(string(b), ')'); i >= 0 && strings.HasPrefix(string(b[i:]), ") T") {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("%s did not stop", s.Addr)
+}

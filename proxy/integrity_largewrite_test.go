@@ -93,7 +93,7 @@ func TestIntegrityAfterLargeWrite(t *testing.T) {
 // (a noreply frame is always copied into the queue) amid set/get pairs.
 func TestIntegrityAfterLargeNoreply(t *testing.T) {
 	t.Parallel()
-	f := ftStart(t, ftPool{memcache: true, timeoutMS: 2000, backends: ftMemcacheBackends(t, 1)})
+	f := ftStart(t, ftPool{memcache: true, timeoutMS: 2000, backends: ftMemcacheBackends(t, 1, "-I", "4m")})
 	conns := make([]*ftMCConn, 33)
 	for i := range conns {
 		nc, err := net.DialTimeout("tcp", f.addr, 5*time.Second)

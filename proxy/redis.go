@@ -306,16 +306,15 @@ func wrongArgs(name []byte) string {
 	return fmt.Sprintf("ERR wrong number of arguments for '%s' command", strings.ToLower(clip(name)))
 }
 
-// clip shortens a client-supplied string for an error message; control
-// characters become spaces, other bytes are kept as they are (as Redis
-// echoes them).
+// clip shortens a client-supplied string for an error message to 128
+// bytes and turns CR and LF into spaces, as Redis does; other bytes are kept.
 func clip(b []byte) string {
-	if len(b) > 64 {
-		b = b[:64]
+	if len(b) > 128 {
+		b = b[:128]
 	}
 	out := []byte(string(b))
 	for i, c := range out {
-		if c < ' ' {
+		if c == '\r' || c == '\n' {
 			out[i] = ' '
 		}
 	}
