@@ -276,13 +276,15 @@ func (c *Conn) readLoop(nc net.Conn) {
 		buf = buf[:len(buf)+n]
 		off := 0
 		ready, spans = ready[:0], spans[:0]
+		var bad error
 		c.mu.Lock()
 		for c.inflight.len() > 0 {
 			m, ferr := c.s.opt.Frame(buf[off:], c.inflight.peek().Kind)
 			if ferr != nil {
-				c.mu.Unlock()
-				c.broken(nc, fmt.Errorf("%w: %s: bad reply: %w", ErrUnavailable, c.s.opt.Name, ferr), false)
-				return
+				// The replies framed before this one are good: they are
+				// delivered below, then the connection is reset.
+				bad = fmt.Errorf("%w: %s: bad reply: %w", ErrUnavailable, c.s.opt.Name, ferr)
+				break
 			}
 			if m == 0 {
 				break
@@ -299,7 +301,7 @@ func (c *Conn) readLoop(nc net.Conn) {
 			}
 		}
 		unexpected := c.inflight.len() == 0 && off < len(buf)
-		if (len(c.out) > 0 || len(c.pieces) > 0) && !unexpected {
+		if (len(c.out) > 0 || len(c.pieces) > 0) && !unexpected && bad == nil {
 			select {
 			case c.kick <- struct{}{}:
 			default:
@@ -325,8 +327,11 @@ func (c *Conn) readLoop(nc net.Conn) {
 			call.Done.CallDone(call)
 			ready[i] = nil
 		}
-		if unexpected {
-			c.broken(nc, fmt.Errorf("%w: %s: reply without a request", ErrUnavailable, c.s.opt.Name), false)
+		if bad == nil && unexpected {
+			bad = fmt.Errorf("%w: %s: reply without a request", ErrUnavailable, c.s.opt.Name)
+		}
+		if bad != nil {
+			c.broken(nc, bad, false)
 			return
 		}
 		if handoff {

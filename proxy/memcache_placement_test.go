@@ -1,0 +1,148 @@
+package proxy_test
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/shardproxy/shardproxy/internal/testservers"
+)
+
+// mcPlacementServers starts four memcached servers on 127.0.0.1 and, where
+// those addresses can be bound, two on 127.0.0.2:11211 and 127.0.0.3:11211,
+// whose nutcracker identity is the host alone.
+func mcPlacementServers(t *testing.T) []*testservers.Server {
+	t.Helper()
+	var out []*testservers.Server
+	for range 4 {
+		out = append(out, testservers.Memcached(t))
+	}
+	for _, host := range []string{"127.0.0.2", "127.0.0.3"} {
+		addr := net.JoinHostPort(host, "11211")
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Logf("cannot bind %s (%v): going on without it", addr, err)
+			continue
+		}
+		ln.Close()
+		out = append(out, testservers.MemcachedOn(t, host, 11211))
+	}
+	return out
+}
+
+// mcPlacementKeys returns n distinct memcache keys of several shapes,
+// including bytes >= 0x80 (nutcracker's fnv hashes read them as signed).
+func mcPlacementKeys(n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		switch i % 4 {
+		case 0:
+			keys[i] = fmt.Sprintf("key:%d", i)
+		case 1:
+			keys[i] = fmt.Sprintf("user:{%d}:profile:%d", i/10, i)
+		case 2:
+			keys[i] = fmt.Sprintf("bin\xff\x80%c:%d", byte(0x80+i%100), i)
+		default:
+			keys[i] = fmt.Sprint(i)
+		}
+	}
+	return keys
+}
+
+// TestMemcachePlacementMatchesNutcracker sets keys through nutcracker and
+// reads each one through the proxy, over the same servers with the same
+// pool configuration: every key must be where the proxy looks for it.
+func TestMemcachePlacementMatchesNutcracker(t *testing.T) {
+	servers := mcPlacementServers(t)
+	weights := make([]int, len(servers))
+	for i := range weights {
+		weights[i] = 1 + i%3
+	}
+	keys := mcPlacementKeys(1000)
+	for _, tc := range []struct {
+		name, hash, distribution string
+		weights                  []int
+	}{
+		{"ketama fnv1a_64", "fnv1a_64", "ketama", nil},
+		{"ketama md5 with weights", "md5", "ketama", weights},
+		{"modula crc32a with weights", "crc32a", "modula", weights},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, s := range servers {
+				if got := mcDial(t, s.Addr).roundTrip("flush_all\r\n"); got != "OK\r\n" {
+					t.Fatalf("flush_all on %s: %q", s.Addr, got)
+				}
+			}
+			mp := mcPool{hash: tc.hash, distribution: tc.distribution, servers: mcServerLines(servers, tc.weights)}
+			nutAddr := mcListen(t)
+			testservers.Nutcracker(t, mp.yaml("nut", nutAddr), nutAddr)
+			addr := mcStartProxy(t, mp.yaml("mc", mcListen(t)))
+			mcPlaceAndFind(t, nutAddr, addr, keys)
+			mcCheckUsed(t, servers, keys)
+		})
+	}
+}
+
+// mcPlaceAndFind sets every key through nutcracker and gets it through the
+// proxy.
+func mcPlaceAndFind(t *testing.T, nutAddr, proxyAddr string, keys []string) {
+	t.Helper()
+	var set, get, want strings.Builder
+	for i, k := range keys {
+		v := fmt.Sprint(i)
+		fmt.Fprintf(&set, "set %s 0 0 %d\r\n%s\r\n", k, len(v), v)
+		fmt.Fprintf(&get, "get %s\r\n", k)
+		fmt.Fprintf(&want, "VALUE %s 0 %d\r\n%s\r\nEND\r\n", k, len(v), v)
+	}
+	if got := mcDial(t, nutAddr).roundTripNoMn(set.String(), len(keys)); got != strings.Repeat("STORED\r\n", len(keys)) {
+		t.Fatalf("sets through nutcracker: %.300q", got)
+	}
+	got := mcDial(t, proxyAddr).roundTrip(get.String())
+	if got == want.String() {
+		return
+	}
+	missing := 0
+	for _, k := range keys {
+		if !strings.Contains(got, "VALUE "+k+" ") {
+			missing++
+		}
+	}
+	t.Errorf("%d of %d keys set through nutcracker are not found through the proxy", missing, len(keys))
+}
+
+// roundTripNoMn sends req, which must be answered by n one-line replies, and
+// returns them. nutcracker does not know the meta no-op "mn".
+func (c *mcConn) roundTripNoMn(req string, n int) string {
+	c.tb.Helper()
+	werr := c.write(req)
+	var b strings.Builder
+	for range n {
+		line, err := c.r.ReadString('\n')
+		b.WriteString(line)
+		if err != nil {
+			c.tb.Fatalf("%s: reply %d of %d: %v; got %.300q", c.nc.RemoteAddr(), b.Len(), n, err, b.String())
+		}
+	}
+	if err := <-werr; err != nil {
+		c.tb.Fatalf("%s: write: %v", c.nc.RemoteAddr(), err)
+	}
+	return b.String()
+}
+
+// mcCheckUsed checks that the keys landed on more than one server, so the
+// comparison above means something.
+func mcCheckUsed(t *testing.T, servers []*testservers.Server, keys []string) {
+	t.Helper()
+	used := 0
+	for _, s := range servers {
+		got := mcDial(t, s.Addr).roundTrip("get " + strings.Join(keys, " ") + "\r\n")
+		if n := strings.Count(got, "VALUE "); n > 0 {
+			used++
+			t.Logf("%s holds %d keys", s.Addr, n)
+		}
+	}
+	if used < 2 {
+		t.Errorf("the keys landed on %d of %d servers", used, len(servers))
+	}
+}
