@@ -23,7 +23,7 @@ type options struct {
 	help, version, testConf, describeStats, daemonize bool
 	verbose                                           int
 	output, confFile, statsAddr, pidFile              string
-	statsPort, statsInterval, mbufSize                int
+	statsPort, statsInterval, mbufSize, threads       int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -114,6 +114,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer closeLog()
+	setThreads(o.threads, log)
 	if path := os.Getenv("SHARDPROXY_CPUPROFILE"); path != "" {
 		stop, err := startCPUProfile(path)
 		if err != nil {
