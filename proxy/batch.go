@@ -138,3 +138,39 @@ func (bt *batch) flush() {
 		c.Flush()
 	}
 }
+
+// group gives each key (keys[0], keys[step], ...) a fragment: one per server,
+// numbered in order of first appearance. It appends the fragment number of
+// each key to bt.order and the key to bt.okeys, and returns the ring index
+// of each fragment's server (valid until the next group) and where the
+// keys start in bt.order. ok is false, and nothing is recorded, when a key
+// has no server.
+func (bt *batch) group(rg *ring, keys [][]byte, step int) (frags []int, start int, ok bool) {
+	start = len(bt.order)
+	frags = bt.cursors[:0]
+	for k := 0; k < len(keys); k += step {
+		si := rg.place.Pick(keys[k])
+		if si < 0 || si >= len(rg.servers) {
+			bt.ungroup(start)
+			return nil, start, false
+		}
+		f := 0
+		for f < len(frags) && frags[f] != si {
+			f++
+		}
+		if f == len(frags) {
+			frags = append(frags, si)
+		}
+		bt.order = append(bt.order, f)
+		bt.okeys = append(bt.okeys, keys[k])
+	}
+	bt.cursors = frags[:0]
+	return frags, start, true
+}
+
+// ungroup forgets the keys group recorded from start on.
+func (bt *batch) ungroup(start int) {
+	clear(bt.okeys[start:])
+	bt.order = bt.order[:start]
+	bt.okeys = bt.okeys[:start]
+}

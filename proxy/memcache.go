@@ -183,30 +183,13 @@ func (m *memcacheProto) broadcast(cl *client, bt *batch, frame []byte, req *memc
 // when all keys live on one server.
 func (m *memcacheProto) splitGet(cl *client, bt *batch, req *memcache.Request, frame []byte) {
 	rg := m.p.ring.Load()
-	orderStart := len(bt.order)
-	frags := bt.cursors[:0]
-	for _, key := range req.Keys {
-		si := rg.place.Pick(key)
-		if si < 0 || si >= len(rg.servers) {
-			bt.order = bt.order[:orderStart]
-			bt.okeys = bt.okeys[:orderStart]
-			mcLine(bt, "SERVER_ERROR no server available in pool "+m.p.cfg.Name)
-			return
-		}
-		f := 0
-		for f < len(frags) && frags[f] != si {
-			f++
-		}
-		if f == len(frags) {
-			frags = append(frags, si)
-		}
-		bt.order = append(bt.order, f)
-		bt.okeys = append(bt.okeys, key)
+	frags, orderStart, ok := bt.group(rg, req.Keys, 1)
+	if !ok {
+		mcLine(bt, "SERVER_ERROR no server available in pool "+m.p.cfg.Name)
+		return
 	}
-	bt.cursors = frags[:0]
 	if len(frags) == 1 {
-		bt.order = bt.order[:orderStart]
-		bt.okeys = bt.okeys[:orderStart]
+		bt.ungroup(orderStart)
 		bt.forward(cl, rg.servers[frags[0]], frame, uint8(req.Cmd), false)
 		return
 	}

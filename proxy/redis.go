@@ -174,28 +174,13 @@ func (r *redisProto) forward(cl *client, bt *batch, cmd *command, keys [][]byte,
 func (r *redisProto) split(cl *client, bt *batch, cmd *command, args [][]byte, frame []byte) {
 	rg := r.p.ring.Load()
 	step := cmd.step
-	nkeys := (len(args) - 1) / step
-	orderStart := len(bt.order)
-	frags := bt.cursors[:0] // ring index per fragment
-	for k := 0; k < nkeys; k++ {
-		si := rg.place.Pick(args[1+k*step])
-		if si < 0 || si >= len(rg.servers) {
-			bt.order = bt.order[:orderStart]
-			errorReply(bt, "ERR no server available in pool "+r.p.cfg.Name)
-			return
-		}
-		f := 0
-		for f < len(frags) && frags[f] != si {
-			f++
-		}
-		if f == len(frags) {
-			frags = append(frags, si)
-		}
-		bt.order = append(bt.order, f)
+	frags, orderStart, ok := bt.group(rg, args[1:], step)
+	if !ok {
+		errorReply(bt, "ERR no server available in pool "+r.p.cfg.Name)
+		return
 	}
-	bt.cursors = frags[:0]
 	if len(frags) == 1 {
-		bt.order = bt.order[:orderStart]
+		bt.ungroup(orderStart)
 		bt.forward(cl, rg.servers[frags[0]], frame, 0, false)
 		return
 	}
