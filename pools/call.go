@@ -28,7 +28,8 @@ type Call struct {
 	// Done is told once, when Reply or Err is set.
 	Done Doner
 
-	sent time.Time
+	sent  time.Time
+	owned []byte // the pooled buffer Reply lies in, given back on Reset
 }
 
 // Reset prepares a call for reuse, keeping Reply's capacity unless it grew
@@ -37,7 +38,11 @@ func (c *Call) Reset(keep int) {
 	c.Frame = nil
 	c.Kind = 0
 	c.NoReply = false
-	if cap(c.Reply) > keep {
+	if c.owned != nil {
+		PutBuffer(c.owned)
+		c.owned = nil
+		c.Reply = nil
+	} else if cap(c.Reply) > keep {
 		c.Reply = nil
 	} else {
 		c.Reply = c.Reply[:0]

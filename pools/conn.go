@@ -258,7 +258,7 @@ func (c *Conn) shutdown() {
 // readLoop frames replies and completes calls in order until nc fails.
 func (c *Conn) readLoop(nc net.Conn) {
 	defer c.s.wg.Done()
-	buf := make([]byte, 0, 16<<10)
+	buf := GetBuffer(readBuffer)
 	var ready []*Call
 	var spans []int
 	for {
@@ -316,10 +316,12 @@ func (c *Conn) readLoop(nc net.Conn) {
 		handoff := false
 		for i, call := range ready {
 			a, b := spans[2*i], spans[2*i+1]
-			if b-a >= handoffSize && len(call.Reply) == 0 {
-				// A large reply keeps the buffer it arrived in; the
-				// reader takes a fresh one. No copy of the value.
+			if b-a >= handoffSize && len(call.Reply) == 0 && !handoff {
+				// A large reply keeps the buffer it arrived in (given
+				// back to the pool when the call is reset); the reader
+				// takes a fresh one. No copy of the value.
 				call.Reply = buf[a:b:b]
+				call.owned = buf
 				handoff = true
 			} else {
 				call.Reply = append(call.Reply, buf[a:b]...)
@@ -335,15 +337,16 @@ func (c *Conn) readLoop(nc net.Conn) {
 			return
 		}
 		if handoff {
-			fresh := make([]byte, len(buf)-off, max(len(buf)-off, 16<<10))
+			fresh := GetBuffer(len(buf) - off)[:len(buf)-off]
 			copy(fresh, buf[off:])
 			buf = fresh
 			continue
 		}
 		rest := copy(buf, buf[off:])
 		buf = buf[:rest]
-		if rest == 0 && cap(buf) > 1<<20 {
-			buf = make([]byte, 0, 16<<10)
+		if rest == 0 && cap(buf) > readBuffer {
+			PutBuffer(buf)
+			buf = GetBuffer(readBuffer)
 		}
 	}
 }
@@ -360,10 +363,15 @@ func (c *Conn) grow(buf []byte) []byte {
 		// A server's claimed length is trusted, within 64 MB per step.
 		size = max(size, min(c.s.opt.Need(buf), cap(buf)+64<<20))
 	}
-	nb := make([]byte, len(buf), size)
+	nb := GetBuffer(size)[:len(buf)]
 	copy(nb, buf)
+	PutBuffer(buf)
 	return nb
 }
+
+// readBuffer is the size of a server connection's read buffer between
+// large replies.
+const readBuffer = 32 << 10
 
 // spuriousTimeout reports whether a read deadline fired although no call has
 // waited for longer than the timeout (the deadline moved meanwhile).

@@ -52,7 +52,7 @@ func getBatch() *batch { return batchPool.Get().(*batch) }
 func (bt *batch) release() {
 	bt.reset()
 	if cap(bt.in) > 16<<10 {
-		putBuf(bt.in)
+		pools.PutBuffer(bt.in)
 		bt.in = make([]byte, 0, 16<<10)
 	}
 	bt.in = bt.in[:0]

@@ -129,9 +129,9 @@ func (cl *client) grow() bool {
 	// has arrived, so a claimed length costs memory only as bytes come.
 	need := min(cl.p.proto.requestNeed(bt.in), cap(bt.in)+8<<20)
 	size := min(max(2*cap(bt.in), need), cl.p.maxRequest)
-	nb := getBuf(size)[:len(bt.in)]
+	nb := pools.GetBuffer(size)[:len(bt.in)]
 	copy(nb, bt.in)
-	putBuf(bt.in)
+	pools.PutBuffer(bt.in)
 	bt.in = nb
 	return true
 }

@@ -1,8 +1,8 @@
-package proxy
+package pools
 
 import "sync"
 
-// Large read buffers are kept in size classes (32 KB, 64 KB ... 4 MB), so a
+// Read buffers are kept in size classes (32 KB, 64 KB ... 4 MB), so a
 // client that sends large values reuses buffers instead of allocating one
 // per request; sync.Pool lets the garbage collector take them back when the
 // proxy goes quiet.
@@ -26,8 +26,8 @@ func bufClass(size int) int {
 	return c
 }
 
-// getBuf returns an empty buffer of at least size bytes.
-func getBuf(size int) []byte {
+// GetBuffer returns an empty buffer of at least size bytes.
+func GetBuffer(size int) []byte {
 	c := bufClass(size)
 	if c < 0 {
 		return make([]byte, 0, size)
@@ -38,8 +38,9 @@ func getBuf(size int) []byte {
 	return make([]byte, 0, minClass<<c)
 }
 
-// putBuf gives back a buffer that getBuf made.
-func putBuf(b []byte) {
+// PutBuffer gives back a buffer that GetBuffer made; others are left to
+// the garbage collector.
+func PutBuffer(b []byte) {
 	c := bufClass(cap(b))
 	if c < 0 || minClass<<c != cap(b) {
 		return
