@@ -48,6 +48,9 @@ go vet ./...
 echo "== go test"
 go test -count=1 -timeout 15m ./...
 
+echo "== go test -race (proxy, pools, codecs)"
+go test -race -count=1 -timeout 15m ./proxy/ ./pools/ ./codec/...
+
 if [ "$short" = 1 ]; then
 	exit 0
 fi
