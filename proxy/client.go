@@ -33,6 +33,8 @@ type client struct {
 	// the last raw read.
 	bt     *batch
 	readFn func(fd uintptr) bool
+	// The read and write deadlines set last (see refreshDeadline).
+	rdl, wdl time.Time
 	n      int
 	err    error
 }
@@ -151,7 +153,10 @@ func (cl *client) serve() {
 	idle := cl.p.idleTimeout
 	for {
 		if idle > 0 {
-			cl.nc.SetReadDeadline(time.Now().Add(idle))
+			if next, ok := nextDeadline(cl.rdl, idle); ok {
+			cl.rdl = next
+			cl.nc.SetReadDeadline(next)
+		}
 		}
 		_, err := cl.read()
 		if err == errTooLarge {
@@ -251,7 +256,10 @@ func (cl *client) writeReplies(bt *batch, proto protocol) bool {
 		return true
 	}
 	if wt := cl.p.writeTimeout; wt > 0 {
-		cl.nc.SetWriteDeadline(time.Now().Add(wt))
+		if next, ok := nextDeadline(cl.wdl, wt); ok {
+			cl.wdl = next
+			cl.nc.SetWriteDeadline(next)
+		}
 	}
 	var err error
 	if len(iov) == 0 {
@@ -269,6 +277,21 @@ func (cl *client) writeReplies(bt *batch, proto protocol) bool {
 	}
 	return true
 }
+
+// nextDeadline says whether a deadline set last should move to now+d: only
+// once less than d-slack of it is left, since setting a deadline costs a
+// timer update. A timeout of d then fires after between d-slack and d.
+func nextDeadline(last time.Time, d time.Duration) (time.Time, bool) {
+	now := time.Now()
+	if last.Sub(now) > d-deadlineSlack(d) {
+		return last, false
+	}
+	return now.Add(d), true
+}
+
+// deadlineSlack is how much earlier than configured a timeout may fire:
+// a tenth of it, at most a second.
+func deadlineSlack(d time.Duration) time.Duration { return min(d/10, time.Second) }
 
 // isEOF tells a client that simply went away.
 func isEOF(err error) bool {
