@@ -45,7 +45,7 @@ start_proxy() { # start_proxy CONFIG PORT
 	go build -o "$run/shardproxy" ./cmd/shardproxy
 	if [ -e "$run/proxy-$2.pid" ]; then kill "$(cat "$run/proxy-$2.pid")" 2>/dev/null || true; sleep 0.2; fi
 	"$run/shardproxy" -t -c "$1"
-	"$run/shardproxy" -c "$1" -s $(($2 + 100)) -a 127.0.0.1 -o "$run/proxy-$2.log" &
+	"$run/shardproxy" -c "$1" -s $(($2 + 100)) -a 127.0.0.1 -o "$run/proxy-$2.log" </dev/null >/dev/null 2>&1 &
 	echo $! >"$run/proxy-$2.pid"
 	wait_port "$2"
 }
