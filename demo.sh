@@ -62,7 +62,8 @@ redis_demo() {
 	done
 	start_proxy configs/demo.yml 22121
 	echo "== redis-benchmark through the proxy (127.0.0.1:22121)"
-	redis-benchmark -h 127.0.0.1 -p 22121 -c 50 -n 100000 -r 100000 -P 16 -q -t set,get,incr,lpush,lpop,sadd,mset 2>&1 | grep -v "^WARNING"
+	redis-benchmark -h 127.0.0.1 -p 22121 -c 50 -n 100000 -r 100000 -P 16 -q -t set,get,incr,lpush,lpop,sadd,mset 2>&1 |
+		tr '\r' '\n' | grep "requests per second"
 	redis-cli -p 22121 mset '{user:1}:name' ada '{user:1}:lang' go city paris >/dev/null
 	echo "== redis-cli -p 22121 mget '{user:1}:name' '{user:1}:lang' city"
 	redis-cli -p 22121 mget '{user:1}:name' '{user:1}:lang' city
@@ -85,7 +86,7 @@ memcache_demo() {
 	memcslap --servers=127.0.0.1:22122 --concurrency=50 --execute-number=2000 --test=set
 	memcslap --servers=127.0.0.1:22122 --concurrency=50 --execute-number=2000 --test=get
 	echo
-	echo "The proxy is running on 127.0.0.1:22122. Try: printf 'set a 0 0 1\\r\\nx\\r\\nget a\\r\\n' | nc -q1 127.0.0.1 22122"
+	echo "The proxy is running on 127.0.0.1:22122. Try (with netcat installed): printf 'get a\\r\\n' | nc -q1 127.0.0.1 22122"
 	echo "Stop everything with: ./demo.sh stop"
 }
 
