@@ -35,8 +35,8 @@ type client struct {
 	readFn func(fd uintptr) bool
 	// The read and write deadlines set last (see refreshDeadline).
 	rdl, wdl time.Time
-	n      int
-	err    error
+	n        int
+	err      error
 }
 
 // CallDone implements pools.Doner.
@@ -154,9 +154,9 @@ func (cl *client) serve() {
 	for {
 		if idle > 0 {
 			if next, ok := nextDeadline(cl.rdl, idle); ok {
-			cl.rdl = next
-			cl.nc.SetReadDeadline(next)
-		}
+				cl.rdl = next
+				cl.nc.SetReadDeadline(next)
+			}
 		}
 		_, err := cl.read()
 		if err == errTooLarge {
