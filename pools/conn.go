@@ -41,7 +41,7 @@ func (c *Conn) Enqueue(call *Call) {
 		call.fail(ErrClosed)
 		return
 	}
-	if s.ejected.Load() {
+	if s.opt.FailFast && s.ejected.Load() {
 		call.fail(fmt.Errorf("%w: %s", ErrEjected, s.opt.Name))
 		return
 	}

@@ -43,7 +43,11 @@ type Options struct {
 	IsError func(reply []byte) bool
 	// AutoEject ejects the server after FailureLimit consecutive failures
 	// for RetryTimeout, and lets it back only after a successful Ping.
-	AutoEject    bool
+	AutoEject bool
+	// FailFast answers calls for an ejected server with ErrEjected at
+	// once. Without it the owner routes around ejected servers, and a call
+	// that was routed just before the ejection still goes to the server.
+	FailFast     bool
 	FailureLimit int
 	RetryTimeout time.Duration
 	// OnStateChange is called, from the goroutine that noticed, whenever the

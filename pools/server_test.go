@@ -174,6 +174,7 @@ func TestEjectionAndHealthCheck(t *testing.T) {
 	r := testservers.Redis(t)
 	opt := redisOptions(r.Addr)
 	opt.AutoEject = true
+	opt.FailFast = true
 	opt.FailureLimit = 2
 	opt.RetryTimeout = 100 * time.Millisecond
 	changes := make(chan bool, 10)

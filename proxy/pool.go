@@ -122,6 +122,7 @@ func (p *pool) newServer(s config.Server, roots *x509.CertPool) *pools.Server {
 		Handshake:    p.proto.handshake(),
 		Ping:         p.proto.ping(),
 		Frame:        p.proto.framer(),
+		FailFast:     cfg.Distribution == "jump" || cfg.EjectMode == config.EjectFailFast,
 		Need:         p.proto.replyNeed,
 		IsError:      p.proto.isError,
 		AutoEject:    cfg.AutoEjectHosts,
