@@ -83,8 +83,9 @@ func (c *Conn) Flush() {
 		return
 	}
 	if c.nc == nil {
+		c.dialing = true
 		c.mu.Unlock()
-		c.connect()
+		c.dial()
 		return
 	}
 	if c.inflight.len() > c.unwritten {
@@ -156,12 +157,19 @@ const bigFrame = 64 << 10
 // whatever was queued meanwhile, on failure it fails every queued call.
 func (c *Conn) connect() error {
 	c.mu.Lock()
-	if c.nc != nil {
+	if c.nc != nil || c.dialing {
 		c.mu.Unlock()
 		return nil
 	}
 	c.dialing = true
 	c.mu.Unlock()
+	return c.dial()
+}
+
+// dial is connect's second half: the caller has set c.dialing, so no one
+// else dials this connection meanwhile (two live connections would share
+// one queue of calls and take each other's replies).
+func (c *Conn) dial() error {
 	nc, err := c.s.dial()
 	c.mu.Lock()
 	c.dialing = false
@@ -179,6 +187,9 @@ func (c *Conn) connect() error {
 		}
 		c.s.failure(err)
 		return err
+	}
+	if c.nc != nil {
+		panic("pools: a second live connection") // dialing excludes this
 	}
 	c.nc = nc
 	c.kick = make(chan struct{}, 1)
