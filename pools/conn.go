@@ -289,6 +289,13 @@ func (c *Conn) readLoop(nc net.Conn) {
 		ready, spans = ready[:0], spans[:0]
 		var bad error
 		c.mu.Lock()
+		if c.nc != nc {
+			// The writer found nc broken and failed its calls; the calls
+			// queued now belong to the next connection, not to these
+			// bytes.
+			c.mu.Unlock()
+			return
+		}
 		for c.inflight.len() > 0 {
 			m, ferr := c.s.opt.Frame(buf[off:], c.inflight.peek().Kind)
 			if ferr != nil {
@@ -392,6 +399,9 @@ func (c *Conn) spuriousTimeout(nc net.Conn, err error) bool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.nc != nc {
+		return false
+	}
 	if c.inflight.len() == 0 {
 		nc.SetReadDeadline(time.Time{})
 		return true
