@@ -1,0 +1,119 @@
+package proxy_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/shardproxy/shardproxy/codec/resp"
+	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/internal/testservers"
+	"github.com/shardproxy/shardproxy/proxy"
+)
+
+// benchProxy starts 4 redis-servers and the proxy in front of them and
+// returns a raw connection to it.
+func benchProxy(b *testing.B) net.Conn {
+	b.Helper()
+	var lines []string
+	for i := 0; i < 4; i++ {
+		lines = append(lines, "    - "+testservers.Redis(b).Addr+":1")
+	}
+	listen := fmt.Sprintf("127.0.0.1:%d", testservers.FreePort(b, "127.0.0.1"))
+	cfg, err := config.Parse([]byte("bench:\n  listen: " + listen + "\n  redis: true\n  hash_tag: \"{}\"\n  servers:\n" + strings.Join(lines, "\n") + "\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	px, err := proxy.New(cfg, proxy.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := px.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { px.Close() })
+	nc, err := net.Dial("tcp", px.Addr(0).String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { nc.Close() })
+	return nc
+}
+
+// benchPipeline sends the same pipeline of 16 requests b.N/16 times and
+// reads every reply. allocs/op is the proxy's allocations per request
+// (the client side allocates nothing in the loop).
+func benchPipeline(b *testing.B, args ...string) {
+	nc := benchProxy(b)
+	bs := make([][]byte, len(args))
+	for i, a := range args {
+		bs[i] = []byte(a)
+	}
+	var frame []byte
+	for i := 0; i < 16; i++ {
+		frame = resp.AppendCommand(frame, bs...)
+	}
+	r := bufio.NewReaderSize(nc, 1<<20)
+	buf := make([]byte, 1<<20)
+	read := func() {
+		n := 0
+		for got := 0; got < 16; {
+			m, err := r.Read(buf[n:])
+			if err != nil && err != io.EOF {
+				b.Fatal(err)
+			}
+			n += m
+			for {
+				k, err := resp.ReadReply(buf[:n])
+				if err != nil {
+					b.Fatal(err)
+				}
+				if k == 0 {
+					break
+				}
+				if resp.IsError(buf[:k]) {
+					b.Fatalf("error reply %q", buf[:k])
+				}
+				copy(buf, buf[k:n])
+				n -= k
+				got++
+				if got == 16 {
+					break
+				}
+			}
+		}
+	}
+	nc.Write(frame) // warm up connections and pools
+	read()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 16 {
+		if _, err := nc.Write(frame); err != nil {
+			b.Fatal(err)
+		}
+		read()
+	}
+}
+
+func BenchmarkProxyGet(b *testing.B) { benchPipeline(b, "GET", "key:1") }
+
+func BenchmarkProxySet(b *testing.B) { benchPipeline(b, "SET", "key:1", "value") }
+
+func BenchmarkProxyMGet10(b *testing.B) {
+	args := []string{"MGET"}
+	for i := 0; i < 10; i++ {
+		args = append(args, fmt.Sprintf("key:%d", i))
+	}
+	benchPipeline(b, args...)
+}
+
+func BenchmarkProxyMSet10(b *testing.B) {
+	args := []string{"MSET"}
+	for i := 0; i < 10; i++ {
+		args = append(args, fmt.Sprintf("key:%d", i), "v")
+	}
+	benchPipeline(b, args...)
+}
