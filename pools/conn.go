@@ -269,14 +269,12 @@ func (c *Conn) shutdown() {
 // readLoop frames replies and completes calls in order until nc fails.
 func (c *Conn) readLoop(nc net.Conn) {
 	defer c.s.wg.Done()
-	buf := GetBuffer(readBuffer)
-	var ready []*Call
-	var spans []int
+	r := &reader{buf: GetBuffer(readBuffer)}
 	for {
-		if len(buf) == cap(buf) {
-			buf = c.grow(buf)
+		if len(r.buf) == cap(r.buf) {
+			r.buf = c.grow(r.buf)
 		}
-		n, err := nc.Read(buf[len(buf):cap(buf)])
+		n, err := nc.Read(r.buf[len(r.buf):cap(r.buf)])
 		if err != nil {
 			if c.spuriousTimeout(nc, err) {
 				continue
@@ -284,88 +282,116 @@ func (c *Conn) readLoop(nc net.Conn) {
 			c.broken(nc, c.readError(err), false)
 			return
 		}
-		buf = buf[:len(buf)+n]
-		off := 0
-		ready, spans = ready[:0], spans[:0]
-		var bad error
-		c.mu.Lock()
-		if c.nc != nc {
-			// The writer found nc broken and failed its calls; the calls
-			// queued now belong to the next connection, not to these
-			// bytes.
-			c.mu.Unlock()
+		r.buf = r.buf[:len(r.buf)+n]
+		mine, bad := c.take(nc, r)
+		if !mine {
 			return
 		}
-		for c.inflight.len() > 0 {
-			m, ferr := c.s.opt.Frame(buf[off:], c.inflight.peek().Kind)
-			if ferr != nil {
-				// The replies framed before this one are good: they are
-				// delivered below, then the connection is reset.
-				bad = fmt.Errorf("%w: %s: bad reply: %w", ErrUnavailable, c.s.opt.Name, ferr)
-				break
-			}
-			if m == 0 {
-				break
-			}
-			ready = append(ready, c.inflight.pop())
-			spans = append(spans, off, off+m)
-			off += m
-		}
-		if c.s.opt.Timeout > 0 {
-			if c.inflight.len() > 0 {
-				nc.SetReadDeadline(c.inflight.peek().sent.Add(c.s.opt.Timeout))
-			} else {
-				nc.SetReadDeadline(time.Time{})
-			}
-		}
-		unexpected := c.inflight.len() == 0 && off < len(buf)
-		if (len(c.out) > 0 || len(c.pieces) > 0) && !unexpected && bad == nil {
-			select {
-			case c.kick <- struct{}{}:
-			default:
-			}
-		}
-		c.mu.Unlock()
-		if len(ready) > 0 {
-			c.s.failures.Store(0)
-			c.s.Stats.Responses.Add(int64(len(ready)))
-			c.s.Stats.ResponseBytes.Add(int64(off))
-		}
-		handoff := false
-		for i, call := range ready {
-			a, b := spans[2*i], spans[2*i+1]
-			if b-a >= handoffSize && len(call.Reply) == 0 && !handoff {
-				// A large reply keeps the buffer it arrived in (given
-				// back to the pool when the call is reset); the reader
-				// takes a fresh one. No copy of the value.
-				call.Reply = buf[a:b:b]
-				call.owned = buf
-				handoff = true
-			} else {
-				call.Reply = append(call.Reply, buf[a:b]...)
-			}
-			call.Done.CallDone(call)
-			ready[i] = nil
-		}
-		if bad == nil && unexpected {
-			bad = fmt.Errorf("%w: %s: reply without a request", ErrUnavailable, c.s.opt.Name)
-		}
+		handoff := r.deliver()
 		if bad != nil {
 			c.broken(nc, bad, false)
 			return
 		}
-		if handoff {
-			fresh := GetBuffer(len(buf) - off)[:len(buf)-off]
-			copy(fresh, buf[off:])
-			buf = fresh
-			continue
+		r.keepRest(handoff)
+	}
+}
+
+// reader is a connection reader's state: its buffer, and the calls framed
+// from it with the spans of their replies.
+type reader struct {
+	buf   []byte
+	off   int // end of the replies framed so far
+	ready []*Call
+	spans []int
+}
+
+// take frames the complete replies in r.buf and takes their calls off the
+// queue, in order. It returns mine == false when nc is no longer the
+// connection (the writer found it broken and failed its calls; the calls
+// queued now belong to the next connection, not to these bytes), and bad
+// when the bytes cannot be replies (the replies framed before are good).
+func (c *Conn) take(nc net.Conn, r *reader) (mine bool, bad error) {
+	r.off = 0
+	r.ready, r.spans = r.ready[:0], r.spans[:0]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nc != nc {
+		return false, nil
+	}
+	for c.inflight.len() > 0 {
+		m, err := c.s.opt.Frame(r.buf[r.off:], c.inflight.peek().Kind)
+		if err != nil {
+			bad = fmt.Errorf("%w: %s: bad reply: %w", ErrUnavailable, c.s.opt.Name, err)
+			break
 		}
-		rest := copy(buf, buf[off:])
-		buf = buf[:rest]
-		if rest == 0 && cap(buf) > readBuffer {
-			PutBuffer(buf)
-			buf = GetBuffer(readBuffer)
+		if m == 0 {
+			break
 		}
+		r.ready = append(r.ready, c.inflight.pop())
+		r.spans = append(r.spans, r.off, r.off+m)
+		r.off += m
+	}
+	if c.s.opt.Timeout > 0 {
+		if c.inflight.len() > 0 {
+			nc.SetReadDeadline(c.inflight.peek().sent.Add(c.s.opt.Timeout))
+		} else {
+			nc.SetReadDeadline(time.Time{})
+		}
+	}
+	if bad == nil && c.inflight.len() == 0 && r.off < len(r.buf) {
+		bad = fmt.Errorf("%w: %s: reply without a request", ErrUnavailable, c.s.opt.Name)
+	}
+	if bad == nil && (len(c.out) > 0 || len(c.pieces) > 0) {
+		// Replies came: hand what queued up meanwhile to the writer.
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+	if len(r.ready) > 0 {
+		c.s.failures.Store(0)
+		c.s.Stats.Responses.Add(int64(len(r.ready)))
+		c.s.Stats.ResponseBytes.Add(int64(r.off))
+	}
+	return true, bad
+}
+
+// deliver gives each framed call its reply and tells it it is done. It
+// reports whether a large reply kept the buffer.
+func (r *reader) deliver() (handoff bool) {
+	for i, call := range r.ready {
+		a, b := r.spans[2*i], r.spans[2*i+1]
+		if b-a >= handoffSize && len(call.Reply) == 0 && !handoff {
+			// A large reply keeps the buffer it arrived in (given back
+			// to the pool when the call is reset); the reader takes a
+			// fresh one. No copy of the value.
+			call.Reply = r.buf[a:b:b]
+			call.owned = r.buf
+			handoff = true
+		} else {
+			call.Reply = append(call.Reply, r.buf[a:b]...)
+		}
+		call.Done.CallDone(call)
+		r.ready[i] = nil
+	}
+	return handoff
+}
+
+// keepRest moves the bytes after the framed replies to the front of the
+// buffer (a fresh one if the old one went with a reply).
+func (r *reader) keepRest(handoff bool) {
+	rest := len(r.buf) - r.off
+	if handoff {
+		fresh := GetBuffer(rest)[:rest]
+		copy(fresh, r.buf[r.off:])
+		r.buf = fresh
+		return
+	}
+	copy(r.buf, r.buf[r.off:])
+	r.buf = r.buf[:rest]
+	if rest == 0 && cap(r.buf) > readBuffer {
+		PutBuffer(r.buf)
+		r.buf = GetBuffer(readBuffer)
 	}
 }
 
