@@ -300,3 +300,20 @@ func trimReply(b []byte) string {
 	}
 	return string(b)
 }
+
+// Queues reports the server's queues now, in nutcracker's terms: requests
+// (and their bytes) waiting to be written, and requests written and waiting
+// for their replies, over all its connections.
+func (s *Server) Queues() (inQueue, inQueueBytes, outQueue int) {
+	for _, c := range s.conns {
+		c.mu.Lock()
+		inQueue += c.unwritten
+		inQueueBytes += len(c.out)
+		for i := 1; i < len(c.pieces); i += 2 {
+			inQueueBytes += len(c.pieces[i])
+		}
+		outQueue += c.inflight.len() - c.unwritten
+		c.mu.Unlock()
+	}
+	return inQueue, inQueueBytes, outQueue
+}

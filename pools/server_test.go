@@ -212,3 +212,43 @@ func TestEjectionAndHealthCheck(t *testing.T) {
 		t.Fatalf("after return: %v", c[0].Err)
 	}
 }
+
+// TestQueuesAndPacing: while the server owes replies, newly queued requests
+// wait (in_queue) and go out in one write when the replies come.
+func TestQueuesAndPacing(t *testing.T) {
+	r := testservers.Redis(t)
+	s := pools.NewServer(redisOptions(r.Addr))
+	defer s.Close()
+	send(t, s, 0, command("PING"))
+	r.Stop()
+	defer r.Continue()
+	w := newWaiter()
+	c := s.Conn(0)
+	for i := 0; i < 3; i++ {
+		c.Enqueue(&pools.Call{Frame: command("PING"), Done: w})
+	}
+	c.Flush()
+	waitQueues(t, s, 0, 3)
+	for i := 0; i < 2; i++ {
+		c.Enqueue(&pools.Call{Frame: command("PING"), Done: w})
+	}
+	c.Flush()
+	if in, inBytes, out := s.Queues(); in != 2 || inBytes != 2*len(command("PING")) || out != 3 {
+		t.Fatalf("queues %d (%d bytes) / %d, want 2 (%d) / 3", in, inBytes, out, 2*len(command("PING")))
+	}
+	r.Continue()
+	w.wait(t, 5, 10*time.Second)
+	waitQueues(t, s, 0, 0)
+}
+
+func waitQueues(t *testing.T, s *pools.Server, wantIn, wantOut int) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		if in, _, out := s.Queues(); in == wantIn && out == wantOut {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	in, _, out := s.Queues()
+	t.Fatalf("queues %d / %d, want %d / %d", in, out, wantIn, wantOut)
+}

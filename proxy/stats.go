@@ -55,7 +55,11 @@ func (px *Proxy) statsJSON(started time.Time) []byte {
 		total += p.stats.clientConnections.Load()
 		for _, s := range p.servers {
 			st := &s.Stats
+			inQ, inQBytes, outQ := s.Queues()
 			ps[s.Name()] = map[string]any{
+				"in_queue":           inQ,
+				"in_queue_bytes":     inQBytes,
+				"out_queue":          outQ,
 				"server_eof":         st.ServerEOF.Load(),
 				"server_err":         st.ServerErr.Load(),
 				"server_timedout":    st.ServerTimedout.Load(),

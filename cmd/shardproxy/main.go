@@ -203,4 +203,7 @@ server stats:
   request_bytes       "total request bytes"
   responses           "# responses"
   response_bytes      "total response bytes"
+  in_queue            "# requests waiting to be written"
+  in_queue_bytes      "bytes of requests waiting to be written"
+  out_queue           "# requests written, waiting for their replies"
 `
