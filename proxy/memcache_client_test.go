@@ -215,17 +215,22 @@ func (f *mcFixture) count(t *testing.T, i int, keys []string) int {
 	return strings.Count(c.roundTrip("get "+strings.Join(keys, " ")+"\r\n"), "VALUE ")
 }
 
-// checkSpread checks that every key is on exactly one backend and every
-// backend holds some of them.
+// checkSpread checks that every key is on exactly one backend and that the
+// keys span several backends, so multi-key requests really are split.
+// Placement depends on the servers' names, which hold run-time ports: with
+// few keys one backend may get none, so only two are required.
 func (f *mcFixture) checkSpread(t *testing.T, keys []string) {
 	t.Helper()
-	total := 0
-	for i, b := range f.backends {
+	total, holding := 0, 0
+	for i := range f.backends {
 		n := f.count(t, i, keys)
-		if n == 0 {
-			t.Errorf("backend %s holds none of %d keys: they are not spread", b.Addr, len(keys))
+		if n > 0 {
+			holding++
 		}
 		total += n
+	}
+	if holding < 2 {
+		t.Errorf("%d keys are all on one backend: they are not spread", len(keys))
 	}
 	if total != len(keys) {
 		t.Errorf("backends hold %d keys in all, want %d", total, len(keys))
