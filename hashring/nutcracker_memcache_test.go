@@ -76,14 +76,7 @@ func runMemcacheCase(t *testing.T, c poolCase, bs []backend, keys []string) {
 			t.Fatalf("flush_all %s: %q %v", b.srv.Addr, r, err)
 		}
 	}
-	listen := testservers.FreePort(t, "127.0.0.1")
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(listen))
-	testservers.Nutcracker(t, nutcrackerYAML(listen, c.hash, c.dist, tag, false, lines), addr)
-	nc, err := dialWire(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := startNutcracker(t, c.hash, c.dist, tag, false, lines)
 	value := func(i int) string { return c.name() + "#" + strconv.Itoa(i) }
 	for i, k := range keys {
 		if err := nc.mcSet(k, value(i)); err != nil {

@@ -81,6 +81,21 @@ func (c poolCase) pool(bs []backend) (lines []string, servers []hashring.Server)
 }
 
 // nutcrackerYAML writes a one-pool nutcracker configuration.
+// startNutcracker starts a real nutcracker with one pool over the server
+// lines and returns a connection to it, closed when the test ends.
+func startNutcracker(t *testing.T, hash, dist, tag string, redis bool, lines []string) *wireConn {
+	t.Helper()
+	listen := testservers.FreePort(t, "127.0.0.1")
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(listen))
+	testservers.Nutcracker(t, nutcrackerYAML(listen, hash, dist, tag, redis, lines), addr)
+	nc, err := dialWire(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return nc
+}
+
 func nutcrackerYAML(listen int, hash, dist, tag string, redis bool, lines []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "pool:\n  listen: 127.0.0.1:%d\n  hash: %s\n  distribution: %s\n", listen, hash, dist)
@@ -123,14 +138,7 @@ func runRedisCase(t *testing.T, c poolCase, bs []backend, keys [][]byte) {
 			t.Fatalf("FLUSHALL %s: %v %v", b.srv.Addr, r, err)
 		}
 	}
-	listen := testservers.FreePort(t, "127.0.0.1")
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(listen))
-	testservers.Nutcracker(t, nutcrackerYAML(listen, c.hash, c.dist, tag, true, lines), addr)
-	nc, err := dialWire(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := startNutcracker(t, c.hash, c.dist, tag, true, lines)
 	value := func(i int) string { return c.name() + "#" + strconv.Itoa(i) }
 	replies, _, err := nc.redisPipeline(keys, func(i int, k []byte) [][]byte {
 		return [][]byte{[]byte("SET"), k, []byte(value(i))}
