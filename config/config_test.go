@@ -70,11 +70,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestGoodValues(t *testing.T) {
-	tests := []struct {
-		name  string
-		extra string
-		check func(p *Pool) bool
-	}{
+	tests := []goodCase{
 		{"hash md5", "  hash: md5\n", func(p *Pool) bool { return p.Hash == "md5" }},
 		{"hash murmur", "  hash: murmur\n", func(p *Pool) bool { return p.Hash == "murmur" }},
 		{"hash_tag braces", "  hash_tag: \"{}\"\n", func(p *Pool) bool { return p.HashTag == "{}" }},
@@ -105,21 +101,11 @@ func TestGoodValues(t *testing.T) {
 		{"largest number", "  backlog: 2147483647\n", func(p *Pool) bool { return p.Backlog == 2147483647 }},
 		{"comment after value", "  timeout: 5 # ms\n", func(p *Pool) bool { return p.Timeout == 5*time.Millisecond }},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			p := parsePool1(t, onePool(tc.extra))
-			if !tc.check(p) {
-				t.Errorf("unexpected pool %+v", p)
-			}
-		})
-	}
+	runGood(t, tests)
 }
 
 func TestBadValues(t *testing.T) {
-	tests := []struct {
-		name, extra, key, value string
-		line                    int
-	}{
+	tests := []badCase{
 		{"unknown hash", "  hash: fnv\n", "hash", `unknown hash "fnv"`, 3},
 		{"hash is case-sensitive", "  hash: MD5\n", "hash", `"MD5"`, 3},
 		{"hash_tag one char", "  hash_tag: \"{\"\n", "hash_tag", `"{"`, 3},
@@ -156,16 +142,7 @@ func TestBadValues(t *testing.T) {
 		{"anchor", "  hash: &h md5\n", "hash", "anchors are not supported", 3},
 		{"slots without jump", "  slots:\n    127.0.0.1:7001: \"0-255\"\n", "slots", "distribution: jump", 3},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse([]byte(onePool(tc.extra)))
-			if err == nil {
-				t.Fatalf("no error for\n%s", onePool(tc.extra))
-			}
-			wantError(t, err, "alpha", tc.key, tc.line, `pool "alpha"`, `key "`+tc.key+`"`, tc.value,
-				fmt.Sprintf("(line %d)", tc.line))
-		})
-	}
+	runBad(t, tests)
 }
 
 // TestLineNumbers checks that an error points at the offending line.
@@ -218,6 +195,45 @@ func TestErrorFormat(t *testing.T) {
 			if got := tc.err.Error(); got != tc.want {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
+		})
+	}
+}
+
+// goodCase is one pool key with a good value, and a check of the result.
+type goodCase struct {
+	name  string
+	extra string // lines added to a one-pool file
+	check func(p *Pool) bool
+}
+
+func runGood(t *testing.T, tests []goodCase) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := parsePool1(t, onePool(tc.extra))
+			if !tc.check(p) {
+				t.Errorf("unexpected pool %+v", p)
+			}
+		})
+	}
+}
+
+// badCase is one pool key with a bad value, and the error it must give.
+type badCase struct {
+	name, extra, key, value string
+	line                    int
+}
+
+func runBad(t *testing.T, tests []badCase) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(onePool(tc.extra)))
+			if err == nil {
+				t.Fatalf("no error for\n%s", onePool(tc.extra))
+			}
+			wantError(t, err, "alpha", tc.key, tc.line, `pool "alpha"`, `key "`+tc.key+`"`, tc.value,
+				fmt.Sprintf("(line %d)", tc.line))
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,11 +10,7 @@ import (
 const ejecting = "  auto_eject_hosts: true\n"
 
 func TestExtensionGoodValues(t *testing.T) {
-	tests := []struct {
-		name  string
-		extra string
-		check func(p *Pool) bool
-	}{
+	tests := []goodCase{
 		{"eject_mode default", "", func(p *Pool) bool { return p.EjectMode == EjectRehash }},
 		{"eject_mode rehash", ejecting + "  eject_mode: rehash\n", func(p *Pool) bool { return p.EjectMode == EjectRehash }},
 		{"eject_mode fail_fast", ejecting + "  eject_mode: fail_fast\n", func(p *Pool) bool { return p.EjectMode == EjectFailFast }},
@@ -49,21 +44,11 @@ func TestExtensionGoodValues(t *testing.T) {
 			func(p *Pool) bool { return p.ServerTLS == ServerTLS{Enabled: true, Insecure: true} }},
 		{"server_tls false", "  server_tls: false\n", func(p *Pool) bool { return !p.ServerTLS.Enabled }},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			p := parsePool1(t, onePool(tc.extra))
-			if !tc.check(p) {
-				t.Errorf("unexpected pool %+v", p)
-			}
-		})
-	}
+	runGood(t, tests)
 }
 
 func TestExtensionBadValues(t *testing.T) {
-	tests := []struct {
-		name, extra, key, value string
-		line                    int
-	}{
+	tests := []badCase{
 		{"eject_mode unknown", ejecting + "  eject_mode: drop\n", "eject_mode", `unknown eject_mode "drop"`, 4},
 		{"eject_mode case", ejecting + "  eject_mode: FAIL_FAST\n", "eject_mode", `"FAIL_FAST"`, 4},
 		{"eject_mode without auto_eject_hosts", "  eject_mode: fail_fast\n", "eject_mode", "auto_eject_hosts: true", 3},
@@ -91,16 +76,7 @@ func TestExtensionBadValues(t *testing.T) {
 			"server_tls_insecure", "give one of them", 5},
 		{"extension key twice", "  max_args: 1\n  max_args: 2\n", "max_args", "given twice", 4},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse([]byte(onePool(tc.extra)))
-			if err == nil {
-				t.Fatalf("no error for\n%s", onePool(tc.extra))
-			}
-			wantError(t, err, "alpha", tc.key, tc.line, `pool "alpha"`, `key "`+tc.key+`"`, tc.value,
-				fmt.Sprintf("(line %d)", tc.line))
-		})
-	}
+	runBad(t, tests)
 }
 
 // TestServerTLSUnixServer checks that a unix socket server over TLS needs a
