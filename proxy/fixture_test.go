@@ -182,14 +182,21 @@ type respConn struct {
 	r  *bufio.Reader
 }
 
-// dialRESP connects to addr; the connection closes with the test.
-func dialRESP(tb testing.TB, addr string) *respConn {
+// dialTest connects to addr; the connection closes with the test.
+func dialTest(tb testing.TB, addr string) net.Conn {
 	tb.Helper()
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		tb.Fatalf("dial %s: %v", addr, err)
 	}
 	tb.Cleanup(func() { nc.Close() })
+	return nc
+}
+
+// dialRESP connects to addr; the connection closes with the test.
+func dialRESP(tb testing.TB, addr string) *respConn {
+	tb.Helper()
+	nc := dialTest(tb, addr)
 	nc.SetDeadline(time.Now().Add(30 * time.Second))
 	return &respConn{tb: tb, nc: nc, r: bufio.NewReader(nc)}
 }

@@ -153,11 +153,7 @@ type mcConn struct {
 // mcDial connects to addr; the connection closes with the test.
 func mcDial(tb testing.TB, addr string) *mcConn {
 	tb.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		tb.Fatalf("dial %s: %v", addr, err)
-	}
-	tb.Cleanup(func() { nc.Close() })
+	nc := dialTest(tb, addr)
 	return &mcConn{tb: tb, nc: nc, r: bufio.NewReaderSize(nc, 64<<10)}
 }
 
