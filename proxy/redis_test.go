@@ -125,7 +125,10 @@ func TestSameRepliesAsRedis(t *testing.T) {
 			used++
 		}
 	}
-	if used < 3 {
+	// Placement depends on the servers' names, which hold run-time ports:
+	// the script's few keys may miss a server, but must span several so
+	// that multi-key commands really are split.
+	if used < 2 {
 		t.Errorf("keys landed on %d of 4 servers; the script should spread them", used)
 	}
 }
