@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -114,6 +115,7 @@ func (c *Conn) writeLoop(nc net.Conn, kick, quit, done chan struct{}) {
 		case <-quit:
 			return
 		}
+		runtime.Gosched()
 		c.mu.Lock()
 		for (len(c.out) > 0 || len(c.pieces) > 0) && c.nc == nc {
 			buf := c.out
