@@ -115,7 +115,7 @@ func (c *Conn) writeLoop(nc net.Conn, kick, quit, done chan struct{}) {
 		case <-quit:
 			return
 		}
-		runtime.Gosched()
+		c.gather()
 		c.mu.Lock()
 		for (len(c.out) > 0 || len(c.pieces) > 0) && c.nc == nc {
 			buf := c.out
@@ -148,6 +148,24 @@ func (c *Conn) writeLoop(nc net.Conn, kick, quit, done chan struct{}) {
 			}
 		}
 		c.mu.Unlock()
+	}
+}
+
+// gather yields to the other runnable goroutines while they keep queueing
+// requests, so that one write carries them all.
+func (c *Conn) gather() {
+	c.mu.Lock()
+	n := c.unwritten
+	c.mu.Unlock()
+	for range 4 {
+		runtime.Gosched()
+		c.mu.Lock()
+		m := c.unwritten
+		c.mu.Unlock()
+		if m == n {
+			return
+		}
+		n = m
 	}
 }
 

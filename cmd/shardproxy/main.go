@@ -54,17 +54,24 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	both("m", "mbuf-size", func(n string) {
 		fs.IntVar(&o.mbufSize, n, 16384, "accepted for compatibility; buffers are sized per request")
 	})
+	both("T", "threads", func(n string) {
+		fs.IntVar(&o.threads, n, 0, "threads running Go code (default: GOMAXPROCS if set, else half the cores)")
+	})
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	if o.threads < 0 {
+		return nil, fmt.Errorf("threads must be 0 (default) or more, not %d", o.threads)
+	}
 	if o.help {
 		fs.SetOutput(stderr)
 		fmt.Fprintf(stderr, "Usage: shardproxy [-?hVdDt] [-v verbosity level] [-o output file]\n"+
 			"                  [-c conf file] [-s stats port] [-a stats addr]\n"+
-			"                  [-i stats interval] [-p pid file] [-m mbuf size]\n\nOptions:\n")
+			"                  [-i stats interval] [-p pid file] [-m mbuf size]\n"+
+			"                  [-T threads]\n\nOptions:\n")
 		fs.PrintDefaults()
 	}
 	return o, nil

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -115,5 +116,34 @@ func TestServeAndStop(t *testing.T) {
 	}
 	if _, err := os.Stat(pid); !os.IsNotExist(err) {
 		t.Fatalf("pid file left behind: %v", err)
+	}
+}
+
+func TestThreadsFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+		bad  bool
+	}{
+		{args: nil, want: 0},
+		{args: []string{"-T", "3"}, want: 3},
+		{args: []string{"--threads", "2"}, want: 2},
+		{args: []string{"-T", "-1"}, bad: true},
+		{args: []string{"-T", "many"}, bad: true},
+	} {
+		o, err := parseFlags(tc.args, io.Discard)
+		if tc.bad {
+			if err == nil {
+				t.Errorf("%q: accepted, want an error", tc.args)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.args, err)
+			continue
+		}
+		if o.threads != tc.want {
+			t.Errorf("%q: threads %d, want %d", tc.args, o.threads, tc.want)
+		}
 	}
 }
