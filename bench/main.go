@@ -66,7 +66,7 @@ func parseFlags(args []string) (*options, error) {
 	if o.quick && !set["rounds"] {
 		o.rounds = 1
 	}
-	o.settle = time.Second
+	o.settle = 3 * time.Second
 	if o.quick {
 		o.settle = 200 * time.Millisecond
 	}

@@ -51,6 +51,7 @@ type Pool struct {
 	EjectMode          string        // EjectRehash or EjectFailFast (always fail_fast for jump)
 	ClientIdleTimeout  time.Duration // close a client idle this long; 0 = never
 	ClientWriteTimeout time.Duration // cut off a client not reading its replies this long; 0 = never
+	ClientParkAfter    time.Duration // park a client idle this long (no goroutine, no buffer); 0 = never
 	MaxRequestSize     int           // bytes of one request (RESP bulk, memcache value up to 128 MB)
 	MaxArgs            int           // RESP arguments of one request; memcache keys of one get
 	RedisUsername      string        // ACL user for the servers' AUTH; "" sends AUTH password only

@@ -59,6 +59,7 @@ func TestDefaults(t *testing.T) {
 		ServerFailureLimit: 2,
 		EjectMode:          EjectRehash,
 		ClientWriteTimeout: 30 * time.Second,
+		ClientParkAfter:    time.Second,
 		MaxRequestSize:     536870912,
 		MaxArgs:            1048576,
 		Servers: []Server{{Network: "tcp", Addr: "127.0.0.1:7001", Host: "127.0.0.1", Port: 7001,

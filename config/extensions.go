@@ -20,6 +20,7 @@ const (
 	DefaultMaxRequestSize     = 512 << 20
 	DefaultMaxArgs            = 1 << 20
 	DefaultClientWriteTimeout = 30 * time.Second
+	DefaultClientParkAfter    = time.Second
 )
 
 // ClientTLS is the TLS a pool's listener speaks to its clients. The zero

@@ -49,6 +49,7 @@ var poolKeys = []keySpec{
 	// Extensions: keys nutcracker does not know (setters in extensions.go).
 	{"eject_mode", yaml.ScalarNode, text(setEjectMode)},
 	{"client_idle_timeout", yaml.ScalarNode, millis(0, func(p *Pool) *time.Duration { return &p.ClientIdleTimeout })},
+	{"client_park_after", yaml.ScalarNode, millis(0, func(p *Pool) *time.Duration { return &p.ClientParkAfter })},
 	{"client_write_timeout", yaml.ScalarNode, millis(0, func(p *Pool) *time.Duration { return &p.ClientWriteTimeout })},
 	{"max_request_size", yaml.ScalarNode, count(1, func(p *Pool) *int { return &p.MaxRequestSize })},
 	{"max_args", yaml.ScalarNode, count(1, func(p *Pool) *int { return &p.MaxArgs })},
@@ -75,6 +76,7 @@ func newPool(name string) *Pool {
 		ServerFailureLimit: 2,
 		EjectMode:          EjectRehash,
 		ClientWriteTimeout: DefaultClientWriteTimeout,
+		ClientParkAfter:    DefaultClientParkAfter,
 		MaxRequestSize:     DefaultMaxRequestSize,
 		MaxArgs:            DefaultMaxArgs,
 	}

@@ -32,6 +32,10 @@ type Conn struct {
 	// unwritten counts the calls at the tail of inflight whose frames are
 	// still in out.
 	unwritten int
+	// armed says a read deadline is set on nc. While calls are in flight it
+	// is, no later than the oldest call's sent+Timeout; it moves only when
+	// it fires (see spuriousTimeout), not on every reply.
+	armed bool
 }
 
 // Enqueue queues a call on the connection. Nothing is written until Flush.
@@ -64,8 +68,9 @@ func (c *Conn) Enqueue(call *Call) {
 	}
 	if s.opt.Timeout > 0 {
 		call.sent = time.Now()
-		if c.inflight.len() == 0 && c.nc != nil {
+		if !c.armed && c.nc != nil {
 			c.nc.SetReadDeadline(call.sent.Add(s.opt.Timeout))
+			c.armed = true
 		}
 	}
 	c.inflight.push(call)
@@ -216,7 +221,8 @@ func (c *Conn) dial() error {
 	c.quit = make(chan struct{})
 	c.wdone = make(chan struct{})
 	c.s.Stats.ServerConnections.Add(1)
-	if c.s.opt.Timeout > 0 && c.inflight.len() > 0 {
+	c.armed = c.s.opt.Timeout > 0 && c.inflight.len() > 0
+	if c.armed {
 		nc.SetReadDeadline(c.inflight.peek().sent.Add(c.s.opt.Timeout))
 	}
 	c.s.wg.Add(2)
@@ -351,13 +357,6 @@ func (c *Conn) take(nc net.Conn, r *reader) (mine bool, bad error) {
 		r.spans = append(r.spans, r.off, r.off+m)
 		r.off += m
 	}
-	if c.s.opt.Timeout > 0 {
-		if c.inflight.len() > 0 {
-			nc.SetReadDeadline(c.inflight.peek().sent.Add(c.s.opt.Timeout))
-		} else {
-			nc.SetReadDeadline(time.Time{})
-		}
-	}
 	if bad == nil && c.inflight.len() == 0 && r.off < len(r.buf) {
 		bad = fmt.Errorf("%w: %s: reply without a request", ErrUnavailable, c.s.opt.Name)
 	}
@@ -438,7 +437,8 @@ func (c *Conn) grow(buf []byte) []byte {
 const readBuffer = 32 << 10
 
 // spuriousTimeout reports whether a read deadline fired although no call has
-// waited for longer than the timeout (the deadline moved meanwhile).
+// waited for longer than the timeout: the calls it was set for have been
+// answered. It then sets the deadline for the oldest call, or clears it.
 func (c *Conn) spuriousTimeout(nc net.Conn, err error) bool {
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		return false
@@ -450,6 +450,7 @@ func (c *Conn) spuriousTimeout(nc net.Conn, err error) bool {
 	}
 	if c.inflight.len() == 0 {
 		nc.SetReadDeadline(time.Time{})
+		c.armed = false
 		return true
 	}
 	deadline := c.inflight.peek().sent.Add(c.s.opt.Timeout)

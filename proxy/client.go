@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -18,6 +19,7 @@ type client struct {
 	id   uint64
 	nc   net.Conn
 	raw  syscall.RawConn // nil when the connection cannot wait without a buffer (TLS)
+	fd   int             // the socket of raw; -1 without raw
 	p    *pool
 	wake chan struct{}
 	// pending counts calls not yet done; the last one to finish wakes the
@@ -33,10 +35,14 @@ type client struct {
 	// the last raw read.
 	bt     *batch
 	readFn func(fd uintptr) bool
-	// The read and write deadlines set last (see refreshDeadline).
-	rdl, wdl time.Time
-	n        int
-	err      error
+	// The read and write deadlines set last (see nextDeadline), and when
+	// the client last started waiting for a request.
+	rdl, wdl  time.Time
+	waitStart time.Time
+	// idleSince is, while the client is parked, when it went idle.
+	idleSince time.Time
+	n         int
+	err       error
 }
 
 // CallDone implements pools.Doner.
@@ -50,10 +56,11 @@ func (cl *client) CallDone(*pools.Call) {
 }
 
 func newClient(p *pool, nc net.Conn, id uint64) *client {
-	cl := &client{id: id, nc: nc, p: p, wake: make(chan struct{}, 1)}
+	cl := &client{id: id, nc: nc, p: p, wake: make(chan struct{}, 1), fd: -1}
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			cl.raw = raw
+			cl.fd = clientFD(raw)
 		}
 	}
 	cl.readFn = cl.rawRead
@@ -140,9 +147,14 @@ func (cl *client) grow() bool {
 
 var errTooLarge = errors.New("request too large")
 
-// serve runs the client until it leaves, errs, or the pool closes.
-func (cl *client) serve() {
+// serve runs the client until it leaves, errs, or the pool closes, or
+// until it has been idle for the pool's client_park_after and parks: then
+// it returns true, and the parker holds the open connection.
+func (cl *client) serve() (parked bool) {
 	defer func() {
+		if parked {
+			return
+		}
 		if cl.bt != nil {
 			cl.bt.release()
 			cl.bt = nil
@@ -150,15 +162,46 @@ func (cl *client) serve() {
 		cl.nc.Close()
 	}()
 	proto := cl.p.proto
-	idle := cl.p.idleTimeout
+	idle, parkAfter := cl.p.idleTimeout, time.Duration(0)
+	if cl.fd >= 0 && cl.p.park != nil {
+		parkAfter = cl.p.parkAfter
+	}
+	wait := idle // the read deadline's distance
+	if parkAfter > 0 && (idle == 0 || parkAfter < idle) {
+		wait = parkAfter
+	}
+	fresh := true // a new wait for a request begins
 	for {
-		if idle > 0 {
-			if next, ok := nextDeadline(cl.rdl, idle); ok {
+		if wait > 0 {
+			now := time.Now()
+			if fresh {
+				cl.waitStart = now
+			}
+			if next, ok := nextDeadlineAt(now, cl.rdl, wait); ok {
 				cl.rdl = next
 				cl.nc.SetReadDeadline(next)
 			}
 		}
+		fresh = true
 		_, err := cl.read()
+		if wait > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			waited := time.Since(cl.waitStart)
+			switch {
+			case idle > 0 && waited >= idle-deadlineSlack(idle):
+				// An idle timeout: counted and closed below.
+			case parkAfter > 0 && waited >= parkAfter-deadlineSlack(parkAfter) && cl.bt == nil:
+				cl.idleSince, cl.rdl = cl.waitStart, time.Time{}
+				if cl.p.park.park(cl) {
+					return true
+				}
+				fallthrough
+			default:
+				// Not idle long enough, or holding part of a request:
+				// wait on with a fresh deadline.
+				cl.rdl, fresh = time.Time{}, false
+				continue
+			}
+		}
 		if err == errTooLarge {
 			cl.nc.Write(proto.tooLarge(nil))
 			return
@@ -282,7 +325,11 @@ func (cl *client) writeReplies(bt *batch, proto protocol) bool {
 // once less than d-slack of it is left, since setting a deadline costs a
 // timer update. A timeout of d then fires after between d-slack and d.
 func nextDeadline(last time.Time, d time.Duration) (time.Time, bool) {
-	now := time.Now()
+	return nextDeadlineAt(time.Now(), last, d)
+}
+
+// nextDeadlineAt is nextDeadline at the time now.
+func nextDeadlineAt(now, last time.Time, d time.Duration) (time.Time, bool) {
 	if last.Sub(now) > d-deadlineSlack(d) {
 		return last, false
 	}

@@ -97,12 +97,18 @@ func freeListen(t *testing.T) string {
 // has ended: start every other server before calling it.
 func startProxy(t *testing.T, yaml string) *proxy.Proxy {
 	t.Helper()
+	return startProxyOpts(t, yaml, proxy.Options{})
+}
+
+// startProxyOpts is startProxy with options (a stats address, say).
+func startProxyOpts(t *testing.T, yaml string, opt proxy.Options) *proxy.Proxy {
+	t.Helper()
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)
 	}
 	baseline := runtime.NumGoroutine()
-	px, err := proxy.New(cfg, proxy.Options{})
+	px, err := proxy.New(cfg, opt)
 	if err != nil {
 		t.Fatalf("proxy.New: %v", err)
 	}

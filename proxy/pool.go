@@ -40,6 +40,8 @@ type pool struct {
 
 	maxRequest   int
 	idleTimeout  time.Duration
+	parkAfter    time.Duration
+	park         *parker // nil when idle clients keep their goroutines
 	writeTimeout time.Duration
 
 	nextID  atomic.Uint64
@@ -54,6 +56,7 @@ type pool struct {
 // poolStats are a pool's counters, in nutcracker's terms.
 type poolStats struct {
 	clientEOF, clientErr, clientConnections, clientRefused atomic.Int64
+	clientParked                                           atomic.Int64
 	requests, fragments, forwardError, serverEjects        atomic.Int64
 }
 
@@ -64,6 +67,7 @@ func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 		clients:      map[*client]struct{}{},
 		maxRequest:   cfg.MaxRequestSize,
 		idleTimeout:  cfg.ClientIdleTimeout,
+		parkAfter:    cfg.ClientParkAfter,
 		writeTimeout: cfg.ClientWriteTimeout,
 		started:      time.Now(),
 	}
@@ -307,20 +311,46 @@ func (p *pool) accept(nc net.Conn) {
 	p.stats.clientConnections.Add(1)
 	p.wg.Add(1)
 	p.mu.Unlock()
-	go func() {
-		defer p.wg.Done()
-		if err := tlsHandshake(nc); err != nil {
-			p.log.Debug("client TLS handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
+	go p.run(cl, true)
+}
+
+// run serves cl in its goroutine until it leaves or parks.
+func (p *pool) run(cl *client, handshake bool) {
+	defer p.wg.Done()
+	if handshake {
+		if err := tlsHandshake(cl.nc); err != nil {
+			p.log.Debug("client TLS handshake failed", "remote", cl.nc.RemoteAddr().String(), "err", err)
 			p.stats.clientErr.Add(1)
-			nc.Close()
-		} else {
-			cl.serve()
+			cl.nc.Close()
+			p.forget(cl)
+			return
 		}
-		p.mu.Lock()
-		delete(p.clients, cl)
+	}
+	if cl.serve() {
+		return // parked: the parker holds it now
+	}
+	p.forget(cl)
+}
+
+// resume gives a parked client that turned readable a goroutine again.
+func (p *pool) resume(cl *client) {
+	p.mu.Lock()
+	if p.closed {
 		p.mu.Unlock()
-		p.stats.clientConnections.Add(-1)
-	}()
+		cl.nc.Close()
+		return
+	}
+	p.wg.Add(1)
+	p.mu.Unlock()
+	go p.run(cl, false)
+}
+
+// forget drops a closed client from the pool.
+func (p *pool) forget(cl *client) {
+	p.mu.Lock()
+	delete(p.clients, cl)
+	p.mu.Unlock()
+	p.stats.clientConnections.Add(-1)
 }
 
 // countClientErr counts how a client connection ended.
@@ -344,6 +374,9 @@ func (p *pool) close() {
 		cl.nc.Close()
 	}
 	p.mu.Unlock()
+	if p.park != nil {
+		p.park.close()
+	}
 	for _, s := range p.servers {
 		s.Close()
 	}

@@ -71,6 +71,12 @@ func (px *Proxy) Start() error {
 		if p.cfg.Preconnect {
 			p.preconnect()
 		}
+		if p.tls == nil && p.parkAfter > 0 {
+			if p.park = newParker(p); p.park != nil {
+				p.wg.Add(1)
+				go p.park.run()
+			}
+		}
 		p.wg.Add(1)
 		go p.serve()
 		px.log.Info("pool listening", "pool", p.cfg.Name, "listen", p.ln.Addr().String(), "servers", len(p.servers))

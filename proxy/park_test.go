@@ -1,0 +1,216 @@
+package proxy_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shardproxy/shardproxy/proxy"
+)
+
+// poolStat reads one counter of pool "sec" from the proxy's stats port.
+func poolStat(t *testing.T, px *proxy.Proxy, key string) int64 {
+	t.Helper()
+	c, err := net.Dial("tcp", px.StatsAddr().String())
+	if err != nil {
+		t.Fatalf("stats: %v", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	body, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("stats: %v", err)
+	}
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatalf("stats: %v\n%s", err, body)
+	}
+	var pool map[string]json.RawMessage
+	if err := json.Unmarshal(doc["sec"], &pool); err != nil {
+		t.Fatalf("stats pool: %v\n%s", err, body)
+	}
+	var v int64
+	if err := json.Unmarshal(pool[key], &v); err != nil {
+		t.Fatalf("stats %s: %v\n%s", key, err, body)
+	}
+	return v
+}
+
+// waitStat waits up to 3 s for a pool counter to reach want.
+func waitStat(t *testing.T, px *proxy.Proxy, key string, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		got := poolStat(t, px, key)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %d after 3 s, want %d", key, got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestParkIdleClients checks client_park_after: idle clients give up their
+// goroutines, come back on their next request (whole, split across the
+// parking, or pipelined), and leaving while parked is noticed.
+func TestParkIdleClients(t *testing.T) {
+	backends := startRedisBackends(t, 2)
+	px := startProxyOpts(t, secPool(freeListen(t), backends, "client_park_after: 50"),
+		proxy.Options{StatsAddr: "127.0.0.1:0"})
+	addr := px.Addr(0).String()
+	const n = 40
+	conns := make([]*respConn, n)
+	for i := range conns {
+		conns[i] = dialRESP(t, addr)
+		if got := conns[i].do("PING"); got != "+PONG\r\n" {
+			t.Fatalf("client %d: %q", i, got)
+		}
+	}
+	busy := runtime.NumGoroutine()
+	waitStat(t, px, "client_parked", n)
+	if idle := runtime.NumGoroutine(); idle > busy-n {
+		t.Errorf("%d goroutines with %d clients parked, %d before", idle, n, busy)
+	}
+
+	// Every client comes back with a pipeline.
+	for i, rc := range conns {
+		key := fmt.Sprintf("park:%d", i)
+		rc.write(encodeCommand(encodeCommand(nil, "SET", key, fmt.Sprint(i)), "GET", key))
+		if got := rc.read(); got != "+OK\r\n" {
+			t.Fatalf("client %d SET after parking: %q", i, got)
+		}
+		if got, want := rc.read(), bulk(fmt.Sprint(i)); got != want {
+			t.Fatalf("client %d GET after parking: %q, want %q", i, got, want)
+		}
+	}
+	waitStat(t, px, "client_parked", n)
+
+	// Half a request, a pause past client_park_after, the other half:
+	// the client holds a partial request and must not park.
+	rc := conns[0]
+	req := encodeCommand(nil, "GET", "park:0")
+	rc.write(req[:7])
+	time.Sleep(200 * time.Millisecond)
+	rc.write(req[7:])
+	if got := rc.read(); got != bulk("0") {
+		t.Fatalf("split GET across the park time: %q", got)
+	}
+
+	// Clients leaving while parked are closed and counted.
+	waitStat(t, px, "client_parked", n)
+	for _, rc := range conns[:10] {
+		rc.nc.Close()
+	}
+	waitStat(t, px, "client_connections", n-10)
+	waitStat(t, px, "client_parked", n-10)
+	for i, rc := range conns[10:] {
+		if got := rc.do("PING"); got != "+PONG\r\n" {
+			t.Fatalf("client %d after others left: %q", i+10, got)
+		}
+	}
+}
+
+// TestParkChurn has clients pause for about client_park_after between
+// requests, so that requests race with parking; every reply must be right.
+func TestParkChurn(t *testing.T) {
+	backends := startRedisBackends(t, 2)
+	px := startProxyOpts(t, secPool(freeListen(t), backends, "client_park_after: 20"),
+		proxy.Options{StatsAddr: "127.0.0.1:0"})
+	addr := px.Addr(0).String()
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for c := range 32 {
+		rc := dialRESP(t, addr)
+		wg.Go(func() {
+			for i := range 25 {
+				key := fmt.Sprintf("churn:%d", c)
+				val := fmt.Sprint(i)
+				rc.write(encodeCommand(encodeCommand(nil, "SET", key, val), "GET", key))
+				if got := rc.read(); got != "+OK\r\n" {
+					errs <- fmt.Errorf("client %d round %d SET: %q", c, i, got)
+					return
+				}
+				if got := rc.read(); got != bulk(val) {
+					errs <- fmt.Errorf("client %d round %d GET: %q", c, i, got)
+					return
+				}
+				time.Sleep(time.Duration(15+rand.IntN(10)) * time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := poolStat(t, px, "client_connections"); got != 32 {
+		t.Errorf("client_connections %d, want 32", got)
+	}
+}
+
+// TestParkIdleTimeout checks that parked clients still meet
+// client_idle_timeout, and that a client busy every so often (parking in
+// between) does not.
+func TestParkIdleTimeout(t *testing.T) {
+	backends := startRedisBackends(t, 1)
+	px := startProxyOpts(t, secPool(freeListen(t), backends, "client_park_after: 50", "client_idle_timeout: 400"),
+		proxy.Options{StatsAddr: "127.0.0.1:0"})
+	addr := px.Addr(0).String()
+	idle, busy := dialRESP(t, addr), dialRESP(t, addr)
+	if got := idle.do("PING"); got != "+PONG\r\n" {
+		t.Fatalf("idle client: %q", got)
+	}
+	start := time.Now()
+	closed := make(chan error, 1)
+	var closedAfter time.Duration
+	go func() {
+		idle.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := idle.r.ReadByte()
+		closedAfter = time.Since(start)
+		closed <- err
+	}()
+	for i := 0; i < 10; i++ {
+		time.Sleep(150 * time.Millisecond)
+		if got := busy.do("PING"); got != "+PONG\r\n" {
+			t.Fatalf("busy client after %v: %q", time.Since(start), got)
+		}
+	}
+	select {
+	case err := <-closed:
+		if err != io.EOF && !isReset(err) {
+			t.Fatalf("idle client: want closed, got %v", err)
+		}
+		if closedAfter < 350*time.Millisecond {
+			t.Errorf("idle client closed after %v, before client_idle_timeout", closedAfter)
+		}
+	default:
+		t.Fatalf("idle client still open after %v", time.Since(start))
+	}
+}
+
+// TestParkClose checks that closing the proxy closes parked clients.
+func TestParkClose(t *testing.T) {
+	backends := startRedisBackends(t, 1)
+	cfgYAML := secPool(freeListen(t), backends, "client_park_after: 20")
+	px := startProxyOpts(t, cfgYAML, proxy.Options{StatsAddr: "127.0.0.1:0"})
+	rc := dialRESP(t, px.Addr(0).String())
+	if got := rc.do("PING"); got != "+PONG\r\n" {
+		t.Fatalf("PING: %q", got)
+	}
+	waitStat(t, px, "client_parked", 1)
+	if err := px.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	rc.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := rc.r.ReadByte(); err != io.EOF && !isReset(err) {
+		t.Fatalf("parked client after Close: want closed, got %v", err)
+	}
+}
