@@ -242,6 +242,7 @@ func (b *bench) idleSection(title string) (string, error) {
 			kb(r.ping), kb(r.burst), perConn(r, r.connected), perConn(r, r.ping), perConn(r, r.burst)})
 		time.Sleep(b.o.settle) // let the proxy notice the closed connections
 	}
+	b.results.idle = &res
 	text := markdown(title, idleHeader, lines)
 	n, s := res[nutcracker], res[shardproxy]
 	text += fmt.Sprintf("KB per connection, shardproxy/nutcracker: connected %s, after PING %s, after burst %s\n\n",

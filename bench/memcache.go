@@ -115,6 +115,7 @@ func parseMemcslap(out []byte, test string) (runResult, error) {
 // memcacheSection measures memcslap tests on every target, interleaved per row.
 func (b *bench) memcacheSection(title string) (string, error) {
 	var rows []row
+	defer func() { b.results.add("memcache", rows) }()
 	for _, test := range memcacheTests(b.o.quick) {
 		r, err := b.measureRow(test, "-", b.cl.memcache, func(ctx context.Context, addr string) (runResult, error) {
 			return runMemcslap(ctx, test, b.o.n, addr)

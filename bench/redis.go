@@ -178,8 +178,10 @@ func parseRedisCSV(out []byte, want string) (runResult, int, error) {
 }
 
 // redisSection measures the cases on every target, interleaved per row.
-func (b *bench) redisSection(title string, cases []redisCase) (string, error) {
+// The rows are kept under section for the targets table.
+func (b *bench) redisSection(section, title string, cases []redisCase) (string, error) {
 	var rows []row
+	defer func() { b.results.add(section, rows) }()
 	for _, c := range cases {
 		r, err := b.measureRow(c.label, strconv.Itoa(c.pipeline), b.cl.redis, func(ctx context.Context, addr string) (runResult, error) {
 			return runRedisBenchmark(ctx, c, addr)
