@@ -113,6 +113,8 @@ func (c *Conn) Flush() {
 func (c *Conn) writeLoop(nc net.Conn, kick, quit, done chan struct{}) {
 	defer c.s.wg.Done()
 	defer close(done)
+	var w Writer
+	w.Init(nc)
 	var iov [][]byte
 	for {
 		select {
@@ -136,7 +138,7 @@ func (c *Conn) writeLoop(nc net.Conn, kick, quit, done chan struct{}) {
 			c.mu.Unlock()
 			var err error
 			if len(iov) == 0 {
-				_, err = nc.Write(buf)
+				err = w.Write(buf)
 			} else {
 				bufs := net.Buffers(iov)
 				_, err = bufs.WriteTo(nc)
@@ -296,11 +298,13 @@ func (c *Conn) shutdown() {
 func (c *Conn) readLoop(nc net.Conn) {
 	defer c.s.wg.Done()
 	r := &reader{buf: GetBuffer(readBuffer)}
+	var rd Reader
+	rd.Init(nc)
 	for {
 		if len(r.buf) == cap(r.buf) {
 			r.buf = c.grow(r.buf)
 		}
-		n, err := nc.Read(r.buf[len(r.buf):cap(r.buf)])
+		n, err := rd.Read(r.buf[len(r.buf):cap(r.buf)])
 		if err != nil {
 			if c.spuriousTimeout(nc, err) {
 				continue

@@ -19,7 +19,8 @@ type client struct {
 	id   uint64
 	nc   net.Conn
 	raw  syscall.RawConn // nil when the connection cannot wait without a buffer (TLS)
-	fd   int             // the socket of raw; -1 without raw
+	w    pools.Writer
+	fd   int // the socket of raw; -1 without raw
 	p    *pool
 	wake chan struct{}
 	// pending counts calls not yet done; the last one to finish wakes the
@@ -64,6 +65,7 @@ func newClient(p *pool, nc net.Conn, id uint64) *client {
 		}
 	}
 	cl.readFn = cl.rawRead
+	cl.w.Init(nc)
 	return cl
 }
 
@@ -103,7 +105,7 @@ func (cl *client) rawRead(fd uintptr) bool {
 	}
 	bt := cl.bt
 	for {
-		n, err := syscall.Read(int(fd), bt.in[len(bt.in):cap(bt.in)])
+		n, err := pools.RawRead(fd, bt.in[len(bt.in):cap(bt.in)])
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -113,7 +115,7 @@ func (cl *client) rawRead(fd uintptr) bool {
 				bt.release()
 			}
 			return false
-		case err != nil:
+		case err != 0:
 			cl.err = err
 		case n == 0:
 			cl.err = io.EOF
@@ -306,7 +308,7 @@ func (cl *client) writeReplies(bt *batch, proto protocol) bool {
 	}
 	var err error
 	if len(iov) == 0 {
-		_, err = cl.nc.Write(out)
+		err = cl.w.Write(out)
 	} else {
 		iov = append(iov, out[mark:])
 		bufs := net.Buffers(iov)

@@ -1,0 +1,125 @@
+package pools
+
+import (
+	"io"
+	"net"
+	"syscall"
+)
+
+// Writer writes whole buffers to a connection. On a socket it writes from
+// inside the poller's callback with raw system calls (see rawWrite): a
+// write to a non-blocking socket never blocks, so it need not hand the
+// thread's scheduler slot to another thread as an ordinary system call
+// does, which on a busy proxy costs a thread wake-up and two context
+// switches whenever a long write crosses the scheduler's 20 µs mark.
+// Deadlines set on the connection apply as to nc.Write.
+type Writer struct {
+	nc  net.Conn
+	raw syscall.RawConn // nil: write through nc
+	buf []byte
+	err error
+	fn  func(fd uintptr) bool
+}
+
+// Init makes w a writer for nc.
+func (w *Writer) Init(nc net.Conn) {
+	*w = Writer{nc: nc, raw: rawConn(nc)}
+	w.fn = w.write
+}
+
+// Write writes all of b, or returns why it could not.
+func (w *Writer) Write(b []byte) error {
+	if w.raw == nil || len(b) == 0 {
+		_, err := w.nc.Write(b)
+		return err
+	}
+	w.buf, w.err = b, nil
+	err := w.raw.Write(w.fn)
+	w.buf = nil
+	if err != nil {
+		return err
+	}
+	return w.err
+}
+
+// write is the poller callback: false means wait until writable.
+func (w *Writer) write(fd uintptr) bool {
+	for len(w.buf) > 0 {
+		n, errno := rawWrite(fd, w.buf)
+		switch errno {
+		case 0:
+			w.buf = w.buf[n:]
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			w.err = errno
+			return true
+		}
+	}
+	return true
+}
+
+// Reader reads from a connection as nc.Read does; on a socket it reads
+// inside the poller's callback with raw system calls, as Writer writes.
+type Reader struct {
+	nc  net.Conn
+	raw syscall.RawConn // nil: read through nc
+	buf []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool
+}
+
+// Init makes r a reader of nc.
+func (r *Reader) Init(nc net.Conn) {
+	*r = Reader{nc: nc, raw: rawConn(nc)}
+	r.fn = r.read
+}
+
+// Read reads into b (not empty), waiting until bytes come.
+func (r *Reader) Read(b []byte) (int, error) {
+	if r.raw == nil {
+		return r.nc.Read(b)
+	}
+	r.buf, r.n, r.err = b, 0, nil
+	err := r.raw.Read(r.fn)
+	r.buf = nil
+	if err != nil {
+		return 0, err
+	}
+	return r.n, r.err
+}
+
+// read is the poller callback: false means wait until readable.
+func (r *Reader) read(fd uintptr) bool {
+	for {
+		n, errno := RawRead(fd, r.buf)
+		switch errno {
+		case 0:
+			r.n = n
+			if n == 0 {
+				r.err = io.EOF
+			}
+			return true
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			r.err = errno
+			return true
+		}
+	}
+}
+
+// rawConn returns the raw connection of a TCP or unix socket, else nil
+// (TLS, for one).
+func rawConn(nc net.Conn) syscall.RawConn {
+	switch nc.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		if raw, err := nc.(syscall.Conn).SyscallConn(); err == nil {
+			return raw
+		}
+	}
+	return nil
+}
