@@ -24,7 +24,14 @@ type ketamaPoint struct {
 // ketama is nutcracker's ketama continuum, sorted by point value.
 type ketama struct {
 	points []ketamaPoint
+	// start[b] is the index of the first point whose top ketamaIndexBits
+	// bits are b or more, so a lookup searches only its bucket.
+	start [1<<ketamaIndexBits + 1]int32
 }
+
+// ketamaIndexBits is how many top bits of a hash pick its bucket: 4096
+// buckets, about one point each for 25 servers.
+const ketamaIndexBits = 12
 
 // NewKetama returns nutcracker's ketama ring over servers: each server gets
 // ketamaPoints(weight, total weight, len(servers)) points, four per md5 of
@@ -59,6 +66,13 @@ func NewKetama(servers []Server) Ring {
 		}
 		return 0
 	})
+	i := 0
+	for b := range k.start {
+		for i < len(k.points) && k.points[i].value>>(32-ketamaIndexBits) < uint32(b) {
+			i++
+		}
+		k.start[b] = int32(i)
+	}
 	return k
 }
 
@@ -86,7 +100,8 @@ func (k *ketama) Lookup(hash uint32) int {
 	if len(k.points) == 0 {
 		return -1
 	}
-	lo, hi := 0, len(k.points)
+	b := hash >> (32 - ketamaIndexBits)
+	lo, hi := int(k.start[b]), int(k.start[b+1])
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
 		if k.points[mid].value < hash {

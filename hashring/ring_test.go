@@ -3,6 +3,8 @@ package hashring
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"sort"
 	"testing"
 )
 
@@ -163,5 +165,38 @@ func TestNutcrackerOrder(t *testing.T) {
 				t.Errorf("order %v, want %v", got, c.want)
 			}
 		})
+	}
+}
+
+// TestKetamaIndexMatchesSearch checks the bucket index of the continuum
+// against a plain binary search over all points, at every point value, one
+// either side of it, the ends of the hash range and random hashes.
+func TestKetamaIndexMatchesSearch(t *testing.T) {
+	for _, n := range []int{1, 2, 4, 25, 50, 200} {
+		servers := make([]Server, n)
+		for i := range servers {
+			servers[i] = Server{Name: fmt.Sprintf("10.0.0.%d:6379", i), Weight: 1 + i%3}
+		}
+		k := NewKetama(servers).(*ketama)
+		want := func(h uint32) int {
+			i := sort.Search(len(k.points), func(i int) bool { return k.points[i].value >= h })
+			if i == len(k.points) {
+				i = 0
+			}
+			return int(k.points[i].server)
+		}
+		hashes := []uint32{0, 1, math.MaxUint32, math.MaxUint32 - 1}
+		for _, p := range k.points {
+			hashes = append(hashes, p.value, p.value-1, p.value+1)
+		}
+		rng := rand.New(rand.NewPCG(uint64(n), 7))
+		for range 10000 {
+			hashes = append(hashes, rng.Uint32())
+		}
+		for _, h := range hashes {
+			if got, w := k.Lookup(h), want(h); got != w {
+				t.Fatalf("%d servers: Lookup(%#x) = %d, binary search says %d", n, h, got, w)
+			}
+		}
 	}
 }
