@@ -27,8 +27,11 @@ type Call struct {
 	Err error
 	// Done is told once, when Reply or Err is set.
 	Done Doner
+	// Sent is when the request arrived; the server's timeout counts from
+	// it. Enqueue sets it to the current time when it is zero and the
+	// server has a timeout.
+	Sent time.Time
 
-	sent  time.Time
 	owned []byte // the pooled buffer Reply lies in, given back on Reset
 }
 
@@ -49,6 +52,7 @@ func (c *Call) Reset(keep int) {
 	}
 	c.Err = nil
 	c.Done = nil
+	c.Sent = time.Time{}
 }
 
 func (c *Call) fail(err error) {

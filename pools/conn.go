@@ -67,9 +67,11 @@ func (c *Conn) Enqueue(call *Call) {
 		return
 	}
 	if s.opt.Timeout > 0 {
-		call.sent = time.Now()
+		if call.Sent.IsZero() {
+			call.Sent = time.Now()
+		}
 		if !c.armed && c.nc != nil {
-			c.nc.SetReadDeadline(call.sent.Add(s.opt.Timeout))
+			c.nc.SetReadDeadline(call.Sent.Add(s.opt.Timeout))
 			c.armed = true
 		}
 	}
@@ -225,7 +227,7 @@ func (c *Conn) dial() error {
 	c.s.Stats.ServerConnections.Add(1)
 	c.armed = c.s.opt.Timeout > 0 && c.inflight.len() > 0
 	if c.armed {
-		nc.SetReadDeadline(c.inflight.peek().sent.Add(c.s.opt.Timeout))
+		nc.SetReadDeadline(c.inflight.peek().Sent.Add(c.s.opt.Timeout))
 	}
 	c.s.wg.Add(2)
 	go c.readLoop(nc)
@@ -457,7 +459,7 @@ func (c *Conn) spuriousTimeout(nc net.Conn, err error) bool {
 		c.armed = false
 		return true
 	}
-	deadline := c.inflight.peek().sent.Add(c.s.opt.Timeout)
+	deadline := c.inflight.peek().Sent.Add(c.s.opt.Timeout)
 	if time.Now().Before(deadline) {
 		nc.SetReadDeadline(deadline)
 		return true

@@ -120,7 +120,7 @@ func (bt *batch) forward(cl *client, srv *pools.Server, frame []byte, kind uint8
 // send enqueues one call for the current slot.
 func (bt *batch) send(cl *client, srv *pools.Server, frame []byte, kind uint8, noReply bool) {
 	c := bt.newCall()
-	c.Frame, c.Kind, c.NoReply, c.Done = frame, kind, noReply, cl
+	c.Frame, c.Kind, c.NoReply, c.Done, c.Sent = frame, kind, noReply, cl, cl.received
 	conn := srv.Conn(cl.id)
 	cl.pending.Add(1)
 	conn.Enqueue(c)

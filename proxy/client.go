@@ -42,6 +42,9 @@ type client struct {
 	waitStart time.Time
 	// idleSince is, while the client is parked, when it went idle.
 	idleSince time.Time
+	// received is when the last read returned bytes, taken only when the
+	// pool has a server timeout: its calls' timeouts count from it.
+	received time.Time
 	n         int
 	err       error
 }
@@ -211,6 +214,9 @@ func (cl *client) serve() (parked bool) {
 		if err != nil {
 			cl.p.countClientErr(err)
 			return
+		}
+		if cl.p.timeout > 0 {
+			cl.received = time.Now()
 		}
 		if !cl.handle(cl.bt, proto) {
 			return

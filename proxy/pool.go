@@ -40,6 +40,7 @@ type pool struct {
 
 	maxRequest   int
 	idleTimeout  time.Duration
+	timeout      time.Duration // the servers' reply timeout
 	parkAfter    time.Duration
 	park         *parker // nil when idle clients keep their goroutines
 	writeTimeout time.Duration
@@ -67,6 +68,7 @@ func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 		clients:      map[*client]struct{}{},
 		maxRequest:   cfg.MaxRequestSize,
 		idleTimeout:  cfg.ClientIdleTimeout,
+		timeout:      cfg.Timeout,
 		parkAfter:    cfg.ClientParkAfter,
 		writeTimeout: cfg.ClientWriteTimeout,
 		started:      time.Now(),
