@@ -142,8 +142,7 @@ func (c *Conn) writeLoop(nc net.Conn, kick, quit, done chan struct{}) {
 			if len(iov) == 0 {
 				err = w.Write(buf)
 			} else {
-				bufs := net.Buffers(iov)
-				_, err = bufs.WriteTo(nc)
+				err = w.Writev(iov)
 				clear(iov)
 			}
 			c.mu.Lock()
@@ -306,7 +305,7 @@ func (c *Conn) readLoop(nc net.Conn) {
 		if len(r.buf) == cap(r.buf) {
 			r.buf = c.grow(r.buf)
 		}
-		n, err := rd.Read(r.buf[len(r.buf):cap(r.buf)])
+		n, err := rd.Read(r.buf[len(r.buf):c.readLimit(r.buf)])
 		if err != nil {
 			if c.spuriousTimeout(nc, err) {
 				continue
@@ -436,6 +435,19 @@ func (c *Conn) grow(buf []byte) []byte {
 	copy(nb, buf)
 	PutBuffer(buf)
 	return nb
+}
+
+// readLimit returns how far into buf's capacity the next read may go: to
+// the end of a large reply begun in buf, so that the reply fills the buffer
+// exactly and leaves with it (see deliver) instead of the next reply's
+// first bytes being copied out after it; else to the end.
+func (c *Conn) readLimit(buf []byte) int {
+	if c.s.opt.Need != nil && len(buf) > 0 {
+		if need := c.s.opt.Need(buf); need >= handoffSize && need > len(buf) && need <= cap(buf) {
+			return need
+		}
+	}
+	return cap(buf)
 }
 
 // readBuffer is the size of a server connection's read buffer between

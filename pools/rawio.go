@@ -19,12 +19,78 @@ type Writer struct {
 	buf []byte
 	err error
 	fn  func(fd uintptr) bool
+	// The writev state: the buffers left, and their iovecs.
+	bufs  [][]byte
+	iov   []syscall.Iovec
+	fnVec func(fd uintptr) bool
 }
 
 // Init makes w a writer for nc.
 func (w *Writer) Init(nc net.Conn) {
 	*w = Writer{nc: nc, raw: rawConn(nc)}
-	w.fn = w.write
+	w.fn, w.fnVec = w.write, w.writev
+}
+
+// Writev writes all of bufs, in order, in as few system calls as it can.
+// It keeps bufs' elements but may change them.
+func (w *Writer) Writev(bufs [][]byte) error {
+	if w.raw == nil {
+		nb := net.Buffers(bufs)
+		_, err := nb.WriteTo(w.nc)
+		return err
+	}
+	w.bufs, w.err = bufs, nil
+	err := w.raw.Write(w.fnVec)
+	clear(w.iov)
+	w.bufs, w.iov = nil, w.iov[:0]
+	if err != nil {
+		return err
+	}
+	return w.err
+}
+
+// maxIovecs is how many buffers one writev takes (the system's IOV_MAX).
+const maxIovecs = 1024
+
+// writev is the poller callback of Writev.
+func (w *Writer) writev(fd uintptr) bool {
+	for {
+		for len(w.bufs) > 0 && len(w.bufs[0]) == 0 {
+			w.bufs = w.bufs[1:]
+		}
+		if len(w.bufs) == 0 {
+			return true
+		}
+		w.iov = w.iov[:0]
+		for _, b := range w.bufs {
+			if len(w.iov) == maxIovecs {
+				break
+			}
+			if len(b) > 0 {
+				v := syscall.Iovec{Base: &b[0]}
+				v.SetLen(len(b))
+				w.iov = append(w.iov, v)
+			}
+		}
+		n, errno := rawWritev(fd, w.iov)
+		switch errno {
+		case 0:
+			for n > 0 {
+				k := min(n, len(w.bufs[0]))
+				w.bufs[0] = w.bufs[0][k:]
+				n -= k
+				if len(w.bufs[0]) == 0 {
+					w.bufs = w.bufs[1:]
+				}
+			}
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			w.err = errno
+			return true
+		}
+	}
 }
 
 // Write writes all of b, or returns why it could not.

@@ -12,6 +12,13 @@ func rawWrite(fd uintptr, b []byte) (int, syscall.Errno) {
 	return int(n), errno
 }
 
+// rawWritev writes the buffers iov (not empty) describes to the
+// non-blocking socket fd without telling the scheduler.
+func rawWritev(fd uintptr, iov []syscall.Iovec) (int, syscall.Errno) {
+	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	return int(n), errno
+}
+
 // RawRead reads into b (not empty) from the non-blocking socket fd without
 // telling the scheduler: it cannot block.
 func RawRead(fd uintptr, b []byte) (int, syscall.Errno) {

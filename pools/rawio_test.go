@@ -96,3 +96,38 @@ func TestRawWriterDeadline(t *testing.T) {
 	}
 	_ = b
 }
+
+// TestRawWritev writes 3,000 buffers (more than one writev takes, some
+// empty, some large) and checks the bytes arrive in order.
+func TestRawWritev(t *testing.T) {
+	a, b := tcpPair(t)
+	var w Writer
+	w.Init(a)
+	var bufs [][]byte
+	var want bytes.Buffer
+	for i := range 3000 {
+		n := i % 7
+		if i%500 == 0 {
+			n = 1 << 20
+		}
+		p := bytes.Repeat([]byte{byte(i)}, n)
+		bufs = append(bufs, p)
+		want.Write(p)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		err := w.Writev(bufs)
+		a.Close()
+		errc <- err
+	}()
+	got, err := io.ReadAll(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("writev: %v", err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("read %d bytes, want %d in order", len(got), want.Len())
+	}
+}

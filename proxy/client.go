@@ -317,8 +317,7 @@ func (cl *client) writeReplies(bt *batch, proto protocol) bool {
 		err = cl.w.Write(out)
 	} else {
 		iov = append(iov, out[mark:])
-		bufs := net.Buffers(iov)
-		_, err = bufs.WriteTo(cl.nc)
+		err = cl.w.Writev(iov)
 		clear(iov)
 		bt.iov = iov[:0]
 	}
