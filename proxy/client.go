@@ -45,8 +45,8 @@ type client struct {
 	// received is when the last read returned bytes, taken only when the
 	// pool has a server timeout: its calls' timeouts count from it.
 	received time.Time
-	n         int
-	err       error
+	n        int
+	err      error
 }
 
 // CallDone implements pools.Doner.
