@@ -44,12 +44,16 @@ func redisCases(n int, quick bool) []redisCase {
 	}
 	var cases []redisCase
 	for _, p := range []int{1, 16} {
+		reqs := n
+		if p > 1 {
+			reqs = 5 * n // pipelined runs are short: make them long enough to measure
+		}
 		for _, t := range []string{"set", "get", "lpush", "lrange_100", "mset"} {
 			cases = append(cases, redisCase{label: t, test: t, want: strings.ToUpper(t), pipeline: p,
-				clients: 50, requests: n, keyspace: 1000000})
+				clients: 50, requests: reqs, keyspace: 1000000})
 		}
 		cases = append(cases, redisCase{label: "mget 10 keys", command: mget10(), want: "MGET", pipeline: p,
-			clients: 50, requests: n, keyspace: 1000000})
+			clients: 50, requests: reqs, keyspace: 1000000})
 	}
 	return cases
 }
