@@ -27,6 +27,7 @@ type slot struct {
 // only while the client is active and goes back to a sync.Pool when idle.
 type batch struct {
 	in      []byte   // read buffer; calls' frames alias it until replied
+	small   []byte   // the batch's own read buffer while in has grown
 	out     []byte   // replies waiting to be written
 	iov     [][]byte // out's pieces and large replies, for writev
 	scratch []byte   // fragment and re-encoded frames
@@ -43,7 +44,10 @@ type batch struct {
 	mreq    memcache.Request // memcache parse state
 }
 
-var batchPool = sync.Pool{New: func() any { return &batch{in: make([]byte, 0, 16<<10)} }}
+var batchPool = sync.Pool{New: func() any { return &batch{in: make([]byte, 0, batchIn)} }}
+
+// batchIn is the size of a batch's own read buffer.
+const batchIn = 16 << 10
 
 func getBatch() *batch { return batchPool.Get().(*batch) }
 
@@ -51,9 +55,12 @@ func getBatch() *batch { return batchPool.Get().(*batch) }
 // so an idle proxy gives memory back.
 func (bt *batch) release() {
 	bt.reset()
-	if cap(bt.in) > 16<<10 {
+	if cap(bt.in) > batchIn {
 		pools.PutBuffer(bt.in)
-		bt.in = make([]byte, 0, 16<<10)
+		bt.in, bt.small = bt.small, nil
+		if bt.in == nil {
+			bt.in = make([]byte, 0, batchIn)
+		}
 	}
 	bt.in = bt.in[:0]
 	if cap(bt.out) > 64<<10 {

@@ -145,7 +145,11 @@ func (cl *client) grow() bool {
 	size := min(max(2*cap(bt.in), need), cl.p.maxRequest)
 	nb := pools.GetBuffer(size)[:len(bt.in)]
 	copy(nb, bt.in)
-	pools.PutBuffer(bt.in)
+	if cap(bt.in) == batchIn && bt.small == nil {
+		bt.small = bt.in[:0] // kept for when the batch is released
+	} else {
+		pools.PutBuffer(bt.in)
+	}
 	bt.in = nb
 	return true
 }
