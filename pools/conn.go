@@ -224,6 +224,7 @@ func (c *Conn) dial() error {
 	c.quit = make(chan struct{})
 	c.wdone = make(chan struct{})
 	c.s.Stats.ServerConnections.Add(1)
+	c.s.Stats.Connects.Add(1)
 	c.armed = c.s.opt.Timeout > 0 && c.inflight.len() > 0
 	if c.armed {
 		nc.SetReadDeadline(c.inflight.peek().Sent.Add(c.s.opt.Timeout))

@@ -64,6 +64,7 @@ type Stats struct {
 	Requests, RequestBytes, Responses, ResponseBytes atomic.Int64
 	ServerErr, ServerTimedout, ServerEOF             atomic.Int64
 	ServerConnections                                atomic.Int64
+	Connects                                         atomic.Int64 // connections ever made
 	ServerEjectedAt                                  atomic.Int64 // unix microseconds, 0 when never
 }
 
@@ -301,19 +302,28 @@ func trimReply(b []byte) string {
 	return string(b)
 }
 
-// Queues reports the server's queues now, in nutcracker's terms: requests
-// (and their bytes) waiting to be written, and requests written and waiting
-// for their replies, over all its connections.
-func (s *Server) Queues() (inQueue, inQueueBytes, outQueue int) {
+// Queues are a server's queues at one moment, in nutcracker's terms.
+type Queues struct {
+	In, InBytes   int // requests (and their bytes) waiting to be written
+	Out, OutBytes int // requests (and their bytes) written, waiting for replies
+}
+
+// Queues reports the server's queues now, over all its connections.
+func (s *Server) Queues() Queues {
+	var q Queues
 	for _, c := range s.conns {
 		c.mu.Lock()
-		inQueue += c.unwritten
-		inQueueBytes += len(c.out)
+		q.In += c.unwritten
+		q.InBytes += len(c.out)
 		for i := 1; i < len(c.pieces); i += 2 {
-			inQueueBytes += len(c.pieces[i])
+			q.InBytes += len(c.pieces[i])
 		}
-		outQueue += c.inflight.len() - c.unwritten
+		written := c.inflight.len() - c.unwritten
+		q.Out += written
+		for _, call := range c.inflight.buf[c.inflight.head : c.inflight.head+written] {
+			q.OutBytes += len(call.Frame)
+		}
 		c.mu.Unlock()
 	}
-	return inQueue, inQueueBytes, outQueue
+	return q
 }

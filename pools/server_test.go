@@ -233,8 +233,9 @@ func TestQueuesAndPacing(t *testing.T) {
 		c.Enqueue(&pools.Call{Frame: command("PING"), Done: w})
 	}
 	c.Flush()
-	if in, inBytes, out := s.Queues(); in != 2 || inBytes != 2*len(command("PING")) || out != 3 {
-		t.Fatalf("queues %d (%d bytes) / %d, want 2 (%d) / 3", in, inBytes, out, 2*len(command("PING")))
+	ping := len(command("PING"))
+	if q := s.Queues(); q != (pools.Queues{In: 2, InBytes: 2 * ping, Out: 3, OutBytes: 3 * ping}) {
+		t.Fatalf("queues %+v, want 2 (%d bytes) / 3 (%d bytes)", q, 2*ping, 3*ping)
 	}
 	r.Continue()
 	w.wait(t, 5, 10*time.Second)
@@ -244,11 +245,11 @@ func TestQueuesAndPacing(t *testing.T) {
 func waitQueues(t *testing.T, s *pools.Server, wantIn, wantOut int) {
 	t.Helper()
 	for i := 0; i < 500; i++ {
-		if in, _, out := s.Queues(); in == wantIn && out == wantOut {
+		if q := s.Queues(); q.In == wantIn && q.Out == wantOut {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	in, _, out := s.Queues()
-	t.Fatalf("queues %d / %d, want %d / %d", in, out, wantIn, wantOut)
+	q := s.Queues()
+	t.Fatalf("queues %d / %d, want %d / %d", q.In, q.Out, wantIn, wantOut)
 }

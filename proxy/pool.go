@@ -58,6 +58,7 @@ type pool struct {
 type poolStats struct {
 	clientEOF, clientErr, clientConnections, clientRefused atomic.Int64
 	clientParked                                           atomic.Int64
+	clientAccepted                                         atomic.Int64 // ever, refused ones too
 	requests, fragments, forwardError, serverEjects        atomic.Int64
 }
 
@@ -288,6 +289,7 @@ func (p *pool) accept(nc net.Conn) {
 			tc.SetKeepAlive(true)
 		}
 	}
+	p.stats.clientAccepted.Add(1)
 	cl := newClient(p, nc, p.nextID.Add(1))
 	p.mu.Lock()
 	if p.closed {

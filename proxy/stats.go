@@ -40,7 +40,9 @@ func (px *Proxy) statsJSON(started time.Time) []byte {
 		"uptime":    int64(time.Since(started).Seconds()),
 		"timestamp": time.Now().Unix(),
 	}
-	var total int64
+	// Connections, as nutcracker counts them: clients and servers, now
+	// and ever.
+	var curr, total int64
 	for _, p := range px.pools {
 		ps := map[string]any{
 			"client_eof":         p.stats.clientEOF.Load(),
@@ -53,14 +55,18 @@ func (px *Proxy) statsJSON(started time.Time) []byte {
 			"fragments":          p.stats.fragments.Load(),
 			"requests":           p.stats.requests.Load(),
 		}
-		total += p.stats.clientConnections.Load()
+		curr += p.stats.clientConnections.Load()
+		total += p.stats.clientAccepted.Load()
 		for _, s := range p.servers {
 			st := &s.Stats
-			inQ, inQBytes, outQ := s.Queues()
+			curr += st.ServerConnections.Load()
+			total += st.Connects.Load()
+			q := s.Queues()
 			ps[s.Name()] = map[string]any{
-				"in_queue":           inQ,
-				"in_queue_bytes":     inQBytes,
-				"out_queue":          outQ,
+				"in_queue":           q.In,
+				"in_queue_bytes":     q.InBytes,
+				"out_queue":          q.Out,
+				"out_queue_bytes":    q.OutBytes,
 				"server_eof":         st.ServerEOF.Load(),
 				"server_err":         st.ServerErr.Load(),
 				"server_timedout":    st.ServerTimedout.Load(),
@@ -74,7 +80,8 @@ func (px *Proxy) statsJSON(started time.Time) []byte {
 		}
 		doc[p.cfg.Name] = ps
 	}
-	doc["curr_connections"] = total
+	doc["curr_connections"] = curr
+	doc["total_connections"] = total
 	b, _ := json.Marshal(doc)
 	return append(b, '\n')
 }

@@ -214,4 +214,5 @@ server stats:
   in_queue            "# requests waiting to be written"
   in_queue_bytes      "bytes of requests waiting to be written"
   out_queue           "# requests written, waiting for their replies"
+  out_queue_bytes     "bytes of requests written, waiting for their replies"
 `

@@ -1,0 +1,81 @@
+package proxy_test
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/shardproxy/shardproxy/internal/testservers"
+	"github.com/shardproxy/shardproxy/proxy"
+)
+
+// fetchStats reads the stats JSON served at addr.
+func fetchStats(t *testing.T, addr string) map[string]any {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("stats %s: %v", addr, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	body, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("stats %s: %v", addr, err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatalf("stats %s: %v\n%s", addr, err, body)
+	}
+	return doc
+}
+
+// TestStatsKeysMatchNutcracker checks that the stats document has every
+// key nutcracker's has, at the top, per pool and per server, with the same
+// JSON type, so that dashboards reading nutcracker's stats keep working.
+func TestStatsKeysMatchNutcracker(t *testing.T) {
+	backends := startRedisBackends(t, 2)
+	ncListen := freeListen(t)
+	nc := testservers.Nutcracker(t, secPool(ncListen, backends), ncListen)
+	px := startProxyOpts(t, secPool(freeListen(t), backends), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	for _, addr := range []string{ncListen, px.Addr(0).String()} {
+		rc := dialRESP(t, addr)
+		if got := rc.do("SET", "stats:k", "v"); got != "+OK\r\n" {
+			t.Fatalf("SET through %s: %q", addr, got)
+		}
+	}
+	want := fetchStats(t, nc.Addr)
+	got := fetchStats(t, px.StatsAddr().String())
+	var missing []string
+	var compare func(path string, w, g map[string]any)
+	compare = func(path string, w, g map[string]any) {
+		for k, wv := range w {
+			gv, ok := g[k]
+			if !ok {
+				missing = append(missing, path+k)
+				continue
+			}
+			wm, wIsMap := wv.(map[string]any)
+			gm, gIsMap := gv.(map[string]any)
+			switch {
+			case wIsMap && gIsMap:
+				compare(path+k+".", wm, gm)
+			case wIsMap != gIsMap:
+				missing = append(missing, path+k+" (type)")
+			default:
+				if _, wNum := wv.(float64); wNum {
+					if _, gNum := gv.(float64); !gNum {
+						missing = append(missing, path+k+" (not a number)")
+					}
+				}
+			}
+		}
+	}
+	compare("", want, got)
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Errorf("keys of nutcracker's stats missing or of another type: %v", missing)
+	}
+}
