@@ -187,6 +187,14 @@ func TestLimitMemcache(t *testing.T) {
 		{"get of 3 keys", "get mc:a mc:b mc:c\r\n", "VALUE mc:a 0 1024\r\n" + value(1024) + "\r\nEND\r\n"},
 		{"get of 4 keys", "get mc:a mc:b mc:c mc:d\r\n", "CLIENT_ERROR too many keys\r\n"},
 		{"still usable", "get mc:b\r\n", "END\r\n"},
+		// As memcached: a set refused as too large removes the old value;
+		// other storage commands leave it.
+		{"set over an old value", "set mc:a 0 0 1025\r\n" + value(1025) + "\r\n", "SERVER_ERROR object too large for cache\r\n"},
+		{"old value gone", "get mc:a\r\n", "END\r\n"},
+		{"set again", "set mc:a 0 0 3\r\nabc\r\n", "STORED\r\n"},
+		{"replace too large", "replace mc:a 0 0 1025\r\n" + value(1025) + "\r\n", "SERVER_ERROR object too large for cache\r\n"},
+		{"old value kept", "get mc:a\r\n", "VALUE mc:a 0 3\r\nabc\r\nEND\r\n"},
+		{"noreply set too large", "set mc:a 0 0 1025 noreply\r\n" + value(1025) + "\r\nget mc:a\r\n", "END\r\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

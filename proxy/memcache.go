@@ -96,6 +96,9 @@ func (m *memcacheProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 		if e.Close || n == 0 {
 			return len(b), true
 		}
+		if e.Swallow > 0 && req.Cmd == memcache.CmdSet && len(req.Keys) == 1 {
+			m.dropStale(cl, bt, req)
+		}
 		cl.swallow = e.Swallow
 		return n, false
 	}
@@ -149,6 +152,21 @@ func (m *memcacheProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 		bt.forward(cl, srv, frame, kind, req.NoReply)
 	}
 	return n, false
+}
+
+// dropStale deletes the key of a set refused as too large, as memcached
+// does so that the old value does not outlive a failed set: a "delete <key>
+// noreply" goes to the key's server, in order with the client's requests.
+func (m *memcacheProto) dropStale(cl *client, bt *batch, req *memcache.Request) {
+	srv := m.p.route(routingKey(req))
+	if srv == nil {
+		return
+	}
+	start := len(bt.scratch)
+	bt.scratch = append(bt.scratch, "delete "...)
+	bt.scratch = append(bt.scratch, req.Keys[0]...)
+	bt.scratch = append(bt.scratch, " noreply\r\n"...)
+	bt.forward(cl, srv, bt.scratch[start:], uint8(memcache.CmdDelete), true)
 }
 
 // routingKey is the key a request is placed by: a meta request's base64
