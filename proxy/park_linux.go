@@ -125,7 +125,11 @@ func (pk *parker) run() {
 			continue
 		}
 		if err != nil {
-			return // closed
+			if !errors.Is(err, os.ErrClosed) {
+				pk.p.log.Error("idle clients keep their goroutines from now on", "err", err)
+				pk.giveUp()
+			}
+			return
 		}
 		for _, ev := range events[:n] {
 			pk.mu.Lock()
@@ -205,6 +209,21 @@ func giveBackMemory() bool {
 	}
 	debug.FreeOSMemory()
 	return true
+}
+
+// giveUp stops parking, after the epoll set failed: every parked client
+// gets its goroutine back.
+func (pk *parker) giveUp() {
+	var back []*client
+	pk.mu.Lock()
+	pk.closed = true
+	for fd := range pk.byFD {
+		back = append(back, pk.take(fd))
+	}
+	pk.mu.Unlock()
+	for _, cl := range back {
+		pk.p.resume(cl)
+	}
 }
 
 // close closes every parked client and the epoll set; run then returns.
