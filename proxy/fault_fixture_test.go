@@ -27,6 +27,7 @@ type ftPool struct {
 	autoEject    bool
 	failureLimit int
 	retryMS      int
+	parkMS       int // client_park_after; 0 leaves the default
 	backends     []*testservers.Server
 }
 
@@ -36,6 +37,9 @@ func (fp ftPool) yaml(listen string) string {
 	fmt.Fprintf(&b, "ft:\n  listen: %s\n  redis: %v\n  hash: fnv1a_64\n  distribution: ketama\n", listen, !fp.memcache)
 	if fp.timeoutMS > 0 {
 		fmt.Fprintf(&b, "  timeout: %d\n", fp.timeoutMS)
+	}
+	if fp.parkMS > 0 {
+		fmt.Fprintf(&b, "  client_park_after: %d\n", fp.parkMS)
 	}
 	if fp.autoEject {
 		fmt.Fprintf(&b, "  auto_eject_hosts: true\n  server_failure_limit: %d\n  server_retry_timeout: %d\n",

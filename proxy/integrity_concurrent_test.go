@@ -22,6 +22,7 @@ type ftIntClient struct {
 	strs, ctrs []*ftKey
 	all        []*ftKey
 	seq        int
+	pause      time.Duration // the longest random pause between pipelines
 }
 
 func newFtIntClient(f *ftProxy, id int, st *ftIntStats, ep []atomic.Uint64) *ftIntClient {
@@ -112,6 +113,9 @@ func (cl *ftIntClient) run(deadline time.Time) {
 			cl.apply(c, reps[i], pre, post)
 		}
 		cl.st.pipelines.Add(1)
+		if cl.pause > 0 {
+			time.Sleep(time.Duration(cl.rnd.Int64N(int64(cl.pause))))
+		}
 	}
 }
 
@@ -239,13 +243,30 @@ func ftRaiseFiles(t *testing.T, n int) int {
 // reply that is not an error must match the client's model of its keys;
 // no reply may carry another client's value.
 func TestIntegrityUnderKills(t *testing.T) {
-	n := ftRaiseFiles(t, 2000)
+	ftIntegrityUnderKills(t, ftRaiseFiles(t, 2000), ftPool{timeoutMS: 5000}, 0, 10*time.Second)
+}
+
+// TestIntegrityParkingUnderKills is TestIntegrityUnderKills with clients
+// that pause for up to 15 ms between pipelines and park after 5 ms idle,
+// so that requests race with parking and resuming while shards die.
+func TestIntegrityParkingUnderKills(t *testing.T) {
+	ftIntegrityUnderKills(t, ftRaiseFiles(t, 400), ftPool{timeoutMS: 5000, parkMS: 5}, 15*time.Millisecond, 7*time.Second)
+}
+
+// ftIntegrityUnderKills runs n model-checked clients (pausing up to pause
+// between pipelines) on four shards of fp for d, killing and restarting a
+// shard every 2 s.
+func ftIntegrityUnderKills(t *testing.T, n int, fp ftPool, pause, d time.Duration) {
 	b := ftRedisBackends(t, 4)
-	f := ftStart(t, ftPool{timeoutMS: 5000, backends: b})
+	fp.backends = b
+	f := ftStart(t, fp)
 	ep := make([]atomic.Uint64, len(b))
 	st := &ftIntStats{errKinds: map[string]int{}}
 	clients := ftConnectAll(t, f, n, st, ep)
-	deadline := time.Now().Add(10 * time.Second)
+	for _, cl := range clients {
+		cl.pause = pause
+	}
+	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
 	for _, cl := range clients {
 		wg.Add(1)
