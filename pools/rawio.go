@@ -32,7 +32,8 @@ func (w *Writer) Init(nc net.Conn) {
 }
 
 // Writev writes all of bufs, in order, in as few system calls as it can.
-// It keeps bufs' elements but may change them.
+// It shortens bufs' elements as they are written (their bytes are left
+// alone).
 func (w *Writer) Writev(bufs [][]byte) error {
 	if w.raw == nil {
 		nb := net.Buffers(bufs)
