@@ -1,16 +1,19 @@
 package proxy_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
 )
 
@@ -213,4 +216,44 @@ func TestParkClose(t *testing.T) {
 	if _, err := rc.r.ReadByte(); err != io.EOF && !isReset(err) {
 		t.Fatalf("parked client after Close: want closed, got %v", err)
 	}
+}
+
+// TestParkUnixAndMemcache checks parking for a unix-socket listener and for
+// a memcache pool: the client parks, and its next requests are answered.
+func TestParkUnixAndMemcache(t *testing.T) {
+	t.Run("unix", func(t *testing.T) {
+		backends := startRedisBackends(t, 1)
+		path := filepath.Join(t.TempDir(), "p.sock")
+		px := startProxyOpts(t, secPool(path, backends, "client_park_after: 20"), proxy.Options{StatsAddr: "127.0.0.1:0"})
+		nc, err := net.DialTimeout("unix", path, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		rc := &respConn{tb: t, nc: nc, r: bufio.NewReader(nc)}
+		for i := range 3 {
+			if got := rc.do("SET", "park:unix", fmt.Sprint(i)); got != "+OK\r\n" {
+				t.Fatalf("SET %d: %q", i, got)
+			}
+			waitStat(t, px, "client_parked", 1)
+			if got := rc.do("GET", "park:unix"); got != bulk(fmt.Sprint(i)) {
+				t.Fatalf("GET %d after parking: %q", i, got)
+			}
+		}
+	})
+	t.Run("memcache", func(t *testing.T) {
+		mc := testservers.Memcached(t)
+		yaml := fmt.Sprintf("sec:\n  listen: %s\n  client_park_after: 20\n  servers:\n    - %s:1\n", freeListen(t), mc.Addr)
+		px := startProxyOpts(t, yaml, proxy.Options{StatsAddr: "127.0.0.1:0"})
+		c := mcDial(t, px.Addr(0).String())
+		for i := range 3 {
+			if got := c.roundTrip(fmt.Sprintf("set park:mc 0 0 1\r\n%d\r\n", i)); got != "STORED\r\n" {
+				t.Fatalf("set %d: %q", i, got)
+			}
+			waitStat(t, px, "client_parked", 1)
+			if got, want := c.roundTrip("get park:mc\r\n"), fmt.Sprintf("VALUE park:mc 0 1\r\n%d\r\nEND\r\n", i); got != want {
+				t.Fatalf("get %d after parking: %q, want %q", i, got, want)
+			}
+		}
+	})
 }
