@@ -2,7 +2,6 @@ package proxy_test
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -20,29 +19,13 @@ import (
 // poolStat reads one counter of pool "sec" from the proxy's stats port.
 func poolStat(t *testing.T, px *proxy.Proxy, key string) int64 {
 	t.Helper()
-	c, err := net.Dial("tcp", px.StatsAddr().String())
-	if err != nil {
-		t.Fatalf("stats: %v", err)
+	doc := fetchStats(t, px.StatsAddr().String())
+	pool, _ := doc["sec"].(map[string]any)
+	v, ok := pool[key].(float64)
+	if !ok {
+		t.Fatalf("stats: no number sec.%s in %v", key, doc)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	body, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("stats: %v", err)
-	}
-	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(body, &doc); err != nil {
-		t.Fatalf("stats: %v\n%s", err, body)
-	}
-	var pool map[string]json.RawMessage
-	if err := json.Unmarshal(doc["sec"], &pool); err != nil {
-		t.Fatalf("stats pool: %v\n%s", err, body)
-	}
-	var v int64
-	if err := json.Unmarshal(pool[key], &v); err != nil {
-		t.Fatalf("stats %s: %v\n%s", key, err, body)
-	}
-	return v
+	return int64(v)
 }
 
 // waitStat waits up to 3 s for a pool counter to reach want.
