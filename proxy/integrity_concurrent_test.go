@@ -250,7 +250,7 @@ func TestIntegrityUnderKills(t *testing.T) {
 // that pause for up to 15 ms between pipelines and park after 5 ms idle,
 // so that requests race with parking and resuming while shards die.
 func TestIntegrityParkingUnderKills(t *testing.T) {
-	ftIntegrityUnderKills(t, ftRaiseFiles(t, 400), ftPool{timeoutMS: 5000, parkMS: 5}, 15*time.Millisecond, 7*time.Second)
+	ftIntegrityUnderKills(t, ftRaiseFiles(t, 400), ftPool{timeoutMS: 5000, parkMS: 5}, 15*time.Millisecond, 10*time.Second)
 }
 
 // ftIntegrityUnderKills runs n model-checked clients (pausing up to pause
