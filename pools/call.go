@@ -79,7 +79,18 @@ type queue struct {
 	head int
 }
 
-func (q *queue) push(c *Call) { q.buf = append(q.buf, c) }
+// push appends c. When the backing array is full, the slots already
+// popped are reclaimed first, so a queue that is never empty under a
+// steady load does not grow without bound.
+func (q *queue) push(c *Call) {
+	if len(q.buf) == cap(q.buf) && q.head > 0 {
+		n := copy(q.buf, q.buf[q.head:])
+		clear(q.buf[n:])
+		q.buf = q.buf[:n]
+		q.head = 0
+	}
+	q.buf = append(q.buf, c)
+}
 
 func (q *queue) len() int { return len(q.buf) - q.head }
 
