@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -67,6 +68,16 @@ func TestPoolConfigAcceptedByNutcracker(t *testing.T) {
 	}
 }
 
+// TestMain lets the test binary stand in for the bench binary as the bare
+// hop, which the bench starts by running itself.
+func TestMain(m *testing.M) {
+	if len(os.Args) == 4 && os.Args[1] == hopCommand {
+		fmt.Fprintln(os.Stderr, "bench hop:", runHop(os.Args[2], os.Args[3]))
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
 // TestQuickRun runs every section in quick mode with a second nutcracker
 // standing in for shardproxy, against real servers.
 func TestQuickRun(t *testing.T) {
@@ -114,5 +125,20 @@ func TestQuickRun(t *testing.T) {
 	}
 	if rows != 3 {
 		t.Errorf("%d set rows, want 3 (redis, memcache, large)", rows)
+	}
+	// The large section also measures the bare hop: its rps and ratios.
+	for _, l := range strings.Split(report, "\n") {
+		if !strings.HasPrefix(l, "| set 100KB ") {
+			continue
+		}
+		c := cols(l)
+		if len(c) != len(throughputHeader)+3 {
+			t.Fatalf("large row has %d columns, want %d with the bare hop's: %s", len(c), len(throughputHeader)+3, l)
+		}
+		for _, i := range []int{len(c) - 3, len(c) - 2, len(c) - 1} {
+			if _, err := strconv.ParseFloat(c[i], 64); err != nil {
+				t.Errorf("bare hop column %d is %q in %s", i, c[i], l)
+			}
+		}
 	}
 }

@@ -14,7 +14,8 @@ const coarseTicks = 20
 // runner is one load-generator run against addr.
 type runner func(ctx context.Context, addr string) (runResult, error)
 
-// measureRow runs fn on direct, nutcracker and shardproxy, -rounds times,
+// measureRow runs fn on direct, nutcracker and shardproxy (and the bare hop
+// when addrs has one), -rounds times,
 // reversing the order every other round so that drift hits all targets
 // alike, and sampling each proxy's CPU time around its runs. A failed run is
 // recorded and the row goes on, unless the proxy process died or the bench
@@ -29,6 +30,9 @@ func (b *bench) measureRow(test, pipeline string, addrs [numTargets]string, fn r
 		return r, err
 	}
 	order := []target{direct, nutcracker, shardproxy}
+	if addrs[hop] != "" {
+		order = append(order, hop)
+	}
 	for round := range b.o.rounds {
 		for _, t := range order {
 			c := b.measure(t, addrs[t], fn)

@@ -186,8 +186,12 @@ func parseRedisCSV(out []byte, want string) (runResult, int, error) {
 func (b *bench) redisSection(section, title string, cases []redisCase) (string, error) {
 	var rows []row
 	defer func() { b.results.add(section, rows) }()
+	addrs := b.cl.redis
+	if section == "large" {
+		addrs[hop] = b.cl.hop
+	}
 	for _, c := range cases {
-		r, err := b.measureRow(c.label, strconv.Itoa(c.pipeline), b.cl.redis, func(ctx context.Context, addr string) (runResult, error) {
+		r, err := b.measureRow(c.label, strconv.Itoa(c.pipeline), addrs, func(ctx context.Context, addr string) (runResult, error) {
 			return runRedisBenchmark(ctx, c, addr)
 		})
 		rows = append(rows, r)

@@ -18,10 +18,11 @@ const (
 	direct     target = iota // one backend server, no proxy: the limit
 	nutcracker               // twemproxy
 	shardproxy               // the proxy under test
+	hop                      // a bare forwarder in front of direct's server (large values only)
 	numTargets
 )
 
-var targetNames = [numTargets]string{"direct", "nutcracker", "shardproxy"}
+var targetNames = [numTargets]string{"direct", "nutcracker", "shardproxy", "bare hop"}
 
 // backends is the number of servers in each pool.
 const backends = 4
@@ -32,6 +33,7 @@ type cluster struct {
 	redis    [numTargets]string
 	memcache [numTargets]string
 	pid      [numTargets]int
+	hop      string // the bare forwarder's address, when the large section runs
 }
 
 // setup starts the backends the chosen sections need, then nutcracker and
@@ -59,6 +61,11 @@ func setup(ctx context.Context, p *procs, o *options) (*cluster, error) {
 			return nil, err
 		}
 		cl.pid[t], cl.redis[t], cl.memcache[t] = pid, rAddr, mAddr
+	}
+	if o.sections["large"] {
+		if cl.pid[hop], cl.hop, err = startHop(p, cl.redis[direct]); err != nil {
+			return nil, err
+		}
 	}
 	return &cl, nil
 }

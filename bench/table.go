@@ -45,8 +45,17 @@ var throughputHeader = []string{
 	"CPU µs/req nutcracker", "CPU µs/req proxy", "CPU proxy/nutcracker",
 }
 
-// renderThroughput formats rows as a Markdown table with ratios.
+// renderThroughput formats rows as a Markdown table with ratios, and the
+// bare hop's columns when a row measured it.
 func renderThroughput(title string, rows []row) string {
+	withHop := false
+	for _, r := range rows {
+		withHop = withHop || r.cells[hop].ran
+	}
+	header := throughputHeader
+	if withHop {
+		header = append(header[:len(header):len(header)], "bare hop rps", "hop/direct", "proxy/hop")
+	}
 	var lines [][]string
 	for _, r := range rows {
 		d, n, s := r.cells[direct], r.cells[nutcracker], r.cells[shardproxy]
@@ -58,8 +67,13 @@ func renderThroughput(title string, rows []row) string {
 			latency(n, n.res.p50), latency(s, s.res.p50), latency(n, n.res.p99), latency(s, s.res.p99),
 			cpuNum(nc, nok, n.coarse), cpuNum(sc, sok, s.coarse), ratio(sc, nc, nok && sok),
 		})
+		if withHop {
+			h := r.cells[hop]
+			lines[len(lines)-1] = append(lines[len(lines)-1], rps(h),
+				ratio(h.res.rps, d.res.rps, ok(h) && ok(d)), ratio(s.res.rps, h.res.rps, ok(s) && ok(h)))
+		}
 	}
-	return markdown(title, throughputHeader, lines)
+	return markdown(title, header, lines)
 }
 
 func ok(c cell) bool { return c.ran && c.err == nil }

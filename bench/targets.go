@@ -110,6 +110,9 @@ func targetChecks(rs *results) []check {
 		d, s := r.cells[direct], r.cells[shardproxy]
 		if okPair(d, s) {
 			c.measured = fmt.Sprintf("%.2f", s.res.rps/d.res.rps)
+			if h := r.cells[hop]; okPair(d, h) {
+				c.measured += fmt.Sprintf(" (bare hop %.2f)", h.res.rps/d.res.rps)
+			}
 			c.met = yesNo(s.res.rps/d.res.rps >= 0.9)
 		}
 		out = append(out, c)
