@@ -47,6 +47,23 @@ type client struct {
 	received time.Time
 	n        int
 	err      error
+	// first receives, without a buffer, the first byte an idle client
+	// sends over a connection that cannot wait for readability (TLS).
+	first [1]byte
+}
+
+// takeBatch gives the client a batch to read into.
+func (cl *client) takeBatch() *batch {
+	cl.bt = getBatch()
+	cl.p.stats.clientBuffered.Add(1)
+	return cl.bt
+}
+
+// dropBatch gives the client's batch back to the pool.
+func (cl *client) dropBatch() {
+	cl.bt.release()
+	cl.bt = nil
+	cl.p.stats.clientBuffered.Add(-1)
 }
 
 // CallDone implements pools.Doner.
@@ -79,7 +96,16 @@ func newClient(p *pool, nc net.Conn, id uint64) *client {
 func (cl *client) read() (int, error) {
 	if cl.raw == nil {
 		if cl.bt == nil {
-			cl.bt = getBatch()
+			// Idle: wait for the first byte without a buffer. The
+			// batch comes with it; crypto/tls keeps the rest of the
+			// record, and the next read returns it at once.
+			n, err := cl.nc.Read(cl.first[:])
+			if n == 0 {
+				return 0, err
+			}
+			bt := cl.takeBatch()
+			bt.in = append(bt.in, cl.first[0])
+			return n, err
 		}
 		if !cl.grow() {
 			return 0, errTooLarge
@@ -100,7 +126,7 @@ func (cl *client) read() (int, error) {
 func (cl *client) rawRead(fd uintptr) bool {
 	fresh := cl.bt == nil
 	if fresh {
-		cl.bt = getBatch()
+		cl.takeBatch()
 	}
 	if !cl.grow() {
 		cl.err = errTooLarge
@@ -114,8 +140,7 @@ func (cl *client) rawRead(fd uintptr) bool {
 			continue
 		case err == syscall.EAGAIN:
 			if fresh {
-				cl.bt = nil
-				bt.release()
+				cl.dropBatch()
 			}
 			return false
 		case err != 0:
@@ -165,8 +190,7 @@ func (cl *client) serve() (parked bool) {
 			return
 		}
 		if cl.bt != nil {
-			cl.bt.release()
-			cl.bt = nil
+			cl.dropBatch()
 		}
 		cl.nc.Close()
 	}()
@@ -226,8 +250,7 @@ func (cl *client) serve() (parked bool) {
 			return
 		}
 		if len(cl.bt.in) == 0 {
-			cl.bt.release()
-			cl.bt = nil
+			cl.dropBatch()
 		}
 	}
 }

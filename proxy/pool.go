@@ -58,6 +58,7 @@ type pool struct {
 type poolStats struct {
 	clientEOF, clientErr, clientConnections, clientRefused atomic.Int64
 	clientParked                                           atomic.Int64
+	clientBuffered                                         atomic.Int64 // clients holding a batch now
 	clientAccepted                                         atomic.Int64 // ever, refused ones too
 	requests, fragments, forwardError, serverEjects        atomic.Int64
 }

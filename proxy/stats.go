@@ -50,6 +50,7 @@ func (px *Proxy) statsJSON(started time.Time) []byte {
 			"client_connections": p.stats.clientConnections.Load(),
 			"client_refused":     p.stats.clientRefused.Load(),
 			"client_parked":      p.stats.clientParked.Load(),
+			"client_buffered":    p.stats.clientBuffered.Load(),
 			"server_ejects":      p.stats.serverEjects.Load(),
 			"forward_error":      p.stats.forwardError.Load(),
 			"fragments":          p.stats.fragments.Load(),

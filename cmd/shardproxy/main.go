@@ -196,6 +196,7 @@ const statsDescription = `pool stats:
   client_connections  "# active client connections"
   client_refused      "# clients turned away at client_connections"
   client_parked       "# idle clients waiting without a goroutine (client_park_after)"
+  client_buffered     "# clients holding a request buffer: reading a request or being answered"
   server_ejects       "# times a backend server was ejected or came back"
   forward_error       "# times we encountered a forwarding error"
   fragments           "# fragments created from a multi-key request"
