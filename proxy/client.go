@@ -195,22 +195,35 @@ func (cl *client) serve() (parked bool) {
 		cl.nc.Close()
 	}()
 	proto := cl.p.proto
-	idle, parkAfter := cl.p.idleTimeout, time.Duration(0)
-	if cl.fd >= 0 && cl.p.park != nil {
-		parkAfter = cl.p.parkAfter
+	idle := cl.p.idleTimeout
+	// After client_park_after of silence a plain socket parks (Linux). A
+	// TLS client cannot; it is counted as idle instead, so that what idle
+	// clients freed goes back to the system (see trimmer).
+	parkAfter := cl.p.parkAfter
+	canPark := cl.fd >= 0 && cl.p.park != nil
+	if !canPark && cl.raw != nil {
+		parkAfter = 0
 	}
 	wait := idle // the read deadline's distance
 	if parkAfter > 0 && (idle == 0 || parkAfter < idle) {
 		wait = parkAfter
 	}
-	fresh := true // a new wait for a request begins
+	fresh := true  // a new wait for a request begins
+	noted := false // counted as idle during this wait (TLS)
 	for {
 		if wait > 0 {
 			now := time.Now()
 			if fresh {
 				cl.waitStart = now
 			}
-			if next, ok := nextDeadlineAt(now, cl.rdl, wait); ok {
+			if noted {
+				// Only the idle timeout is left, counted from when
+				// the wait began.
+				if idle > 0 && cl.rdl.IsZero() {
+					cl.rdl = cl.waitStart.Add(idle)
+					cl.nc.SetReadDeadline(cl.rdl)
+				}
+			} else if next, ok := nextDeadlineAt(now, cl.rdl, wait); ok {
 				cl.rdl = next
 				cl.nc.SetReadDeadline(next)
 			}
@@ -222,6 +235,13 @@ func (cl *client) serve() (parked bool) {
 			switch {
 			case idle > 0 && waited >= idle-deadlineSlack(idle):
 				// An idle timeout: counted and closed below.
+			case parkAfter > 0 && waited >= parkAfter-deadlineSlack(parkAfter) && cl.bt == nil && !canPark:
+				noted, cl.rdl, fresh = true, time.Time{}, false
+				if idle == 0 {
+					cl.nc.SetReadDeadline(time.Time{})
+				}
+				memTrim.wentIdle()
+				continue
 			case parkAfter > 0 && waited >= parkAfter-deadlineSlack(parkAfter) && cl.bt == nil:
 				cl.idleSince, cl.rdl = cl.waitStart, time.Time{}
 				if cl.p.park.park(cl) {
@@ -234,6 +254,9 @@ func (cl *client) serve() (parked bool) {
 				cl.rdl, fresh = time.Time{}, false
 				continue
 			}
+		}
+		if noted {
+			noted, cl.rdl = false, time.Time{}
 		}
 		if err == errTooLarge {
 			cl.nc.Write(proto.tooLarge(nil))

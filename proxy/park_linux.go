@@ -5,9 +5,7 @@ package proxy
 import (
 	"errors"
 	"os"
-	"runtime/debug"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -25,9 +23,6 @@ type parker struct {
 	mu     sync.Mutex
 	byFD   map[int32]*client
 	closed bool
-
-	// sinceTrim counts clients parked since memory was last given back.
-	sinceTrim int
 }
 
 // newParker makes the pool's parker, or returns nil when the system cannot
@@ -74,8 +69,8 @@ func (pk *parker) park(cl *client) bool {
 		pk.p.log.Debug("park client", "err", err)
 		return false
 	}
-	pk.sinceTrim++
 	pk.p.stats.clientParked.Add(1)
+	memTrim.wentIdle()
 	return true
 }
 
@@ -161,8 +156,7 @@ func (pk *parker) wait(events []syscall.EpollEvent, tick time.Time) (int, error)
 	return n, werr
 }
 
-// tick closes parked clients idle past the pool's idle timeout, and gives
-// memory back to the system once many clients have parked.
+// tick closes parked clients idle past the pool's idle timeout.
 func (pk *parker) tick() {
 	var expired []*client
 	pk.mu.Lock()
@@ -174,41 +168,12 @@ func (pk *parker) tick() {
 			}
 		}
 	}
-	trim := pk.sinceTrim >= trimAfterParked
 	pk.mu.Unlock()
 	for _, cl := range expired {
 		cl.nc.Close()
 		pk.p.stats.clientErr.Add(1) // as an idle timeout of a client with a goroutine
 		pk.p.forget(cl)
 	}
-	if trim && giveBackMemory() {
-		pk.mu.Lock()
-		pk.sinceTrim = 0
-		parked := len(pk.byFD)
-		pk.mu.Unlock()
-		pk.p.log.Debug("gave freed memory back to the system", "parked", parked)
-	}
-}
-
-// trimAfterParked is how many clients must park before the parker gives
-// freed memory back to the system.
-const trimAfterParked = 1000
-
-// lastTrim is when memory was last given back (UnixNano), shared by every
-// pool's parker.
-var lastTrim atomic.Int64
-
-// giveBackMemory returns freed memory (the stacks of goroutines that
-// parked) to the system, at most once a second (it costs a full garbage
-// collection). It reports whether it did.
-func giveBackMemory() bool {
-	now := time.Now().UnixNano()
-	last := lastTrim.Load()
-	if now-last < int64(time.Second) || !lastTrim.CompareAndSwap(last, now) {
-		return false
-	}
-	debug.FreeOSMemory()
-	return true
 }
 
 // giveUp stops parking, after the epoll set failed: every parked client

@@ -330,6 +330,12 @@ func (p *pool) run(cl *client, handshake bool) {
 			p.forget(cl)
 			return
 		}
+		// Serve in a fresh goroutine: the handshake grew this one's
+		// stack, which a goroutine keeps while it lives, and an idle
+		// TLS client would hold it for as long as it stays connected.
+		p.wg.Add(1)
+		go p.run(cl, false)
+		return
 	}
 	if cl.serve() {
 		return // parked: the parker holds it now

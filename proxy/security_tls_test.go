@@ -307,3 +307,51 @@ func TestIdleClientsHoldNoBuffer(t *testing.T) {
 		})
 	}
 }
+
+// TestTLSIdleClients checks TLS clients past client_park_after: they cannot
+// park, and are counted as idle instead; they still answer their next
+// request, and the idle timeout still counts from their last one.
+func TestTLSIdleClients(t *testing.T) {
+	pki := newSecPKI(t, "proxy")
+	backends := startRedisBackends(t, 2)
+	px := startProxyOpts(t, secPool(freeListen(t), backends, "tls_cert_file: "+pki.ServerCert,
+		"tls_key_file: "+pki.ServerKey, "client_park_after: 50", "client_idle_timeout: 600"),
+		proxy.Options{StatsAddr: "127.0.0.1:0"})
+	addr := px.Addr(0).String()
+	dial := func() *respConn {
+		nc, err := tls.Dial("tcp", addr, pki.clientConfig(false))
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		return &respConn{tb: t, nc: nc, r: bufio.NewReader(nc)}
+	}
+	busy, idle := dial(), dial()
+	if got := idle.do("PING"); got != "+PONG\r\n" {
+		t.Fatalf("PING: %q", got)
+	}
+	lastReply := time.Now()
+	// busy stays past client_park_after three times over, then speaks.
+	for i := range 3 {
+		time.Sleep(150 * time.Millisecond)
+		if got := busy.do("SET", "tls:idle", strconv.Itoa(i)); got != "+OK\r\n" {
+			t.Fatalf("SET after %d idle spells: %q", i+1, got)
+		}
+	}
+	if got := poolStat(t, px, "client_parked"); got != 0 {
+		t.Fatalf("client_parked %d: TLS clients cannot park", got)
+	}
+	// idle hears nothing more and is closed by the idle timeout, counted
+	// from its last request, not from when it was counted as idle.
+	idle.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := idle.r.ReadByte(); err == nil {
+		t.Fatal("idle TLS client got bytes instead of being closed")
+	}
+	if waited := time.Since(lastReply); waited < 540*time.Millisecond || waited > 1500*time.Millisecond {
+		t.Fatalf("idle TLS client closed after %v, want about 600 ms", waited)
+	}
+	if got := busy.do("GET", "tls:idle"); got != "$1\r\n2\r\n" {
+		t.Fatalf("GET: %q", got)
+	}
+}

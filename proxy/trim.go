@@ -1,0 +1,51 @@
+package proxy
+
+import (
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// trimmer gives memory that idle clients freed back to the system: the
+// stacks of parked clients' goroutines, the buffers and handshake garbage
+// of TLS clients. Go returns freed memory to the system only slowly, and
+// a stack only shrinks in a garbage collection, so without it a proxy that
+// once had many busy clients would keep their memory while they sleep.
+// A trim costs a full garbage collection: it runs once trimAfterIdle
+// clients have gone idle since the last one, and at most once a second.
+type trimmer struct {
+	mu      sync.Mutex
+	idle    int       // clients gone idle since the last trim
+	last    time.Time // when the last trim ran
+	pending bool      // a trim is scheduled
+}
+
+// memTrim is the process's trimmer: memory is the process's, not a pool's.
+var memTrim trimmer
+
+// trimAfterIdle is how many clients must go idle before a trim.
+const trimAfterIdle = 1000
+
+// wentIdle records that a client went idle (parked, or a TLS client
+// silent for client_park_after), and schedules a trim when enough have.
+func (t *trimmer) wentIdle() {
+	t.mu.Lock()
+	t.idle++
+	if t.idle < trimAfterIdle || t.pending {
+		t.mu.Unlock()
+		return
+	}
+	t.pending = true
+	wait := time.Until(t.last.Add(time.Second))
+	t.mu.Unlock()
+	// The trim runs in a goroutine of its own, which ends with it.
+	time.AfterFunc(max(wait, 0), t.trim)
+}
+
+// trim gives freed memory back to the system.
+func (t *trimmer) trim() {
+	t.mu.Lock()
+	t.idle, t.pending, t.last = 0, false, time.Now()
+	t.mu.Unlock()
+	debug.FreeOSMemory()
+}
