@@ -240,7 +240,7 @@ func (cl *client) serve() (parked bool) {
 				if idle == 0 {
 					cl.nc.SetReadDeadline(time.Time{})
 				}
-				memTrim.wentIdle()
+				memTrim.wentIdle(cl.p.log)
 				continue
 			case parkAfter > 0 && waited >= parkAfter-deadlineSlack(parkAfter) && cl.bt == nil:
 				cl.idleSince, cl.rdl = cl.waitStart, time.Time{}

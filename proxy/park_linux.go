@@ -70,7 +70,7 @@ func (pk *parker) park(cl *client) bool {
 		return false
 	}
 	pk.p.stats.clientParked.Add(1)
-	memTrim.wentIdle()
+	memTrim.wentIdle(pk.p.log)
 	return true
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"log/slog"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -27,8 +28,9 @@ var memTrim trimmer
 const trimAfterIdle = 1000
 
 // wentIdle records that a client went idle (parked, or a TLS client
-// silent for client_park_after), and schedules a trim when enough have.
-func (t *trimmer) wentIdle() {
+// silent for client_park_after), and schedules a trim when enough have;
+// log tells of the trim.
+func (t *trimmer) wentIdle(log *slog.Logger) {
 	t.mu.Lock()
 	t.idle++
 	if t.idle < trimAfterIdle || t.pending {
@@ -39,13 +41,15 @@ func (t *trimmer) wentIdle() {
 	wait := time.Until(t.last.Add(time.Second))
 	t.mu.Unlock()
 	// The trim runs in a goroutine of its own, which ends with it.
-	time.AfterFunc(max(wait, 0), t.trim)
+	time.AfterFunc(max(wait, 0), func() { t.trim(log) })
 }
 
 // trim gives freed memory back to the system.
-func (t *trimmer) trim() {
+func (t *trimmer) trim(log *slog.Logger) {
 	t.mu.Lock()
+	idle := t.idle
 	t.idle, t.pending, t.last = 0, false, time.Now()
 	t.mu.Unlock()
 	debug.FreeOSMemory()
+	log.Debug("gave freed memory back to the system", "idle_clients", idle)
 }

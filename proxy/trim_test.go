@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 )
@@ -15,12 +16,12 @@ func TestTrimmer(t *testing.T) {
 		return tr.idle, tr.pending, tr.last
 	}
 	for range trimAfterIdle - 1 {
-		tr.wentIdle()
+		tr.wentIdle(slog.Default())
 	}
 	if idle, pending, last := state(); idle != trimAfterIdle-1 || pending || !last.IsZero() {
 		t.Fatalf("after %d idle clients: idle %d, pending %v, last %v; want no trim yet", trimAfterIdle-1, idle, pending, last)
 	}
-	tr.wentIdle()
+	tr.wentIdle(slog.Default())
 	waitTrim := func(after time.Time) time.Time {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
@@ -40,7 +41,7 @@ func TestTrimmer(t *testing.T) {
 	first := waitTrim(time.Time{})
 	// Another round at once: it waits for the second to pass.
 	for range trimAfterIdle {
-		tr.wentIdle()
+		tr.wentIdle(slog.Default())
 	}
 	if _, pending, _ := state(); !pending {
 		t.Fatal("no trim scheduled after a second round of idle clients")
