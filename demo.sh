@@ -31,11 +31,20 @@ wait_port() {
 	echo "nothing listens on 127.0.0.1:$1"; exit 1
 }
 
+# stop_pid PIDFILE: stops the process and waits (up to 5 s) until it is
+# gone, so that a demo started right after finds its ports free.
+stop_pid() {
+	local pid
+	pid=$(cat "$1")
+	kill "$pid" 2>/dev/null || true
+	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	rm -f "$1"
+}
+
 stop() {
 	for f in "$run"/*.pid; do
 		[ -e "$f" ] || continue
-		kill "$(cat "$f")" 2>/dev/null || true
-		rm -f "$f"
+		stop_pid "$f"
 	done
 	echo "demo stopped"
 }
@@ -43,11 +52,20 @@ stop() {
 start_proxy() { # start_proxy CONFIG PORT
 	echo "== building shardproxy"
 	go build -o "$run/shardproxy" ./cmd/shardproxy
-	if [ -e "$run/proxy-$2.pid" ]; then kill "$(cat "$run/proxy-$2.pid")" 2>/dev/null || true; sleep 0.2; fi
+	if [ -e "$run/proxy-$2.pid" ]; then stop_pid "$run/proxy-$2.pid"; fi
+	if listening "$2"; then
+		echo "demo.sh: port $2 is in use by another process; stop it first" >&2
+		exit 1
+	fi
 	"$run/shardproxy" -t -c "$1"
 	"$run/shardproxy" -c "$1" -s $(($2 + 100)) -a 127.0.0.1 -o "$run/proxy-$2.log" </dev/null >/dev/null 2>&1 &
 	echo $! >"$run/proxy-$2.pid"
 	wait_port "$2"
+	if ! kill -0 "$(cat "$run/proxy-$2.pid")" 2>/dev/null; then
+		echo "demo.sh: shardproxy exited; its log:" >&2
+		tail -n 20 "$run/proxy-$2.log" >&2
+		exit 1
+	fi
 }
 
 redis_demo() {

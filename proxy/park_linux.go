@@ -99,9 +99,7 @@ func (pk *parker) rawCtl(op, fd int, ev *syscall.EpollEvent) error {
 
 // run hands readable parked clients back to the pool until the parker is
 // closed. It ticks every second (every tenth of the pool's idle timeout
-// when that is shorter) to close parked clients past the idle timeout and,
-// after many parked, to give the freed goroutine stacks back to the
-// system.
+// when that is shorter) to close parked clients past the idle timeout.
 func (pk *parker) run() {
 	defer pk.p.wg.Done()
 	every := time.Second
@@ -120,7 +118,12 @@ func (pk *parker) run() {
 			continue
 		}
 		if err != nil {
-			if !errors.Is(err, os.ErrClosed) {
+			pk.mu.Lock()
+			closing := pk.closed
+			pk.mu.Unlock()
+			// Closing the set fails the wait with the poller's own
+			// "use of closed file", which is not os.ErrClosed.
+			if !closing && !errors.Is(err, os.ErrClosed) {
 				pk.p.log.Error("idle clients keep their goroutines from now on", "err", err)
 				pk.giveUp()
 			}

@@ -2,12 +2,15 @@ package proxy_test
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -186,7 +189,9 @@ func TestParkIdleTimeout(t *testing.T) {
 func TestParkClose(t *testing.T) {
 	backends := startRedisBackends(t, 1)
 	cfgYAML := secPool(freeListen(t), backends, "client_park_after: 20")
-	px := startProxyOpts(t, cfgYAML, proxy.Options{StatsAddr: "127.0.0.1:0"})
+	var logs lockedBuffer
+	px := startProxyOpts(t, cfgYAML, proxy.Options{StatsAddr: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	rc := dialRESP(t, px.Addr(0).String())
 	if got := rc.do("PING"); got != "+PONG\r\n" {
 		t.Fatalf("PING: %q", got)
@@ -199,6 +204,28 @@ func TestParkClose(t *testing.T) {
 	if _, err := rc.r.ReadByte(); err != io.EOF && !isReset(err) {
 		t.Fatalf("parked client after Close: want closed, got %v", err)
 	}
+	// Closing is no failure of the parker's epoll set.
+	if l := logs.String(); strings.Contains(l, "level=ERROR") {
+		t.Fatalf("errors logged by a clean shutdown:\n%s", l)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer for a logger that many goroutines use.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // TestParkUnixAndMemcache checks parking for a unix-socket listener and for
