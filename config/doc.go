@@ -64,10 +64,9 @@
 //	                        auto_eject_hosts: true; jump is always
 //	                        fail_fast                                  (rehash)
 //	client_idle_timeout     ms; close a client idle that long; 0 = never  (0)
-//	client_park_after       ms; a plain TCP or unix client idle that long
-//	                        gives up its goroutine and waits in an
-//	                        epoll set (Linux); a TLS client counts as
-//	                        idle, for giving memory back; 0 = never (1000)
+//	client_park_after       ms; a client (TCP, unix or TLS) idle that
+//	                        long gives up its goroutine and waits in an
+//	                        epoll set (Linux); 0 = never           (1000)
 //	client_write_timeout    ms; cut off a client that does not read its
 //	                        replies for that long; 0 = never          (30000)
 //	max_request_size        bytes of one request and of any bulk in it,

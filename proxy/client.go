@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -59,6 +60,18 @@ func (cl *client) takeBatch() *batch {
 	return cl.bt
 }
 
+// closeConn closes the connection from a goroutine other than the
+// client's own. A TLS connection is closed without its close_notify alert,
+// whose write could hold the closer for seconds on a client that does not
+// read.
+func (cl *client) closeConn() {
+	if tc, ok := cl.nc.(*tls.Conn); ok {
+		tc.NetConn().Close()
+		return
+	}
+	cl.nc.Close()
+}
+
 // dropBatch gives the client's batch back to the pool.
 func (cl *client) dropBatch() {
 	cl.bt.release()
@@ -82,6 +95,16 @@ func newClient(p *pool, nc net.Conn, id uint64) *client {
 		if raw, err := sc.SyscallConn(); err == nil {
 			cl.raw = raw
 			cl.fd = clientFD(raw)
+		}
+	} else if tc, ok := nc.(*tls.Conn); ok {
+		// Reads go through crypto/tls, but an idle TLS client can still
+		// park on its socket: it parks only after a read timed out, when
+		// crypto/tls holds no whole record, so new bytes on the socket
+		// are what it waits for.
+		if sc, ok := tc.NetConn().(syscall.Conn); ok {
+			if raw, err := sc.SyscallConn(); err == nil {
+				cl.fd = clientFD(raw)
+			}
 		}
 	}
 	cl.readFn = cl.rawRead
@@ -196,8 +219,8 @@ func (cl *client) serve() (parked bool) {
 	}()
 	proto := cl.p.proto
 	idle := cl.p.idleTimeout
-	// After client_park_after of silence a plain socket parks (Linux). A
-	// TLS client cannot; it is counted as idle instead, so that what idle
+	// After client_park_after of silence a client parks (Linux). Where it
+	// cannot, a TLS client is still counted as idle, so that what idle
 	// clients freed goes back to the system (see trimmer).
 	parkAfter := cl.p.parkAfter
 	canPark := cl.fd >= 0 && cl.p.park != nil

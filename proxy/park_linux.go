@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// parker holds a pool's parked clients: idle plain connections that gave up
+// parker holds a pool's parked clients: idle connections (plain or TLS) that gave up
 // their goroutine (and with it its stack). Their sockets wait in an epoll
 // set of the parker's own; when one turns readable (bytes, EOF or an error)
 // the parker takes it out and the pool gives it a goroutine again. The
@@ -173,7 +173,7 @@ func (pk *parker) tick() {
 	}
 	pk.mu.Unlock()
 	for _, cl := range expired {
-		cl.nc.Close()
+		cl.closeConn()
 		pk.p.stats.clientErr.Add(1) // as an idle timeout of a client with a goroutine
 		pk.p.forget(cl)
 	}
@@ -200,7 +200,7 @@ func (pk *parker) close() {
 	pk.closed = true
 	for fd, cl := range pk.byFD {
 		pk.take(fd)
-		cl.nc.Close()
+		cl.closeConn()
 	}
 	pk.mu.Unlock()
 	pk.file.Close()

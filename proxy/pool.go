@@ -348,7 +348,7 @@ func (p *pool) resume(cl *client) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		cl.nc.Close()
+		cl.closeConn()
 		return
 	}
 	p.wg.Add(1)
@@ -382,7 +382,7 @@ func (p *pool) close() {
 		p.ln.Close()
 	}
 	for cl := range p.clients {
-		cl.nc.Close()
+		cl.closeConn()
 	}
 	p.mu.Unlock()
 	if p.park != nil {

@@ -71,7 +71,7 @@ func (px *Proxy) Start() error {
 		if p.cfg.Preconnect {
 			p.preconnect()
 		}
-		if p.tls == nil && p.parkAfter > 0 {
+		if p.parkAfter > 0 {
 			if p.park = newParker(p); p.park != nil {
 				p.wg.Add(1)
 				go p.park.run()

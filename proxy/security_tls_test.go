@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -308,9 +309,9 @@ func TestIdleClientsHoldNoBuffer(t *testing.T) {
 	}
 }
 
-// TestTLSIdleClients checks TLS clients past client_park_after: they cannot
-// park, and are counted as idle instead; they still answer their next
-// request, and the idle timeout still counts from their last one.
+// TestTLSIdleClients checks TLS clients past client_park_after: they park
+// (Linux) and answer their next request, whole or split across records,
+// and the idle timeout still closes them, counted from their last request.
 func TestTLSIdleClients(t *testing.T) {
 	pki := newSecPKI(t, "proxy")
 	backends := startRedisBackends(t, 2)
@@ -327,23 +328,42 @@ func TestTLSIdleClients(t *testing.T) {
 		nc.SetDeadline(time.Now().Add(10 * time.Second))
 		return &respConn{tb: t, nc: nc, r: bufio.NewReader(nc)}
 	}
+	parks := runtime.GOOS == "linux"
 	busy, idle := dial(), dial()
 	if got := idle.do("PING"); got != "+PONG\r\n" {
 		t.Fatalf("PING: %q", got)
 	}
 	lastReply := time.Now()
-	// busy stays past client_park_after three times over, then speaks.
-	for i := range 3 {
-		time.Sleep(150 * time.Millisecond)
-		if got := busy.do("SET", "tls:idle", strconv.Itoa(i)); got != "+OK\r\n" {
-			t.Fatalf("SET after %d idle spells: %q", i+1, got)
+	if got := busy.do("PING"); got != "+PONG\r\n" {
+		t.Fatalf("PING: %q", got)
+	}
+	// busy goes idle (parks) three times, and speaks again each time:
+	// whole, in two records, and with a pipeline.
+	for i, send := range [][]string{
+		{"*3\r\n$3\r\nSET\r\n$8\r\ntls:idle\r\n$1\r\n0\r\n"},
+		{"*3\r\n$3\r\nSET\r\n$8\r\ntls:i", "dle\r\n$1\r\n1\r\n"},
+		{"*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$8\r\ntls:idle\r\n$1\r\n2\r\n"},
+	} {
+		if parks {
+			waitStat(t, px, "client_parked", 2)
+		} else {
+			time.Sleep(150 * time.Millisecond)
+		}
+		for _, part := range send {
+			io.WriteString(busy.nc, part)
+			time.Sleep(10 * time.Millisecond)
+		}
+		if i == 2 {
+			if got := busy.read(); got != "+PONG\r\n" {
+				t.Fatalf("pipelined PING after parking: %q", got)
+			}
+		}
+		if got := busy.read(); got != "+OK\r\n" {
+			t.Fatalf("SET %d after parking: %q", i, got)
 		}
 	}
-	if got := poolStat(t, px, "client_parked"); got != 0 {
-		t.Fatalf("client_parked %d: TLS clients cannot park", got)
-	}
 	// idle hears nothing more and is closed by the idle timeout, counted
-	// from its last request, not from when it was counted as idle.
+	// from its last request, not from when it parked.
 	idle.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := idle.r.ReadByte(); err == nil {
 		t.Fatal("idle TLS client got bytes instead of being closed")
