@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -374,4 +375,48 @@ func TestTLSIdleClients(t *testing.T) {
 	if got := busy.do("GET", "tls:idle"); got != "$1\r\n2\r\n" {
 		t.Fatalf("GET: %q", got)
 	}
+
+	// A record cut in two by a pause past client_park_after: the client
+	// parks holding half a record inside crypto/tls, and the second half
+	// wakes it.
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	halves := &halvingConn{Conn: raw, pause: 200 * time.Millisecond}
+	tc := tls.Client(halves, pki.clientConfig(false))
+	t.Cleanup(func() { tc.Close() })
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	halves.armed.Store(true)
+	split := &respConn{tb: t, nc: tc, r: bufio.NewReader(tc)}
+	if got := split.do("GET", "tls:idle"); got != "$1\r\n2\r\n" {
+		t.Fatalf("GET in a record cut in two: %q", got)
+	}
+	if got := split.do("PING"); got != "+PONG\r\n" {
+		t.Fatalf("PING in a record cut in two: %q", got)
+	}
+}
+
+// halvingConn writes each buffer in two halves with a pause between them,
+// once armed.
+type halvingConn struct {
+	net.Conn
+	pause time.Duration
+	armed atomic.Bool
+}
+
+func (h *halvingConn) Write(b []byte) (int, error) {
+	if !h.armed.Load() || len(b) < 2 {
+		return h.Conn.Write(b)
+	}
+	n, err := h.Conn.Write(b[:len(b)/2])
+	if err != nil {
+		return n, err
+	}
+	time.Sleep(h.pause)
+	m, err := h.Conn.Write(b[len(b)/2:])
+	return n + m, err
 }
