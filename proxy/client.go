@@ -147,23 +147,25 @@ func (cl *client) read() (int, error) {
 
 // rawRead is the poller callback of read: it returns false to wait.
 func (cl *client) rawRead(fd uintptr) bool {
+	// A batch taken here is counted (client_buffered) only once it stays:
+	// most reads of an idle client find nothing and give it back.
 	fresh := cl.bt == nil
 	if fresh {
-		cl.takeBatch()
-	}
-	if !cl.grow() {
-		cl.err = errTooLarge
-		return true
+		cl.bt = getBatch()
 	}
 	bt := cl.bt
-	for {
+	if !cl.grow() {
+		cl.err = errTooLarge
+	} else {
 		n, err := pools.RawRead(fd, bt.in[len(bt.in):cap(bt.in)])
+		for err == syscall.EINTR {
+			n, err = pools.RawRead(fd, bt.in[len(bt.in):cap(bt.in)])
+		}
 		switch {
-		case err == syscall.EINTR:
-			continue
 		case err == syscall.EAGAIN:
 			if fresh {
-				cl.dropBatch()
+				cl.bt = nil
+				bt.release()
 			}
 			return false
 		case err != 0:
@@ -174,8 +176,11 @@ func (cl *client) rawRead(fd uintptr) bool {
 			bt.in = bt.in[:len(bt.in)+n]
 			cl.n = n
 		}
-		return true
 	}
+	if fresh {
+		cl.p.stats.clientBuffered.Add(1)
+	}
+	return true
 }
 
 // grow makes room in the read buffer, up to the request size limit.
@@ -218,35 +223,23 @@ func (cl *client) serve() (parked bool) {
 		cl.nc.Close()
 	}()
 	proto := cl.p.proto
-	idle := cl.p.idleTimeout
-	// After client_park_after of silence a client parks (Linux). Where it
-	// cannot, a TLS client is still counted as idle, so that what idle
-	// clients freed goes back to the system (see trimmer).
-	parkAfter := cl.p.parkAfter
-	canPark := cl.fd >= 0 && cl.p.park != nil
-	if !canPark && cl.raw != nil {
-		parkAfter = 0
+	// After client_park_after of silence a client parks (Linux).
+	idle, parkAfter := cl.p.idleTimeout, time.Duration(0)
+	if cl.fd >= 0 && cl.p.park != nil {
+		parkAfter = cl.p.parkAfter
 	}
 	wait := idle // the read deadline's distance
 	if parkAfter > 0 && (idle == 0 || parkAfter < idle) {
 		wait = parkAfter
 	}
-	fresh := true  // a new wait for a request begins
-	noted := false // counted as idle during this wait (TLS)
+	fresh := true // a new wait for a request begins
 	for {
 		if wait > 0 {
 			now := time.Now()
 			if fresh {
 				cl.waitStart = now
 			}
-			if noted {
-				// Only the idle timeout is left, counted from when
-				// the wait began.
-				if idle > 0 && cl.rdl.IsZero() {
-					cl.rdl = cl.waitStart.Add(idle)
-					cl.nc.SetReadDeadline(cl.rdl)
-				}
-			} else if next, ok := nextDeadlineAt(now, cl.rdl, wait); ok {
+			if next, ok := nextDeadlineAt(now, cl.rdl, wait); ok {
 				cl.rdl = next
 				cl.nc.SetReadDeadline(next)
 			}
@@ -258,13 +251,6 @@ func (cl *client) serve() (parked bool) {
 			switch {
 			case idle > 0 && waited >= idle-deadlineSlack(idle):
 				// An idle timeout: counted and closed below.
-			case parkAfter > 0 && waited >= parkAfter-deadlineSlack(parkAfter) && cl.bt == nil && !canPark:
-				noted, cl.rdl, fresh = true, time.Time{}, false
-				if idle == 0 {
-					cl.nc.SetReadDeadline(time.Time{})
-				}
-				memTrim.wentIdle(cl.p.log)
-				continue
 			case parkAfter > 0 && waited >= parkAfter-deadlineSlack(parkAfter) && cl.bt == nil:
 				cl.idleSince, cl.rdl = cl.waitStart, time.Time{}
 				if cl.p.park.park(cl) {
@@ -277,9 +263,6 @@ func (cl *client) serve() (parked bool) {
 				cl.rdl, fresh = time.Time{}, false
 				continue
 			}
-		}
-		if noted {
-			noted, cl.rdl = false, time.Time{}
 		}
 		if err == errTooLarge {
 			cl.nc.Write(proto.tooLarge(nil))

@@ -383,7 +383,12 @@ func TestTLSIdleClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	halves := &halvingConn{Conn: raw, pause: 200 * time.Millisecond}
+	// Between the halves, busy and this client are parked.
+	pause := func() { time.Sleep(200 * time.Millisecond) }
+	if parks {
+		pause = func() { waitStat(t, px, "client_parked", 2) }
+	}
+	halves := &halvingConn{Conn: raw, pause: pause}
 	tc := tls.Client(halves, pki.clientConfig(false))
 	t.Cleanup(func() { tc.Close() })
 	tc.SetDeadline(time.Now().Add(10 * time.Second))
@@ -400,11 +405,11 @@ func TestTLSIdleClients(t *testing.T) {
 	}
 }
 
-// halvingConn writes each buffer in two halves with a pause between them,
-// once armed.
+// halvingConn writes each buffer in two halves and calls pause between
+// them, once armed.
 type halvingConn struct {
 	net.Conn
-	pause time.Duration
+	pause func()
 	armed atomic.Bool
 }
 
@@ -416,7 +421,7 @@ func (h *halvingConn) Write(b []byte) (int, error) {
 	if err != nil {
 		return n, err
 	}
-	time.Sleep(h.pause)
+	h.pause()
 	m, err := h.Conn.Write(b[len(b)/2:])
 	return n + m, err
 }

@@ -7,11 +7,11 @@ import (
 	"time"
 )
 
-// trimmer gives memory that idle clients freed back to the system: the
-// stacks of parked clients' goroutines, the buffers and handshake garbage
-// of TLS clients. Go returns freed memory to the system only slowly, and
-// a stack only shrinks in a garbage collection, so without it a proxy that
-// once had many busy clients would keep their memory while they sleep.
+// trimmer gives memory that parked clients freed back to the system: the
+// stacks of their goroutines, and what TLS clients left from their
+// handshakes. Go returns freed memory to the system only slowly, so
+// without it a proxy that once had many busy clients would keep their
+// memory while they sleep.
 // A trim costs a full garbage collection: it runs once trimAfterIdle
 // clients have gone idle since the last one, and at most once a second.
 type trimmer struct {
@@ -24,12 +24,11 @@ type trimmer struct {
 // memTrim is the process's trimmer: memory is the process's, not a pool's.
 var memTrim trimmer
 
-// trimAfterIdle is how many clients must go idle before a trim.
+// trimAfterIdle is how many clients must park before a trim.
 const trimAfterIdle = 1000
 
-// wentIdle records that a client went idle (parked, or a TLS client
-// silent for client_park_after), and schedules a trim when enough have;
-// log tells of the trim.
+// wentIdle records that a client parked, and schedules a trim when enough
+// have; log tells of the trim.
 func (t *trimmer) wentIdle(log *slog.Logger) {
 	t.mu.Lock()
 	t.idle++
