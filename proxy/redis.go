@@ -85,40 +85,13 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 	case r.auth != "" && !cl.authed && cmd.name != "AUTH" && cmd.name != "HELLO" && cmd.name != "QUIT":
 		errorReply(bt, "NOAUTH Authentication required.")
 		return n, false
-	case len(args) < cmd.minArgs:
+	case !cmd.arityOK(len(args)):
 		errorReply(bt, wrongArgs(args[0]))
 		return n, false
 	}
 	switch cmd.kind {
-	case kindSingle:
-		r.forward(cl, bt, cmd, args[cmd.keyAt:cmd.keyAt+1], 1, frame)
-	case kindSameServer:
-		last := cmd.lastKey
-		if last < 0 {
-			last += len(args)
-		}
-		if last < cmd.keyAt || (last-cmd.keyAt)%cmd.step != 0 {
-			errorReply(bt, wrongArgs(args[0]))
-			return n, false
-		}
-		r.forward(cl, bt, cmd, args[cmd.keyAt:last+1], cmd.step, frame)
-	case kindNumkeys:
-		keys, ok := numkeys(args, cmd)
-		if !ok {
-			errorReply(bt, "ERR numkeys is not a valid count of the keys that follow")
-			return n, false
-		}
-		if len(keys) == 0 {
-			errorReply(bt, fmt.Sprintf("ERR '%s' without keys cannot be routed by the proxy", strings.ToLower(cmd.name)))
-			return n, false
-		}
-		r.forward(cl, bt, cmd, keys, 1, frame)
-	case kindSplit:
-		if (len(args)-1)%cmd.step != 0 {
-			errorReply(bt, wrongArgs(args[0]))
-			return n, false
-		}
-		r.split(cl, bt, cmd, args, frame)
+	case kindSingle, kindSameServer, kindSplit:
+		r.route(cl, bt, cmd, args, frame)
 	case kindLocal:
 		return n, r.local(cl, bt, cmd, args)
 	default:
@@ -127,13 +100,24 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 	return n, false
 }
 
-// numkeys returns the keys of a command that counts them (EVAL, ZUNION ...).
-func numkeys(args [][]byte, cmd *command) ([][]byte, bool) {
-	nk, ok := parseCount(args[cmd.numkeysAt])
-	if !ok || cmd.keyAt+nk > len(args) {
-		return nil, false
+// route forwards a request by its keys: whole to the server of all its keys,
+// or split per server (kindSplit).
+func (r *redisProto) route(cl *client, bt *batch, cmd *command, args [][]byte, frame []byte) {
+	keys, err := cmd.keys(bt.keys[:0], args)
+	switch {
+	case err == keysArity:
+		errorReply(bt, wrongArgs(args[0]))
+	case err == keysNumkeys:
+		errorReply(bt, "ERR numkeys is not a valid count of the keys that follow")
+	case err == keysNone:
+		errorReply(bt, fmt.Sprintf("ERR '%s' without keys cannot be routed by the proxy", strings.ToLower(cmd.name)))
+	case cmd.kind == kindSplit:
+		r.split(cl, bt, cmd, args, frame)
+	default:
+		r.forward(cl, bt, cmd, keys, frame)
 	}
-	return args[cmd.keyAt : cmd.keyAt+nk], true
+	clear(keys)
+	bt.keys = keys[:0]
 }
 
 // parseCount parses a small non-negative decimal.
@@ -152,12 +136,12 @@ func parseCount(b []byte) (int, bool) {
 }
 
 // forward sends the whole frame to the server of keys[0], after checking
-// that every key (keys[0], keys[step], ...) lives there too.
-func (r *redisProto) forward(cl *client, bt *batch, cmd *command, keys [][]byte, step int, frame []byte) {
+// that every key lives there too.
+func (r *redisProto) forward(cl *client, bt *batch, cmd *command, keys [][]byte, frame []byte) {
 	rg := r.p.ring.Load()
 	i := rg.place.Pick(keys[0])
-	for k := step; k < len(keys); k += step {
-		if rg.place.Pick(keys[k]) != i {
+	for _, k := range keys[1:] {
+		if rg.place.Pick(k) != i {
 			errorReply(bt, fmt.Sprintf("ERR the keys of '%s' live on different servers: the proxy cannot serve it (put the keys under one hash tag)", strings.ToLower(cmd.name)))
 			return
 		}

@@ -1,0 +1,71 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestWrongArityAnswersAsRedis sends every command a real redis-server knows
+// with one argument too few, and those of a fixed arity with one too many,
+// to the proxy and to the server: wherever the proxy serves the command
+// (forwarded or answered itself) its reply is the server's own
+// "-ERR wrong number of arguments for '<cmd>' command" (not a complaint
+// about its keys), and the connection stays open.
+func TestWrongArityAnswersAsRedis(t *testing.T) {
+	f := newRedisFixture(t, 2, redisPool{hashTag: "{}"})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	info, err := newGoRedis(t, f.backends[0].Addr).Command(ctx).Result()
+	if err != nil {
+		t.Fatalf("COMMAND: %v", err)
+	}
+	names := make([]string, 0, len(info))
+	for name := range info {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	px := dialRESP(t, f.addr)
+	direct := dialRESP(t, f.backends[0].Addr)
+	request := func(name string, n int) []string {
+		req := []string{name}
+		for i := 1; i < n; i++ {
+			req = append(req, fmt.Sprintf("arg%x", uint32(i)*2654435761)) // keys on different servers, likely
+		}
+		return req
+	}
+	checked := 0
+	for _, name := range names {
+		arity := int(info[name].Arity)
+		var reqs [][]string
+		if arity >= 2 || arity <= -2 {
+			reqs = append(reqs, request(name, max(arity, -arity)-1))
+		}
+		if arity > 0 {
+			reqs = append(reqs, request(name, arity+1))
+		}
+		for _, req := range reqs {
+			got := px.do(req...)
+			if strings.Contains(got, "is not supported by the proxy") || strings.HasPrefix(got, "-ERR unknown command") {
+				continue
+			}
+			want := direct.do(req...)
+			if !strings.HasPrefix(want, "-ERR wrong number of arguments") {
+				t.Errorf("%q: the server answers %q", req, want)
+			}
+			if got != want {
+				t.Errorf("%q: the proxy answers %q, the server %q", req, got, want)
+			}
+			if pong := px.do("PING"); pong != "+PONG\r\n" {
+				t.Fatalf("%q: then PING answers %q", req, pong)
+			}
+			checked++
+		}
+	}
+	if checked < 200 {
+		t.Errorf("only %d requests checked", checked)
+	}
+}
