@@ -57,6 +57,20 @@ type Pool struct {
 	RedisUsername      string        // ACL user for the servers' AUTH; "" sends AUTH password only
 	TLS                ClientTLS     // TLS to clients; zero = plain
 	ServerTLS          ServerTLS     // TLS to servers
+
+	line  int            // line of the pool's name; 0 when not read from a file
+	lines map[string]int // key -> line where the file gives it
+}
+
+// Line returns the line where the file gives key, else the line of the
+// pool's name, so that errors found after parsing (a listen host that does
+// not resolve, say) can name it too. It is 0 for a Pool not read from a
+// file.
+func (p *Pool) Line(key string) int {
+	if line, ok := p.lines[key]; ok {
+		return line
+	}
+	return p.line
 }
 
 // Listen is where a pool accepts clients.

@@ -64,6 +64,8 @@ func TestDefaults(t *testing.T) {
 		MaxArgs:            1048576,
 		Servers: []Server{{Network: "tcp", Addr: "127.0.0.1:7001", Host: "127.0.0.1", Port: 7001,
 			Weight: 1, Ident: "127.0.0.1:7001"}},
+		line:  1,
+		lines: map[string]int{"listen": 2, "servers": 3},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)

@@ -90,7 +90,28 @@
 //	                        not with server_tls_ca_file              (false)
 //
 // The server_tls_* keys need server_tls: true. Certificate files are read
-// when the proxy starts, not here.
+// when the proxy starts and by shardproxy -t, not here.
+//
+// # What shardproxy -t checks beyond this package
+//
+// Parse needs no network and touches no file but its own. shardproxy -t
+// then runs proxy.Check, which finds every error a start would meet,
+// through the same code: it reads the certificate files, resolves each TCP
+// listen host (a lookup limited to 5 seconds) and binds it on a port the
+// system picks, so an address of another machine is refused, and applies
+// the unix listen path rule. The one error it cannot see is a TCP port
+// held by another process: during a restart the running proxy holds it.
+//
+// The unix listen path rule: nothing at the path, or a stale socket (one
+// that refuses connections, left by a process that ended without removing
+// it), which is removed. A socket another process accepts on and any file
+// that is not a socket (a regular file, a directory, a symbolic link) are
+// errors naming the pool, the path and why.
+//
+// Server host names are not resolved, by -t or at start: a server is
+// dialled, and its name resolved, on every connect, so a name that does not
+// resolve yet only fails its requests. nutcracker -t also accepts it, and
+// nutcracker starts with it.
 //
 // # Where nutcracker and this package differ, on purpose
 //
@@ -99,9 +120,16 @@
 // an empty name or host, and hosts with a colon that are not IPv6 addresses.
 // Values nutcracker rejects for no good reason are accepted: YAML flow style
 // ({...} and [...]), document markers (---), [ipv6]:port addresses, and the
-// jump distribution with its slots key. Host names are not resolved here;
-// nutcracker resolves a listen host name while reading the file. A value
-// written as ~ or null is an error here, where nutcracker takes it as text.
+// jump distribution with its slots key. A value written as ~ or null is an
+// error here, where nutcracker takes it as text.
+//
+// Host names are not resolved here, but shardproxy -t resolves listen host
+// names, as nutcracker -t does: both refuse one that does not resolve.
+// Where shardproxy -t refuses a file nutcracker -t accepts, nutcracker
+// fails or does harm at start: a listen address of another machine (its
+// start fails), a unix listen path where another process listens
+// (nutcracker removes the other process's socket and takes the path), and
+// a unix listen path that is not a socket (nutcracker deletes the file).
 //
 // # Adding a key
 //

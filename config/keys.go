@@ -96,6 +96,7 @@ func parsePool(name string, k, body *yaml.Node) (*poolParse, error) {
 	if err := pp.finishPool(); err != nil {
 		return nil, err
 	}
+	pp.pool.line, pp.pool.lines = pp.line, pp.keys
 	return pp, nil
 }
 

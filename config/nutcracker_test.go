@@ -30,9 +30,10 @@ import (
 //   - the extension keys (eject_mode, client_*_timeout, max_*, redis_username,
 //     tls_*, server_tls*): nutcracker refuses unknown keys; we accept these.
 //
-// Not covered here because it needs DNS: nutcracker resolves a listen host
-// name while reading the file and refuses one that does not resolve; we do
-// not resolve names in the parser.
+// Not covered here: what needs a lookup or the file system (a listen host
+// that does not resolve, a unix listen path in use). Parse does neither;
+// shardproxy -t does, through proxy.Check, and TestTestConfLikeStart in
+// cmd/shardproxy compares it with nutcracker -t.
 
 // compatCase is one configuration given to both nutcracker and Parse.
 type compatCase struct {

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -184,70 +182,6 @@ func (p *pool) route(key []byte) *pools.Server {
 	return r.servers[i]
 }
 
-// listen opens the pool's listener, speaking TLS when the pool has
-// tls_cert_file.
-func (p *pool) listen() error {
-	l := p.cfg.Listen
-	var ln net.Listener
-	var err error
-	if l.Network == "unix" {
-		ln, err = listenUnix(l.Addr, l.Perm)
-	} else {
-		ln, err = net.Listen(l.Network, l.Addr)
-	}
-	if err != nil {
-		return fmt.Errorf("pool %q: listen %s: %w", p.cfg.Name, l.Addr, err)
-	}
-	if p.tls != nil {
-		ln = tls.NewListener(ln, p.tls)
-	}
-	p.ln = ln
-	return nil
-}
-
-// listenUnix listens on the unix socket path with permissions perm (0
-// keeps the umask's). With perm the socket is made in a private directory
-// next to path, given its permissions there, and renamed into place: no
-// client can connect while it still has the default permissions.
-func listenUnix(path string, perm os.FileMode) (net.Listener, error) {
-	if perm == 0 {
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, err
-		}
-		return net.Listen("unix", path)
-	}
-	dir, err := os.MkdirTemp(filepath.Dir(path), ".shardproxy-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	tmp := filepath.Join(dir, "s")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
-	if err != nil {
-		return nil, err
-	}
-	ln.SetUnlinkOnClose(false) // the pool removes path when it closes
-	if err := os.Chmod(tmp, perm); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	return &movedListener{Listener: ln, addr: &net.UnixAddr{Name: path, Net: "unix"}}, nil
-}
-
-// movedListener is a listener whose socket was renamed: Addr reports where
-// it is now.
-type movedListener struct {
-	net.Listener
-	addr net.Addr
-}
-
-// Addr returns the socket's current path.
-func (l *movedListener) Addr() net.Addr { return l.addr }
-
 // preconnect dials every server connection (preconnect: true). Failures
 // are logged, not fatal, as in nutcracker.
 func (p *pool) preconnect() {
@@ -392,7 +326,4 @@ func (p *pool) close() {
 		s.Close()
 	}
 	p.wg.Wait()
-	if p.cfg.Listen.Network == "unix" {
-		os.Remove(p.cfg.Listen.Addr)
-	}
 }

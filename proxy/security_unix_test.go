@@ -11,19 +11,19 @@ import (
 
 // TestUnixSocketListen checks "listen: /path/x.sock perms": the socket has
 // exactly those permissions from the moment it appears, serves requests,
-// replaces a stale file, leaves nothing else behind, and is removed on
-// Close.
+// replaces a stale socket, leaves nothing else behind, and is removed on
+// Close. (A path that is not a stale socket is refused: listen_test.go.)
 func TestUnixSocketListen(t *testing.T) {
 	backends := startRedisBackends(t, 2)
 	tests := []struct {
 		name  string
 		perm  string // "" for none
 		want  os.FileMode
-		stale bool // a file is already at the path
+		stale bool // a stale socket is already at the path
 	}{
 		{"0600", "0600", 0o600, false},
 		{"0660", "0660", 0o660, false},
-		{"0666 over a stale file", "0666", 0o666, true},
+		{"0666 over a stale socket", "0666", 0o666, true},
 		{"no permissions", "", 0, true},
 	}
 	for _, tc := range tests {
@@ -31,9 +31,7 @@ func TestUnixSocketListen(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "x.sock")
 			if tc.stale {
-				if err := os.WriteFile(path, []byte("stale"), 0o644); err != nil {
-					t.Fatal(err)
-				}
+				staleSocket(t, path)
 			}
 			listen := path
 			if tc.perm != "" {

@@ -104,6 +104,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load(o.confFile)
 	if o.testConf {
+		if err == nil {
+			err = proxy.Check(cfg) // what start would meet: listen hosts and paths, certificate files
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "shardproxy: configuration file '%s' syntax is invalid: %v\n", o.confFile, err)
 			return 1

@@ -1,0 +1,144 @@
+package proxy_test
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/internal/testservers"
+	"github.com/shardproxy/shardproxy/proxy"
+)
+
+// TestCheckAgreesWithStart gives the same file to Check (what shardproxy -t
+// runs) and to New and Start: Check must refuse what Start refuses, naming
+// the same pool, key and line, and accept what Start accepts, leaving the
+// directory of a unix listen path as it was. Host names are under .invalid,
+// which never resolves, or localhost, which resolves without a network.
+func TestCheckAgreesWithStart(t *testing.T) {
+	backends := startRedisBackends(t, 1)
+	pki := newSecPKI(t, "check")
+	notPEM := filepath.Join(t.TempDir(), "not.pem")
+	writeFile(t, notPEM, "not a certificate")
+	tcp := func(host string) func(*testing.T, string) string {
+		return func(t *testing.T, _ string) string {
+			return net.JoinHostPort(host, strconv.Itoa(testservers.FreePort(t, "127.0.0.1")))
+		}
+	}
+	unix := func(prepare func(t *testing.T, path string)) func(*testing.T, string) string {
+		return func(t *testing.T, dir string) string {
+			path := filepath.Join(dir, "s.sock")
+			if prepare != nil {
+				prepare(t, path)
+			}
+			return path
+		}
+	}
+	tests := []struct {
+		name    string
+		listen  func(t *testing.T, dir string) string
+		extra   []string
+		servers []string // server lines; nil for the backend
+		want    string   // what both errors contain; "" when both accept
+	}{
+		{"loopback address", tcp("127.0.0.1"), nil, nil, ""},
+		{"localhost", tcp("localhost"), nil, nil, ""},
+		{"listen host does not resolve", tcp("nosuch.invalid"), nil, nil,
+			`pool "sec": key "listen": host "nosuch.invalid" of nosuch.invalid:`},
+		{"listen address of another machine", tcp("192.0.2.1"), nil, nil, `pool "sec": key "listen": `},
+		{"server host does not resolve", tcp("127.0.0.1"), nil, []string{"nosuch.invalid:6379:1"}, ""},
+		{"unix path free", unix(nil), nil, nil, ""},
+		{"unix stale socket", unix(staleSocket), nil, nil, ""},
+		{"unix path in use", unix(func(t *testing.T, path string) {
+			testservers.Redis(t, "--unixsocket", path, "--unixsocketperm", "700")
+		}), nil, nil, "another process is listening on it (line 2)"},
+		{"unix path is a file", unix(func(t *testing.T, path string) { writeFile(t, path, "x") }), nil, nil,
+			"is not a socket but a regular file: remove it or choose another path (line 2)"},
+		{"unix directory missing", func(t *testing.T, dir string) string {
+			return filepath.Join(dir, "missing", "s.sock")
+		}, nil, nil, `pool "sec": key "listen": `},
+		{"unix path too long", func(t *testing.T, dir string) string {
+			return filepath.Join(dir, strings.Repeat("d", 120)+".sock")
+		}, nil, nil, `pool "sec": key "listen": `},
+		{"certificate", tcp("127.0.0.1"), []string{"tls_cert_file: " + pki.ServerCert, "tls_key_file: " + pki.ServerKey}, nil, ""},
+		{"certificate file missing", tcp("127.0.0.1"),
+			[]string{"tls_cert_file: /nonexistent/cert.pem", "tls_key_file: " + pki.ServerKey}, nil,
+			`pool "sec": key "tls_cert_file": open /nonexistent/cert.pem`},
+		{"client CA not PEM", tcp("127.0.0.1"),
+			[]string{"tls_cert_file: " + pki.ServerCert, "tls_key_file: " + pki.ServerKey, "tls_client_ca_file: " + notPEM},
+			nil, `pool "sec": key "tls_client_ca_file": ` + notPEM + `: no PEM certificate`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			listen := tc.listen(t, dir)
+			yaml := secPool(listen, backends, tc.extra...)
+			if tc.servers != nil {
+				yaml = strings.Replace(yaml, backends[0].Addr+":1", tc.servers[0], 1)
+			}
+			cfg, err := config.Parse([]byte(yaml))
+			if err != nil {
+				t.Fatalf("config: %v\n%s", err, yaml)
+			}
+			before := dirEntries(t, dir)
+			checkErr := proxy.Check(cfg)
+			if after := dirEntries(t, dir); !slices.Equal(before, after) {
+				t.Errorf("Check changed %s: %v, then %v", dir, before, after)
+			}
+			startErr := startErr(t, yaml)
+			if tc.want == "" {
+				if checkErr != nil || startErr != nil {
+					t.Fatalf("Check: %v; Start: %v; want both to accept", checkErr, startErr)
+				}
+				return
+			}
+			if checkErr == nil || startErr == nil {
+				t.Fatalf("Check: %v; Start: %v; want both to refuse with %q", checkErr, startErr, tc.want)
+			}
+			for _, err := range []error{checkErr, startErr} {
+				if !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("error %q does not contain %q", err, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// TestCheckAcceptsPortInUse: a TCP port another process holds is the one
+// thing Start refuses and Check accepts, since during a restart the running
+// proxy holds the port the new configuration is checked for.
+func TestCheckAcceptsPortInUse(t *testing.T) {
+	backends := startRedisBackends(t, 1)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	yaml := secPool(ln.Addr().String(), backends)
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proxy.Check(cfg); err != nil {
+		t.Errorf("Check: %v; want nil", err)
+	}
+	wantErr(t, startErr(t, yaml), `pool "sec": key "listen": `, "address already in use", "(line 2)")
+}
+
+// dirEntries lists the names in dir.
+func dirEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}

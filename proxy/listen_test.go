@@ -1,0 +1,219 @@
+package proxy_test
+
+import (
+	"bufio"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/internal/testservers"
+	"github.com/shardproxy/shardproxy/proxy"
+)
+
+// listenPerms are the two ways a unix listen is opened: straight at the
+// path, and made elsewhere with its permissions and moved into place.
+var listenPerms = []string{"", "0600"}
+
+// unixListen is the listen value of path with perm ("" for none).
+func unixListen(path, perm string) string {
+	if perm == "" {
+		return path
+	}
+	return path + " " + perm
+}
+
+// startErr builds and starts a proxy from yaml and returns the error of New
+// or Start; a proxy that starts is closed at once.
+func startErr(t *testing.T, yaml string) error {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, yaml)
+	}
+	px, err := proxy.New(cfg, proxy.Options{})
+	if err != nil {
+		return err
+	}
+	if err := px.Start(); err != nil {
+		return err
+	}
+	return px.Close()
+}
+
+// pingUnix sends PING over the unix socket at path and returns the reply.
+func pingUnix(t *testing.T, path string) string {
+	t.Helper()
+	nc, err := net.DialTimeout("unix", path, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", path, err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	rc := &respConn{tb: t, nc: nc, r: bufio.NewReader(nc)}
+	return rc.do("PING")
+}
+
+// wantErr checks that err is not nil and contains every part.
+func wantErr(t *testing.T, err error, parts ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error; want one containing %q", parts)
+	}
+	for _, p := range parts {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("error %q does not contain %q", err, p)
+		}
+	}
+}
+
+// TestUnixListenRefusesPathInUse starts a real process listening on a unix
+// path, then a pool with that listen path: the pool must not start, the
+// error must say why, and the other process must still answer at the path.
+func TestUnixListenRefusesPathInUse(t *testing.T) {
+	backends := startRedisBackends(t, 1)
+	holders := []struct {
+		name  string
+		start func(t *testing.T, path string)
+	}{
+		{"redis-server", func(t *testing.T, path string) {
+			testservers.Redis(t, "--unixsocket", path, "--unixsocketperm", "700")
+		}},
+		{"shardproxy", func(t *testing.T, path string) {
+			startProxy(t, secPool(path, backends))
+		}},
+	}
+	for _, h := range holders {
+		for _, perm := range listenPerms {
+			t.Run(h.name+" perm "+perm, func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "s.sock")
+				h.start(t, path)
+				err := startErr(t, secPool(unixListen(path, perm), backends))
+				wantErr(t, err, `pool "sec"`, `key "listen"`, path, "another process is listening on it")
+				if got := pingUnix(t, path); got != "+PONG\r\n" {
+					t.Errorf("%s at %s answers PING with %q", h.name, path, got)
+				}
+			})
+		}
+	}
+}
+
+// TestUnixListenRefusesNonSocket puts a file that is not a socket at the
+// listen path: the pool must not start and the file must be untouched.
+func TestUnixListenRefusesNonSocket(t *testing.T) {
+	backends := startRedisBackends(t, 1)
+	kinds := []struct {
+		name, what string
+		make       func(t *testing.T, path string)
+		check      func(t *testing.T, path string)
+	}{
+		{"regular file", "a regular file",
+			func(t *testing.T, path string) { writeFile(t, path, "keep me") },
+			func(t *testing.T, path string) {
+				if b, err := os.ReadFile(path); err != nil || string(b) != "keep me" {
+					t.Errorf("file now holds %q, %v; want it untouched", b, err)
+				}
+			}},
+		{"directory", "a directory",
+			func(t *testing.T, path string) {
+				if err := os.Mkdir(path, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				writeFile(t, filepath.Join(path, "inside"), "x")
+			},
+			func(t *testing.T, path string) {
+				if _, err := os.Stat(filepath.Join(path, "inside")); err != nil {
+					t.Errorf("directory changed: %v", err)
+				}
+			}},
+		{"empty directory", "a directory",
+			func(t *testing.T, path string) {
+				if err := os.Mkdir(path, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			},
+			func(t *testing.T, path string) {
+				if fi, err := os.Lstat(path); err != nil || !fi.IsDir() {
+					t.Errorf("directory gone: %v", err)
+				}
+			}},
+		{"symbolic link", "a symbolic link",
+			func(t *testing.T, path string) {
+				target := filepath.Join(filepath.Dir(path), "target")
+				writeFile(t, target, "x")
+				if err := os.Symlink(target, path); err != nil {
+					t.Fatal(err)
+				}
+			},
+			func(t *testing.T, path string) {
+				if fi, err := os.Lstat(path); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+					t.Errorf("link changed: %v, %v", fi, err)
+				}
+			}},
+	}
+	for _, k := range kinds {
+		for _, perm := range listenPerms {
+			t.Run(k.name+" perm "+perm, func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "s.sock")
+				k.make(t, path)
+				err := startErr(t, secPool(unixListen(path, perm), backends))
+				wantErr(t, err, `pool "sec"`, `key "listen"`, path, "is not a socket", k.what)
+				k.check(t, path)
+			})
+		}
+	}
+}
+
+// TestUnixListenReplacesStaleSocket leaves a socket file nobody accepts on
+// (a listener closed without unlinking it): the pool replaces it and serves.
+func TestUnixListenReplacesStaleSocket(t *testing.T) {
+	backends := startRedisBackends(t, 1)
+	for _, perm := range listenPerms {
+		t.Run("perm "+perm, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s.sock")
+			staleSocket(t, path)
+			px := startProxy(t, secPool(unixListen(path, perm), backends))
+			if got := px.Addr(0).String(); got != path {
+				t.Errorf("Addr %q, want %q", got, path)
+			}
+			if got := pingUnix(t, path); got != "+PONG\r\n" {
+				t.Errorf("PING over the socket: %q", got)
+			}
+			fi, err := os.Lstat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if perm != "" && fi.Mode().Perm() != 0o600 {
+				t.Errorf("socket permissions %v, want 0600", fi.Mode().Perm())
+			}
+		})
+	}
+}
+
+// staleSocket leaves a unix socket file at path that nobody accepts on.
+func staleSocket(t *testing.T, path string) {
+	t.Helper()
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	if fi, err := os.Lstat(path); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("stale socket not left at %s: %v", path, err)
+	}
+	if nc, err := net.Dial("unix", path); err == nil {
+		nc.Close()
+		t.Fatalf("stale socket at %s accepts", path)
+	}
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
