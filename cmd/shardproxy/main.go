@@ -10,9 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/proxy"
@@ -77,10 +75,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
+// main runs shardproxy; SIGPIPE is ignored from the first line on, so that
+// no write to a broken stderr pipe ends the process.
 func main() {
+	ignoreSIGPIPE()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run does what the command line asks and returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
@@ -118,13 +120,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "shardproxy: %v\n", err)
 		return 1
 	}
-	log, closeLog, err := newLogger(o, stderr)
+	log, err := newLogger(o.output, o.verbose, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "shardproxy: %v\n", err)
 		return 1
 	}
-	defer closeLog()
-	setThreads(o.threads, log)
+	defer log.Close()
+	sigs := catchSignals(log)
+	defer sigs.Stop()
+	setThreads(o.threads, log.Logger)
 	if path := os.Getenv("SHARDPROXY_CPUPROFILE"); path != "" {
 		stop, err := startCPUProfile(path)
 		if err != nil {
@@ -133,10 +137,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer stop()
 	}
-	return serve(cfg, o, log)
+	return serve(cfg, o, log.Logger, sigs)
 }
 
-func serve(cfg *config.Config, o *options, log *slog.Logger) int {
+// serve runs the proxy until SIGINT or SIGTERM, handling the other signals
+// as they come, and returns the exit code.
+func serve(cfg *config.Config, o *options, log *slog.Logger, sigs *signalLoop) int {
 	popt := proxy.Options{Logger: log}
 	if o.statsPort > 0 {
 		popt.StatsAddr = net.JoinHostPort(o.statsAddr, strconv.Itoa(o.statsPort))
@@ -159,38 +165,13 @@ func serve(cfg *config.Config, o *options, log *slog.Logger) int {
 		defer os.Remove(o.pidFile)
 	}
 	log.Info("shardproxy started", "version", proxy.Version, "conf", o.confFile, "pid", os.Getpid())
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	s := <-sig
+	s := sigs.waitForStop()
 	log.Info("shutting down", "signal", s.String())
-	signal.Stop(sig)
 	if err := px.Close(); err != nil {
 		log.Error("close", "err", err)
 		return 1
 	}
 	return 0
-}
-
-// newLogger logs to the -o file or stderr at the -v level.
-func newLogger(o *options, stderr io.Writer) (*slog.Logger, func(), error) {
-	w, closeFn := stderr, func() {}
-	if o.output != "" {
-		f, err := os.OpenFile(o.output, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return nil, nil, fmt.Errorf("log file: %w", err)
-		}
-		w, closeFn = f, func() { f.Close() }
-	}
-	level := slog.LevelInfo
-	switch {
-	case o.verbose <= 3:
-		level = slog.LevelError
-	case o.verbose == 4:
-		level = slog.LevelWarn
-	case o.verbose >= 7:
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closeFn, nil
 }
 
 const statsDescription = `pool stats:

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// stopSignals and actionSignals are the signals the signal loop receives.
+// As nutcracker's src/nc_signal.c: SIGHUP reopens the log file, SIGTTIN
+// raises the log level, SIGTTOU lowers it, SIGUSR1 and SIGUSR2 are logged
+// and do nothing else (SIGUSR1 is to become reload). SIGINT and SIGTERM
+// stop the proxy.
+//
+// Left out on purpose: SIGQUIT keeps Go's default, exit with every
+// goroutine's stack on stderr, which is what one sends it for (the pid file
+// stays behind, as after a crash). SIGTSTP (^Z) keeps its default and stops
+// the proxy, since whoever types it wants that. SIGKILL and SIGSTOP cannot
+// be caught. SIGPIPE is ignored, not caught: see ignoreSIGPIPE.
+var (
+	stopSignals   = []os.Signal{syscall.SIGINT, syscall.SIGTERM}
+	actionSignals = []os.Signal{syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR1, syscall.SIGUSR2}
+)
+
+// ignoreSIGPIPE makes the kernel ignore SIGPIPE, as nutcracker does. Without
+// it Go's runtime ends the process with SIGPIPE when a write to fd 1 or 2
+// meets a pipe whose reader is gone (`shardproxy 2>&1 | logger`, and logger
+// exits); with it such a write returns EPIPE and slog drops the line.
+// Ignored rather than caught: logging a caught SIGPIPE to a broken stderr
+// would raise the next one, without end.
+func ignoreSIGPIPE() { signal.Ignore(syscall.SIGPIPE) }
+
+// signalLoop receives stopSignals and actionSignals and dispatches each to
+// its action.
+type signalLoop struct {
+	// stop and act are apart because package signal drops what a full
+	// channel cannot take: a burst of SIGTTOU must not cost a SIGTERM.
+	stop, act chan os.Signal
+	log       *logger
+}
+
+// catchSignals starts receiving stopSignals and actionSignals. Call it
+// before starting the proxy, so that a signal during startup waits for the
+// loop instead of taking its default action; call Stop when done.
+func catchSignals(log *logger) *signalLoop {
+	l := &signalLoop{stop: make(chan os.Signal, 1), act: make(chan os.Signal, len(actionSignals)), log: log}
+	signal.Notify(l.stop, stopSignals...)
+	signal.Notify(l.act, actionSignals...)
+	return l
+}
+
+// waitForStop runs the action of each signal received until SIGINT or
+// SIGTERM, which it returns. From then on a second SIGINT or SIGTERM has its
+// default action and ends the process at once, for a stop that hangs; the
+// other signals stay caught, without action, until Stop.
+func (l *signalLoop) waitForStop() os.Signal {
+	for {
+		var s os.Signal
+		select {
+		case s = <-l.stop:
+		case s = <-l.act:
+		}
+		if l.dispatch(s) {
+			signal.Reset(syscall.SIGINT, syscall.SIGTERM)
+			return s
+		}
+	}
+}
+
+// dispatch runs the action for one signal and reports whether the signal
+// asks the proxy to stop. Lines saying what a signal did are logged whatever
+// the log level, as nutcracker does.
+func (l *signalLoop) dispatch(s os.Signal) (stop bool) {
+	switch s {
+	case syscall.SIGINT, syscall.SIGTERM:
+		return true
+	case syscall.SIGHUP:
+		l.reopenLog()
+	case syscall.SIGTTIN:
+		l.stepLevel("SIGTTIN", +1)
+	case syscall.SIGTTOU:
+		l.stepLevel("SIGTTOU", -1)
+	case syscall.SIGUSR1:
+		l.log.notice.Info("SIGUSR1: reload is not supported yet")
+	case syscall.SIGUSR2:
+		l.log.notice.Info("SIGUSR2: no action")
+	default:
+		l.log.notice.Warn("signal without an action", "signal", s.String())
+	}
+	return false
+}
+
+// reopenLog reopens the -o log file, for logrotate: after it renamed the
+// file, new lines go to a new file at the -o path.
+func (l *signalLoop) reopenLog() {
+	out := l.log.out
+	if out.path == "" {
+		l.log.notice.Info("SIGHUP: logging to stderr, no log file to reopen")
+		return
+	}
+	if err := out.Reopen(); err != nil {
+		l.log.notice.Error("SIGHUP: log file not reopened, logging to the old one", "path", out.path, "err", err)
+		return
+	}
+	l.log.notice.Info("SIGHUP: log file reopened", "path", out.path)
+}
+
+// stepLevel moves the log level one step of nutcracker's verbosity: up
+// (more verbose) for step +1, down for -1, within 0..11.
+func (l *signalLoop) stepLevel(name string, step int) {
+	was := l.log.verbosity
+	l.log.setVerbosity(was + step)
+	now, level := l.log.verbosity, l.log.level.Level().String()
+	switch {
+	case now > was:
+		l.log.notice.Info(name+": log level up", "verbosity", now, "min_level", level)
+	case now < was:
+		l.log.notice.Info(name+": log level down", "verbosity", now, "min_level", level)
+	default:
+		l.log.notice.Info(name+": log level unchanged, at the end of its range", "verbosity", now, "min_level", level)
+	}
+}
+
+// Stop stops receiving signals; they get their default actions back.
+func (l *signalLoop) Stop() {
+	signal.Stop(l.stop)
+	signal.Stop(l.act)
+}
