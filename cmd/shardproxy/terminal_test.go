@@ -100,11 +100,11 @@ func TestBackgroundJobOnTerminal(t *testing.T) {
 	conf := writeConf(t, fmt.Sprintf("alpha:\n  listen: %s\n  redis: true\n  servers:\n    - %s:1\n", addr, r.Addr))
 	bin := buildProxy(t)
 	dir := t.TempDir()
-	pidFile, exitFile := filepath.Join(dir, "pid"), filepath.Join(dir, "exit")
-	script := `set -m; stty tostop; "$@" & wait $!; echo $? > "$EXIT_FILE"`
+	pidFile, jobFile, exitFile := filepath.Join(dir, "pid"), filepath.Join(dir, "job"), filepath.Join(dir, "exit")
+	script := `set -m; stty tostop; "$@" & echo $! > "$JOB_FILE"; wait $!; echo $? > "$EXIT_FILE"`
 	cmd := exec.Command(bash, "--norc", "--noprofile", "-c", script, "bash",
 		bin, "-c", conf, "-p", pidFile, "-s", "0", "-v", "7")
-	cmd.Env = append(os.Environ(), "EXIT_FILE="+exitFile)
+	cmd.Env = append(os.Environ(), "JOB_FILE="+jobFile, "EXIT_FILE="+exitFile)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	// bash leads a session whose controlling terminal is the pty.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0, Pdeathsig: syscall.SIGKILL}
@@ -113,7 +113,7 @@ func TestBackgroundJobOnTerminal(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
-	pid := 0
+	pid := 0 // the proxy's, from bash's $!: known even if the proxy never gets far
 	t.Cleanup(func() {
 		if pid > 0 {
 			syscall.Kill(pid, syscall.SIGKILL)
@@ -156,10 +156,14 @@ func TestBackgroundJobOnTerminal(t *testing.T) {
 			}
 		}
 	}
-	waitFor("pid file written", func() bool {
-		b, err := os.ReadFile(pidFile)
+	waitFor("job started", func() bool {
+		b, _ := os.ReadFile(jobFile)
 		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil && pid > 0
+		return pid > 0
+	})
+	waitFor("pid file written", func() bool {
+		b, _ := os.ReadFile(pidFile)
+		return strings.TrimSpace(string(b)) == strconv.Itoa(pid)
 	})
 	waitFor("listening", func() bool { _, err := testservers.Do(addr, "PING"); return err == nil })
 
