@@ -2,6 +2,7 @@ package pools
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,7 +26,8 @@ type Call struct {
 	Reply []byte
 	// Err is set when the call failed; Reply is then empty.
 	Err error
-	// Done is told once, when Reply or Err is set.
+	// Done is told once, when Reply or Err is set and the pool no longer
+	// reads Frame.
 	Done Doner
 	// Sent is when the request arrived; the server's timeout counts from
 	// it. Enqueue sets it to the current time when it is zero and the
@@ -33,6 +35,11 @@ type Call struct {
 	Sent time.Time
 
 	owned []byte // the pooled buffer Reply lies in, given back on Reset
+	// pinned says Frame is queued where it lies, not copied: the writer
+	// reads it until its write has returned. refs then counts what Done
+	// waits for: the reply (or error), and the frame's release.
+	pinned bool
+	refs   atomic.Int32
 }
 
 // Reset prepares a call for reuse, keeping Reply's capacity unless it grew
@@ -53,11 +60,35 @@ func (c *Call) Reset(keep int) {
 	c.Err = nil
 	c.Done = nil
 	c.Sent = time.Time{}
+	c.pinned = false
+	c.refs.Store(0)
 }
+
+// pin marks the call's frame as read where it lies until unpin.
+func (c *Call) pin() {
+	c.pinned = true
+	c.refs.Store(2)
+}
+
+// finish tells Done once the call has its reply or error and, if its frame
+// is pinned, the frame is released too: a client may reuse the frame's
+// buffer as soon as it is told, so it is not told while a write reads it
+// (a server may answer before the whole request is written, as Redis does
+// to a request over its size limit).
+func (c *Call) finish() {
+	if c.pinned && c.refs.Add(-1) > 0 {
+		return
+	}
+	c.Done.CallDone(c)
+}
+
+// unpin releases a pinned frame: its write has returned, or it will never
+// be written.
+func (c *Call) unpin() { c.finish() }
 
 func (c *Call) fail(err error) {
 	c.Err = err
-	c.Done.CallDone(c)
+	c.finish()
 }
 
 // Errors attached to calls. They are wrapped with the server's name and the

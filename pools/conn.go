@@ -25,7 +25,9 @@ type Conn struct {
 	spare   []byte
 	// pieces holds, when a large frame is queued, the queue in order: runs
 	// of out and large frames referenced where they lie (not copied).
-	pieces   [][]byte
+	pieces [][]byte
+	// pins are the calls whose frames are in pieces (see Call.pin).
+	pins     []*Call
 	mark     int           // start of the run of out not yet in pieces
 	wdone    chan struct{} // closed when the writer of nc has returned
 	inflight queue         // calls written or queued, awaiting replies, in order
@@ -58,12 +60,14 @@ func (c *Conn) Enqueue(call *Call) {
 		// not done before its frame is written or the writer has quit.
 		c.pieces = append(c.pieces, c.out[c.mark:len(c.out):len(c.out)], call.Frame)
 		c.mark = len(c.out)
+		call.pin()
+		c.pins = append(c.pins, call)
 	} else {
 		c.out = append(c.out, call.Frame...)
 	}
 	if call.NoReply {
 		c.mu.Unlock()
-		call.Done.CallDone(call)
+		call.finish()
 		return
 	}
 	if s.opt.Timeout > 0 {
@@ -118,6 +122,7 @@ func (c *Conn) writeLoop(nc net.Conn, kick, quit, done chan struct{}) {
 	var w Writer
 	w.Init(nc)
 	var iov [][]byte
+	var pins []*Call
 	for {
 		select {
 		case <-kick:
@@ -134,6 +139,9 @@ func (c *Conn) writeLoop(nc net.Conn, kick, quit, done chan struct{}) {
 			}
 			clear(c.pieces)
 			c.pieces = c.pieces[:0]
+			pins = append(pins[:0], c.pins...)
+			clear(c.pins)
+			c.pins = c.pins[:0]
 			c.mark = 0
 			c.out, c.spare = c.spare[:0], nil
 			c.unwritten = 0
@@ -145,6 +153,11 @@ func (c *Conn) writeLoop(nc net.Conn, kick, quit, done chan struct{}) {
 				err = w.Writev(iov)
 				clear(iov)
 			}
+			// The frames are no longer read: their calls may be done.
+			for _, call := range pins {
+				call.unpin()
+			}
+			clear(pins)
 			c.mu.Lock()
 			if cap(buf) <= 1<<20 {
 				c.spare = buf[:0]
@@ -277,11 +290,17 @@ func (c *Conn) broken(nc net.Conn, err error, fromWriter bool) {
 	c.s.failure(err)
 }
 
-// dropQueue forgets every queued frame. Called with c.mu held.
+// dropQueue forgets every queued frame, releasing the pinned ones (their
+// calls fail; none of them will be written). Called with c.mu held.
 func (c *Conn) dropQueue() {
 	c.out = c.out[:0]
 	clear(c.pieces)
 	c.pieces = c.pieces[:0]
+	for _, call := range c.pins {
+		call.unpin()
+	}
+	clear(c.pins)
+	c.pins = c.pins[:0]
 	c.mark = 0
 	c.unwritten = 0
 }
@@ -321,10 +340,18 @@ func (c *Conn) readLoop(nc net.Conn) {
 		}
 		handoff := r.deliver()
 		if bad != nil {
+			if handoff != nil {
+				handoff.finish()
+			}
 			c.broken(nc, bad, false)
 			return
 		}
-		r.keepRest(handoff)
+		r.keepRest(handoff != nil)
+		if handoff != nil {
+			// Only now, with nothing more read out of the buffer, may
+			// the call that took it be done (and its client reuse it).
+			handoff.finish()
+		}
 	}
 }
 
@@ -381,23 +408,24 @@ func (c *Conn) take(nc net.Conn, r *reader) (mine bool, bad error) {
 	return true, bad
 }
 
-// deliver gives each framed call its reply and tells it it is done. It
-// reports whether a large reply kept the buffer.
-func (r *reader) deliver() (handoff bool) {
+// deliver gives each framed call its reply and tells it it is done, except
+// handoff: the call of a large reply that keeps the buffer it arrived in.
+// The buffer changes owner when that call is told (the reader must then
+// have finished with it), so the caller tells it after keepRest.
+func (r *reader) deliver() (handoff *Call) {
 	for i, call := range r.ready {
+		r.ready[i] = nil
 		a, b := r.spans[2*i], r.spans[2*i+1]
-		if b-a >= handoffSize && len(call.Reply) == 0 && !handoff {
-			// A large reply keeps the buffer it arrived in (given back
-			// to the pool when the call is reset); the reader takes a
-			// fresh one. No copy of the value.
+		if b-a >= handoffSize && len(call.Reply) == 0 && handoff == nil {
+			// The buffer goes back to the pool when the call is reset;
+			// the reader takes a fresh one. No copy of the value.
 			call.Reply = r.buf[a:b:b]
 			call.owned = r.buf
-			handoff = true
-		} else {
-			call.Reply = append(call.Reply, r.buf[a:b]...)
+			handoff = call
+			continue
 		}
-		call.Done.CallDone(call)
-		r.ready[i] = nil
+		call.Reply = append(call.Reply, r.buf[a:b]...)
+		call.finish()
 	}
 	return handoff
 }
