@@ -54,6 +54,7 @@ type Pool struct {
 	ClientParkAfter    time.Duration // park a client idle this long (no goroutine, no buffer); 0 = never
 	MaxRequestSize     int           // bytes of one request (RESP bulk, memcache value up to 128 MB)
 	MaxArgs            int           // RESP arguments of one request; memcache keys of one get
+	ClientOutputLimit  int           // bytes of replies a client has not read yet; 0 = unlimited
 	RedisUsername      string        // ACL user for the servers' AUTH; "" sends AUTH password only
 	TLS                ClientTLS     // TLS to clients; zero = plain
 	ServerTLS          ServerTLS     // TLS to servers

@@ -62,6 +62,7 @@ func TestDefaults(t *testing.T) {
 		ClientParkAfter:    time.Second,
 		MaxRequestSize:     536870912,
 		MaxArgs:            1048576,
+		ClientOutputLimit:  256 << 20,
 		Servers: []Server{{Network: "tcp", Addr: "127.0.0.1:7001", Host: "127.0.0.1", Port: 7001,
 			Weight: 1, Ident: "127.0.0.1:7001"}},
 		line:  1,

@@ -21,6 +21,10 @@ const (
 	DefaultMaxArgs            = 1 << 20
 	DefaultClientWriteTimeout = 30 * time.Second
 	DefaultClientParkAfter    = time.Second
+	// DefaultClientOutputLimit bounds the replies one client has not read
+	// yet (Redis's client-output-buffer-limit, which is unlimited for
+	// normal clients by default).
+	DefaultClientOutputLimit = 256 << 20
 )
 
 // ClientTLS is the TLS a pool's listener speaks to its clients. The zero

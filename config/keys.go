@@ -52,6 +52,7 @@ var poolKeys = []keySpec{
 	{"client_park_after", yaml.ScalarNode, millis(0, func(p *Pool) *time.Duration { return &p.ClientParkAfter })},
 	{"client_write_timeout", yaml.ScalarNode, millis(0, func(p *Pool) *time.Duration { return &p.ClientWriteTimeout })},
 	{"max_request_size", yaml.ScalarNode, count(1, func(p *Pool) *int { return &p.MaxRequestSize })},
+	{"client_output_limit", yaml.ScalarNode, count(0, func(p *Pool) *int { return &p.ClientOutputLimit })},
 	{"max_args", yaml.ScalarNode, count(1, func(p *Pool) *int { return &p.MaxArgs })},
 	{"redis_username", yaml.ScalarNode, text(func(p *Pool, s string) error { p.RedisUsername = s; return nil })},
 	{"tls_cert_file", yaml.ScalarNode, text(func(p *Pool, s string) error { p.TLS.CertFile = s; return nil })},
@@ -79,6 +80,7 @@ func newPool(name string) *Pool {
 		ClientParkAfter:    DefaultClientParkAfter,
 		MaxRequestSize:     DefaultMaxRequestSize,
 		MaxArgs:            DefaultMaxArgs,
+		ClientOutputLimit:  DefaultClientOutputLimit,
 	}
 }
 

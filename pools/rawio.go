@@ -18,6 +18,7 @@ type Writer struct {
 	raw syscall.RawConn // nil: write through nc
 	buf []byte
 	err error
+	try bool // a Try write: stop where the socket is full, do not wait
 	fn  func(fd uintptr) bool
 	// The writev state: the buffers left, and their iovecs.
 	bufs  [][]byte
@@ -48,6 +49,35 @@ func (w *Writer) Writev(bufs [][]byte) error {
 		return err
 	}
 	return w.err
+}
+
+// TryWritev writes what the socket takes now of bufs, without waiting,
+// and shortens bufs' elements by what it wrote. Without a socket (TLS) it
+// writes nothing. The caller queues what is left.
+func (w *Writer) TryWritev(bufs [][]byte) error {
+	if w.raw == nil {
+		return nil
+	}
+	w.try = true
+	err := w.Writev(bufs)
+	w.try = false
+	return err
+}
+
+// TryWrite writes what the socket takes now of b, without waiting, and
+// returns how much that was. Without a socket (TLS) it writes nothing.
+func (w *Writer) TryWrite(b []byte) (int, error) {
+	if w.raw == nil || len(b) == 0 {
+		return 0, nil
+	}
+	w.buf, w.err, w.try = b, nil, true
+	err := w.raw.Write(w.fn)
+	n := len(b) - len(w.buf)
+	w.buf, w.try = nil, false
+	if err != nil {
+		return n, err
+	}
+	return n, w.err
 }
 
 // maxIovecs is how many buffers one writev takes (the system's IOV_MAX).
@@ -86,7 +116,7 @@ func (w *Writer) writev(fd uintptr) bool {
 			}
 		case syscall.EINTR:
 		case syscall.EAGAIN:
-			return false
+			return w.try
 		default:
 			w.err = errno
 			return true
@@ -118,7 +148,7 @@ func (w *Writer) write(fd uintptr) bool {
 			w.buf = w.buf[n:]
 		case syscall.EINTR:
 		case syscall.EAGAIN:
-			return false
+			return w.try
 		default:
 			w.err = errno
 			return true

@@ -27,6 +27,11 @@ type client struct {
 	// pending counts calls not yet done; the last one to finish wakes the
 	// client.
 	pending atomic.Int64
+	// out holds replies the client has not taken yet (see output.go).
+	out output
+	// leaving says the client asked to go (QUIT) or closed its side: the
+	// replies it was sent are still written before the connection closes.
+	leaving bool
 
 	// Per-client protocol state.
 	authed  bool
@@ -217,6 +222,12 @@ func (cl *client) serve() (parked bool) {
 		if parked {
 			return
 		}
+		if cl.pendingOutput() {
+			if !cl.leaving {
+				cl.closeConn()
+			}
+			cl.finishOutput()
+		}
 		if cl.bt != nil {
 			cl.dropBatch()
 		}
@@ -249,6 +260,10 @@ func (cl *client) serve() (parked bool) {
 		if wait > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 			waited := time.Since(cl.waitStart)
 			switch {
+			case cl.pendingOutput():
+				// Not idle while its replies are being written.
+				cl.rdl = time.Time{}
+				continue
 			case idle > 0 && waited >= idle-deadlineSlack(idle):
 				// An idle timeout: counted and closed below.
 			case parkAfter > 0 && waited >= parkAfter-deadlineSlack(parkAfter) && cl.bt == nil:
@@ -265,10 +280,14 @@ func (cl *client) serve() (parked bool) {
 			}
 		}
 		if err == errTooLarge {
-			cl.nc.Write(proto.tooLarge(nil))
+			cl.leaving = cl.send(proto.tooLarge(nil), nil)
 			return
 		}
 		if err != nil {
+			if werr := cl.outputErr(); werr != nil {
+				err = werr // the writer failed and closed the connection
+			}
+			cl.leaving = err == io.EOF
 			cl.p.countClientErr(err)
 			return
 		}
@@ -300,6 +319,7 @@ func (cl *client) handle(bt *batch, proto protocol) bool {
 			}
 		}
 		if quit {
+			cl.leaving = true
 			return false
 		}
 		rest := copy(bt.in, bt.in[off:])
@@ -362,26 +382,14 @@ func (cl *client) writeReplies(bt *batch, proto protocol) bool {
 	if len(out) == 0 && len(iov) == 0 {
 		return true
 	}
-	if wt := cl.p.writeTimeout; wt > 0 {
-		if next, ok := nextDeadline(cl.wdl, wt); ok {
-			cl.wdl = next
-			cl.nc.SetWriteDeadline(next)
-		}
-	}
-	var err error
 	if len(iov) == 0 {
-		err = cl.w.Write(out)
-	} else {
-		iov = append(iov, out[mark:])
-		err = cl.w.Writev(iov)
-		clear(iov)
-		bt.iov = iov[:0]
+		return cl.send(out, nil)
 	}
-	if err != nil {
-		cl.p.countClientErr(err)
-		return false
-	}
-	return true
+	iov = append(iov, out[mark:])
+	ok := cl.send(nil, iov)
+	clear(iov)
+	bt.iov = iov[:0]
+	return ok
 }
 
 // nextDeadline says whether a deadline set last should move to now+d: only

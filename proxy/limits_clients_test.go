@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"fmt"
 	"io"
 	"runtime"
 	"strconv"
@@ -82,48 +83,66 @@ func TestLimitIdleClient(t *testing.T) {
 	}
 }
 
-// TestLimitSlowReader checks client_write_timeout: a client that pipelines
-// 10,000 GETs of a 100 KB value and never reads is cut off within the
-// timeout, while another client keeps working and the heap stays bounded.
+// TestLimitSlowReader checks the bounds on a client that never reads its
+// replies, while another client keeps working and the heap stays bounded:
+// with more unread replies than client_output_limit (10,000 GETs of a 100
+// KB value, 1 GB of replies) it is cut off once it holds the limit; with
+// fewer (200 GETs) its replies wait and it is cut off after
+// client_write_timeout.
 func TestLimitSlowReader(t *testing.T) {
 	const writeTimeout = 500 * time.Millisecond
+	const outputLimit = 32 << 20
 	backends := startRedisBackends(t, 2)
-	px := startProxy(t, secPool(freeListen(t), backends, "client_write_timeout: 500"))
+	px := startProxy(t, secPool(freeListen(t), backends, "client_write_timeout: 500",
+		fmt.Sprintf("client_output_limit: %d", outputLimit)))
 	addr := px.Addr(0).String()
 	other := dialRESP(t, addr)
 	value := strings.Repeat("v", 100<<10)
 	if got := other.do("SET", "slow:big", value); got != "+OK\r\n" {
 		t.Fatalf("SET: %q", got)
 	}
-	before := limHeap()
-	peak := limWatchHeap(t)
-
-	slow := dialRESP(t, addr)
-	var req []byte
-	for i := 0; i < 10000; i++ {
-		req = encodeCommand(req, "GET", "slow:big")
-	}
-	start := time.Now()
-	go slow.nc.Write(req) // never read: the proxy must give up on us
-	var cut time.Duration
-	for cut == 0 {
-		if got := other.do("GET", "slow:big"); got != bulk(value) {
-			t.Fatalf("other client after %v: %d bytes", time.Since(start), len(got))
-		}
-		if n := limClients(t, other); n == 1 {
-			cut = time.Since(start)
-		} else if time.Since(start) > 10*time.Second {
-			t.Fatalf("slow reader still connected after %v (%d clients)", time.Since(start), n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	grown := int64(peak()) - int64(before)
-	t.Logf("slow reader cut off after %v; heap peak %d MB over the start", cut.Round(time.Millisecond), grown>>20)
-	if cut < writeTimeout {
-		t.Errorf("slow reader cut off after %v, before client_write_timeout", cut)
-	}
-	if grown > 256<<20 {
-		t.Errorf("heap grew by %d MB for one slow reader", grown>>20)
+	for _, tc := range []struct {
+		name     string
+		gets     int
+		minDelay time.Duration
+	}{
+		{"over client_output_limit", 10000, 0},
+		{"under client_output_limit", 200, writeTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := limHeap()
+			peak := limWatchHeap(t)
+			slow := dialRESP(t, addr)
+			var req []byte
+			for i := 0; i < tc.gets; i++ {
+				req = encodeCommand(req, "GET", "slow:big")
+			}
+			start := time.Now()
+			go slow.nc.Write(req) // never read: the proxy must give up on us
+			var cut time.Duration
+			for cut == 0 {
+				if got := other.do("GET", "slow:big"); got != bulk(value) {
+					t.Fatalf("other client after %v: %d bytes", time.Since(start), len(got))
+				}
+				if n := limClients(t, other); n == 1 {
+					cut = time.Since(start)
+				} else if time.Since(start) > 10*time.Second {
+					t.Fatalf("slow reader still connected after %v (%d clients)", time.Since(start), n)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			grown := int64(peak()) - int64(before)
+			t.Logf("slow reader cut off after %v; heap peak %d MB over the start", cut.Round(time.Millisecond), grown>>20)
+			if cut < tc.minDelay {
+				t.Errorf("slow reader cut off after %v, before client_write_timeout", cut)
+			}
+			// A client holds one batch of replies (512 of them, each
+			// 100 KB in a 128 KB buffer) besides what waits in its
+			// output queue.
+			if grown > outputLimit+128<<20 {
+				t.Errorf("heap grew by %d MB for one slow reader (client_output_limit %d MB)", grown>>20, outputLimit>>20)
+			}
+		})
 	}
 }
 

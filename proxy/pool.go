@@ -42,6 +42,7 @@ type pool struct {
 	parkAfter    time.Duration
 	park         *parker // nil when idle clients keep their goroutines
 	writeTimeout time.Duration
+	outputLimit  int // client_output_limit; 0 = unlimited
 
 	nextID  atomic.Uint64
 	mu      sync.Mutex
@@ -58,6 +59,7 @@ type poolStats struct {
 	clientParked                                           atomic.Int64
 	clientBuffered                                         atomic.Int64 // clients holding a batch now
 	clientAccepted                                         atomic.Int64 // ever, refused ones too
+	clientOverflow                                         atomic.Int64 // closed over client_output_limit
 	requests, fragments, forwardError, serverEjects        atomic.Int64
 }
 
@@ -71,6 +73,7 @@ func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 		timeout:      cfg.Timeout,
 		parkAfter:    cfg.ClientParkAfter,
 		writeTimeout: cfg.ClientWriteTimeout,
+		outputLimit:  cfg.ClientOutputLimit,
 		started:      time.Now(),
 	}
 	if p.maxRequest <= 0 {

@@ -49,6 +49,7 @@ func (px *Proxy) statsJSON(started time.Time) []byte {
 			"client_err":         p.stats.clientErr.Load(),
 			"client_connections": p.stats.clientConnections.Load(),
 			"client_refused":     p.stats.clientRefused.Load(),
+			"client_overflow":    p.stats.clientOverflow.Load(),
 			"client_parked":      p.stats.clientParked.Load(),
 			"client_buffered":    p.stats.clientBuffered.Load(),
 			"server_ejects":      p.stats.serverEjects.Load(),

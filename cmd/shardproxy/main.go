@@ -179,6 +179,7 @@ const statsDescription = `pool stats:
   client_err          "# errors on client connections"
   client_connections  "# active client connections"
   client_refused      "# clients turned away at client_connections"
+  client_overflow     "# clients closed for holding more unread replies than client_output_limit"
   client_parked       "# idle clients waiting without a goroutine (client_park_after)"
   client_buffered     "# clients holding a request buffer: reading a request or being answered"
   server_ejects       "# times a backend server was ejected or came back"
