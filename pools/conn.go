@@ -223,10 +223,14 @@ func (c *Conn) dial() error {
 		c.dropQueue()
 		c.mu.Unlock()
 		err = fmt.Errorf("%w: %s: %w", ErrUnavailable, c.s.opt.Name, err)
+		// Count the failure first: a client told of it may send its
+		// next request at once, which must find the server ejected if
+		// this failure ejects it (as in nutcracker, where nothing runs
+		// in between).
+		c.s.failure(err)
 		for _, call := range calls {
 			call.fail(err)
 		}
-		c.s.failure(err)
 		return err
 	}
 	if c.nc != nil {
@@ -274,20 +278,23 @@ func (c *Conn) broken(nc net.Conn, err error, fromWriter bool) {
 		<-wdone
 	}
 	c.s.Stats.ServerConnections.Add(-1)
+	// Count the failure before the calls hear of it: a client told may
+	// send its next request at once, which must find the server ejected
+	// if this failure ejects it (as in nutcracker, where nothing runs in
+	// between).
+	if !errors.Is(err, ErrClosed) {
+		if errors.Is(err, ErrTimeout) {
+			c.s.Stats.ServerTimedout.Add(1)
+		} else if errors.Is(err, io.EOF) {
+			c.s.Stats.ServerEOF.Add(1)
+		} else {
+			c.s.Stats.ServerErr.Add(1)
+		}
+		c.s.failure(err)
+	}
 	for _, call := range calls {
 		call.fail(err)
 	}
-	if errors.Is(err, ErrClosed) {
-		return
-	}
-	if errors.Is(err, ErrTimeout) {
-		c.s.Stats.ServerTimedout.Add(1)
-	} else if errors.Is(err, io.EOF) {
-		c.s.Stats.ServerEOF.Add(1)
-	} else {
-		c.s.Stats.ServerErr.Add(1)
-	}
-	c.s.failure(err)
 }
 
 // dropQueue forgets every queued frame, releasing the pinned ones (their

@@ -142,7 +142,15 @@ func (s *Server) Close() {
 	s.wg.Wait()
 }
 
-func (s *Server) dial() (net.Conn, error) {
+// dial opens a connection to the server, with its TLS and protocol
+// handshakes. A failure counts as server_err (as nutcracker counts a
+// connect that fails), unless the server is closing.
+func (s *Server) dial() (nc net.Conn, err error) {
+	defer func() {
+		if err != nil && !s.closed.Load() {
+			s.Stats.ServerErr.Add(1)
+		}
+	}()
 	timeout := s.opt.Timeout
 	if timeout <= 0 {
 		timeout = DefaultDialTimeout
@@ -160,7 +168,7 @@ func (s *Server) dial() (net.Conn, error) {
 		case <-ctx.Done():
 		}
 	}()
-	nc, err := d.DialContext(ctx, s.opt.Network, s.opt.Addr)
+	nc, err = d.DialContext(ctx, s.opt.Network, s.opt.Addr)
 	if err != nil {
 		return nil, err
 	}
