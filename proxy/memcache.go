@@ -87,6 +87,7 @@ func (m *memcacheProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 	if err != nil {
 		e, ok := err.(*memcache.Error)
 		if !ok {
+			m.p.stats.clientErr.Add(1) // closed below: a client error
 			mcLine(bt, "CLIENT_ERROR "+err.Error())
 			return len(b), true
 		}
@@ -94,6 +95,10 @@ func (m *memcacheProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 			mcLine(bt, e.Reply)
 		}
 		if e.Close || n == 0 {
+			// The stream cannot be read further and the client is
+			// closed: a client error, as nutcracker counts a parse
+			// error. An error answered without closing is not one.
+			m.p.stats.clientErr.Add(1)
 			return len(b), true
 		}
 		if e.Swallow > 0 && req.Cmd == memcache.CmdSet && len(req.Keys) == 1 {

@@ -64,6 +64,9 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 	req := &bt.rreq
 	n, err := resp.ReadRequest(b, req, r.lim)
 	if err != nil {
+		// The client is closed once answered: a client error, as
+		// nutcracker counts a parse error.
+		r.p.stats.clientErr.Add(1)
 		errorReply(bt, "ERR "+err.Error())
 		return len(b), true
 	}

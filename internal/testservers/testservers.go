@@ -118,6 +118,21 @@ func MemcachedOn(tb testing.TB, host string, port int, extra ...string) *Server 
 // accepts connections.
 func Nutcracker(tb testing.TB, yaml string, waitAddrs ...string) *Server {
 	tb.Helper()
+	return NutcrackerWith(tb, yaml, NutcrackerOptions{}, waitAddrs...)
+}
+
+// NutcrackerOptions are nutcracker flags beyond the configuration file; the
+// zero value leaves nutcracker's defaults.
+type NutcrackerOptions struct {
+	// StatsInterval is -i: how often nutcracker aggregates the counters its
+	// stats port serves. Its default, 30 s, is too slow for a test that
+	// reads counters after a fault.
+	StatsInterval time.Duration
+}
+
+// NutcrackerWith is Nutcracker with further flags.
+func NutcrackerWith(tb testing.TB, yaml string, opt NutcrackerOptions, waitAddrs ...string) *Server {
+	tb.Helper()
 	bin := Need(tb, "nutcracker")
 	dir := tb.TempDir()
 	conf := filepath.Join(dir, "nutcracker.yml")
@@ -126,6 +141,9 @@ func Nutcracker(tb testing.TB, yaml string, waitAddrs ...string) *Server {
 	}
 	stats := FreePort(tb, "127.0.0.1")
 	args := []string{"-c", conf, "-s", strconv.Itoa(stats), "-a", "127.0.0.1", "-o", filepath.Join(dir, "nutcracker.log")}
+	if opt.StatsInterval > 0 {
+		args = append(args, "-i", strconv.FormatInt(max(opt.StatsInterval.Milliseconds(), 1), 10))
+	}
 	s := &Server{Host: "127.0.0.1", Port: stats, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(stats)), name: bin, args: args, tb: tb}
 	s.startNoWait()
 	for _, a := range append(waitAddrs, s.Addr) {
