@@ -15,12 +15,11 @@ const maxBatch = 512
 // slot is one request's place in a client's reply order: a local reply, one
 // forwarded call, or the fragments of a split multi-key command.
 type slot struct {
-	local      [2]int // span of a local reply in batch.local
-	first, n   int    // calls[first:first+n]
-	merge      uint8  // protocol-specific merge of the fragments
-	order      [2]int // span in batch.order: fragment index per key
-	noReply    bool   // the client wants no reply (memcache noreply)
-	replyBytes int
+	local    [2]int // span of a local reply in batch.local
+	first, n int    // calls[first:first+n]
+	merge    uint8  // protocol-specific merge of the fragments
+	order    [2]int // span in batch.order: fragment index per key
+	noReply  bool   // the client wants no reply (memcache noreply)
 }
 
 // batch is the requests read from one client and not yet answered. It lives
@@ -42,6 +41,9 @@ type batch struct {
 	cursors []int
 	rreq    resp.Request     // RESP parse state
 	mreq    memcache.Request // memcache parse state
+	// rt is the pool's routing, loaded once per batch: every request of
+	// the batch is routed by it.
+	rt *routing
 }
 
 var batchPool = sync.Pool{New: func() any { return &batch{in: make([]byte, 0, batchIn)} }}
@@ -81,6 +83,7 @@ func (bt *batch) reset() {
 		bt.calls[i].Reset(64 << 10)
 	}
 	bt.ncalls = 0
+	bt.rt = nil
 	bt.out = bt.out[:0]
 	bt.scratch = bt.scratch[:0]
 	bt.local = bt.local[:0]
@@ -100,13 +103,6 @@ func (bt *batch) newCall() *pools.Call {
 	c := bt.calls[bt.ncalls]
 	bt.ncalls++
 	return c
-}
-
-// addLocal records a local reply; fill appends its bytes.
-func (bt *batch) addLocal(reply []byte) {
-	start := len(bt.local)
-	bt.local = append(bt.local, reply...)
-	bt.slots = append(bt.slots, slot{local: [2]int{start, len(bt.local)}})
 }
 
 // localSlot starts a slot whose reply the caller appends to bt.local, then
@@ -149,15 +145,15 @@ func (bt *batch) flush() {
 // group gives each key (keys[0], keys[step], ...) a fragment: one per server,
 // numbered in order of first appearance. It appends the fragment number of
 // each key to bt.order and the key to bt.okeys, and returns the ring index
-// of each fragment's server (valid until the next group) and where the
-// keys start in bt.order. ok is false, and nothing is recorded, when a key
-// has no server.
-func (bt *batch) group(rg *ring, keys [][]byte, step int) (frags []int, start int, ok bool) {
+// (in bt.rt) of each fragment's server (valid until the next group) and
+// where the keys start in bt.order. ok is false, and nothing is recorded,
+// when a key has no server.
+func (bt *batch) group(keys [][]byte, step int) (frags []int, start int, ok bool) {
 	start = len(bt.order)
 	frags = bt.cursors[:0]
 	for k := 0; k < len(keys); k += step {
-		si := rg.place.Pick(keys[k])
-		if si < 0 || si >= len(rg.servers) {
+		si := bt.rt.locate(keys[k])
+		if si < 0 {
 			bt.ungroup(start)
 			return nil, start, false
 		}

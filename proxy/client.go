@@ -194,13 +194,13 @@ func (cl *client) grow() bool {
 	if len(bt.in) < cap(bt.in) {
 		return true
 	}
-	if cap(bt.in) >= cl.p.maxRequest {
+	if cap(bt.in) >= cl.p.routing().lim.maxRequest {
 		return false
 	}
 	// Grow to what the request claims, but by at most 8 MB beyond what
 	// has arrived, so a claimed length costs memory only as bytes come.
 	need := min(cl.p.proto.requestNeed(bt.in), cap(bt.in)+8<<20)
-	size := min(max(2*cap(bt.in), need), cl.p.maxRequest)
+	size := min(max(2*cap(bt.in), need), cl.p.routing().lim.maxRequest)
 	nb := pools.GetBuffer(size)[:len(bt.in)]
 	copy(nb, bt.in)
 	if cap(bt.in) == batchIn && bt.small == nil {
@@ -235,9 +235,10 @@ func (cl *client) serve() (parked bool) {
 	}()
 	proto := cl.p.proto
 	// After client_park_after of silence a client parks (Linux).
-	idle, parkAfter := cl.p.idleTimeout, time.Duration(0)
+	lim := &cl.p.routing().lim
+	idle, parkAfter := lim.idleTimeout, time.Duration(0)
 	if cl.fd >= 0 && cl.p.park != nil {
-		parkAfter = cl.p.parkAfter
+		parkAfter = lim.parkAfter
 	}
 	wait := idle // the read deadline's distance
 	if parkAfter > 0 && (idle == 0 || parkAfter < idle) {
@@ -291,7 +292,7 @@ func (cl *client) serve() (parked bool) {
 			cl.p.countClientErr(err)
 			return
 		}
-		if cl.p.timeout > 0 {
+		if cl.p.routing().lim.timeout > 0 {
 			cl.received = time.Now()
 		}
 		if !cl.handle(cl.bt, proto) {
@@ -307,6 +308,7 @@ func (cl *client) serve() (parked bool) {
 // the incomplete rest. It returns false when the client must be closed.
 func (cl *client) handle(bt *batch, proto protocol) bool {
 	for {
+		bt.rt = cl.p.routing()
 		off, quit := cl.parse(bt, proto)
 		if len(bt.slots) > 0 {
 			cl.p.stats.requests.Add(int64(len(bt.slots)))

@@ -7,9 +7,18 @@
 // without holding a buffer (client.go), takes a batch buffer from a pool and
 // reads; the protocol (redis.go, memcache.go, behind the small interface in
 // protocol.go) frames complete requests, looks each command up in a table of
-// flags (commands.go), and either records a local reply or picks the server
-// from the pool's current ring (an immutable value swapped atomically,
-// pool.go) and enqueues a call on that server's connection (package pools).
+// flags (commands.go), and either records a local reply or finds the
+// server of each key and enqueues a call on that server's connection
+// (package pools).
+//
+// Routing has one seam (routing.go): a pool's routing value holds its
+// configuration, its servers, the placement of keys over the servers in
+// the ring and its clients' limits. It is immutable; ejection builds a new
+// one from the current one and swaps it in atomically, as reload,
+// resharding and a server's new address will. A client loads it once per
+// batch (batch.rt), and every key meets its server in one function,
+// routing.locate: the place for a per-key check such as a migration's.
+//
 // Multi-key commands (MGET, MSET, DEL, UNLINK, EXISTS, TOUCH; memcache get
 // and gets with many keys) become one fragment per server. After the whole
 // batch is enqueued the client flushes each touched connection once, so

@@ -17,8 +17,7 @@ const (
 // memcacheProto serves memcache text-protocol clients (a pool with
 // redis: false, nutcracker's default).
 type memcacheProto struct {
-	p   *pool
-	lim memcache.Limits
+	p *pool
 }
 
 // maxMemcacheValue bounds a value the proxy accepts: memcached's default
@@ -27,7 +26,7 @@ type memcacheProto struct {
 const maxMemcacheValue = 128 << 20
 
 func newMemcacheProto(p *pool) *memcacheProto {
-	return &memcacheProto{p: p, lim: memcache.Limits{MaxValue: maxMemcacheValue}}
+	return &memcacheProto{p: p}
 }
 
 // quietKind marks a call whose frame ends with an added "mn": a quiet meta
@@ -83,7 +82,7 @@ func mcLine(bt *batch, line string) {
 
 func (m *memcacheProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 	req := &bt.mreq
-	n, err := memcache.ReadRequest(b, req, m.lim)
+	n, err := memcache.ReadRequest(b, req, bt.rt.lim.memcache)
 	if err != nil {
 		e, ok := err.(*memcache.Error)
 		if !ok {
@@ -141,9 +140,9 @@ func (m *memcacheProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 			}
 			break
 		}
-		srv := m.p.route(routingKey(req))
+		srv := bt.rt.server(routingKey(req))
 		if srv == nil {
-			mcLine(bt, "SERVER_ERROR no server available in pool "+m.p.cfg.Name)
+			mcLine(bt, "SERVER_ERROR no server available in pool "+bt.rt.cfg.Name)
 			break
 		}
 		kind := uint8(req.Cmd)
@@ -163,7 +162,7 @@ func (m *memcacheProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 // does so that the old value does not outlive a failed set: a "delete <key>
 // noreply" goes to the key's server, in order with the client's requests.
 func (m *memcacheProto) dropStale(cl *client, bt *batch, req *memcache.Request) {
-	srv := m.p.route(routingKey(req))
+	srv := bt.rt.server(routingKey(req))
 	if srv == nil {
 		return
 	}
@@ -191,13 +190,13 @@ func routingKey(req *memcache.Request) []byte {
 
 // broadcast sends flush_all to every server of the pool.
 func (m *memcacheProto) broadcast(cl *client, bt *batch, frame []byte, req *memcache.Request) {
-	rg := m.p.ring.Load()
-	if len(rg.servers) == 0 {
-		mcLine(bt, "SERVER_ERROR no server available in pool "+m.p.cfg.Name)
+	rt := bt.rt
+	if len(rt.ring) == 0 {
+		mcLine(bt, "SERVER_ERROR no server available in pool "+rt.cfg.Name)
 		return
 	}
-	bt.slots = append(bt.slots, slot{first: bt.ncalls, n: len(rg.servers), merge: mergeAllOK, noReply: req.NoReply})
-	for _, srv := range rg.servers {
+	bt.slots = append(bt.slots, slot{first: bt.ncalls, n: len(rt.ring), merge: mergeAllOK, noReply: req.NoReply})
+	for _, srv := range rt.ring {
 		bt.send(cl, srv, frame, uint8(req.Cmd), req.NoReply)
 	}
 }
@@ -205,15 +204,15 @@ func (m *memcacheProto) broadcast(cl *client, bt *batch, frame []byte, req *memc
 // splitGet sends a multi-key retrieval as one request per server, or whole
 // when all keys live on one server.
 func (m *memcacheProto) splitGet(cl *client, bt *batch, req *memcache.Request, frame []byte) {
-	rg := m.p.ring.Load()
-	frags, orderStart, ok := bt.group(rg, req.Keys, 1)
+	rt := bt.rt
+	frags, orderStart, ok := bt.group(req.Keys, 1)
 	if !ok {
-		mcLine(bt, "SERVER_ERROR no server available in pool "+m.p.cfg.Name)
+		mcLine(bt, "SERVER_ERROR no server available in pool "+rt.cfg.Name)
 		return
 	}
 	if len(frags) == 1 {
 		bt.ungroup(orderStart)
-		bt.forward(cl, rg.servers[frags[0]], frame, uint8(req.Cmd), false)
+		bt.forward(cl, rt.ring[frags[0]], frame, uint8(req.Cmd), false)
 		return
 	}
 	order := bt.order[orderStart:]
@@ -229,7 +228,7 @@ func (m *memcacheProto) splitGet(cl *client, bt *batch, req *memcache.Request, f
 		}
 		start := len(bt.scratch)
 		bt.scratch = memcache.AppendRetrieval(bt.scratch, req.Cmd, req.Exptime, keys)
-		bt.send(cl, rg.servers[si], bt.scratch[start:], uint8(req.Cmd), false)
+		bt.send(cl, rt.ring[si], bt.scratch[start:], uint8(req.Cmd), false)
 	}
 	clear(keys)
 	bt.keys = keys[:0]

@@ -84,11 +84,11 @@ func (cl *client) enqueue(out []byte, iov [][]byte) bool {
 		}
 	}
 	held := o.size + o.writing
-	if limit := cl.p.outputLimit; limit > 0 && held > limit {
+	if limit := cl.p.routing().lim.outputLimit; limit > 0 && held > limit {
 		o.mu.Unlock()
 		cl.p.stats.clientOverflow.Add(1)
 		cl.p.log.Warn("client closed: replies it has not read exceed client_output_limit",
-			"remote", cl.nc.RemoteAddr().String(), "bytes", held, "limit", cl.p.outputLimit)
+			"remote", cl.nc.RemoteAddr().String(), "bytes", held, "limit", cl.p.routing().lim.outputLimit)
 		return false
 	}
 	start := !o.active
@@ -168,7 +168,7 @@ func (o *output) add(b []byte) {
 // refreshWriteDeadline moves the write deadline (client_write_timeout) on
 // when less than its slack is left. Called only by whoever writes now.
 func (cl *client) refreshWriteDeadline() {
-	if wt := cl.p.writeTimeout; wt > 0 {
+	if wt := cl.p.routing().lim.writeTimeout; wt > 0 {
 		if next, ok := nextDeadline(cl.wdl, wt); ok {
 			cl.wdl = next
 			cl.nc.SetWriteDeadline(next)

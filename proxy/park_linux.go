@@ -103,7 +103,7 @@ func (pk *parker) rawCtl(op, fd int, ev *syscall.EpollEvent) error {
 func (pk *parker) run() {
 	defer pk.p.wg.Done()
 	every := time.Second
-	if idle := pk.p.idleTimeout; idle > 0 {
+	if idle := pk.p.routing().lim.idleTimeout; idle > 0 {
 		every = deadlineSlack(idle)
 	}
 	events := make([]syscall.EpollEvent, 256)
@@ -163,7 +163,7 @@ func (pk *parker) wait(events []syscall.EpollEvent, tick time.Time) (int, error)
 func (pk *parker) tick() {
 	var expired []*client
 	pk.mu.Lock()
-	if idle := pk.p.idleTimeout; idle > 0 {
+	if idle := pk.p.routing().lim.idleTimeout; idle > 0 {
 		now := time.Now()
 		for fd, cl := range pk.byFD {
 			if now.Sub(cl.idleSince) >= idle-deadlineSlack(idle) {

@@ -4,45 +4,30 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/shardproxy/shardproxy/codec/memcache"
-	"github.com/shardproxy/shardproxy/codec/resp"
 	"github.com/shardproxy/shardproxy/config"
-	"github.com/shardproxy/shardproxy/hashring"
 	"github.com/shardproxy/shardproxy/pools"
 )
 
-// ring is a pool's placement at one moment: immutable, swapped whole when
-// a server is ejected or comes back.
-type ring struct {
-	place   *hashring.Placement
-	servers []*pools.Server // placement index -> server
-}
-
-// pool is one configured pool: its listener, servers, ring and clients.
+// pool is one configured pool: its listener, its routing (servers,
+// placement, limits) and its clients.
 type pool struct {
-	cfg     *config.Pool
-	proto   protocol
-	log     *slog.Logger
-	servers []*pools.Server
-	ring    atomic.Pointer[ring]
-	ln      net.Listener
-	tls     *tls.Config // client-side TLS; nil for plain TCP
-	stats   poolStats
-
-	maxRequest   int
-	idleTimeout  time.Duration
-	timeout      time.Duration // the servers' reply timeout
-	parkAfter    time.Duration
-	park         *parker // nil when idle clients keep their goroutines
-	writeTimeout time.Duration
-	outputLimit  int // client_output_limit; 0 = unlimited
+	// cfg is the configuration the pool was started with: its name and
+	// listen address. What routes requests and bounds clients is read
+	// from the routing value, never from cfg.
+	cfg   *config.Pool
+	proto protocol
+	log   *slog.Logger
+	rt    atomic.Pointer[routing]
+	ln    net.Listener
+	tls   *tls.Config // client-side TLS; nil for plain TCP
+	stats poolStats
+	park  *parker // nil when idle clients keep their goroutines
 
 	nextID  atomic.Uint64
 	mu      sync.Mutex
@@ -65,19 +50,10 @@ type poolStats struct {
 
 func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 	p := &pool{
-		cfg:          cfg,
-		log:          log.With("pool", cfg.Name),
-		clients:      map[*client]struct{}{},
-		maxRequest:   cfg.MaxRequestSize,
-		idleTimeout:  cfg.ClientIdleTimeout,
-		timeout:      cfg.Timeout,
-		parkAfter:    cfg.ClientParkAfter,
-		writeTimeout: cfg.ClientWriteTimeout,
-		outputLimit:  cfg.ClientOutputLimit,
-		started:      time.Now(),
-	}
-	if p.maxRequest <= 0 {
-		p.maxRequest = config.DefaultMaxRequestSize
+		cfg:     cfg,
+		log:     log.With("pool", cfg.Name),
+		clients: map[*client]struct{}{},
+		started: time.Now(),
 	}
 	p.proto = newProto(p)
 	var err error
@@ -91,29 +67,27 @@ func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 	if cfg.ServerTLS.Insecure {
 		p.log.Warn("server_tls_insecure: server certificates are not verified")
 	}
-	for _, s := range cfg.Servers {
-		p.servers = append(p.servers, p.newServer(s, roots))
+	servers := make([]*pools.Server, len(cfg.Servers))
+	for i, s := range cfg.Servers {
+		servers[i] = p.newServer(s, roots)
 	}
-	if err := p.rebuild(); err != nil {
+	rt, err := newRouting(cfg, servers)
+	if err != nil {
 		return nil, err
 	}
+	p.rt.Store(rt)
 	return p, nil
 }
 
-// newProto makes the pool's protocol with the pool's request limits.
+// routing returns the pool's current routing value.
+func (p *pool) routing() *routing { return p.rt.Load() }
+
+// newProto makes the pool's protocol.
 func newProto(p *pool) protocol {
-	cfg := p.cfg
-	if cfg.Redis {
-		r := newRedisProto(p)
-		r.lim = resp.Limits{MaxArgs: cfg.MaxArgs, MaxBulk: p.maxRequest}
-		return r
+	if p.cfg.Redis {
+		return newRedisProto(p)
 	}
-	m := newMemcacheProto(p)
-	m.lim.MaxValue = min(p.maxRequest, maxMemcacheValue)
-	if cfg.MaxArgs > 0 {
-		m.lim.MaxKeys = min(cfg.MaxArgs, memcache.DefaultMaxKeys)
-	}
-	return m
+	return newMemcacheProto(p)
 }
 
 // newServer makes the pools.Server of one server line.
@@ -142,7 +116,7 @@ func (p *pool) newServer(s config.Server, roots *x509.CertPool) *pools.Server {
 				p.stats.serverEjects.Add(1)
 			}
 			if err := p.rebuild(); err != nil {
-				p.log.Error("rebuilding ring", "err", err)
+				p.log.Error("rebuilding the ring", "err", err)
 			}
 		},
 		Logger: p.log,
@@ -150,45 +124,27 @@ func (p *pool) newServer(s config.Server, roots *x509.CertPool) *pools.Server {
 	return srv
 }
 
-// rebuild makes the ring from the servers that are not ejected. With
-// eject_mode fail_fast, and always in the slot mode (distribution jump),
-// ejection never moves keys: an ejected server stays in the ring and its
-// keys fail fast until it is back.
+// rebuild swaps in the routing rebuilt from the current one for the
+// servers' ejection states (a server was ejected or came back).
 func (p *pool) rebuild() error {
 	p.ringMu.Lock()
 	defer p.ringMu.Unlock()
-	hc := hashring.Config{Hash: p.cfg.Hash, HashTag: p.cfg.HashTag, Distribution: p.cfg.Distribution, Slots: p.cfg.Slots}
-	keep := p.cfg.Distribution == "jump" || p.cfg.EjectMode == config.EjectFailFast
-	var live []*pools.Server
-	for i, srv := range p.servers {
-		if srv.Ejected() && !keep {
-			continue
-		}
-		live = append(live, srv)
-		hc.Servers = append(hc.Servers, hashring.Server{Name: p.cfg.Servers[i].Ident, Weight: p.cfg.Servers[i].Weight})
+	cur := p.routing()
+	if cur == nil {
+		return nil // a server changed state while the pool was being made
 	}
-	place, err := hashring.New(hc)
+	next, err := cur.rebuilt()
 	if err != nil {
-		return fmt.Errorf("pool %q: %w", p.cfg.Name, err)
+		return err
 	}
-	p.ring.Store(&ring{place: place, servers: live})
+	p.rt.Store(next)
 	return nil
-}
-
-// route returns the server that holds key, or nil when none is live.
-func (p *pool) route(key []byte) *pools.Server {
-	r := p.ring.Load()
-	i := r.place.Pick(key)
-	if i < 0 || i >= len(r.servers) {
-		return nil
-	}
-	return r.servers[i]
 }
 
 // preconnect dials every server connection (preconnect: true). Failures
 // are logged, not fatal, as in nutcracker.
 func (p *pool) preconnect() {
-	for _, s := range p.servers {
+	for _, s := range p.routing().servers {
 		if err := s.Preconnect(); err != nil {
 			p.log.Warn("preconnect", "server", s.Name(), "err", err)
 		}
@@ -223,7 +179,7 @@ func (p *pool) accept(nc net.Conn) {
 	}
 	if tc, ok := sock.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
-		if p.cfg.TCPKeepalive {
+		if p.routing().cfg.TCPKeepalive {
 			tc.SetKeepAlive(true)
 		}
 	}
@@ -235,7 +191,7 @@ func (p *pool) accept(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	if max := p.cfg.ClientConnections; max > 0 && len(p.clients) >= max {
+	if max := p.routing().cfg.ClientConnections; max > 0 && len(p.clients) >= max {
 		// Refuse off the accept loop: over TLS the reply needs a handshake,
 		// which a silent client could otherwise stall.
 		p.wg.Add(1)
@@ -325,7 +281,7 @@ func (p *pool) close() {
 	if p.park != nil {
 		p.park.close()
 	}
-	for _, s := range p.servers {
+	for _, s := range p.routing().servers {
 		s.Close()
 	}
 	p.wg.Wait()

@@ -71,7 +71,7 @@ func (px *Proxy) Start() error {
 		if p.cfg.Preconnect {
 			p.preconnect()
 		}
-		if p.parkAfter > 0 {
+		if p.routing().lim.parkAfter > 0 {
 			if p.park = newParker(p); p.park != nil {
 				p.wg.Add(1)
 				go p.park.run()
@@ -79,7 +79,7 @@ func (px *Proxy) Start() error {
 		}
 		p.wg.Add(1)
 		go p.serve()
-		px.log.Info("pool listening", "pool", p.cfg.Name, "listen", p.ln.Addr().String(), "servers", len(p.servers))
+		px.log.Info("pool listening", "pool", p.cfg.Name, "listen", p.ln.Addr().String(), "servers", len(p.routing().servers))
 	}
 	return nil
 }

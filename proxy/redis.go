@@ -11,13 +11,11 @@ import (
 
 // redisProto serves RESP clients (a pool with redis: true).
 type redisProto struct {
-	p    *pool
-	lim  resp.Limits
-	auth string // redis_auth: clients must AUTH with it
+	p *pool
 }
 
 func newRedisProto(p *pool) *redisProto {
-	return &redisProto{p: p, auth: p.cfg.RedisAuth}
+	return &redisProto{p: p}
 }
 
 func (r *redisProto) framer() pools.Framer {
@@ -62,7 +60,7 @@ func errorReply(bt *batch, msg string) {
 
 func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 	req := &bt.rreq
-	n, err := resp.ReadRequest(b, req, r.lim)
+	n, err := resp.ReadRequest(b, req, bt.rt.lim.resp)
 	if err != nil {
 		// The client is closed once answered: a client error, as
 		// nutcracker counts a parse error.
@@ -85,7 +83,7 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 	case cmd == nil:
 		errorReply(bt, fmt.Sprintf("ERR unknown command '%s', with args beginning with: %s", clip(args[0]), argList(args[1:])))
 		return n, false
-	case r.auth != "" && !cl.authed && cmd.name != "AUTH" && cmd.name != "HELLO" && cmd.name != "QUIT":
+	case bt.rt.cfg.RedisAuth != "" && !cl.authed && cmd.name != "AUTH" && cmd.name != "HELLO" && cmd.name != "QUIT":
 		errorReply(bt, "NOAUTH Authentication required.")
 		return n, false
 	case !cmd.arityOK(len(args)):
@@ -141,34 +139,34 @@ func parseCount(b []byte) (int, bool) {
 // forward sends the whole frame to the server of keys[0], after checking
 // that every key lives there too.
 func (r *redisProto) forward(cl *client, bt *batch, cmd *command, keys [][]byte, frame []byte) {
-	rg := r.p.ring.Load()
-	i := rg.place.Pick(keys[0])
+	rt := bt.rt
+	i := rt.locate(keys[0])
 	for _, k := range keys[1:] {
-		if rg.place.Pick(k) != i {
+		if rt.locate(k) != i {
 			errorReply(bt, fmt.Sprintf("ERR the keys of '%s' live on different servers: the proxy cannot serve it (put the keys under one hash tag)", strings.ToLower(cmd.name)))
 			return
 		}
 	}
-	if i < 0 || i >= len(rg.servers) {
-		errorReply(bt, "ERR no server available in pool "+r.p.cfg.Name)
+	if i < 0 {
+		errorReply(bt, "ERR no server available in pool "+rt.cfg.Name)
 		return
 	}
-	bt.forward(cl, rg.servers[i], frame, 0, false)
+	bt.forward(cl, rt.ring[i], frame, 0, false)
 }
 
 // split sends a multi-key command as one fragment per server, or whole when
 // all its keys live on one server.
 func (r *redisProto) split(cl *client, bt *batch, cmd *command, args [][]byte, frame []byte) {
-	rg := r.p.ring.Load()
+	rt := bt.rt
 	step := cmd.step
-	frags, orderStart, ok := bt.group(rg, args[1:], step)
+	frags, orderStart, ok := bt.group(args[1:], step)
 	if !ok {
-		errorReply(bt, "ERR no server available in pool "+r.p.cfg.Name)
+		errorReply(bt, "ERR no server available in pool "+rt.cfg.Name)
 		return
 	}
 	if len(frags) == 1 {
 		bt.ungroup(orderStart)
-		bt.forward(cl, rg.servers[frags[0]], frame, 0, false)
+		bt.forward(cl, rt.ring[frags[0]], frame, 0, false)
 		return
 	}
 	order := bt.order[orderStart:]
@@ -192,7 +190,7 @@ func (r *redisProto) split(cl *client, bt *batch, cmd *command, args [][]byte, f
 				bt.scratch = resp.AppendBulk(bt.scratch, args[1+k*step+j])
 			}
 		}
-		bt.send(cl, rg.servers[si], bt.scratch[start:], 0, false)
+		bt.send(cl, rt.ring[si], bt.scratch[start:], 0, false)
 	}
 }
 

@@ -76,7 +76,7 @@ func (r *redisProto) authenticate(cl *client, dst []byte, args [][]byte) []byte 
 	if len(args) < 2 || len(args) > 3 {
 		return resp.AppendError(dst, wrongArgs(args[0]))
 	}
-	if r.auth == "" {
+	if r.p.routing().cfg.RedisAuth == "" {
 		return resp.AppendError(dst, "ERR Client sent AUTH, but no password is set")
 	}
 	if !r.checkAuth(args[1:]) {
@@ -91,11 +91,11 @@ func (r *redisProto) authenticate(cl *client, dst []byte, args [][]byte) []byte 
 // "default" or the pool's redis_username.
 func (r *redisProto) checkAuth(cred [][]byte) bool {
 	pw := cred[len(cred)-1]
-	user, acl := string(cred[0]), r.p.cfg.RedisUsername
+	user, acl := string(cred[0]), r.p.routing().cfg.RedisUsername
 	if len(cred) == 2 && user != "default" && (acl == "" || user != acl) {
 		return false
 	}
-	return subtle.ConstantTimeCompare(pw, []byte(r.auth)) == 1
+	return subtle.ConstantTimeCompare(pw, []byte(r.p.routing().cfg.RedisAuth)) == 1
 }
 
 // hello answers HELLO [2 [AUTH user pass] [SETNAME name]] in RESP2.
@@ -110,7 +110,7 @@ func (r *redisProto) hello(cl *client, dst []byte, args [][]byte) []byte {
 		for i := 2; i < len(args); i++ {
 			switch {
 			case strings.EqualFold(string(args[i]), "AUTH") && i+2 < len(args):
-				if r.auth == "" {
+				if r.p.routing().cfg.RedisAuth == "" {
 					return resp.AppendError(dst, "ERR Client sent AUTH, but no password is set")
 				}
 				if !r.checkAuth(args[i+1 : i+3]) {
@@ -126,7 +126,7 @@ func (r *redisProto) hello(cl *client, dst []byte, args [][]byte) []byte {
 			}
 		}
 	}
-	if r.auth != "" && !cl.authed {
+	if r.p.routing().cfg.RedisAuth != "" && !cl.authed {
 		return resp.AppendError(dst, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 	}
 	dst = resp.AppendArray(dst, 14)
@@ -198,13 +198,14 @@ func (r *redisProto) commandCmd(dst []byte, args [][]byte) []byte {
 // info is INFO's text: the proxy's own section and its pool.
 func (r *redisProto) info() []byte {
 	p := r.p
+	rt := p.routing()
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Server\r\nredis_version:%s\r\nproxy:shardproxy\r\nproxy_version:%s\r\nredis_mode:standalone\r\n", redisCompat, Version)
 	fmt.Fprintf(&b, "uptime_in_seconds:%d\r\n\r\n", int(time.Since(p.started).Seconds()))
-	fmt.Fprintf(&b, "# Proxy\r\npool:%s\r\nhash:%s\r\ndistribution:%s\r\n", p.cfg.Name, p.cfg.Hash, p.cfg.Distribution)
+	fmt.Fprintf(&b, "# Proxy\r\npool:%s\r\nhash:%s\r\ndistribution:%s\r\n", rt.cfg.Name, rt.cfg.Hash, rt.cfg.Distribution)
 	fmt.Fprintf(&b, "client_connections:%d\r\nrequests:%d\r\nfragments:%d\r\nforward_error:%d\r\nservers:%d\r\n",
-		p.stats.clientConnections.Load(), p.stats.requests.Load(), p.stats.fragments.Load(), p.stats.forwardError.Load(), len(p.servers))
-	for i, s := range p.servers {
+		p.stats.clientConnections.Load(), p.stats.requests.Load(), p.stats.fragments.Load(), p.stats.forwardError.Load(), len(rt.servers))
+	for i, s := range rt.servers {
 		state := "up"
 		if s.Ejected() {
 			state = "ejected"

@@ -59,7 +59,8 @@ func (px *Proxy) statsJSON(started time.Time) []byte {
 		}
 		curr += p.stats.clientConnections.Load()
 		total += p.stats.clientAccepted.Load()
-		for _, s := range p.servers {
+		rt := p.routing()
+		for _, s := range rt.servers {
 			st := &s.Stats
 			curr += st.ServerConnections.Load()
 			total += st.Connects.Load()
@@ -80,7 +81,7 @@ func (px *Proxy) statsJSON(started time.Time) []byte {
 				"response_bytes":     st.ResponseBytes.Load(),
 			}
 		}
-		doc[p.cfg.Name] = ps
+		doc[rt.cfg.Name] = ps
 	}
 	doc["curr_connections"] = curr
 	doc["total_connections"] = total
