@@ -2,10 +2,11 @@
 # test.sh: runs every test of shardproxy on a fresh Debian machine.
 #
 # It installs what the tests use when it is missing (redis-server,
-# redis-sentinel, memcached, nutcracker, memcslap), then runs gofmt, go vet,
-# the unit and integration tests (which start their own redis-server,
-# memcached and nutcracker processes on free loopback ports and stop them),
-# a short run of every fuzz target, and a smoke run of the benchmark.
+# memcached, nutcracker, memcslap), then runs gofmt, go vet, go mod tidy
+# -diff, staticcheck (installed with go install when missing), the unit and
+# integration tests (which start their own redis-server, memcached and
+# nutcracker processes on free loopback ports and stop them), a short run of
+# every fuzz target, and a smoke run of the benchmark.
 #
 #   ./test.sh            everything
 #   ./test.sh -short     skip the fuzz and benchmark smoke runs
@@ -20,7 +21,6 @@ export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 install_missing() {
 	local missing=()
 	command -v redis-server >/dev/null || missing+=(redis-server)
-	command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
 	command -v memcached >/dev/null || missing+=(memcached)
 	command -v nutcracker >/dev/null || missing+=(nutcracker)
 	command -v memcslap >/dev/null || missing+=(libmemcached-tools)
@@ -44,6 +44,31 @@ fi
 
 echo "== go vet"
 go vet ./...
+
+echo "== go mod tidy -diff"
+if ! go mod tidy -diff; then
+	echo "go.mod or go.sum is not tidy: run go mod tidy"; exit 1
+fi
+
+echo "== staticcheck"
+# staticcheck@v0.8.2 from $GOBIN, $(go env GOPATH)/bin or $PATH; when none
+# of them has that version, go install puts it in the first of the two.
+staticcheck_version=v0.8.2
+gobin=$(go env GOBIN)
+[ -n "$gobin" ] || gobin="$(go env GOPATH | cut -d: -f1)/bin"
+staticcheck=""
+for bin in "$gobin/staticcheck" "$(command -v staticcheck || true)"; do
+	if [ -x "$bin" ] && "$bin" -version 2>/dev/null | grep -qF "(${staticcheck_version#v})"; then
+		staticcheck=$bin
+		break
+	fi
+done
+if [ -z "$staticcheck" ]; then
+	echo "-- installing staticcheck@$staticcheck_version into $gobin"
+	GOBIN="$gobin" go install "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version"
+	staticcheck="$gobin/staticcheck"
+fi
+"$staticcheck" ./...
 
 echo "== go test"
 go test -count=1 -timeout 15m ./...
