@@ -31,7 +31,8 @@ type options struct {
 	quick         bool
 	sections      map[string]bool
 	proxyBin      string
-	proxyBuilt    bool // proxyBin was built from ./cmd/shardproxy by this run
+	proxyBuilt    bool     // proxyBin was built from ./cmd/shardproxy by this run
+	proxyFlags    []string // flags proxyBin runs with besides the config's: -T 1 for shardproxy
 	nutcrackerBin string
 	out           string
 }
@@ -153,6 +154,7 @@ func (b *bench) prepare(p *procs) error {
 		}
 		b.o.proxyBin, b.o.proxyBuilt = bin, true
 	}
+	b.o.proxyFlags = proxyFlags(b.o.proxyBin)
 	nc, err := lookPath(b.o.nutcrackerBin)
 	if err != nil {
 		return err
@@ -246,6 +248,9 @@ func header(o *options) string {
 		proxy = "built from ./cmd/shardproxy"
 	}
 	fmt.Fprintf(&b, "- shardproxy: %s; nutcracker: %s; %s\n", proxy, o.nutcrackerBin, toolVersion("redis-server", "--version"))
+	if len(o.proxyFlags) > 0 {
+		fmt.Fprintf(&b, "- shardproxy runs with `%s`: it shares the machine with the servers and the load generators\n", strings.Join(o.proxyFlags, " "))
+	}
 	b.WriteString("- pools: 4 servers, ketama, fnv1a_64, hash_tag {}, server_connections 1; direct = one server\n")
 	b.WriteString("- ratios are shardproxy/nutcracker and shardproxy/direct within this run; CPU is utime+stime of the proxy process\n\n")
 	return b.String()

@@ -55,8 +55,9 @@ func setup(ctx context.Context, p *procs, o *options) (*cluster, error) {
 		cl.memcache[direct] = addrOf(mcPorts[0])
 	}
 	bins := map[target]string{nutcracker: o.nutcrackerBin, shardproxy: o.proxyBin}
+	flags := map[target][]string{shardproxy: o.proxyFlags}
 	for _, t := range []target{nutcracker, shardproxy} {
-		pid, rAddr, mAddr, err := startProxy(p, t, bins[t], redisPorts, mcPorts)
+		pid, rAddr, mAddr, err := startProxy(p, t, bins[t], redisPorts, mcPorts, flags[t]...)
 		if err != nil {
 			return nil, err
 		}
@@ -109,8 +110,8 @@ func startMemcached(p *procs, i, port int) (*exec.Cmd, error) {
 }
 
 // startProxy writes the proxy's YAML, starts it with nutcracker's flags and
-// waits for its pool listeners and stats port.
-func startProxy(p *procs, t target, bin string, redisPorts, mcPorts []int) (int, string, string, error) {
+// then flags, and waits for its pool listeners and stats port.
+func startProxy(p *procs, t target, bin string, redisPorts, mcPorts []int, flags ...string) (int, string, string, error) {
 	name := targetNames[t]
 	var yaml strings.Builder
 	var rAddr, mAddr string
@@ -141,7 +142,8 @@ func startProxy(p *procs, t target, bin string, redisPorts, mcPorts []int) (int,
 		return 0, "", "", err
 	}
 	logFile := filepath.Join(p.dir, name+".log")
-	cmd, err := p.start(name+".out", bin, "-c", conf, "-s", strconv.Itoa(stats), "-a", "127.0.0.1", "-o", logFile)
+	args := append([]string{"-c", conf, "-s", strconv.Itoa(stats), "-a", "127.0.0.1", "-o", logFile}, flags...)
+	cmd, err := p.start(name+".out", bin, args...)
 	if err != nil {
 		return 0, "", "", err
 	}
@@ -153,6 +155,19 @@ func startProxy(p *procs, t target, bin string, redisPorts, mcPorts []int) (int,
 		}
 	}
 	return cmd.Process.Pid, rAddr, mAddr, nil
+}
+
+// proxyFlags returns the flags shardproxy runs with here: -T 1, one thread,
+// since it shares the machine with the servers and the load generators, and
+// there one thread gives more requests per second for less CPU than one per
+// core (its default). A -proxy-bin that is not shardproxy (a second
+// nutcracker standing in) gets none: nutcracker refuses -T.
+func proxyFlags(bin string) []string {
+	out, err := exec.Command(bin, "-V").Output()
+	if err != nil || !strings.HasPrefix(string(out), "This is shardproxy-") {
+		return nil
+	}
+	return []string{"-T", "1"}
 }
 
 // writePool appends one pool in nutcracker's YAML format; nutcracker and

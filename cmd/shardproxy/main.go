@@ -53,7 +53,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		fs.IntVar(&o.mbufSize, n, 16384, "accepted for compatibility; buffers are sized per request")
 	})
 	both("T", "threads", func(n string) {
-		fs.IntVar(&o.threads, n, 0, "threads running Go code (default: GOMAXPROCS if set, else half the cores)")
+		fs.IntVar(&o.threads, n, 0, "threads running Go code (default: Go's GOMAXPROCS: the environment's, else every core the process may use)")
 	})
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -182,21 +182,21 @@ const statsDescription = `pool stats:
   client_overflow     "# clients closed for holding more unread replies than client_output_limit"
   client_parked       "# idle clients waiting without a goroutine (client_park_after)"
   client_buffered     "# clients holding a request buffer: reading a request or being answered"
-  server_ejects       "# times a backend server was ejected or came back"
+  server_ejects       "# times a backend server was ejected"
   forward_error       "# times we encountered a forwarding error"
-  fragments           "# fragments created from a multi-key request"
+  fragments           "# fragments created from multi-key requests whose keys live on several servers"
   requests            "# requests from clients"
 
 server stats:
   server_eof          "# eof on server connections"
-  server_err          "# errors on server connections"
+  server_err          "# errors on server connections, failed connects included"
   server_timedout     "# timeouts on server connections"
   server_connections  "# active server connections"
-  server_ejected_at   "timestamp when server was ejected in usec since epoch"
-  requests            "# requests"
-  request_bytes       "total request bytes"
-  responses           "# responses"
-  response_bytes      "total response bytes"
+  server_ejected_at   "timestamp when server was last ejected in usec since epoch (0 when never)"
+  requests            "# requests queued for the server"
+  request_bytes       "total bytes of requests queued for the server"
+  responses           "# responses read from the server"
+  response_bytes      "total bytes of responses read from the server"
   in_queue            "# requests waiting to be written"
   in_queue_bytes      "bytes of requests waiting to be written"
   out_queue           "# requests written, waiting for their replies"

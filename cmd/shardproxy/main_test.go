@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -105,6 +107,7 @@ func TestServeAndStop(t *testing.T) {
 			t.Fatalf("stats JSON lacks %s: %s", field, js.String())
 		}
 	}
+	checkDescribed(t, js.Bytes(), "alpha", r.Addr)
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-done:
@@ -144,6 +147,46 @@ func TestThreadsFlag(t *testing.T) {
 		}
 		if o.threads != tc.want {
 			t.Errorf("%q: threads %d, want %d", tc.args, o.threads, tc.want)
+		}
+	}
+}
+
+// checkDescribed checks that -D describes exactly the pool and server keys
+// of the stats JSON doc, in its pool and server sections.
+func checkDescribed(t *testing.T, doc []byte, pool, server string) {
+	t.Helper()
+	var stats map[string]json.RawMessage
+	if err := json.Unmarshal(doc, &stats); err != nil {
+		t.Fatalf("stats JSON: %v: %s", err, doc)
+	}
+	var poolStats map[string]json.RawMessage
+	if err := json.Unmarshal(stats[pool], &poolStats); err != nil {
+		t.Fatalf("pool %s in the stats JSON: %v: %s", pool, err, doc)
+	}
+	var serverStats map[string]json.RawMessage
+	if err := json.Unmarshal(poolStats[server], &serverStats); err != nil {
+		t.Fatalf("server %s in the stats JSON: %v: %s", server, err, doc)
+	}
+	delete(poolStats, server)
+	sections := map[string][]string{}
+	section := ""
+	for line := range strings.Lines(statsDescription) {
+		switch {
+		case strings.HasSuffix(line, ":\n"):
+			section = strings.TrimSuffix(line, ":\n")
+		case strings.HasPrefix(line, "  "):
+			sections[section] = append(sections[section], strings.Fields(line)[0])
+		}
+	}
+	for name, keys := range map[string]map[string]json.RawMessage{"pool stats": poolStats, "server stats": serverStats} {
+		var inJSON []string
+		for k := range keys {
+			inJSON = append(inJSON, k)
+		}
+		slices.Sort(inJSON)
+		described := slices.Sorted(slices.Values(sections[name]))
+		if !slices.Equal(inJSON, described) {
+			t.Errorf("-D %s: %q\nstats JSON: %q", name, described, inJSON)
 		}
 	}
 }
