@@ -12,9 +12,9 @@ import (
 // are written, and so the memory one client can hold.
 const maxBatch = 512
 
-// slot is one request's place in a client's reply order: a local reply, one
+// answer is one request's place in a client's reply order: a local reply, one
 // forwarded call, or the fragments of a split multi-key command.
-type slot struct {
+type answer struct {
 	local    [2]int // span of a local reply in batch.local
 	first, n int    // calls[first:first+n]
 	merge    uint8  // protocol-specific merge of the fragments
@@ -31,7 +31,7 @@ type batch struct {
 	iov     [][]byte // out's pieces and large replies, for writev
 	scratch []byte   // fragment and re-encoded frames
 	local   []byte   // local replies
-	slots   []slot
+	answers []answer
 	calls   []*pools.Call
 	ncalls  int
 	order   []int
@@ -87,7 +87,7 @@ func (bt *batch) reset() {
 	bt.out = bt.out[:0]
 	bt.scratch = bt.scratch[:0]
 	bt.local = bt.local[:0]
-	bt.slots = bt.slots[:0]
+	bt.answers = bt.answers[:0]
 	bt.order = bt.order[:0]
 	clear(bt.okeys)
 	bt.okeys = bt.okeys[:0]
@@ -105,22 +105,22 @@ func (bt *batch) newCall() *pools.Call {
 	return c
 }
 
-// localSlot starts a slot whose reply the caller appends to bt.local, then
+// localStart starts an answer whose reply the caller appends to bt.local, then
 // closes with endLocal.
 func (bt *batch) localStart() int { return len(bt.local) }
 
 func (bt *batch) localEnd(start int) {
-	bt.slots = append(bt.slots, slot{local: [2]int{start, len(bt.local)}})
+	bt.answers = append(bt.answers, answer{local: [2]int{start, len(bt.local)}})
 }
 
 // forward records a request sent whole to one server.
 func (bt *batch) forward(cl *client, srv *pools.Server, frame []byte, kind uint8, noReply bool) {
-	s := slot{first: bt.ncalls, n: 1, noReply: noReply}
-	bt.slots = append(bt.slots, s)
+	s := answer{first: bt.ncalls, n: 1, noReply: noReply}
+	bt.answers = append(bt.answers, s)
 	bt.send(cl, srv, frame, kind, noReply)
 }
 
-// send enqueues one call for the current slot.
+// send enqueues one call for the current answer.
 func (bt *batch) send(cl *client, srv *pools.Server, frame []byte, kind uint8, noReply bool) {
 	c := bt.newCall()
 	c.Frame, c.Kind, c.NoReply, c.Done, c.Sent = frame, kind, noReply, cl, cl.received

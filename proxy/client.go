@@ -7,9 +7,9 @@ import (
 	"net"
 	"os"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/shardproxy/shardproxy/internal/sockio"
 	"github.com/shardproxy/shardproxy/pools"
 )
 
@@ -19,9 +19,9 @@ import (
 type client struct {
 	id   uint64
 	nc   net.Conn
-	raw  syscall.RawConn // nil when the connection cannot wait without a buffer (TLS)
-	w    pools.Writer
-	fd   int // the socket of raw; -1 without raw
+	rd   sockio.Reader // Raw, or (TLS, off Linux) reads go through nc
+	w    sockio.Writer
+	fd   int // the socket, for parking; -1 when it cannot park
 	p    *pool
 	wake chan struct{}
 	// pending counts calls not yet done; the last one to finish wakes the
@@ -95,25 +95,18 @@ func (cl *client) CallDone(*pools.Call) {
 }
 
 func newClient(p *pool, nc net.Conn, id uint64) *client {
-	cl := &client{id: id, nc: nc, p: p, wake: make(chan struct{}, 1), fd: -1}
-	if sc, ok := nc.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			cl.raw = raw
-			cl.fd = clientFD(raw)
-		}
-	} else if tc, ok := nc.(*tls.Conn); ok {
+	cl := &client{id: id, nc: nc, p: p, wake: make(chan struct{}, 1)}
+	cl.rd.Init(nc)
+	cl.w.Init(nc)
+	cl.readFn = cl.rawRead
+	cl.fd = sockio.FD(nc)
+	if tc, ok := nc.(*tls.Conn); ok {
 		// Reads go through crypto/tls, but an idle TLS client can still
 		// park on its socket: it parks only after a read timed out, when
 		// crypto/tls holds no whole record, so new bytes on the socket
 		// are what it waits for.
-		if sc, ok := tc.NetConn().(syscall.Conn); ok {
-			if raw, err := sc.SyscallConn(); err == nil {
-				cl.fd = clientFD(raw)
-			}
-		}
+		cl.fd = sockio.FD(tc.NetConn())
 	}
-	cl.readFn = cl.rawRead
-	cl.w.Init(nc)
 	return cl
 }
 
@@ -122,7 +115,7 @@ func newClient(p *pool, nc net.Conn, id uint64) *client {
 // reads inside the poller's callback, so a read that would block costs one
 // syscall and no buffer, and a read with bytes costs one syscall.
 func (cl *client) read() (int, error) {
-	if cl.raw == nil {
+	if !cl.rd.Raw() {
 		if cl.bt == nil {
 			// Idle: wait for the first byte without a buffer. The
 			// batch comes with it; crypto/tls keeps the rest of the
@@ -144,13 +137,14 @@ func (cl *client) read() (int, error) {
 		return n, err
 	}
 	cl.n, cl.err = 0, nil
-	if err := cl.raw.Read(cl.readFn); err != nil {
+	if err := cl.rd.ReadWith(cl.readFn); err != nil {
 		return 0, err
 	}
 	return cl.n, cl.err
 }
 
-// rawRead is the poller callback of read: it returns false to wait.
+// rawRead is the poller callback of read (sockio's ReadWith): it returns
+// false to wait.
 func (cl *client) rawRead(fd uintptr) bool {
 	// A batch taken here is counted (client_buffered) only once it stays:
 	// most reads of an idle client find nothing and give it back.
@@ -162,25 +156,16 @@ func (cl *client) rawRead(fd uintptr) bool {
 	if !cl.grow() {
 		cl.err = errTooLarge
 	} else {
-		n, err := pools.RawRead(fd, bt.in[len(bt.in):cap(bt.in)])
-		for err == syscall.EINTR {
-			n, err = pools.RawRead(fd, bt.in[len(bt.in):cap(bt.in)])
-		}
-		switch {
-		case err == syscall.EAGAIN:
+		n, ok, err := sockio.ReadInto(fd, bt.in[len(bt.in):cap(bt.in)])
+		if !ok {
 			if fresh {
 				cl.bt = nil
 				bt.release()
 			}
 			return false
-		case err != 0:
-			cl.err = err
-		case n == 0:
-			cl.err = io.EOF
-		default:
-			bt.in = bt.in[:len(bt.in)+n]
-			cl.n = n
 		}
+		bt.in = bt.in[:len(bt.in)+n]
+		cl.n, cl.err = n, err
 	}
 	if fresh {
 		cl.p.stats.clientBuffered.Add(1)
@@ -201,12 +186,12 @@ func (cl *client) grow() bool {
 	// has arrived, so a claimed length costs memory only as bytes come.
 	need := min(cl.p.proto.requestNeed(bt.in), cap(bt.in)+8<<20)
 	size := min(max(2*cap(bt.in), need), cl.p.routing().lim.maxRequest)
-	nb := pools.GetBuffer(size)[:len(bt.in)]
+	nb := sockio.GetBuffer(size)[:len(bt.in)]
 	copy(nb, bt.in)
 	if cap(bt.in) == batchIn && bt.small == nil {
 		bt.small = bt.in[:0] // kept for when the batch is released
 	} else {
-		pools.PutBuffer(bt.in)
+		sockio.PutBuffer(bt.in)
 	}
 	bt.in = nb
 	return true
@@ -281,6 +266,7 @@ func (cl *client) serve() (parked bool) {
 			}
 		}
 		if err == errTooLarge {
+			cl.p.stats.clientErr.Add(1) // closed for its request, as a protocol error
 			cl.leaving = cl.send(proto.tooLarge(nil), nil)
 			return
 		}
@@ -306,12 +292,12 @@ func (cl *client) serve() (parked bool) {
 
 // handle answers every complete request in bt.in, batch by batch, and keeps
 // the incomplete rest. It returns false when the client must be closed.
-func (cl *client) handle(bt *batch, proto protocol) bool {
+func (cl *client) handle(bt *batch, proto clientProtocol) bool {
 	for {
 		bt.rt = cl.p.routing()
 		off, quit := cl.parse(bt, proto)
-		if len(bt.slots) > 0 {
-			cl.p.stats.requests.Add(int64(len(bt.slots)))
+		if len(bt.answers) > 0 {
+			cl.p.stats.requests.Add(int64(len(bt.answers)))
 			bt.flush()
 			for cl.pending.Load() > 0 {
 				<-cl.wake
@@ -335,8 +321,8 @@ func (cl *client) handle(bt *batch, proto protocol) bool {
 
 // parse takes complete requests from bt.in and returns how many bytes they
 // used.
-func (cl *client) parse(bt *batch, proto protocol) (off int, quit bool) {
-	for off < len(bt.in) && len(bt.slots) < maxBatch {
+func (cl *client) parse(bt *batch, proto clientProtocol) (off int, quit bool) {
+	for off < len(bt.in) && len(bt.answers) < maxBatch {
 		if cl.swallow > 0 {
 			k := min(cl.swallow, len(bt.in)-off)
 			off += k
@@ -361,12 +347,12 @@ const directSize = 32 << 10
 
 // writeReplies writes the batch's replies in request order, in one write
 // (writev when large replies are sent from where they lie).
-func (cl *client) writeReplies(bt *batch, proto protocol) bool {
+func (cl *client) writeReplies(bt *batch, proto clientProtocol) bool {
 	out := bt.out[:0]
 	iov := bt.iov[:0]
 	mark := 0
-	for i := range bt.slots {
-		s := &bt.slots[i]
+	for i := range bt.answers {
+		s := &bt.answers[i]
 		switch {
 		case s.noReply:
 		case s.n == 0:
@@ -415,5 +401,5 @@ func deadlineSlack(d time.Duration) time.Duration { return min(d/10, time.Second
 
 // isEOF tells a client that simply went away.
 func isEOF(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET)
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || sockio.IsReset(err)
 }

@@ -5,7 +5,7 @@
 //
 // A request's way through: the client's goroutine waits for readability
 // without holding a buffer (client.go), takes a batch buffer from a pool and
-// reads; the protocol (redis.go, memcache.go, behind the small interface in
+// reads; the protocol (redis.go, memcache.go, behind the two small interfaces in
 // protocol.go) frames complete requests, looks each command up in a table of
 // flags (commands.go), and either records a local reply or finds the
 // server of each key and enqueues a call on that server's connection

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 
 	"github.com/shardproxy/shardproxy/codec/memcache"
+	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/pools"
 )
 
@@ -36,7 +37,10 @@ const quietKind = 0x80
 
 var mnReply = []byte("MN\r\n")
 
-func (m *memcacheProto) framer() pools.Framer {
+// memcacheServers is the memcache text protocol towards a pool's servers.
+type memcacheServers struct{}
+
+func (memcacheServers) framer() pools.Framer {
 	return func(b []byte, kind uint8) (int, error) {
 		cmd := memcache.Command(kind &^ quietKind)
 		if kind&quietKind == 0 {
@@ -56,14 +60,14 @@ func (m *memcacheProto) framer() pools.Framer {
 	}
 }
 
-func (m *memcacheProto) isError(reply []byte) bool {
+func (memcacheServers) isError(reply []byte) bool {
 	return bytes.HasPrefix(reply, []byte("ERROR")) || bytes.HasPrefix(reply, []byte("CLIENT_ERROR")) ||
 		bytes.HasPrefix(reply, []byte("SERVER_ERROR"))
 }
 
-func (m *memcacheProto) handshake() [][]byte { return nil }
+func (memcacheServers) handshake(*config.Pool) [][]byte { return nil }
 
-func (m *memcacheProto) ping() []byte { return []byte("version\r\n") }
+func (memcacheServers) ping() []byte { return []byte("version\r\n") }
 
 func (m *memcacheProto) refuse(dst []byte) []byte {
 	return append(dst, "SERVER_ERROR max number of clients reached\r\n"...)
@@ -71,6 +75,13 @@ func (m *memcacheProto) refuse(dst []byte) []byte {
 
 func (m *memcacheProto) tooLarge(dst []byte) []byte {
 	return append(dst, "SERVER_ERROR object too large for cache\r\n"...)
+}
+
+// noServer answers a request whose key has no server in the ring (every
+// server ejected): a forwarding error, as nutcracker counts it.
+func (m *memcacheProto) noServer(bt *batch) {
+	m.p.stats.forwardError.Add(1)
+	mcLine(bt, "SERVER_ERROR no server available in pool "+bt.rt.cfg.Name)
 }
 
 func mcLine(bt *batch, line string) {
@@ -112,6 +123,7 @@ func (m *memcacheProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 	frame := b[:n]
 	switch req.Cmd {
 	case memcache.CmdQuit:
+		m.p.stats.clientEOF.Add(1) // the client leaves, as nutcracker counts it
 		return n, true
 	case memcache.CmdVersion:
 		mcLine(bt, "VERSION "+Version)
@@ -142,7 +154,7 @@ func (m *memcacheProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 		}
 		srv := bt.rt.server(routingKey(req))
 		if srv == nil {
-			mcLine(bt, "SERVER_ERROR no server available in pool "+bt.rt.cfg.Name)
+			m.noServer(bt)
 			break
 		}
 		kind := uint8(req.Cmd)
@@ -192,10 +204,10 @@ func routingKey(req *memcache.Request) []byte {
 func (m *memcacheProto) broadcast(cl *client, bt *batch, frame []byte, req *memcache.Request) {
 	rt := bt.rt
 	if len(rt.ring) == 0 {
-		mcLine(bt, "SERVER_ERROR no server available in pool "+rt.cfg.Name)
+		m.noServer(bt)
 		return
 	}
-	bt.slots = append(bt.slots, slot{first: bt.ncalls, n: len(rt.ring), merge: mergeAllOK, noReply: req.NoReply})
+	bt.answers = append(bt.answers, answer{first: bt.ncalls, n: len(rt.ring), merge: mergeAllOK, noReply: req.NoReply})
 	for _, srv := range rt.ring {
 		bt.send(cl, srv, frame, uint8(req.Cmd), req.NoReply)
 	}
@@ -207,7 +219,7 @@ func (m *memcacheProto) splitGet(cl *client, bt *batch, req *memcache.Request, f
 	rt := bt.rt
 	frags, orderStart, ok := bt.group(req.Keys, 1)
 	if !ok {
-		mcLine(bt, "SERVER_ERROR no server available in pool "+rt.cfg.Name)
+		m.noServer(bt)
 		return
 	}
 	if len(frags) == 1 {
@@ -216,7 +228,7 @@ func (m *memcacheProto) splitGet(cl *client, bt *batch, req *memcache.Request, f
 		return
 	}
 	order := bt.order[orderStart:]
-	bt.slots = append(bt.slots, slot{first: bt.ncalls, n: len(frags), merge: mergeValues, order: [2]int{orderStart, len(bt.order)}})
+	bt.answers = append(bt.answers, answer{first: bt.ncalls, n: len(frags), merge: mergeValues, order: [2]int{orderStart, len(bt.order)}})
 	m.p.stats.fragments.Add(int64(len(frags)))
 	keys := bt.keys
 	for f, si := range frags {
@@ -234,7 +246,7 @@ func (m *memcacheProto) splitGet(cl *client, bt *batch, req *memcache.Request, f
 	bt.keys = keys[:0]
 }
 
-func (m *memcacheProto) reply(dst []byte, bt *batch, s *slot) []byte {
+func (m *memcacheProto) reply(dst []byte, bt *batch, s *answer) []byte {
 	calls := bt.calls[s.first : s.first+s.n]
 	for _, c := range calls {
 		if c.Err != nil {
@@ -264,7 +276,7 @@ func (m *memcacheProto) reply(dst []byte, bt *batch, s *slot) []byte {
 
 // mergeValues puts the VALUE blocks of get fragments back in key order,
 // ending with a single END.
-func (m *memcacheProto) mergeValues(dst []byte, bt *batch, s *slot, calls []*pools.Call) []byte {
+func (m *memcacheProto) mergeValues(dst []byte, bt *batch, s *answer, calls []*pools.Call) []byte {
 	for _, c := range calls {
 		if !bytes.HasPrefix(c.Reply, []byte("VALUE ")) && !bytes.Equal(c.Reply, []byte("END\r\n")) {
 			return append(dst, c.Reply...)
@@ -293,9 +305,9 @@ func (m *memcacheProto) mergeValues(dst []byte, bt *batch, s *slot, calls []*poo
 
 func (m *memcacheProto) requestNeed([]byte) int { return 0 }
 
-func (m *memcacheProto) replyNeed([]byte) int { return 0 }
+func (memcacheServers) replyNeed([]byte) int { return 0 }
 
-func (m *memcacheProto) direct(bt *batch, s *slot) []byte {
+func (m *memcacheProto) direct(bt *batch, s *answer) []byte {
 	if s.n != 1 || s.merge != mergeNone {
 		return nil
 	}

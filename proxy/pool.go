@@ -21,13 +21,15 @@ type pool struct {
 	// listen address. What routes requests and bounds clients is read
 	// from the routing value, never from cfg.
 	cfg   *config.Pool
-	proto protocol
-	log   *slog.Logger
-	rt    atomic.Pointer[routing]
-	ln    net.Listener
-	tls   *tls.Config // client-side TLS; nil for plain TCP
-	stats poolStats
-	park  *parker // nil when idle clients keep their goroutines
+	proto clientProtocol
+	// servers speaks the pool's protocol to its servers.
+	servers serverProtocol
+	log     *slog.Logger
+	rt      atomic.Pointer[routing]
+	ln      net.Listener
+	tls     *tls.Config // client-side TLS; nil for plain TCP
+	stats   poolStats
+	park    *parker // nil when idle clients keep their goroutines
 
 	nextID  atomic.Uint64
 	mu      sync.Mutex
@@ -55,7 +57,7 @@ func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 		clients: map[*client]struct{}{},
 		started: time.Now(),
 	}
-	p.proto = newProto(p)
+	p.proto, p.servers = newProto(p)
 	var err error
 	if p.tls, err = clientTLS(cfg); err != nil {
 		return nil, err
@@ -82,12 +84,12 @@ func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 // routing returns the pool's current routing value.
 func (p *pool) routing() *routing { return p.rt.Load() }
 
-// newProto makes the pool's protocol.
-func newProto(p *pool) protocol {
+// newProto makes the pool's protocol, towards clients and servers.
+func newProto(p *pool) (clientProtocol, serverProtocol) {
 	if p.cfg.Redis {
-		return newRedisProto(p)
+		return newRedisProto(p), redisServers{}
 	}
-	return newMemcacheProto(p)
+	return newMemcacheProto(p), memcacheServers{}
 }
 
 // newServer makes the pools.Server of one server line.
@@ -102,12 +104,12 @@ func (p *pool) newServer(s config.Server, roots *x509.CertPool) *pools.Server {
 		Timeout:      cfg.Timeout,
 		KeepAlive:    cfg.TCPKeepalive,
 		TLS:          serverTLS(cfg, s, roots),
-		Handshake:    p.proto.handshake(),
-		Ping:         p.proto.ping(),
-		Frame:        p.proto.framer(),
+		Handshake:    p.servers.handshake(cfg),
+		Ping:         p.servers.ping(),
+		Frame:        p.servers.framer(),
 		FailFast:     cfg.Distribution == "jump" || cfg.EjectMode == config.EjectFailFast,
-		Need:         p.proto.replyNeed,
-		IsError:      p.proto.isError,
+		Need:         p.servers.replyNeed,
+		IsError:      p.servers.isError,
 		AutoEject:    cfg.AutoEjectHosts,
 		FailureLimit: cfg.ServerFailureLimit,
 		RetryTimeout: cfg.ServerRetryTimeout,

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/shardproxy/shardproxy/codec/resp"
+	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/pools"
 )
 
@@ -18,27 +19,30 @@ func newRedisProto(p *pool) *redisProto {
 	return &redisProto{p: p}
 }
 
-func (r *redisProto) framer() pools.Framer {
+// redisServers is the RESP protocol towards a pool's servers.
+type redisServers struct{}
+
+func (redisServers) framer() pools.Framer {
 	return func(b []byte, _ uint8) (int, error) { return resp.ReadReply(b) }
 }
 
-func (r *redisProto) isError(reply []byte) bool { return resp.IsError(reply) }
+func (redisServers) isError(reply []byte) bool { return resp.IsError(reply) }
 
-func (r *redisProto) ping() []byte { return resp.AppendCommand(nil, []byte("PING")) }
+func (redisServers) ping() []byte { return resp.AppendCommand(nil, []byte("PING")) }
 
 // handshake authenticates and selects the database on each new server
 // connection, as nutcracker does with redis_auth and redis_db; with
 // redis_username it authenticates as that ACL user.
-func (r *redisProto) handshake() [][]byte {
+func (redisServers) handshake(cfg *config.Pool) [][]byte {
 	var frames [][]byte
-	switch cfg := r.p.cfg; {
+	switch {
 	case cfg.RedisAuth != "" && cfg.RedisUsername != "":
 		frames = append(frames, resp.AppendCommand(nil, []byte("AUTH"), []byte(cfg.RedisUsername), []byte(cfg.RedisAuth)))
 	case cfg.RedisAuth != "":
 		frames = append(frames, resp.AppendCommand(nil, []byte("AUTH"), []byte(cfg.RedisAuth)))
 	}
-	if r.p.cfg.RedisDB != 0 {
-		frames = append(frames, resp.AppendCommand(nil, []byte("SELECT"), fmt.Appendf(nil, "%d", r.p.cfg.RedisDB)))
+	if cfg.RedisDB != 0 {
+		frames = append(frames, resp.AppendCommand(nil, []byte("SELECT"), fmt.Appendf(nil, "%d", cfg.RedisDB)))
 	}
 	return frames
 }
@@ -49,6 +53,13 @@ func (r *redisProto) refuse(dst []byte) []byte {
 
 func (r *redisProto) tooLarge(dst []byte) []byte {
 	return resp.AppendError(dst, "ERR Protocol error: request too large")
+}
+
+// noServer answers a request whose key has no server in the ring (every
+// server ejected): a forwarding error, as nutcracker counts it.
+func (r *redisProto) noServer(bt *batch) {
+	r.p.stats.forwardError.Add(1)
+	errorReply(bt, "ERR no server available in pool "+bt.rt.cfg.Name)
 }
 
 // errorReply records a local error reply.
@@ -148,7 +159,7 @@ func (r *redisProto) forward(cl *client, bt *batch, cmd *command, keys [][]byte,
 		}
 	}
 	if i < 0 {
-		errorReply(bt, "ERR no server available in pool "+rt.cfg.Name)
+		r.noServer(bt)
 		return
 	}
 	bt.forward(cl, rt.ring[i], frame, 0, false)
@@ -161,7 +172,7 @@ func (r *redisProto) split(cl *client, bt *batch, cmd *command, args [][]byte, f
 	step := cmd.step
 	frags, orderStart, ok := bt.group(args[1:], step)
 	if !ok {
-		errorReply(bt, "ERR no server available in pool "+rt.cfg.Name)
+		r.noServer(bt)
 		return
 	}
 	if len(frags) == 1 {
@@ -170,7 +181,7 @@ func (r *redisProto) split(cl *client, bt *batch, cmd *command, args [][]byte, f
 		return
 	}
 	order := bt.order[orderStart:]
-	bt.slots = append(bt.slots, slot{first: bt.ncalls, n: len(frags), merge: cmd.merge, order: [2]int{orderStart, len(bt.order)}})
+	bt.answers = append(bt.answers, answer{first: bt.ncalls, n: len(frags), merge: cmd.merge, order: [2]int{orderStart, len(bt.order)}})
 	r.p.stats.fragments.Add(int64(len(frags)))
 	for f, si := range frags {
 		cnt := 0
@@ -195,7 +206,7 @@ func (r *redisProto) split(cl *client, bt *batch, cmd *command, args [][]byte, f
 }
 
 // reply appends a forwarded or split request's reply.
-func (r *redisProto) reply(dst []byte, bt *batch, s *slot) []byte {
+func (r *redisProto) reply(dst []byte, bt *batch, s *answer) []byte {
 	calls := bt.calls[s.first : s.first+s.n]
 	for _, c := range calls {
 		if c.Err != nil {
@@ -237,7 +248,7 @@ func (r *redisProto) reply(dst []byte, bt *batch, s *slot) []byte {
 var okReply = []byte("+OK\r\n")
 
 // mergeArray puts the elements of MGET fragments back in key order.
-func (r *redisProto) mergeArray(dst []byte, bt *batch, s *slot, calls []*pools.Call) []byte {
+func (r *redisProto) mergeArray(dst []byte, bt *batch, s *answer, calls []*pools.Call) []byte {
 	order := bt.order[s.order[0]:s.order[1]]
 	cur := bt.cursors[:0]
 	for f, c := range calls {
@@ -305,7 +316,7 @@ func argList(args [][]byte) string {
 func (r *redisProto) requestNeed(b []byte) int { return resp.Need(b) }
 
 // replyNeed reads a bulk reply's length header: "$N\r\n" needs N+2 more.
-func (r *redisProto) replyNeed(b []byte) int { return bulkNeed(b) }
+func (redisServers) replyNeed(b []byte) int { return bulkNeed(b) }
 
 // bulkNeed returns the total length of the bulk string starting b, or 0
 // when b does not start with a complete bulk header.
@@ -330,7 +341,7 @@ func bulkNeed(b []byte) int {
 	return 0
 }
 
-func (r *redisProto) direct(bt *batch, s *slot) []byte {
+func (r *redisProto) direct(bt *batch, s *answer) []byte {
 	if s.n != 1 || s.merge != mergeNone {
 		return nil
 	}
