@@ -4,6 +4,8 @@ import (
 	"errors"
 	"sync/atomic"
 	"time"
+
+	"github.com/shardproxy/shardproxy/internal/sockio"
 )
 
 // Doner is told when a call has its reply or its error.
@@ -49,7 +51,7 @@ func (c *Call) Reset(keep int) {
 	c.Kind = 0
 	c.NoReply = false
 	if c.owned != nil {
-		PutBuffer(c.owned)
+		sockio.PutBuffer(c.owned)
 		c.owned = nil
 		c.Reply = nil
 	} else if cap(c.Reply) > keep {

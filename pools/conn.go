@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/shardproxy/shardproxy/internal/sockio"
 )
 
 // Conn is one connection to a server, shared by many clients. Calls are
@@ -119,7 +121,7 @@ func (c *Conn) Flush() {
 func (c *Conn) writeLoop(nc net.Conn, kick, quit, done chan struct{}) {
 	defer c.s.wg.Done()
 	defer close(done)
-	var w Writer
+	var w sockio.Writer
 	w.Init(nc)
 	var iov [][]byte
 	var pins []*Call
@@ -325,8 +327,8 @@ func (c *Conn) shutdown() {
 // readLoop frames replies and completes calls in order until nc fails.
 func (c *Conn) readLoop(nc net.Conn) {
 	defer c.s.wg.Done()
-	r := &reader{buf: GetBuffer(readBuffer)}
-	var rd Reader
+	r := &reader{buf: sockio.GetBuffer(readBuffer)}
+	var rd sockio.Reader
 	rd.Init(nc)
 	for {
 		if len(r.buf) == cap(r.buf) {
@@ -442,7 +444,7 @@ func (r *reader) deliver() (handoff *Call) {
 func (r *reader) keepRest(handoff bool) {
 	rest := len(r.buf) - r.off
 	if handoff {
-		fresh := GetBuffer(rest)[:rest]
+		fresh := sockio.GetBuffer(rest)[:rest]
 		copy(fresh, r.buf[r.off:])
 		r.buf = fresh
 		return
@@ -450,8 +452,8 @@ func (r *reader) keepRest(handoff bool) {
 	copy(r.buf, r.buf[r.off:])
 	r.buf = r.buf[:rest]
 	if rest == 0 && cap(r.buf) > readBuffer {
-		PutBuffer(r.buf)
-		r.buf = GetBuffer(readBuffer)
+		sockio.PutBuffer(r.buf)
+		r.buf = sockio.GetBuffer(readBuffer)
 	}
 }
 
@@ -467,9 +469,9 @@ func (c *Conn) grow(buf []byte) []byte {
 		// A server's claimed length is trusted, within 64 MB per step.
 		size = max(size, min(c.s.opt.Need(buf), cap(buf)+64<<20))
 	}
-	nb := GetBuffer(size)[:len(buf)]
+	nb := sockio.GetBuffer(size)[:len(buf)]
 	copy(nb, buf)
-	PutBuffer(buf)
+	sockio.PutBuffer(buf)
 	return nb
 }
 

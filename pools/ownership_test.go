@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shardproxy/shardproxy/codec/resp"
+	"github.com/shardproxy/shardproxy/internal/sockio"
 	"github.com/shardproxy/shardproxy/pools"
 )
 
@@ -106,12 +107,12 @@ func (s *scribbler) CallDone(c *pools.Call) {
 	work := func() {
 		size := cap(c.Reply)
 		c.Reset(64 << 10)
-		b := pools.GetBuffer(size)
+		b := sockio.GetBuffer(size)
 		b = b[:cap(b)]
 		for i := range b {
 			b[i] = 'X'
 		}
-		pools.PutBuffer(b)
+		sockio.PutBuffer(b)
 		s.done <- struct{}{}
 	}
 	if s.async {

@@ -3,7 +3,7 @@ package proxy
 import (
 	"sync"
 
-	"github.com/shardproxy/shardproxy/pools"
+	"github.com/shardproxy/shardproxy/internal/sockio"
 )
 
 // output holds the replies a client has not read yet. A client may write a
@@ -127,7 +127,7 @@ func (cl *client) writeLoop(done chan struct{}) {
 		err := cl.w.Writev(iov)
 		clear(iov)
 		for _, b := range chunks {
-			pools.PutBuffer(b)
+			sockio.PutBuffer(b)
 		}
 		clear(chunks)
 		o.mu.Lock()
@@ -135,7 +135,7 @@ func (cl *client) writeLoop(done chan struct{}) {
 		if err != nil {
 			o.err, o.active, o.writing = err, false, 0
 			for _, b := range o.queue {
-				pools.PutBuffer(b)
+				sockio.PutBuffer(b)
 			}
 			o.queue, o.spare, o.size = nil, nil, 0
 			o.mu.Unlock()
@@ -155,7 +155,7 @@ func (o *output) add(b []byte) {
 	for len(b) > 0 {
 		n := len(o.queue)
 		if n == 0 || len(o.queue[n-1]) == cap(o.queue[n-1]) {
-			o.queue = append(o.queue, pools.GetBuffer(outChunk))
+			o.queue = append(o.queue, sockio.GetBuffer(outChunk))
 			n++
 		}
 		last := o.queue[n-1]

@@ -1,0 +1,118 @@
+package sockio
+
+import (
+	"fmt"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Poller is a set of sockets waiting to turn readable: an epoll set that
+// itself waits in Go's poller, so no thread blocks on it. A socket added
+// is reported once, when it has bytes, EOF or an error (level-triggered:
+// bytes that came before Add are reported at once), and stays in the set
+// until Delete.
+type Poller struct {
+	file   *os.File // the epoll set
+	raw    syscall.RawConn
+	closed atomic.Bool
+	// Wait's state, kept so that a wait allocates nothing.
+	events []syscall.EpollEvent
+	n      int
+	err    error
+	waitFn func(epfd uintptr) bool
+}
+
+// NewPoller makes an empty set.
+func NewPoller() (*Poller, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		syscall.Close(epfd)
+		return nil, fmt.Errorf("epoll set non-blocking: %w", err)
+	}
+	f := os.NewFile(uintptr(epfd), "sockio-poller")
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	p := &Poller{file: f, raw: raw}
+	p.waitFn = p.wait
+	return p, nil
+}
+
+// Add puts the socket fd (see FD) in the set.
+func (p *Poller) Add(fd int) error {
+	// One-shot: it is reported once; the owner then Deletes it.
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(fd)}
+	return p.ctl(syscall.EPOLL_CTL_ADD, fd, &ev)
+}
+
+// Delete takes the socket fd out of the set.
+func (p *Poller) Delete(fd int) error {
+	return p.ctl(syscall.EPOLL_CTL_DEL, fd, nil)
+}
+
+// ctl runs epoll_ctl on the set.
+func (p *Poller) ctl(op, fd int, ev *syscall.EpollEvent) error {
+	var err error
+	if cerr := p.raw.Control(func(epfd uintptr) {
+		err = syscall.EpollCtl(int(epfd), op, fd, ev)
+	}); cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return fmt.Errorf("epoll_ctl: %w", err)
+	}
+	return nil
+}
+
+// Wait waits until sockets in the set are reported, or until the time
+// until, and puts the reported sockets in fds (at most len(fds) of them).
+// It returns how many it put, os.ErrDeadlineExceeded when until came
+// first, and os.ErrClosed once the set is closed. Only one goroutine may
+// Wait at a time; others may Add and Delete meanwhile.
+func (p *Poller) Wait(fds []int, until time.Time) (int, error) {
+	if len(p.events) < len(fds) {
+		p.events = make([]syscall.EpollEvent, len(fds))
+	}
+	p.file.SetReadDeadline(until)
+	p.events, p.n, p.err = p.events[:len(fds)], 0, nil
+	if err := p.raw.Read(p.waitFn); err != nil {
+		if p.closed.Load() {
+			return 0, os.ErrClosed
+		}
+		return 0, err
+	}
+	if p.err != nil {
+		return 0, p.err
+	}
+	for i, ev := range p.events[:p.n] {
+		fds[i] = int(ev.Fd)
+	}
+	return p.n, nil
+}
+
+// wait is the poller callback of Wait: false means wait until readable.
+func (p *Poller) wait(epfd uintptr) bool {
+	n, err := syscall.EpollWait(int(epfd), p.events, 0)
+	switch {
+	case err == syscall.EINTR:
+		return false
+	case err != nil:
+		p.err = fmt.Errorf("epoll_wait: %w", err)
+		return true
+	}
+	p.n = n
+	return n > 0
+}
+
+// Close closes the set; a Wait returns os.ErrClosed.
+func (p *Poller) Close() error {
+	p.closed.Store(true)
+	return p.file.Close()
+}

@@ -1,0 +1,27 @@
+//go:build !linux
+
+package sockio
+
+import (
+	"errors"
+	"time"
+)
+
+// Poller is Linux only (epoll): NewPoller returns errors.ErrUnsupported
+// here, and idle connections keep their goroutines.
+type Poller struct{}
+
+// NewPoller returns errors.ErrUnsupported.
+func NewPoller() (*Poller, error) { return nil, errors.ErrUnsupported }
+
+// Add returns errors.ErrUnsupported.
+func (*Poller) Add(int) error { return errors.ErrUnsupported }
+
+// Delete returns errors.ErrUnsupported.
+func (*Poller) Delete(int) error { return errors.ErrUnsupported }
+
+// Wait returns errors.ErrUnsupported.
+func (*Poller) Wait([]int, time.Time) (int, error) { return 0, errors.ErrUnsupported }
+
+// Close returns nil.
+func (*Poller) Close() error { return nil }
