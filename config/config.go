@@ -12,6 +12,9 @@ const SlotCount = 256
 // Config is a whole configuration file: its pools in file order.
 type Config struct {
 	Pools []*Pool
+	// Digest identifies the file's content: the first 12 hex digits of
+	// its SHA-256 (empty for a Config not parsed from bytes).
+	Digest string
 }
 
 // Pool is one named pool: a listen address, the servers behind it, and how

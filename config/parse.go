@@ -2,6 +2,8 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +23,8 @@ func Parse(data []byte) (*Config, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, &Error{Line: root.Line, Err: errors.New("the file must be a mapping of pool name to pool")}
 	}
-	cfg := &Config{}
+	sum := sha256.Sum256(data)
+	cfg := &Config{Digest: hex.EncodeToString(sum[:6])}
 	var parsed []*poolParse
 	seen := map[string]int{}
 	for i := 0; i+1 < len(root.Content); i += 2 {
