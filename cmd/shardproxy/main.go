@@ -22,6 +22,7 @@ type options struct {
 	verbose                                           int
 	output, confFile, statsAddr, pidFile              string
 	statsPort, statsInterval, mbufSize, threads       int
+	given                                             []*flag.Flag // the flags set on the command line
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -35,7 +36,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		fs.BoolVar(&o.testConf, n, false, "check the configuration for syntax errors and exit")
 	})
 	both("d", "daemonize", func(n string) {
-		fs.BoolVar(&o.daemonize, n, false, "not supported: run under a supervisor (systemd) instead")
+		fs.BoolVar(&o.daemonize, n, false, "run as a daemon; without -o it logs nowhere")
 	})
 	both("D", "describe-stats", func(n string) { fs.BoolVar(&o.describeStats, n, false, "print the stats description and exit") })
 	both("v", "verbose", func(n string) {
@@ -61,6 +62,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	o.given = givenFlags(fs)
 	if o.threads < 0 {
 		return nil, fmt.Errorf("threads must be 0 (default) or more, not %d", o.threads)
 	}
@@ -100,30 +102,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case o.describeStats:
 		fmt.Fprint(stdout, statsDescription)
 		return 0
-	case o.daemonize:
-		fmt.Fprintln(stderr, "shardproxy: -d/--daemonize is not supported: run shardproxy under a supervisor such as systemd")
+	case o.testConf: // with or without -d, as nutcracker
+		return testConf(o.confFile, stdout, stderr)
+	}
+	var daemon *readyPipe
+	if o.daemonize {
+		if daemon = takeReadyPipe(); daemon == nil {
+			return startDaemon(o, stderr)
+		}
+	}
+	// fail tells err on stderr and, in a daemon, to its starter.
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "shardproxy: %v\n", err)
+		daemon.fail(err)
 		return 1
 	}
 	cfg, err := config.Load(o.confFile)
-	if o.testConf {
-		if err == nil {
-			err = proxy.Check(cfg) // what start would meet: listen hosts and paths, certificate files
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "shardproxy: configuration file '%s' syntax is invalid: %v\n", o.confFile, err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "shardproxy: configuration file '%s' syntax is ok\n", o.confFile)
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "shardproxy: %v\n", err)
-		return 1
+		return fail(err)
 	}
 	log, err := newLogger(o.output, o.verbose, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "shardproxy: %v\n", err)
-		return 1
+		return fail(err)
 	}
 	defer log.Close()
 	sigs := catchSignals(log)
@@ -132,17 +132,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if path := os.Getenv("SHARDPROXY_CPUPROFILE"); path != "" {
 		stop, err := startCPUProfile(path)
 		if err != nil {
-			fmt.Fprintf(stderr, "shardproxy: %v\n", err)
-			return 1
+			return fail(err)
 		}
 		defer stop()
 	}
-	return serve(cfg, o, log.Logger, sigs)
+	return serve(cfg, o, log.Logger, sigs, daemon)
+}
+
+// testConf checks the configuration at path as -t does: what a start would
+// meet, short of binding its ports.
+func testConf(path string, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(path)
+	if err == nil {
+		err = proxy.Check(cfg) // what start would meet: listen hosts and paths, certificate files
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "shardproxy: configuration file '%s' syntax is invalid: %v\n", path, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "shardproxy: configuration file '%s' syntax is ok\n", path)
+	return 0
 }
 
 // serve runs the proxy until SIGINT or SIGTERM, handling the other signals
-// as they come, and returns the exit code.
-func serve(cfg *config.Config, o *options, log *slog.Logger, sigs *signalLoop) int {
+// as they come, and returns the exit code. A daemon tells its starter it is
+// ready once every listener is open and the pid file written, or the error
+// that stopped it.
+func serve(cfg *config.Config, o *options, log *slog.Logger, sigs *signalLoop, daemon *readyPipe) int {
 	popt := proxy.Options{Logger: log}
 	if o.statsPort > 0 {
 		popt.StatsAddr = net.JoinHostPort(o.statsAddr, strconv.Itoa(o.statsPort))
@@ -150,21 +166,25 @@ func serve(cfg *config.Config, o *options, log *slog.Logger, sigs *signalLoop) i
 	px, err := proxy.New(cfg, popt)
 	if err != nil {
 		log.Error("configuration", "err", err)
+		daemon.fail(err)
 		return 1
 	}
 	if err := px.Start(); err != nil {
 		log.Error("start", "err", err)
+		daemon.fail(err)
 		return 1
 	}
 	if o.pidFile != "" {
 		if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			log.Error("pid file", "err", err)
+			daemon.fail(fmt.Errorf("pid file: %w", err))
 			px.Close()
 			return 1
 		}
 		defer os.Remove(o.pidFile)
 	}
-	log.Info("shardproxy started", "version", proxy.Version, "conf", o.confFile, "pid", os.Getpid())
+	daemon.ready()
+	log.Info("shardproxy started", "version", proxy.Version, "conf", o.confFile, "pid", os.Getpid(), "daemon", daemon != nil)
 	s := sigs.waitForStop()
 	log.Info("shutting down", "signal", s.String())
 	if err := px.Close(); err != nil {

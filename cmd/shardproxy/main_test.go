@@ -42,7 +42,7 @@ func TestTestConf(t *testing.T) {
 		{"missing file", []string{"-t", "-c", filepath.Join(t.TempDir(), "none.yml")}, 1, "", "syntax is invalid"},
 		{"version", []string{"-V"}, 0, "This is shardproxy-", ""},
 		{"describe stats", []string{"-D"}, 0, "server_ejected_at", ""},
-		{"daemonize refused", []string{"-d"}, 1, "", "not supported"},
+		{"test with daemonize", []string{"-t", "-d", "-c", good}, 0, "syntax is ok", ""},
 		{"unknown flag", []string{"--bogus"}, 1, "", "flag provided but not defined"},
 	}
 	for _, tc := range tests {
