@@ -28,6 +28,9 @@ type Proxy struct {
 	wg    sync.WaitGroup
 	mu    sync.Mutex
 	done  bool
+	// trimHeld: Start took hold of memTrim, and Close lets go of it, so
+	// that no trim its parked clients scheduled runs after it.
+	trimHeld bool
 }
 
 // New builds a proxy from a validated configuration; it listens on nothing
@@ -51,6 +54,8 @@ func New(cfg *config.Config, opt Options) (*Proxy, error) {
 // Start opens every listener and starts serving. On error nothing is left
 // listening.
 func (px *Proxy) Start() error {
+	memTrim.hold()
+	px.trimHeld = true
 	for _, p := range px.pools {
 		if err := p.listen(); err != nil {
 			px.Close()
@@ -113,6 +118,9 @@ func (px *Proxy) Close() error {
 	}
 	px.closePools()
 	px.wg.Wait()
+	if px.trimHeld {
+		memTrim.release()
+	}
 	return err
 }
 

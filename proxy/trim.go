@@ -14,11 +14,19 @@ import (
 // memory while they sleep.
 // A trim costs a full garbage collection: it runs once trimAfterIdle
 // clients have gone idle since the last one, and at most once a second.
+//
+// Every started Proxy holds the trimmer until its Close; when the last one
+// lets go, a scheduled trim is cancelled and a running one waited for, so
+// no trim outlives the proxies.
 type trimmer struct {
 	mu      sync.Mutex
 	idle    int       // clients gone idle since the last trim
 	last    time.Time // when the last trim ran
-	pending bool      // a trim is scheduled
+	pending bool      // a trim is scheduled or running
+	holders int       // started proxies that have not closed
+
+	timer *time.Timer   // the scheduled trim's, while pending
+	done  chan struct{} // closed when the scheduled trim has run
 }
 
 // memTrim is the process's trimmer: memory is the process's, not a pool's.
@@ -27,28 +35,61 @@ var memTrim trimmer
 // trimAfterIdle is how many clients must park before a trim.
 const trimAfterIdle = 1000
 
+// hold records that a proxy started.
+func (t *trimmer) hold() {
+	t.mu.Lock()
+	t.holders++
+	t.mu.Unlock()
+}
+
+// release records that a proxy closed. When it was the last, the scheduled
+// trim, if any, is cancelled, or waited for once it has begun.
+func (t *trimmer) release() {
+	t.mu.Lock()
+	t.holders--
+	if t.holders > 0 || !t.pending {
+		t.mu.Unlock()
+		return
+	}
+	timer, done := t.timer, t.done
+	if timer.Stop() {
+		t.pending, t.timer, t.done = false, nil, nil
+		t.mu.Unlock()
+		return
+	}
+	t.mu.Unlock()
+	<-done
+}
+
 // wentIdle records that a client parked, and schedules a trim when enough
 // have; log tells of the trim.
 func (t *trimmer) wentIdle(log *slog.Logger) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.idle++
 	if t.idle < trimAfterIdle || t.pending {
-		t.mu.Unlock()
 		return
 	}
 	t.pending = true
-	wait := time.Until(t.last.Add(time.Second))
-	t.mu.Unlock()
+	done := make(chan struct{})
+	t.done = done
 	// The trim runs in a goroutine of its own, which ends with it.
-	time.AfterFunc(max(wait, 0), func() { t.trim(log) })
+	t.timer = time.AfterFunc(max(time.Until(t.last.Add(time.Second)), 0), func() {
+		defer close(done)
+		t.trim(log)
+	})
 }
 
-// trim gives freed memory back to the system.
+// trim gives freed memory back to the system. The trim stays pending until
+// it has ended, so that release can wait for it.
 func (t *trimmer) trim(log *slog.Logger) {
 	t.mu.Lock()
 	idle := t.idle
-	t.idle, t.pending, t.last = 0, false, time.Now()
+	t.idle, t.last = 0, time.Now()
 	t.mu.Unlock()
 	debug.FreeOSMemory()
 	log.Debug("gave freed memory back to the system", "idle_clients", idle)
+	t.mu.Lock()
+	t.pending, t.timer, t.done = false, nil, nil
+	t.mu.Unlock()
 }
