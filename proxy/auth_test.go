@@ -18,11 +18,11 @@ import (
 func TestRedisAuthAndDB(t *testing.T) {
 	const password = "s3cret pass"
 	backends := startRedisBackends(t, 4, "--requirepass", password)
-	rp := redisPool{auth: fmt.Sprintf("%q", password), db: 3, servers: serverLines(backends, nil, nil)}
+	rp := pool{auth: fmt.Sprintf("%q", password), db: 3, servers: serverLines(backends, nil, nil)}
 	px := startProxy(t, rp.yaml("auth", freeListen(t)))
 	addr := px.Addr(0).String()
 
-	rc := dialRESP(t, addr)
+	rc := dialClient(t, addr)
 	steps := []struct {
 		name string
 		args []string
@@ -75,9 +75,9 @@ func TestRedisAuthAndDB(t *testing.T) {
 // servers refuse answers each request with an error and keeps the client.
 func TestBackendRefusesPassword(t *testing.T) {
 	backends := startRedisBackends(t, 2, "--requirepass", "right")
-	rp := redisPool{auth: "wrong", servers: serverLines(backends, nil, nil)}
+	rp := pool{auth: "wrong", servers: serverLines(backends, nil, nil)}
 	px := startProxy(t, rp.yaml("auth", freeListen(t)))
-	rc := dialRESP(t, px.Addr(0).String())
+	rc := dialClient(t, px.Addr(0).String())
 	if r := rc.do("AUTH", "wrong"); r != "+OK\r\n" {
 		t.Fatalf("AUTH with the pool's password: %q", r)
 	}
@@ -98,7 +98,7 @@ func TestServerHostNames(t *testing.T) {
 	for _, b := range backends {
 		lines = append(lines, fmt.Sprintf("localhost:%d:1", b.Port))
 	}
-	px := startProxy(t, redisPool{servers: lines}.yaml("names", freeListen(t)))
+	px := startProxy(t, pool{servers: lines}.yaml("names", freeListen(t)))
 	c := newGoRedis(t, px.Addr(0).String())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

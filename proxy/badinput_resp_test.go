@@ -4,67 +4,66 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
-const ftPE = "-ERR Protocol error: "
+const protocolError = "-ERR Protocol error: "
 
-// ftRESPCases are malformed and hostile RESP inputs with Redis 7's own
+// respBadCases are malformed and hostile RESP inputs with Redis 7's own
 // answers. Cases not marked same are where the proxy deliberately differs
 // (see codec/resp.ReadRequest): it wants CRLF after a count and after a
 // bulk (Redis skips two bytes unchecked), caps arguments at 1M, refuses an
 // inline line over 64 KB whether or not its newline came in the same read
 // (Redis decides by how the bytes were segmented), and ends an inline line
 // at its newline even after a NUL.
-var ftRESPCases = []ftBadCase{
-	{name: "negative multibulk count is skipped", in: []byte("*-5\r\nPING\r\n"), want: "+PONG\r\n", end: ftOpen, same: true},
-	{name: "negative bulk length", in: []byte("*1\r\n$-7\r\n"), want: ftPE + "invalid bulk length\r\n", same: true},
-	{name: "null bulk as argument", in: []byte("*1\r\n$-1\r\n"), want: ftPE + "invalid bulk length\r\n", same: true},
-	{name: "multibulk count beyond int32", in: []byte("*99999999999\r\n"), want: ftPE + "invalid multibulk length\r\n", same: true},
-	{name: "multibulk count over 1M", in: []byte("*2000000\r\n"), want: ftPE + "invalid multibulk length\r\n"},
-	{name: "bulk length 1 GB", in: []byte("*1\r\n$1073741824\r\n"), want: ftPE + "invalid bulk length\r\n", same: true},
-	{name: "bulk length 512 MB plus one", in: []byte("*1\r\n$536870913\r\n"), want: ftPE + "invalid bulk length\r\n", same: true},
-	{name: "bulk length of 30 digits", in: append(append([]byte("*1\r\n$"), ftRepeat("9", 30)...), "\r\n"...), want: ftPE + "invalid bulk length\r\n", same: true},
-	{name: "non-numeric multibulk count", in: []byte("*x\r\n"), want: ftPE + "invalid multibulk length\r\n", same: true},
-	{name: "non-numeric bulk length", in: []byte("*1\r\n$x\r\n"), want: ftPE + "invalid bulk length\r\n", same: true},
-	{name: "empty bulk length", in: []byte("*1\r\n$\r\n"), want: ftPE + "invalid bulk length\r\n", same: true},
-	{name: "empty multibulk count", in: []byte("*\r\n"), want: ftPE + "invalid multibulk length\r\n", same: true},
-	{name: "plus sign in count", in: []byte("*+1\r\n"), want: ftPE + "invalid multibulk length\r\n", same: true},
-	{name: "space after count", in: []byte("*1 \r\n"), want: ftPE + "invalid multibulk length\r\n", same: true},
-	{name: "leading zero in count", in: []byte("*01\r\n$4\r\nPING\r\n"), want: ftPE + "invalid multibulk length\r\n", same: true},
-	{name: "leading zero in bulk length", in: []byte("*1\r\n$04\r\nPING\r\n"), want: ftPE + "invalid bulk length\r\n", same: true},
-	{name: "minus zero count", in: []byte("*-0\r\nPING\r\n"), want: ftPE + "invalid multibulk length\r\n", same: true},
-	{name: "nested array for a bulk", in: []byte("*1\r\n*1\r\n$4\r\nPING\r\n"), want: ftPE + "expected '$', got '*'\r\n", same: true},
-	{name: "integer for a bulk", in: []byte("*1\r\n:1\r\n"), want: ftPE + "expected '$', got ':'\r\n", same: true},
-	{name: "simple string for a bulk", in: []byte("*1\r\n+PING\r\n"), want: ftPE + "expected '$', got '+'\r\n", same: true},
-	{name: "CR without LF after count", in: []byte("*1\r$4\r\nPING\r\n"), want: ftPE + "invalid multibulk length\r\n"},
-	{name: "bulk without CRLF after it", in: []byte("*1\r\n$4\r\nPINGxx"), want: ftPE + "expected CRLF after bulk data\r\n"},
-	{name: "bulk longer than its length", in: []byte("*2\r\n$3\r\nGET\r\n$1\r\nab\r\n"), want: ftPE + "expected CRLF after bulk data\r\n"},
-	{name: "unbalanced double quote", in: []byte("SET \"a b\r\n"), want: ftPE + "unbalanced quotes in request\r\n", same: true},
-	{name: "unbalanced single quote", in: []byte("SET 'a b\r\n"), want: ftPE + "unbalanced quotes in request\r\n", same: true},
-	{name: "letter after closing quote", in: []byte("SET \"a\"b c\r\n"), want: ftPE + "unbalanced quotes in request\r\n", same: true},
-	{name: "inline line over 64 KB", in: ftRepeat("x", 70000), want: ftPE + "too big inline request\r\n", same: true},
-	{name: "LF-only inline", in: []byte("PING\n"), want: "+PONG\r\n", end: ftOpen, same: true},
-	{name: "empty lines before a command", in: []byte("\r\n\r\nPING\r\n"), want: "+PONG\r\n", end: ftOpen, same: true},
-	{name: "reply type as inline command", in: []byte("$4\r\nPING\r\n"), want: "-ERR unknown command '$4', with args beginning with: \r\n+PONG\r\n", end: ftOpen, same: true},
-	{name: "binary garbage", in: []byte("\xff\xfe\xfd\r\n"), want: "-ERR unknown command '\xff\xfe\xfd', with args beginning with: \r\n", end: ftOpen, same: true},
-	{name: "control bytes in a command name", in: []byte("a\x01b\x7fc\r\n"), want: "-ERR unknown command 'a\x01b\x7fc', with args beginning with: \r\n", end: ftOpen, same: true},
-	{name: "newline inside a bulk command name", in: []byte("*1\r\n$3\r\na\nb\r\n"), want: "-ERR unknown command 'a b', with args beginning with: \r\n", end: ftOpen, same: true},
-	{name: "200-byte command name", in: append(ftRepeat("x", 200), "\r\n"...), want: "-ERR unknown command '" + strings.Repeat("x", 128) + "', with args beginning with: \r\n", end: ftOpen, same: true},
-	{name: "inline line over 64 KB with newline", in: append(ftRepeat("x", 70000), "\r\n"...), want: ftPE + "too big inline request\r\n"},
-	{name: "good request then bad", in: []byte("*1\r\n$4\r\nPING\r\n*1\r\n$-2\r\n"), want: "+PONG\r\n" + ftPE + "invalid bulk length\r\n", same: true},
-	{name: "70 KB key", in: []byte(fmt.Sprintf("*2\r\n$3\r\nGET\r\n$70000\r\n%s\r\n", ftRepeat("k", 70000))), want: "$-1\r\n", end: ftOpen, same: true},
-	{name: "binary garbage with NUL", in: []byte("\x00\xff\xfe\x01garbage\r\n"), end: ftHold, cont: []byte("PING\r\n"), contWant: "+PONG\r\n"},
-	{name: "CR without LF inline, held", in: []byte("PING\rPING\r"), end: ftHold, cont: []byte("\n"), contWant: "$4\r\nPING\r\n", same: true},
-	{name: "LF-only multibulk, held", in: []byte("*1\n$4\nPING\n"), end: ftHold, cont: []byte("\r\n"), contWant: ftPE + "invalid multibulk length\r\n", contClose: true, same: true},
-	{name: "half a frame, held", in: []byte("*2\r\n$3\r\nGET\r\n$5\r\nab"), end: ftHold, cont: []byte("cde\r\n"), contWant: "$-1\r\n", same: true},
-	{name: "half a bulk length, held", in: []byte("*1\r\n$10"), end: ftHold, cont: []byte("\r\nPING567890\r\n"), contWant: "-ERR unknown command 'PING567890', with args beginning with: \r\n", same: true},
-	{name: "512 MB bulk announced, held", in: []byte("*3\r\n$3\r\nSET\r\n$6\r\nftbig1\r\n$536870912\r\nabc"), end: ftHold, same: true},
-	{name: "1M arguments announced, held", in: []byte("*1048576\r\n$3\r\nGET\r\n"), end: ftHold, same: true},
-	{name: "truncated frame, then close", in: []byte("*3\r\n$3\r\nSET\r\n$8\r\nfttrunc1\r\n$2\r\nv"), end: ftHangup, same: true},
-	{name: "truncated length, then close", in: []byte("*1\r\n$10"), end: ftHangup, same: true},
+var respBadCases = []badCase{
+	{name: "negative multibulk count is skipped", in: []byte("*-5\r\nPING\r\n"), want: "+PONG\r\n", end: endOpen, same: true},
+	{name: "negative bulk length", in: []byte("*1\r\n$-7\r\n"), want: protocolError + "invalid bulk length\r\n", same: true},
+	{name: "null bulk as argument", in: []byte("*1\r\n$-1\r\n"), want: protocolError + "invalid bulk length\r\n", same: true},
+	{name: "multibulk count beyond int32", in: []byte("*99999999999\r\n"), want: protocolError + "invalid multibulk length\r\n", same: true},
+	{name: "multibulk count over 1M", in: []byte("*2000000\r\n"), want: protocolError + "invalid multibulk length\r\n"},
+	{name: "bulk length 1 GB", in: []byte("*1\r\n$1073741824\r\n"), want: protocolError + "invalid bulk length\r\n", same: true},
+	{name: "bulk length 512 MB plus one", in: []byte("*1\r\n$536870913\r\n"), want: protocolError + "invalid bulk length\r\n", same: true},
+	{name: "bulk length of 30 digits", in: append(append([]byte("*1\r\n$"), repeat("9", 30)...), "\r\n"...), want: protocolError + "invalid bulk length\r\n", same: true},
+	{name: "non-numeric multibulk count", in: []byte("*x\r\n"), want: protocolError + "invalid multibulk length\r\n", same: true},
+	{name: "non-numeric bulk length", in: []byte("*1\r\n$x\r\n"), want: protocolError + "invalid bulk length\r\n", same: true},
+	{name: "empty bulk length", in: []byte("*1\r\n$\r\n"), want: protocolError + "invalid bulk length\r\n", same: true},
+	{name: "empty multibulk count", in: []byte("*\r\n"), want: protocolError + "invalid multibulk length\r\n", same: true},
+	{name: "plus sign in count", in: []byte("*+1\r\n"), want: protocolError + "invalid multibulk length\r\n", same: true},
+	{name: "space after count", in: []byte("*1 \r\n"), want: protocolError + "invalid multibulk length\r\n", same: true},
+	{name: "leading zero in count", in: []byte("*01\r\n$4\r\nPING\r\n"), want: protocolError + "invalid multibulk length\r\n", same: true},
+	{name: "leading zero in bulk length", in: []byte("*1\r\n$04\r\nPING\r\n"), want: protocolError + "invalid bulk length\r\n", same: true},
+	{name: "minus zero count", in: []byte("*-0\r\nPING\r\n"), want: protocolError + "invalid multibulk length\r\n", same: true},
+	{name: "nested array for a bulk", in: []byte("*1\r\n*1\r\n$4\r\nPING\r\n"), want: protocolError + "expected '$', got '*'\r\n", same: true},
+	{name: "integer for a bulk", in: []byte("*1\r\n:1\r\n"), want: protocolError + "expected '$', got ':'\r\n", same: true},
+	{name: "simple string for a bulk", in: []byte("*1\r\n+PING\r\n"), want: protocolError + "expected '$', got '+'\r\n", same: true},
+	{name: "CR without LF after count", in: []byte("*1\r$4\r\nPING\r\n"), want: protocolError + "invalid multibulk length\r\n"},
+	{name: "bulk without CRLF after it", in: []byte("*1\r\n$4\r\nPINGxx"), want: protocolError + "expected CRLF after bulk data\r\n"},
+	{name: "bulk longer than its length", in: []byte("*2\r\n$3\r\nGET\r\n$1\r\nab\r\n"), want: protocolError + "expected CRLF after bulk data\r\n"},
+	{name: "unbalanced double quote", in: []byte("SET \"a b\r\n"), want: protocolError + "unbalanced quotes in request\r\n", same: true},
+	{name: "unbalanced single quote", in: []byte("SET 'a b\r\n"), want: protocolError + "unbalanced quotes in request\r\n", same: true},
+	{name: "letter after closing quote", in: []byte("SET \"a\"b c\r\n"), want: protocolError + "unbalanced quotes in request\r\n", same: true},
+	{name: "inline line over 64 KB", in: repeat("x", 70000), want: protocolError + "too big inline request\r\n", same: true},
+	{name: "LF-only inline", in: []byte("PING\n"), want: "+PONG\r\n", end: endOpen, same: true},
+	{name: "empty lines before a command", in: []byte("\r\n\r\nPING\r\n"), want: "+PONG\r\n", end: endOpen, same: true},
+	{name: "reply type as inline command", in: []byte("$4\r\nPING\r\n"), want: "-ERR unknown command '$4', with args beginning with: \r\n+PONG\r\n", end: endOpen, same: true},
+	{name: "binary garbage", in: []byte("\xff\xfe\xfd\r\n"), want: "-ERR unknown command '\xff\xfe\xfd', with args beginning with: \r\n", end: endOpen, same: true},
+	{name: "control bytes in a command name", in: []byte("a\x01b\x7fc\r\n"), want: "-ERR unknown command 'a\x01b\x7fc', with args beginning with: \r\n", end: endOpen, same: true},
+	{name: "newline inside a bulk command name", in: []byte("*1\r\n$3\r\na\nb\r\n"), want: "-ERR unknown command 'a b', with args beginning with: \r\n", end: endOpen, same: true},
+	{name: "200-byte command name", in: append(repeat("x", 200), "\r\n"...), want: "-ERR unknown command '" + strings.Repeat("x", 128) + "', with args beginning with: \r\n", end: endOpen, same: true},
+	{name: "inline line over 64 KB with newline", in: append(repeat("x", 70000), "\r\n"...), want: protocolError + "too big inline request\r\n"},
+	{name: "good request then bad", in: []byte("*1\r\n$4\r\nPING\r\n*1\r\n$-2\r\n"), want: "+PONG\r\n" + protocolError + "invalid bulk length\r\n", same: true},
+	{name: "70 KB key", in: []byte(fmt.Sprintf("*2\r\n$3\r\nGET\r\n$70000\r\n%s\r\n", repeat("k", 70000))), want: "$-1\r\n", end: endOpen, same: true},
+	{name: "binary garbage with NUL", in: []byte("\x00\xff\xfe\x01garbage\r\n"), end: endHold, cont: []byte("PING\r\n"), contWant: "+PONG\r\n"},
+	{name: "CR without LF inline, held", in: []byte("PING\rPING\r"), end: endHold, cont: []byte("\n"), contWant: "$4\r\nPING\r\n", same: true},
+	{name: "LF-only multibulk, held", in: []byte("*1\n$4\nPING\n"), end: endHold, cont: []byte("\r\n"), contWant: protocolError + "invalid multibulk length\r\n", contClose: true, same: true},
+	{name: "half a frame, held", in: []byte("*2\r\n$3\r\nGET\r\n$5\r\nab"), end: endHold, cont: []byte("cde\r\n"), contWant: "$-1\r\n", same: true},
+	{name: "half a bulk length, held", in: []byte("*1\r\n$10"), end: endHold, cont: []byte("\r\nPING567890\r\n"), contWant: "-ERR unknown command 'PING567890', with args beginning with: \r\n", same: true},
+	{name: "512 MB bulk announced, held", in: []byte("*3\r\n$3\r\nSET\r\n$6\r\nftbig1\r\n$536870912\r\nabc"), end: endHold, same: true},
+	{name: "1M arguments announced, held", in: []byte("*1048576\r\n$3\r\nGET\r\n"), end: endHold, same: true},
+	{name: "truncated frame, then close", in: []byte("*3\r\n$3\r\nSET\r\n$8\r\nfttrunc1\r\n$2\r\nv"), end: endHangup, same: true},
+	{name: "truncated length, then close", in: []byte("*1\r\n$10"), end: endHangup, same: true},
 }
 
 // TestBadInputRESP sends each malformed input to the proxy (and, where the
@@ -72,29 +71,24 @@ var ftRESPCases = []ftBadCase{
 // or a clean close; a client connected all along and a new client are
 // served after each; nothing of a truncated request reaches a server.
 func TestBadInputRESP(t *testing.T) {
-	t.Parallel()
-	b := ftRedisBackends(t, 2)
-	f := ftStart(t, ftPool{timeoutMS: 2000, backends: b})
+	runParallel(t)
+	f := startFixture(t, pool{keys: []string{"timeout: 2000"}}, startRedisBackends(t, 2))
 	ref := testservers.Redis(t)
-	p := ftProto{follow: "*1\r\n$4\r\nPING\r\n", followWant: "+PONG\r\n", bystander: ftRESPBystander}
-	ftRunBadTable(t, f.addr, ref.Addr, p, ftRESPCases)
-	c, err := ftDial(f.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.nc.Close()
+	p := badProto{follow: "*1\r\n$4\r\nPING\r\n", followWant: "+PONG\r\n", bystander: redisBystander}
+	runBadTable(t, f.addr, ref.Addr, p, respBadCases)
+	c := dialClient(t, f.addr)
 	for _, key := range []string{"fttrunc1", "ftbig1"} {
-		if rep, err := c.do(5*time.Second, "EXISTS", key); err != nil || rep.num != 0 {
-			t.Errorf("EXISTS %s after its request was cut off: %v %v, want 0", key, rep, err)
+		if got := c.do("EXISTS", key); got != ":0\r\n" {
+			t.Errorf("EXISTS %s after its request was cut off: %q, want :0", key, got)
 		}
 	}
 }
 
-// ftRESPBystander sets and reads back a fresh value.
-func ftRESPBystander(c *ftRawConn, i int) error {
+// redisBystander sets key to a value made of i and reads it back.
+func redisBystander(c *clientConn, key string, i int) error {
 	val := fmt.Sprint("value-", i)
-	if err := c.exchange(string(ftCommand(nil, "SET", "ftbystander", val)), "+OK\r\n"); err != nil {
+	if err := c.exchange(string(encodeCommand(nil, "SET", key, val)), "+OK\r\n"); err != nil {
 		return err
 	}
-	return c.exchange(string(ftCommand(nil, "GET", "ftbystander")), fmt.Sprintf("$%d\r\n%s\r\n", len(val), val))
+	return c.exchange(string(encodeCommand(nil, "GET", key)), bulk(val))
 }

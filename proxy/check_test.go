@@ -21,7 +21,7 @@ import (
 // which never resolves, or localhost, which resolves without a network.
 func TestCheckAgreesWithStart(t *testing.T) {
 	backends := startRedisBackends(t, 1)
-	pki := newSecPKI(t, "check")
+	pki := newPKI(t, "check")
 	notPEM := filepath.Join(t.TempDir(), "not.pem")
 	writeFile(t, notPEM, "not a certificate")
 	tcp := func(host string) func(*testing.T, string) string {
@@ -48,8 +48,8 @@ func TestCheckAgreesWithStart(t *testing.T) {
 		{"loopback address", tcp("127.0.0.1"), nil, nil, ""},
 		{"localhost", tcp("localhost"), nil, nil, ""},
 		{"listen host does not resolve", tcp("nosuch.invalid"), nil, nil,
-			`pool "sec": key "listen": host "nosuch.invalid" of nosuch.invalid:`},
-		{"listen address of another machine", tcp("192.0.2.1"), nil, nil, `pool "sec": key "listen": `},
+			`pool "alpha": key "listen": host "nosuch.invalid" of nosuch.invalid:`},
+		{"listen address of another machine", tcp("192.0.2.1"), nil, nil, `pool "alpha": key "listen": `},
 		{"server host does not resolve", tcp("127.0.0.1"), nil, []string{"nosuch.invalid:6379:1"}, ""},
 		{"unix path free", unix(nil), nil, nil, ""},
 		{"unix stale socket", unix(staleSocket), nil, nil, ""},
@@ -60,23 +60,23 @@ func TestCheckAgreesWithStart(t *testing.T) {
 			"is not a socket but a regular file: remove it or choose another path (line 2)"},
 		{"unix directory missing", func(t *testing.T, dir string) string {
 			return filepath.Join(dir, "missing", "s.sock")
-		}, nil, nil, `pool "sec": key "listen": `},
+		}, nil, nil, `pool "alpha": key "listen": `},
 		{"unix path too long", func(t *testing.T, dir string) string {
 			return filepath.Join(dir, strings.Repeat("d", 120)+".sock")
-		}, nil, nil, `pool "sec": key "listen": `},
+		}, nil, nil, `pool "alpha": key "listen": `},
 		{"certificate", tcp("127.0.0.1"), []string{"tls_cert_file: " + pki.ServerCert, "tls_key_file: " + pki.ServerKey}, nil, ""},
 		{"certificate file missing", tcp("127.0.0.1"),
 			[]string{"tls_cert_file: /nonexistent/cert.pem", "tls_key_file: " + pki.ServerKey}, nil,
-			`pool "sec": key "tls_cert_file": open /nonexistent/cert.pem`},
+			`pool "alpha": key "tls_cert_file": open /nonexistent/cert.pem`},
 		{"client CA not PEM", tcp("127.0.0.1"),
 			[]string{"tls_cert_file: " + pki.ServerCert, "tls_key_file: " + pki.ServerKey, "tls_client_ca_file: " + notPEM},
-			nil, `pool "sec": key "tls_client_ca_file": ` + notPEM + `: no PEM certificate`},
+			nil, `pool "alpha": key "tls_client_ca_file": ` + notPEM + `: no PEM certificate`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			listen := tc.listen(t, dir)
-			yaml := secPool(listen, backends, tc.extra...)
+			yaml := poolYAML(listen, backends, tc.extra...)
 			if tc.servers != nil {
 				yaml = strings.Replace(yaml, backends[0].Addr+":1", tc.servers[0], 1)
 			}
@@ -118,7 +118,7 @@ func TestCheckAcceptsPortInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	yaml := secPool(ln.Addr().String(), backends)
+	yaml := poolYAML(ln.Addr().String(), backends)
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func TestCheckAcceptsPortInUse(t *testing.T) {
 	if err := proxy.Check(cfg); err != nil {
 		t.Errorf("Check: %v; want nil", err)
 	}
-	wantErr(t, startErr(t, yaml), `pool "sec": key "listen": `, "address already in use", "(line 2)")
+	wantErr(t, startErr(t, yaml), `pool "alpha": key "listen": `, "address already in use", "(line 2)")
 }
 
 // dirEntries lists the names in dir.

@@ -16,7 +16,7 @@ import (
 // "-ERR wrong number of arguments for '<cmd>' command" (not a complaint
 // about its keys), and the connection stays open.
 func TestWrongArityAnswersAsRedis(t *testing.T) {
-	f := newRedisFixture(t, 2, redisPool{hashTag: "{}"})
+	f := newRedisFixture(t, 2, pool{hashTag: "{}"})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	info, err := newGoRedis(t, f.backends[0].Addr).Command(ctx).Result()
@@ -28,8 +28,8 @@ func TestWrongArityAnswersAsRedis(t *testing.T) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	px := dialRESP(t, f.addr)
-	direct := dialRESP(t, f.backends[0].Addr)
+	px := dialClient(t, f.addr)
+	direct := dialClient(t, f.backends[0].Addr)
 	request := func(name string, n int) []string {
 		req := []string{name}
 		for i := 1; i < n; i++ {

@@ -34,7 +34,7 @@ func backendOf(t *testing.T, f *redisFixture, key string) int {
 // keyOnOtherBackend returns a key named prefix<hex> that the proxy places on
 // another backend than key. Names vary in several bytes: ketama over fnv1a
 // keeps runs of names that differ only in their last digit together.
-func keyOnOtherBackend(t *testing.T, f *redisFixture, rc *respConn, key, prefix string) string {
+func keyOnOtherBackend(t *testing.T, f *redisFixture, rc *clientConn, key, prefix string) string {
 	t.Helper()
 	at := backendOf(t, f, key)
 	for n := 0; n < 200; n++ {
@@ -57,8 +57,8 @@ func keyOnOtherBackend(t *testing.T, f *redisFixture, rc *respConn, key, prefix 
 // reads it), and that with one hash tag it works and the destination is
 // found through the proxy.
 func TestStoreCommandsAcrossServers(t *testing.T) {
-	f := newRedisFixture(t, 2, redisPool{hashTag: "{}"})
-	rc := dialRESP(t, f.addr)
+	f := newRedisFixture(t, 2, pool{hashTag: "{}"})
+	rc := dialClient(t, f.addr)
 	setup := map[string][]string{ // the source of each case, with {k} for its name
 		"zset": {"ZADD", "{k}", "1", "a", "2", "b"},
 		"list": {"RPUSH", "{k}", "3", "1", "2"},

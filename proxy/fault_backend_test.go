@@ -13,30 +13,30 @@ import (
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
-// ftWindow is a stretch of a fault during which the errors on the faulty
+// faultWindow is a stretch of a fault during which the errors on the faulty
 // shard must match cause.
-type ftWindow struct {
+type faultWindow struct {
 	name  string
 	hold  time.Duration
 	cause *regexp.Regexp
 }
 
-// ftFault is one fault applied to one backend under load.
-type ftFault struct {
+// fault is one fault applied to one backend under load.
+type fault struct {
 	shard   int
 	inject  func()
-	windows []ftWindow
+	windows []faultWindow
 	cure    func()
 	// cureCause matches the errors allowed between cure and the shard's
 	// first success.
 	cureCause *regexp.Regexp
 }
 
-// ftRunFault applies a fault: it checks the phase before (no error at
+// runFault applies a fault: it checks the phase before (no error at
 // all), each window, the recovery (the shard must answer again within 3 s)
 // and a quiet phase after it (no error at all). It returns one summary line
 // per phase.
-func ftRunFault(t *testing.T, l *ftLoad, ft ftFault, maxLat time.Duration) []string {
+func runFault(t *testing.T, l *load, ft fault, maxLat time.Duration) []string {
 	t.Helper()
 	var lines []string
 	before := l.phase(ft.windows[0].name)
@@ -73,28 +73,28 @@ func ftRunFault(t *testing.T, l *ftLoad, ft ftFault, maxLat time.Duration) []str
 func TestFaultBackendsUnderLoad(t *testing.T) {
 	const timeout = 500 * time.Millisecond
 	maxLat := timeout + 400*time.Millisecond
-	b := ftRedisBackends(t, 4)
-	f := ftStart(t, ftPool{timeoutMS: int(timeout / time.Millisecond), backends: b})
-	l := startFtLoad(t, f, 40, 4)
+	b := startRedisBackends(t, 4)
+	f := startFixture(t, pool{keys: []string{fmt.Sprint("timeout: ", timeout.Milliseconds())}}, b)
+	l := startLoad(t, f, 40, 4)
 	time.Sleep(300 * time.Millisecond)
-	unavailable := func(s int) *regexp.Regexp { return ftCause(f, s, "server unavailable", ".") }
+	unavailable := func(s int) *regexp.Regexp { return errorCause(f, s, "server unavailable", ".") }
 	broken := func(s int) *regexp.Regexp {
-		return ftCause(f, s, "server unavailable", "connection closed by server|read: .*connection reset|write: .*(broken pipe|connection reset)")
+		return errorCause(f, s, "server unavailable", "connection closed by server|read: .*connection reset|write: .*(broken pipe|connection reset)")
 	}
-	hung := ftCause(f, 1, "timeout", `no reply within 500ms$`)
+	hung := errorCause(f, 1, "timeout", `no reply within 500ms$`)
 	var lines []string
-	lines = append(lines, ftRunFault(t, l, ftFault{shard: 0, inject: b[0].Kill, windows: []ftWindow{
+	lines = append(lines, runFault(t, l, fault{shard: 0, inject: b[0].Kill, windows: []faultWindow{
 		{"kill", 300 * time.Millisecond, unavailable(0)},
-		{"refused", time.Second, ftCause(f, 0, "server unavailable", "dial tcp .*connection refused$")},
+		{"refused", time.Second, errorCause(f, 0, "server unavailable", "dial tcp .*connection refused$")},
 	}, cure: b[0].Restart, cureCause: unavailable(0)}, maxLat)...)
-	lines = append(lines, ftRunFault(t, l, ftFault{shard: 1, inject: func() { ftStop(t, b[1]) }, windows: []ftWindow{
+	lines = append(lines, runFault(t, l, fault{shard: 1, inject: func() { stopServer(t, b[1]) }, windows: []faultWindow{
 		{"hang", 1500 * time.Millisecond, hung},
 	}, cure: b[1].Continue, cureCause: hung}, maxLat)...)
-	lines = append(lines, ftRunFault(t, l, ftFault{shard: 2, inject: b[2].Restart, windows: []ftWindow{
+	lines = append(lines, runFault(t, l, fault{shard: 2, inject: b[2].Restart, windows: []faultWindow{
 		{"restart", 300 * time.Millisecond, unavailable(2)},
 	}, cure: func() {}, cureCause: unavailable(2)}, maxLat)...)
-	big := newFtBigReader(t, f, 3)
-	lines = append(lines, ftRunFault(t, l, ftFault{shard: 3, inject: big.start, windows: []ftWindow{
+	big := newBigReader(t, f, 3)
+	lines = append(lines, runFault(t, l, fault{shard: 3, inject: big.start, windows: []faultWindow{
 		{"mid-reply", 1500 * time.Millisecond, broken(3)},
 	}, cure: big.halt, cureCause: broken(3)}, maxLat)...)
 	l.halt()
@@ -105,12 +105,12 @@ func TestFaultBackendsUnderLoad(t *testing.T) {
 	t.Log(big.summary())
 }
 
-// ftBigReader reads a 10 MB value of one shard through the proxy in a loop
+// bigReader reads a 10 MB value of one shard through the proxy in a loop
 // while CLIENT KILL TYPE normal, sent straight to the backend, closes the
 // proxy's connections, so that replies break off in the middle.
-type ftBigReader struct {
+type bigReader struct {
 	t      *testing.T
-	f      *ftProxy
+	f      *fixture
 	shard  int
 	key    string
 	val    string
@@ -124,11 +124,11 @@ type ftBigReader struct {
 	broken []string
 }
 
-func newFtBigReader(t *testing.T, f *ftProxy, shard int) *ftBigReader {
+func newBigReader(t *testing.T, f *fixture, shard int) *bigReader {
 	t.Helper()
-	br := &ftBigReader{t: t, f: f, shard: shard, key: f.keysOn(shard, "ftbig:", 1)[0],
+	br := &bigReader{t: t, f: f, shard: shard, key: f.keysOn(shard, "ftbig:", 1)[0],
 		val: strings.Repeat("0123456789abcdef", 10<<20/16), stop: make(chan struct{}), errs: map[string]int{}}
-	rc := ftGoRedis(t, f.addr, 2)
+	rc := noRetryClient(t, f.addr, nil, 2)
 	if err := rc.Set(context.Background(), br.key, br.val, 0).Err(); err != nil {
 		t.Fatalf("SET 10 MB value: %v", err)
 	}
@@ -136,8 +136,8 @@ func newFtBigReader(t *testing.T, f *ftProxy, shard int) *ftBigReader {
 }
 
 // start begins reading and killing.
-func (br *ftBigReader) start() {
-	rc := ftGoRedis(br.t, br.f.addr, 4)
+func (br *bigReader) start() {
+	rc := noRetryClient(br.t, br.f.addr, nil, 4)
 	br.wg.Add(3)
 	for i := 0; i < 2; i++ {
 		go func() {
@@ -159,7 +159,7 @@ func (br *ftBigReader) start() {
 	}()
 }
 
-func (br *ftBigReader) running() bool {
+func (br *bigReader) running() bool {
 	select {
 	case <-br.stop:
 		return false
@@ -169,7 +169,7 @@ func (br *ftBigReader) running() bool {
 }
 
 // note records one read: the whole value, or an error the proxy answered.
-func (br *ftBigReader) note(got string, err error) {
+func (br *bigReader) note(got string, err error) {
 	br.mu.Lock()
 	defer br.mu.Unlock()
 	switch {
@@ -177,23 +177,23 @@ func (br *ftBigReader) note(got string, err error) {
 		br.bad.Add(1)
 		br.errs[err.Error()]++
 	case got != br.val:
-		br.broken = append(br.broken, ftClip(got))
+		br.broken = append(br.broken, fmt.Sprintf("%q", short(got)))
 	default:
 		br.ok.Add(1)
 	}
 }
 
 // halt stops reading and killing.
-func (br *ftBigReader) halt() {
+func (br *bigReader) halt() {
 	close(br.stop)
 	br.wg.Wait()
 }
 
 // check verifies that every read got the whole value or a proper error,
 // and that some replies did break off.
-func (br *ftBigReader) check(t *testing.T) {
+func (br *bigReader) check(t *testing.T) {
 	t.Helper()
-	cause := ftCause(br.f, br.shard, "server unavailable", "connection closed by server|read: .*connection reset|write: .*(broken pipe|connection reset)")
+	cause := errorCause(br.f, br.shard, "server unavailable", "connection closed by server|read: .*connection reset|write: .*(broken pipe|connection reset)")
 	for e, n := range br.errs {
 		if !cause.MatchString("shard 3: " + e) {
 			t.Errorf("10 MB read: unexpected error %q (%d times)", e, n)
@@ -207,15 +207,7 @@ func (br *ftBigReader) check(t *testing.T) {
 	}
 }
 
-func (br *ftBigReader) summary() string {
+func (br *bigReader) summary() string {
 	return fmt.Sprintf("10 MB reads under CLIENT KILL every 30 ms: %d whole, %d failed with -ERR, %d kills that closed connections",
 		br.ok.Load(), br.bad.Load(), br.kills.Load())
-}
-
-// ftClip shortens a value for a failure message.
-func ftClip(s string) string {
-	if len(s) > 60 {
-		return fmt.Sprintf("%q... (%d bytes)", s[:60], len(s))
-	}
-	return fmt.Sprintf("%q", s)
 }

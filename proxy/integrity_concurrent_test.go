@@ -6,33 +6,32 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
 
-// ftIntClient is one of the integrity test's clients: its own connection,
+// integrityClient is one of the integrity test's clients: its own connection,
 // its own keys on every shard, and its model of their values.
-type ftIntClient struct {
+type integrityClient struct {
 	id         int
-	st         *ftIntStats
+	st         *integrityStats
 	ep         []atomic.Uint64 // shard epochs, bumped before each kill
-	c          *ftConn
+	c          *clientConn
 	rnd        *rand.Rand
-	strs, ctrs []*ftKey
-	all        []*ftKey
+	strs, ctrs []*keyModel
+	all        []*keyModel
 	seq        int
 	pause      time.Duration // the longest random pause between pipelines
 }
 
-func newFtIntClient(f *ftProxy, id int, st *ftIntStats, ep []atomic.Uint64) *ftIntClient {
-	cl := &ftIntClient{id: id, st: st, ep: ep, rnd: rand.New(rand.NewPCG(uint64(id), 7))}
+func newIntegrityClient(f *fixture, id int, st *integrityStats, ep []atomic.Uint64) *integrityClient {
+	cl := &integrityClient{id: id, st: st, ep: ep, rnd: rand.New(rand.NewPCG(uint64(id), 7))}
 	for s := range f.backends {
 		for _, name := range f.keysOn(s, fmt.Sprintf("i%d:s", id), 2) {
-			cl.strs = append(cl.strs, &ftKey{name: name, shard: s})
+			cl.strs = append(cl.strs, &keyModel{name: name, shard: s})
 		}
 		for _, name := range f.keysOn(s, fmt.Sprintf("i%d:c", id), 1) {
-			cl.ctrs = append(cl.ctrs, &ftKey{name: name, shard: s, counter: true})
+			cl.ctrs = append(cl.ctrs, &keyModel{name: name, shard: s, counter: true})
 		}
 	}
 	cl.all = append(append(cl.all, cl.strs...), cl.ctrs...)
@@ -40,8 +39,8 @@ func newFtIntClient(f *ftProxy, id int, st *ftIntStats, ep []atomic.Uint64) *ftI
 }
 
 // pick returns n distinct keys of keys.
-func (cl *ftIntClient) pick(keys []*ftKey, n int) []*ftKey {
-	out := make([]*ftKey, n)
+func (cl *integrityClient) pick(keys []*keyModel, n int) []*keyModel {
+	out := make([]*keyModel, n)
 	for i, j := range cl.rnd.Perm(len(keys))[:n] {
 		out[i] = keys[j]
 	}
@@ -49,26 +48,26 @@ func (cl *ftIntClient) pick(keys []*ftKey, n int) []*ftKey {
 }
 
 // randomCmd makes one command: SET, GET, MSET, MGET, DEL or INCR.
-func (cl *ftIntClient) randomCmd() *ftIntCmd {
+func (cl *integrityClient) randomCmd() *integrityCmd {
 	r := cl.rnd.IntN(100)
 	switch {
 	case r < 25:
 		return cl.write("SET", cl.pick(cl.strs, 1))
 	case r < 50:
-		return &ftIntCmd{op: "GET", keys: cl.pick(cl.all, 1)}
+		return &integrityCmd{op: "GET", keys: cl.pick(cl.all, 1)}
 	case r < 60:
 		return cl.write("MSET", cl.pick(cl.strs, 2+cl.rnd.IntN(3)))
 	case r < 75:
-		return &ftIntCmd{op: "MGET", keys: cl.pick(cl.all, 2+cl.rnd.IntN(3))}
+		return &integrityCmd{op: "MGET", keys: cl.pick(cl.all, 2+cl.rnd.IntN(3))}
 	case r < 82:
-		return &ftIntCmd{op: "DEL", keys: cl.pick(cl.all, 1+cl.rnd.IntN(3))}
+		return &integrityCmd{op: "DEL", keys: cl.pick(cl.all, 1+cl.rnd.IntN(3))}
 	}
-	return &ftIntCmd{op: "INCR", keys: cl.pick(cl.ctrs, 1)}
+	return &integrityCmd{op: "INCR", keys: cl.pick(cl.ctrs, 1)}
 }
 
 // write makes a SET or MSET of fresh values, each naming client and key.
-func (cl *ftIntClient) write(op string, keys []*ftKey) *ftIntCmd {
-	c := &ftIntCmd{op: op, keys: keys}
+func (cl *integrityClient) write(op string, keys []*keyModel) *integrityCmd {
+	c := &integrityCmd{op: op, keys: keys}
 	for _, k := range keys {
 		cl.seq++
 		c.vals = append(c.vals, cl.valuePrefix(k)+strconv.Itoa(cl.seq))
@@ -76,7 +75,7 @@ func (cl *ftIntClient) write(op string, keys []*ftKey) *ftIntCmd {
 	return c
 }
 
-func (cl *ftIntClient) epochs() []uint64 {
+func (cl *integrityClient) epochs() []uint64 {
 	out := make([]uint64, len(cl.ep))
 	for i := range cl.ep {
 		out[i] = cl.ep[i].Load()
@@ -86,13 +85,13 @@ func (cl *ftIntClient) epochs() []uint64 {
 
 // run sends random pipelines of 1-20 commands until deadline and checks
 // every reply against the model.
-func (cl *ftIntClient) run(deadline time.Time) {
+func (cl *integrityClient) run(deadline time.Time) {
 	for time.Now().Before(deadline) {
-		cmds := make([]*ftIntCmd, 1+cl.rnd.IntN(20))
+		cmds := make([]*integrityCmd, 1+cl.rnd.IntN(20))
 		var req []byte
 		for i := range cmds {
 			cmds[i] = cl.randomCmd()
-			req = ftCommand(req, cmds[i].args()...)
+			req = encodeCommand(req, cmds[i].args()...)
 		}
 		pre := cl.epochs()
 		cl.c.nc.SetDeadline(time.Now().Add(20 * time.Second))
@@ -100,10 +99,10 @@ func (cl *ftIntClient) run(deadline time.Time) {
 			cl.st.violation("client %d: write: %v", cl.id, err)
 			return
 		}
-		reps := make([]ftReply, len(cmds))
+		reps := make([]reply, len(cmds))
 		for i := range reps {
 			var err error
-			if reps[i], err = ftRead(cl.c.r); err != nil {
+			if reps[i], err = readReply(cl.c.r); err != nil {
 				cl.st.violation("client %d: reply %d of %d: %v", cl.id, i+1, len(cmds), err)
 				return
 			}
@@ -120,7 +119,7 @@ func (cl *ftIntClient) run(deadline time.Time) {
 }
 
 // apply checks one reply and updates the model.
-func (cl *ftIntClient) apply(c *ftIntCmd, rep ftReply, pre, post []uint64) {
+func (cl *integrityClient) apply(c *integrityCmd, rep reply, pre, post []uint64) {
 	cl.st.replies.Add(1)
 	if len(c.keys) > 1 {
 		cl.st.mixed.Add(1)
@@ -161,7 +160,7 @@ func (cl *ftIntClient) apply(c *ftIntCmd, rep ftReply, pre, post []uint64) {
 	}
 }
 
-func (cl *ftIntClient) applyGet(k *ftKey, rep ftReply, pre, post []uint64) {
+func (cl *integrityClient) applyGet(k *keyModel, rep reply, pre, post []uint64) {
 	val, exists, ok := cl.checkValue(k, rep, certain(k, pre, post))
 	if !ok {
 		k.known = false
@@ -172,7 +171,7 @@ func (cl *ftIntClient) applyGet(k *ftKey, rep ftReply, pre, post []uint64) {
 
 // applyDel checks DEL's count: exact when every key is certain, else
 // within what the uncertain keys allow.
-func (cl *ftIntClient) applyDel(c *ftIntCmd, rep ftReply, pre, post []uint64) bool {
+func (cl *integrityClient) applyDel(c *integrityCmd, rep reply, pre, post []uint64) bool {
 	lo, hi := int64(0), int64(0)
 	for _, k := range c.keys {
 		switch {
@@ -196,7 +195,7 @@ func (cl *ftIntClient) applyDel(c *ftIntCmd, rep ftReply, pre, post []uint64) bo
 
 // applyIncr checks INCR's result: the model's counter plus one when
 // certain.
-func (cl *ftIntClient) applyIncr(k *ftKey, rep ftReply, pre, post []uint64) bool {
+func (cl *integrityClient) applyIncr(k *keyModel, rep reply, pre, post []uint64) bool {
 	if rep.kind != ':' {
 		return false
 	}
@@ -215,24 +214,14 @@ func (cl *ftIntClient) applyIncr(k *ftKey, rep ftReply, pre, post []uint64) bool
 	return ok
 }
 
-// ftRaiseFiles raises the open file limit for n client connections (each
+// fitClients raises the open file limit for n client connections (each
 // also open in the proxy, in the same process) and returns how many
 // clients fit.
-func ftRaiseFiles(t *testing.T, n int) int {
+func fitClients(t *testing.T, n int) int {
 	need := uint64(2*n + 1000)
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		t.Fatalf("getrlimit: %v", err)
-	}
-	if rl.Cur < need {
-		rl.Cur = min(need, rl.Max)
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-			t.Logf("setrlimit: %v", err)
-		}
-	}
-	if rl.Cur < need {
-		n = int(rl.Cur-1000) / 2
-		t.Logf("open file limit %d: only %d clients", rl.Cur, n)
+	if got := raiseFileLimit(t, need); got < need {
+		n = int(got-1000) / 2
+		t.Logf("open file limit %d: only %d clients", got, n)
 	}
 	return n
 }
@@ -243,26 +232,25 @@ func ftRaiseFiles(t *testing.T, n int) int {
 // reply that is not an error must match the client's model of its keys;
 // no reply may carry another client's value.
 func TestIntegrityUnderKills(t *testing.T) {
-	ftIntegrityUnderKills(t, ftRaiseFiles(t, 2000), ftPool{timeoutMS: 5000}, 0, 10*time.Second)
+	integrityUnderKills(t, fitClients(t, 2000), []string{"timeout: 5000"}, 0, 10*time.Second)
 }
 
 // TestIntegrityParkingUnderKills is TestIntegrityUnderKills with clients
 // that pause for up to 15 ms between pipelines and park after 5 ms idle,
 // so that requests race with parking and resuming while shards die.
 func TestIntegrityParkingUnderKills(t *testing.T) {
-	ftIntegrityUnderKills(t, ftRaiseFiles(t, 400), ftPool{timeoutMS: 5000, parkMS: 5}, 15*time.Millisecond, 10*time.Second)
+	integrityUnderKills(t, fitClients(t, 400), []string{"timeout: 5000", "client_park_after: 5"}, 15*time.Millisecond, 10*time.Second)
 }
 
-// ftIntegrityUnderKills runs n model-checked clients (pausing up to pause
-// between pipelines) on four shards of fp for d, killing and restarting a
-// shard every 2 s.
-func ftIntegrityUnderKills(t *testing.T, n int, fp ftPool, pause, d time.Duration) {
-	b := ftRedisBackends(t, 4)
-	fp.backends = b
-	f := ftStart(t, fp)
+// integrityUnderKills runs n model-checked clients (pausing up to pause
+// between pipelines) for d on a pool of four shards with the given keys,
+// killing and restarting a shard every 2 s.
+func integrityUnderKills(t *testing.T, n int, keys []string, pause, d time.Duration) {
+	b := startRedisBackends(t, 4)
+	f := startFixture(t, pool{keys: keys}, b)
 	ep := make([]atomic.Uint64, len(b))
-	st := &ftIntStats{errKinds: map[string]int{}}
-	clients := ftConnectAll(t, f, n, st, ep)
+	st := &integrityStats{errKinds: map[string]int{}}
+	clients := connectAll(t, f, n, st, ep)
 	for _, cl := range clients {
 		cl.pause = pause
 	}
@@ -285,7 +273,7 @@ func ftIntegrityUnderKills(t *testing.T, n int, fp ftPool, pause, d time.Duratio
 		st.kills.Add(1)
 	}
 	wg.Wait()
-	ftCheckStillServed(t, clients)
+	checkStillServed(t, clients)
 	t.Logf("%d clients, %d kills: %d pipelines, %d replies (%d multi-key), %d errors %v; %d exact checks, %d relaxed (key unknown after a fault)",
 		n, st.kills.Load(), st.pipelines.Load(), st.replies.Load(), st.mixed.Load(), st.errs.Load(), st.errKinds,
 		st.exact.Load(), st.relaxed.Load())
@@ -297,17 +285,17 @@ func ftIntegrityUnderKills(t *testing.T, n int, fp ftPool, pause, d time.Duratio
 	}
 }
 
-// ftConnectAll connects n clients at once.
-func ftConnectAll(t *testing.T, f *ftProxy, n int, st *ftIntStats, ep []atomic.Uint64) []*ftIntClient {
-	clients := make([]*ftIntClient, n)
+// connectAll connects n clients at once.
+func connectAll(t *testing.T, f *fixture, n int, st *integrityStats, ep []atomic.Uint64) []*integrityClient {
+	clients := make([]*integrityClient, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			clients[i] = newFtIntClient(f, i, st, ep)
-			clients[i].c, errs[i] = ftDial(f.addr)
+			clients[i] = newIntegrityClient(f, i, st, ep)
+			clients[i].c, errs[i] = dialRetrying(t, f.addr)
 		}()
 	}
 	wg.Wait()
@@ -320,12 +308,26 @@ func ftConnectAll(t *testing.T, f *ftProxy, n int, st *ftIntStats, ep []atomic.U
 	return clients
 }
 
-// ftCheckStillServed checks that every client connection still answers.
-func ftCheckStillServed(t *testing.T, clients []*ftIntClient) {
+// dialRetrying connects to addr, retrying for a second while the listen
+// queue is full.
+func dialRetrying(t *testing.T, addr string) (*clientConn, error) {
+	var err error
+	for i := 0; i < 50; i++ {
+		var c *clientConn
+		if c, err = tryDialClient(t, addr); err == nil {
+			return c, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil, err
+}
+
+// checkStillServed checks that every client connection still answers.
+func checkStillServed(t *testing.T, clients []*integrityClient) {
 	t.Helper()
 	bad := 0
 	for _, cl := range clients {
-		if rep, err := cl.c.do(5*time.Second, "PING"); err != nil || rep.str != "PONG" {
+		if rep, err := cl.c.tryDo(5*time.Second, "PING"); err != nil || rep.str != "PONG" {
 			if bad++; bad <= 3 {
 				t.Errorf("client %d: PING after the run: %v %v", cl.id, rep, err)
 			}

@@ -1,11 +1,8 @@
 package proxy_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -20,10 +17,10 @@ import (
 // array: frames queued during the next write overwrote the bytes being
 // written, the server saw torn frames and clients got each other's replies.
 
-// ftPairs runs n goroutines for d; each calls pair(g, i) in a loop, which
+// writeReadPairs runs n goroutines for d; each calls pair(g, i) in a loop, which
 // writes a fresh value, reads it back and returns what it read, what it
 // wrote, and any error. It returns the number of pairs and the failures.
-func ftPairs(n int, d time.Duration, pair func(g, i int) (got, want string, err error)) (int, []string) {
+func writeReadPairs(n int, d time.Duration, pair func(g, i int) (got, want string, err error)) (int, []string) {
 	var mu sync.Mutex
 	var ops int
 	var bad []string
@@ -38,7 +35,7 @@ func ftPairs(n int, d time.Duration, pair func(g, i int) (got, want string, err 
 				mu.Lock()
 				ops++
 				if err != nil || got != want {
-					bad = append(bad, fmt.Sprintf("goroutine %d: got %q, want %q (%v)", g, ftShort(got), want, err))
+					bad = append(bad, fmt.Sprintf("goroutine %d: got %q, want %q (%v)", g, short(got), want, err))
 				}
 				mu.Unlock()
 				if err != nil {
@@ -51,8 +48,8 @@ func ftPairs(n int, d time.Duration, pair func(g, i int) (got, want string, err 
 	return ops, bad
 }
 
-// ftReportPairs fails the test on failed pairs, showing the first five.
-func ftReportPairs(t *testing.T, what string, ops int, bad []string) {
+// reportPairs fails the test on failed pairs, showing the first five.
+func reportPairs(t *testing.T, what string, ops int, bad []string) {
 	t.Helper()
 	t.Logf("%s: %d write+read pairs, %d wrong or failed", what, ops, len(bad))
 	for i, b := range bad {
@@ -68,9 +65,9 @@ func ftReportPairs(t *testing.T, what string, ops int, bad []string) {
 
 // TestIntegrityAfterLargeWrite: Redis SETs of 2 MB amid SET/GET pairs.
 func TestIntegrityAfterLargeWrite(t *testing.T) {
-	t.Parallel()
-	f := ftStart(t, ftPool{timeoutMS: 2000, backends: ftRedisBackends(t, 1)})
-	rc := ftGoRedis(t, f.addr, 40)
+	runParallel(t)
+	f := startFixture(t, pool{keys: []string{"timeout: 2000"}}, startRedisBackends(t, 1))
+	rc := noRetryClient(t, f.addr, nil, 40)
 	ctx := context.Background()
 	go func() {
 		for i := 0; i < 3; i++ {
@@ -78,7 +75,7 @@ func TestIntegrityAfterLargeWrite(t *testing.T) {
 			rc.Set(ctx, "ftlarge:big", strings.Repeat("x", 2<<20), 0)
 		}
 	}()
-	ops, bad := ftPairs(32, 1500*time.Millisecond, func(g, i int) (string, string, error) {
+	ops, bad := writeReadPairs(32, 1500*time.Millisecond, func(g, i int) (string, string, error) {
 		key, val := fmt.Sprintf("ftlarge:%d", g), fmt.Sprintf("g%d:%d", g, i)
 		if err := rc.Set(ctx, key, val, 0).Err(); err != nil {
 			return "", val, err
@@ -86,22 +83,17 @@ func TestIntegrityAfterLargeWrite(t *testing.T) {
 		got, err := rc.Get(ctx, key).Result()
 		return got, val, err
 	})
-	ftReportPairs(t, "around three 2 MB SETs", ops, bad)
+	reportPairs(t, "around three 2 MB SETs", ops, bad)
 }
 
 // TestIntegrityAfterLargeNoreply: memcache "set ... noreply" of 2 MB
 // (a noreply frame is always copied into the queue) amid set/get pairs.
 func TestIntegrityAfterLargeNoreply(t *testing.T) {
-	t.Parallel()
-	f := ftStart(t, ftPool{memcache: true, timeoutMS: 2000, backends: ftMemcacheBackends(t, 1, "-I", "4m")})
-	conns := make([]*ftMCConn, 33)
+	runParallel(t)
+	f := startFixture(t, pool{memcache: true, keys: []string{"timeout: 2000"}}, startMemcacheBackends(t, 1, "-I", "4m"))
+	conns := make([]*clientConn, 33)
 	for i := range conns {
-		nc, err := net.DialTimeout("tcp", f.addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		conns[i] = &ftMCConn{nc: nc, r: bufio.NewReader(nc)}
+		conns[i] = dialClient(t, f.addr)
 	}
 	big := fmt.Sprintf("set ftmcl:big 0 0 %d noreply\r\n%s\r\n", 2<<20, strings.Repeat("x", 2<<20))
 	go func() {
@@ -111,28 +103,11 @@ func TestIntegrityAfterLargeNoreply(t *testing.T) {
 			conns[32].nc.Write([]byte(big))
 		}
 	}()
-	ops, bad := ftPairs(32, 1500*time.Millisecond, func(g, i int) (string, string, error) {
+	ops, bad := writeReadPairs(32, 1500*time.Millisecond, func(g, i int) (string, string, error) {
 		key, val := fmt.Sprintf("ftmcl:%d", g), fmt.Sprintf("g%d:%d", g, i)
 		want := fmt.Sprintf("STORED\r\nVALUE %s 0 %d\r\n%s\r\nEND\r\n", key, len(val), val)
-		got, err := conns[g].exchange(fmt.Sprintf("set %s 0 0 %d\r\n%s\r\nget %s\r\n", key, len(val), val, key), len(want))
+		got, err := conns[g].tryExchange(fmt.Sprintf("set %s 0 0 %d\r\n%s\r\nget %s\r\n", key, len(val), val, key), want)
 		return got, want, err
 	})
-	ftReportPairs(t, "around three 2 MB noreply sets", ops, bad)
-}
-
-// ftMCConn is a raw memcache connection.
-type ftMCConn struct {
-	nc net.Conn
-	r  *bufio.Reader
-}
-
-// exchange sends req and reads n bytes of replies.
-func (c *ftMCConn) exchange(req string, n int) (string, error) {
-	c.nc.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.nc.Write([]byte(req)); err != nil {
-		return "", err
-	}
-	buf := make([]byte, n)
-	m, err := io.ReadFull(c.r, buf)
-	return string(buf[:m]), err
+	reportPairs(t, "around three 2 MB noreply sets", ops, bad)
 }

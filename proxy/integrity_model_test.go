@@ -8,10 +8,10 @@ import (
 	"sync/atomic"
 )
 
-// ftKey is what one integrity client knows about one of its keys. A value
+// keyModel is what one integrity client knows about one of its keys. A value
 // is certain when it was confirmed under the shard epoch the current
 // pipeline started in, and no kill happened while the pipeline ran.
-type ftKey struct {
+type keyModel struct {
 	name    string
 	shard   int
 	counter bool
@@ -21,15 +21,15 @@ type ftKey struct {
 	epoch   uint64 // shard epoch under which val was confirmed
 }
 
-// ftIntCmd is one command of a pipeline and the keys it touches.
-type ftIntCmd struct {
+// integrityCmd is one command of a pipeline and the keys it touches.
+type integrityCmd struct {
 	op   string // SET, GET, MSET, MGET, DEL, INCR
-	keys []*ftKey
+	keys []*keyModel
 	vals []string // values written by SET and MSET
 }
 
 // args returns the command's RESP arguments.
-func (c *ftIntCmd) args() []string {
+func (c *integrityCmd) args() []string {
 	a := []string{c.op}
 	for i, k := range c.keys {
 		a = append(a, k.name)
@@ -40,8 +40,8 @@ func (c *ftIntCmd) args() []string {
 	return a
 }
 
-// ftIntStats are the integrity run's totals, shared by all clients.
-type ftIntStats struct {
+// integrityStats are the integrity run's totals, shared by all clients.
+type integrityStats struct {
 	pipelines, replies, errs     atomic.Int64
 	exact, relaxed, kills, mixed atomic.Int64
 	mu                           sync.Mutex
@@ -50,7 +50,7 @@ type ftIntStats struct {
 }
 
 // violation records a reply that contradicts the model.
-func (st *ftIntStats) violation(format string, args ...any) {
+func (st *integrityStats) violation(format string, args ...any) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if len(st.violations) < 20 {
@@ -58,16 +58,16 @@ func (st *ftIntStats) violation(format string, args ...any) {
 	}
 }
 
-// ftErrKinds are the error replies a client may get while a backend is
+// faultErrors are the error replies a client may get while a backend is
 // killed and restarted.
-var ftErrKinds = []string{"ERR server unavailable: ", "ERR timeout: "}
+var faultErrors = []string{"ERR server unavailable: ", "ERR timeout: "}
 
 // noteError counts an error reply and reports whether it is one a backend
 // fault explains.
-func (st *ftIntStats) noteError(msg string) bool {
+func (st *integrityStats) noteError(msg string) bool {
 	st.errs.Add(1)
 	kind := ""
-	for _, k := range ftErrKinds {
+	for _, k := range faultErrors {
 		if strings.HasPrefix(msg, k) {
 			kind = strings.TrimSuffix(k, ": ")
 		}
@@ -78,14 +78,14 @@ func (st *ftIntStats) noteError(msg string) bool {
 		return false
 	}
 	if i := strings.LastIndex(msg, ": "); i >= 0 {
-		kind += " (" + ftCauseClass(msg[i+2:]) + ")"
+		kind += " (" + causeClass(msg[i+2:]) + ")"
 	}
 	st.errKinds[kind]++
 	return true
 }
 
-// ftCauseClass drops addresses from an error cause.
-func ftCauseClass(cause string) string {
+// causeClass drops addresses from an error cause.
+func causeClass(cause string) string {
 	for _, c := range []string{"connection refused", "connection reset by peer", "broken pipe", "EOF", "no reply within"} {
 		if strings.Contains(cause, c) {
 			return c
@@ -97,7 +97,7 @@ func ftCauseClass(cause string) string {
 // checkValue checks one read value of k against the model: exactly when
 // certain, else nil or a value this client could have written to k. It
 // returns the value to adopt, and false on a violation.
-func (cl *ftIntClient) checkValue(k *ftKey, rep ftReply, certain bool) (string, bool, bool) {
+func (cl *integrityClient) checkValue(k *keyModel, rep reply, certain bool) (string, bool, bool) {
 	st := cl.st
 	if rep.kind != '$' {
 		st.violation("client %d GET %s: got %v, want a bulk string", cl.id, k.name, rep)
@@ -120,7 +120,7 @@ func (cl *ftIntClient) checkValue(k *ftKey, rep ftReply, certain bool) (string, 
 }
 
 // ownValue reports whether v is a value this client writes to k.
-func (cl *ftIntClient) ownValue(k *ftKey, v string) bool {
+func (cl *integrityClient) ownValue(k *keyModel, v string) bool {
 	if k.counter {
 		_, err := strconv.ParseInt(v, 10, 64)
 		return err == nil
@@ -128,17 +128,19 @@ func (cl *ftIntClient) ownValue(k *ftKey, v string) bool {
 	return strings.HasPrefix(v, cl.valuePrefix(k))
 }
 
-func (cl *ftIntClient) valuePrefix(k *ftKey) string { return fmt.Sprintf("c%d:%s:", cl.id, k.name) }
+func (cl *integrityClient) valuePrefix(k *keyModel) string {
+	return fmt.Sprintf("c%d:%s:", cl.id, k.name)
+}
 
 // learn sets k's model after a successful command: known only when no kill
 // happened on its shard while the pipeline ran.
-func learn(k *ftKey, exists bool, val string, pre, post []uint64) {
+func learn(k *keyModel, exists bool, val string, pre, post []uint64) {
 	k.known = pre[k.shard] == post[k.shard]
 	k.exists, k.val, k.epoch = exists, val, pre[k.shard]
 }
 
 // certain reports whether k's model is exact for a pipeline that ran
 // between the epoch snapshots pre and post.
-func certain(k *ftKey, pre, post []uint64) bool {
+func certain(k *keyModel, pre, post []uint64) bool {
 	return k.known && k.epoch == pre[k.shard] && pre[k.shard] == post[k.shard]
 }

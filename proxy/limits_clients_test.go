@@ -16,17 +16,17 @@ import (
 // place freed is taken again.
 func TestLimitClientConnections(t *testing.T) {
 	backends := startRedisBackends(t, 2)
-	px := startProxy(t, secPool(freeListen(t), backends, "client_connections: 3"))
+	px := startProxy(t, poolYAML(freeListen(t), backends, "client_connections: 3"))
 	addr := px.Addr(0).String()
-	var conns []*respConn
+	var conns []*clientConn
 	for i := 0; i < 3; i++ {
-		rc := dialRESP(t, addr)
+		rc := dialClient(t, addr)
 		if got := rc.do("PING"); got != "+PONG\r\n" {
 			t.Fatalf("client %d: %q", i+1, got)
 		}
 		conns = append(conns, rc)
 	}
-	fourth := dialRESP(t, addr)
+	fourth := dialClient(t, addr)
 	if got := fourth.read(); got != "-ERR max number of clients reached\r\n" {
 		t.Fatalf("fourth client: %q", got)
 	}
@@ -39,7 +39,7 @@ func TestLimitClientConnections(t *testing.T) {
 	conns[0].nc.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		rc := dialRESP(t, addr)
+		rc := dialClient(t, addr)
 		got, err := readReplyAfter(rc, "PING")
 		if err == nil && got == "+PONG\r\n" {
 			break
@@ -52,18 +52,19 @@ func TestLimitClientConnections(t *testing.T) {
 }
 
 // readReplyAfter sends a command and returns its reply or the read error.
-func readReplyAfter(rc *respConn, args ...string) (string, error) {
+func readReplyAfter(rc *clientConn, args ...string) (string, error) {
 	rc.write(encodeCommand(nil, args...))
-	return readReply(rc.r)
+	rep, err := readReply(rc.r)
+	return rep.raw, err
 }
 
 // TestLimitIdleClient checks client_idle_timeout: a silent client is
 // closed after it, a busy one is not.
 func TestLimitIdleClient(t *testing.T) {
 	backends := startRedisBackends(t, 1)
-	px := startProxy(t, secPool(freeListen(t), backends, "client_idle_timeout: 200"))
+	px := startProxy(t, poolYAML(freeListen(t), backends, "client_idle_timeout: 200"))
 	addr := px.Addr(0).String()
-	idle, busy := dialRESP(t, addr), dialRESP(t, addr)
+	idle, busy := dialClient(t, addr), dialClient(t, addr)
 	if got := idle.do("PING"); got != "+PONG\r\n" {
 		t.Fatalf("idle client: %q", got)
 	}
@@ -93,10 +94,10 @@ func TestLimitSlowReader(t *testing.T) {
 	const writeTimeout = 500 * time.Millisecond
 	const outputLimit = 32 << 20
 	backends := startRedisBackends(t, 2)
-	px := startProxy(t, secPool(freeListen(t), backends, "client_write_timeout: 500",
+	px := startProxy(t, poolYAML(freeListen(t), backends, "client_write_timeout: 500",
 		fmt.Sprintf("client_output_limit: %d", outputLimit)))
 	addr := px.Addr(0).String()
-	other := dialRESP(t, addr)
+	other := dialClient(t, addr)
 	value := strings.Repeat("v", 100<<10)
 	if got := other.do("SET", "slow:big", value); got != "+OK\r\n" {
 		t.Fatalf("SET: %q", got)
@@ -112,7 +113,7 @@ func TestLimitSlowReader(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := limHeap()
 			peak := limWatchHeap(t)
-			slow := dialRESP(t, addr)
+			slow := dialClient(t, addr)
 			var req []byte
 			for i := 0; i < tc.gets; i++ {
 				req = encodeCommand(req, "GET", "slow:big")
@@ -147,7 +148,7 @@ func TestLimitSlowReader(t *testing.T) {
 }
 
 // limClients returns the pool's client_connections from INFO.
-func limClients(t *testing.T, rc *respConn) int {
+func limClients(t *testing.T, rc *clientConn) int {
 	t.Helper()
 	info := rc.do("INFO")
 	_, rest, ok := strings.Cut(info, "client_connections:")

@@ -29,9 +29,9 @@ func limSetHeader(key string, n int) []byte {
 // notice.
 func TestLimitRequestSize(t *testing.T) {
 	backends := startRedisBackends(t, 2)
-	px := startProxy(t, secPool(freeListen(t), backends, "max_request_size: 1048576"))
+	px := startProxy(t, poolYAML(freeListen(t), backends, "max_request_size: 1048576"))
 	addr := px.Addr(0).String()
-	other := dialRESP(t, addr)
+	other := dialClient(t, addr)
 	tests := []struct {
 		name    string
 		size    int
@@ -43,7 +43,7 @@ func TestLimitRequestSize(t *testing.T) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rc := dialRESP(t, addr)
+			rc := dialClient(t, addr)
 			key := "big:" + strconv.Itoa(i)
 			rc.write(limSetHeader(key, tc.size))
 			if !tc.wantErr {
@@ -73,11 +73,11 @@ func TestLimitRequestSize(t *testing.T) {
 // growing.
 func TestLimitHugeBulkRefused(t *testing.T) {
 	backends := startRedisBackends(t, 1)
-	px := startProxy(t, secPool(freeListen(t), backends))
+	px := startProxy(t, poolYAML(freeListen(t), backends))
 	addr := px.Addr(0).String()
-	other := dialRESP(t, addr)
+	other := dialClient(t, addr)
 	before := limHeap()
-	rc := dialRESP(t, addr)
+	rc := dialClient(t, addr)
 	rc.write([]byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1073741824\r\n"))
 	if got := rc.read(); got != "-ERR Protocol error: invalid bulk length\r\n" {
 		t.Fatalf("1 GB bulk: %q", got)
@@ -102,7 +102,7 @@ func TestLimitClaimedSizeNotAllocated(t *testing.T) {
 		header []byte
 	}{
 		{"RESP bulk of 500 MB", func(t *testing.T) string {
-			return secPool(freeListen(t), startRedisBackends(t, 1))
+			return poolYAML(freeListen(t), startRedisBackends(t, 1))
 		}, limSetHeader("k", 500<<20)},
 		{"memcache value of 100 MB", func(t *testing.T) string {
 			return fmt.Sprintf("mc:\n  listen: %s\n  servers:\n    - %s:1\n", freeListen(t), testservers.Memcached(t).Addr)
@@ -113,7 +113,7 @@ func TestLimitClaimedSizeNotAllocated(t *testing.T) {
 			px := startProxy(t, tc.pool(t))
 			addr := px.Addr(0).String()
 			before := limHeap()
-			rc := dialRESP(t, addr)
+			rc := dialClient(t, addr)
 			rc.write(tc.header)
 			rc.write([]byte(strings.Repeat("x", 1<<20)))
 			time.Sleep(200 * time.Millisecond) // the proxy reads the megabyte
@@ -130,7 +130,7 @@ func TestLimitClaimedSizeNotAllocated(t *testing.T) {
 // connection closed.
 func TestLimitArgs(t *testing.T) {
 	backends := startRedisBackends(t, 3)
-	px := startProxy(t, secPool(freeListen(t), backends, "max_args: 10"))
+	px := startProxy(t, poolYAML(freeListen(t), backends, "max_args: 10"))
 	addr := px.Addr(0).String()
 	keys := func(n int) []string {
 		args := []string{"MGET"}
@@ -150,7 +150,7 @@ func TestLimitArgs(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rc := dialRESP(t, addr)
+			rc := dialClient(t, addr)
 			got := rc.do(tc.args...)
 			if tc.ok {
 				if want := "*" + strconv.Itoa(len(tc.args)-1) + "\r\n" + strings.Repeat(nilBulk, len(tc.args)-1); got != want {
@@ -177,7 +177,7 @@ func TestLimitMemcache(t *testing.T) {
 		fmt.Fprintf(&yaml, "    - %s:1\n", b.Addr)
 	}
 	px := startProxy(t, yaml.String())
-	c := mcDial(t, px.Addr(0).String())
+	c := dialClient(t, px.Addr(0).String())
 	value := func(n int) string { return strings.Repeat("x", n) }
 	tests := []struct {
 		name, req, want string

@@ -1,17 +1,13 @@
 package proxy_test
 
 import (
-	"bufio"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/internal/testservers"
-	"github.com/shardproxy/shardproxy/proxy"
 )
 
 // listenPerms are the two ways a unix listen is opened: straight at the
@@ -26,24 +22,6 @@ func unixListen(path, perm string) string {
 	return path + " " + perm
 }
 
-// startErr builds and starts a proxy from yaml and returns the error of New
-// or Start; a proxy that starts is closed at once.
-func startErr(t *testing.T, yaml string) error {
-	t.Helper()
-	cfg, err := config.Parse([]byte(yaml))
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, yaml)
-	}
-	px, err := proxy.New(cfg, proxy.Options{})
-	if err != nil {
-		return err
-	}
-	if err := px.Start(); err != nil {
-		return err
-	}
-	return px.Close()
-}
-
 // pingUnix sends PING over the unix socket at path and returns the reply.
 func pingUnix(t *testing.T, path string) string {
 	t.Helper()
@@ -53,21 +31,8 @@ func pingUnix(t *testing.T, path string) string {
 	}
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	rc := &respConn{tb: t, nc: nc, r: bufio.NewReader(nc)}
+	rc := newClientConn(t, nc)
 	return rc.do("PING")
-}
-
-// wantErr checks that err is not nil and contains every part.
-func wantErr(t *testing.T, err error, parts ...string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("no error; want one containing %q", parts)
-	}
-	for _, p := range parts {
-		if !strings.Contains(err.Error(), p) {
-			t.Errorf("error %q does not contain %q", err, p)
-		}
-	}
 }
 
 // TestUnixListenRefusesPathInUse starts a real process listening on a unix
@@ -83,7 +48,7 @@ func TestUnixListenRefusesPathInUse(t *testing.T) {
 			testservers.Redis(t, "--unixsocket", path, "--unixsocketperm", "700")
 		}},
 		{"shardproxy", func(t *testing.T, path string) {
-			startProxy(t, secPool(path, backends))
+			startProxy(t, poolYAML(path, backends))
 		}},
 	}
 	for _, h := range holders {
@@ -91,8 +56,8 @@ func TestUnixListenRefusesPathInUse(t *testing.T) {
 			t.Run(h.name+" perm "+perm, func(t *testing.T) {
 				path := filepath.Join(t.TempDir(), "s.sock")
 				h.start(t, path)
-				err := startErr(t, secPool(unixListen(path, perm), backends))
-				wantErr(t, err, `pool "sec"`, `key "listen"`, path, "another process is listening on it")
+				err := startErr(t, poolYAML(unixListen(path, perm), backends))
+				wantErr(t, err, `pool "alpha"`, `key "listen"`, path, "another process is listening on it")
 				if got := pingUnix(t, path); got != "+PONG\r\n" {
 					t.Errorf("%s at %s answers PING with %q", h.name, path, got)
 				}
@@ -159,8 +124,8 @@ func TestUnixListenRefusesNonSocket(t *testing.T) {
 			t.Run(k.name+" perm "+perm, func(t *testing.T) {
 				path := filepath.Join(t.TempDir(), "s.sock")
 				k.make(t, path)
-				err := startErr(t, secPool(unixListen(path, perm), backends))
-				wantErr(t, err, `pool "sec"`, `key "listen"`, path, "is not a socket", k.what)
+				err := startErr(t, poolYAML(unixListen(path, perm), backends))
+				wantErr(t, err, `pool "alpha"`, `key "listen"`, path, "is not a socket", k.what)
 				k.check(t, path)
 			})
 		}
@@ -175,7 +140,7 @@ func TestUnixListenReplacesStaleSocket(t *testing.T) {
 		t.Run("perm "+perm, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "s.sock")
 			staleSocket(t, path)
-			px := startProxy(t, secPool(unixListen(path, perm), backends))
+			px := startProxy(t, poolYAML(unixListen(path, perm), backends))
 			if got := px.Addr(0).String(); got != path {
 				t.Errorf("Addr %q, want %q", got, path)
 			}
@@ -190,30 +155,5 @@ func TestUnixListenReplacesStaleSocket(t *testing.T) {
 				t.Errorf("socket permissions %v, want 0600", fi.Mode().Perm())
 			}
 		})
-	}
-}
-
-// staleSocket leaves a unix socket file at path that nobody accepts on.
-func staleSocket(t *testing.T, path string) {
-	t.Helper()
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.SetUnlinkOnClose(false)
-	ln.Close()
-	if fi, err := os.Lstat(path); err != nil || fi.Mode()&os.ModeSocket == 0 {
-		t.Fatalf("stale socket not left at %s: %v", path, err)
-	}
-	if nc, err := net.Dial("unix", path); err == nil {
-		nc.Close()
-		t.Fatalf("stale socket at %s accepts", path)
-	}
-}
-
-func writeFile(t *testing.T, path, data string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }

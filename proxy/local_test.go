@@ -32,7 +32,7 @@ func (c replyCheck) check(t *testing.T, what string, got string) {
 // servers, found by writing probes and looking for them on the backends.
 func keysOnTwoServers(t *testing.T, f *redisFixture) (string, string) {
 	t.Helper()
-	rc := dialRESP(t, f.addr)
+	rc := dialClient(t, f.addr)
 	owner := map[int]string{}
 	for i := 0; i < 100 && len(owner) < 2; i++ {
 		k := fmt.Sprintf("%d:probe", i) // varied first bytes spread over the ring
@@ -118,9 +118,9 @@ func localCases(k1, k2 string) []localCase {
 // TestLocalCommandsAndRefusals sends each command on one raw connection
 // and checks the reply, then that the same connection still answers PING.
 func TestLocalCommandsAndRefusals(t *testing.T) {
-	f := newRedisFixture(t, 4, redisPool{hashTag: "{}"})
+	f := newRedisFixture(t, 4, pool{hashTag: "{}"})
 	tests := localCases(keysOnTwoServers(t, f))
-	rc := dialRESP(t, f.addr)
+	rc := dialClient(t, f.addr)
 	for _, tc := range tests {
 		tc.check(t, tc.name, rc.do(tc.args...))
 		if r := rc.do("PING"); r != "+PONG\r\n" {
@@ -133,7 +133,7 @@ func TestLocalCommandsAndRefusals(t *testing.T) {
 		req = encodeCommand(req, tc.args...)
 		req = encodeCommand(req, "ECHO", tc.name)
 	}
-	rc = dialRESP(t, f.addr)
+	rc = dialClient(t, f.addr)
 	rc.write(req)
 	for _, tc := range tests {
 		tc.check(t, tc.name+" (pipelined)", rc.read())
@@ -146,8 +146,8 @@ func TestLocalCommandsAndRefusals(t *testing.T) {
 // TestCommandCount checks that COMMAND COUNT answers the size of the
 // command table, which knows the common Redis commands.
 func TestCommandCount(t *testing.T) {
-	f := newRedisFixture(t, 1, redisPool{})
-	r := dialRESP(t, f.addr).do("COMMAND", "COUNT")
+	f := newRedisFixture(t, 1, pool{})
+	r := dialClient(t, f.addr).do("COMMAND", "COUNT")
 	n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(r, ":"), "\r\n"))
 	if err != nil || n < 150 {
 		t.Errorf("COMMAND COUNT: %q, want an integer of at least 150", r)
@@ -157,8 +157,8 @@ func TestCommandCount(t *testing.T) {
 // TestQuit checks that QUIT is answered +OK after every earlier reply, and
 // that the connection is then closed without answering what followed.
 func TestQuit(t *testing.T) {
-	f := newRedisFixture(t, 2, redisPool{})
-	rc := dialRESP(t, f.addr)
+	f := newRedisFixture(t, 2, pool{})
+	rc := dialClient(t, f.addr)
 	var req []byte
 	req = encodeCommand(req, "SET", "quit:a", "1")
 	req = encodeCommand(req, "PING")
@@ -171,7 +171,7 @@ func TestQuit(t *testing.T) {
 		}
 	}
 	rc.expectClosed()
-	if r := dialRESP(t, f.addr).do("EXISTS", "quit:a", "quit:b"); r != ":1\r\n" {
+	if r := dialClient(t, f.addr).do("EXISTS", "quit:a", "quit:b"); r != ":1\r\n" {
 		t.Errorf("EXISTS quit:a quit:b: %q, want :1 (nothing after QUIT runs)", r)
 	}
 }
@@ -179,7 +179,7 @@ func TestQuit(t *testing.T) {
 // TestInlineCommands sends commands as redis-cli and telnet users type
 // them, alone and mixed with multibulk requests in one write.
 func TestInlineCommands(t *testing.T) {
-	f := newRedisFixture(t, 4, redisPool{})
+	f := newRedisFixture(t, 4, pool{})
 	tests := []struct {
 		name, in string
 		want     []string
@@ -196,7 +196,7 @@ func TestInlineCommands(t *testing.T) {
 		{"unknown", "NOPE 1\r\n", []string{"-ERR unknown command 'NOPE', with args beginning with: '1' \r\n"}},
 		{"after unknown", "EXISTS a c\r\n", []string{":2\r\n"}},
 	}
-	rc := dialRESP(t, f.addr)
+	rc := dialClient(t, f.addr)
 	for _, tc := range tests {
 		rc.write([]byte(tc.in))
 		for i, want := range tc.want {
@@ -211,9 +211,9 @@ func TestInlineCommands(t *testing.T) {
 // Redis's own error, after the replies to what came before, and is closed,
 // while another client connected at the same time is unaffected.
 func TestMalformedRequest(t *testing.T) {
-	f := newRedisFixture(t, 4, redisPool{})
+	f := newRedisFixture(t, 4, pool{})
 	direct := testservers.Redis(t)
-	other := dialRESP(t, f.addr)
+	other := dialClient(t, f.addr)
 	if r := other.do("SET", "other", "0"); r != "+OK\r\n" {
 		t.Fatalf("other client: %q", r)
 	}
@@ -228,12 +228,13 @@ func TestMalformedRequest(t *testing.T) {
 		{"after an inline request", "PING\r\n*2\r\n$3\r\nGET\r\nfoo\r\n"},
 	}
 	for i, tc := range tests {
-		pc, rc := dialRESP(t, f.addr), dialRESP(t, direct.Addr)
+		pc, rc := dialClient(t, f.addr), dialClient(t, direct.Addr)
 		rc.nc.SetDeadline(time.Now().Add(5 * time.Second))
 		pc.write([]byte(tc.in))
 		rc.write([]byte(tc.in))
 		for done := false; !done; {
-			want, err := readReply(rc.r)
+			rep, err := readReply(rc.r)
+			want := rep.raw
 			if err != nil {
 				t.Fatalf("%s: redis ended its replies with %v, not a protocol error", tc.name, err)
 			}

@@ -1,10 +1,11 @@
 package proxy_test
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -36,7 +37,7 @@ type mcOutcome struct {
 func (o mcOutcome) String() string { return fmt.Sprintf("%.300q (closed %v)", o.reply, o.closed) }
 
 // mcManyKeys is a get of n distinct keys.
-func mcManyKeys(n int) string { return "get " + strings.Join(mcKeys("many", n), " ") + "\r\n" }
+func mcManyKeys(n int) string { return "get " + strings.Join(numberedKeys("many", n), " ") + "\r\n" }
 
 func mcBadCases() []mcBadCase {
 	k251 := strings.Repeat("k", 251)
@@ -96,21 +97,21 @@ func (tc mcBadCase) exchange(addr string) (first, second mcOutcome, err error) {
 		return first, second, err
 	}
 	defer nc.Close()
-	c := &mcConn{nc: nc, r: bufio.NewReader(nc)}
+	c := newClientConn(nil, nc)
 	in := tc.input
 	if !tc.bare {
 		in += "version\r\n"
 	}
-	werr := c.write(in)
-	first.reply, first.closed = c.readQuiet(mcQuiet)
+	werr := c.writeAsync(in)
+	first.reply, first.closed = readQuiet(c, mcQuiet)
 	if err := <-werr; err != nil && !first.closed {
 		return first, second, fmt.Errorf("%s: write: %w", addr, err)
 	}
 	if first.closed {
 		return first, mcOutcome{closed: true}, nil
 	}
-	werr = c.write("get " + tc.key + "\r\nversion\r\n")
-	second.reply, second.closed = c.readQuiet(mcQuiet)
+	werr = c.writeAsync("get " + tc.key + "\r\nversion\r\n")
+	second.reply, second.closed = readQuiet(c, mcQuiet)
 	if err := <-werr; err != nil && !second.closed {
 		return first, second, fmt.Errorf("%s: write: %w", addr, err)
 	}
@@ -128,9 +129,9 @@ type mcBadResult struct {
 // client busy at the same time must not notice. Every case runs at once, on
 // connections of its own, since each waits for silence.
 func TestMemcacheBadInput(t *testing.T) {
-	f := newMcFixture(t, 4)
+	f := newMemcacheFixture(t, 4)
 	stop, bystander := make(chan struct{}), make(chan error, 1)
-	go func() { bystander <- mcBystander(mcDial(t, f.addr), stop) }()
+	go func() { bystander <- mcBystander(dialClient(t, f.addr), stop) }()
 	cases := mcBadCases()
 	results := make([]mcBadResult, len(cases))
 	var wg sync.WaitGroup
@@ -176,7 +177,7 @@ func (r mcBadResult) check(t *testing.T, tc mcBadCase) {
 
 // mcBystander sets and gets its own key over one connection until stop is
 // closed, and reports the first wrong answer.
-func mcBystander(c *mcConn, stop <-chan struct{}) error {
+func mcBystander(c *clientConn, stop <-chan struct{}) error {
 	for i := 0; ; i++ {
 		select {
 		case <-stop:
@@ -198,3 +199,31 @@ func mcBystander(c *mcConn, stop <-chan struct{}) error {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// readQuiet reads until the peer closes the connection, has been silent for
+// quiet, or has answered a VERSION line (every exchange that uses it ends
+// with "version"), and then for a short while more to catch stray bytes. It
+// reports what arrived and whether the connection closed.
+func readQuiet(c *clientConn, quiet time.Duration) (string, bool) {
+	var b strings.Builder
+	buf := make([]byte, 64<<10)
+	wait := quiet
+	for {
+		c.nc.SetReadDeadline(time.Now().Add(wait))
+		n, err := c.r.Read(buf)
+		b.Write(buf[:n])
+		var ne net.Error
+		switch {
+		case err == nil:
+			if mcEndsInVersion.MatchString(b.String()) {
+				wait = 50 * time.Millisecond
+			}
+		case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
+			return normalizeMemcache(b.String()), false
+		default:
+			return normalizeMemcache(b.String()), true
+		}
+	}
+}
+
+var mcEndsInVersion = regexp.MustCompile(`(^|\n)VERSION [^\r\n]*\r\n$`)

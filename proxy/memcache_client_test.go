@@ -70,7 +70,7 @@ func mcIncr(key string, delta uint64, up bool) func(*memcache.Client, mcState) s
 
 // mcGetMulti reads 100 stored keys and 50 missing ones in one call.
 func mcGetMulti(c *memcache.Client, _ mcState) string {
-	keys := append(mcKeys("multi", 100), mcKeys("multi-miss", 50)...)
+	keys := append(numberedKeys("multi", 100), numberedKeys("multi-miss", 50)...)
 	m, err := c.GetMulti(keys)
 	if err != nil {
 		return mcErrText(err)
@@ -166,7 +166,7 @@ func mcScript() []mcStep {
 	}
 	steps = append(steps, mcCasSteps...)
 	steps = append(steps, mcValueSteps...)
-	for i, k := range mcKeys("multi", 100) {
+	for i, k := range numberedKeys("multi", 100) {
 		steps = append(steps, mcStep{"multi set " + k, mcSet(k, fmt.Sprintf("value-%d", i), uint32(i)), "err=<nil>"})
 	}
 	return append(steps,
@@ -181,7 +181,7 @@ func mcScript() []mcStep {
 // proxy (four servers) and straight against one memcached: every step gives
 // the same result, and the keys really are spread over every server.
 func TestMemcacheClientSameAsMemcached(t *testing.T) {
-	f := newMcFixture(t, 4)
+	f := newMemcacheFixture(t, 4)
 	through, direct := memcache.New(f.addr), memcache.New(f.direct.Addr)
 	for _, c := range []*memcache.Client{through, direct} {
 		c.Timeout = 10 * time.Second
@@ -197,54 +197,24 @@ func TestMemcacheClientSameAsMemcached(t *testing.T) {
 			t.Errorf("%s: memcached answered %.300s, the script expects %q", s.name, want, s.want)
 		}
 		if s.name == "get multi with misses" {
-			f.checkSpread(t, mcKeys("multi", 100))
+			f.checkSpread(t, numberedKeys("multi", 100))
 		}
 	}
 	for i, b := range f.backends {
-		if n := f.count(t, i, mcKeys("multi", 100)); n != 0 {
+		if n := f.count(t, i, numberedKeys("multi", 100)); n != 0 {
 			t.Errorf("backend %s holds %d keys after flush_all through the proxy", b.Addr, n)
 		}
-	}
-}
-
-// count returns how many of keys backend i holds.
-func (f *mcFixture) count(t *testing.T, i int, keys []string) int {
-	t.Helper()
-	c := mcDial(t, f.backends[i].Addr)
-	defer c.nc.Close()
-	return strings.Count(c.roundTrip("get "+strings.Join(keys, " ")+"\r\n"), "VALUE ")
-}
-
-// checkSpread checks that every key is on exactly one backend and that the
-// keys span several backends, so multi-key requests really are split.
-// Placement depends on the servers' names, which hold run-time ports: with
-// few keys one backend may get none, so only two are required.
-func (f *mcFixture) checkSpread(t *testing.T, keys []string) {
-	t.Helper()
-	total, holding := 0, 0
-	for i := range f.backends {
-		n := f.count(t, i, keys)
-		if n > 0 {
-			holding++
-		}
-		total += n
-	}
-	if holding < 2 {
-		t.Errorf("%d keys are all on one backend: they are not spread", len(keys))
-	}
-	if total != len(keys) {
-		t.Errorf("backends hold %d keys in all, want %d", total, len(keys))
 	}
 }
 
 // TestMemcacheConcurrentClients runs 200 clients at once, each pipelining
 // sets and gets of its own keys through the proxy, and checks every value.
 func TestMemcacheConcurrentClients(t *testing.T) {
-	f := newMcFixture(t, 4)
+	f := newMemcacheFixture(t, 4)
 	const clients, rounds, perRound = 200, 5, 10
 	errs := make(chan error, clients)
 	for g := range clients {
-		c := mcDial(t, f.addr)
+		c := dialClient(t, f.addr)
 		go func() { errs <- mcClientRounds(c, g, rounds, perRound) }()
 	}
 	for range clients {
@@ -258,10 +228,10 @@ func TestMemcacheConcurrentClients(t *testing.T) {
 // and reads them back one by one and all at once, in one write. In the
 // first round every twentieth client stores one value of 700 KB, so the
 // frames queued on a server connection may exceed 1 MB together.
-func mcClientRounds(c *mcConn, g, rounds, perRound int) error {
+func mcClientRounds(c *clientConn, g, rounds, perRound int) error {
 	for r := range rounds {
 		var req, want bytes.Buffer
-		keys := mcKeys(fmt.Sprintf("conc:%d", g), perRound)
+		keys := numberedKeys(fmt.Sprintf("conc:%d", g), perRound)
 		var values strings.Builder
 		for i, k := range keys {
 			v := mcConcValue(g, r, i)
@@ -311,11 +281,11 @@ func mcDiffAt(a, b string) int {
 // busy with small requests on the same server connection; every value must
 // come back intact.
 func TestMemcacheLargeFramesAmongSmall(t *testing.T) {
-	f := newMcFixture(t, 1)
+	f := newMemcacheFixture(t, 1)
 	const small, large, rounds = 20, 2, 6
 	errs := make(chan error, small+large)
 	for g := range small + large {
-		c := mcDial(t, f.addr)
+		c := dialClient(t, f.addr)
 		go func() {
 			if g < large {
 				errs <- mcLargeRounds(c, g, rounds)
@@ -332,7 +302,7 @@ func TestMemcacheLargeFramesAmongSmall(t *testing.T) {
 }
 
 // mcLargeRounds sets two 600 KB values in one write and reads them back.
-func mcLargeRounds(c *mcConn, g, rounds int) error {
+func mcLargeRounds(c *clientConn, g, rounds int) error {
 	for r := range rounds {
 		var req, want strings.Builder
 		for i := range 2 {

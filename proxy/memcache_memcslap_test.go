@@ -17,7 +17,7 @@ import (
 // counting only the keys that succeeded, so the test reads its report.
 func TestMemcacheMemcslap(t *testing.T) {
 	bin := testservers.Need(t, "memcslap")
-	f := newMcFixture(t, 4)
+	f := newMemcacheFixture(t, 4)
 	for _, tc := range []struct {
 		test string
 		want []string // patterns the report must match
@@ -60,7 +60,7 @@ func TestMemcacheMemcslap(t *testing.T) {
 // mcCurrItems returns memcached's curr_items statistic.
 func mcCurrItems(t *testing.T, addr string) int {
 	t.Helper()
-	c := mcDial(t, addr)
+	c := dialClient(t, addr)
 	defer c.nc.Close()
 	stats := c.roundTrip("stats\r\n")
 	m := regexp.MustCompile(`STAT curr_items (\d+)\r\n`).FindStringSubmatch(stats)

@@ -70,14 +70,14 @@ func TestMemcachePlacementMatchesNutcracker(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, s := range servers {
-				if got := mcDial(t, s.Addr).roundTrip("flush_all\r\n"); got != "OK\r\n" {
+				if got := dialClient(t, s.Addr).roundTrip("flush_all\r\n"); got != "OK\r\n" {
 					t.Fatalf("flush_all on %s: %q", s.Addr, got)
 				}
 			}
-			mp := mcPool{hash: tc.hash, distribution: tc.distribution, servers: mcServerLines(servers, tc.weights)}
-			nutAddr := mcListen(t)
-			testservers.Nutcracker(t, mp.yaml("nut", nutAddr), nutAddr)
-			addr := mcStartProxy(t, mp.yaml("mc", mcListen(t)))
+			p := pool{memcache: true, hash: tc.hash, distribution: tc.distribution, servers: serverLines(servers, tc.weights, nil)}
+			nutAddr := freeListen(t)
+			testservers.Nutcracker(t, p.yaml("nut", nutAddr), nutAddr)
+			addr := startProxy(t, p.yaml("mc", freeListen(t))).Addr(0).String()
 			mcPlaceAndFind(t, nutAddr, addr, keys)
 			mcCheckUsed(t, servers, keys)
 		})
@@ -95,10 +95,10 @@ func mcPlaceAndFind(t *testing.T, nutAddr, proxyAddr string, keys []string) {
 		fmt.Fprintf(&get, "get %s\r\n", k)
 		fmt.Fprintf(&want, "VALUE %s 0 %d\r\n%s\r\nEND\r\n", k, len(v), v)
 	}
-	if got := mcDial(t, nutAddr).roundTripNoMn(set.String(), len(keys)); got != strings.Repeat("STORED\r\n", len(keys)) {
+	if got := dialClient(t, nutAddr).roundTripNoMn(set.String(), len(keys)); got != strings.Repeat("STORED\r\n", len(keys)) {
 		t.Fatalf("sets through nutcracker: %.300q", got)
 	}
-	got := mcDial(t, proxyAddr).roundTrip(get.String())
+	got := dialClient(t, proxyAddr).roundTrip(get.String())
 	if got == want.String() {
 		return
 	}
@@ -111,32 +111,13 @@ func mcPlaceAndFind(t *testing.T, nutAddr, proxyAddr string, keys []string) {
 	t.Errorf("%d of %d keys set through nutcracker are not found through the proxy", missing, len(keys))
 }
 
-// roundTripNoMn sends req, which must be answered by n one-line replies, and
-// returns them. nutcracker does not know the meta no-op "mn".
-func (c *mcConn) roundTripNoMn(req string, n int) string {
-	c.tb.Helper()
-	werr := c.write(req)
-	var b strings.Builder
-	for range n {
-		line, err := c.r.ReadString('\n')
-		b.WriteString(line)
-		if err != nil {
-			c.tb.Fatalf("%s: reply %d of %d: %v; got %.300q", c.nc.RemoteAddr(), b.Len(), n, err, b.String())
-		}
-	}
-	if err := <-werr; err != nil {
-		c.tb.Fatalf("%s: write: %v", c.nc.RemoteAddr(), err)
-	}
-	return b.String()
-}
-
 // mcCheckUsed checks that the keys landed on more than one server, so the
 // comparison above means something.
 func mcCheckUsed(t *testing.T, servers []*testservers.Server, keys []string) {
 	t.Helper()
 	used := 0
 	for _, s := range servers {
-		got := mcDial(t, s.Addr).roundTrip("get " + strings.Join(keys, " ") + "\r\n")
+		got := dialClient(t, s.Addr).roundTrip("get " + strings.Join(keys, " ") + "\r\n")
 		if n := strings.Count(got, "VALUE "); n > 0 {
 			used++
 			t.Logf("%s holds %d keys", s.Addr, n)

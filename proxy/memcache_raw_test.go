@@ -10,7 +10,7 @@ import (
 // mcRawSetup stores 20 keys spread over the servers, for the pipelines.
 func mcRawSetup() string {
 	var b strings.Builder
-	for i, k := range mcKeys("r", 20) {
+	for i, k := range numberedKeys("r", 20) {
 		v := fmt.Sprintf("value-%d", i)
 		fmt.Fprintf(&b, "set %s %d 0 %d\r\n%s\r\n", k, i, len(v), v)
 	}
@@ -39,7 +39,7 @@ var mcRawCases = []struct {
 	},
 	{
 		name: "get of every key, twice",
-		req:  "get " + strings.Join(append(mcKeys("r", 20), mcKeys("r", 20)...), " ") + "\r\n",
+		req:  "get " + strings.Join(append(numberedKeys("r", 20), numberedKeys("r", 20)...), " ") + "\r\n",
 	},
 	{
 		name: "gets, gat and gats across servers",
@@ -101,14 +101,14 @@ func mcB64(key string) string { return base64.StdEncoding.EncodeToString([]byte(
 // TestMemcacheRawPipelines sends pipelines of mixed requests in one write
 // through the proxy and straight to memcached and compares the bytes.
 func TestMemcacheRawPipelines(t *testing.T) {
-	f := newMcFixture(t, 4)
-	through, direct := mcDial(t, f.addr), mcDial(t, f.direct.Addr)
+	f := newMemcacheFixture(t, 4)
+	through, direct := dialClient(t, f.addr), dialClient(t, f.direct.Addr)
 	setup := mcRawSetup()
 	if got, want := through.roundTrip(setup), strings.Repeat("STORED\r\n", 20); got != want {
 		t.Fatalf("setup through the proxy: %q", got)
 	}
 	direct.roundTrip(setup)
-	f.checkSpread(t, mcKeys("r", 20))
+	f.checkSpread(t, numberedKeys("r", 20))
 	for _, tc := range mcRawCases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, want := through.roundTrip(tc.req), direct.roundTrip(tc.req)
@@ -125,9 +125,9 @@ func TestMemcacheRawPipelines(t *testing.T) {
 // TestMemcacheBase64KeyPlacement checks that a meta request with a base64
 // key (flag b) lands on the server of the decoded key.
 func TestMemcacheBase64KeyPlacement(t *testing.T) {
-	f := newMcFixture(t, 4)
-	c := mcDial(t, f.addr)
-	keys := mcKeys("b64", 40)
+	f := newMemcacheFixture(t, 4)
+	c := dialClient(t, f.addr)
+	keys := numberedKeys("b64", 40)
 	var req, want strings.Builder
 	for _, k := range keys {
 		fmt.Fprintf(&req, "ms %s 2 b\r\nok\r\n", mcB64(k))

@@ -6,38 +6,11 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
-
-// raiseFileLimit lifts the soft RLIMIT_NOFILE to at least need (up to the
-// hard limit, which root may raise too) and skips the test if that fails.
-func raiseFileLimit(t *testing.T, need uint64) {
-	t.Helper()
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatalf("getrlimit: %v", err)
-	}
-	if lim.Cur >= need {
-		return
-	}
-	want := lim
-	want.Cur = max(need, min(lim.Max, need*2))
-	if want.Max < want.Cur {
-		want.Max = want.Cur
-	}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
-		want = lim
-		want.Cur = lim.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil || want.Cur < need {
-			t.Skipf("need %d open files, RLIMIT_NOFILE is %d/%d and cannot be raised: %v", need, lim.Cur, lim.Max, err)
-		}
-	}
-	t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim) })
-}
 
 // dialMany opens n connections to addr, a few at a time.
 func dialMany(t *testing.T, addr string, n int) []net.Conn {
@@ -97,10 +70,11 @@ func clientExchange(c net.Conn, i int) error {
 	}
 	r := bufio.NewReaderSize(c, 512)
 	for j := 0; j < 6; j++ {
-		got, err := readReply(r)
+		rep, err := readReply(r)
 		if err != nil {
 			return fmt.Errorf("client %d reply %d: %w", i, j, err)
 		}
+		got := rep.raw
 		switch {
 		case j < len(want) && got != want[j]:
 			return fmt.Errorf("client %d reply %d: %q, want %q", i, j, got, want[j])
@@ -134,11 +108,13 @@ func proxyConnections(t *testing.T, addr string) int {
 // each do a few commands concurrently, and checks that every backend sees
 // exactly server_connections connections from the proxy.
 func TestManyClientsFewServerConnections(t *testing.T) {
-	const clients = 5000
-	raiseFileLimit(t, 2*clients+1000)
+	const clients, files = 5000, 2*5000 + 1000
+	if got := raiseFileLimit(t, files); got < files {
+		t.Skipf("need %d open files, RLIMIT_NOFILE is %d and cannot be raised", files, got)
+	}
 	for _, serverConns := range []int{1, 2} {
 		t.Run(fmt.Sprintf("server_connections %d", serverConns), func(t *testing.T) {
-			f := newRedisFixture(t, 4, redisPool{serverConnections: serverConns})
+			f := newRedisFixture(t, 4, pool{serverConnections: serverConns})
 			conns := dialMany(t, f.addr, clients)
 			var wg sync.WaitGroup
 			start := make(chan struct{})
@@ -165,7 +141,7 @@ func TestManyClientsFewServerConnections(t *testing.T) {
 			if nerr > 0 {
 				t.Fatalf("%d of %d clients failed", nerr, clients)
 			}
-			if r := dialRESP(t, f.addr).do("GET", "mx:counter"); r != bulk(fmt.Sprint(clients)) {
+			if r := dialClient(t, f.addr).do("GET", "mx:counter"); r != bulk(fmt.Sprint(clients)) {
 				t.Errorf("counter after %d INCRs: %q", clients, r)
 			}
 			for _, b := range f.backends {

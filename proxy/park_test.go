@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -15,50 +14,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
 )
-
-// poolStat reads one counter of pool "sec" from the proxy's stats port.
-func poolStat(t *testing.T, px *proxy.Proxy, key string) int64 {
-	t.Helper()
-	doc := fetchStats(t, px.StatsAddr().String())
-	pool, _ := doc["sec"].(map[string]any)
-	v, ok := pool[key].(float64)
-	if !ok {
-		t.Fatalf("stats: no number sec.%s in %v", key, doc)
-	}
-	return int64(v)
-}
-
-// waitStat waits up to 3 s for a pool counter to reach want.
-func waitStat(t *testing.T, px *proxy.Proxy, key string, want int64) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		got := poolStat(t, px, key)
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s is %d after 3 s, want %d", key, got, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // TestParkIdleClients checks client_park_after: idle clients give up their
 // goroutines, come back on their next request (whole, split across the
 // parking, or pipelined), and leaving while parked is noticed.
 func TestParkIdleClients(t *testing.T) {
 	backends := startRedisBackends(t, 2)
-	px := startProxyOpts(t, secPool(freeListen(t), backends, "client_park_after: 50"),
+	px := startProxyOpts(t, poolYAML(freeListen(t), backends, "client_park_after: 50"),
 		proxy.Options{StatsAddr: "127.0.0.1:0"})
 	addr := px.Addr(0).String()
 	const n = 40
-	conns := make([]*respConn, n)
+	conns := make([]*clientConn, n)
 	for i := range conns {
-		conns[i] = dialRESP(t, addr)
+		conns[i] = dialClient(t, addr)
 		if got := conns[i].do("PING"); got != "+PONG\r\n" {
 			t.Fatalf("client %d: %q", i, got)
 		}
@@ -111,13 +81,13 @@ func TestParkIdleClients(t *testing.T) {
 // requests, so that requests race with parking; every reply must be right.
 func TestParkChurn(t *testing.T) {
 	backends := startRedisBackends(t, 2)
-	px := startProxyOpts(t, secPool(freeListen(t), backends, "client_park_after: 20"),
+	px := startProxyOpts(t, poolYAML(freeListen(t), backends, "client_park_after: 20"),
 		proxy.Options{StatsAddr: "127.0.0.1:0"})
 	addr := px.Addr(0).String()
 	var wg sync.WaitGroup
 	errs := make(chan error, 32)
 	for c := range 32 {
-		rc := dialRESP(t, addr)
+		rc := dialClient(t, addr)
 		wg.Go(func() {
 			for i := range 25 {
 				key := fmt.Sprintf("churn:%d", c)
@@ -150,10 +120,10 @@ func TestParkChurn(t *testing.T) {
 // between) does not.
 func TestParkIdleTimeout(t *testing.T) {
 	backends := startRedisBackends(t, 1)
-	px := startProxyOpts(t, secPool(freeListen(t), backends, "client_park_after: 50", "client_idle_timeout: 400"),
+	px := startProxyOpts(t, poolYAML(freeListen(t), backends, "client_park_after: 50", "client_idle_timeout: 400"),
 		proxy.Options{StatsAddr: "127.0.0.1:0"})
 	addr := px.Addr(0).String()
-	idle, busy := dialRESP(t, addr), dialRESP(t, addr)
+	idle, busy := dialClient(t, addr), dialClient(t, addr)
 	if got := idle.do("PING"); got != "+PONG\r\n" {
 		t.Fatalf("idle client: %q", got)
 	}
@@ -188,11 +158,11 @@ func TestParkIdleTimeout(t *testing.T) {
 // TestParkClose checks that closing the proxy closes parked clients.
 func TestParkClose(t *testing.T) {
 	backends := startRedisBackends(t, 1)
-	cfgYAML := secPool(freeListen(t), backends, "client_park_after: 20")
+	cfgYAML := poolYAML(freeListen(t), backends, "client_park_after: 20")
 	var logs lockedBuffer
 	px := startProxyOpts(t, cfgYAML, proxy.Options{StatsAddr: "127.0.0.1:0",
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	rc := dialRESP(t, px.Addr(0).String())
+	rc := dialClient(t, px.Addr(0).String())
 	if got := rc.do("PING"); got != "+PONG\r\n" {
 		t.Fatalf("PING: %q", got)
 	}
@@ -234,13 +204,13 @@ func TestParkUnixAndMemcache(t *testing.T) {
 	t.Run("unix", func(t *testing.T) {
 		backends := startRedisBackends(t, 1)
 		path := filepath.Join(t.TempDir(), "p.sock")
-		px := startProxyOpts(t, secPool(path, backends, "client_park_after: 20"), proxy.Options{StatsAddr: "127.0.0.1:0"})
+		px := startProxyOpts(t, poolYAML(path, backends, "client_park_after: 20"), proxy.Options{StatsAddr: "127.0.0.1:0"})
 		nc, err := net.DialTimeout("unix", path, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer nc.Close()
-		rc := &respConn{tb: t, nc: nc, r: bufio.NewReader(nc)}
+		rc := newClientConn(t, nc)
 		for i := range 3 {
 			if got := rc.do("SET", "park:unix", fmt.Sprint(i)); got != "+OK\r\n" {
 				t.Fatalf("SET %d: %q", i, got)
@@ -252,10 +222,10 @@ func TestParkUnixAndMemcache(t *testing.T) {
 		}
 	})
 	t.Run("memcache", func(t *testing.T) {
-		mc := testservers.Memcached(t)
-		yaml := fmt.Sprintf("sec:\n  listen: %s\n  client_park_after: 20\n  servers:\n    - %s:1\n", freeListen(t), mc.Addr)
+		backends := startMemcacheBackends(t, 1)
+		yaml := pool{memcache: true, keys: []string{"client_park_after: 20"}, servers: serverLines(backends, nil, nil)}.yaml("alpha", freeListen(t))
 		px := startProxyOpts(t, yaml, proxy.Options{StatsAddr: "127.0.0.1:0"})
-		c := mcDial(t, px.Addr(0).String())
+		c := dialClient(t, px.Addr(0).String())
 		for i := range 3 {
 			if got := c.roundTrip(fmt.Sprintf("set park:mc 0 0 1\r\n%d\r\n", i)); got != "STORED\r\n" {
 				t.Fatalf("set %d: %q", i, got)

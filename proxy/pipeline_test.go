@@ -105,7 +105,7 @@ func (m *model) script(n, kinds int) ([][]string, []string) {
 // TestPipelineTenThousand writes 10,000 SET/GET/MGET commands across the
 // shards in one write and checks every reply.
 func TestPipelineTenThousand(t *testing.T) {
-	f := newRedisFixture(t, 4, redisPool{})
+	f := newRedisFixture(t, 4, pool{})
 	m := newModel(1, "big", 500)
 	cmds, want := m.script(10000, 3)
 	got := pipeline(t, f.addr, cmds)
@@ -131,7 +131,7 @@ func TestPipelineTenThousand(t *testing.T) {
 // rounds of random commands on keys of its own, and checks every reply
 // against what that client wrote.
 func TestPipelineConcurrentClients(t *testing.T) {
-	f := newRedisFixture(t, 4, redisPool{serverConnections: 2})
+	f := newRedisFixture(t, 4, pool{serverConnections: 2})
 	const clients, rounds, perRound = 50, 4, 250
 	var wg sync.WaitGroup
 	for c := 0; c < clients; c++ {

@@ -38,20 +38,20 @@ func unreadPipeline(c net.Conn, n, keys int, tail ...string) error {
 // neither went on until client_write_timeout cut the client off.
 func TestPipelineWrittenBeforeRead(t *testing.T) {
 	backends := startRedisBackends(t, 2)
-	pki := newSecPKI(t, "proxy")
+	pki := newPKI(t, "proxy")
 	plain, secure := freeListen(t), freeListen(t)
-	rp := redisPool{servers: serverLines(backends, nil, nil)}
-	startProxy(t, rp.yaml("plain", plain)+secPool(secure, backends, "tls_cert_file: "+pki.ServerCert, "tls_key_file: "+pki.ServerKey))
+	rp := pool{servers: serverLines(backends, nil, nil)}
+	startProxy(t, rp.yaml("plain", plain)+poolYAML(secure, backends, "tls_cert_file: "+pki.ServerCert, "tls_key_file: "+pki.ServerKey))
 	const keys, n = 1000, 200000
 	values := make([]string, keys)
-	setup := dialRESP(t, plain)
+	setup := dialClient(t, plain)
 	for i := range values {
 		values[i] = strings.Repeat(string(rune('a'+i%26)), 90) + fmt.Sprintf("%010d", i)
 		if got := setup.do("SET", fmt.Sprintf("key:%d", i), values[i]); got != "+OK\r\n" {
 			t.Fatalf("SET: %q", got)
 		}
 	}
-	dialPlain := func(t *testing.T) net.Conn { return dialTest(t, plain) }
+	dialPlain := func(t *testing.T) net.Conn { return dialConn(t, plain) }
 	dialTLS := func(t *testing.T) net.Conn {
 		nc, err := tls.Dial("tcp", secure, pki.clientConfig(false))
 		if err != nil {
@@ -79,17 +79,17 @@ func TestPipelineWrittenBeforeRead(t *testing.T) {
 			c.SetReadDeadline(time.Now().Add(60 * time.Second))
 			br := bufio.NewReaderSize(c, 64<<10)
 			for i := 0; i < n; i++ {
-				got, err := readReply(br)
+				rep, err := readReply(br)
 				if err != nil {
 					t.Fatalf("reply %d: %v", i, err)
 				}
-				if want := bulk(values[i%keys]); got != want {
+				if got, want := rep.raw, bulk(values[i%keys]); got != want {
 					t.Fatalf("reply %d: got %q, want %q", i, got, want)
 				}
 			}
 			if tc.tail != nil {
-				if got, err := readReply(br); err != nil || got != "+OK\r\n" {
-					t.Fatalf("QUIT: %q, %v", got, err)
+				if rep, err := readReply(br); err != nil || rep.raw != "+OK\r\n" {
+					t.Fatalf("QUIT: %q, %v", rep.raw, err)
 				}
 				if _, err := br.ReadByte(); err != io.EOF {
 					t.Fatalf("after QUIT: %v, want EOF", err)
@@ -106,10 +106,9 @@ func TestPipelineWrittenBeforeRead(t *testing.T) {
 func TestClientOutputLimit(t *testing.T) {
 	backends := startRedisBackends(t, 2)
 	listen := freeListen(t)
-	rp := redisPool{servers: serverLines(backends, nil, nil)}
-	yaml := rp.yaml("alpha", listen) + "  client_output_limit: 1048576\n"
+	yaml := poolYAML(listen, backends, "client_output_limit: 1048576")
 	px := startProxyOpts(t, yaml, proxy.Options{StatsAddr: "127.0.0.1:0"})
-	setup := dialRESP(t, listen)
+	setup := dialClient(t, listen)
 	value := strings.Repeat("v", 1000)
 	for i := 0; i < 100; i++ {
 		setup.do("SET", fmt.Sprintf("key:%d", i), value)
@@ -123,7 +122,7 @@ func TestClientOutputLimit(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		rc := dialRESP(t, listen)
+		rc := dialClient(t, listen)
 		for {
 			select {
 			case <-stop:
@@ -144,7 +143,7 @@ func TestClientOutputLimit(t *testing.T) {
 	}()
 
 	// 20,000 GETs of 1 KB: 20 MB of replies, far over the 1 MB limit.
-	c := dialTest(t, listen)
+	c := dialConn(t, listen)
 	defer c.Close()
 	werr := make(chan error, 1)
 	go func() { werr <- unreadPipeline(c, 20000, 100) }()
@@ -155,7 +154,7 @@ func TestClientOutputLimit(t *testing.T) {
 	}
 	// The client reads nothing until the proxy has given up on it.
 	deadline := time.Now().Add(20 * time.Second)
-	for overflow(t, px) == 0 {
+	for poolStat(t, px, "client_overflow") == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("client_overflow still 0 after 20 s of a client not reading 20 MB of replies")
 		}
@@ -178,16 +177,8 @@ func TestClientOutputLimit(t *testing.T) {
 	if otherN == 0 {
 		t.Fatal("the other client made no progress")
 	}
-	if got := overflow(t, px); got != 1 {
+	if got := poolStat(t, px, "client_overflow"); got != 1 {
 		t.Fatalf("client_overflow = %v, want 1", got)
 	}
 	t.Logf("closed after %d bytes of replies; the other client did %d SET+GET meanwhile", read, otherN)
-}
-
-// overflow reads pool alpha's client_overflow.
-func overflow(t *testing.T, px *proxy.Proxy) float64 {
-	t.Helper()
-	pool := fetchStats(t, px.StatsAddr().String())["alpha"].(map[string]any)
-	v, _ := pool["client_overflow"].(float64)
-	return v
 }

@@ -1,59 +1,11 @@
 package proxy_test
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"testing"
-	"time"
 
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
-
-// pipeline writes every command in one write and returns the replies in
-// order.
-func pipeline(t *testing.T, addr string, cmds [][]string) []string {
-	t.Helper()
-	replies, err := pipelineErr(addr, cmds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return replies
-}
-
-// pipelineErr is pipeline for goroutines other than the test's: it writes
-// from a goroutine of its own, so that neither side blocks on a full
-// socket, and returns errors.
-func pipelineErr(addr string, cmds [][]string) ([]string, error) {
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(30 * time.Second))
-	var req []byte
-	for _, c := range cmds {
-		req = encodeCommand(req, c...)
-	}
-	werr := make(chan error, 1)
-	go func() {
-		_, err := nc.Write(req)
-		werr <- err
-	}()
-	r := bufio.NewReader(nc)
-	replies := make([]string, len(cmds))
-	for i := range replies {
-		if replies[i], err = readReply(r); err != nil {
-			nc.Close()
-			<-werr
-			return nil, fmt.Errorf("%s: reply %d of %d: %w", addr, i, len(cmds), err)
-		}
-	}
-	if err := <-werr; err != nil {
-		return nil, fmt.Errorf("%s: write: %w", addr, err)
-	}
-	return replies, nil
-}
 
 // placementKeys returns n distinct keys of several shapes: plain, with a
 // hash tag, with bytes >= 0x80 (nutcracker's hashes read them as signed),
@@ -98,7 +50,7 @@ func TestPlacementMatchesNutcracker(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			backends := startRedisBackends(t, 4)
-			rp := redisPool{hash: tc.hash, distribution: tc.dist, hashTag: "{}",
+			rp := pool{hash: tc.hash, distribution: tc.dist, hashTag: "{}",
 				servers: serverLines(backends, tc.weights, tc.names)}
 			ncListen := freeListen(t)
 			testservers.Nutcracker(t, rp.yaml("nut", ncListen), ncListen)

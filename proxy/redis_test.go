@@ -107,9 +107,9 @@ var sameReplyScript = []scriptStep{
 // servers and against a single redis-server, and compares every reply
 // byte for byte.
 func TestSameRepliesAsRedis(t *testing.T) {
-	f := newRedisFixture(t, 4, redisPool{hashTag: "{}"})
+	f := newRedisFixture(t, 4, pool{hashTag: "{}"})
 	direct := testservers.Redis(t)
-	viaProxy, viaRedis := dialRESP(t, f.addr), dialRESP(t, direct.Addr)
+	viaProxy, viaRedis := dialClient(t, f.addr), dialClient(t, direct.Addr)
 	for i, st := range sameReplyScript {
 		got, want := viaProxy.do(st.args...), viaRedis.do(st.args...)
 		if st.unordered {
@@ -136,13 +136,13 @@ func TestSameRepliesAsRedis(t *testing.T) {
 // TestSameRepliesPipelined sends one script in a single write through the
 // proxy and to a plain redis-server and compares the reply streams.
 func TestSameRepliesPipelined(t *testing.T) {
-	f := newRedisFixture(t, 4, redisPool{hashTag: "{}"})
+	f := newRedisFixture(t, 4, pool{hashTag: "{}"})
 	direct := testservers.Redis(t)
 	var req []byte
 	for _, st := range sameReplyScript {
 		req = encodeCommand(req, st.args...)
 	}
-	viaProxy, viaRedis := dialRESP(t, f.addr), dialRESP(t, direct.Addr)
+	viaProxy, viaRedis := dialClient(t, f.addr), dialClient(t, direct.Addr)
 	viaProxy.write(req)
 	viaRedis.write(req)
 	for i, st := range sameReplyScript {
@@ -170,7 +170,7 @@ func sortedArray(t *testing.T, reply string) string {
 		if err != nil {
 			break
 		}
-		elems = append(elems, e)
+		elems = append(elems, e.raw)
 	}
 	slices.Sort(elems)
 	return head + strings.Join(elems, "")
@@ -179,7 +179,7 @@ func sortedArray(t *testing.T, reply string) string {
 // TestGoRedisPipeline compares a go-redis pipeline of mixed commands run
 // through the proxy with the same pipeline run against one redis-server.
 func TestGoRedisPipeline(t *testing.T) {
-	f := newRedisFixture(t, 4, redisPool{hashTag: "{}"})
+	f := newRedisFixture(t, 4, pool{hashTag: "{}"})
 	direct := newGoRedis(t, testservers.Redis(t).Addr)
 	run := func(c *redis.Client) []redis.Cmder {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -232,7 +232,7 @@ func mixedPipeline(p redis.Pipeliner) error {
 // options (it asks for RESP3 with HELLO 3, falls back to RESP2 on
 // -NOPROTO, and sends CLIENT SETINFO) works through the proxy.
 func TestGoRedisDefaultOptions(t *testing.T) {
-	f := newRedisFixture(t, 2, redisPool{})
+	f := newRedisFixture(t, 2, pool{})
 	c := redis.NewClient(&redis.Options{Addr: f.addr, MaxRetries: -1})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

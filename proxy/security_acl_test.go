@@ -23,8 +23,8 @@ func secACLBackend(t *testing.T) *testservers.Server {
 // redis_auth, as user default or as the pool's user.
 func TestACLClientFlow(t *testing.T) {
 	b := secACLBackend(t)
-	px := startProxy(t, secPool(freeListen(t), []*testservers.Server{b}, "redis_username: app", "redis_auth: secret"))
-	rc := dialRESP(t, px.Addr(0).String())
+	px := startProxy(t, poolYAML(freeListen(t), []*testservers.Server{b}, "redis_username: app", "redis_auth: secret"))
+	rc := dialClient(t, px.Addr(0).String())
 	steps := []struct {
 		name string
 		args []string
@@ -69,8 +69,8 @@ func TestACLBackendRefuses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			px := startProxy(t, secPool(freeListen(t), []*testservers.Server{b}, tc.extra...))
-			rc := dialRESP(t, px.Addr(0).String())
+			px := startProxy(t, poolYAML(freeListen(t), []*testservers.Server{b}, tc.extra...))
+			rc := dialClient(t, px.Addr(0).String())
 			if len(tc.extra) > 0 {
 				if got := rc.do("AUTH", strings.TrimPrefix(tc.extra[len(tc.extra)-1], "redis_auth: ")); got != "+OK\r\n" {
 					t.Fatalf("client AUTH: %q", got)

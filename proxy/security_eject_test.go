@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,7 +11,7 @@ import (
 
 // ejKeys writes n keys through rc and returns, for each backend, the keys
 // it holds.
-func ejKeys(t *testing.T, rc *respConn, backends []*testservers.Server, n int) [][]string {
+func ejKeys(t *testing.T, rc *clientConn, backends []*testservers.Server, n int) [][]string {
 	t.Helper()
 	held := make([][]string, len(backends))
 	for i := 0; i < n; i++ {
@@ -31,7 +30,7 @@ func ejKeys(t *testing.T, rc *respConn, backends []*testservers.Server, n int) [
 
 // ejWait retries args through rc until the reply satisfies ok, for up to
 // 5 s, and returns the last reply.
-func ejWait(t *testing.T, rc *respConn, ok func(string) bool, args ...string) string {
+func ejWait(t *testing.T, rc *clientConn, ok func(string) bool, args ...string) string {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -52,9 +51,9 @@ func TestEjectModes(t *testing.T) {
 	for _, mode := range []string{"fail_fast", "rehash"} {
 		t.Run(mode, func(t *testing.T) {
 			backends := startRedisBackends(t, 3)
-			px := startProxy(t, secPool(freeListen(t), backends, "auto_eject_hosts: true", "server_failure_limit: 1",
+			px := startProxy(t, poolYAML(freeListen(t), backends, "auto_eject_hosts: true", "server_failure_limit: 1",
 				"server_retry_timeout: 500", "timeout: 1000", "eject_mode: "+mode))
-			rc := dialRESP(t, px.Addr(0).String())
+			rc := dialClient(t, px.Addr(0).String())
 			held := ejKeys(t, rc, backends, 60)
 			dead := 0
 			for b := range held {
@@ -64,7 +63,7 @@ func TestEjectModes(t *testing.T) {
 			}
 			deadKey := held[dead][0]
 			name := backends[dead].Addr
-			ejKill(t, backends[dead])
+			killServer(t, backends[dead])
 			if mode == "fail_fast" {
 				ejFailFast(t, rc, backends, held, dead)
 			} else {
@@ -88,29 +87,8 @@ func TestEjectModes(t *testing.T) {
 	}
 }
 
-// ejKill kills a backend with SIGKILL and waits until its port is closed.
-// (testservers' Kill and Restart read the process state while the waiting
-// goroutine writes it, which the race detector reports.)
-func ejKill(t *testing.T, s *testservers.Server) {
-	t.Helper()
-	if err := s.Cmd.Process.Kill(); err != nil {
-		t.Fatalf("kill %s: %v", s.Addr, err)
-	}
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		nc, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
-		if err != nil {
-			return
-		}
-		nc.Close()
-		if time.Now().After(deadline) {
-			t.Fatalf("%s still listening 5 s after SIGKILL", s.Addr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // ejFailFast checks fail_fast while backends[dead] is down.
-func ejFailFast(t *testing.T, rc *respConn, backends []*testservers.Server, held [][]string, dead int) {
+func ejFailFast(t *testing.T, rc *clientConn, backends []*testservers.Server, held [][]string, dead int) {
 	t.Helper()
 	name := backends[dead].Addr
 	want := "-ERR server ejected: " + name + "\r\n"
@@ -142,7 +120,7 @@ func ejFailFast(t *testing.T, rc *respConn, backends []*testservers.Server, held
 }
 
 // ejRehash checks rehash while backends[dead] is down.
-func ejRehash(t *testing.T, rc *respConn, backends []*testservers.Server, held [][]string, dead int) {
+func ejRehash(t *testing.T, rc *clientConn, backends []*testservers.Server, held [][]string, dead int) {
 	t.Helper()
 	first := held[dead][0]
 	if got := ejWait(t, rc, func(s string) bool { return s == "+OK\r\n" }, "SET", first, "after"); got != "+OK\r\n" {

@@ -1,10 +1,8 @@
 package proxy_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
-	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -14,36 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
 )
-
-// secPool renders a redis pool named "sec" over backends, with extra key
-// lines (such as "timeout: 500").
-func secPool(listen string, backends []*testservers.Server, extra ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "sec:\n  listen: %q\n  redis: true\n", listen)
-	for _, e := range extra {
-		fmt.Fprintf(&b, "  %s\n", e)
-	}
-	b.WriteString("  servers:\n")
-	for _, s := range backends {
-		fmt.Fprintf(&b, "    - %s:1\n", s.Addr)
-	}
-	return b.String()
-}
-
-// secGoRedis returns a go-redis client that does not retry, speaking TLS
-// with tc when it is not nil.
-func secGoRedis(t *testing.T, addr string, tc *tls.Config) *redis.Client {
-	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true, TLSConfig: tc,
-		MaxRetries: -1, DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
-	t.Cleanup(func() { c.Close() })
-	return c
-}
 
 func secCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -55,12 +26,12 @@ func secCtx(t *testing.T) context.Context {
 // splits MGET over three servers; a plain-TCP client gets nothing usable
 // and the proxy keeps serving.
 func TestTLSClients(t *testing.T) {
-	pki := newSecPKI(t, "proxy")
+	pki := newPKI(t, "proxy")
 	backends := startRedisBackends(t, 3)
-	px := startProxy(t, secPool(freeListen(t), backends, "tls_cert_file: "+pki.ServerCert, "tls_key_file: "+pki.ServerKey))
+	px := startProxy(t, poolYAML(freeListen(t), backends, "tls_cert_file: "+pki.ServerCert, "tls_key_file: "+pki.ServerKey))
 	addr := px.Addr(0).String()
 	ctx := secCtx(t)
-	c := secGoRedis(t, addr, pki.clientConfig(false))
+	c := noRetryClient(t, addr, pki.clientConfig(false), 0)
 	var keys []string
 	for i := 0; i < 30; i++ {
 		k := strconv.Itoa(i) + ":tls"
@@ -91,7 +62,7 @@ func TestTLSClients(t *testing.T) {
 		t.Errorf("the keys live on %d backend(s): MGET was not split", holding)
 	}
 
-	plain := dialRESP(t, addr)
+	plain := dialClient(t, addr)
 	plain.write(encodeCommand(nil, "PING"))
 	plain.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	got, err := io.ReadAll(plain.r)
@@ -104,7 +75,7 @@ func TestTLSClients(t *testing.T) {
 	if v, err := c.Get(ctx, "1:tls").Result(); err != nil || v != "v1" {
 		t.Errorf("TLS client after the plain one: %q %v", v, err)
 	}
-	if err := secGoRedis(t, addr, pki.clientConfig(false)).Ping(ctx).Err(); err != nil {
+	if err := noRetryClient(t, addr, pki.clientConfig(false), 0).Ping(ctx).Err(); err != nil {
 		t.Errorf("new TLS client after the plain one: %v", err)
 	}
 }
@@ -112,9 +83,9 @@ func TestTLSClients(t *testing.T) {
 // TestTLSClientCertificates checks tls_client_ca_file: only clients with a
 // certificate signed by that CA are served.
 func TestTLSClientCertificates(t *testing.T) {
-	pki, other := newSecPKI(t, "proxy"), newSecPKI(t, "other")
+	pki, other := newPKI(t, "proxy"), newPKI(t, "other")
 	backends := startRedisBackends(t, 1)
-	px := startProxy(t, secPool(freeListen(t), backends, "tls_cert_file: "+pki.ServerCert,
+	px := startProxy(t, poolYAML(freeListen(t), backends, "tls_cert_file: "+pki.ServerCert,
 		"tls_key_file: "+pki.ServerKey, "tls_client_ca_file: "+pki.CAFile))
 	addr := px.Addr(0).String()
 	foreign := pki.clientConfig(false)
@@ -130,7 +101,7 @@ func TestTLSClientCertificates(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := secGoRedis(t, addr, tc.tc).Set(secCtx(t), "cert:k", tc.name, 0).Err()
+			err := noRetryClient(t, addr, tc.tc, 0).Set(secCtx(t), "cert:k", tc.name, 0).Err()
 			if tc.ok && err != nil {
 				t.Fatalf("client refused: %v", err)
 			}
@@ -148,7 +119,7 @@ func TestTLSClientCertificates(t *testing.T) {
 // TLS: verified connections work, and a failed verification is the error
 // every request for that server gets.
 func TestTLSBackends(t *testing.T) {
-	pki, other := newSecPKI(t, "redis"), newSecPKI(t, "other")
+	pki, other := newPKI(t, "redis"), newPKI(t, "other")
 	port := testservers.FreePort(t, "127.0.0.1")
 	srv := testservers.RedisOn(t, "127.0.0.1", port, "--port", "0", "--tls-port", strconv.Itoa(port),
 		"--tls-cert-file", pki.ServerCert, "--tls-key-file", pki.ServerKey, "--tls-ca-cert-file", pki.CAFile,
@@ -174,8 +145,8 @@ func TestTLSBackends(t *testing.T) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			px := startProxy(t, secPool(freeListen(t), []*testservers.Server{srv}, tc.extra...))
-			rc := dialRESP(t, px.Addr(0).String())
+			px := startProxy(t, poolYAML(freeListen(t), []*testservers.Server{srv}, tc.extra...))
+			rc := dialClient(t, px.Addr(0).String())
 			key, val := "tlsb:"+strconv.Itoa(i), tc.name
 			got := rc.do("SET", key, val)
 			if tc.wantErr != "" {
@@ -206,7 +177,7 @@ func secTLSDo(t *testing.T, addr string, tc *tls.Config, args ...string) string 
 	}
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(5 * time.Second))
-	rc := &respConn{tb: t, nc: nc, r: bufio.NewReader(nc)}
+	rc := newClientConn(t, nc)
 	return rc.do(args...)
 }
 
@@ -214,24 +185,24 @@ func secTLSDo(t *testing.T, addr string, tc *tls.Config, args ...string) string 
 // client_connections on a TLS listener, which must handshake before they
 // can read the refusal, never stall the accept loop, even when silent.
 func TestTLSRefusalDoesNotBlockAccept(t *testing.T) {
-	pki := newSecPKI(t, "proxy")
+	pki := newPKI(t, "proxy")
 	backends := startRedisBackends(t, 1)
-	px := startProxy(t, secPool(freeListen(t), backends, "tls_cert_file: "+pki.ServerCert,
+	px := startProxy(t, poolYAML(freeListen(t), backends, "tls_cert_file: "+pki.ServerCert,
 		"tls_key_file: "+pki.ServerKey, "client_connections: 2"))
 	addr := px.Addr(0).String()
 	ctx := secCtx(t)
-	first := secGoRedis(t, addr, pki.clientConfig(false))
+	first := noRetryClient(t, addr, pki.clientConfig(false), 0)
 	if err := first.Ping(ctx).Err(); err != nil {
 		t.Fatalf("first client: %v", err)
 	}
-	holder := dialRESP(t, addr) // silent: holds the second place mid-handshake
-	silent := dialRESP(t, addr) // silent and over the limit
+	holder := dialClient(t, addr) // silent: holds the second place mid-handshake
+	silent := dialClient(t, addr) // silent and over the limit
 	time.Sleep(100 * time.Millisecond)
 	holder.nc.Close()
 	start := time.Now()
 	var err error
 	for time.Since(start) < 5*time.Second {
-		if err = secGoRedis(t, addr, pki.clientConfig(false)).Ping(ctx).Err(); err == nil {
+		if err = noRetryClient(t, addr, pki.clientConfig(false), 0).Ping(ctx).Err(); err == nil {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -248,7 +219,7 @@ func TestTLSRefusalDoesNotBlockAccept(t *testing.T) {
 // one, and requests split across TLS records or pipelined in one still
 // come through whole.
 func TestIdleClientsHoldNoBuffer(t *testing.T) {
-	pki := newSecPKI(t, "proxy")
+	pki := newPKI(t, "proxy")
 	backends := startRedisBackends(t, 2)
 	for _, tc := range []struct {
 		name string
@@ -261,10 +232,10 @@ func TestIdleClientsHoldNoBuffer(t *testing.T) {
 			func(addr string) (net.Conn, error) { return net.Dial("tcp", addr) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			px := startProxyOpts(t, secPool(freeListen(t), backends, tc.keys...), proxy.Options{StatsAddr: "127.0.0.1:0"})
+			px := startProxyOpts(t, poolYAML(freeListen(t), backends, tc.keys...), proxy.Options{StatsAddr: "127.0.0.1:0"})
 			addr := px.Addr(0).String()
 			const n = 20
-			conns := make([]*respConn, n)
+			conns := make([]*clientConn, n)
 			for i := range conns {
 				nc, err := tc.dial(addr)
 				if err != nil {
@@ -272,7 +243,7 @@ func TestIdleClientsHoldNoBuffer(t *testing.T) {
 				}
 				t.Cleanup(func() { nc.Close() })
 				nc.SetDeadline(time.Now().Add(10 * time.Second))
-				conns[i] = &respConn{tb: t, nc: nc, r: bufio.NewReader(nc)}
+				conns[i] = newClientConn(t, nc)
 				if got := conns[i].do("SET", "idle:"+strconv.Itoa(i), "v"+strconv.Itoa(i)); got != "+OK\r\n" {
 					t.Fatalf("client %d: SET: %q", i, got)
 				}
@@ -314,20 +285,20 @@ func TestIdleClientsHoldNoBuffer(t *testing.T) {
 // (Linux) and answer their next request, whole or split across records,
 // and the idle timeout still closes them, counted from their last request.
 func TestTLSIdleClients(t *testing.T) {
-	pki := newSecPKI(t, "proxy")
+	pki := newPKI(t, "proxy")
 	backends := startRedisBackends(t, 2)
-	px := startProxyOpts(t, secPool(freeListen(t), backends, "tls_cert_file: "+pki.ServerCert,
+	px := startProxyOpts(t, poolYAML(freeListen(t), backends, "tls_cert_file: "+pki.ServerCert,
 		"tls_key_file: "+pki.ServerKey, "client_park_after: 50", "client_idle_timeout: 600"),
 		proxy.Options{StatsAddr: "127.0.0.1:0"})
 	addr := px.Addr(0).String()
-	dial := func() *respConn {
+	dial := func() *clientConn {
 		nc, err := tls.Dial("tcp", addr, pki.clientConfig(false))
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
 		t.Cleanup(func() { nc.Close() })
 		nc.SetDeadline(time.Now().Add(10 * time.Second))
-		return &respConn{tb: t, nc: nc, r: bufio.NewReader(nc)}
+		return newClientConn(t, nc)
 	}
 	parks := runtime.GOOS == "linux"
 	busy, idle := dial(), dial()
@@ -396,7 +367,7 @@ func TestTLSIdleClients(t *testing.T) {
 		t.Fatalf("handshake: %v", err)
 	}
 	halves.armed.Store(true)
-	split := &respConn{tb: t, nc: tc, r: bufio.NewReader(tc)}
+	split := newClientConn(t, tc)
 	if got := split.do("GET", "tls:idle"); got != "$1\r\n2\r\n" {
 		t.Fatalf("GET in a record cut in two: %q", got)
 	}

@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"bufio"
 	"net"
 	"os"
 	"path/filepath"
@@ -37,7 +36,7 @@ func TestUnixSocketListen(t *testing.T) {
 			if tc.perm != "" {
 				listen += " " + tc.perm
 			}
-			px := startProxy(t, secPool(listen, backends))
+			px := startProxy(t, poolYAML(listen, backends))
 			fi, err := os.Lstat(path)
 			if err != nil {
 				t.Fatalf("socket: %v", err)
@@ -60,7 +59,7 @@ func TestUnixSocketListen(t *testing.T) {
 			}
 			defer nc.Close()
 			nc.SetDeadline(time.Now().Add(10 * time.Second))
-			rc := &respConn{tb: t, nc: nc, r: bufio.NewReader(nc)}
+			rc := newClientConn(t, nc)
 			if got := rc.do("SET", "unix:"+tc.name, "v"); got != "+OK\r\n" {
 				t.Fatalf("SET over the socket: %q", got)
 			}

@@ -19,9 +19,9 @@ func TestSplitCommandPartFails(t *testing.T) {
 	writable := primary[0]
 	replica := startRedisBackends(t, 1, "--replicaof", primary[1].Host, strconv.Itoa(primary[1].Port))[0]
 	listen := freeListen(t)
-	rp := redisPool{servers: serverLines([]*testservers.Server{writable, replica}, nil, nil)}
+	rp := pool{servers: serverLines([]*testservers.Server{writable, replica}, nil, nil)}
 	startProxy(t, rp.yaml("alpha", listen))
-	rc := dialRESP(t, listen)
+	rc := dialClient(t, listen)
 
 	var keys []string
 	for i := 0; i < 40; i++ {

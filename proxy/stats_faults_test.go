@@ -28,7 +28,7 @@ var sfFaults = []sfFault{
 	{
 		name: "redis answered (control)",
 		run: func(t *testing.T, addr string, _ *testservers.Server) {
-			rc := dialRESP(t, addr)
+			rc := dialClient(t, addr)
 			for range 3 {
 				if got := rc.do("SET", "sf:k", "v"); got != "+OK\r\n" {
 					t.Fatalf("SET: %q", got)
@@ -40,7 +40,7 @@ var sfFaults = []sfFault{
 		name:       "redis connection refused",
 		closedPort: true,
 		run: func(t *testing.T, addr string, _ *testservers.Server) {
-			rc := dialRESP(t, addr)
+			rc := dialClient(t, addr)
 			for range sfRequests {
 				if got := rc.do("GET", "sf:k"); !strings.HasPrefix(got, "-") {
 					t.Fatalf("GET from a closed port: %q, want an error", got)
@@ -51,7 +51,7 @@ var sfFaults = []sfFault{
 	{
 		name: "redis server killed",
 		run: func(t *testing.T, addr string, backend *testservers.Server) {
-			rc := dialRESP(t, addr)
+			rc := dialClient(t, addr)
 			if got := rc.do("SET", "sf:k", "v"); got != "+OK\r\n" {
 				t.Fatalf("SET: %q", got)
 			}
@@ -69,7 +69,7 @@ var sfFaults = []sfFault{
 		timeoutMS: 200,
 		run: func(t *testing.T, addr string, backend *testservers.Server) {
 			backend.Stop()
-			rc := dialRESP(t, addr)
+			rc := dialClient(t, addr)
 			for range 5 {
 				if got := rc.do("GET", "sf:k"); !strings.HasPrefix(got, "-") {
 					t.Fatalf("GET from a stopped server: %q, want an error", got)
@@ -80,7 +80,7 @@ var sfFaults = []sfFault{
 	{
 		name: "redis server EOF with a request in flight",
 		run: func(t *testing.T, addr string, backend *testservers.Server) {
-			rc := dialRESP(t, addr)
+			rc := dialClient(t, addr)
 			if got := rc.do("SET", "sf:k", "v"); got != "+OK\r\n" {
 				t.Fatalf("SET: %q", got)
 			}
@@ -98,7 +98,7 @@ var sfFaults = []sfFault{
 	{
 		name: "redis client protocol error",
 		run: func(t *testing.T, addr string, _ *testservers.Server) {
-			rc := dialRESP(t, addr)
+			rc := dialClient(t, addr)
 			if got := rc.do("SET", "sf:k", "v"); got != "+OK\r\n" {
 				t.Fatalf("SET: %q", got)
 			}
@@ -110,7 +110,7 @@ var sfFaults = []sfFault{
 		// nutcracker closes the client; shardproxy answers as Redis does.
 		name: "redis unknown command",
 		run: func(t *testing.T, addr string, _ *testservers.Server) {
-			nc := dialTest(t, addr)
+			nc := dialConn(t, addr)
 			if got := sfLineOrClose(t, nc, string(encodeCommand(nil, "NOSUCHCOMMAND", "sf:k"))); got != "" && !strings.HasPrefix(got, "-ERR unknown command") {
 				t.Fatalf("unknown command: %q", got)
 			}
@@ -122,7 +122,7 @@ var sfFaults = []sfFault{
 		// +OK first, as Redis does.
 		name: "redis QUIT",
 		run: func(t *testing.T, addr string, _ *testservers.Server) {
-			nc := dialTest(t, addr)
+			nc := dialConn(t, addr)
 			if got := sfLineOrClose(t, nc, string(encodeCommand(nil, "QUIT"))); got != "" && got != "+OK\r\n" {
 				t.Fatalf("QUIT: %q", got)
 			}
@@ -132,7 +132,7 @@ var sfFaults = []sfFault{
 	{
 		name: "redis client EOF with a request in flight",
 		run: func(t *testing.T, addr string, _ *testservers.Server) {
-			nc := dialTest(t, addr)
+			nc := dialConn(t, addr)
 			if _, err := nc.Write(encodeCommand(nil, "SET", "sf:k", "v")); err != nil {
 				t.Fatal(err)
 			}
@@ -144,7 +144,7 @@ var sfFaults = []sfFault{
 		memcache:   true,
 		closedPort: true,
 		run: func(t *testing.T, addr string, _ *testservers.Server) {
-			nc := dialTest(t, addr)
+			nc := dialConn(t, addr)
 			r := bufio.NewReader(nc)
 			for range sfRequests {
 				if got := sfLine(t, nc, r, "get sf:k\r\n"); !strings.HasPrefix(got, "SERVER_ERROR") {
@@ -158,7 +158,7 @@ var sfFaults = []sfFault{
 		name:     "memcache client protocol error",
 		memcache: true,
 		run: func(t *testing.T, addr string, _ *testservers.Server) {
-			nc := dialTest(t, addr)
+			nc := dialConn(t, addr)
 			if got := sfLine(t, nc, bufio.NewReader(nc), "set sf:k 0 0 1\r\nv\r\n"); got != "STORED\r\n" {
 				t.Fatalf("set: %q", got)
 			}
@@ -172,7 +172,7 @@ var sfFaults = []sfFault{
 		name:     "memcache bad command line",
 		memcache: true,
 		run: func(t *testing.T, addr string, _ *testservers.Server) {
-			nc := dialTest(t, addr)
+			nc := dialConn(t, addr)
 			if got := sfLineOrClose(t, nc, "set sf:k 0 0 abc\r\n"); got != "" && got != "CLIENT_ERROR bad command line format\r\n" {
 				t.Fatalf("bad command line: %q", got)
 			}

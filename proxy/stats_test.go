@@ -1,36 +1,12 @@
 package proxy_test
 
 import (
-	"encoding/json"
-	"io"
-	"net"
 	"sort"
 	"testing"
-	"time"
 
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
 )
-
-// fetchStats reads the stats JSON served at addr.
-func fetchStats(t *testing.T, addr string) map[string]any {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatalf("stats %s: %v", addr, err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	body, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("stats %s: %v", addr, err)
-	}
-	var doc map[string]any
-	if err := json.Unmarshal(body, &doc); err != nil {
-		t.Fatalf("stats %s: %v\n%s", addr, err, body)
-	}
-	return doc
-}
 
 // TestStatsKeysMatchNutcracker checks that the stats document has every
 // key nutcracker's has, at the top, per pool and per server, with the same
@@ -38,10 +14,10 @@ func fetchStats(t *testing.T, addr string) map[string]any {
 func TestStatsKeysMatchNutcracker(t *testing.T) {
 	backends := startRedisBackends(t, 2)
 	ncListen := freeListen(t)
-	nc := testservers.Nutcracker(t, secPool(ncListen, backends), ncListen)
-	px := startProxyOpts(t, secPool(freeListen(t), backends), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	nc := testservers.Nutcracker(t, poolYAML(ncListen, backends), ncListen)
+	px := startProxyOpts(t, poolYAML(freeListen(t), backends), proxy.Options{StatsAddr: "127.0.0.1:0"})
 	for _, addr := range []string{ncListen, px.Addr(0).String()} {
-		rc := dialRESP(t, addr)
+		rc := dialClient(t, addr)
 		if got := rc.do("SET", "stats:k", "v"); got != "+OK\r\n" {
 			t.Fatalf("SET through %s: %q", addr, got)
 		}

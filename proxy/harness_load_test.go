@@ -15,8 +15,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// ftPhase collects the outcomes of the load while one fault is applied.
-type ftPhase struct {
+// loadPhase collects the outcomes of the load while one fault is applied.
+type loadPhase struct {
 	name      string
 	started   time.Time
 	ended     time.Time
@@ -30,39 +30,29 @@ type ftPhase struct {
 	causes    map[string]int  // "shard i: error text" -> count
 }
 
-func newFtPhase(name string, shards int) *ftPhase {
-	return &ftPhase{name: name, started: time.Now(), ops: make([]int, shards), errs: make([]int, shards),
+func newLoadPhase(name string, shards int) *loadPhase {
+	return &loadPhase{name: name, started: time.Now(), ops: make([]int, shards), errs: make([]int, shards),
 		maxLat: make([]time.Duration, shards), firstOK: make([]time.Time, shards),
 		lastErr: make([]time.Time, shards), stale: make([]int, shards), causes: map[string]int{}}
 }
 
-// ftLoad runs client goroutines through a go-redis client; each SETs then
+// load runs client goroutines through a go-redis client; each SETs then
 // GETs its own keys, which span every shard, and records every outcome in
 // the current phase.
-type ftLoad struct {
-	f    *ftProxy
+type load struct {
+	f    *fixture
 	rc   *redis.Client
 	mu   sync.Mutex
-	ph   *ftPhase
+	ph   *loadPhase
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
-// ftGoRedis returns a go-redis client that never retries, so every error
-// the proxy answers is seen.
-func ftGoRedis(t *testing.T, addr string, poolSize int) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true, MaxRetries: -1,
-		PoolSize: poolSize, DialTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 10 * time.Second})
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// startFtLoad starts n goroutines; each owns keysPerShard keys per shard,
+// startLoad starts n goroutines; each owns keysPerShard keys per shard,
 // but the first one per shard owns keys on its shard only.
-func startFtLoad(t *testing.T, f *ftProxy, n, keysPerShard int) *ftLoad {
-	l := &ftLoad{f: f, rc: ftGoRedis(t, f.addr, n+8), stop: make(chan struct{}),
-		ph: newFtPhase("start", len(f.backends))}
+func startLoad(t *testing.T, f *fixture, n, keysPerShard int) *load {
+	l := &load{f: f, rc: noRetryClient(t, f.addr, nil, n+8), stop: make(chan struct{}),
+		ph: newLoadPhase("start", len(f.backends))}
 	for g := 0; g < n; g++ {
 		var keys []string
 		for s := range f.backends {
@@ -82,7 +72,7 @@ func startFtLoad(t *testing.T, f *ftProxy, n, keysPerShard int) *ftLoad {
 }
 
 // halt stops the goroutines and waits for them.
-func (l *ftLoad) halt() {
+func (l *load) halt() {
 	select {
 	case <-l.stop:
 	default:
@@ -93,17 +83,17 @@ func (l *ftLoad) halt() {
 
 // phase ends the current phase and starts a new one; it returns the ended
 // phase.
-func (l *ftLoad) phase(name string) *ftPhase {
+func (l *load) phase(name string) *loadPhase {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	old := l.ph
 	old.ended = time.Now()
-	l.ph = newFtPhase(name, len(l.f.backends))
+	l.ph = newLoadPhase(name, len(l.f.backends))
 	return old
 }
 
 // run is one client goroutine.
-func (l *ftLoad) run(g int, keys []string) {
+func (l *load) run(g int, keys []string) {
 	defer l.wg.Done()
 	failed := map[string]map[int]bool{}
 	for seq := 0; ; seq++ {
@@ -141,19 +131,19 @@ func ignoreNil(err error) error {
 	return err
 }
 
-// ftOutcome is one request's latency and error text ("" on success).
-type ftOutcome struct {
+// outcome is one request's latency and error text ("" on success).
+type outcome struct {
 	lat time.Duration
 	err string
 }
 
 // op runs one request and measures it.
-func (l *ftLoad) op(fn func(context.Context) error) ftOutcome {
+func (l *load) op(fn func(context.Context) error) outcome {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
 	err := fn(ctx)
-	out := ftOutcome{lat: time.Since(start)}
+	out := outcome{lat: time.Since(start)}
 	if err != nil {
 		var re redis.Error
 		if errors.As(err, &re) {
@@ -166,7 +156,7 @@ func (l *ftLoad) op(fn func(context.Context) error) ftOutcome {
 }
 
 // record adds an outcome to the current phase and reports success.
-func (l *ftLoad) record(shard int, o ftOutcome) bool {
+func (l *load) record(shard int, o outcome) bool {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -186,7 +176,7 @@ func (l *ftLoad) record(shard int, o ftOutcome) bool {
 }
 
 // mismatch classifies a GET that did not return the value just written.
-func (l *ftLoad) mismatch(shard int, prefix, got string, failed map[int]bool) {
+func (l *load) mismatch(shard int, prefix, got string, failed map[int]bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if got == "" {
@@ -207,7 +197,7 @@ func (l *ftLoad) mismatch(shard int, prefix, got string, failed map[int]bool) {
 
 // waitOK waits until the current phase has a success on shard, and
 // returns how long that took from since.
-func (l *ftLoad) waitOK(shard int, since time.Time, limit time.Duration) (time.Duration, bool) {
+func (l *load) waitOK(shard int, since time.Time, limit time.Duration) (time.Duration, bool) {
 	for time.Since(since) < limit {
 		l.mu.Lock()
 		ok := l.ph.firstOK[shard]
@@ -223,7 +213,7 @@ func (l *ftLoad) waitOK(shard int, since time.Time, limit time.Duration) (time.D
 // check verifies a phase: no error and no stale read outside the faulty
 // shard (-1: none), errors on it matching cause, every request within
 // maxLat, and no value of another key or client. It returns a summary.
-func (ph *ftPhase) check(t *testing.T, faulty int, cause *regexp.Regexp, maxLat time.Duration) string {
+func (ph *loadPhase) check(t *testing.T, faulty int, cause *regexp.Regexp, maxLat time.Duration) string {
 	t.Helper()
 	var sum strings.Builder
 	fmt.Fprintf(&sum, "%-12s", ph.name)
@@ -257,7 +247,7 @@ func (ph *ftPhase) check(t *testing.T, faulty int, cause *regexp.Regexp, maxLat 
 	return sum.String()
 }
 
-func (ph *ftPhase) sortedCauses() []string {
+func (ph *loadPhase) sortedCauses() []string {
 	out := make([]string, 0, len(ph.causes))
 	for c := range ph.causes {
 		out = append(out, c)
@@ -266,10 +256,10 @@ func (ph *ftPhase) sortedCauses() []string {
 	return out
 }
 
-// ftCause matches the errors a client may see for shard's server: an -ERR
+// errorCause matches the errors a client may see for shard's server: an -ERR
 // with the given kinds (such as "server unavailable") naming the server,
 // and a cause matching causes.
-func ftCause(f *ftProxy, shard int, kinds, causes string) *regexp.Regexp {
+func errorCause(f *fixture, shard int, kinds, causes string) *regexp.Regexp {
 	return regexp.MustCompile(fmt.Sprintf(`^shard %d: ERR (%s): %s: (%s)`, shard, kinds,
 		regexp.QuoteMeta(f.idents[shard]), causes))
 }

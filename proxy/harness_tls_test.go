@@ -16,21 +16,21 @@ import (
 	"time"
 )
 
-// secPKI is a test certificate authority with a server certificate (for
+// testPKI is a test certificate authority with a server certificate (for
 // 127.0.0.1, ::1 and localhost) and a client certificate, each written as
 // PEM files.
-type secPKI struct {
+type testPKI struct {
 	CAFile, ServerCert, ServerKey, ClientCert, ClientKey string
 
 	pool   *x509.CertPool  // the CA, for clients that verify the proxy
 	client tls.Certificate // the client certificate and key
 }
 
-// newSecPKI makes a CA and its certificates in a temporary directory.
-func newSecPKI(t *testing.T, name string) *secPKI {
+// newPKI makes a CA and its certificates in a temporary directory.
+func newPKI(t *testing.T, name string) *testPKI {
 	t.Helper()
 	dir := t.TempDir()
-	caKey := secKey(t)
+	caKey := newKey(t)
 	caTmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: name + " test CA"},
@@ -48,9 +48,9 @@ func newSecPKI(t *testing.T, name string) *secPKI {
 	if err != nil {
 		t.Fatalf("CA certificate: %v", err)
 	}
-	p := &secPKI{CAFile: filepath.Join(dir, "ca.pem"), pool: x509.NewCertPool()}
+	p := &testPKI{CAFile: filepath.Join(dir, "ca.pem"), pool: x509.NewCertPool()}
 	p.pool.AddCert(ca)
-	secWritePEM(t, p.CAFile, "CERTIFICATE", caDER)
+	writePEM(t, p.CAFile, "CERTIFICATE", caDER)
 	server := &x509.Certificate{
 		SerialNumber: big.NewInt(2),
 		Subject:      pkix.Name{CommonName: "localhost"},
@@ -58,19 +58,19 @@ func newSecPKI(t *testing.T, name string) *secPKI {
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	p.ServerCert, p.ServerKey, _ = secIssue(t, dir, "server", server, ca, caKey)
+	p.ServerCert, p.ServerKey, _ = issueCert(t, dir, "server", server, ca, caKey)
 	client := &x509.Certificate{
 		SerialNumber: big.NewInt(3),
 		Subject:      pkix.Name{CommonName: "test client"},
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	p.ClientCert, p.ClientKey, p.client = secIssue(t, dir, "client", client, ca, caKey)
+	p.ClientCert, p.ClientKey, p.client = issueCert(t, dir, "client", client, ca, caKey)
 	return p
 }
 
 // clientConfig is a TLS configuration that trusts the CA, with the client
 // certificate when withCert.
-func (p *secPKI) clientConfig(withCert bool) *tls.Config {
+func (p *testPKI) clientConfig(withCert bool) *tls.Config {
 	c := &tls.Config{RootCAs: p.pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
 	if withCert {
 		c.Certificates = []tls.Certificate{p.client}
@@ -78,10 +78,10 @@ func (p *secPKI) clientConfig(withCert bool) *tls.Config {
 	return c
 }
 
-// secIssue signs tmpl with the CA and writes the certificate and its key.
-func secIssue(t *testing.T, dir, name string, tmpl, ca *x509.Certificate, caKey *ecdsa.PrivateKey) (string, string, tls.Certificate) {
+// issueCert signs tmpl with the CA and writes the certificate and its key.
+func issueCert(t *testing.T, dir, name string, tmpl, ca *x509.Certificate, caKey *ecdsa.PrivateKey) (string, string, tls.Certificate) {
 	t.Helper()
-	key := secKey(t)
+	key := newKey(t)
 	tmpl.NotBefore = time.Now().Add(-time.Hour)
 	tmpl.NotAfter = time.Now().Add(24 * time.Hour)
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
@@ -94,8 +94,8 @@ func secIssue(t *testing.T, dir, name string, tmpl, ca *x509.Certificate, caKey 
 		t.Fatalf("%s key: %v", name, err)
 	}
 	certFile, keyFile := filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-	secWritePEM(t, certFile, "CERTIFICATE", der)
-	secWritePEM(t, keyFile, "PRIVATE KEY", keyDER)
+	writePEM(t, certFile, "CERTIFICATE", der)
+	writePEM(t, keyFile, "PRIVATE KEY", keyDER)
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatalf("%s key pair: %v", name, err)
@@ -103,7 +103,7 @@ func secIssue(t *testing.T, dir, name string, tmpl, ca *x509.Certificate, caKey 
 	return certFile, keyFile, pair
 }
 
-func secKey(t *testing.T) *ecdsa.PrivateKey {
+func newKey(t *testing.T) *ecdsa.PrivateKey {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -112,7 +112,7 @@ func secKey(t *testing.T) *ecdsa.PrivateKey {
 	return key
 }
 
-func secWritePEM(t *testing.T, path, kind string, der []byte) {
+func writePEM(t *testing.T, path, kind string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)

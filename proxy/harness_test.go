@@ -1,0 +1,489 @@
+package proxy_test
+
+// The harness every test of this package starts from: configurations, the
+// proxy and its leak check, fixtures, the stats port, and the raw client
+// connection. harness_backends_test.go starts and stops the servers,
+// harness_redis_test.go and harness_memcache_test.go speak each protocol.
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/hashring"
+	"github.com/shardproxy/shardproxy/internal/testservers"
+	"github.com/shardproxy/shardproxy/proxy"
+)
+
+// pool describes one pool of a test configuration; the same value renders
+// the YAML for the proxy and for nutcracker.
+type pool struct {
+	memcache                    bool
+	hash, distribution, hashTag string
+	serverConnections           int
+	auth                        string // redis_auth, written as given
+	db                          int
+	keys                        []string // further "key: value" lines
+	servers                     []string // "host:port:weight [name]"
+}
+
+// yaml renders the pool as a configuration file; listen is on line 2.
+func (p pool) yaml(name, listen string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s:\n  listen: %q\n  redis: %v\n", name, listen, !p.memcache)
+	if p.hash != "" {
+		fmt.Fprintf(&b, "  hash: %s\n", p.hash)
+	}
+	if p.distribution != "" {
+		fmt.Fprintf(&b, "  distribution: %s\n", p.distribution)
+	}
+	if p.hashTag != "" {
+		fmt.Fprintf(&b, "  hash_tag: %q\n", p.hashTag)
+	}
+	if p.serverConnections > 0 {
+		fmt.Fprintf(&b, "  server_connections: %d\n", p.serverConnections)
+	}
+	if p.auth != "" {
+		fmt.Fprintf(&b, "  redis_auth: %s\n", p.auth)
+	}
+	if p.db != 0 {
+		fmt.Fprintf(&b, "  redis_db: %d\n", p.db)
+	}
+	for _, k := range p.keys {
+		fmt.Fprintf(&b, "  %s\n", k)
+	}
+	b.WriteString("  servers:\n")
+	for _, s := range p.servers {
+		fmt.Fprintf(&b, "    - %s\n", s)
+	}
+	return b.String()
+}
+
+// poolYAML renders redis pool "alpha" over backends, with further key
+// lines (such as "timeout: 500").
+func poolYAML(listen string, backends []*testservers.Server, keys ...string) string {
+	return pool{keys: keys, servers: serverLines(backends, nil, nil)}.yaml("alpha", listen)
+}
+
+// freeListen returns a free loopback listen address.
+func freeListen(tb testing.TB) string {
+	tb.Helper()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testservers.FreePort(tb, "127.0.0.1")))
+}
+
+// startProxy parses yaml, starts the proxy in-process and returns it. The
+// cleanup closes it and checks that every goroutine started since the call
+// has ended: start every other server before calling it.
+func startProxy(tb testing.TB, yaml string) *proxy.Proxy {
+	tb.Helper()
+	return startProxyOpts(tb, yaml, proxy.Options{})
+}
+
+// startProxyOpts is startProxy with options (a stats address, say).
+func startProxyOpts(tb testing.TB, yaml string, opt proxy.Options) *proxy.Proxy {
+	tb.Helper()
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		tb.Fatalf("config: %v\n%s", err, yaml)
+	}
+	baseline := runtime.NumGoroutine()
+	px, err := proxy.New(cfg, opt)
+	if err != nil {
+		tb.Fatalf("proxy.New: %v", err)
+	}
+	if err := px.Start(); err != nil {
+		tb.Fatalf("proxy.Start: %v", err)
+	}
+	tb.Cleanup(func() {
+		if closeProxy(tb, px) {
+			checkGoroutines(tb, baseline)
+		}
+	})
+	return px
+}
+
+// closeProxy closes px and reports whether Close returned within 10 s; when
+// it does not, the test fails with the stacks of the proxy's goroutines.
+func closeProxy(tb testing.TB, px *proxy.Proxy) bool {
+	done := make(chan error, 1)
+	go func() { done <- px.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			tb.Errorf("proxy.Close: %v", err)
+		}
+		return true
+	case <-time.After(10 * time.Second):
+		tb.Errorf("proxy.Close did not return within 10 s; stuck goroutines:\n%s", proxyStacks())
+		return false
+	}
+}
+
+// parallelTests counts the tests running in parallel (runParallel). While
+// any runs, the process's goroutine count says nothing about one proxy.
+var parallelTests atomic.Int32
+
+// runParallel runs the test in parallel with the other parallel tests; the
+// goroutine checks of its proxies are skipped.
+func runParallel(t *testing.T) {
+	t.Parallel()
+	parallelTests.Add(1)
+	t.Cleanup(func() { parallelTests.Add(-1) })
+}
+
+// checkGoroutines waits up to 2 s for the goroutine count to fall back to
+// baseline, and fails with the leftover stacks if it does not. It checks
+// nothing while tests run in parallel.
+func checkGoroutines(tb testing.TB, baseline int) {
+	tb.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for parallelTests.Load() == 0 {
+		n := runtime.NumGoroutine()
+		if n <= baseline {
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			tb.Errorf("%d goroutines after Close, %d before the proxy started:\n%s", n, baseline, buf)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// proxyStacks returns the stacks of goroutines in the proxy's packages.
+func proxyStacks() string {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "shardproxy/proxy.") || strings.Contains(g, "shardproxy/pools.") {
+			if !strings.Contains(g, "proxy_test.") {
+				out = append(out, g)
+			}
+		}
+	}
+	return strings.Join(out, "\n\n")
+}
+
+// startErr builds and starts a proxy from yaml and returns the error of New
+// or Start; a proxy that starts is closed at once.
+func startErr(t *testing.T, yaml string) error {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, yaml)
+	}
+	px, err := proxy.New(cfg, proxy.Options{})
+	if err != nil {
+		return err
+	}
+	if err := px.Start(); err != nil {
+		return err
+	}
+	return px.Close()
+}
+
+// wantErr checks that err is not nil and contains every part.
+func wantErr(t *testing.T, err error, parts ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error; want one containing %q", parts)
+	}
+	for _, p := range parts {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("error %q does not contain %q", err, p)
+		}
+	}
+}
+
+// fixture is a proxy with one pool, "alpha", in front of real servers.
+type fixture struct {
+	backends []*testservers.Server
+	px       *proxy.Proxy
+	addr     string              // the pool's listen address
+	idents   []string            // the servers' names, as errors name them
+	place    *hashring.Placement // where keys live while every server is live
+}
+
+// startFixture starts a proxy with pool p over backends (p.servers, when
+// empty, is one line of weight 1 per backend).
+func startFixture(t *testing.T, p pool, backends []*testservers.Server) *fixture {
+	t.Helper()
+	if p.servers == nil {
+		p.servers = serverLines(backends, nil, nil)
+	}
+	yaml := p.yaml("alpha", freeListen(t))
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, yaml)
+	}
+	pc := cfg.Pools[0]
+	hc := hashring.Config{Hash: pc.Hash, HashTag: pc.HashTag, Distribution: pc.Distribution}
+	f := &fixture{backends: backends}
+	for _, s := range pc.Servers {
+		hc.Servers = append(hc.Servers, hashring.Server{Name: s.Ident, Weight: s.Weight})
+		f.idents = append(f.idents, s.Ident)
+	}
+	if f.place, err = hashring.New(hc); err != nil {
+		t.Fatalf("placement: %v", err)
+	}
+	f.px = startProxy(t, yaml)
+	f.addr = f.px.Addr(0).String()
+	return f
+}
+
+// shardOf returns the index of the backend that holds key while every
+// server is live.
+func (f *fixture) shardOf(key string) int { return f.place.Pick([]byte(key)) }
+
+// keysOn returns n distinct keys "<prefix><i>" that live on shard.
+func (f *fixture) keysOn(shard int, prefix string, n int) []string {
+	var keys []string
+	for i := 0; len(keys) < n; i++ {
+		k := prefix + strconv.Itoa(i)
+		if f.shardOf(k) == shard {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// fetchStats reads the stats JSON served at addr.
+func fetchStats(t *testing.T, addr string) map[string]any {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("stats %s: %v", addr, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	body, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("stats %s: %v", addr, err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatalf("stats %s: %v\n%s", addr, err, body)
+	}
+	return doc
+}
+
+// poolStat reads one counter of pool "alpha" from the proxy's stats port.
+func poolStat(t *testing.T, px *proxy.Proxy, key string) int64 {
+	t.Helper()
+	doc := fetchStats(t, px.StatsAddr().String())
+	pool, _ := doc["alpha"].(map[string]any)
+	v, ok := pool[key].(float64)
+	if !ok {
+		t.Fatalf("stats: no number alpha.%s in %v", key, doc)
+	}
+	return int64(v)
+}
+
+// waitStat waits up to 3 s for a pool counter to reach want.
+func waitStat(t *testing.T, px *proxy.Proxy, key string, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		got := poolStat(t, px, key)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %d after 3 s, want %d", key, got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// clientConn is a raw client connection, in either protocol, for checks
+// where the exact bytes matter. Its methods that take no deadline use the
+// one set when it was dialled; those named try return their errors, for
+// goroutines other than the test's.
+type clientConn struct {
+	tb testing.TB
+	nc net.Conn
+	r  *bufio.Reader
+}
+
+// newClientConn wraps a connection made elsewhere (TLS, unix).
+func newClientConn(tb testing.TB, nc net.Conn) *clientConn {
+	return &clientConn{tb: tb, nc: nc, r: bufio.NewReaderSize(nc, 64<<10)}
+}
+
+// dialConn connects to addr; the connection closes with the test.
+func dialConn(tb testing.TB, addr string) net.Conn {
+	tb.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		tb.Fatalf("dial %s: %v", addr, err)
+	}
+	tb.Cleanup(func() { nc.Close() })
+	return nc
+}
+
+// dialClient connects to addr with a 30 s deadline; the connection closes
+// with the test.
+func dialClient(tb testing.TB, addr string) *clientConn {
+	tb.Helper()
+	nc := dialConn(tb, addr)
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	return newClientConn(tb, nc)
+}
+
+// tryDialClient connects to addr without a deadline; the caller closes
+// the connection.
+func tryDialClient(tb testing.TB, addr string) (*clientConn, error) {
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return newClientConn(tb, nc), nil
+}
+
+// write sends raw bytes.
+func (c *clientConn) write(b []byte) {
+	c.tb.Helper()
+	if _, err := c.nc.Write(b); err != nil {
+		c.tb.Fatalf("write: %v", err)
+	}
+}
+
+// expectClosed checks that the peer closes the connection without sending
+// anything more.
+func (c *clientConn) expectClosed() {
+	c.tb.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := c.r.ReadByte()
+	if err == nil {
+		rest, _ := c.r.Peek(c.r.Buffered())
+		c.tb.Fatalf("connection still open: read %q", append([]byte{b}, rest...))
+	}
+	if err != io.EOF && !isReset(err) {
+		c.tb.Fatalf("want the connection closed, got %v", err)
+	}
+}
+
+// anyVersion, as a line of an expected reply, stands for any memcache
+// VERSION line: the proxy and memcached name different versions.
+const anyVersion = "VERSION x\r\n"
+
+// readN reads exactly n bytes within d; it returns what came and why it
+// stopped early.
+func (c *clientConn) readN(n int, d time.Duration) (string, error) {
+	c.nc.SetReadDeadline(time.Now().Add(d))
+	buf := make([]byte, n)
+	m, err := io.ReadFull(c.r, buf)
+	return string(buf[:m]), err
+}
+
+// readLike reads within d as many bytes as want has, except that each
+// anyVersion line of want takes one whole line, returned as anyVersion if
+// it is a VERSION line.
+func (c *clientConn) readLike(want string, d time.Duration) (string, error) {
+	deadline := time.Now().Add(d)
+	c.nc.SetReadDeadline(deadline)
+	var got strings.Builder
+	for want != "" {
+		n := strings.Index(want, anyVersion)
+		if n == 0 {
+			line, err := c.r.ReadString('\n')
+			got.WriteString(normalizeMemcache(line))
+			if err != nil {
+				return got.String(), err
+			}
+			want = want[len(anyVersion):]
+			continue
+		}
+		if n < 0 {
+			n = len(want)
+		}
+		s, err := c.readN(n, time.Until(deadline))
+		got.WriteString(s)
+		if err != nil {
+			return got.String(), err
+		}
+		want = want[n:]
+	}
+	return got.String(), nil
+}
+
+// readToEOF reads until the peer closes, within d, with VERSION lines
+// normalised. A reset counts as a close.
+func (c *clientConn) readToEOF(d time.Duration) (string, error) {
+	c.nc.SetReadDeadline(time.Now().Add(d))
+	b, err := io.ReadAll(c.r)
+	if err != nil && isReset(err) {
+		err = nil
+	}
+	return normalizeMemcache(string(b)), err
+}
+
+// exchange sends request and expects exactly want back (see readLike).
+func (c *clientConn) exchange(request, want string) error {
+	got, err := c.tryExchange(request, want)
+	if got != want {
+		return fmt.Errorf("%q: got %q (%v), want %q", short(request), short(got), err, short(want))
+	}
+	return nil
+}
+
+// tryExchange sends request and reads a reply as long as want.
+func (c *clientConn) tryExchange(request, want string) (string, error) {
+	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.nc.Write([]byte(request)); err != nil {
+		return "", fmt.Errorf("write %q: %w", short(request), err)
+	}
+	return c.readLike(want, 5*time.Second)
+}
+
+// isReset reports whether err is the peer resetting the connection.
+func isReset(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe"))
+}
+
+// short clips long strings in messages.
+func short(s string) string {
+	if len(s) > 120 {
+		return fmt.Sprintf("%s...(%d bytes)", s[:120], len(s))
+	}
+	return s
+}
+
+// staleSocket leaves a unix socket file at path that nobody accepts on.
+func staleSocket(t *testing.T, path string) {
+	t.Helper()
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	if fi, err := os.Lstat(path); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("stale socket not left at %s: %v", path, err)
+	}
+	if nc, err := net.Dial("unix", path); err == nil {
+		nc.Close()
+		t.Fatalf("stale socket at %s accepts", path)
+	}
+}
+
+// writeFile writes data to path.
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
