@@ -117,98 +117,142 @@ func TestDebianInitScript(t *testing.T) {
 	if _, err := os.Stat(debianInitScript); err != nil {
 		t.Skipf("skipped: %v: Debian's nutcracker package is not installed (test.sh installs it)", err)
 	}
+	e := setUpInitScript(t)
+	pid := 0 // the daemon's
+	steps := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"start", func(t *testing.T) {
+			if code, out := e.s.run(t, "start"); code != 0 {
+				t.Fatalf("exit %d:\n%s", code, out)
+			}
+			pid = readPid(t, e.s.pidFile)
+			if running := processesOf(e.bin); !slices.Equal(running, []int{pid}) {
+				t.Fatalf("pid file says %d, running: %v", pid, running)
+			}
+			checkUser(t, pid, e.uid, e.gid)
+			serves(t, e.addr, "after start")
+		}},
+		{"reload", func(t *testing.T) {
+			if err := os.Rename(e.logFile, e.logFile+".1"); err != nil {
+				t.Fatal(err)
+			}
+			if code, out := e.s.run(t, "reload"); code != 0 {
+				t.Fatalf("exit %d:\n%s", code, out)
+			}
+			waitForFile(t, e.logFile, `msg="SIGHUP: log file reopened"`)
+			if b, _ := os.ReadFile(e.logFile + ".1"); !strings.Contains(string(b), `msg="shardproxy started"`) {
+				t.Fatalf("the renamed log lacks the start:\n%s", b)
+			}
+			if again := readPid(t, e.s.pidFile); again != pid || !slices.Contains(processesOf(e.bin), pid) {
+				t.Fatalf("pid file %d, running %v; want %d still running", again, processesOf(e.bin), pid)
+			}
+			serves(t, e.addr, "after reload")
+		}},
+		{"status while running", func(t *testing.T) {
+			if code, out := e.s.run(t, "status"); code != 0 || !strings.Contains(out, "is running") {
+				t.Fatalf("exit %d:\n%s", code, out)
+			}
+		}},
+		{"stop", func(t *testing.T) {
+			if code, out := e.s.run(t, "stop"); code != 0 {
+				t.Fatalf("exit %d:\n%s", code, out)
+			}
+			if ws, err := reap(pid, 5*time.Second); err != nil || !ws.Exited() || ws.ExitStatus() != 0 {
+				t.Fatalf("wait status %#x, %v; want exit 0", ws, err)
+			}
+			if _, err := os.Stat(e.s.pidFile); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("pid file after stop: %v", err)
+			}
+			if b, _ := os.ReadFile(e.logFile); !strings.Contains(string(b), `msg="shutting down" signal=terminated`) {
+				t.Fatalf("the log lacks the shutdown:\n%s", b)
+			}
+		}},
+		{"status after stop", func(t *testing.T) {
+			if code, out := e.s.run(t, "status"); code == 0 || !strings.Contains(out, "is not running") {
+				t.Fatalf("exit %d:\n%s", code, out)
+			}
+		}},
+		{"start with the port taken", e.failedStart},
+	}
+	for _, st := range steps {
+		if !t.Run(st.name, st.run) {
+			t.FailNow() // the later steps build on this one
+		}
+	}
+}
+
+// initScriptEnv is what TestDebianInitScript runs: the script, the binary
+// it starts, the pool's address and the log file, and the nutcracker
+// user's ids.
+type initScriptEnv struct {
+	s                         *initScript
+	bin, addr, redis, logFile string
+	uid, gid                  int
+}
+
+// setUpInitScript builds the binary, starts a redis-server and writes a
+// configuration with a pool in front of it, and the script; the nutcracker
+// user may read the binary and the configuration and write the log
+// directory.
+func setUpInitScript(t *testing.T) *initScriptEnv {
+	t.Helper()
 	nc, err := user.Lookup("nutcracker")
 	if err != nil {
 		t.Fatalf("%s is there but the nutcracker user is not: %v", debianInitScript, err)
 	}
-	uid, _ := strconv.Atoi(nc.Uid)
-	gid, _ := strconv.Atoi(nc.Gid)
+	e := &initScriptEnv{redis: testservers.Redis(t).Addr}
+	e.uid, _ = strconv.Atoi(nc.Uid)
+	e.gid, _ = strconv.Atoi(nc.Gid)
 	becomeSubreaper(t)
-	r := testservers.Redis(t)
 	port, stats := testservers.FreePort(t, "127.0.0.1"), testservers.FreePort(t, "127.0.0.1")
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	bin := buildProxy(t)
-	openToAll(t, filepath.Dir(bin))
-	killAtEnd(t, bin)
+	e.addr = fmt.Sprintf("127.0.0.1:%d", port)
+	e.bin = buildProxy(t)
+	openToAll(t, filepath.Dir(e.bin))
+	killAtEnd(t, e.bin)
 	dir := t.TempDir()
 	openToAll(t, dir)
 	logDir := filepath.Join(dir, "log")
 	if err := os.Mkdir(logDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chown(logDir, uid, gid); err != nil {
+	if err := os.Chown(logDir, e.uid, e.gid); err != nil {
 		t.Fatal(err)
 	}
-	logFile := filepath.Join(logDir, "shardproxy.log")
-	s := newInitScript(t, dir, bin, fmt.Sprintf("-o %s -s %d -a 127.0.0.1 -v 6", logFile, stats))
-	yml := fmt.Sprintf("alpha:\n  listen: %s\n  redis: true\n  servers:\n    - %s:1\n", addr, r.Addr)
-	if err := os.WriteFile(s.conf, []byte(yml), 0o644); err != nil {
+	e.logFile = filepath.Join(logDir, "shardproxy.log")
+	e.s = newInitScript(t, dir, e.bin, fmt.Sprintf("-o %s -s %d -a 127.0.0.1 -v 6", e.logFile, stats))
+	e.writeConf(t, e.addr)
+	return e
+}
+
+// writeConf writes the configuration: one pool listening on listen in
+// front of the redis-server.
+func (e *initScriptEnv) writeConf(t *testing.T, listen string) {
+	t.Helper()
+	yml := fmt.Sprintf("alpha:\n  listen: %s\n  redis: true\n  servers:\n    - %s:1\n", listen, e.redis)
+	if err := os.WriteFile(e.s.conf, []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
 
-	code, out := s.run(t, "start")
-	if code != 0 {
-		t.Fatalf("start: exit %d:\n%s", code, out)
-	}
-	pid := readPid(t, s.pidFile)
-	if running := processesOf(bin); !slices.Equal(running, []int{pid}) {
-		t.Fatalf("pid file says %d, running: %v", pid, running)
-	}
-	checkUser(t, pid, uid, gid)
-	serves(t, addr, "after start")
-
-	if err := os.Rename(logFile, logFile+".1"); err != nil {
-		t.Fatal(err)
-	}
-	if code, out := s.run(t, "reload"); code != 0 {
-		t.Fatalf("reload: exit %d:\n%s", code, out)
-	}
-	waitForFile(t, logFile, `msg="SIGHUP: log file reopened"`)
-	if b, _ := os.ReadFile(logFile + ".1"); !strings.Contains(string(b), `msg="shardproxy started"`) {
-		t.Fatalf("the renamed log lacks the start:\n%s", b)
-	}
-	if again := readPid(t, s.pidFile); again != pid || !slices.Contains(processesOf(bin), pid) {
-		t.Fatalf("after reload: pid file %d, running %v; want %d still running", again, processesOf(bin), pid)
-	}
-	serves(t, addr, "after reload")
-
-	if code, out := s.run(t, "status"); code != 0 || !strings.Contains(out, "is running") {
-		t.Fatalf("status while running: exit %d:\n%s", code, out)
-	}
-	if code, out := s.run(t, "stop"); code != 0 {
-		t.Fatalf("stop: exit %d:\n%s", code, out)
-	}
-	if ws, err := reap(pid, 5*time.Second); err != nil || !ws.Exited() || ws.ExitStatus() != 0 {
-		t.Fatalf("after stop: wait status %#x, %v; want exit 0", ws, err)
-	}
-	if _, err := os.Stat(s.pidFile); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("pid file after stop: %v", err)
-	}
-	if b, _ := os.ReadFile(logFile); !strings.Contains(string(b), `msg="shutting down" signal=terminated`) {
-		t.Fatalf("the log lacks the shutdown:\n%s", b)
-	}
-	if code, out := s.run(t, "status"); code == 0 || !strings.Contains(out, "is not running") {
-		t.Fatalf("status after stop: exit %d:\n%s", code, out)
-	}
-
-	// A start that fails: the pool's port is taken, which -t does not see.
+// failedStart starts with the pool's port taken, which -t does not see:
+// the script fails with the reason, and no process or pid file is left.
+func (e *initScriptEnv) failedStart(t *testing.T) {
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	yml = fmt.Sprintf("alpha:\n  listen: %s\n  redis: true\n  servers:\n    - %s:1\n", busy.Addr(), r.Addr)
-	if err := os.WriteFile(s.conf, []byte(yml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	code, out = s.run(t, "start")
+	e.writeConf(t, busy.Addr().String())
+	code, out := e.s.run(t, "start")
 	if code == 0 || !strings.Contains(out, "address already in use") {
-		t.Fatalf("start with the port taken: exit %d, want non-zero and the reason:\n%s", code, out)
+		t.Fatalf("exit %d, want non-zero and the reason:\n%s", code, out)
 	}
-	if running := processesOf(bin); len(running) > 0 {
+	if running := processesOf(e.bin); len(running) > 0 {
 		t.Fatalf("processes left after a failed start: %v", running)
 	}
-	if _, err := os.Stat(s.pidFile); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(e.s.pidFile); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("pid file after a failed start: %v", err)
 	}
 }
