@@ -243,6 +243,12 @@ func (cl *client) serve() (parked bool) {
 		}
 		fresh = true
 		_, err := cl.read()
+		if cl.p.draining.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+			// The pool is leaving (a reload removed it) and this client
+			// has nothing in flight.
+			cl.leaving = true
+			return
+		}
 		if wait > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 			waited := time.Since(cl.waitStart)
 			switch {
@@ -282,6 +288,10 @@ func (cl *client) serve() (parked bool) {
 			cl.received = time.Now()
 		}
 		if !cl.handle(cl.bt, proto) {
+			return
+		}
+		if cl.p.draining.Load() {
+			cl.leaving = true // its requests are answered: it may go
 			return
 		}
 		if len(cl.bt.in) == 0 {

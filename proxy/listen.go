@@ -54,10 +54,21 @@ func Check(cfg *config.Config) error {
 // tls_cert_file. A unix listen path is taken only when nothing is there or
 // a stale socket is (see checkListen).
 func (p *pool) listen() error {
-	l := p.cfg.Listen
-	stale, err := checkListen(p.cfg)
+	ln, err := openListener(p.cfg, p.tls)
 	if err != nil {
 		return err
+	}
+	p.ln = ln
+	return nil
+}
+
+// openListener opens the listener cfg describes, speaking TLS with tc
+// when it is not nil.
+func openListener(cfg *config.Pool, tc *tls.Config) (net.Listener, error) {
+	l := cfg.Listen
+	stale, err := checkListen(cfg)
+	if err != nil {
+		return nil, err
 	}
 	var ln net.Listener
 	if l.Network == "unix" {
@@ -68,13 +79,12 @@ func (p *pool) listen() error {
 		cancel()
 	}
 	if err != nil {
-		return listenError(p.cfg, err)
+		return nil, listenError(cfg, err)
 	}
-	if p.tls != nil {
-		ln = tls.NewListener(ln, p.tls)
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
 	}
-	p.ln = ln
-	return nil
+	return ln, nil
 }
 
 // checkListen checks what listen needs before it listens, and what Check

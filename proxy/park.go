@@ -157,3 +157,18 @@ func (pk *parker) close() {
 	pk.mu.Unlock()
 	pk.poll.Close()
 }
+
+// evict closes and forgets every parked client, leaving the parker
+// running: the pool is leaving, and an idle client has nothing in flight.
+func (pk *parker) evict() {
+	var out []*client
+	pk.mu.Lock()
+	for fd := range pk.byFD {
+		out = append(out, pk.take(fd))
+	}
+	pk.mu.Unlock()
+	for _, cl := range out {
+		cl.closeConn()
+		pk.p.forget(cl)
+	}
+}

@@ -17,9 +17,10 @@ import (
 // pool is one configured pool: its listener, its routing (servers,
 // placement, limits) and its clients.
 type pool struct {
-	// cfg is the configuration the pool was started with: its name and
-	// listen address. What routes requests and bounds clients is read
-	// from the routing value, never from cfg.
+	// cfg is the pool's configuration for its listener: its name, listen
+	// address and client TLS (a reload that changes them replaces it
+	// under mu). What routes requests and bounds clients is read from
+	// the routing value, never from cfg.
 	cfg   *config.Pool
 	proto clientProtocol
 	// servers speaks the pool's protocol to its servers.
@@ -35,6 +36,10 @@ type pool struct {
 	mu      sync.Mutex
 	clients map[*client]struct{}
 	closed  bool
+	// draining says the pool is leaving (a reload removed it): each client
+	// closes once its requests in flight are answered.
+	draining atomic.Bool
+	done     chan struct{} // closed by close
 	wg      sync.WaitGroup
 	ringMu  sync.Mutex
 	started time.Time
@@ -56,6 +61,7 @@ func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 		log:     log.With("pool", cfg.Name),
 		clients: map[*client]struct{}{},
 		started: time.Now(),
+		done:    make(chan struct{}),
 	}
 	p.proto, p.servers = newProto(p)
 	var err error
@@ -71,7 +77,7 @@ func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 	}
 	servers := make([]*pools.Server, len(cfg.Servers))
 	for i, s := range cfg.Servers {
-		servers[i] = p.newServer(s, roots)
+		servers[i] = p.newServer(cfg, s, roots)
 	}
 	rt, err := newRouting(cfg, servers)
 	if err != nil {
@@ -92,9 +98,8 @@ func newProto(p *pool) (clientProtocol, serverProtocol) {
 	return newMemcacheProto(p), memcacheServers{}
 }
 
-// newServer makes the pools.Server of one server line.
-func (p *pool) newServer(s config.Server, roots *x509.CertPool) *pools.Server {
-	cfg := p.cfg
+// newServer makes the pools.Server of one server line of cfg.
+func (p *pool) newServer(cfg *config.Pool, s config.Server, roots *x509.CertPool) *pools.Server {
 	var srv *pools.Server
 	srv = pools.NewServer(pools.Options{
 		Network:      s.Network,
@@ -153,12 +158,12 @@ func (p *pool) preconnect() {
 	}
 }
 
-// serve accepts clients until the listener closes.
-func (p *pool) serve() {
+// serve accepts clients on ln until it closes.
+func (p *pool) serve(ln net.Listener) {
 	defer p.wg.Done()
 	var delay time.Duration
 	for {
-		nc, err := p.ln.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -272,6 +277,9 @@ func (p *pool) countClientErr(err error) {
 // waits for their goroutines.
 func (p *pool) close() {
 	p.mu.Lock()
+	if !p.closed {
+		close(p.done)
+	}
 	p.closed = true
 	if p.ln != nil {
 		p.ln.Close()
@@ -287,4 +295,16 @@ func (p *pool) close() {
 		s.Close()
 	}
 	p.wg.Wait()
+}
+
+// ensureParker starts the pool's parker when its clients should park
+// (client_park_after) and it has none yet.
+func (p *pool) ensureParker() {
+	if p.park != nil || p.routing().lim.parkAfter <= 0 {
+		return
+	}
+	if p.park = newParker(p); p.park != nil {
+		p.wg.Add(1)
+		go p.park.run()
+	}
 }

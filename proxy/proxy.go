@@ -16,6 +16,8 @@ type Options struct {
 	// default 0.0.0.0:22222); empty serves no stats.
 	StatsAddr string
 	Logger    *slog.Logger
+	// ConfigPath is the configuration file Reload reads again.
+	ConfigPath string
 }
 
 // Proxy owns every pool's listener, servers and clients, and the stats
@@ -23,11 +25,16 @@ type Options struct {
 type Proxy struct {
 	opt   Options
 	log   *slog.Logger
-	pools []*pool
-	stats net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	done  bool
+	pools []*pool // the running pools, in file order; replaced whole under mu
+	// leaving are pools a reload removed that are still draining.
+	leaving map[*pool]bool
+	stats   net.Listener
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	done    bool
+	// reloadMu makes reloads, and Close, one at a time.
+	reloadMu sync.Mutex
+	reload   reloadStats
 	// trimHeld: Start took hold of memTrim, and Close lets go of it, so
 	// that no trim its parked clients scheduled runs after it.
 	trimHeld bool
@@ -39,7 +46,8 @@ func New(cfg *config.Config, opt Options) (*Proxy, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	px := &Proxy{opt: opt, log: opt.Logger}
+	px := &Proxy{opt: opt, log: opt.Logger, leaving: map[*pool]bool{}}
+	px.reload.digest = cfg.Digest
 	for _, pc := range cfg.Pools {
 		p, err := newPool(pc, px.log)
 		if err != nil {
@@ -73,24 +81,38 @@ func (px *Proxy) Start() error {
 		go px.serveStats(ln)
 	}
 	for _, p := range px.pools {
-		if p.cfg.Preconnect {
-			p.preconnect()
-		}
-		if p.routing().lim.parkAfter > 0 {
-			if p.park = newParker(p); p.park != nil {
-				p.wg.Add(1)
-				go p.park.run()
-			}
-		}
-		p.wg.Add(1)
-		go p.serve()
-		px.log.Info("pool listening", "pool", p.cfg.Name, "listen", p.ln.Addr().String(), "servers", len(p.routing().servers))
+		px.startPool(p)
 	}
 	return nil
 }
 
-// Addr returns the address pool i listens on (after Start).
-func (px *Proxy) Addr(i int) net.Addr { return px.pools[i].ln.Addr() }
+// poolList returns the running pools, in file order.
+func (px *Proxy) poolList() []*pool {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	return px.pools
+}
+
+// startPool starts serving a pool whose listener is open.
+func (px *Proxy) startPool(p *pool) {
+	if p.cfg.Preconnect {
+		p.preconnect()
+	}
+	p.ensureParker()
+	p.wg.Add(1)
+	go p.serve(p.ln)
+	px.log.Info("pool listening", "pool", p.cfg.Name, "listen", p.ln.Addr().String(), "servers", len(p.routing().servers))
+}
+
+// Addr returns the address pool i (in file order) listens on, after Start.
+func (px *Proxy) Addr(i int) net.Addr {
+	px.mu.Lock()
+	p := px.pools[i]
+	px.mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ln.Addr()
+}
 
 // StatsAddr returns the stats listener's address, or nil.
 func (px *Proxy) StatsAddr() net.Addr {
@@ -103,6 +125,8 @@ func (px *Proxy) StatsAddr() net.Addr {
 // Close stops accepting, closes every client and server connection, and
 // returns once every goroutine the proxy started has ended.
 func (px *Proxy) Close() error {
+	px.reloadMu.Lock()
+	defer px.reloadMu.Unlock()
 	px.mu.Lock()
 	if px.done {
 		px.mu.Unlock()
@@ -125,8 +149,14 @@ func (px *Proxy) Close() error {
 }
 
 func (px *Proxy) closePools() {
+	px.mu.Lock()
+	all := append([]*pool(nil), px.pools...)
+	for p := range px.leaving {
+		all = append(all, p)
+	}
+	px.mu.Unlock()
 	var wg sync.WaitGroup
-	for _, p := range px.pools {
+	for _, p := range all {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -42,8 +42,14 @@ func (px *Proxy) statsJSON(started time.Time) []byte {
 	}
 	// Connections, as nutcracker counts them: clients and servers, now
 	// and ever.
+	px.reload.mu.Lock()
+	doc["config_digest"] = px.reload.digest
+	doc["reloads"] = px.reload.reloads
+	doc["reload_failures"] = px.reload.failures
+	doc["reload_error"] = px.reload.lastErr
+	px.reload.mu.Unlock()
 	var curr, total int64
-	for _, p := range px.pools {
+	for _, p := range px.poolList() {
 		ps := map[string]any{
 			"client_eof":         p.stats.clientEOF.Load(),
 			"client_err":         p.stats.clientErr.Load(),

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/proxy"
@@ -19,6 +20,7 @@ import (
 // options are the command line, with nutcracker's names and defaults.
 type options struct {
 	help, version, testConf, describeStats, daemonize bool
+	watchConfig                                       bool
 	verbose                                           int
 	output, confFile, statsAddr, pidFile              string
 	statsPort, statsInterval, mbufSize, threads       int
@@ -53,6 +55,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	both("m", "mbuf-size", func(n string) {
 		fs.IntVar(&o.mbufSize, n, 16384, "accepted for compatibility; buffers are sized per request")
 	})
+	fs.BoolVar(&o.watchConfig, "watch-config", false,
+		"reload when the configuration file changes, as on SIGUSR1 (checked every second; follows a rename-and-replace and a symlink swap)")
 	both("T", "threads", func(n string) {
 		fs.IntVar(&o.threads, n, 0, "threads running Go code (default: Go's GOMAXPROCS: the environment's, else every core the process may use)")
 	})
@@ -159,7 +163,7 @@ func testConf(path string, stdout, stderr io.Writer) int {
 // ready once every listener is open and the pid file written, or the error
 // that stopped it.
 func serve(cfg *config.Config, o *options, log *slog.Logger, sigs *signalLoop, daemon *readyPipe) int {
-	popt := proxy.Options{Logger: log}
+	popt := proxy.Options{Logger: log, ConfigPath: o.confFile}
 	if o.statsPort > 0 {
 		popt.StatsAddr = net.JoinHostPort(o.statsAddr, strconv.Itoa(o.statsPort))
 	}
@@ -184,6 +188,11 @@ func serve(cfg *config.Config, o *options, log *slog.Logger, sigs *signalLoop, d
 		defer os.Remove(o.pidFile)
 	}
 	daemon.ready()
+	sigs.reload = px.Reload
+	if o.watchConfig {
+		stop := watchConfig(o.confFile, time.Second, log, px.Reload)
+		defer stop()
+	}
 	log.Info("shardproxy started", "version", proxy.Version, "conf", o.confFile, "pid", os.Getpid(), "daemon", daemon != nil)
 	s := sigs.waitForStop()
 	log.Info("shutting down", "signal", s.String())

@@ -8,9 +8,9 @@ import (
 
 // stopSignals and actionSignals are the signals the signal loop receives.
 // As nutcracker's src/nc_signal.c: SIGHUP reopens the log file, SIGTTIN
-// raises the log level, SIGTTOU lowers it, SIGUSR1 and SIGUSR2 are logged
-// and do nothing else (SIGUSR1 is to become reload). SIGINT and SIGTERM
-// stop the proxy.
+// raises the log level, SIGTTOU lowers it; SIGUSR1 reloads the
+// configuration file (nutcracker only logs it); SIGUSR2 is logged and does
+// nothing else. SIGINT and SIGTERM stop the proxy.
 //
 // Left out on purpose: SIGQUIT keeps Go's default, exit with every
 // goroutine's stack on stderr, which is what one sends it for (the pid file
@@ -37,6 +37,9 @@ type signalLoop struct {
 	// channel cannot take: a burst of SIGTTOU must not cost a SIGTERM.
 	stop, act chan os.Signal
 	log       *logger
+	// reload applies the configuration file again; nil until the proxy
+	// runs.
+	reload func() error
 }
 
 // catchSignals starts receiving stopSignals and actionSignals. Call it
@@ -81,7 +84,14 @@ func (l *signalLoop) dispatch(s os.Signal) (stop bool) {
 	case syscall.SIGTTOU:
 		l.stepLevel("SIGTTOU", -1)
 	case syscall.SIGUSR1:
-		l.log.notice.Info("SIGUSR1: reload is not supported yet")
+		if l.reload == nil {
+			l.log.notice.Info("SIGUSR1: the proxy is not running yet; nothing to reload")
+			break
+		}
+		l.log.notice.Info("SIGUSR1: reloading the configuration")
+		if err := l.reload(); err != nil {
+			l.log.notice.Error("SIGUSR1: reload refused, the running configuration is unchanged", "err", err)
+		}
 	case syscall.SIGUSR2:
 		l.log.notice.Info("SIGUSR2: no action")
 	default:

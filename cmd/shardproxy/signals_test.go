@@ -24,6 +24,7 @@ import (
 type proxyProcess struct {
 	cmd     *exec.Cmd
 	addr    string // the pool's listen address
+	conf    string // the configuration file
 	pidFile string
 	done    chan struct{} // closed when the process has exited
 	err     error         // cmd.Wait's result, set before done is closed
@@ -48,11 +49,18 @@ func startProxy(t *testing.T, stderr io.Writer, extra ...string) *proxyProcess {
 	t.Helper()
 	r1, r2 := testservers.Redis(t), testservers.Redis(t)
 	port := testservers.FreePort(t, "127.0.0.1")
-	stats := testservers.FreePort(t, "127.0.0.1")
 	conf := writeConf(t, fmt.Sprintf("alpha:\n  listen: 127.0.0.1:%d\n  redis: true\n  servers:\n    - %s:1\n    - %s:1\n",
 		port, r1.Addr, r2.Addr))
+	return startProxyConf(t, conf, fmt.Sprintf("127.0.0.1:%d", port), stderr, extra...)
+}
+
+// startProxyConf starts the binary with the configuration file conf, whose
+// first pool listens on addr, as startProxy does.
+func startProxyConf(t *testing.T, conf, addr string, stderr io.Writer, extra ...string) *proxyProcess {
+	t.Helper()
+	stats := testservers.FreePort(t, "127.0.0.1")
 	bin := buildProxy(t)
-	p := &proxyProcess{addr: fmt.Sprintf("127.0.0.1:%d", port), pidFile: filepath.Join(t.TempDir(), "pid"), done: make(chan struct{})}
+	p := &proxyProcess{addr: addr, conf: conf, pidFile: filepath.Join(t.TempDir(), "pid"), done: make(chan struct{})}
 	args := append([]string{"-c", conf, "-p", p.pidFile, "-s", fmt.Sprint(stats), "-a", "127.0.0.1", "-v", "6"}, extra...)
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stderr = stderr
@@ -251,7 +259,7 @@ func TestSignalsKeepServing(t *testing.T) {
 		{"SIGPIPE is ignored", syscall.SIGPIPE, nil, ""},
 		{"SIGTTIN raises the level", syscall.SIGTTIN, nil, `msg="SIGTTIN: log level up" verbosity=7 min_level=DEBUG`},
 		{"SIGTTOU lowers the level", syscall.SIGTTOU, nil, `msg="SIGTTOU: log level down" verbosity=6 min_level=INFO`},
-		{"SIGUSR1 is logged", syscall.SIGUSR1, nil, `msg="SIGUSR1: reload is not supported yet"`},
+		{"SIGUSR1 reloads the configuration", syscall.SIGUSR1, nil, `msg="configuration reloaded"`},
 		{"SIGUSR2 is logged", syscall.SIGUSR2, nil, `msg="SIGUSR2: no action"`},
 	}
 	for _, st := range steps {

@@ -1,0 +1,387 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/pools"
+)
+
+// drainTimeout bounds how long a reload waits for a leaving pool's clients
+// and a leaving server's requests to be answered before it closes them.
+const drainTimeout = 10 * time.Second
+
+// reloadStats are the proxy's reload counters, served with the stats.
+type reloadStats struct {
+	mu       sync.Mutex
+	digest   string // the running configuration's digest
+	reloads  int64  // reloads applied
+	failures int64  // reloads refused (a bad file changes nothing)
+	lastErr  string // why the last refused reload was refused
+	lastAt   time.Time
+}
+
+// Reload reads the configuration file again (Options.ConfigPath) and
+// applies what changed while serving; see Apply.
+func (px *Proxy) Reload() error {
+	if px.opt.ConfigPath == "" {
+		return px.reloadFailed(errors.New("no configuration file to reload"))
+	}
+	cfg, err := config.Load(px.opt.ConfigPath)
+	if err != nil {
+		return px.reloadFailed(err)
+	}
+	return px.Apply(cfg)
+}
+
+// Apply makes cfg the running configuration without dropping a client of a
+// pool that stays. Pools are matched by name:
+//   - a pool whose settings are the same is not touched;
+//   - an added pool starts listening;
+//   - a removed pool stops listening and closes each client once its
+//     requests in flight are answered;
+//   - a changed pool keeps its clients and takes a new routing value:
+//     requests already queued complete on their connections, new ones use
+//     the new ring; servers whose line and connection settings did not
+//     change keep their connections, and the others' connections close
+//     once drained; a new listen address is bound before the old one
+//     closes; limits and timeouts apply to the next batch of each client.
+//
+// Everything that can fail (listen addresses, certificate files, rings) is
+// prepared first: when any of it fails, nothing changes and the error is
+// returned and counted.
+func (px *Proxy) Apply(cfg *config.Config) error {
+	px.reloadMu.Lock()
+	defer px.reloadMu.Unlock()
+	px.mu.Lock()
+	closed, old := px.done, px.pools
+	px.mu.Unlock()
+	if closed {
+		return errors.New("proxy closed")
+	}
+	plan, err := px.prepare(old, cfg)
+	if err != nil {
+		plan.abort()
+		return px.reloadFailed(err)
+	}
+	px.commit(plan)
+	px.reload.mu.Lock()
+	px.reload.digest = cfg.Digest
+	px.reload.reloads++
+	px.reload.lastAt = time.Now()
+	px.reload.mu.Unlock()
+	px.log.Info("configuration reloaded", "digest", cfg.Digest, "pools", len(plan.pools),
+		"added", len(plan.added), "changed", len(plan.changed), "removed", len(plan.removed))
+	return nil
+}
+
+// reloadFailed counts and logs a refused reload and returns err.
+func (px *Proxy) reloadFailed(err error) error {
+	px.reload.mu.Lock()
+	px.reload.failures++
+	px.reload.lastErr = err.Error()
+	px.reload.lastAt = time.Now()
+	px.reload.mu.Unlock()
+	px.log.Error("reload refused; the running configuration is unchanged", "err", err)
+	return err
+}
+
+// reloadPlan is what a reload does, prepared so that committing it cannot
+// fail.
+type reloadPlan struct {
+	pools   []*pool // the pools after the reload, in file order
+	added   []*pool // new pools, listening, not yet serving
+	removed []*pool // pools that leave
+	changed []*poolChange
+}
+
+// poolChange is the new state of a pool that stays with other settings.
+type poolChange struct {
+	p     *pool
+	cfg   *config.Pool
+	rt    *routing
+	fresh []*pools.Server // servers made for the new routing
+	gone  []*pools.Server // servers that leave
+	// ln is the new listener when the listen address changed; rebind says
+	// the same address takes new client TLS settings, so the listener is
+	// closed and opened again at commit.
+	ln     net.Listener
+	rebind bool
+	// listener says the listen address or the client TLS changed; tls is
+	// then the new client TLS (nil: plain).
+	listener bool
+	tls      *tls.Config
+}
+
+// prepare builds everything the reload needs without touching the running
+// pools.
+func (px *Proxy) prepare(old []*pool, cfg *config.Config) (*reloadPlan, error) {
+	plan := &reloadPlan{}
+	byName := map[string]*pool{}
+	for _, p := range old {
+		byName[p.cfg.Name] = p
+	}
+	seen := map[string]bool{}
+	for _, pc := range cfg.Pools {
+		seen[pc.Name] = true
+		p, ok := byName[pc.Name]
+		switch {
+		case ok && p.cfg.Same(pc) && p.routing().cfg.Same(pc):
+			plan.pools = append(plan.pools, p)
+		case ok && p.cfg.Redis == pc.Redis:
+			ch, err := px.prepareChange(p, pc)
+			if ch != nil {
+				plan.changed = append(plan.changed, ch)
+			}
+			if err != nil {
+				return plan, err
+			}
+			plan.pools = append(plan.pools, p)
+		default:
+			// New, or a pool that changed protocol: a new pool. One that
+			// takes over its predecessor's address binds at commit,
+			// once the predecessor has let go of it.
+			np, err := newPool(pc, px.log)
+			if err != nil {
+				return plan, err
+			}
+			plan.added = append(plan.added, np)
+			plan.pools = append(plan.pools, np)
+			if ok {
+				plan.removed = append(plan.removed, p)
+			}
+			if !ok || p.cfg.Listen != pc.Listen {
+				if err := np.listen(); err != nil {
+					return plan, err
+				}
+			}
+		}
+	}
+	for _, p := range old {
+		if !seen[p.cfg.Name] {
+			plan.removed = append(plan.removed, p)
+		}
+	}
+	return plan, nil
+}
+
+// prepareChange builds the new routing of a pool that stays with other
+// settings, and its new listener when its listen address changed.
+func (px *Proxy) prepareChange(p *pool, pc *config.Pool) (*poolChange, error) {
+	ch := &poolChange{p: p, cfg: pc}
+	cur := p.routing()
+	var roots *x509.CertPool
+	if pc.ServerTLS.Enabled {
+		var err error
+		if roots, err = serverRoots(pc); err != nil {
+			return ch, err
+		}
+	}
+	reuse := map[string]*pools.Server{}
+	if cur.cfg.SameServerSettings(pc) {
+		for i, s := range cur.servers {
+			reuse[serverKey(cur.cfg.Servers[i])] = s
+		}
+	}
+	servers := make([]*pools.Server, len(pc.Servers))
+	kept := map[*pools.Server]bool{}
+	for i, line := range pc.Servers {
+		if s, ok := reuse[serverKey(line)]; ok && !kept[s] {
+			servers[i] = s
+			kept[s] = true
+			continue
+		}
+		servers[i] = p.newServer(pc, line, roots)
+		ch.fresh = append(ch.fresh, servers[i])
+	}
+	for _, s := range cur.servers {
+		if !kept[s] {
+			ch.gone = append(ch.gone, s)
+		}
+	}
+	rt, err := newRouting(pc, servers)
+	if err != nil {
+		return ch, err
+	}
+	ch.rt = rt
+	if !p.cfg.SameListener(pc) {
+		tc, err := clientTLS(pc)
+		if err != nil {
+			return ch, err
+		}
+		ch.listener, ch.tls = true, tc
+		if p.cfg.Listen == pc.Listen {
+			ch.rebind = true
+		} else if ch.ln, err = openListener(pc, tc); err != nil {
+			return ch, err
+		}
+	}
+	return ch, nil
+}
+
+// serverKey identifies a server line for reuse across a reload: its
+// identity and where it is.
+func serverKey(s config.Server) string { return s.Ident + "\x00" + s.Network + "\x00" + s.Addr }
+
+// abort undoes a prepared plan: it closes what was made for it.
+func (plan *reloadPlan) abort() {
+	for _, np := range plan.added {
+		np.close()
+	}
+	for _, ch := range plan.changed {
+		for _, s := range ch.fresh {
+			s.Close()
+		}
+		if ch.ln != nil {
+			ch.ln.Close()
+		}
+	}
+}
+
+// commit applies a prepared plan.
+func (px *Proxy) commit(plan *reloadPlan) {
+	for _, ch := range plan.changed {
+		px.commitChange(ch)
+	}
+	for _, p := range plan.removed {
+		p.stopListening()
+	}
+	px.mu.Lock()
+	px.pools = plan.pools
+	px.mu.Unlock()
+	for _, np := range plan.added {
+		if np.ln == nil {
+			// It takes over the address of the pool it replaces, which
+			// has just let go of it.
+			if err := np.listen(); err != nil {
+				px.log.Error("reload: listening", "pool", np.cfg.Name, "err", err)
+				continue
+			}
+		}
+		px.startPool(np)
+	}
+	for _, p := range plan.removed {
+		px.mu.Lock()
+		px.leaving[p] = true
+		px.mu.Unlock()
+		px.wg.Add(1)
+		go func() {
+			defer px.wg.Done()
+			p.drain()
+			px.mu.Lock()
+			delete(px.leaving, p)
+			px.mu.Unlock()
+		}()
+	}
+}
+
+// commitChange swaps a changed pool's routing in and moves its listener.
+func (px *Proxy) commitChange(ch *poolChange) {
+	p := ch.p
+	p.ringMu.Lock()
+	p.rt.Store(ch.rt)
+	p.ringMu.Unlock()
+	for _, s := range ch.gone {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.drainServer(s)
+		}()
+	}
+	if !ch.listener {
+		p.mu.Lock()
+		p.cfg = ch.cfg
+		p.mu.Unlock()
+		p.ensureParker()
+		return
+	}
+	p.mu.Lock()
+	old := p.ln
+	p.cfg = ch.cfg
+	p.tls = ch.tls
+	p.mu.Unlock()
+	if ch.rebind {
+		old.Close()
+		ln, err := openListener(ch.cfg, p.tls)
+		if err != nil {
+			px.log.Error("reload: listening again", "pool", ch.cfg.Name, "err", err)
+			return
+		}
+		ch.ln = ln
+	} else {
+		old.Close()
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		ch.ln.Close()
+		return
+	}
+	p.ln = ch.ln
+	p.wg.Add(1)
+	p.mu.Unlock()
+	go p.serve(ch.ln)
+	p.ensureParker()
+	px.log.Info("pool listening", "pool", ch.cfg.Name, "listen", ch.ln.Addr().String())
+}
+
+// drainServer closes a server that left the ring once the requests queued
+// on it are answered, or after drainTimeout.
+func (p *pool) drainServer(s *pools.Server) {
+	deadline := time.Now().Add(drainTimeout)
+	for time.Now().Before(deadline) {
+		q := s.Queues()
+		if q.In+q.Out == 0 {
+			break
+		}
+		select {
+		case <-p.done:
+			s.Close()
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	s.Close()
+}
+
+// stopListening closes the pool's listener.
+func (p *pool) stopListening() {
+	p.mu.Lock()
+	if p.ln != nil {
+		p.ln.Close()
+	}
+	p.mu.Unlock()
+}
+
+// drain closes a pool that a reload removed: each client closes once its
+// requests in flight are answered (idle ones at once), then the pool
+// closes, at the latest after drainTimeout.
+func (p *pool) drain() {
+	p.stopListening()
+	p.draining.Store(true)
+	deadline := time.Now().Add(drainTimeout)
+	for time.Now().Before(deadline) {
+		if p.park != nil {
+			p.park.evict() // parked clients are idle: closed now
+		}
+		p.mu.Lock()
+		n := len(p.clients)
+		for cl := range p.clients {
+			// A client waiting for a request wakes up and leaves; one
+			// being answered leaves after its replies.
+			cl.nc.SetReadDeadline(time.Now())
+		}
+		p.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.close()
+	p.log.Info("pool removed")
+}
