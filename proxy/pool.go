@@ -40,9 +40,9 @@ type pool struct {
 	// closes once its requests in flight are answered.
 	draining atomic.Bool
 	done     chan struct{} // closed by close
-	wg      sync.WaitGroup
-	ringMu  sync.Mutex
-	started time.Time
+	wg       sync.WaitGroup
+	ringMu   sync.Mutex
+	started  time.Time
 }
 
 // poolStats are a pool's counters, in nutcracker's terms.
