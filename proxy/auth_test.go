@@ -91,33 +91,6 @@ func TestBackendRefusesPassword(t *testing.T) {
 	}
 }
 
-// TestServerHostNames checks servers written with a host name.
-func TestServerHostNames(t *testing.T) {
-	backends := startRedisBackends(t, 2)
-	var lines []string
-	for _, b := range backends {
-		lines = append(lines, fmt.Sprintf("localhost:%d:1", b.Port))
-	}
-	px := startProxy(t, pool{servers: lines}.yaml("names", freeListen(t)))
-	c := newGoRedis(t, px.Addr(0).String())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for i := 0; i < 100; i++ {
-		k := fmt.Sprintf("%d:host:key", i)
-		if err := c.Set(ctx, k, i, 0).Err(); err != nil {
-			t.Fatalf("SET %s: %v", k, err)
-		}
-		if v, err := c.Get(ctx, k).Int(); err != nil || v != i {
-			t.Fatalf("GET %s: %d, %v", k, v, err)
-		}
-	}
-	for _, b := range backends {
-		if n := dbsize(t, b.Addr); n == 0 || n == 100 {
-			t.Errorf("server %s holds %d of 100 keys; want them spread", b.Addr, n)
-		}
-	}
-}
-
 // checkKeysInDB checks that every key is in database db of exactly one
 // server, and in database 0 of none.
 func checkKeysInDB(t *testing.T, backends []*testservers.Server, password string, db int, keys ...string) {
@@ -136,5 +109,90 @@ func checkKeysInDB(t *testing.T, backends []*testservers.Server, password string
 		if inDB != 1 || in0 != 0 {
 			t.Errorf("key %s: in db %d of %d servers, in db 0 of %d; want 1 and 0", k, db, inDB, in0)
 		}
+	}
+}
+
+// aclBackend starts a redis-server whose only enabled user is "app"
+// with password "secret".
+func aclBackend(t *testing.T) *testservers.Server {
+	t.Helper()
+	b := testservers.Redis(t, "--user", "app", "on", ">secret", "~*", "&*", "+@all", "--user", "default", "off")
+	if r, _ := testservers.Do(b.Addr, "AUTH", "secret"); !strings.HasPrefix(r, "-WRONGPASS") {
+		t.Fatalf("backend accepts the default user (%q): the test would prove nothing", r)
+	}
+	return b
+}
+
+// TestACLClientFlow checks a pool with redis_username: the proxy logs in to
+// the server as that ACL user, and clients authenticate to the proxy with
+// redis_auth, as user default or as the pool's user.
+func TestACLClientFlow(t *testing.T) {
+	b := aclBackend(t)
+	px := startProxy(t, poolYAML(freeListen(t), []*testservers.Server{b}, "redis_username: app", "redis_auth: secret"))
+	rc := dialClient(t, px.Addr(0).String())
+	steps := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"command before AUTH", []string{"GET", "acl:k"}, "-NOAUTH Authentication required.\r\n"},
+		{"wrong password", []string{"AUTH", "guess"}, "-ERR invalid password\r\n"},
+		{"still refused", []string{"SET", "acl:k", "v"}, "-NOAUTH Authentication required.\r\n"},
+		{"right password", []string{"AUTH", "secret"}, "+OK\r\n"},
+		{"SET reaches the server", []string{"SET", "acl:k", "v"}, "+OK\r\n"},
+		{"GET", []string{"GET", "acl:k"}, bulk("v")},
+		{"AUTH as the pool's user", []string{"AUTH", "app", "secret"}, "+OK\r\n"},
+		{"AUTH as default", []string{"AUTH", "default", "secret"}, "+OK\r\n"},
+		{"INCR after re-AUTH", []string{"INCR", "acl:n"}, ":1\r\n"},
+		{"AUTH as another user", []string{"AUTH", "admin", "secret"}, "-ERR invalid password\r\n"},
+		{"refused again", []string{"GET", "acl:k"}, "-NOAUTH Authentication required.\r\n"},
+	}
+	for _, s := range steps {
+		if got := rc.do(s.args...); got != s.want {
+			t.Errorf("%s: %q, want %q", s.name, got, s.want)
+		}
+	}
+	list := backendDo(t, b.Addr, []string{"AUTH", "app", "secret"}, []string{"CLIENT", "LIST"})
+	if n := strings.Count(list, " user=app "); n < 2 {
+		t.Errorf("backend has %d connections of user app; want the proxy's and ours:\n%s", n, list)
+	}
+}
+
+// TestACLBackendRefuses checks that a server that refuses the proxy's
+// login gives every request its reason.
+func TestACLBackendRefuses(t *testing.T) {
+	b := aclBackend(t)
+	tests := []struct {
+		name  string
+		extra []string
+		want  string
+	}{
+		{"password without user", []string{"redis_auth: secret"}, "WRONGPASS"},
+		{"unknown user", []string{"redis_username: other", "redis_auth: secret"}, "WRONGPASS"},
+		{"wrong password", []string{"redis_username: app", "redis_auth: nope"}, "WRONGPASS"},
+		{"no AUTH at all", nil, "NOAUTH"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			px := startProxy(t, poolYAML(freeListen(t), []*testservers.Server{b}, tc.extra...))
+			rc := dialClient(t, px.Addr(0).String())
+			if len(tc.extra) > 0 {
+				if got := rc.do("AUTH", strings.TrimPrefix(tc.extra[len(tc.extra)-1], "redis_auth: ")); got != "+OK\r\n" {
+					t.Fatalf("client AUTH: %q", got)
+				}
+			}
+			got := rc.do("GET", "acl:k")
+			if tc.want == "NOAUTH" {
+				// Without a handshake the connection comes up and the
+				// server's own error is the reply.
+				if !strings.HasPrefix(got, "-NOAUTH") {
+					t.Fatalf("GET: %q; want the server's -NOAUTH", got)
+				}
+				return
+			}
+			if !strings.HasPrefix(got, "-ERR server unavailable: "+b.Addr+": handshake refused: -"+tc.want) {
+				t.Fatalf("GET: %q; want -ERR server unavailable ... handshake refused: -%s", got, tc.want)
+			}
+		})
 	}
 }

@@ -5,13 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"testing"
 
 	"github.com/shardproxy/shardproxy/codec/resp"
-	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/internal/testservers"
-	"github.com/shardproxy/shardproxy/proxy"
 )
 
 // benchProxy starts 4 redis-servers and the proxy in front of them and
@@ -20,27 +17,10 @@ func benchProxy(b *testing.B) net.Conn {
 	b.Helper()
 	var lines []string
 	for i := 0; i < 4; i++ {
-		lines = append(lines, "    - "+testservers.Redis(b).Addr+":1")
+		lines = append(lines, testservers.Redis(b).Addr+":1")
 	}
-	listen := fmt.Sprintf("127.0.0.1:%d", testservers.FreePort(b, "127.0.0.1"))
-	cfg, err := config.Parse([]byte("bench:\n  listen: " + listen + "\n  redis: true\n  hash_tag: \"{}\"\n  servers:\n" + strings.Join(lines, "\n") + "\n"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	px, err := proxy.New(cfg, proxy.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := px.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { px.Close() })
-	nc, err := net.Dial("tcp", px.Addr(0).String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { nc.Close() })
-	return nc
+	px := startProxy(b, pool{hashTag: "{}", servers: lines}.yaml("bench", freeListen(b)))
+	return dialConn(b, px.Addr(0).String())
 }
 
 // benchPipeline sends the same pipeline of 16 requests b.N/16 times and

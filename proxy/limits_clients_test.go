@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shardproxy/shardproxy/proxy"
 )
 
 // TestLimitClientConnections checks client_connections: the client over
@@ -111,8 +113,8 @@ func TestLimitSlowReader(t *testing.T) {
 		{"under client_output_limit", 200, writeTimeout},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := limHeap()
-			peak := limWatchHeap(t)
+			before := liveHeap()
+			peak := watchHeapPeak(t)
 			slow := dialClient(t, addr)
 			var req []byte
 			for i := 0; i < tc.gets; i++ {
@@ -125,7 +127,7 @@ func TestLimitSlowReader(t *testing.T) {
 				if got := other.do("GET", "slow:big"); got != bulk(value) {
 					t.Fatalf("other client after %v: %d bytes", time.Since(start), len(got))
 				}
-				if n := limClients(t, other); n == 1 {
+				if n := infoClients(t, other); n == 1 {
 					cut = time.Since(start)
 				} else if time.Since(start) > 10*time.Second {
 					t.Fatalf("slow reader still connected after %v (%d clients)", time.Since(start), n)
@@ -147,8 +149,8 @@ func TestLimitSlowReader(t *testing.T) {
 	}
 }
 
-// limClients returns the pool's client_connections from INFO.
-func limClients(t *testing.T, rc *clientConn) int {
+// infoClients returns the pool's client_connections from INFO.
+func infoClients(t *testing.T, rc *clientConn) int {
 	t.Helper()
 	info := rc.do("INFO")
 	_, rest, ok := strings.Cut(info, "client_connections:")
@@ -162,9 +164,9 @@ func limClients(t *testing.T, rc *clientConn) int {
 	return n
 }
 
-// limWatchHeap samples HeapAlloc every 10 ms until the test ends; the
+// watchHeapPeak samples HeapAlloc every 10 ms until the test ends; the
 // returned function gives the highest value seen so far.
-func limWatchHeap(t *testing.T) func() uint64 {
+func watchHeapPeak(t *testing.T) func() uint64 {
 	var mu sync.Mutex
 	var peak uint64
 	stop := make(chan struct{})
@@ -190,4 +192,87 @@ func limWatchHeap(t *testing.T) func() uint64 {
 		defer mu.Unlock()
 		return peak
 	}
+}
+
+// TestClientOutputLimit: a client holding more unread replies than
+// client_output_limit is closed, counted in client_overflow, and other
+// clients of the pool do not notice.
+func TestClientOutputLimit(t *testing.T) {
+	backends := startRedisBackends(t, 2)
+	listen := freeListen(t)
+	yaml := poolYAML(listen, backends, "client_output_limit: 1048576")
+	px := startProxyOpts(t, yaml, proxy.Options{StatsAddr: "127.0.0.1:0"})
+	setup := dialClient(t, listen)
+	value := strings.Repeat("v", 1000)
+	for i := 0; i < 100; i++ {
+		setup.do("SET", fmt.Sprintf("key:%d", i), value)
+	}
+
+	// Another client works all along.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var otherErr error
+	var otherN int
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rc := dialClient(t, listen)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			k := fmt.Sprintf("other:%d", otherN)
+			if got := rc.do("SET", k, "x"); got != "+OK\r\n" {
+				otherErr = fmt.Errorf("SET %s: %q", k, got)
+				return
+			}
+			if got := rc.do("GET", k); got != bulk("x") {
+				otherErr = fmt.Errorf("GET %s: %q", k, got)
+				return
+			}
+			otherN++
+		}
+	}()
+
+	// 20,000 GETs of 1 KB: 20 MB of replies, far over the 1 MB limit.
+	c := dialConn(t, listen)
+	defer c.Close()
+	werr := make(chan error, 1)
+	go func() { werr <- unreadPipeline(c, 20000, 100) }()
+	select {
+	case <-werr:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the pipeline's write still blocks after 30 s: the client was not closed")
+	}
+	// The client reads nothing until the proxy has given up on it.
+	deadline := time.Now().Add(20 * time.Second)
+	for poolStat(t, px, "client_overflow") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("client_overflow still 0 after 20 s of a client not reading 20 MB of replies")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// What the client reads ends: it was closed.
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	read, err := io.Copy(io.Discard, c)
+	if err != nil && !isReset(err) {
+		t.Fatalf("reading the closed client: %v after %d bytes", err, read)
+	}
+	if read >= 20000*1000 {
+		t.Fatalf("the client read all %d bytes of replies; it should have been closed", read)
+	}
+	close(stop)
+	wg.Wait()
+	if otherErr != nil {
+		t.Fatalf("another client noticed: %v", otherErr)
+	}
+	if otherN == 0 {
+		t.Fatal("the other client made no progress")
+	}
+	if got := poolStat(t, px, "client_overflow"); got != 1 {
+		t.Fatalf("client_overflow = %v, want 1", got)
+	}
+	t.Logf("closed after %d bytes of replies; the other client did %d SET+GET meanwhile", read, otherN)
 }

@@ -11,16 +11,16 @@ import (
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
-// limHeap returns the live heap after a collection.
-func limHeap() uint64 {
+// liveHeap returns the live heap after a collection.
+func liveHeap() uint64 {
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
 }
 
-// limSetHeader is the start of "SET key <value>" with a value of n bytes.
-func limSetHeader(key string, n int) []byte {
+// setHeader is the start of "SET key <value>" with a value of n bytes.
+func setHeader(key string, n int) []byte {
 	return fmt.Appendf(nil, "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n", len(key), key, n)
 }
 
@@ -45,7 +45,7 @@ func TestLimitRequestSize(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rc := dialClient(t, addr)
 			key := "big:" + strconv.Itoa(i)
-			rc.write(limSetHeader(key, tc.size))
+			rc.write(setHeader(key, tc.size))
 			if !tc.wantErr {
 				rc.write(append([]byte(strings.Repeat("x", tc.size)), "\r\n"...))
 				if got := rc.read(); got != "+OK\r\n" {
@@ -76,14 +76,14 @@ func TestLimitHugeBulkRefused(t *testing.T) {
 	px := startProxy(t, poolYAML(freeListen(t), backends))
 	addr := px.Addr(0).String()
 	other := dialClient(t, addr)
-	before := limHeap()
+	before := liveHeap()
 	rc := dialClient(t, addr)
 	rc.write([]byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1073741824\r\n"))
 	if got := rc.read(); got != "-ERR Protocol error: invalid bulk length\r\n" {
 		t.Fatalf("1 GB bulk: %q", got)
 	}
 	rc.expectClosed()
-	if grown := int64(limHeap()) - int64(before); grown > 64<<20 {
+	if grown := int64(liveHeap()) - int64(before); grown > 64<<20 {
 		t.Errorf("heap grew by %d MB for a refused 1 GB bulk", grown>>20)
 	}
 	if got := other.do("PING"); got != "+PONG\r\n" {
@@ -103,7 +103,7 @@ func TestLimitClaimedSizeNotAllocated(t *testing.T) {
 	}{
 		{"RESP bulk of 500 MB", func(t *testing.T) string {
 			return poolYAML(freeListen(t), startRedisBackends(t, 1))
-		}, limSetHeader("k", 500<<20)},
+		}, setHeader("k", 500<<20)},
 		{"memcache value of 100 MB", func(t *testing.T) string {
 			return fmt.Sprintf("mc:\n  listen: %s\n  servers:\n    - %s:1\n", freeListen(t), testservers.Memcached(t).Addr)
 		}, []byte("set k 0 0 104857600\r\n")},
@@ -112,12 +112,12 @@ func TestLimitClaimedSizeNotAllocated(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			px := startProxy(t, tc.pool(t))
 			addr := px.Addr(0).String()
-			before := limHeap()
+			before := liveHeap()
 			rc := dialClient(t, addr)
 			rc.write(tc.header)
 			rc.write([]byte(strings.Repeat("x", 1<<20)))
 			time.Sleep(200 * time.Millisecond) // the proxy reads the megabyte
-			if grown := int64(limHeap()) - int64(before); grown > 64<<20 {
+			if grown := int64(liveHeap()) - int64(before); grown > 64<<20 {
 				t.Errorf("heap grew by %d MB for a large claim with 1 MB sent", grown>>20)
 			}
 			rc.nc.Close()

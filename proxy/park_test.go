@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -236,4 +238,72 @@ func TestParkUnixAndMemcache(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestIdleClientsHoldNoBuffer checks that buffers belong to clients with a
+// request in hand: idle TLS clients (which cannot park) and idle plain
+// clients that keep their goroutine hold none, a client mid-request holds
+// one, and requests split across TLS records or pipelined in one still
+// come through whole.
+func TestIdleClientsHoldNoBuffer(t *testing.T) {
+	pki := newPKI(t, "proxy")
+	backends := startRedisBackends(t, 2)
+	for _, tc := range []struct {
+		name string
+		keys []string
+		dial func(addr string) (net.Conn, error)
+	}{
+		{"tls", []string{"tls_cert_file: " + pki.ServerCert, "tls_key_file: " + pki.ServerKey},
+			func(addr string) (net.Conn, error) { return tls.Dial("tcp", addr, pki.clientConfig(false)) }},
+		{"plain", []string{"client_park_after: 0"},
+			func(addr string) (net.Conn, error) { return net.Dial("tcp", addr) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			px := startProxyOpts(t, poolYAML(freeListen(t), backends, tc.keys...), proxy.Options{StatsAddr: "127.0.0.1:0"})
+			addr := px.Addr(0).String()
+			const n = 20
+			conns := make([]*clientConn, n)
+			for i := range conns {
+				nc, err := tc.dial(addr)
+				if err != nil {
+					t.Fatalf("dial: %v", err)
+				}
+				t.Cleanup(func() { nc.Close() })
+				nc.SetDeadline(time.Now().Add(10 * time.Second))
+				conns[i] = newClientConn(t, nc)
+				if got := conns[i].do("SET", "idle:"+strconv.Itoa(i), "v"+strconv.Itoa(i)); got != "+OK\r\n" {
+					t.Fatalf("client %d: SET: %q", i, got)
+				}
+			}
+			waitStat(t, px, "client_buffered", 0)
+
+			// A request in pieces: the client holds a buffer until it
+			// is whole (each write is a TLS record of its own).
+			c := conns[3]
+			io.WriteString(c.nc, "*2\r\n$3\r\nGET\r\n$6\r")
+			waitStat(t, px, "client_buffered", 1)
+			io.WriteString(c.nc, "\nidle:3\r\n")
+			if got := c.read(); got != "$2\r\nv3\r\n" {
+				t.Fatalf("GET split across writes: %q", got)
+			}
+			// A single byte first, then the rest.
+			io.WriteString(c.nc, "*")
+			time.Sleep(20 * time.Millisecond)
+			io.WriteString(c.nc, "1\r\n$4\r\nPING\r\n")
+			if got := c.read(); got != "+PONG\r\n" {
+				t.Fatalf("PING after a lone byte: %q", got)
+			}
+			// Three requests in one write.
+			io.WriteString(c.nc, "*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$6\r\nidle:4\r\n*1\r\n$4\r\nPING\r\n")
+			for _, want := range []string{"+PONG\r\n", "$2\r\nv4\r\n", "+PONG\r\n"} {
+				if got := c.read(); got != want {
+					t.Fatalf("pipelined: %q, want %q", got, want)
+				}
+			}
+			waitStat(t, px, "client_buffered", 0)
+			if got := poolStat(t, px, "client_connections"); got != n {
+				t.Fatalf("client_connections %d, want %d: the idle clients must stay connected", got, n)
+			}
+		})
+	}
 }

@@ -1,11 +1,17 @@
 package proxy_test
 
 import (
+	"bufio"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // model is what one client expects its keys to hold; it generates random
@@ -156,4 +162,90 @@ func TestPipelineConcurrentClients(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// unreadPipeline writes n GETs of keys key:0 ... key:(keys-1) to c in one
+// write, before reading anything, as redis-py's pipeline.execute() and
+// Jedis pipelines do. It returns the write's error.
+func unreadPipeline(c net.Conn, n, keys int, tail ...string) error {
+	var req []byte
+	for i := 0; i < n; i++ {
+		req = encodeCommand(req, "GET", fmt.Sprintf("key:%d", i%keys))
+	}
+	for _, t := range tail {
+		req = encodeCommand(req, t)
+	}
+	c.SetWriteDeadline(time.Now().Add(60 * time.Second))
+	_, err := c.Write(req)
+	return err
+}
+
+// TestPipelineWrittenBeforeRead: a client that writes a pipeline of
+// 200,000 GETs of 100-byte values (about 7 MB of requests, 22 MB of
+// replies) before it reads any reply gets every reply, in order. Before the
+// proxy kept reading while replies waited, it stopped reading requests once
+// its reply write blocked, the client blocked writing its requests, and
+// neither went on until client_write_timeout cut the client off.
+func TestPipelineWrittenBeforeRead(t *testing.T) {
+	backends := startRedisBackends(t, 2)
+	pki := newPKI(t, "proxy")
+	plain, secure := freeListen(t), freeListen(t)
+	rp := pool{servers: serverLines(backends, nil, nil)}
+	startProxy(t, rp.yaml("plain", plain)+poolYAML(secure, backends, "tls_cert_file: "+pki.ServerCert, "tls_key_file: "+pki.ServerKey))
+	const keys, n = 1000, 200000
+	values := make([]string, keys)
+	setup := dialClient(t, plain)
+	for i := range values {
+		values[i] = strings.Repeat(string(rune('a'+i%26)), 90) + fmt.Sprintf("%010d", i)
+		if got := setup.do("SET", fmt.Sprintf("key:%d", i), values[i]); got != "+OK\r\n" {
+			t.Fatalf("SET: %q", got)
+		}
+	}
+	dialPlain := func(t *testing.T) net.Conn { return dialConn(t, plain) }
+	dialTLS := func(t *testing.T) net.Conn {
+		nc, err := tls.Dial("tcp", secure, pki.clientConfig(false))
+		if err != nil {
+			t.Fatalf("TLS dial: %v", err)
+		}
+		return nc
+	}
+	for _, tc := range []struct {
+		name string
+		dial func(t *testing.T) net.Conn
+		tail []string // sent after the GETs, in the same write
+	}{
+		{"read after write", dialPlain, nil},
+		{"QUIT at the end", dialPlain, []string{"QUIT"}},
+		{"TLS", dialTLS, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.dial(t)
+			defer c.Close()
+			start := time.Now()
+			if err := unreadPipeline(c, n, keys, tc.tail...); err != nil {
+				t.Fatalf("writing the pipeline before reading: %v (the proxy stopped reading)", err)
+			}
+			wrote := time.Since(start)
+			c.SetReadDeadline(time.Now().Add(60 * time.Second))
+			br := bufio.NewReaderSize(c, 64<<10)
+			for i := 0; i < n; i++ {
+				rep, err := readReply(br)
+				if err != nil {
+					t.Fatalf("reply %d: %v", i, err)
+				}
+				if got, want := rep.raw, bulk(values[i%keys]); got != want {
+					t.Fatalf("reply %d: got %q, want %q", i, got, want)
+				}
+			}
+			if tc.tail != nil {
+				if rep, err := readReply(br); err != nil || rep.raw != "+OK\r\n" {
+					t.Fatalf("QUIT: %q, %v", rep.raw, err)
+				}
+				if _, err := br.ReadByte(); err != io.EOF {
+					t.Fatalf("after QUIT: %v, want EOF", err)
+				}
+			}
+			t.Logf("%d GETs written in %v, all replies read after %v", n, wrote.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+		})
+	}
 }

@@ -1,8 +1,10 @@
 package proxy_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
@@ -98,5 +100,32 @@ func checkSpread(t *testing.T, backends []*testservers.Server, servers, total in
 	}
 	if used != servers || sum != total {
 		t.Errorf("keys on %d servers (%d in all); want %d servers, %d keys", used, sum, servers, total)
+	}
+}
+
+// TestServerHostNames checks servers written with a host name.
+func TestServerHostNames(t *testing.T) {
+	backends := startRedisBackends(t, 2)
+	var lines []string
+	for _, b := range backends {
+		lines = append(lines, fmt.Sprintf("localhost:%d:1", b.Port))
+	}
+	px := startProxy(t, pool{servers: lines}.yaml("names", freeListen(t)))
+	c := newGoRedis(t, px.Addr(0).String())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := 0; i < 100; i++ {
+		k := fmt.Sprintf("%d:host:key", i)
+		if err := c.Set(ctx, k, i, 0).Err(); err != nil {
+			t.Fatalf("SET %s: %v", k, err)
+		}
+		if v, err := c.Get(ctx, k).Int(); err != nil || v != i {
+			t.Fatalf("GET %s: %d, %v", k, v, err)
+		}
+	}
+	for _, b := range backends {
+		if n := dbsize(t, b.Addr); n == 0 || n == 100 {
+			t.Errorf("server %s holds %d of 100 keys; want them spread", b.Addr, n)
+		}
 	}
 }

@@ -16,7 +16,8 @@ import (
 	"github.com/shardproxy/shardproxy/proxy"
 )
 
-func secCtx(t *testing.T) context.Context {
+// timeoutContext returns a context that ends after 10 s, or with the test.
+func timeoutContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return ctx
@@ -30,7 +31,7 @@ func TestTLSClients(t *testing.T) {
 	backends := startRedisBackends(t, 3)
 	px := startProxy(t, poolYAML(freeListen(t), backends, "tls_cert_file: "+pki.ServerCert, "tls_key_file: "+pki.ServerKey))
 	addr := px.Addr(0).String()
-	ctx := secCtx(t)
+	ctx := timeoutContext(t)
 	c := noRetryClient(t, addr, pki.clientConfig(false), 0)
 	var keys []string
 	for i := 0; i < 30; i++ {
@@ -101,7 +102,7 @@ func TestTLSClientCertificates(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := noRetryClient(t, addr, tc.tc, 0).Set(secCtx(t), "cert:k", tc.name, 0).Err()
+			err := noRetryClient(t, addr, tc.tc, 0).Set(timeoutContext(t), "cert:k", tc.name, 0).Err()
 			if tc.ok && err != nil {
 				t.Fatalf("client refused: %v", err)
 			}
@@ -161,15 +162,15 @@ func TestTLSBackends(t *testing.T) {
 			if got := rc.do("GET", key); got != bulk(val) {
 				t.Errorf("GET: %q", got)
 			}
-			if got := secTLSDo(t, srv.Addr, pki.clientConfig(false), "GET", key); got != bulk(val) {
+			if got := tlsDo(t, srv.Addr, pki.clientConfig(false), "GET", key); got != bulk(val) {
 				t.Errorf("GET straight from the backend: %q; want %q", got, bulk(val))
 			}
 		})
 	}
 }
 
-// secTLSDo sends one command to addr over TLS and returns the reply.
-func secTLSDo(t *testing.T, addr string, tc *tls.Config, args ...string) string {
+// tlsDo sends one command to addr over TLS and returns the reply.
+func tlsDo(t *testing.T, addr string, tc *tls.Config, args ...string) string {
 	t.Helper()
 	nc, err := tls.Dial("tcp", addr, tc)
 	if err != nil {
@@ -190,7 +191,7 @@ func TestTLSRefusalDoesNotBlockAccept(t *testing.T) {
 	px := startProxy(t, poolYAML(freeListen(t), backends, "tls_cert_file: "+pki.ServerCert,
 		"tls_key_file: "+pki.ServerKey, "client_connections: 2"))
 	addr := px.Addr(0).String()
-	ctx := secCtx(t)
+	ctx := timeoutContext(t)
 	first := noRetryClient(t, addr, pki.clientConfig(false), 0)
 	if err := first.Ping(ctx).Err(); err != nil {
 		t.Fatalf("first client: %v", err)
@@ -211,74 +212,6 @@ func TestTLSRefusalDoesNotBlockAccept(t *testing.T) {
 		t.Fatalf("no new TLS client served while a refused one stays silent: %v", err)
 	}
 	silent.nc.Close()
-}
-
-// TestIdleClientsHoldNoBuffer checks that buffers belong to clients with a
-// request in hand: idle TLS clients (which cannot park) and idle plain
-// clients that keep their goroutine hold none, a client mid-request holds
-// one, and requests split across TLS records or pipelined in one still
-// come through whole.
-func TestIdleClientsHoldNoBuffer(t *testing.T) {
-	pki := newPKI(t, "proxy")
-	backends := startRedisBackends(t, 2)
-	for _, tc := range []struct {
-		name string
-		keys []string
-		dial func(addr string) (net.Conn, error)
-	}{
-		{"tls", []string{"tls_cert_file: " + pki.ServerCert, "tls_key_file: " + pki.ServerKey},
-			func(addr string) (net.Conn, error) { return tls.Dial("tcp", addr, pki.clientConfig(false)) }},
-		{"plain", []string{"client_park_after: 0"},
-			func(addr string) (net.Conn, error) { return net.Dial("tcp", addr) }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			px := startProxyOpts(t, poolYAML(freeListen(t), backends, tc.keys...), proxy.Options{StatsAddr: "127.0.0.1:0"})
-			addr := px.Addr(0).String()
-			const n = 20
-			conns := make([]*clientConn, n)
-			for i := range conns {
-				nc, err := tc.dial(addr)
-				if err != nil {
-					t.Fatalf("dial: %v", err)
-				}
-				t.Cleanup(func() { nc.Close() })
-				nc.SetDeadline(time.Now().Add(10 * time.Second))
-				conns[i] = newClientConn(t, nc)
-				if got := conns[i].do("SET", "idle:"+strconv.Itoa(i), "v"+strconv.Itoa(i)); got != "+OK\r\n" {
-					t.Fatalf("client %d: SET: %q", i, got)
-				}
-			}
-			waitStat(t, px, "client_buffered", 0)
-
-			// A request in pieces: the client holds a buffer until it
-			// is whole (each write is a TLS record of its own).
-			c := conns[3]
-			io.WriteString(c.nc, "*2\r\n$3\r\nGET\r\n$6\r")
-			waitStat(t, px, "client_buffered", 1)
-			io.WriteString(c.nc, "\nidle:3\r\n")
-			if got := c.read(); got != "$2\r\nv3\r\n" {
-				t.Fatalf("GET split across writes: %q", got)
-			}
-			// A single byte first, then the rest.
-			io.WriteString(c.nc, "*")
-			time.Sleep(20 * time.Millisecond)
-			io.WriteString(c.nc, "1\r\n$4\r\nPING\r\n")
-			if got := c.read(); got != "+PONG\r\n" {
-				t.Fatalf("PING after a lone byte: %q", got)
-			}
-			// Three requests in one write.
-			io.WriteString(c.nc, "*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$6\r\nidle:4\r\n*1\r\n$4\r\nPING\r\n")
-			for _, want := range []string{"+PONG\r\n", "$2\r\nv4\r\n", "+PONG\r\n"} {
-				if got := c.read(); got != want {
-					t.Fatalf("pipelined: %q, want %q", got, want)
-				}
-			}
-			waitStat(t, px, "client_buffered", 0)
-			if got := poolStat(t, px, "client_connections"); got != n {
-				t.Fatalf("client_connections %d, want %d: the idle clients must stay connected", got, n)
-			}
-		})
-	}
 }
 
 // TestTLSIdleClients checks TLS clients past client_park_after: they park

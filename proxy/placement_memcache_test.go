@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net"
 	"strings"
@@ -9,10 +10,10 @@ import (
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
-// mcPlacementServers starts four memcached servers on 127.0.0.1 and, where
+// placementServers starts four memcached servers on 127.0.0.1 and, where
 // those addresses can be bound, two on 127.0.0.2:11211 and 127.0.0.3:11211,
 // whose nutcracker identity is the host alone.
-func mcPlacementServers(t *testing.T) []*testservers.Server {
+func placementServers(t *testing.T) []*testservers.Server {
 	t.Helper()
 	var out []*testservers.Server
 	for range 4 {
@@ -31,9 +32,9 @@ func mcPlacementServers(t *testing.T) []*testservers.Server {
 	return out
 }
 
-// mcPlacementKeys returns n distinct memcache keys of several shapes,
+// memcachePlacementKeys returns n distinct memcache keys of several shapes,
 // including bytes >= 0x80 (nutcracker's fnv hashes read them as signed).
-func mcPlacementKeys(n int) []string {
+func memcachePlacementKeys(n int) []string {
 	keys := make([]string, n)
 	for i := range keys {
 		switch i % 4 {
@@ -54,12 +55,12 @@ func mcPlacementKeys(n int) []string {
 // reads each one through the proxy, over the same servers with the same
 // pool configuration: every key must be where the proxy looks for it.
 func TestMemcachePlacementMatchesNutcracker(t *testing.T) {
-	servers := mcPlacementServers(t)
+	servers := placementServers(t)
 	weights := make([]int, len(servers))
 	for i := range weights {
 		weights[i] = 1 + i%3
 	}
-	keys := mcPlacementKeys(1000)
+	keys := memcachePlacementKeys(1000)
 	for _, tc := range []struct {
 		name, hash, distribution string
 		weights                  []int
@@ -78,15 +79,15 @@ func TestMemcachePlacementMatchesNutcracker(t *testing.T) {
 			nutAddr := freeListen(t)
 			testservers.Nutcracker(t, p.yaml("nut", nutAddr), nutAddr)
 			addr := startProxy(t, p.yaml("mc", freeListen(t))).Addr(0).String()
-			mcPlaceAndFind(t, nutAddr, addr, keys)
-			mcCheckUsed(t, servers, keys)
+			placeAndFind(t, nutAddr, addr, keys)
+			checkUsed(t, servers, keys)
 		})
 	}
 }
 
-// mcPlaceAndFind sets every key through nutcracker and gets it through the
+// placeAndFind sets every key through nutcracker and gets it through the
 // proxy.
-func mcPlaceAndFind(t *testing.T, nutAddr, proxyAddr string, keys []string) {
+func placeAndFind(t *testing.T, nutAddr, proxyAddr string, keys []string) {
 	t.Helper()
 	var set, get, want strings.Builder
 	for i, k := range keys {
@@ -111,9 +112,9 @@ func mcPlaceAndFind(t *testing.T, nutAddr, proxyAddr string, keys []string) {
 	t.Errorf("%d of %d keys set through nutcracker are not found through the proxy", missing, len(keys))
 }
 
-// mcCheckUsed checks that the keys landed on more than one server, so the
+// checkUsed checks that the keys landed on more than one server, so the
 // comparison above means something.
-func mcCheckUsed(t *testing.T, servers []*testservers.Server, keys []string) {
+func checkUsed(t *testing.T, servers []*testservers.Server, keys []string) {
 	t.Helper()
 	used := 0
 	for _, s := range servers {
@@ -125,5 +126,34 @@ func mcCheckUsed(t *testing.T, servers []*testservers.Server, keys []string) {
 	}
 	if used < 2 {
 		t.Errorf("the keys landed on %d of %d servers", used, len(servers))
+	}
+}
+
+// base64Key is key in base64, as meta commands with the b flag take it.
+func base64Key(key string) string { return base64.StdEncoding.EncodeToString([]byte(key)) }
+
+// TestMemcacheBase64KeyPlacement checks that a meta request with a base64
+// key (flag b) lands on the server of the decoded key.
+func TestMemcacheBase64KeyPlacement(t *testing.T) {
+	f := newMemcacheFixture(t, 4)
+	c := dialClient(t, f.addr)
+	keys := numberedKeys("b64", 40)
+	var req, want strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&req, "ms %s 2 b\r\nok\r\n", base64Key(k))
+		want.WriteString("HD\r\n")
+	}
+	if got := c.roundTrip(req.String()); got != want.String() {
+		t.Fatalf("ms with base64 keys: %q", got)
+	}
+	f.checkSpread(t, keys)
+	req.Reset()
+	want.Reset()
+	for _, k := range keys {
+		fmt.Fprintf(&req, "get %s\r\n", k)
+		fmt.Fprintf(&want, "VALUE %s 0 2\r\nok\r\nEND\r\n", k)
+	}
+	if got := c.roundTrip(req.String()); got != want.String() {
+		t.Fatalf("plain gets of keys stored with base64:\n%q\nwant\n%q", got, want.String())
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
@@ -203,50 +202,6 @@ func TestInlineCommands(t *testing.T) {
 			if got := rc.read(); got != want {
 				t.Errorf("%s: reply %d: %q, want %q", tc.name, i, got, want)
 			}
-		}
-	}
-}
-
-// TestMalformedRequest checks that a stream the proxy cannot read gets
-// Redis's own error, after the replies to what came before, and is closed,
-// while another client connected at the same time is unaffected.
-func TestMalformedRequest(t *testing.T) {
-	f := newRedisFixture(t, 4, pool{})
-	direct := testservers.Redis(t)
-	other := dialClient(t, f.addr)
-	if r := other.do("SET", "other", "0"); r != "+OK\r\n" {
-		t.Fatalf("other client: %q", r)
-	}
-	tests := []struct{ name, in string }{
-		{"bad bulk length", "*2\r\n$3\r\nGET\r\n$x\r\n"},
-		{"bad multibulk length", "*x\r\n"},
-		{"no dollar", "*1\r\nGET\r\n"},
-		{"negative bulk length", "*1\r\n$-5\r\n"},
-		{"huge multibulk length", "*99999999999\r\n"},
-		{"unbalanced quotes", "SET \"a b\r\n"},
-		{"after a good request", "*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$x\r\n"},
-		{"after an inline request", "PING\r\n*2\r\n$3\r\nGET\r\nfoo\r\n"},
-	}
-	for i, tc := range tests {
-		pc, rc := dialClient(t, f.addr), dialClient(t, direct.Addr)
-		rc.nc.SetDeadline(time.Now().Add(5 * time.Second))
-		pc.write([]byte(tc.in))
-		rc.write([]byte(tc.in))
-		for done := false; !done; {
-			rep, err := readReply(rc.r)
-			want := rep.raw
-			if err != nil {
-				t.Fatalf("%s: redis ended its replies with %v, not a protocol error", tc.name, err)
-			}
-			if got := pc.read(); got != want {
-				t.Errorf("%s: proxy %q, redis %q", tc.name, got, want)
-			}
-			done = strings.HasPrefix(want, "-ERR Protocol error")
-		}
-		pc.expectClosed()
-		v := strconv.Itoa(i + 1)
-		if r := other.do("INCR", "other"); r != ":"+v+"\r\n" {
-			t.Fatalf("%s: other client's INCR: %q, want :%s", tc.name, r, v)
 		}
 	}
 }

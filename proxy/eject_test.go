@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -9,9 +10,9 @@ import (
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
-// ejKeys writes n keys through rc and returns, for each backend, the keys
+// keysByBackend writes n keys through rc and returns, for each backend, the keys
 // it holds.
-func ejKeys(t *testing.T, rc *clientConn, backends []*testservers.Server, n int) [][]string {
+func keysByBackend(t *testing.T, rc *clientConn, backends []*testservers.Server, n int) [][]string {
 	t.Helper()
 	held := make([][]string, len(backends))
 	for i := 0; i < n; i++ {
@@ -28,9 +29,9 @@ func ejKeys(t *testing.T, rc *clientConn, backends []*testservers.Server, n int)
 	return held
 }
 
-// ejWait retries args through rc until the reply satisfies ok, for up to
+// retryUntil retries args through rc until the reply satisfies ok, for up to
 // 5 s, and returns the last reply.
-func ejWait(t *testing.T, rc *clientConn, ok func(string) bool, args ...string) string {
+func retryUntil(t *testing.T, rc *clientConn, ok func(string) bool, args ...string) string {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -54,7 +55,7 @@ func TestEjectModes(t *testing.T) {
 			px := startProxy(t, poolYAML(freeListen(t), backends, "auto_eject_hosts: true", "server_failure_limit: 1",
 				"server_retry_timeout: 500", "timeout: 1000", "eject_mode: "+mode))
 			rc := dialClient(t, px.Addr(0).String())
-			held := ejKeys(t, rc, backends, 60)
+			held := keysByBackend(t, rc, backends, 60)
 			dead := 0
 			for b := range held {
 				if len(held[b]) > len(held[dead]) {
@@ -65,14 +66,14 @@ func TestEjectModes(t *testing.T) {
 			name := backends[dead].Addr
 			killServer(t, backends[dead])
 			if mode == "fail_fast" {
-				ejFailFast(t, rc, backends, held, dead)
+				checkFailFast(t, rc, backends, held, dead)
 			} else {
-				ejRehash(t, rc, backends, held, dead)
+				checkRehash(t, rc, backends, held, dead)
 			}
 
 			// A fresh redis-server on the same address, as a restart.
 			testservers.RedisOn(t, backends[dead].Host, backends[dead].Port)
-			back := ejWait(t, rc, func(s string) bool { return !strings.HasPrefix(s, "-") && s != bulk("after") },
+			back := retryUntil(t, rc, func(s string) bool { return !strings.HasPrefix(s, "-") && s != bulk("after") },
 				"GET", deadKey)
 			if back != nilBulk {
 				t.Fatalf("GET %s after the restart: %q; want nil from the fresh %s", deadKey, back, name)
@@ -87,12 +88,12 @@ func TestEjectModes(t *testing.T) {
 	}
 }
 
-// ejFailFast checks fail_fast while backends[dead] is down.
-func ejFailFast(t *testing.T, rc *clientConn, backends []*testservers.Server, held [][]string, dead int) {
+// checkFailFast checks fail_fast while backends[dead] is down.
+func checkFailFast(t *testing.T, rc *clientConn, backends []*testservers.Server, held [][]string, dead int) {
 	t.Helper()
 	name := backends[dead].Addr
 	want := "-ERR server ejected: " + name + "\r\n"
-	if got := ejWait(t, rc, func(s string) bool { return s == want }, "GET", held[dead][0]); got != want {
+	if got := retryUntil(t, rc, func(s string) bool { return s == want }, "GET", held[dead][0]); got != want {
 		t.Fatalf("GET of a dead server's key: %q; want %q", got, want)
 	}
 	for b, keys := range held {
@@ -119,11 +120,11 @@ func ejFailFast(t *testing.T, rc *clientConn, backends []*testservers.Server, he
 	}
 }
 
-// ejRehash checks rehash while backends[dead] is down.
-func ejRehash(t *testing.T, rc *clientConn, backends []*testservers.Server, held [][]string, dead int) {
+// checkRehash checks rehash while backends[dead] is down.
+func checkRehash(t *testing.T, rc *clientConn, backends []*testservers.Server, held [][]string, dead int) {
 	t.Helper()
 	first := held[dead][0]
-	if got := ejWait(t, rc, func(s string) bool { return s == "+OK\r\n" }, "SET", first, "after"); got != "+OK\r\n" {
+	if got := retryUntil(t, rc, func(s string) bool { return s == "+OK\r\n" }, "SET", first, "after"); got != "+OK\r\n" {
 		t.Fatalf("SET of a dead server's key after ejection: %q", got)
 	}
 	moved := 0
@@ -146,5 +147,63 @@ func ejRehash(t *testing.T, rc *clientConn, backends []*testservers.Server, held
 	}
 	if moved != len(held[dead]) {
 		t.Errorf("%d of the dead server's %d keys live on the others", moved, len(held[dead]))
+	}
+}
+
+// TestFaultEjectRehash kills one of four backends with auto_eject_hosts:
+// once the server is ejected, requests for every key succeed (its keys
+// move to the others); after a restart it passes its health check, comes
+// back, and keys written after its return live on it again.
+func TestFaultEjectRehash(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	maxLat := timeout + 400*time.Millisecond
+	b := startRedisBackends(t, 4)
+	f := startFixture(t, pool{keys: []string{"timeout: 500", "auto_eject_hosts: true", "server_failure_limit: 2",
+		"server_retry_timeout: 300"}}, b)
+	l := startLoad(t, f, 40, 4)
+	time.Sleep(300 * time.Millisecond)
+	lines := []string{l.phase("kill").check(t, -1, nil, maxLat)}
+
+	killed := time.Now()
+	b[1].Kill()
+	time.Sleep(1500 * time.Millisecond)
+	ph := l.phase("ejected")
+	lines = append(lines, ph.check(t, 1, errorCause(f, 1, "server unavailable", "."), maxLat))
+	if last := ph.lastErr[1]; !last.IsZero() {
+		lines = append(lines, fmt.Sprintf("last error %v after the kill", last.Sub(killed).Round(time.Millisecond)))
+		if last.Sub(killed) > time.Second {
+			t.Errorf("errors went on %v after the kill: the server was not ejected", last.Sub(killed))
+		}
+	}
+	time.Sleep(time.Second)
+	lines = append(lines, l.phase("return").check(t, -1, nil, maxLat))
+
+	restarted := time.Now()
+	b[1].Restart()
+	back := false
+	for time.Since(restarted) < 3*time.Second && !back {
+		time.Sleep(20 * time.Millisecond)
+		n, err := dbsizeErr(t, b[1].Addr)
+		back = err == nil && n > 0
+	}
+	if !back {
+		t.Errorf("restarted server got no keys within 3 s: it did not come back")
+	}
+	lines = append(lines, fmt.Sprintf("keys written to the restarted server %v after its restart",
+		time.Since(restarted).Round(time.Millisecond)))
+	time.Sleep(500 * time.Millisecond)
+	lines = append(lines, l.phase("end").check(t, 1, nil, maxLat))
+	l.halt()
+
+	c := dialClient(t, f.addr)
+	key := f.keysOn(1, "ftreturn:", 1)[0]
+	if got := c.do("SET", key, "back"); got != "+OK\r\n" {
+		t.Fatalf("SET through the proxy: %q", got)
+	}
+	if got, err := testservers.Do(b[1].Addr, "GET", key); err != nil || got != "back" {
+		t.Errorf("GET %s on the restarted server: %q %v, want \"back\"", key, got, err)
+	}
+	for _, s := range lines {
+		t.Log(s)
 	}
 }

@@ -46,7 +46,7 @@ func TestMemcacheMemcslap(t *testing.T) {
 	}
 	used := 0
 	for i, b := range f.backends {
-		if n := mcCurrItems(t, b.Addr); n > 0 {
+		if n := currItems(t, b.Addr); n > 0 {
 			used++
 		} else {
 			t.Logf("backend %d (%s) holds no items", i, b.Addr)
@@ -57,8 +57,8 @@ func TestMemcacheMemcslap(t *testing.T) {
 	}
 }
 
-// mcCurrItems returns memcached's curr_items statistic.
-func mcCurrItems(t *testing.T, addr string) int {
+// currItems returns memcached's curr_items statistic.
+func currItems(t *testing.T, addr string) int {
 	t.Helper()
 	c := dialClient(t, addr)
 	defer c.nc.Close()
