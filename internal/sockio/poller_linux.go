@@ -72,10 +72,10 @@ func (p *Poller) ctl(op, fd int, ev *syscall.EpollEvent) error {
 }
 
 // Wait waits until sockets in the set are reported, or until the time
-// until, and puts the reported sockets in fds (at most len(fds) of them).
-// It returns how many it put, os.ErrDeadlineExceeded when until came
-// first, and os.ErrClosed once the set is closed. Only one goroutine may
-// Wait at a time; others may Add and Delete meanwhile.
+// until, and puts the reported sockets in fds (not empty; at most len(fds)
+// of them). It returns how many it put, os.ErrDeadlineExceeded when until
+// came first, and os.ErrClosed once the set is closed. Only one goroutine
+// may Wait at a time; others may Add and Delete meanwhile.
 func (p *Poller) Wait(fds []int, until time.Time) (int, error) {
 	if len(p.events) < len(fds) {
 		p.events = make([]syscall.EpollEvent, len(fds))
