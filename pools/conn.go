@@ -330,19 +330,24 @@ func (c *Conn) readLoop(nc net.Conn) {
 	r := &reader{buf: sockio.GetBuffer(readBuffer)}
 	var rd sockio.Reader
 	rd.Init(nc)
+	timed := c.s.opt.Timeout > 0
+	var progress time.Time // when bytes last came, while the pool has a timeout
 	for {
 		if len(r.buf) == cap(r.buf) {
 			r.buf = c.grow(r.buf)
 		}
 		n, err := rd.Read(r.buf[len(r.buf):c.readLimit(r.buf)])
 		if err != nil {
-			if c.spuriousTimeout(nc, err) {
+			if c.spuriousTimeout(nc, err, progress) {
 				continue
 			}
 			c.broken(nc, c.readError(err), false)
 			return
 		}
 		r.buf = r.buf[:len(r.buf)+n]
+		if timed {
+			progress = time.Now()
+		}
 		mine, bad := c.take(nc, r)
 		if !mine {
 			return
@@ -492,10 +497,12 @@ func (c *Conn) readLimit(buf []byte) int {
 // large replies.
 const readBuffer = 32 << 10
 
-// spuriousTimeout reports whether a read deadline fired although no call has
-// waited for longer than the timeout: the calls it was set for have been
-// answered. It then sets the deadline for the oldest call, or clears it.
-func (c *Conn) spuriousTimeout(nc net.Conn, err error) bool {
+// spuriousTimeout reports whether a read deadline fired although the server
+// has not kept a caller waiting for the timeout: the calls it was set for
+// have been answered, or bytes of a reply came within the timeout (a large
+// reply still arriving, with calls queued behind it, is progress, not a
+// hung server). It then moves the deadline on, or clears it.
+func (c *Conn) spuriousTimeout(nc net.Conn, err error, progress time.Time) bool {
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		return false
 	}
@@ -509,7 +516,11 @@ func (c *Conn) spuriousTimeout(nc net.Conn, err error) bool {
 		c.armed = false
 		return true
 	}
-	deadline := c.inflight.peek().Sent.Add(c.s.opt.Timeout)
+	since := c.inflight.peek().Sent
+	if progress.After(since) {
+		since = progress
+	}
+	deadline := since.Add(c.s.opt.Timeout)
 	if time.Now().Before(deadline) {
 		nc.SetReadDeadline(deadline)
 		return true
