@@ -5,6 +5,7 @@ import (
 
 	"github.com/shardproxy/shardproxy/codec/memcache"
 	"github.com/shardproxy/shardproxy/codec/resp"
+	"github.com/shardproxy/shardproxy/internal/sockio"
 	"github.com/shardproxy/shardproxy/pools"
 )
 
@@ -58,7 +59,7 @@ func getBatch() *batch { return batchPool.Get().(*batch) }
 func (bt *batch) release() {
 	bt.reset()
 	if cap(bt.in) > batchIn {
-		pools.PutBuffer(bt.in)
+		sockio.PutBuffer(bt.in)
 		bt.in, bt.small = bt.small, nil
 		if bt.in == nil {
 			bt.in = make([]byte, 0, batchIn)

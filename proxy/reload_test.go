@@ -65,6 +65,9 @@ func startReloadLoad(t *testing.T, addr string, clients, keys int) *reloadLoad {
 						l.stale[key]++
 						l.mu.Unlock()
 						got, err = doRaw(c, "SET", key, val)
+						if err == nil && got != "+OK\r\n" {
+							err = fmt.Errorf("SET %s: %q", key, got)
+						}
 					}
 				}
 				if err != nil {
