@@ -3,10 +3,13 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -132,6 +135,132 @@ func TestWatchConfig(t *testing.T) {
 	p.waitFor(t, "the rename-and-replace applied (gamma listening, beta gone)", func() bool { return ping(gamma) && !ping(beta) })
 	if !ping(addr) {
 		t.Fatal("alpha stopped answering")
+	}
+	p.stop(t)
+}
+
+// statsDoc fetches the stats JSON of a running binary.
+func statsDoc(t *testing.T, addr string) map[string]any {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatalf("stats: %v", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	var doc map[string]any
+	if err := json.NewDecoder(c).Decode(&doc); err != nil {
+		t.Fatalf("stats: %v", err)
+	}
+	return doc
+}
+
+// sockets counts the process's open sockets.
+func sockets(t *testing.T, pid int) int {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join(dir, fd.Name())); err == nil && strings.HasPrefix(target, "socket:") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestReloadUnderBenchmark reloads the built binary five times while
+// redis-benchmark pipelines SETs and GETs through the pool that stays:
+// a server added and removed, a pool added and removed, the pool's
+// timeout changed. redis-benchmark sees no error and no closed connection,
+// and after each step the process holds exactly the sockets the new
+// configuration needs: its listeners, the stats listener, and the client
+// and server connections the stats count.
+func TestReloadUnderBenchmark(t *testing.T) {
+	bench, err := exec.LookPath("redis-benchmark")
+	if err != nil {
+		t.Skip("redis-benchmark not installed (package redis-tools); the README's test command installs it")
+	}
+	r1, r2, r3 := testservers.Redis(t), testservers.Redis(t), testservers.Redis(t)
+	port := testservers.FreePort(t, "127.0.0.1")
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	alpha := func(extra string, servers ...*testservers.Server) []byte {
+		s := fmt.Sprintf("alpha:\n  listen: %s\n  redis: true\n%s  servers:\n", addr, extra)
+		for i, r := range servers {
+			s += fmt.Sprintf("    - %s:1 s%d\n", r.Addr, i)
+		}
+		return []byte(s)
+	}
+	base := alpha("", r1, r2)
+	conf := writeConf(t, string(base))
+	var stderr bytes.Buffer
+	p := startProxyConf(t, conf, addr, &stderr)
+	var out bytes.Buffer
+	bm := exec.Command(bench, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-c", "20", "-P", "16",
+		"-n", "100000000", "-r", "100000", "-t", "set,get", "-l", "-q")
+	bm.Stdout, bm.Stderr = &out, &out
+	if err := bm.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bm.Process.Kill(); bm.Wait() })
+	requests := func() float64 {
+		v, _ := statsDoc(t, p.stats)["alpha"].(map[string]any)["requests"].(float64)
+		return v
+	}
+	withBeta, beta := withPool(t, base, "beta")
+	steps := []struct {
+		name  string
+		conf  []byte
+		pools int
+	}{
+		{"a server added", alpha("", r1, r2, r3), 1},
+		{"a server removed", alpha("", r1, r3), 1},
+		{"a pool added", append(alpha("", r1, r3), withBeta[len(base):]...), 2},
+		{"the timeout changed", append(alpha("  timeout: 2000\n", r1, r3), withBeta[len(base):]...), 2},
+		{"the pool removed", alpha("  timeout: 2000\n", r1, r3), 1},
+	}
+	time.Sleep(300 * time.Millisecond)
+	pid := p.cmd.Process.Pid
+	// The benchmark's clients are connected by now (its first connection,
+	// which reads the server's configuration, has come and gone).
+	eofBefore := statsDoc(t, p.stats)["alpha"].(map[string]any)["client_eof"]
+	for i, st := range steps {
+		if err := os.WriteFile(conf, st.conf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		before := requests()
+		p.signal(t, syscall.SIGUSR1)
+		p.waitFor(t, st.name+": reloaded", func() bool {
+			v, _ := statsDoc(t, p.stats)["reloads"].(float64)
+			return v == float64(i+1)
+		})
+		p.waitFor(t, st.name+": the benchmark goes on", func() bool { return requests() > before+10000 })
+		if st.pools == 2 && !ping(beta) {
+			t.Fatalf("%s: beta does not answer", st.name)
+		}
+		// Listeners (pools and stats) plus the connections the stats
+		// count: nothing left over from the configuration before.
+		p.waitFor(t, st.name+": sockets", func() bool {
+			doc := statsDoc(t, p.stats)
+			conns, _ := doc["curr_connections"].(float64)
+			return sockets(t, pid) == st.pools+1+int(conns)
+		})
+		p.check(t)
+		if bm.ProcessState != nil {
+			t.Fatalf("%s: redis-benchmark ended: %s", st.name, out.String())
+		}
+	}
+	doc := statsDoc(t, p.stats)
+	a := doc["alpha"].(map[string]any)
+	if a["client_err"] != float64(0) || a["client_eof"] != eofBefore || a["forward_error"] != float64(0) {
+		t.Fatalf("alpha's clients saw errors or closes: client_err %v, client_eof %v (before the reloads %v), forward_error %v",
+			a["client_err"], a["client_eof"], eofBefore, a["forward_error"])
+	}
+	if strings.Contains(out.String(), "rror") {
+		t.Fatalf("redis-benchmark reported errors:\n%s", out.String())
 	}
 	p.stop(t)
 }

@@ -25,6 +25,7 @@ type proxyProcess struct {
 	cmd     *exec.Cmd
 	addr    string // the pool's listen address
 	conf    string // the configuration file
+	stats   string // the stats listener's address
 	pidFile string
 	done    chan struct{} // closed when the process has exited
 	err     error         // cmd.Wait's result, set before done is closed
@@ -60,7 +61,7 @@ func startProxyConf(t *testing.T, conf, addr string, stderr io.Writer, extra ...
 	t.Helper()
 	stats := testservers.FreePort(t, "127.0.0.1")
 	bin := buildProxy(t)
-	p := &proxyProcess{addr: addr, conf: conf, pidFile: filepath.Join(t.TempDir(), "pid"), done: make(chan struct{})}
+	p := &proxyProcess{addr: addr, conf: conf, stats: fmt.Sprintf("127.0.0.1:%d", stats), pidFile: filepath.Join(t.TempDir(), "pid"), done: make(chan struct{})}
 	args := append([]string{"-c", conf, "-p", p.pidFile, "-s", fmt.Sprint(stats), "-a", "127.0.0.1", "-v", "6"}, extra...)
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stderr = stderr
