@@ -13,6 +13,10 @@ const (
 
 var bufClasses [numClasses]sync.Pool
 
+// headers keeps the *[]byte that carried a buffer through a class's pool,
+// so that giving a buffer back allocates nothing.
+var headers = sync.Pool{New: func() any { return new([]byte) }}
+
 // bufClass returns the smallest class that holds size bytes, or -1.
 func bufClass(size int) int {
 	c, n := 0, minClass
@@ -33,7 +37,11 @@ func GetBuffer(size int) []byte {
 		return make([]byte, 0, size)
 	}
 	if v := bufClasses[c].Get(); v != nil {
-		return (*v.(*[]byte))[:0]
+		h := v.(*[]byte)
+		b := (*h)[:0]
+		*h = nil
+		headers.Put(h)
+		return b
 	}
 	return make([]byte, 0, minClass<<c)
 }
@@ -45,6 +53,7 @@ func PutBuffer(b []byte) {
 	if c < 0 || minClass<<c != cap(b) {
 		return
 	}
-	b = b[:0]
-	bufClasses[c].Put(&b)
+	h := headers.Get().(*[]byte)
+	*h = b[:0]
+	bufClasses[c].Put(h)
 }
