@@ -35,6 +35,11 @@ type Call struct {
 	// it. Enqueue sets it to the current time when it is zero and the
 	// server has a timeout.
 	Sent time.Time
+	// Queued is when the call was enqueued; the server's latency
+	// histogram counts from it to the reply. Enqueue sets it to the
+	// current time when it is zero; a caller that enqueues many calls at
+	// once may set it first and save a clock read per call.
+	Queued time.Time
 
 	owned []byte // the pooled buffer Reply lies in, given back on Reset
 	// pinned says Frame is queued where it lies, not copied: the writer
@@ -62,6 +67,7 @@ func (c *Call) Reset(keep int) {
 	c.Err = nil
 	c.Done = nil
 	c.Sent = time.Time{}
+	c.Queued = time.Time{}
 	c.pinned = false
 	c.refs.Store(0)
 }

@@ -56,6 +56,9 @@ func (c *Conn) Enqueue(call *Call) {
 	}
 	s.Stats.Requests.Add(1)
 	s.Stats.RequestBytes.Add(int64(len(call.Frame)))
+	if !call.NoReply && call.Queued.IsZero() {
+		call.Queued = time.Now()
+	}
 	c.mu.Lock()
 	if len(call.Frame) >= bigFrame && !call.NoReply {
 		// The frame stays valid until the call is done, and the call is
@@ -74,7 +77,7 @@ func (c *Conn) Enqueue(call *Call) {
 	}
 	if s.opt.Timeout > 0 {
 		if call.Sent.IsZero() {
-			call.Sent = time.Now()
+			call.Sent = call.Queued
 		}
 		if !c.armed && c.nc != nil {
 			c.nc.SetReadDeadline(call.Sent.Add(s.opt.Timeout))
@@ -285,6 +288,7 @@ func (c *Conn) broken(nc net.Conn, err error, fromWriter bool) {
 	// if this failure ejects it (as in nutcracker, where nothing runs in
 	// between).
 	if !errors.Is(err, ErrClosed) {
+		c.s.down.Store(true)
 		if errors.Is(err, ErrTimeout) {
 			c.s.Stats.ServerTimedout.Add(1)
 		} else if errors.Is(err, io.EOF) {
@@ -351,6 +355,9 @@ func (c *Conn) readLoop(nc net.Conn) {
 		mine, bad := c.take(nc, r)
 		if !mine {
 			return
+		}
+		if len(r.ready) > 0 {
+			c.s.Stats.Latency.observe(time.Now(), r.ready)
 		}
 		handoff := r.deliver()
 		if bad != nil {

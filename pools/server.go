@@ -66,6 +66,8 @@ type Stats struct {
 	ServerConnections                                atomic.Int64
 	Connects                                         atomic.Int64 // connections ever made
 	ServerEjectedAt                                  atomic.Int64 // unix microseconds, 0 when never
+	// Latency is the time from each call's Enqueue to its reply.
+	Latency Latency
 }
 
 // Server is one backend server and its connections.
@@ -77,6 +79,7 @@ type Server struct {
 
 	failures atomic.Int64
 	ejected  atomic.Bool
+	down     atomic.Bool // the last connection failed (see Down)
 	closed   atomic.Bool
 	done     chan struct{}
 	wg       sync.WaitGroup
@@ -118,6 +121,12 @@ func (s *Server) Conn(client uint64) *Conn {
 // Ejected reports whether the server is ejected.
 func (s *Server) Ejected() bool { return s.ejected.Load() }
 
+// Down reports whether the server's last connection failed (a dial, a
+// health check's dial, or a connection that broke: refused, closed by the
+// server, timed out) and no dial has succeeded since. A server not dialled
+// yet is not down.
+func (s *Server) Down() bool { return s.down.Load() }
+
 // Preconnect dials every connection now and returns the first error.
 func (s *Server) Preconnect() error {
 	var first error
@@ -147,8 +156,12 @@ func (s *Server) Close() {
 // connect that fails), unless the server is closing.
 func (s *Server) dial() (nc net.Conn, err error) {
 	defer func() {
-		if err != nil && !s.closed.Load() {
+		switch {
+		case err == nil:
+			s.down.Store(false)
+		case !s.closed.Load():
 			s.Stats.ServerErr.Add(1)
+			s.down.Store(true)
 		}
 	}()
 	timeout := s.opt.Timeout

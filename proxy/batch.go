@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"sync"
+	"time"
 
 	"github.com/shardproxy/shardproxy/codec/memcache"
 	"github.com/shardproxy/shardproxy/codec/resp"
@@ -45,6 +46,13 @@ type batch struct {
 	// rt is the pool's routing, loaded once per batch: every request of
 	// the batch is routed by it.
 	rt *routing
+	// queued is when the batch began to enqueue its calls: their
+	// Queued, so that a batch reads the clock once.
+	queued time.Time
+	// cmdID and cmdRun are the run of requests of one command not yet
+	// added to the pool's counters (see countCommand).
+	cmdID  uint16
+	cmdRun int64
 }
 
 var batchPool = sync.Pool{New: func() any { return &batch{in: make([]byte, 0, batchIn)} }}
@@ -124,7 +132,7 @@ func (bt *batch) forward(cl *client, srv *pools.Server, frame []byte, kind uint8
 // send enqueues one call for the current answer.
 func (bt *batch) send(cl *client, srv *pools.Server, frame []byte, kind uint8, noReply bool) {
 	c := bt.newCall()
-	c.Frame, c.Kind, c.NoReply, c.Done, c.Sent = frame, kind, noReply, cl, cl.received
+	c.Frame, c.Kind, c.NoReply, c.Done, c.Sent, c.Queued = frame, kind, noReply, cl, cl.received, bt.queued
 	conn := srv.Conn(cl.id)
 	cl.pending.Add(1)
 	conn.Enqueue(c)

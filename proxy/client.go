@@ -305,7 +305,9 @@ func (cl *client) serve() (parked bool) {
 func (cl *client) handle(bt *batch, proto clientProtocol) bool {
 	for {
 		bt.rt = cl.p.routing()
+		bt.queued = time.Now()
 		off, quit := cl.parse(bt, proto)
+		bt.flushCommands(&cl.p.stats)
 		if len(bt.answers) > 0 {
 			cl.p.stats.requests.Add(int64(len(bt.answers)))
 			bt.flush()

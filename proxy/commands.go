@@ -37,6 +37,7 @@ type command struct {
 	optsAt    int         // first option argument, when opts is set
 	opts      []keyOption // options the server parses from optsAt on (SORT, GEORADIUS)
 	merge     uint8       // kindSplit
+	id        uint16      // the index of its request counter (commandcount.go)
 }
 
 // keyOption is an option a command parses after its fixed arguments: its
@@ -174,6 +175,7 @@ func buildCommands() map[string]*command {
 	unsupported("SAVE BGSAVE BGREWRITEAOF LASTSAVE SHUTDOWN SLAVEOF REPLICAOF SYNC PSYNC")
 	unsupported("MONITOR DEBUG SLOWLOG LATENCY MEMORY MODULE ACL CLUSTER READONLY READWRITE")
 	unsupported("SCRIPT FUNCTION TIME LOLWUT RESET FAILOVER ROLE OBJECT_FREQ")
+	numberCommands(m)
 	return m
 }
 

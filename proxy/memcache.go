@@ -111,6 +111,7 @@ func (m *memcacheProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 			m.p.stats.clientErr.Add(1)
 			return len(b), true
 		}
+		bt.countCommand(&m.p.stats, uint16(req.Cmd))
 		if e.Swallow > 0 && req.Cmd == memcache.CmdSet && len(req.Keys) == 1 {
 			m.dropStale(cl, bt, req)
 		}
@@ -120,6 +121,7 @@ func (m *memcacheProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 	if n == 0 {
 		return 0, false
 	}
+	bt.countCommand(&m.p.stats, uint16(req.Cmd))
 	frame := b[:n]
 	switch req.Cmd {
 	case memcache.CmdQuit:

@@ -53,6 +53,8 @@ type poolStats struct {
 	clientAccepted                                         atomic.Int64 // ever, refused ones too
 	clientOverflow                                         atomic.Int64 // closed over client_output_limit
 	requests, fragments, forwardError, serverEjects        atomic.Int64
+	// commands counts requests per command (see commandcount.go).
+	commands [commandSlots]atomic.Int64
 }
 
 func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {

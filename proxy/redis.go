@@ -90,6 +90,11 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 		frame = bt.scratch[start:]
 	}
 	cmd := lookup(args[0])
+	if cmd != nil {
+		bt.countCommand(&r.p.stats, cmd.id)
+	} else {
+		bt.countCommand(&r.p.stats, 0)
+	}
 	switch {
 	case cmd == nil:
 		errorReply(bt, fmt.Sprintf("ERR unknown command '%s', with args beginning with: %s", clip(args[0]), argList(args[1:])))

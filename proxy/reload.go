@@ -24,6 +24,8 @@ type reloadStats struct {
 	failures int64  // reloads refused (a bad file changes nothing)
 	lastErr  string // why the last refused reload was refused
 	lastAt   time.Time
+	// lastFailed says the last reload tried (at lastAt) was refused.
+	lastFailed bool
 }
 
 // Reload reads the configuration file again (Options.ConfigPath) and
@@ -74,6 +76,7 @@ func (px *Proxy) Apply(cfg *config.Config) error {
 	px.reload.digest = cfg.Digest
 	px.reload.reloads++
 	px.reload.lastAt = time.Now()
+	px.reload.lastFailed = false
 	px.reload.mu.Unlock()
 	px.log.Info("configuration reloaded", "digest", cfg.Digest, "pools", len(plan.pools),
 		"added", len(plan.added), "changed", len(plan.changed), "removed", len(plan.removed))
@@ -86,6 +89,7 @@ func (px *Proxy) reloadFailed(err error) error {
 	px.reload.failures++
 	px.reload.lastErr = err.Error()
 	px.reload.lastAt = time.Now()
+	px.reload.lastFailed = true
 	px.reload.mu.Unlock()
 	px.log.Error("reload refused; the running configuration is unchanged", "err", err)
 	return err

@@ -28,66 +28,63 @@ func (px *Proxy) serveStats(ln net.Listener) {
 	}
 }
 
-// statsJSON renders nutcracker's stats document: service fields, then one
-// object per pool holding its counters and one object per server.
+// statsJSON renders nutcracker's stats document from a snapshot: service
+// fields, then one object per pool holding its counters and one object per
+// server.
 func (px *Proxy) statsJSON(started time.Time) []byte {
+	snap := px.Snapshot()
 	host, _ := os.Hostname()
 	doc := map[string]any{
 		"service":   "nutcracker",
 		"source":    host,
 		"version":   "0.5.0",
 		"proxy":     "shardproxy " + Version,
-		"uptime":    int64(time.Since(started).Seconds()),
-		"timestamp": time.Now().Unix(),
+		"uptime":    int64(snap.Time.Sub(started).Seconds()),
+		"timestamp": snap.Time.Unix(),
 	}
+	doc["config_digest"] = snap.Config.Digest
+	doc["reloads"] = snap.Config.Reloads
+	doc["reload_failures"] = snap.Config.ReloadFailures
+	doc["reload_error"] = snap.Config.LastReloadError
 	// Connections, as nutcracker counts them: clients and servers, now
 	// and ever.
-	px.reload.mu.Lock()
-	doc["config_digest"] = px.reload.digest
-	doc["reloads"] = px.reload.reloads
-	doc["reload_failures"] = px.reload.failures
-	doc["reload_error"] = px.reload.lastErr
-	px.reload.mu.Unlock()
 	var curr, total int64
-	for _, p := range px.poolList() {
+	for _, p := range snap.Pools {
 		ps := map[string]any{
-			"client_eof":         p.stats.clientEOF.Load(),
-			"client_err":         p.stats.clientErr.Load(),
-			"client_connections": p.stats.clientConnections.Load(),
-			"client_refused":     p.stats.clientRefused.Load(),
-			"client_overflow":    p.stats.clientOverflow.Load(),
-			"client_parked":      p.stats.clientParked.Load(),
-			"client_buffered":    p.stats.clientBuffered.Load(),
-			"server_ejects":      p.stats.serverEjects.Load(),
-			"forward_error":      p.stats.forwardError.Load(),
-			"fragments":          p.stats.fragments.Load(),
-			"requests":           p.stats.requests.Load(),
+			"client_eof":         p.ClientEOF,
+			"client_err":         p.ClientErr,
+			"client_connections": p.ClientConnections,
+			"client_refused":     p.ClientRefused,
+			"client_overflow":    p.ClientOverflow,
+			"client_parked":      p.ClientParked,
+			"client_buffered":    p.ClientBuffered,
+			"server_ejects":      p.ServerEjects,
+			"forward_error":      p.ForwardError,
+			"fragments":          p.Fragments,
+			"requests":           p.Requests,
 		}
-		curr += p.stats.clientConnections.Load()
-		total += p.stats.clientAccepted.Load()
-		rt := p.routing()
-		for _, s := range rt.servers {
-			st := &s.Stats
-			curr += st.ServerConnections.Load()
-			total += st.Connects.Load()
-			q := s.Queues()
-			ps[s.Name()] = map[string]any{
-				"in_queue":           q.In,
-				"in_queue_bytes":     q.InBytes,
-				"out_queue":          q.Out,
-				"out_queue_bytes":    q.OutBytes,
-				"server_eof":         st.ServerEOF.Load(),
-				"server_err":         st.ServerErr.Load(),
-				"server_timedout":    st.ServerTimedout.Load(),
-				"server_connections": st.ServerConnections.Load(),
-				"server_ejected_at":  st.ServerEjectedAt.Load(),
-				"requests":           st.Requests.Load(),
-				"request_bytes":      st.RequestBytes.Load(),
-				"responses":          st.Responses.Load(),
-				"response_bytes":     st.ResponseBytes.Load(),
+		curr += p.ClientConnections
+		total += p.ClientAccepted
+		for _, s := range p.Servers {
+			curr += s.ServerConnections
+			total += s.Connects
+			ps[s.Name] = map[string]any{
+				"in_queue":           s.InQueue,
+				"in_queue_bytes":     s.InQueueBytes,
+				"out_queue":          s.OutQueue,
+				"out_queue_bytes":    s.OutQueueBytes,
+				"server_eof":         s.ServerEOF,
+				"server_err":         s.ServerErr,
+				"server_timedout":    s.ServerTimedout,
+				"server_connections": s.ServerConnections,
+				"server_ejected_at":  s.ServerEjectedAt,
+				"requests":           s.Requests,
+				"request_bytes":      s.RequestBytes,
+				"responses":          s.Responses,
+				"response_bytes":     s.ResponseBytes,
 			}
 		}
-		doc[rt.cfg.Name] = ps
+		doc[p.Name] = ps
 	}
 	doc["curr_connections"] = curr
 	doc["total_connections"] = total

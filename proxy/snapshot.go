@@ -1,0 +1,245 @@
+package proxy
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/shardproxy/shardproxy/pools"
+)
+
+// Snapshot is the proxy's counters and state at one moment, as plain
+// values: what the stats JSON shows and what package metrics exports. The
+// hot path only adds to atomic counters; a snapshot reads them.
+type Snapshot struct {
+	Time   time.Time
+	Config ConfigSnapshot
+	Pools  []PoolSnapshot // the running pools, in file order
+}
+
+// ConfigSnapshot is the running configuration's digest and what became of
+// the reloads.
+type ConfigSnapshot struct {
+	Digest         string // the running configuration file's digest
+	Reloads        int64  // reloads applied
+	ReloadFailures int64  // reloads refused (a bad file changes nothing)
+	// LastReloadError is why the last refused reload was refused; it
+	// stays after a later reload succeeds ("" when none was refused).
+	LastReloadError string
+	// LastReloadAt is when a reload was last tried (zero: never), and
+	// LastReloadFailed whether that one was refused.
+	LastReloadAt     time.Time
+	LastReloadFailed bool
+}
+
+// PoolSnapshot is one pool's counters and state, in nutcracker's terms.
+type PoolSnapshot struct {
+	Name      string
+	Redis     bool // RESP; else memcache
+	Listening bool // its listener is open
+	// FailFast says an ejected server stays in the ring and its keys
+	// answer "server ejected" at once (eject_mode fail_fast, distribution
+	// jump); else its keys move to the other servers.
+	FailFast  bool
+	AutoEject bool
+
+	ClientEOF         int64 // clients that went away
+	ClientErr         int64 // clients closed for an error
+	ClientConnections int64 // clients now
+	ClientAccepted    int64 // clients ever accepted, refused ones too
+	ClientRefused     int64 // clients turned away at client_connections
+	ClientOverflow    int64 // clients closed over client_output_limit
+	ClientParked      int64 // idle clients now waiting without a goroutine
+	ClientBuffered    int64 // clients now holding a request buffer
+	ServerEjects      int64 // ejections of its servers
+	ForwardError      int64 // requests answered with an error instead of a server's reply
+	Fragments         int64 // fragments of multi-key requests split over servers
+	Requests          int64 // requests answered, local replies included
+
+	// Commands are the requests per command, those of commands outside
+	// the proxy's command table as "unknown"; commands never requested
+	// are left out.
+	Commands []CommandCount
+	Servers  []ServerSnapshot // in file order
+}
+
+// CommandCount is the number of requests for one command. Name comes from
+// the proxy's command table (lower case: "get", "mget", "flush_all"), or
+// is "unknown": never from a client.
+type CommandCount struct {
+	Name     string
+	Requests int64
+}
+
+// ServerSnapshot is one server's counters and state.
+type ServerSnapshot struct {
+	Name    string // its identity: the name on its line, else host:port (host for port 11211)
+	InRing  bool   // keys are placed on it now (an ejected server leaves the ring unless its pool fails fast)
+	Ejected bool
+	// Down says its last connection failed (a dial, a health check, or a
+	// connection that broke) and none succeeded since.
+	Down bool
+
+	ServerEOF         int64 // connections the server closed
+	ServerErr         int64 // connection errors, failed connects included
+	ServerTimedout    int64 // connections closed for a reply's timeout
+	ServerConnections int64 // connections now
+	Connects          int64 // connections ever made
+	ServerEjectedAt   int64 // last ejection, unix microseconds; 0 when never
+	Requests          int64 // requests queued for it
+	RequestBytes      int64
+	Responses         int64 // replies read from it
+	ResponseBytes     int64
+	InQueue           int // requests waiting to be written
+	InQueueBytes      int
+	OutQueue          int // requests written, waiting for their replies
+	OutQueueBytes     int
+	// Latency is the time from each request's enqueueing to its reply.
+	Latency Latency
+}
+
+// Latency is a histogram of request-to-reply times with fixed buckets.
+type Latency struct {
+	Bounds  []time.Duration // upper bounds of the buckets but the last, ascending
+	Buckets []uint64        // replies per bucket (not cumulative): len(Bounds)+1, the last beyond every bound
+	Sum     time.Duration
+}
+
+// Count is the number of replies in the histogram.
+func (l Latency) Count() uint64 {
+	var n uint64
+	for _, b := range l.Buckets {
+		n += b
+	}
+	return n
+}
+
+// Snapshot reads every counter of the proxy and its running pools (not
+// those a reload removed that are still draining).
+func (px *Proxy) Snapshot() Snapshot {
+	s := Snapshot{Time: time.Now()}
+	px.reload.mu.Lock()
+	s.Config = ConfigSnapshot{
+		Digest:           px.reload.digest,
+		Reloads:          px.reload.reloads,
+		ReloadFailures:   px.reload.failures,
+		LastReloadError:  px.reload.lastErr,
+		LastReloadAt:     px.reload.lastAt,
+		LastReloadFailed: px.reload.lastFailed,
+	}
+	px.reload.mu.Unlock()
+	bounds := pools.LatencyBounds()
+	for _, p := range px.poolList() {
+		s.Pools = append(s.Pools, p.snapshot(bounds))
+	}
+	return s
+}
+
+// snapshot reads the pool's counters and its servers'.
+func (p *pool) snapshot(bounds []time.Duration) PoolSnapshot {
+	p.mu.Lock()
+	listening := p.ln != nil && !p.closed
+	p.mu.Unlock()
+	rt := p.routing()
+	st := &p.stats
+	ps := PoolSnapshot{
+		Name:              rt.cfg.Name,
+		Redis:             rt.cfg.Redis,
+		Listening:         listening,
+		FailFast:          rt.failFast(),
+		AutoEject:         rt.cfg.AutoEjectHosts,
+		ClientEOF:         st.clientEOF.Load(),
+		ClientErr:         st.clientErr.Load(),
+		ClientConnections: st.clientConnections.Load(),
+		ClientAccepted:    st.clientAccepted.Load(),
+		ClientRefused:     st.clientRefused.Load(),
+		ClientOverflow:    st.clientOverflow.Load(),
+		ClientParked:      st.clientParked.Load(),
+		ClientBuffered:    st.clientBuffered.Load(),
+		ServerEjects:      st.serverEjects.Load(),
+		ForwardError:      st.forwardError.Load(),
+		Fragments:         st.fragments.Load(),
+		Requests:          st.requests.Load(),
+	}
+	names := memcacheCommandNames
+	if rt.cfg.Redis {
+		names = redisCommandNames
+	}
+	for id, name := range names {
+		if n := st.commands[id].Load(); n > 0 {
+			ps.Commands = append(ps.Commands, CommandCount{Name: name, Requests: n})
+		}
+	}
+	inRing := make(map[*pools.Server]bool, len(rt.ring))
+	for _, s := range rt.ring {
+		inRing[s] = true
+	}
+	for _, s := range rt.servers {
+		ps.Servers = append(ps.Servers, serverSnapshot(s, inRing[s], bounds))
+	}
+	return ps
+}
+
+func serverSnapshot(s *pools.Server, inRing bool, bounds []time.Duration) ServerSnapshot {
+	st := &s.Stats
+	q := s.Queues()
+	lat := st.Latency.Snapshot()
+	return ServerSnapshot{
+		Name:              s.Name(),
+		InRing:            inRing,
+		Ejected:           s.Ejected(),
+		Down:              s.Down(),
+		ServerEOF:         st.ServerEOF.Load(),
+		ServerErr:         st.ServerErr.Load(),
+		ServerTimedout:    st.ServerTimedout.Load(),
+		ServerConnections: st.ServerConnections.Load(),
+		Connects:          st.Connects.Load(),
+		ServerEjectedAt:   st.ServerEjectedAt.Load(),
+		Requests:          st.Requests.Load(),
+		RequestBytes:      st.RequestBytes.Load(),
+		Responses:         st.Responses.Load(),
+		ResponseBytes:     st.ResponseBytes.Load(),
+		InQueue:           q.In,
+		InQueueBytes:      q.InBytes,
+		OutQueue:          q.Out,
+		OutQueueBytes:     q.OutBytes,
+		Latency:           Latency{Bounds: bounds, Buckets: lat.Buckets[:], Sum: lat.Sum},
+	}
+}
+
+// Reachable says keys placed on the server are served: it is in the ring,
+// not ejected, and its last connection did not fail.
+func (s *ServerSnapshot) Reachable() bool { return s.InRing && !s.Ejected && !s.Down }
+
+// Ready reports whether the pool serves, and if not, why. A pool is ready
+// when it listens and either
+//   - a server of its ring is reachable (see ServerSnapshot.Reachable):
+//     the keys of the others fail or move as the pool's policy says,
+//     and another proxy would do no better; or
+//   - its keys fail fast (FailFast) and every server is ejected: the
+//     pool answers each request at once, as its policy chose, and comes
+//     back by itself when a server passes its health check.
+//
+// A pool whose servers are down but not (yet) ejected, or whose ejected
+// servers left the ring (eject_mode rehash) with none reachable left, is
+// not ready.
+func (ps *PoolSnapshot) Ready() (bool, string) {
+	if !ps.Listening {
+		return false, "not listening"
+	}
+	ejected, down := 0, 0
+	for i := range ps.Servers {
+		s := &ps.Servers[i]
+		if s.Reachable() {
+			return true, ""
+		}
+		if s.Ejected {
+			ejected++
+		} else if s.Down {
+			down++
+		}
+	}
+	if ps.FailFast && ejected == len(ps.Servers) {
+		return true, ""
+	}
+	return false, fmt.Sprintf("no reachable server among %d (%d ejected, %d down)", len(ps.Servers), ejected, down)
+}

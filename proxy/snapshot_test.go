@@ -1,0 +1,100 @@
+package proxy
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/shardproxy/shardproxy/codec/memcache"
+)
+
+// TestCommandCounterIDs checks the command counters' ids: every row of the
+// command table has its own id within the counters, named after it in
+// lower case, and id 0 is "unknown"; memcache's names are its commands'.
+func TestCommandCounterIDs(t *testing.T) {
+	seen := map[uint16]string{}
+	for name, c := range commands {
+		if c.id == 0 || int(c.id) >= commandSlots {
+			t.Errorf("%s: id %d outside 1..%d", name, c.id, commandSlots-1)
+			continue
+		}
+		if other, dup := seen[c.id]; dup {
+			t.Errorf("%s and %s share id %d", name, other, c.id)
+		}
+		seen[c.id] = name
+		if got := redisCommandNames[c.id]; got != strings.ToLower(name) {
+			t.Errorf("%s: counter named %q", name, got)
+		}
+	}
+	if len(redisCommandNames) != len(commands)+1 || redisCommandNames[0] != unknownCommand {
+		t.Errorf("%d RESP counter names for %d commands, the first %q", len(redisCommandNames), len(commands), redisCommandNames[0])
+	}
+	if memcacheCommandNames[0] != unknownCommand {
+		t.Errorf("memcache counter 0 is %q", memcacheCommandNames[0])
+	}
+	for id, name := range memcacheCommandNames[1:] {
+		if got := memcache.Command(id + 1).String(); got != name || got == unknownCommand {
+			t.Errorf("memcache counter %d named %q, its command %q", id+1, name, got)
+		}
+	}
+	if got := memcacheCommandNames[len(memcacheCommandNames)-1]; got != memcache.CmdMn.String() {
+		t.Errorf("memcache counters end with %q, not with the last command, mn", got)
+	}
+}
+
+// TestCountCommandRuns checks that runs of one command are added to the
+// pool's counters once, and that nothing is lost between runs.
+func TestCountCommandRuns(t *testing.T) {
+	var ps poolStats
+	var bt batch
+	get, set := commands["GET"].id, commands["SET"].id
+	for _, id := range []uint16{get, get, get, set, 0, get, get} {
+		bt.countCommand(&ps, id)
+	}
+	if n := ps.commands[get].Load(); n != 3 {
+		t.Errorf("GET counted %d before the flush, want the first run of 3", n)
+	}
+	bt.flushCommands(&ps)
+	bt.flushCommands(&ps) // a second flush adds nothing
+	for _, c := range []struct {
+		id   uint16
+		want int64
+	}{{get, 5}, {set, 1}, {0, 1}} {
+		if got := ps.commands[c.id].Load(); got != c.want {
+			t.Errorf("%s counted %d, want %d", redisCommandNames[c.id], got, c.want)
+		}
+	}
+}
+
+// TestPoolReady checks the readiness rule on pools in every state.
+func TestPoolReady(t *testing.T) {
+	up := ServerSnapshot{Name: "up", InRing: true}
+	down := ServerSnapshot{Name: "down", InRing: true, Down: true}
+	ejectedOut := ServerSnapshot{Name: "ejected", Ejected: true, Down: true}  // rehash: out of the ring
+	ejectedIn := ServerSnapshot{Name: "ejected", InRing: true, Ejected: true} // fail_fast: stays
+	for _, c := range []struct {
+		name  string
+		pool  PoolSnapshot
+		ready bool
+		why   string
+	}{
+		{"one server up", PoolSnapshot{Listening: true, Servers: []ServerSnapshot{up}}, true, ""},
+		{"not listening", PoolSnapshot{Servers: []ServerSnapshot{up}}, false, "not listening"},
+		{"one of two down", PoolSnapshot{Listening: true, Servers: []ServerSnapshot{down, up}}, true, ""},
+		{"all down, not ejected", PoolSnapshot{Listening: true, Servers: []ServerSnapshot{down, down}}, false,
+			"no reachable server among 2 (0 ejected, 2 down)"},
+		{"rehash, all ejected", PoolSnapshot{Listening: true, AutoEject: true, Servers: []ServerSnapshot{ejectedOut}}, false,
+			"no reachable server among 1 (1 ejected, 0 down)"},
+		{"rehash, one ejected, one up", PoolSnapshot{Listening: true, AutoEject: true, Servers: []ServerSnapshot{ejectedOut, up}}, true, ""},
+		{"fail_fast, all ejected", PoolSnapshot{Listening: true, AutoEject: true, FailFast: true, Servers: []ServerSnapshot{ejectedIn, ejectedIn}}, true, ""},
+		{"fail_fast, one ejected, one down", PoolSnapshot{Listening: true, AutoEject: true, FailFast: true, Servers: []ServerSnapshot{ejectedIn, down}}, false,
+			"no reachable server among 2 (1 ejected, 1 down)"},
+		{"fail_fast, not listening", PoolSnapshot{AutoEject: true, FailFast: true, Servers: []ServerSnapshot{ejectedIn}}, false, "not listening"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ready, why := c.pool.Ready()
+			if ready != c.ready || why != c.why {
+				t.Errorf("Ready() = %v, %q; want %v, %q", ready, why, c.ready, c.why)
+			}
+		})
+	}
+}
