@@ -1,0 +1,204 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shardproxy/shardproxy/proxy"
+)
+
+// Source is what the collector reads at each scrape: a *proxy.Proxy.
+type Source interface {
+	Snapshot() proxy.Snapshot
+}
+
+const namespace = "shardproxy"
+
+// poolMetric is one metric with a value per pool.
+type poolMetric struct {
+	desc  *prometheus.Desc
+	typ   prometheus.ValueType
+	value func(p *proxy.PoolSnapshot) float64
+}
+
+// serverMetric is one metric with a value per server of a pool.
+type serverMetric struct {
+	desc  *prometheus.Desc
+	typ   prometheus.ValueType
+	value func(s *proxy.ServerSnapshot) float64
+}
+
+func poolDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "pool", name), help, []string{"pool"}, nil)
+}
+
+func serverDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "server", name), help, []string{"pool", "server"}, nil)
+}
+
+func counter(n int64) float64 { return float64(n) }
+
+func flag(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// poolMetrics are the stats JSON's pool counters, nutcracker's names with
+// a shardproxy_pool_ prefix.
+var poolMetrics = []poolMetric{
+	{poolDesc("client_eof_total", "Client connections that ended with EOF or QUIT (client_eof)."),
+		prometheus.CounterValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.ClientEOF) }},
+	{poolDesc("client_err_total", "Client connections closed for an error (client_err)."),
+		prometheus.CounterValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.ClientErr) }},
+	{poolDesc("client_connections", "Client connections now (client_connections)."),
+		prometheus.GaugeValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.ClientConnections) }},
+	{poolDesc("client_accepted_total", "Client connections accepted, refused ones included."),
+		prometheus.CounterValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.ClientAccepted) }},
+	{poolDesc("client_refused_total", "Clients turned away at client_connections (client_refused)."),
+		prometheus.CounterValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.ClientRefused) }},
+	{poolDesc("client_overflow_total", "Clients closed for holding more unread replies than client_output_limit (client_overflow)."),
+		prometheus.CounterValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.ClientOverflow) }},
+	{poolDesc("client_parked", "Idle clients waiting without a goroutine now (client_parked)."),
+		prometheus.GaugeValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.ClientParked) }},
+	{poolDesc("client_buffered", "Clients holding a request buffer now (client_buffered)."),
+		prometheus.GaugeValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.ClientBuffered) }},
+	{poolDesc("server_ejects_total", "Ejections of the pool's servers (server_ejects)."),
+		prometheus.CounterValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.ServerEjects) }},
+	{poolDesc("forward_error_total", "Requests answered with an error instead of a server's reply: no server, server unavailable, ejected, timeout (forward_error)."),
+		prometheus.CounterValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.ForwardError) }},
+	{poolDesc("fragments_total", "Fragments of multi-key requests split over several servers (fragments)."),
+		prometheus.CounterValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.Fragments) }},
+	{poolDesc("requests_total", "Requests answered, local replies included (requests)."),
+		prometheus.CounterValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.Requests) }},
+	{poolDesc("ready", "1 when the pool is ready (see /readyz), else 0."),
+		prometheus.GaugeValue, func(p *proxy.PoolSnapshot) float64 { ok, _ := p.Ready(); return flag(ok) }},
+}
+
+// serverMetrics are the stats JSON's server counters, nutcracker's names
+// with a shardproxy_server_ prefix, and the server's state.
+var serverMetrics = []serverMetric{
+	{serverDesc("eof_total", "Server connections closed by the server (server_eof)."),
+		prometheus.CounterValue, func(s *proxy.ServerSnapshot) float64 { return counter(s.ServerEOF) }},
+	{serverDesc("err_total", "Server connection errors, failed connects included (server_err)."),
+		prometheus.CounterValue, func(s *proxy.ServerSnapshot) float64 { return counter(s.ServerErr) }},
+	{serverDesc("timedout_total", "Server connections closed for a reply's timeout (server_timedout)."),
+		prometheus.CounterValue, func(s *proxy.ServerSnapshot) float64 { return counter(s.ServerTimedout) }},
+	{serverDesc("connections", "Server connections now (server_connections)."),
+		prometheus.GaugeValue, func(s *proxy.ServerSnapshot) float64 { return counter(s.ServerConnections) }},
+	{serverDesc("connects_total", "Server connections made."),
+		prometheus.CounterValue, func(s *proxy.ServerSnapshot) float64 { return counter(s.Connects) }},
+	{serverDesc("requests_total", "Requests queued for the server (requests)."),
+		prometheus.CounterValue, func(s *proxy.ServerSnapshot) float64 { return counter(s.Requests) }},
+	{serverDesc("request_bytes_total", "Bytes of requests queued for the server (request_bytes)."),
+		prometheus.CounterValue, func(s *proxy.ServerSnapshot) float64 { return counter(s.RequestBytes) }},
+	{serverDesc("responses_total", "Replies read from the server (responses)."),
+		prometheus.CounterValue, func(s *proxy.ServerSnapshot) float64 { return counter(s.Responses) }},
+	{serverDesc("response_bytes_total", "Bytes of replies read from the server (response_bytes)."),
+		prometheus.CounterValue, func(s *proxy.ServerSnapshot) float64 { return counter(s.ResponseBytes) }},
+	{serverDesc("in_queue", "Requests waiting to be written (in_queue)."),
+		prometheus.GaugeValue, func(s *proxy.ServerSnapshot) float64 { return float64(s.InQueue) }},
+	{serverDesc("in_queue_bytes", "Bytes of requests waiting to be written (in_queue_bytes)."),
+		prometheus.GaugeValue, func(s *proxy.ServerSnapshot) float64 { return float64(s.InQueueBytes) }},
+	{serverDesc("out_queue", "Requests written, waiting for their replies (out_queue)."),
+		prometheus.GaugeValue, func(s *proxy.ServerSnapshot) float64 { return float64(s.OutQueue) }},
+	{serverDesc("out_queue_bytes", "Bytes of requests written, waiting for their replies (out_queue_bytes)."),
+		prometheus.GaugeValue, func(s *proxy.ServerSnapshot) float64 { return float64(s.OutQueueBytes) }},
+	{serverDesc("ejected", "1 while the server is ejected (auto_eject_hosts), else 0."),
+		prometheus.GaugeValue, func(s *proxy.ServerSnapshot) float64 { return flag(s.Ejected) }},
+	{serverDesc("down", "1 while the server's last connection failed and none succeeded since, else 0."),
+		prometheus.GaugeValue, func(s *proxy.ServerSnapshot) float64 { return flag(s.Down) }},
+	{serverDesc("last_ejection_timestamp_seconds", "When the server was last ejected, in seconds since the epoch; 0 when never (server_ejected_at)."),
+		prometheus.GaugeValue, func(s *proxy.ServerSnapshot) float64 { return float64(s.ServerEjectedAt) / 1e6 }},
+}
+
+var (
+	commandRequestsDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "pool", "command_requests_total"),
+		`Requests per command; command is a name of the proxy's command table, "unknown" for any other.`,
+		[]string{"pool", "command"}, nil)
+	latencyDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "server", "request_duration_seconds"),
+		"Time from a request's enqueueing for the server to its reply; failed requests are not in it.",
+		[]string{"pool", "server"}, nil)
+	configInfoDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "config", "info"),
+		"The running configuration file's digest, as the label digest; the value is 1.",
+		[]string{"digest"}, nil)
+	reloadsDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "config", "reloads_total"),
+		"Configuration reloads applied.", nil, nil)
+	reloadFailuresDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "config", "reload_failures_total"),
+		"Configuration reloads refused; a refused reload changes nothing.", nil, nil)
+	lastReloadSuccessfulDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "config", "last_reload_successful"),
+		"0 when the last configuration reload tried was refused, else 1.", nil, nil)
+	lastReloadTimeDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "config", "last_reload_timestamp_seconds"),
+		"When a configuration reload was last tried, in seconds since the epoch; 0 when never.", nil, nil)
+	buildInfoDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "build_info"),
+		"shardproxy's version, as the label version; the value is 1.", []string{"version"}, nil)
+)
+
+// collector turns a Source's snapshot into constant metrics at each scrape.
+type collector struct {
+	src Source
+}
+
+// NewCollector returns a collector of src's metrics, named shardproxy_*.
+func NewCollector(src Source) prometheus.Collector { return &collector{src: src} }
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range poolMetrics {
+		ch <- m.desc
+	}
+	for _, m := range serverMetrics {
+		ch <- m.desc
+	}
+	for _, d := range []*prometheus.Desc{commandRequestsDesc, latencyDesc, configInfoDesc, reloadsDesc,
+		reloadFailuresDesc, lastReloadSuccessfulDesc, lastReloadTimeDesc, buildInfoDesc} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	snap := c.src.Snapshot()
+	collectConfig(ch, &snap.Config)
+	for i := range snap.Pools {
+		p := &snap.Pools[i]
+		for _, m := range poolMetrics {
+			ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.value(p), p.Name)
+		}
+		for _, cmd := range p.Commands {
+			ch <- prometheus.MustNewConstMetric(commandRequestsDesc, prometheus.CounterValue, float64(cmd.Requests), p.Name, cmd.Name)
+		}
+		for j := range p.Servers {
+			s := &p.Servers[j]
+			for _, m := range serverMetrics {
+				ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.value(s), p.Name, s.Name)
+			}
+			ch <- latencyHistogram(&s.Latency, p.Name, s.Name)
+		}
+	}
+}
+
+func collectConfig(ch chan<- prometheus.Metric, cfg *proxy.ConfigSnapshot) {
+	ch <- prometheus.MustNewConstMetric(buildInfoDesc, prometheus.GaugeValue, 1, proxy.Version)
+	ch <- prometheus.MustNewConstMetric(configInfoDesc, prometheus.GaugeValue, 1, cfg.Digest)
+	ch <- prometheus.MustNewConstMetric(reloadsDesc, prometheus.CounterValue, float64(cfg.Reloads))
+	ch <- prometheus.MustNewConstMetric(reloadFailuresDesc, prometheus.CounterValue, float64(cfg.ReloadFailures))
+	ch <- prometheus.MustNewConstMetric(lastReloadSuccessfulDesc, prometheus.GaugeValue, flag(!cfg.LastReloadFailed))
+	var at float64
+	if !cfg.LastReloadAt.IsZero() {
+		at = float64(cfg.LastReloadAt.UnixNano()) / 1e9
+	}
+	ch <- prometheus.MustNewConstMetric(lastReloadTimeDesc, prometheus.GaugeValue, at)
+}
+
+// latencyHistogram makes a server's latency a Prometheus histogram, whose
+// buckets are cumulative.
+func latencyHistogram(l *proxy.Latency, pool, server string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(l.Bounds))
+	var cum uint64
+	for i, b := range l.Bounds {
+		cum += l.Buckets[i]
+		buckets[b.Seconds()] = cum
+	}
+	return prometheus.MustNewConstHistogram(latencyDesc, l.Count(), l.Sum.Seconds(), buckets, pool, server)
+}

@@ -1,0 +1,19 @@
+// Package metrics serves shardproxy's Prometheus metrics, liveness and
+// readiness on one HTTP listener (--metrics-addr):
+//
+//   - /metrics: the counters of the stats JSON per pool and per server,
+//     requests per command, ejection state, reload counters, each server's
+//     request-to-reply latency histogram, and the Go runtime's and the
+//     process's metrics;
+//   - /healthz: 200 "ok" while the process serves HTTP;
+//   - /readyz: 200 when every pool is ready (proxy.PoolSnapshot.Ready),
+//     else 503; the body has one line per pool with its state.
+//
+// The proxy keeps its own counters (atomics on the hot path); the
+// collector reads them at scrape time through proxy.Snapshot and turns
+// them into constant metrics, so nothing in package proxy or below
+// imports the Prometheus client. Label values are pool and server names
+// from the configuration, command names from the proxy's command table
+// ("unknown" for any other) and the configuration's digest: never bytes a
+// client sent.
+package metrics

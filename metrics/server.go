@@ -1,0 +1,119 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// shutdownTimeout bounds how long Close waits for scrapes in progress.
+const shutdownTimeout = 5 * time.Second
+
+// Server serves /metrics, /healthz and /readyz on one listener.
+type Server struct {
+	ln   net.Listener
+	srv  *http.Server
+	done chan struct{} // closed when Serve has returned
+}
+
+// Listen opens a TCP listener on addr (host:port; port 0 picks one) and
+// serves src's metrics on it until Close. logger may be nil.
+func Listen(addr string, src Source, logger *slog.Logger) (*Server, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	s := &Server{
+		ln: ln,
+		srv: &http.Server{
+			Handler:           Handler(src),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		},
+		done: make(chan struct{}),
+	}
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics listener", "err", err)
+		}
+	}()
+	logger.Info("metrics listening", "addr", ln.Addr().String())
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Close stops listening, waits up to 5 s for scrapes in progress, closes
+// every connection and returns once the server's goroutines have ended.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		err = s.srv.Close()
+	}
+	<-s.done
+	return err
+}
+
+// Handler serves /metrics (src's metrics, the Go runtime's and the
+// process's, from a registry of its own), /healthz and /readyz.
+func Handler(src Source) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		NewCollector(src),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ready, body := readiness(src)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !ready {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		fmt.Fprint(w, body)
+	})
+	return mux
+}
+
+// readiness says whether every pool of src is ready, with one line per
+// pool: "<pool>: ready" or "<pool>: not ready: <reason>".
+func readiness(src Source) (bool, string) {
+	snap := src.Snapshot()
+	all := true
+	var b strings.Builder
+	for i := range snap.Pools {
+		p := &snap.Pools[i]
+		ok, why := p.Ready()
+		if ok {
+			fmt.Fprintf(&b, "%s: ready\n", p.Name)
+			continue
+		}
+		all = false
+		fmt.Fprintf(&b, "%s: not ready: %s\n", p.Name, why)
+	}
+	return all, b.String()
+}
