@@ -10,8 +10,8 @@ import (
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
-// keysByBackend writes n keys through rc and returns, for each backend, the keys
-// it holds.
+// keysByBackend writes n keys through rc and returns, for each backend,
+// the keys it holds.
 func keysByBackend(t *testing.T, rc *clientConn, backends []*testservers.Server, n int) [][]string {
 	t.Helper()
 	held := make([][]string, len(backends))

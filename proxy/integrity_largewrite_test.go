@@ -17,9 +17,9 @@ import (
 // array: frames queued during the next write overwrote the bytes being
 // written, the server saw torn frames and clients got each other's replies.
 
-// writeReadPairs runs n goroutines for d; each calls pair(g, i) in a loop, which
-// writes a fresh value, reads it back and returns what it read, what it
-// wrote, and any error. It returns the number of pairs and the failures.
+// writeReadPairs runs n goroutines for d; each calls pair(g, i) in a loop,
+// which writes a fresh value, reads it back and returns what it read, what
+// it wrote, and any error. It returns the number of pairs and the failures.
 func writeReadPairs(n int, d time.Duration, pair func(g, i int) (got, want string, err error)) (int, []string) {
 	var mu sync.Mutex
 	var ops int

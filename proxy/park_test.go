@@ -225,7 +225,8 @@ func TestParkUnixAndMemcache(t *testing.T) {
 	})
 	t.Run("memcache", func(t *testing.T) {
 		backends := startMemcacheBackends(t, 1)
-		yaml := pool{memcache: true, keys: []string{"client_park_after: 20"}, servers: serverLines(backends, nil, nil)}.yaml("alpha", freeListen(t))
+		p := pool{memcache: true, keys: []string{"client_park_after: 20"}, servers: serverLines(backends, nil, nil)}
+		yaml := p.yaml("alpha", freeListen(t))
 		px := startProxyOpts(t, yaml, proxy.Options{StatsAddr: "127.0.0.1:0"})
 		c := dialClient(t, px.Addr(0).String())
 		for i := range 3 {

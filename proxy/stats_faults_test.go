@@ -57,8 +57,8 @@ func statsFaultYAML(f statsFault, eject bool, listen, server string) string {
 	return b.String()
 }
 
-// runStatsFault makes fault f through nutcracker (nutcracker true) or shardproxy,
-// and returns how far each compared counter moved (gauges too).
+// runStatsFault makes fault f through nutcracker (nutcracker true) or
+// shardproxy, and returns how far each compared counter moved (gauges too).
 func runStatsFault(t *testing.T, f statsFault, eject, nutcracker bool) map[string]int64 {
 	t.Helper()
 	var backend *testservers.Server
