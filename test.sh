@@ -2,7 +2,7 @@
 # test.sh: runs every test of shardproxy on a fresh Debian machine.
 #
 # It installs what the tests use when it is missing (redis-server,
-# memcached, nutcracker, memcslap), then runs gofmt, go vet, go mod tidy
+# memcached, nutcracker, memcslap, promtool), then runs gofmt, go vet, go mod tidy
 # -diff, staticcheck (installed with go install when missing), the unit and
 # integration tests (which start their own redis-server, memcached and
 # nutcracker processes on free loopback ports and stop them), a short run of
@@ -24,6 +24,7 @@ install_missing() {
 	command -v memcached >/dev/null || missing+=(memcached)
 	command -v nutcracker >/dev/null || missing+=(nutcracker)
 	command -v memcslap >/dev/null || missing+=(libmemcached-tools)
+	command -v promtool >/dev/null || missing+=(prometheus)
 	if [ ${#missing[@]} -gt 0 ]; then
 		echo "== installing ${missing[*]}"
 		local sudo=""

@@ -22,7 +22,7 @@ type options struct {
 	help, version, testConf, describeStats, daemonize bool
 	watchConfig                                       bool
 	verbose                                           int
-	output, confFile, statsAddr, pidFile              string
+	output, confFile, statsAddr, pidFile, metricsAddr string
 	statsPort, statsInterval, mbufSize, threads       int
 	given                                             []*flag.Flag // the flags set on the command line
 }
@@ -55,6 +55,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	both("m", "mbuf-size", func(n string) {
 		fs.IntVar(&o.mbufSize, n, 16384, "accepted for compatibility; buffers are sized per request")
 	})
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "",
+		"serve Prometheus metrics (/metrics), /healthz and /readyz over HTTP on host:port (default: off)")
 	fs.BoolVar(&o.watchConfig, "watch-config", false,
 		"reload when the configuration file changes, as on SIGUSR1 (checked every second; follows a rename-and-replace and a symlink swap)")
 	both("T", "threads", func(n string) {
@@ -178,6 +180,14 @@ func serve(cfg *config.Config, o *options, log *slog.Logger, sigs *signalLoop, d
 		daemon.fail(err)
 		return 1
 	}
+	stopMetrics, err := startMetrics(o.metricsAddr, px, log)
+	if err != nil {
+		log.Error("start", "err", err)
+		daemon.fail(err)
+		px.Close()
+		return 1
+	}
+	defer stopMetrics()
 	if o.pidFile != "" {
 		if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			log.Error("pid file", "err", err)
