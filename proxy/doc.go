@@ -32,4 +32,11 @@
 // Errors travel on the call (timeout, server down, ejected) and become an
 // -ERR or SERVER_ERROR reply; only input that cannot be framed closes the
 // client.
+//
+// Counting stays off the request's way: counters are atomics (a pool's
+// requests per command in a fixed array indexed by the command table's
+// ids, commandcount.go; each server's latency histogram in pools), and
+// Snapshot (snapshot.go) reads them all into plain values, for the stats
+// JSON (stats.go) and for package metrics, which serves them to
+// Prometheus along with the readiness rule, PoolSnapshot.Ready.
 package proxy
