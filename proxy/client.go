@@ -32,6 +32,9 @@ type client struct {
 	// leaving says the client asked to go (QUIT) or closed its side: the
 	// replies it was sent are still written before the connection closes.
 	leaving bool
+	// counted says how the connection ends is counted (client_eof or
+	// client_err): the first cause counts, once.
+	counted bool
 
 	// Per-client protocol state.
 	authed  bool
@@ -272,7 +275,7 @@ func (cl *client) serve() (parked bool) {
 			}
 		}
 		if err == errTooLarge {
-			cl.p.stats.clientErr.Add(1) // closed for its request, as a protocol error
+			cl.countEnd(&cl.p.stats.clientErr) // closed for its request, as a protocol error
 			cl.leaving = cl.send(proto.tooLarge(nil), nil)
 			return
 		}
@@ -281,7 +284,7 @@ func (cl *client) serve() (parked bool) {
 				err = werr // the writer failed and closed the connection
 			}
 			cl.leaving = err == io.EOF
-			cl.p.countClientErr(err)
+			cl.countErr(err)
 			return
 		}
 		if cl.p.routing().lim.timeout > 0 {
@@ -414,4 +417,24 @@ func deadlineSlack(d time.Duration) time.Duration { return min(d/10, time.Second
 // isEOF tells a client that simply went away.
 func isEOF(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || sockio.IsReset(err)
+}
+
+// countEnd counts how the client's connection ends in c (client_eof or
+// client_err), unless a cause is counted already: a protocol error or QUIT
+// is the cause, not the failed write of its reply that may follow.
+func (cl *client) countEnd(c *atomic.Int64) {
+	if !cl.counted {
+		cl.counted = true
+		c.Add(1)
+	}
+}
+
+// countErr counts a read or write error that ends the client: client_eof
+// when it just went away, else client_err.
+func (cl *client) countErr(err error) {
+	if isEOF(err) {
+		cl.countEnd(&cl.p.stats.clientEOF)
+		return
+	}
+	cl.countEnd(&cl.p.stats.clientErr)
 }

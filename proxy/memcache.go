@@ -97,7 +97,7 @@ func (m *memcacheProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 	if err != nil {
 		e, ok := err.(*memcache.Error)
 		if !ok {
-			m.p.stats.clientErr.Add(1) // closed below: a client error
+			cl.countEnd(&m.p.stats.clientErr) // closed below: a client error
 			mcLine(bt, "CLIENT_ERROR "+err.Error())
 			return len(b), true
 		}
@@ -108,7 +108,7 @@ func (m *memcacheProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 			// The stream cannot be read further and the client is
 			// closed: a client error, as nutcracker counts a parse
 			// error. An error answered without closing is not one.
-			m.p.stats.clientErr.Add(1)
+			cl.countEnd(&m.p.stats.clientErr)
 			return len(b), true
 		}
 		bt.countCommand(&m.p.stats, uint16(req.Cmd))
@@ -125,7 +125,7 @@ func (m *memcacheProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 	frame := b[:n]
 	switch req.Cmd {
 	case memcache.CmdQuit:
-		m.p.stats.clientEOF.Add(1) // the client leaves, as nutcracker counts it
+		cl.countEnd(&m.p.stats.clientEOF) // the client leaves, as nutcracker counts it
 		return n, true
 	case memcache.CmdVersion:
 		mcLine(bt, "VERSION "+Version)

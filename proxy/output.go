@@ -52,7 +52,7 @@ func (cl *client) send(out []byte, iov [][]byte) bool {
 		if iov == nil {
 			n, err := cl.w.TryWrite(out)
 			if err != nil {
-				cl.p.countClientErr(err)
+				cl.countErr(err)
 				return false
 			}
 			if out = out[n:]; len(out) == 0 {
@@ -60,7 +60,7 @@ func (cl *client) send(out []byte, iov [][]byte) bool {
 			}
 		} else {
 			if err := cl.w.TryWritev(iov); err != nil {
-				cl.p.countClientErr(err)
+				cl.countErr(err)
 				return false
 			}
 			if buffersLen(iov) == 0 {

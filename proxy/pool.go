@@ -266,15 +266,6 @@ func (p *pool) forget(cl *client) {
 	p.stats.clientConnections.Add(-1)
 }
 
-// countClientErr counts how a client connection ended.
-func (p *pool) countClientErr(err error) {
-	if isEOF(err) {
-		p.stats.clientEOF.Add(1)
-		return
-	}
-	p.stats.clientErr.Add(1)
-}
-
 // close stops accepting, closes every client and server connection and
 // waits for their goroutines.
 func (p *pool) close() {

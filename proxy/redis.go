@@ -75,7 +75,7 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 	if err != nil {
 		// The client is closed once answered: a client error, as
 		// nutcracker counts a parse error.
-		r.p.stats.clientErr.Add(1)
+		cl.countEnd(&r.p.stats.clientErr)
 		errorReply(bt, "ERR "+err.Error())
 		return len(b), true
 	}

@@ -40,7 +40,7 @@ func (r *redisProto) local(cl *client, bt *batch, cmd *command, args [][]byte) b
 		}
 	case "QUIT":
 		bt.local = append(dst, okReply...)
-		r.p.stats.clientEOF.Add(1) // the client leaves, as nutcracker counts it
+		cl.countEnd(&r.p.stats.clientEOF) // the client leaves, as nutcracker counts it
 		return true
 	case "SELECT":
 		switch {
