@@ -53,7 +53,9 @@
 //
 // Pool.Slots then holds, for each slot, the index of its server in
 // Pool.Servers; without the key it is nil and placement code derives the
-// table itself.
+// table itself (hashring.DefaultSlotTable). A jump pool has at most 256
+// servers, and without slots every server must get a slot in the derived
+// table: a server whose weighted share rounds to none is refused.
 //
 // Limits, fail-fast ejection, backend ACL users and TLS are further keys,
 // with the same value rules:

@@ -198,6 +198,9 @@ func (pp *poolParse) finishPool() error {
 		}
 		p.Slots = slots
 	}
+	if err := checkJumpServers(p); err != nil {
+		return pp.wrap("servers", pp.keys["servers"], err)
+	}
 	return pp.finishExtensions()
 }
 

@@ -84,6 +84,65 @@ func slotTable(m *yaml.Node, servers []Server) ([]int, error) {
 	return table, nil
 }
 
+// checkJumpServers refuses a jump pool of more than SlotCount servers and,
+// without an explicit slot table, one whose derived table would leave a
+// server without a slot (and so without keys).
+func checkJumpServers(p *Pool) error {
+	if p.Distribution != "jump" {
+		return nil
+	}
+	if len(p.Servers) > SlotCount {
+		return fmt.Errorf("distribution jump takes at most %d servers (one slot each), not %d",
+			SlotCount, len(p.Servers))
+	}
+	if i := slotless(p.Servers); i >= 0 && p.Slots == nil {
+		total := 0
+		for _, s := range p.Servers {
+			total += s.Weight
+		}
+		return badValue(p.Servers[i].Ident, "server %q: weight %d of total %d gets none of the %d slots "+
+			"of the derived slot table, so it would hold no key; raise its weight or give the table with the slots key",
+			p.Servers[i].Ident, p.Servers[i].Weight, total, SlotCount)
+	}
+	return nil
+}
+
+// slotless returns the index of a server that the slot table hashring
+// derives (hashring.SlotQuotas) leaves without a slot, or -1 if every server
+// gets one. That table gives the SlotCount slots to the SlotCount highest of
+// the claims weight/(k+1/2), k = 0, 1, ..., of every server, equal claims
+// going in server order. The last of the lightest servers has the weakest
+// first claim, 2*weight; it gets a slot when fewer than SlotCount claims win
+// over that one. Server j's claims that do are those with (2k+1)*w < weight_j,
+// plus, for j before it, one equal to it.
+func slotless(servers []Server) int {
+	if len(servers) == 0 {
+		return -1
+	}
+	m := 0
+	for i, s := range servers {
+		if s.Weight <= servers[m].Weight {
+			m = i
+		}
+	}
+	w := uint64(max(servers[m].Weight, 1))
+	wins := uint64(0)
+	for j, s := range servers {
+		wj := uint64(max(s.Weight, 1))
+		if j == m {
+			continue
+		}
+		wins += ((wj-1)/w + 1) / 2 // odd multiples of w below wj
+		if j < m && wj%w == 0 && wj/w%2 == 1 {
+			wins++
+		}
+		if wins >= SlotCount {
+			return m
+		}
+	}
+	return -1
+}
+
 // assignSlots gives the slots in ranges (comma-separated "a-b" or "a") to
 // server si.
 func assignSlots(table []int, si int, servers []Server, ranges string) *Error {

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -72,6 +74,66 @@ func TestBadSlots(t *testing.T) {
 				t.Fatalf("no error for\n%s", jumpPool(tc.slots))
 			}
 			wantError(t, err, "alpha", "slots", tc.line, tc.want)
+		})
+	}
+}
+
+// jumpServers returns a jump pool with one server per weight, named s0, s1,
+// ... (the servers key is at line 4), and the given slots lines.
+func jumpServers(weights []int, slots string) string {
+	var b strings.Builder
+	b.WriteString("alpha:\n  listen: 127.0.0.1:22121\n  distribution: jump\n  servers:\n")
+	for i, w := range weights {
+		fmt.Fprintf(&b, "    - 10.0.%d.%d:6379:%d s%d\n", i/256, i%256, w, i)
+	}
+	return b.String() + slots
+}
+
+func equalWeights(n int) []int {
+	w := make([]int, n)
+	for i := range w {
+		w[i] = 1
+	}
+	return w
+}
+
+func TestJumpServers(t *testing.T) {
+	allToS0 := "  slots:\n    s0: \"0-255\"\n"
+	tests := []struct {
+		name    string
+		weights []int
+		slots   string
+		want    string // error text; "" for none
+	}{
+		{"256 servers", equalWeights(256), "", ""},
+		{"257 servers", equalWeights(257), "", "at most 256 servers (one slot each), not 257"},
+		{"257 servers with slots", equalWeights(257), allToS0, "at most 256 servers"},
+		{"lightest share above a half", []int{1, 500}, "", ""},
+		{"lightest share a half, first in order", []int{1, 511}, "", ""},
+		{"lightest share a half, last in order", []int{511, 1}, "",
+			`server "s1": weight 1 of total 512 gets none of the 256 slots`},
+		{"lightest share below a half", []int{1, 1000}, "", `server "s0": weight 1 of total 1001`},
+		{"many light servers", append([]int{1000}, equalWeights(100)...), "", `server "s100"`},
+		{"slotless server with slots", []int{1, 1000}, allToS0, ""},
+		{"other distribution", equalWeights(300), "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data := jumpServers(tc.weights, tc.slots)
+			if tc.name == "other distribution" {
+				data = strings.Replace(data, "jump", "ketama", 1)
+			}
+			_, err := Parse([]byte(data))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("no error for %d servers of weights %v", len(tc.weights), tc.weights[:min(len(tc.weights), 4)])
+			}
+			wantError(t, err, "alpha", "servers", 4, tc.want)
 		})
 	}
 }

@@ -49,3 +49,13 @@ func make50() []int {
 	}
 	return w
 }
+
+// BenchmarkDefaultSlotTable256 derives the largest default table, as a
+// reload or an ejection of such a jump pool does.
+func BenchmarkDefaultSlotTable256(b *testing.B) {
+	s := servers(equal(256)...)
+	b.ReportAllocs()
+	for b.Loop() {
+		hashring.DefaultSlotTable(s)
+	}
+}

@@ -48,19 +48,20 @@
 // jump.Hash(xxhash.Sum64(HashKey(key, tag)), 256), whatever the configured hash
 // function, and maps each slot to a server through a table of 256 server
 // indexes. An explicit table ([Config.Slots]) must hold exactly 256 valid
-// server indexes. Without one, [DefaultSlotTable] derives the table from the
-// server list:
+// server indexes. Without one, [DefaultSlotTable] derives a balanced table
+// from the server list: each server holds its weighted share of the 256
+// slots, rounded by the Sainte-Laguë method ([SlotQuotas]), and the table is
+// built by appending the servers in order, each taking from the servers
+// before it only the slots they hold above their new share. So appending a
+// server to the list (or raising the weight of the last server) moves
+// exactly the slots the new server takes, and no slot moves between servers
+// that were already there. Removing, reordering or reweighting an earlier
+// server reshuffles slots; pin the table with Config.Slots before doing
+// that. [SlotRanges] writes a table in the configuration's "slots:" syntax.
 //
-//   - each server is expanded into Weight buckets, in configuration order;
-//   - slot s goes to bucket jump.Hash(splitmix64(s), total weight), and so to
-//     the server owning that bucket.
-//
-// Because jump consistent hashing only ever moves keys to the buckets that are
-// added, appending a server to the list (or raising the weight of the last
-// server) moves only the slots the new buckets take over; no slot moves
-// between servers that were already there. Removing, reordering or reweighting
-// an earlier server reshuffles slots; pin the table with Config.Slots before
-// doing that.
+// A jump pool holds at most 256 servers, and without an explicit table
+// every server must get a slot in the derived one (a server whose share
+// rounds to nothing would hold no key); [New] refuses other pools.
 //
 // A [Placement] bundles hash function, hash tag, distribution and table. It is
 // immutable after [New], safe for concurrent use, and [Placement.Pick] does not

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Distribution names accepted in [Config.Distribution].
@@ -42,7 +43,8 @@ type Config struct {
 	// weights at least 1.
 	Servers []Server
 	// Slots, for Distribution "jump" only, is an explicit slot table: NumSlots
-	// entries, each an index into Servers. Nil means DefaultSlotTable.
+	// entries, each an index into Servers. Nil means DefaultSlotTable, which
+	// must give every server a slot. At most NumSlots servers either way.
 	Slots []int
 }
 
@@ -126,10 +128,21 @@ func validateServers(servers []Server) error {
 var errSlotTable = errors.New("invalid slot table")
 
 // slotTable returns a private copy of the explicit table after checking it,
-// or the default table when explicit is nil.
+// or the default table when explicit is nil. A pool of more than NumSlots
+// servers is refused either way, and a default table only when every server
+// gets a slot in it.
 func slotTable(explicit []int, servers []Server) ([]int, error) {
+	if len(servers) > NumSlots {
+		return nil, fmt.Errorf("hashring: %w: %d servers, at most %d (one slot each)",
+			errSlotTable, len(servers), NumSlots)
+	}
 	if explicit == nil {
-		return DefaultSlotTable(servers), nil
+		table := DefaultSlotTable(servers)
+		if i := slotless(table, len(servers)); i >= 0 {
+			return nil, fmt.Errorf("hashring: %w: server %d (%q): weight %d of total %d gets none of the %d slots",
+				errSlotTable, i, servers[i].Name, servers[i].Weight, totalWeight(servers), NumSlots)
+		}
+		return table, nil
 	}
 	if len(explicit) != NumSlots {
 		return nil, fmt.Errorf("hashring: %w: %d entries, want %d", errSlotTable, len(explicit), NumSlots)
@@ -141,6 +154,18 @@ func slotTable(explicit []int, servers []Server) ([]int, error) {
 		}
 	}
 	return append([]int(nil), explicit...), nil
+}
+
+// slotless returns the first of n servers that holds no slot in table, or
+// -1 when each holds one.
+func slotless(table []int, n int) int {
+	held := make([]bool, n)
+	for _, i := range table {
+		if i >= 0 {
+			held[i] = true
+		}
+	}
+	return slices.Index(held, false)
 }
 
 // Pick returns the index of key's server, -1 when the pool has no server, and
