@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command bench measures direct Redis/memcached, nutcracker and shardproxy
 // side by side in one run and prints Markdown tables of throughput, latency,
 // proxy CPU per request and memory per idle connection, with ratios. Only the

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // -d/--daemonize. Go cannot fork, so the process the user started (the
@@ -69,7 +68,7 @@ func runDaemon(o *options) error {
 		}
 		cmd.Env = append(withoutEnv(cmd.Env, "SHARDPROXY_CPUPROFILE"), "SHARDPROXY_CPUPROFILE="+abs)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.SysProcAttr = daemonAttr()
 	inheritNothing()
 	err = cmd.Start()
 	w.Close() // the daemon holds the only write end: its exit ends the read
@@ -126,7 +125,7 @@ func inheritNothing() {
 	}
 	for _, e := range fds {
 		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
-			syscall.CloseOnExec(fd)
+			closeOnExec(fd)
 		}
 	}
 }

@@ -19,16 +19,8 @@ import (
 // be caught. SIGPIPE is ignored, not caught: see ignoreSIGPIPE.
 var (
 	stopSignals   = []os.Signal{syscall.SIGINT, syscall.SIGTERM}
-	actionSignals = []os.Signal{syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR1, syscall.SIGUSR2}
+	actionSignals = []os.Signal{sigReopen, sigLevelUp, sigLevelDown, sigReload, sigNoop}
 )
-
-// ignoreSIGPIPE makes the kernel ignore SIGPIPE, as nutcracker does. Without
-// it Go's runtime ends the process with SIGPIPE when a write to fd 1 or 2
-// meets a pipe whose reader is gone (`shardproxy 2>&1 | logger`, and logger
-// exits); with it such a write returns EPIPE and slog drops the line.
-// Ignored rather than caught: logging a caught SIGPIPE to a broken stderr
-// would raise the next one, without end.
-func ignoreSIGPIPE() { signal.Ignore(syscall.SIGPIPE) }
 
 // signalLoop receives stopSignals and actionSignals and dispatches each to
 // its action.
@@ -77,13 +69,13 @@ func (l *signalLoop) dispatch(s os.Signal) (stop bool) {
 	switch s {
 	case syscall.SIGINT, syscall.SIGTERM:
 		return true
-	case syscall.SIGHUP:
+	case sigReopen:
 		l.reopenLog()
-	case syscall.SIGTTIN:
+	case sigLevelUp:
 		l.stepLevel("SIGTTIN", +1)
-	case syscall.SIGTTOU:
+	case sigLevelDown:
 		l.stepLevel("SIGTTOU", -1)
-	case syscall.SIGUSR1:
+	case sigReload:
 		if l.reload == nil {
 			l.log.notice.Info("SIGUSR1: the proxy is not running yet; nothing to reload")
 			break
@@ -92,7 +84,7 @@ func (l *signalLoop) dispatch(s os.Signal) (stop bool) {
 		if err := l.reload(); err != nil {
 			l.log.notice.Error("SIGUSR1: reload refused, the running configuration is unchanged", "err", err)
 		}
-	case syscall.SIGUSR2:
+	case sigNoop:
 		l.log.notice.Info("SIGUSR2: no action")
 	default:
 		l.log.notice.Warn("signal without an action", "signal", s.String())
