@@ -61,6 +61,11 @@ type Pool struct {
 	RedisUsername      string        // ACL user for the servers' AUTH; "" sends AUTH password only
 	TLS                ClientTLS     // TLS to clients; zero = plain
 	ServerTLS          ServerTLS     // TLS to servers
+	// MigrateFrom is where the data is now while a migration is
+	// configured (migrate_from; redis pools only), else nil: keys whose
+	// owner differs move to the pool's own placement.
+	MigrateFrom *Placement
+	MigrateRate int // the background mover's keys per second; 0 = DefaultMigrateRate
 
 	line  int            // line of the pool's name; 0 when not read from a file
 	lines map[string]int // key -> line where the file gives it

@@ -15,6 +15,9 @@ type poolParse struct {
 	line  int            // line of the pool name
 	keys  map[string]int // key -> line where it was given
 	slots *yaml.Node     // the slots mapping, resolved once servers are known
+	// migrate is the migrate_from mapping, read once the pool's own
+	// placement keys are known (migrate.go).
+	migrate *yaml.Node
 }
 
 // keySpec is one pool key: its name, the YAML node kind its value must be,
@@ -62,6 +65,8 @@ var poolKeys = []keySpec{
 	{"server_tls_ca_file", yaml.ScalarNode, text(func(p *Pool, s string) error { p.ServerTLS.CAFile = s; return nil })},
 	{"server_tls_server_name", yaml.ScalarNode, text(func(p *Pool, s string) error { p.ServerTLS.ServerName = s; return nil })},
 	{"server_tls_insecure", yaml.ScalarNode, flag(func(p *Pool) *bool { return &p.ServerTLS.Insecure })},
+	{"migrate_from", yaml.MappingNode, setMigrateFrom},
+	{"migrate_rate", yaml.ScalarNode, count(1, func(p *Pool) *int { return &p.MigrateRate })},
 }
 
 // newPool returns a pool holding nutcracker's defaults, and ours for the
@@ -200,6 +205,9 @@ func (pp *poolParse) finishPool() error {
 	}
 	if err := checkJumpServers(p); err != nil {
 		return pp.wrap("servers", pp.keys["servers"], err)
+	}
+	if err := pp.finishMigration(); err != nil {
+		return err
 	}
 	return pp.finishExtensions()
 }

@@ -43,6 +43,10 @@ type pool struct {
 	wg       sync.WaitGroup
 	ringMu   sync.Mutex
 	started  time.Time
+	// mover moves the keys of the current migration (mover.go); nil
+	// without one. moverMu orders its starts and stops.
+	moverMu sync.Mutex
+	mover   *mover
 }
 
 // poolStats are a pool's counters, in nutcracker's terms.
@@ -53,6 +57,10 @@ type poolStats struct {
 	clientAccepted                                         atomic.Int64 // ever, refused ones too
 	clientOverflow                                         atomic.Int64 // closed over client_output_limit
 	requests, fragments, forwardError, serverEjects        atomic.Int64
+	// keysMigrated counts the keys of MIGRATEs answered OK, on access
+	// and by the mover; migrationErrors the MIGRATEs and SCANs that
+	// failed.
+	keysMigrated, migrationErrors atomic.Int64
 	// commands counts requests per command (see commandcount.go).
 	commands [commandSlots]atomic.Int64
 }
@@ -77,8 +85,9 @@ func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 	if cfg.ServerTLS.Insecure {
 		p.log.Warn("server_tls_insecure: server certificates are not verified")
 	}
-	servers := make([]*pools.Server, len(cfg.Servers))
-	for i, s := range cfg.Servers {
+	lines := serverLines(cfg)
+	servers := make([]*pools.Server, len(lines))
+	for i, s := range lines {
 		servers[i] = p.newServer(cfg, s, roots)
 	}
 	rt, err := newRouting(cfg, servers)
@@ -103,7 +112,23 @@ func newProto(p *pool) (clientProtocol, serverProtocol) {
 // newServer makes the pools.Server of one server line of cfg.
 func (p *pool) newServer(cfg *config.Pool, s config.Server, roots *x509.CertPool) *pools.Server {
 	var srv *pools.Server
-	srv = pools.NewServer(pools.Options{
+	opt := p.serverOptions(cfg, s, roots)
+	opt.OnStateChange = func() {
+		if srv.Ejected() {
+			p.stats.serverEjects.Add(1)
+		}
+		if err := p.rebuild(); err != nil {
+			p.log.Error("rebuilding the ring", "err", err)
+		}
+	}
+	srv = pools.NewServer(opt)
+	return srv
+}
+
+// serverOptions are the options of the pools.Server of one server line of
+// cfg.
+func (p *pool) serverOptions(cfg *config.Pool, s config.Server, roots *x509.CertPool) pools.Options {
+	return pools.Options{
 		Network:      s.Network,
 		Addr:         s.Addr,
 		Name:         s.Ident,
@@ -120,17 +145,8 @@ func (p *pool) newServer(cfg *config.Pool, s config.Server, roots *x509.CertPool
 		AutoEject:    cfg.AutoEjectHosts,
 		FailureLimit: cfg.ServerFailureLimit,
 		RetryTimeout: cfg.ServerRetryTimeout,
-		OnStateChange: func() {
-			if srv.Ejected() {
-				p.stats.serverEjects.Add(1)
-			}
-			if err := p.rebuild(); err != nil {
-				p.log.Error("rebuilding the ring", "err", err)
-			}
-		},
-		Logger: p.log,
-	})
-	return srv
+		Logger:       p.log,
+	}
 }
 
 // rebuild swaps in the routing rebuilt from the current one for the
@@ -284,6 +300,7 @@ func (p *pool) close() {
 	if p.park != nil {
 		p.park.close()
 	}
+	p.stopMover()
 	for _, s := range p.routing().servers {
 		s.Close()
 	}

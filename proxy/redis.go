@@ -118,7 +118,8 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 }
 
 // route forwards a request by its keys: whole to the server of all its keys,
-// or split per server (kindSplit).
+// or split per server (kindSplit). While a migration is configured, the
+// keys whose owner changed move first (migrate.go).
 func (r *redisProto) route(cl *client, bt *batch, cmd *command, args [][]byte, frame []byte) {
 	keys, err := cmd.keys(bt.keys[:0], args)
 	switch {
@@ -128,6 +129,8 @@ func (r *redisProto) route(cl *client, bt *batch, cmd *command, args [][]byte, f
 		errorReply(bt, "ERR numkeys is not a valid count of the keys that follow")
 	case err == keysNone:
 		errorReply(bt, fmt.Sprintf("ERR '%s' without keys cannot be routed by the proxy", strings.ToLower(cmd.name)))
+	case bt.rt.mig != nil && !r.moveKeys(cl, bt, keys):
+		// A key could not move: answered with the error.
 	case cmd.kind == kindSplit:
 		r.split(cl, bt, cmd, args, frame)
 	default:

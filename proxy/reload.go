@@ -188,13 +188,15 @@ func (px *Proxy) prepareChange(p *pool, pc *config.Pool) (*poolChange, error) {
 	}
 	reuse := map[string]*pools.Server{}
 	if cur.cfg.SameServerSettings(pc) {
+		curLines := serverLines(cur.cfg)
 		for i, s := range cur.servers {
-			reuse[serverKey(cur.cfg.Servers[i])] = s
+			reuse[serverKey(curLines[i])] = s
 		}
 	}
-	servers := make([]*pools.Server, len(pc.Servers))
+	lines := serverLines(pc) // with the old owners of a migration
+	servers := make([]*pools.Server, len(lines))
 	kept := map[*pools.Server]bool{}
-	for i, line := range pc.Servers {
+	for i, line := range lines {
 		if s, ok := reuse[serverKey(line)]; ok && !kept[s] {
 			servers[i] = s
 			kept[s] = true
@@ -290,6 +292,7 @@ func (px *Proxy) commitChange(ch *poolChange) {
 	p.ringMu.Lock()
 	p.rt.Store(ch.rt)
 	p.ringMu.Unlock()
+	p.setMover()
 	for _, s := range ch.gone {
 		p.wg.Add(1)
 		go func() {

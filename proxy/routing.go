@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/shardproxy/shardproxy/codec/memcache"
@@ -19,11 +20,20 @@ import (
 // once per batch, and every key goes to its server through one function,
 // locate.
 type routing struct {
-	cfg     *config.Pool
-	servers []*pools.Server // every server of the pool, in file order
+	cfg *config.Pool
+	// servers is every server of the pool, in file order, then those of
+	// migrate_from that are not in servers (see serverLines).
+	servers []*pools.Server
 	place   *hashring.Placement
 	ring    []*pools.Server // placement index -> server
 	lim     limits
+	// A migration (migrate_from): from places keys where the data is
+	// now, over the servers of fromRing (every one, ejected or not); mig
+	// is its state, shared by the routing values rebuilt from this one.
+	// All nil without a migration.
+	from     *hashring.Placement
+	fromRing []*pools.Server
+	mig      *migration
 }
 
 // limits are the bounds a pool's clients are held to, from its
@@ -39,13 +49,28 @@ type limits struct {
 	memcache     memcache.Limits
 }
 
-// newRouting builds the routing of cfg over servers (one per server line,
-// in file order), leaving ejected servers out of the ring unless their
+// serverLines are the lines of every server a pool talks to: its servers,
+// then those of migrate_from not among them (by identity).
+func serverLines(cfg *config.Pool) []config.Server {
+	if cfg.MigrateFrom == nil {
+		return cfg.Servers
+	}
+	lines := append([]config.Server(nil), cfg.Servers...)
+	for _, s := range cfg.MigrateFrom.Servers {
+		if !slices.ContainsFunc(cfg.Servers, func(n config.Server) bool { return n.Ident == s.Ident }) {
+			lines = append(lines, s)
+		}
+	}
+	return lines
+}
+
+// newRouting builds the routing of cfg over servers (one per line of
+// serverLines(cfg)), leaving ejected servers out of the ring unless their
 // keys fail fast.
 func newRouting(cfg *config.Pool, servers []*pools.Server) (*routing, error) {
 	rt := &routing{cfg: cfg, servers: servers, lim: newLimits(cfg)}
 	hc := hashring.Config{Hash: cfg.Hash, HashTag: cfg.HashTag, Distribution: cfg.Distribution, Slots: cfg.Slots}
-	for i, srv := range servers {
+	for i, srv := range servers[:len(cfg.Servers)] {
 		if srv.Ejected() && !rt.failFast() {
 			continue
 		}
@@ -57,12 +82,42 @@ func newRouting(cfg *config.Pool, servers []*pools.Server) (*routing, error) {
 		return nil, fmt.Errorf("pool %q: %w", cfg.Name, err)
 	}
 	rt.place = place
+	if cfg.MigrateFrom != nil {
+		if err := rt.migrateFrom(serverLines(cfg)); err != nil {
+			return nil, err
+		}
+	}
 	return rt, nil
 }
 
+// migrateFrom builds the placement of migrate_from over the servers of
+// lines (those of rt.servers).
+func (rt *routing) migrateFrom(lines []config.Server) error {
+	mf := rt.cfg.MigrateFrom
+	hc := hashring.Config{Hash: mf.Hash, HashTag: mf.HashTag, Distribution: mf.Distribution, Slots: mf.Slots}
+	for _, s := range mf.Servers {
+		i := slices.IndexFunc(lines, func(l config.Server) bool { return l.Ident == s.Ident })
+		rt.fromRing = append(rt.fromRing, rt.servers[i])
+		hc.Servers = append(hc.Servers, hashring.Server{Name: s.Ident, Weight: s.Weight})
+	}
+	place, err := hashring.New(hc)
+	if err != nil {
+		return fmt.Errorf("pool %q: migrate_from: %w", rt.cfg.Name, err)
+	}
+	rt.from = place
+	rt.mig = newMigration(len(rt.fromRing))
+	return nil
+}
+
 // rebuilt returns the routing of the same pool for its servers' current
-// ejection states.
-func (rt *routing) rebuilt() (*routing, error) { return newRouting(rt.cfg, rt.servers) }
+// ejection states; a migration goes on with its state.
+func (rt *routing) rebuilt() (*routing, error) {
+	next, err := newRouting(rt.cfg, rt.servers)
+	if err == nil && next.mig != nil {
+		next.mig = rt.mig
+	}
+	return next, err
+}
 
 // failFast says an ejected server stays in the ring and its keys fail
 // fast (eject_mode fail_fast, and always in the slot mode), so ejection
@@ -80,6 +135,22 @@ func (rt *routing) locate(key []byte) int {
 		return -1
 	}
 	return i
+}
+
+// moving returns, while a migration is configured, the server that held
+// key before it (its old owner) when that is not the server of ring index
+// i, the key's owner now: the key must move before a request touches it.
+// It returns nil when the key stays, or without a migration, at the cost
+// of one comparison.
+func (rt *routing) moving(key []byte, i int) *pools.Server {
+	if rt.from == nil {
+		return nil
+	}
+	j := rt.from.Pick(key)
+	if j < 0 || (i >= 0 && rt.fromRing[j] == rt.ring[i]) {
+		return nil
+	}
+	return rt.fromRing[j]
 }
 
 // server returns the server that holds key now, or nil.

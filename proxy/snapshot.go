@@ -55,6 +55,14 @@ type PoolSnapshot struct {
 	Fragments         int64 // fragments of multi-key requests split over servers
 	Requests          int64 // requests answered, local replies included
 
+	// A migration (migrate_from): the old owners still to scan (0 when
+	// complete or when none is configured), the keys moved (MIGRATEs
+	// answered OK, on access and in the background) and the MIGRATEs
+	// and SCANs that failed.
+	MigrationPending int64
+	KeysMigrated     int64
+	MigrationErrors  int64
+
 	// Commands are the requests per command, those of commands outside
 	// the proxy's command table as "unknown"; commands never requested
 	// are left out.
@@ -159,6 +167,11 @@ func (p *pool) snapshot(bounds []time.Duration) PoolSnapshot {
 		ForwardError:      st.forwardError.Load(),
 		Fragments:         st.fragments.Load(),
 		Requests:          st.requests.Load(),
+		KeysMigrated:      st.keysMigrated.Load(),
+		MigrationErrors:   st.migrationErrors.Load(),
+	}
+	if rt.mig != nil {
+		ps.MigrationPending = rt.mig.pending.Load()
 	}
 	names := memcacheCommandNames
 	if rt.cfg.Redis {

@@ -62,6 +62,9 @@ func (px *Proxy) statsJSON(started time.Time) []byte {
 			"forward_error":      p.ForwardError,
 			"fragments":          p.Fragments,
 			"requests":           p.Requests,
+			"migration_pending":  p.MigrationPending,
+			"keys_migrated":      p.KeysMigrated,
+			"migration_errors":   p.MigrationErrors,
 		}
 		curr += p.ClientConnections
 		total += p.ClientAccepted

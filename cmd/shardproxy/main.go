@@ -156,6 +156,9 @@ func testConf(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "shardproxy: configuration file '%s' syntax is invalid: %v\n", path, err)
 		return 1
 	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stderr, "shardproxy: warning: %s\n", w)
+	}
 	fmt.Fprintf(stdout, "shardproxy: configuration file '%s' syntax is ok\n", path)
 	return 0
 }

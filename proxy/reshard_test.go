@@ -1,0 +1,377 @@
+package proxy_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/hashring"
+	"github.com/shardproxy/shardproxy/internal/testservers"
+	"github.com/shardproxy/shardproxy/proxy"
+)
+
+// reshardKey is what the clients of a resharding test last had
+// acknowledged for one key: its value (a number, so INCR works on every
+// key) and whether it has a TTL.
+type reshardKey struct {
+	val int64
+	ttl bool
+}
+
+// reshardLoad is clients that each own a share of the keys and write and
+// read them through the proxy with SET, INCR, GET, MSET, MGET and EXPIRE,
+// checking every reply against what they wrote.
+type reshardLoad struct {
+	keys  []string
+	state []reshardKey // by key index; each client writes only its own
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	wrong []string
+	ops   int64
+}
+
+const reshardClients = 4
+
+// fill writes every key through addr and returns the keys' state.
+func fillKeys(t *testing.T, addr string, n int) *reshardLoad {
+	t.Helper()
+	l := &reshardLoad{state: make([]reshardKey, n)}
+	var cmds [][]string
+	for i := range n {
+		l.keys = append(l.keys, fmt.Sprintf("key:%d", i))
+		l.state[i].val = int64(i)
+		cmd := []string{"SET", l.keys[i], strconv.Itoa(i)}
+		if i%3 == 0 {
+			cmd = append(cmd, "EX", "100000")
+			l.state[i].ttl = true
+		}
+		cmds = append(cmds, cmd)
+	}
+	for i, rep := range pipeline(t, addr, cmds) {
+		if rep != "+OK\r\n" {
+			t.Fatalf("SET %s: %q", l.keys[i], rep)
+		}
+	}
+	return l
+}
+
+// run starts the clients.
+func (l *reshardLoad) run(t *testing.T, addr string) {
+	l.stop = make(chan struct{})
+	for g := range reshardClients {
+		c := dialClient(t, addr)
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 1))
+			var own []int
+			for i := g; i < len(l.keys); i += reshardClients {
+				own = append(own, i)
+			}
+			for n := 0; ; n++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				if err := l.op(c, rng, own); err != nil {
+					l.mu.Lock()
+					l.wrong = append(l.wrong, err.Error())
+					l.mu.Unlock()
+					if strings.Contains(err.Error(), "read") {
+						return
+					}
+				}
+				l.mu.Lock()
+				l.ops++
+				l.mu.Unlock()
+			}
+		}()
+	}
+}
+
+// op sends one random request for keys of own and checks its reply.
+func (l *reshardLoad) op(c *clientConn, rng *rand.Rand, own []int) error {
+	i := own[rng.IntN(len(own))]
+	k, st := l.keys[i], &l.state[i]
+	three := []int{i, own[rng.IntN(len(own))], own[rng.IntN(len(own))]}
+	if three[1] == i || three[2] == i || three[1] == three[2] {
+		three = three[:1]
+	}
+	check := func(got, want string, args ...string) error {
+		if got != want {
+			return fmt.Errorf("%v: got %q, want %q", args, got, want)
+		}
+		return nil
+	}
+	do := func(want string, args ...string) error {
+		got, err := doRaw(c, args...)
+		if err != nil {
+			return fmt.Errorf("%v: read: %w", args, err)
+		}
+		return check(got, want, args...)
+	}
+	switch rng.IntN(6) {
+	case 0:
+		v := rng.Int64N(1e9)
+		if err := do("+OK\r\n", "SET", k, strconv.FormatInt(v, 10)); err != nil {
+			return err
+		}
+		st.val, st.ttl = v, false
+	case 1:
+		if err := do(fmt.Sprintf(":%d\r\n", st.val+1), "INCR", k); err != nil {
+			return err
+		}
+		st.val++
+	case 2:
+		return do(bulk(strconv.FormatInt(st.val, 10)), "GET", k)
+	case 3:
+		args := []string{"MSET"}
+		vals := make([]int64, len(three))
+		for j, ki := range three {
+			vals[j] = rng.Int64N(1e9)
+			args = append(args, l.keys[ki], strconv.FormatInt(vals[j], 10))
+		}
+		if err := do("+OK\r\n", args...); err != nil {
+			return err
+		}
+		for j, ki := range three {
+			l.state[ki].val, l.state[ki].ttl = vals[j], false
+		}
+	case 4:
+		args := []string{"MGET"}
+		var want []string
+		for _, ki := range three {
+			args = append(args, l.keys[ki])
+			want = append(want, bulk(strconv.FormatInt(l.state[ki].val, 10)))
+		}
+		return do(array(want...), args...)
+	case 5:
+		if err := do(":1\r\n", "EXPIRE", k, "100000"); err != nil {
+			return err
+		}
+		st.ttl = true
+	}
+	return nil
+}
+
+// halt stops the clients and fails the test on any wrong reply.
+func (l *reshardLoad) halt(t *testing.T) {
+	t.Helper()
+	close(l.stop)
+	l.wg.Wait()
+	for i, w := range l.wrong {
+		if i == 10 {
+			t.Errorf("... and %d more wrong replies", len(l.wrong)-i)
+			break
+		}
+		t.Errorf("wrong reply: %s", w)
+	}
+	if l.ops == 0 {
+		t.Error("the clients made no request")
+	}
+}
+
+// checkPlaced asks every backend directly: each key is on exactly the
+// backend place names, with the last acknowledged value and its TTL, and
+// no backend holds anything else.
+func (l *reshardLoad) checkPlaced(t *testing.T, backends []*testservers.Server, place func(key string) int) {
+	t.Helper()
+	var gets, ttls [][]string
+	for _, k := range l.keys {
+		gets = append(gets, []string{"GET", k})
+		ttls = append(ttls, []string{"PTTL", k})
+	}
+	total := 0
+	bad := 0
+	for b, s := range backends {
+		vals, pttls := pipeline(t, s.Addr, gets), pipeline(t, s.Addr, ttls)
+		held := 0
+		for i, k := range l.keys {
+			owner := place(k) == b
+			want := nilBulk
+			if owner {
+				want = bulk(strconv.FormatInt(l.state[i].val, 10))
+			}
+			if vals[i] != nilBulk {
+				held++
+			}
+			ttlOK := !owner || (l.state[i].ttl == (pttls[i] != ":-1\r\n") && pttls[i] != ":-2\r\n")
+			if (vals[i] != want || !ttlOK) && bad < 10 {
+				bad++
+				t.Errorf("backend %d, key %s (owner %d): value %q, PTTL %q; want %q, TTL %v",
+					b, k, place(k), vals[i], pttls[i], want, l.state[i].ttl)
+			}
+		}
+		if n := dbsize(t, s.Addr); n != held {
+			t.Errorf("backend %d holds %d keys, %d of them ours", b, n, held)
+		}
+		total += held
+	}
+	if total != len(l.keys) {
+		t.Errorf("%d keys on the backends, want %d", total, len(l.keys))
+	}
+}
+
+// placer places keys as a pool of the given lines ("host:port:1") does.
+func placer(t *testing.T, hc hashring.Config, lines []string) func(key string) int {
+	t.Helper()
+	for _, l := range lines {
+		hc.Servers = append(hc.Servers, hashring.Server{Name: strings.TrimSuffix(l, ":1"), Weight: 1})
+	}
+	place, err := hashring.New(hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(key string) int { return place.Pick([]byte(key)) }
+}
+
+// flowList renders server lines as a YAML flow list.
+func flowList(lines []string) string { return "[" + strings.Join(lines, ", ") + "]" }
+
+// applyYAML makes yaml the proxy's configuration.
+func applyYAML(t *testing.T, px *proxy.Proxy, yaml string) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, yaml)
+	}
+	if err := px.Apply(cfg); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+}
+
+// waitMigrated waits up to 60 s for migration_pending 0 and returns how
+// long it took.
+func waitMigrated(t *testing.T, px *proxy.Proxy) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for poolStat(t, px, "migration_pending") != 0 {
+		if time.Since(start) > 60*time.Second {
+			t.Fatalf("migration_pending is %d after 60 s", poolStat(t, px, "migration_pending"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// reshardStep reloads px with yaml while the clients run, waits for the
+// migration to complete and checks where every key is.
+func reshardStep(t *testing.T, px *proxy.Proxy, l *reshardLoad, addr, yaml string,
+	backends []*testservers.Server, place func(string) int) {
+	t.Helper()
+	before := poolStat(t, px, "keys_migrated")
+	l.run(t, addr)
+	time.Sleep(200 * time.Millisecond)
+	applyYAML(t, px, yaml)
+	took := waitMigrated(t, px)
+	time.Sleep(200 * time.Millisecond)
+	l.halt(t)
+	moved := poolStat(t, px, "keys_migrated") - before
+	t.Logf("%d keys moved in %v (%.0f keys/s), %d requests, %d migration errors", moved, took.Round(time.Millisecond),
+		float64(moved)/took.Seconds(), l.ops, poolStat(t, px, "migration_errors"))
+	if moved == 0 {
+		t.Error("no key moved")
+	}
+	if n := poolStat(t, px, "migration_errors"); n != 0 {
+		t.Errorf("migration_errors %d, want 0", n)
+	}
+	l.checkPlaced(t, backends, place)
+}
+
+// TestReshardGrowShrink fills 3 servers through a pool of 3, grows the
+// pool to 4 with migrate_from while clients write and read, then shrinks
+// it back to 3 the same way: after each step every key is on its owner
+// only, with the last value a client had acknowledged and its TTL, and no
+// client saw a wrong reply.
+func TestReshardGrowShrink(t *testing.T) {
+	b := startRedisBackends(t, 4)
+	lines := serverLines(b, nil, nil)
+	listen := freeListen(t)
+	yaml := func(servers, from []string) string {
+		p := pool{servers: servers, keys: []string{"migrate_rate: 1000000"}}
+		if from != nil {
+			p.keys = append(p.keys, "migrate_from: {servers: "+flowList(from)+"}")
+		}
+		return p.yaml("alpha", listen)
+	}
+	px := startProxyOpts(t, yaml(lines[:3], nil), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	l := fillKeys(t, listen, 20000)
+	ketama := hashring.Config{Hash: "fnv1a_64", Distribution: "ketama"}
+	l.checkPlaced(t, b[:3], placer(t, ketama, lines[:3]))
+	if poolStat(t, px, "migration_pending") != 0 {
+		t.Fatal("migration_pending is not 0 without a migration")
+	}
+
+	t.Log("grow to 4")
+	reshardStep(t, px, l, listen, yaml(lines, lines[:3]), b, placer(t, ketama, lines))
+	applyYAML(t, px, yaml(lines, nil))
+
+	t.Log("shrink to 3")
+	grown := placer(t, ketama, lines[:3])
+	reshardStep(t, px, l, listen, yaml(lines[:3], lines), b, grown)
+}
+
+// TestReshardKetamaToSlots moves a ketama pool onto distribution jump over
+// the same servers with migrate_from: {distribution: ketama}, under load.
+func TestReshardKetamaToSlots(t *testing.T) {
+	b := startRedisBackends(t, 3)
+	lines := serverLines(b, nil, nil)
+	listen := freeListen(t)
+	px := startProxyOpts(t, pool{servers: lines}.yaml("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	l := fillKeys(t, listen, 5000)
+	jump := pool{servers: lines, distribution: "jump",
+		keys: []string{"migrate_rate: 1000000", "migrate_from: {distribution: ketama}"}}
+	reshardStep(t, px, l, listen, jump.yaml("alpha", listen), b, placer(t, hashring.Config{Distribution: "jump"}, lines))
+}
+
+// TestReshardMigrateFails grows a pool onto a server that is down: a
+// request for a key that must move there is answered with the MIGRATE's
+// error and counted, the key stays readable on its old owner, and once
+// the server is back the key moves and the migration completes.
+func TestReshardMigrateFails(t *testing.T) {
+	b := startRedisBackends(t, 3)
+	lines := serverLines(b, nil, nil)
+	listen := freeListen(t)
+	px := startProxyOpts(t, pool{servers: lines[:2]}.yaml("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	l := fillKeys(t, listen, 300)
+	oldPlace := placer(t, hashring.Config{}, lines[:2])
+	newPlace := placer(t, hashring.Config{}, lines)
+	key := ""
+	for _, k := range l.keys {
+		if newPlace(k) == 2 {
+			key = k
+			break
+		}
+	}
+	i, _ := strconv.Atoi(strings.TrimPrefix(key, "key:"))
+	b[2].Kill()
+	applyYAML(t, px, pool{servers: lines,
+		keys: []string{"migrate_from: {servers: " + flowList(lines[:2]) + "}"}}.yaml("alpha", listen))
+	c := dialClient(t, listen)
+	if got := c.do("GET", key); !strings.HasPrefix(got, "-ERR migrating key '"+key+"' from ") || !strings.Contains(got, "IOERR") {
+		t.Errorf("GET %s while its new owner is down: %q, want -ERR migrating key ... IOERR", key, got)
+	}
+	if n := poolStat(t, px, "migration_errors"); n == 0 {
+		t.Error("migration_errors is 0 after a failed MIGRATE")
+	}
+	if n := poolStat(t, px, "migration_pending"); n == 0 {
+		t.Error("migration_pending is 0 while keys cannot move")
+	}
+	want := strconv.FormatInt(l.state[i].val, 10)
+	if got, err := testservers.Do(b[oldPlace(key)].Addr, "GET", key); err != nil || got != want {
+		t.Errorf("GET %s on its old owner: %q, %v; want %q", key, got, err, want)
+	}
+	b[2].Restart()
+	if got := c.do("GET", key); got != bulk(want) {
+		t.Errorf("GET %s once its new owner is back: %q, want %q", key, got, bulk(want))
+	}
+	waitMigrated(t, px)
+	l.checkPlaced(t, b, newPlace)
+}
