@@ -91,6 +91,21 @@
 //	server_tls_insecure     true: do not verify server certificates;
 //	                        not with server_tls_ca_file              (false)
 //
+// A Redis pool may state a migration (see migrate.go):
+//
+//	migrate_from            the placement the data is in now: a mapping of
+//	                        servers, distribution, hash, hash_tag and
+//	                        slots, each defaulting to the pool's own; a
+//	                        server named in both lists must be the same
+//	                        server, and all must be TCP. Refused on
+//	                        memcache pools                            (none)
+//	migrate_rate            keys per second the background mover moves,
+//	                        >= 1                                      (1000)
+//
+// Errors in migrate_from name its keys as "migrate_from.servers" and the
+// like. Config.Warnings reports a configured migration, which shardproxy
+// -t prints: it should be removed once complete.
+//
 // The server_tls_* keys need server_tls: true. Certificate files are read
 // when the proxy starts and by shardproxy -t, not here.
 //

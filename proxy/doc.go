@@ -17,7 +17,11 @@
 // one from the current one and swaps it in atomically, as reload,
 // resharding and a server's new address will. A client loads it once per
 // batch (batch.rt), and every key meets its server in one function,
-// routing.locate: the place for a per-key check such as a migration's.
+// routing.locate. Beside it, routing.moving is the migration's per-key
+// check (migrate_from): a key whose old owner differs from its owner now
+// is moved with MIGRATE by the client's goroutine before its request is
+// enqueued (migrate.go), while a mover per pool walks the old owners with
+// SCAN (mover.go). Without a migration the check is one nil comparison.
 //
 // Multi-key commands (MGET, MSET, DEL, UNLINK, EXISTS, TOUCH; memcache get
 // and gets with many keys) become one fragment per server. After the whole

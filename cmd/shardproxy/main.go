@@ -228,6 +228,9 @@ const statsDescription = `pool stats:
   forward_error       "# times we encountered a forwarding error"
   fragments           "# fragments created from multi-key requests whose keys live on several servers"
   requests            "# requests from clients"
+  migration_pending   "# old owners a migration (migrate_from) has still to scan; 0 when complete or none"
+  keys_migrated       "# keys moved by MIGRATE, on access and in the background"
+  migration_errors    "# MIGRATEs and SCANs of a migration that failed"
 
 server stats:
   server_eof          "# eof on server connections"

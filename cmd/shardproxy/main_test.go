@@ -30,6 +30,8 @@ func writeConf(t *testing.T, body string) string {
 func TestTestConf(t *testing.T) {
 	good := writeConf(t, "alpha:\n  listen: 127.0.0.1:22121\n  redis: true\n  servers:\n    - 127.0.0.1:6379:1\n")
 	bad := writeConf(t, "alpha:\n  listen: 127.0.0.1:22121\n  hash: fnv\n  servers:\n    - 127.0.0.1:6379:1\n")
+	migrating := writeConf(t, "alpha:\n  listen: 127.0.0.1:22121\n  redis: true\n  servers:\n    - 127.0.0.1:6379:1\n"+
+		"    - 127.0.0.1:6380:1\n  migrate_from:\n    servers: [127.0.0.1:6379:1]\n")
 	tests := []struct {
 		name     string
 		args     []string
@@ -39,6 +41,8 @@ func TestTestConf(t *testing.T) {
 		{"ok", []string{"-t", "-c", good}, 0, "syntax is ok", ""},
 		{"long flags", []string{"--test-conf", "--conf-file=" + good}, 0, "syntax is ok", ""},
 		{"bad hash", []string{"-t", "-c", bad}, 1, "", `pool "alpha": key "hash": unknown hash "fnv"`},
+		{"migration warns", []string{"-t", "-c", migrating}, 0, "syntax is ok",
+			`warning: pool "alpha": a migration is configured (migrate_from, line 7)`},
 		{"missing file", []string{"-t", "-c", filepath.Join(t.TempDir(), "none.yml")}, 1, "", "syntax is invalid"},
 		{"version", []string{"-V"}, 0, "This is shardproxy-", ""},
 		{"describe stats", []string{"-D"}, 0, "server_ejected_at", ""},
