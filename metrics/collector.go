@@ -71,6 +71,12 @@ var poolMetrics = []poolMetric{
 		prometheus.CounterValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.Fragments) }},
 	{poolDesc("requests_total", "Requests answered, local replies included (requests)."),
 		prometheus.CounterValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.Requests) }},
+	{poolDesc("migration_pending", "Old owners a migration (migrate_from) has still to scan; 0 when complete or none (migration_pending)."),
+		prometheus.GaugeValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.MigrationPending) }},
+	{poolDesc("keys_migrated_total", "Keys a migration moved, on access and in the background (keys_migrated)."),
+		prometheus.CounterValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.KeysMigrated) }},
+	{poolDesc("migration_errors_total", "MIGRATEs and SCANs of a migration that failed (migration_errors)."),
+		prometheus.CounterValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.MigrationErrors) }},
 	{poolDesc("ready", "1 when the pool is ready (see /readyz), else 0."),
 		prometheus.GaugeValue, func(p *proxy.PoolSnapshot) float64 { ok, _ := p.Ready(); return flag(ok) }},
 }

@@ -30,7 +30,7 @@ func sampleSnapshot() proxy.Snapshot {
 		Config: proxy.ConfigSnapshot{Digest: "abc123", Reloads: 2, ReloadFailures: 1,
 			LastReloadAt: time.Now(), LastReloadFailed: true, LastReloadError: "bad file"},
 		Pools: []proxy.PoolSnapshot{
-			{Name: "alpha", Redis: true, Listening: true, Requests: 10,
+			{Name: "alpha", Redis: true, Listening: true, Requests: 10, MigrationPending: 2, KeysMigrated: 40, MigrationErrors: 1,
 				Commands: []proxy.CommandCount{{Name: "get", Requests: 7}, {Name: "unknown", Requests: 3}},
 				Servers: []proxy.ServerSnapshot{
 					{Name: "a", InRing: true, Requests: 4, Responses: 4,
@@ -97,6 +97,18 @@ shardproxy_server_last_ejection_timestamp_seconds{pool="beta",server="c"} 0
 # TYPE shardproxy_pool_command_requests_total counter
 shardproxy_pool_command_requests_total{command="get",pool="alpha"} 7
 shardproxy_pool_command_requests_total{command="unknown",pool="alpha"} 3
+# HELP shardproxy_pool_migration_pending Old owners a migration (migrate_from) has still to scan; 0 when complete or none (migration_pending).
+# TYPE shardproxy_pool_migration_pending gauge
+shardproxy_pool_migration_pending{pool="alpha"} 2
+shardproxy_pool_migration_pending{pool="beta"} 0
+# HELP shardproxy_pool_keys_migrated_total Keys a migration moved, on access and in the background (keys_migrated).
+# TYPE shardproxy_pool_keys_migrated_total counter
+shardproxy_pool_keys_migrated_total{pool="alpha"} 40
+shardproxy_pool_keys_migrated_total{pool="beta"} 0
+# HELP shardproxy_pool_migration_errors_total MIGRATEs and SCANs of a migration that failed (migration_errors).
+# TYPE shardproxy_pool_migration_errors_total counter
+shardproxy_pool_migration_errors_total{pool="alpha"} 1
+shardproxy_pool_migration_errors_total{pool="beta"} 0
 # HELP shardproxy_pool_ready 1 when the pool is ready (see /readyz), else 0.
 # TYPE shardproxy_pool_ready gauge
 shardproxy_pool_ready{pool="alpha"} 1
@@ -113,7 +125,8 @@ shardproxy_config_info{digest="abc123"} 1
 `
 	names := []string{"shardproxy_server_request_duration_seconds", "shardproxy_server_ejected",
 		"shardproxy_server_last_ejection_timestamp_seconds", "shardproxy_pool_command_requests_total",
-		"shardproxy_pool_ready", "shardproxy_config_last_reload_successful",
+		"shardproxy_pool_ready", "shardproxy_pool_migration_pending", "shardproxy_pool_keys_migrated_total",
+		"shardproxy_pool_migration_errors_total", "shardproxy_config_last_reload_successful",
 		"shardproxy_config_reload_failures_total", "shardproxy_config_info"}
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
