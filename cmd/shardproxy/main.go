@@ -77,7 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		fmt.Fprintf(stderr, "Usage: shardproxy [-?hVdDt] [-v verbosity level] [-o output file]\n"+
 			"                  [-c conf file] [-s stats port] [-a stats addr]\n"+
 			"                  [-i stats interval] [-p pid file] [-m mbuf size]\n"+
-			"                  [-T threads]\n\nOptions:\n")
+			"                  [-T threads] [--metrics-addr host:port] [--watch-config]\n\nOptions:\n")
 		fs.PrintDefaults()
 	}
 	return o, nil
