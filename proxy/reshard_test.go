@@ -44,7 +44,9 @@ func fillKeys(t *testing.T, addr string, n int) *reshardLoad {
 	l := &reshardLoad{state: make([]reshardKey, n)}
 	var cmds [][]string
 	for i := range n {
-		l.keys = append(l.keys, fmt.Sprintf("key:%d", i))
+		// Keys differ in their first bytes: nutcracker's fnv1a_64 puts keys
+		// that differ only at their end next to each other on the ring.
+		l.keys = append(l.keys, fmt.Sprintf("%d:key", i))
 		l.state[i].val = int64(i)
 		cmd := []string{"SET", l.keys[i], strconv.Itoa(i)}
 		if i%3 == 0 {
@@ -350,7 +352,10 @@ func TestReshardMigrateFails(t *testing.T) {
 			break
 		}
 	}
-	i, _ := strconv.Atoi(strings.TrimPrefix(key, "key:"))
+	if key == "" {
+		t.Fatal("no key moves to the new server")
+	}
+	i, _ := strconv.Atoi(strings.TrimSuffix(key, ":key"))
 	b[2].Kill()
 	applyYAML(t, px, pool{servers: lines,
 		keys: []string{"migrate_from: {servers: " + flowList(lines[:2]) + "}"}}.yaml("alpha", listen))
@@ -374,4 +379,61 @@ func TestReshardMigrateFails(t *testing.T) {
 	}
 	waitMigrated(t, px)
 	l.checkPlaced(t, b, newPlace)
+}
+
+// TestReshardOneMigratePerKey sends 8 requests for one key from 8 clients
+// while its new owner is paused, so its move cannot finish: they wait on
+// one MIGRATE (the mover may send one more), and once the server goes on
+// every client reads the value from the new owner.
+func TestReshardOneMigratePerKey(t *testing.T) {
+	b := startRedisBackends(t, 3)
+	lines := serverLines(b, nil, nil)
+	listen := freeListen(t)
+	px := startProxyOpts(t, pool{servers: lines[:2]}.yaml("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	oldPlace, newPlace := placer(t, hashring.Config{}, lines[:2]), placer(t, hashring.Config{}, lines)
+	key := "0:key"
+	for i := 1; newPlace(key) != 2; i++ {
+		key = strconv.Itoa(i) + ":key"
+	}
+	if got := dialClient(t, listen).do("SET", key, "v"); got != "+OK\r\n" {
+		t.Fatalf("SET: %q", got)
+	}
+	var clients []*clientConn
+	for range 8 {
+		clients = append(clients, dialClient(t, listen))
+	}
+	stopServer(t, b[2])
+	applyYAML(t, px, pool{servers: lines,
+		keys: []string{"migrate_from: {servers: " + flowList(lines[:2]) + "}"}}.yaml("alpha", listen))
+	results := make(chan string, len(clients))
+	for _, c := range clients {
+		go func() {
+			r, err := c.tryDo(30*time.Second, "GET", key)
+			if err != nil {
+				results <- err.Error()
+				return
+			}
+			results <- r.raw
+		}()
+	}
+	time.Sleep(time.Second) // the requests arrive while the MIGRATE cannot finish
+	b[2].Continue()
+	for range clients {
+		if got := <-results; got != bulk("v") {
+			t.Errorf("GET %s: %q, want %q", key, got, bulk("v"))
+		}
+	}
+	info, err := testservers.Do(b[oldPlace(key)].Addr, "INFO", "commandstats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(info, "cmdstat_migrate:calls=")
+	calls, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+	if calls < 1 || calls > 2 {
+		t.Errorf("the old owner ran %d MIGRATEs, want 1 from the clients and at most 1 from the mover", calls)
+	}
+	if got, _ := testservers.Do(b[2].Addr, "GET", key); got != "v" {
+		t.Errorf("GET %s on its new owner: %q", key, got)
+	}
+	waitMigrated(t, px)
 }
