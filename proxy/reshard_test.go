@@ -180,39 +180,39 @@ func (l *reshardLoad) halt(t *testing.T) {
 	}
 }
 
-// checkPlaced asks every backend directly: each key is on exactly the
-// backend place names, with the last acknowledged value and its TTL, and
-// no backend holds anything else.
-func (l *reshardLoad) checkPlaced(t *testing.T, backends []*testservers.Server, place func(key string) int) {
+// checkPlaced asks every backend directly, after the commands of pre
+// (AUTH, SELECT): each key is on exactly the backend place names, with the
+// last acknowledged value and its TTL, and no backend holds anything else.
+func (l *reshardLoad) checkPlaced(t *testing.T, backends []*testservers.Server, place func(key string) int, pre ...[]string) {
 	t.Helper()
-	var gets, ttls [][]string
+	cmds := append([][]string(nil), pre...)
 	for _, k := range l.keys {
-		gets = append(gets, []string{"GET", k})
-		ttls = append(ttls, []string{"PTTL", k})
+		cmds = append(cmds, []string{"GET", k}, []string{"PTTL", k})
 	}
-	total := 0
-	bad := 0
+	cmds = append(cmds, []string{"DBSIZE"})
+	total, bad := 0, 0
 	for b, s := range backends {
-		vals, pttls := pipeline(t, s.Addr, gets), pipeline(t, s.Addr, ttls)
+		replies := pipeline(t, s.Addr, cmds)[len(pre):]
 		held := 0
 		for i, k := range l.keys {
+			val, pttl := replies[2*i], replies[2*i+1]
 			owner := place(k) == b
 			want := nilBulk
 			if owner {
 				want = bulk(strconv.FormatInt(l.state[i].val, 10))
 			}
-			if vals[i] != nilBulk {
+			if val != nilBulk {
 				held++
 			}
-			ttlOK := !owner || (l.state[i].ttl == (pttls[i] != ":-1\r\n") && pttls[i] != ":-2\r\n")
-			if (vals[i] != want || !ttlOK) && bad < 10 {
+			ttlOK := !owner || (l.state[i].ttl == (pttl != ":-1\r\n") && pttl != ":-2\r\n")
+			if (val != want || !ttlOK) && bad < 10 {
 				bad++
 				t.Errorf("backend %d, key %s (owner %d): value %q, PTTL %q; want %q, TTL %v",
-					b, k, place(k), vals[i], pttls[i], want, l.state[i].ttl)
+					b, k, place(k), val, pttl, want, l.state[i].ttl)
 			}
 		}
-		if n := dbsize(t, s.Addr); n != held {
-			t.Errorf("backend %d holds %d keys, %d of them ours", b, n, held)
+		if n := replies[len(replies)-1]; n != fmt.Sprintf(":%d\r\n", held) {
+			t.Errorf("backend %d holds %q keys, %d of them ours", b, n, held)
 		}
 		total += held
 	}
@@ -436,4 +436,45 @@ func TestReshardOneMigratePerKey(t *testing.T) {
 		t.Errorf("GET %s on its new owner: %q", key, got)
 	}
 	waitMigrated(t, px)
+}
+
+// TestReshardResume grows a pool whose servers want a password and whose
+// data is in database 1, at 200 keys per second, closes the proxy midway
+// and starts another with the same file: it moves the rest (MIGRATE with
+// AUTH and the database), and every key ends on its owner.
+func TestReshardResume(t *testing.T) {
+	b := startRedisBackends(t, 3, "--requirepass", "pw")
+	lines := serverLines(b, nil, nil)
+	listen := freeListen(t)
+	p := pool{servers: lines[:2], auth: "pw", db: 1}
+	px := startProxyOpts(t, p.yaml("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	c := dialClient(t, listen)
+	if got := c.do("AUTH", "pw"); got != "+OK\r\n" {
+		t.Fatalf("AUTH: %q", got)
+	}
+	l := &reshardLoad{}
+	for i := range 3000 {
+		l.keys = append(l.keys, fmt.Sprintf("%d:key", i))
+		l.state = append(l.state, reshardKey{val: int64(i), ttl: i%2 == 0})
+		if got := c.do("SET", l.keys[i], strconv.Itoa(i)); got != "+OK\r\n" {
+			t.Fatalf("SET: %q", got)
+		}
+		if l.state[i].ttl {
+			c.do("PEXPIRE", l.keys[i], "100000000")
+		}
+	}
+	p.servers = lines
+	p.keys = []string{"migrate_rate: 200", "migrate_from: {servers: " + flowList(lines[:2]) + "}"}
+	applyYAML(t, px, p.yaml("alpha", listen))
+	time.Sleep(time.Second)
+	moved, pending := poolStat(t, px, "keys_migrated"), poolStat(t, px, "migration_pending")
+	if moved == 0 || moved > 600 || pending == 0 {
+		t.Fatalf("after 1 s at 200 keys/s: keys_migrated %d, migration_pending %d; want 1..600 and > 0", moved, pending)
+	}
+	closeProxy(t, px)
+	p.keys[0] = "migrate_rate: 1000000"
+	px = startProxyOpts(t, p.yaml("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	waitMigrated(t, px)
+	t.Logf("%d keys moved before the restart, %d after", moved, poolStat(t, px, "keys_migrated"))
+	l.checkPlaced(t, b, placer(t, hashring.Config{}, lines), []string{"AUTH", "pw"}, []string{"SELECT", "1"})
 }
