@@ -58,6 +58,14 @@ func (pp *poolParse) finishMigration() error {
 		}
 	}
 	op := old.pool
+	if p.Distribution == "random" || op.Distribution == "random" {
+		key, line := "distribution", pp.lineOf("distribution")
+		if op.Distribution == "random" {
+			key, line = "migrate_from.distribution", old.lineOf("distribution")
+		}
+		return &Error{Pool: p.Name, Key: key, Line: line,
+			Err: errors.New("distribution random places no key anywhere in particular: a migration cannot find what to move")}
+	}
 	if old.slots == nil && op.Distribution == "jump" && old.keys["servers"] == 0 && old.keys["distribution"] == 0 {
 		op.Slots = p.Slots // the pool's own table, unless the servers or the distribution differ
 	}

@@ -83,6 +83,8 @@ func TestMigrateFromErrors(t *testing.T) {
 			"migrate_from.servers", 9, "unix socket"},
 		{"given twice", migratePool("", "    hash: md5\n    hash: md5\n"), "migrate_from.hash", 10, "twice"},
 		{"not a mapping", migratePool("", "    - a\n"), "migrate_from", 8, "want a mapping"},
+		{"from random", migratePool("", "    distribution: random\n"), "migrate_from.distribution", 9, "random"},
+		{"to random", migratePool("  distribution: random\n", "    distribution: ketama\n"), "distribution", 4, "random"},
 		{"rate zero", migratePool("  migrate_rate: 0\n", "    hash: md5\n"), "migrate_rate", 4, "at least 1"},
 	}
 	for _, tc := range tests {
