@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/shardproxy/shardproxy/config"
 )
@@ -84,6 +85,22 @@ func (px *Proxy) Start() error {
 		px.startPool(p)
 	}
 	return nil
+}
+
+// Shutdown stops accepting on every pool, lets each client's requests in
+// flight be answered (idle clients go at once), waiting at most d, then
+// closes everything as Close does.
+func (px *Proxy) Shutdown(d time.Duration) error {
+	var wg sync.WaitGroup
+	for _, p := range px.poolList() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.quiesce(d)
+		}()
+	}
+	wg.Wait()
+	return px.Close()
 }
 
 // poolList returns the running pools, in file order.

@@ -369,9 +369,18 @@ func (p *pool) stopListening() {
 // requests in flight are answered (idle ones at once), then the pool
 // closes, at the latest after drainTimeout.
 func (p *pool) drain() {
+	p.quiesce(drainTimeout)
+	p.close()
+	p.log.Info("pool removed")
+}
+
+// quiesce stops the pool's listener and lets each client go once its
+// requests in flight are answered (idle ones at once), waiting at most d
+// for the last one.
+func (p *pool) quiesce(d time.Duration) {
 	p.stopListening()
 	p.draining.Store(true)
-	deadline := time.Now().Add(drainTimeout)
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		if p.park != nil {
 			p.park.evict() // parked clients are idle: closed now
@@ -389,6 +398,4 @@ func (p *pool) drain() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	p.close()
-	p.log.Info("pool removed")
 }

@@ -208,13 +208,17 @@ func serve(cfg *config.Config, o *options, log *slog.Logger, sigs *signalLoop, d
 	}
 	log.Info("shardproxy started", "version", proxy.Version, "conf", o.confFile, "pid", os.Getpid(), "daemon", daemon != nil)
 	s := sigs.waitForStop()
-	log.Info("shutting down", "signal", s.String())
-	if err := px.Close(); err != nil {
+	log.Info("shutting down: requests in flight are answered first", "signal", s.String(), "within", stopDrain)
+	if err := px.Shutdown(stopDrain); err != nil {
 		log.Error("close", "err", err)
 		return 1
 	}
 	return 0
 }
+
+// stopDrain bounds how long SIGINT or SIGTERM waits for requests in flight
+// to be answered before the remaining connections are closed.
+const stopDrain = 5 * time.Second
 
 const statsDescription = `pool stats:
   client_eof          "# eof on client connections"

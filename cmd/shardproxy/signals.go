@@ -10,16 +10,19 @@ import (
 // As nutcracker's src/nc_signal.c: SIGHUP reopens the log file, SIGTTIN
 // raises the log level, SIGTTOU lowers it; SIGUSR1 reloads the
 // configuration file (nutcracker only logs it); SIGUSR2 is logged and does
-// nothing else. SIGINT and SIGTERM stop the proxy.
+// nothing else. SIGINT and SIGTERM stop the proxy, once requests in flight
+// are answered. SIGTSTP (^Z) is logged and ignored: a stopped proxy stalls
+// every client.
 //
-// Left out on purpose: SIGQUIT keeps Go's default, exit with every
-// goroutine's stack on stderr, which is what one sends it for (the pid file
-// stays behind, as after a crash). SIGTSTP (^Z) keeps its default and stops
-// the proxy, since whoever types it wants that. SIGKILL and SIGSTOP cannot
-// be caught. SIGPIPE is ignored, not caught: see ignoreSIGPIPE.
+// Left out on purpose: SIGQUIT (and SIGABRT) keep Go's default, exit with
+// every goroutine's stack on stderr, which is what one sends them for (the
+// pid file stays behind, as after a crash). SIGKILL and SIGSTOP cannot be
+// caught. SIGPIPE is ignored, not caught: see ignoreSIGPIPE. Go's runtime
+// already catches and ignores the other signals whose default would end
+// the process (SIGALRM, SIGVTALRM, SIGXCPU, ...).
 var (
 	stopSignals   = []os.Signal{syscall.SIGINT, syscall.SIGTERM}
-	actionSignals = []os.Signal{sigReopen, sigLevelUp, sigLevelDown, sigReload, sigNoop}
+	actionSignals = []os.Signal{sigReopen, sigLevelUp, sigLevelDown, sigReload, sigNoop, sigTermStop}
 )
 
 // signalLoop receives stopSignals and actionSignals and dispatches each to
@@ -84,6 +87,10 @@ func (l *signalLoop) dispatch(s os.Signal) (stop bool) {
 		if err := l.reload(); err != nil {
 			l.log.notice.Error("SIGUSR1: reload refused, the running configuration is unchanged", "err", err)
 		}
+	case sigTermStop:
+		// A stopped proxy stalls every client: ^Z is logged, not obeyed
+		// (SIGSTOP, which cannot be caught, still stops it).
+		l.log.notice.Info("SIGTSTP: ignored; a stopped proxy would stall every client")
 	case sigNoop:
 		l.log.notice.Info("SIGUSR2: no action")
 	default:

@@ -264,6 +264,7 @@ func TestSignalsKeepServing(t *testing.T) {
 		{"SIGTTOU lowers the level", syscall.SIGTTOU, nil, `msg="SIGTTOU: log level down" verbosity=6 min_level=INFO`},
 		{"SIGUSR1 reloads the configuration", syscall.SIGUSR1, nil, `msg="configuration reloaded"`},
 		{"SIGUSR2 is logged", syscall.SIGUSR2, nil, `msg="SIGUSR2: no action"`},
+		{"SIGTSTP does not stop it", syscall.SIGTSTP, nil, `msg="SIGTSTP: ignored; a stopped proxy would stall every client"`},
 	}
 	for _, st := range steps {
 		ok := t.Run(st.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ var (
 	sigLevelDown os.Signal = syscall.SIGTTOU
 	sigReload    os.Signal = syscall.SIGUSR1
 	sigNoop      os.Signal = syscall.SIGUSR2
+	sigTermStop  os.Signal = syscall.SIGTSTP
 )
 
 // ignoreSIGPIPE makes the kernel ignore SIGPIPE, as nutcracker does. Without

@@ -14,6 +14,7 @@ var (
 	sigLevelDown os.Signal = noSignal("SIGTTOU")
 	sigReload    os.Signal = noSignal("SIGUSR1")
 	sigNoop      os.Signal = noSignal("SIGUSR2")
+	sigTermStop  os.Signal = noSignal("SIGTSTP")
 )
 
 // noSignal stands for a signal Windows does not have.
