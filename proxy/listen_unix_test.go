@@ -46,6 +46,17 @@ func TestUnixListenRefusesPathInUse(t *testing.T) {
 	}{
 		{"redis-server", func(t *testing.T, path string) {
 			testservers.Redis(t, "--unixsocket", path, "--unixsocketperm", "700")
+			// Redis opens its unix socket after its TCP port, which is
+			// what Redis waits for.
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				if nc, err := net.Dial("unix", path); err == nil {
+					nc.Close()
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("redis-server does not accept on %s", path)
+				}
+			}
 		}},
 		{"shardproxy", func(t *testing.T, path string) {
 			startProxy(t, poolYAML(path, backends))
