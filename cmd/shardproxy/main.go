@@ -208,7 +208,7 @@ func serve(cfg *config.Config, o *options, log *slog.Logger, sigs *signalLoop, d
 	}
 	log.Info("shardproxy started", "version", proxy.Version, "conf", o.confFile, "pid", os.Getpid(), "daemon", daemon != nil)
 	s := sigs.waitForStop()
-	log.Info("shutting down: requests in flight are answered first", "signal", s.String(), "within", stopDrain)
+	log.Info("shutting down", "signal", s.String(), "answering_in_flight_within", stopDrain)
 	if err := px.Shutdown(stopDrain); err != nil {
 		log.Error("close", "err", err)
 		return 1
