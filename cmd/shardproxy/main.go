@@ -90,8 +90,13 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run does what the command line asks and returns the exit code.
+// run does what the command line asks and returns the exit code:
+// "shardproxy reshard ..." plans and watches migrations (reshard.go); any
+// other command line is nutcracker's.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "reshard" {
+		return runReshard(args[1:], stdout, stderr)
+	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/internal/testservers"
+	"github.com/shardproxy/shardproxy/proxy"
+)
+
+// startInProcess starts a proxy in this process on the file at path, with
+// its stats on a free port, and returns it and its stats address.
+func startInProcess(t *testing.T, path string) (*proxy.Proxy, string) {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px, err := proxy.New(cfg, proxy.Options{StatsAddr: "127.0.0.1:0", ConfigPath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := px.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { px.Close() })
+	return px, px.StatsAddr().String()
+}
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	return fmt.Sprintf("127.0.0.1:%d", testservers.FreePort(t, "127.0.0.1"))
+}
+
+// TestReshardStatsMigration fills a pool of 3 servers through the proxy,
+// reloads it onto 4 with migrate_from, and watches: the command exits 0
+// once the migration is complete, having printed keys moved > 0, and the
+// proxy agrees it is complete.
+func TestReshardStatsMigration(t *testing.T) {
+	var addrs []string
+	for range 4 {
+		addrs = append(addrs, testservers.Redis(t).Addr)
+	}
+	lines := namedLines(addrs)
+	listen := freeAddr(t)
+	conf := writeConf(t, poolYAML(listen, lines[:3]))
+	px, stats := startInProcess(t, conf)
+	var keys []string
+	for i := range 4000 {
+		keys = append(keys, fmt.Sprintf("user:%d:%d", i*104729, i))
+	}
+	setKeys(t, listen, keys) // through the proxy: each on its owner
+
+	grown := poolYAML(listen, lines, "migrate_rate: 2000", "migrate_from: {servers: ["+strings.Join(lines[:3], ", ")+"]}")
+	if err := os.WriteFile(conf, []byte(grown), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := px.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runReshardCmd("--stats", stats, "-c", conf, "--interval", "100ms", "--timeout", "2m")
+	t.Logf("stdout:\n%s", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	m := regexp.MustCompile(`migration complete: every proxy \(1\) reports migration_pending 0; keys moved (\d+), migration_errors 0`).
+		FindStringSubmatch(out)
+	if m == nil {
+		t.Fatal("no completion line with migration_errors 0")
+	}
+	if n, _ := strconv.Atoi(m[1]); n == 0 {
+		t.Error("keys moved 0")
+	}
+	if !strings.Contains(out, "3/3 old owners scanned") {
+		t.Error("no progress line with 3/3 old owners scanned")
+	}
+	for _, p := range px.Snapshot().Pools {
+		if p.MigrationPending != 0 || p.KeysMigrated == 0 {
+			t.Errorf("the proxy says migration_pending %d, keys_migrated %d", p.MigrationPending, p.KeysMigrated)
+		}
+	}
+}
+
+// TestReshardStatsFailures: proxies running different files, a proxy not
+// running the file of -c, a stats address nobody answers, and a migration
+// that cannot complete each exit non-zero, naming the cause.
+func TestReshardStatsFailures(t *testing.T) {
+	r := testservers.Redis(t)
+	confA := writeConf(t, poolYAML(freeAddr(t), []string{r.Addr + ":1"}))
+	confB := writeConf(t, poolYAML(freeAddr(t), []string{r.Addr + ":1"}))
+	_, statsA := startInProcess(t, confA)
+	_, statsB := startInProcess(t, confB)
+	cfgA, err := config.Load(confA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgB, err := config.Load(confB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody := freeAddr(t)
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"different files", []string{"--stats", statsA + "," + statsB},
+			[]string{"config digest mismatch", statsA, statsB, cfgA.Digest, cfgB.Digest}},
+		{"not the file of -c", []string{"--stats", statsB, "-c", confA},
+			[]string{"config digest mismatch", statsB, cfgB.Digest, cfgA.Digest, confA}},
+		{"unreachable", []string{"--stats", statsA + "," + nobody},
+			[]string{"proxy " + nobody + " unreachable on its stats port"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runReshardCmd(append(tc.args, "--interval", "100ms", "--timeout", "1m")...)
+			if code == 0 {
+				t.Fatalf("exit 0; stdout %q", out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr %q lacks %q", errOut, w)
+				}
+			}
+		})
+	}
+}
+
+// TestReshardStatsStuck grows a pool onto a server nobody runs: its MIGRATEs
+// fail, so migration_errors rises with each of the mover's retries (one a
+// second) and the migration never completes. --fail-on-error stops at the
+// first rise; without it the watch goes on until --timeout.
+func TestReshardStatsStuck(t *testing.T) {
+	r := testservers.Redis(t)
+	listen := freeAddr(t)
+	lines := []string{r.Addr + ":1 s0", freeAddr(t) + ":1 s1"}
+	conf := writeConf(t, poolYAML(listen, lines[:1]))
+	px, stats := startInProcess(t, conf)
+	var keys []string
+	for i := range 200 {
+		keys = append(keys, fmt.Sprintf("user:%d", i))
+	}
+	setKeys(t, listen, keys)
+	grown := poolYAML(listen, lines, "migrate_from: {servers: ["+lines[0]+"]}")
+	if err := os.WriteFile(conf, []byte(grown), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := px.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runReshardCmd("--stats", stats, "--interval", "200ms", "--timeout", "1m", "--fail-on-error")
+	if code == 0 || !strings.Contains(errOut, "migration_errors rose") || !strings.Contains(out, "migration_errors") {
+		t.Errorf("--fail-on-error: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, out, errOut = runReshardCmd("--stats", stats, "--pool", "alpha", "--interval", "200ms", "--timeout", "3s")
+	if code == 0 || !strings.Contains(errOut, "timeout after 3s") || !strings.Contains(errOut, "migration_pending 1") {
+		t.Errorf("--timeout: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
