@@ -99,12 +99,16 @@
 //	                        server named in both lists must be the same
 //	                        server, and all must be TCP. Refused on
 //	                        memcache pools                            (none)
+//	  start_at              in migrate_from: when the migration starts, an
+//	                        RFC 3339 time; before it the pool routes by
+//	                        migrate_from's placement alone         (at once)
 //	migrate_rate            keys per second the background mover moves,
 //	                        >= 1                                      (1000)
 //
 // Errors in migrate_from name its keys as "migrate_from.servers" and the
 // like. Config.Warnings reports a configured migration, which shardproxy
-// -t prints: it should be removed once complete.
+// -t prints: it should be removed once complete; the warning adds a hint
+// for a fleet of proxies when start_at is missing or more than a day past.
 //
 // The server_tls_* keys need server_tls: true. Certificate files are read
 // when the proxy starts and by shardproxy -t, not here.

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -20,11 +21,20 @@ type Placement struct {
 	HashTag      string
 	Distribution string
 	Slots        []int // as Pool.Slots: nil unless given with distribution jump
+	// StartAt is when the migration starts (migrate_from's start_at), in
+	// UTC; zero: as soon as a proxy loads the file. Before it, a proxy
+	// routes by this placement alone, as one still running the file
+	// without migrate_from does.
+	StartAt time.Time
 }
 
 // migrateKeys are the keys of a migrate_from mapping: the placement keys a
-// pool takes, with the same values.
-var migrateKeys = []string{"servers", "hash", "hash_tag", "distribution", "slots"}
+// pool takes, with the same values, and start_at.
+var migrateKeys = []string{"servers", "hash", "hash_tag", "distribution", "slots", startAtKey}
+
+// startAtKey is migrate_from's start time: an RFC 3339 time such as
+// "2026-11-30T10:30:00Z".
+const startAtKey = "start_at"
 
 // setMigrateFrom keeps the migrate_from mapping until the pool's own keys,
 // its defaults, are known (finishMigration).
@@ -51,8 +61,17 @@ func (pp *poolParse) finishMigration() error {
 	old := &poolParse{pool: &Pool{Name: p.Name, Redis: true, Servers: p.Servers, Hash: p.Hash,
 		HashTag: p.HashTag, Distribution: p.Distribution}, line: pp.keys["migrate_from"], keys: map[string]int{}}
 	m := pp.migrate
+	var start time.Time
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := m.Content[i], m.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.Value == startAtKey {
+			t, err := old.startAt(k, v)
+			if err != nil {
+				return err
+			}
+			start = t
+			continue
+		}
 		if err := old.setMigrateKey(k, v); err != nil {
 			return err
 		}
@@ -87,8 +106,26 @@ func (pp *poolParse) finishMigration() error {
 		return err
 	}
 	p.MigrateFrom = &Placement{Servers: op.Servers, Hash: op.Hash, HashTag: op.HashTag,
-		Distribution: op.Distribution, Slots: op.Slots}
+		Distribution: op.Distribution, Slots: op.Slots, StartAt: start}
 	return nil
+}
+
+// startAt reads migrate_from's start_at: an RFC 3339 time, kept in UTC.
+func (pp *poolParse) startAt(k, v *yaml.Node) (time.Time, error) {
+	name := "migrate_from." + startAtKey
+	if first, ok := pp.keys[startAtKey]; ok {
+		return time.Time{}, pp.wrap(name, k.Line, fmt.Errorf("key given twice (first at line %d)", first))
+	}
+	pp.keys[startAtKey] = k.Line
+	if v.Kind != yaml.ScalarNode {
+		return time.Time{}, pp.wrap(name, k.Line, badValue(v.Value, "want %s, got %s", kindName(yaml.ScalarNode), kindName(v.Kind)))
+	}
+	t, err := time.Parse(time.RFC3339, v.Value)
+	if err != nil {
+		return time.Time{}, pp.wrap(name, v.Line,
+			badValue(v.Value, "want an RFC 3339 time such as \"2026-11-30T10:30:00Z\""))
+	}
+	return t.UTC(), nil
 }
 
 // setMigrateKey applies one key of migrate_from.
@@ -143,14 +180,34 @@ func migrationServers(p, old *Pool, line int) error {
 
 // Warnings returns what is allowed but should not stay in a file: a
 // migration left in place once it is complete costs every access to a
-// moved key a MIGRATE round trip.
-func (c *Config) Warnings() []string {
+// moved key a MIGRATE round trip. The warning also says when a fleet of
+// proxies could disagree on it: without start_at each proxy starts as it
+// loads the file, and a start_at more than a day past is likely left
+// from an earlier migration.
+func (c *Config) Warnings() []string { return c.warnings(time.Now()) }
+
+// staleStart is how far in the past start_at draws a warning.
+const staleStart = 24 * time.Hour
+
+func (c *Config) warnings(now time.Time) []string {
 	var out []string
 	for _, p := range c.Pools {
-		if p.MigrateFrom != nil {
-			out = append(out, fmt.Sprintf("pool %q: a migration is configured (migrate_from, line %d): "+
-				"remove it and reload once the pool's migration_pending is 0", p.Name, p.Line("migrate_from")))
+		mf := p.MigrateFrom
+		if mf == nil {
+			continue
 		}
+		w := fmt.Sprintf("pool %q: a migration is configured (migrate_from, line %d): "+
+			"remove it and reload once the pool's migration_pending is 0", p.Name, p.Line("migrate_from"))
+		switch {
+		case mf.StartAt.IsZero():
+			w += "; it has no start_at, so each proxy starts it as soon as it loads the file: " +
+				"with several proxies, give start_at a few minutes ahead and reload them all before it"
+		case now.Sub(mf.StartAt) > staleStart:
+			w += fmt.Sprintf("; its start_at (%s) is more than a day past, so each proxy starts it as soon as "+
+				"it loads the file: for a new migration with several proxies, give start_at a few minutes ahead",
+				mf.StartAt.Format(time.RFC3339))
+		}
+		out = append(out, w)
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // migratePool is a redis pool of servers a, b, c whose line 3 on are
@@ -86,6 +87,13 @@ func TestMigrateFromErrors(t *testing.T) {
 		{"from random", migratePool("", "    distribution: random\n"), "migrate_from.distribution", 9, "random"},
 		{"to random", migratePool("  distribution: random\n", "    distribution: ketama\n"), "distribution", 4, "random"},
 		{"rate zero", migratePool("  migrate_rate: 0\n", "    hash: md5\n"), "migrate_rate", 4, "at least 1"},
+		{"start_at no time", migratePool("", "    start_at: tomorrow\n"), "migrate_from.start_at", 9, "RFC 3339"},
+		{"start_at without zone", migratePool("", "    start_at: \"2026-11-30T10:30:00\"\n"),
+			"migrate_from.start_at", 9, "RFC 3339"},
+		{"start_at a list", migratePool("", "    start_at: [2026-11-30T10:30:00Z]\n"),
+			"migrate_from.start_at", 9, "want a single value"},
+		{"start_at twice", migratePool("", "    start_at: 2026-11-30T10:30:00Z\n    start_at: 2026-11-30T10:31:00Z\n"),
+			"migrate_from.start_at", 10, "twice"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,5 +113,55 @@ func TestMigrateFromSame(t *testing.T) {
 	}
 	if a.MigrateRate != 0 || parsePool1(t, migratePool("  migrate_rate: 50\n", "    hash: md5\n")).MigrateRate != 50 {
 		t.Error("migrate_rate: want 0 when absent (DefaultMigrateRate), 50 when given")
+	}
+}
+
+// TestMigrateStartAt reads start_at (quoted or not, any zone, kept in UTC;
+// zero when absent) and checks what -t warns about it: a start_at more
+// than a day past, or none, gets a hint for a fleet of proxies.
+func TestMigrateStartAt(t *testing.T) {
+	at := time.Date(2026, 11, 30, 10, 30, 0, 0, time.UTC)
+	tests := []struct {
+		name, migrate string
+		want          time.Time
+		now           time.Time
+		hint          string // in the warning; "" for none beyond the usual
+	}{
+		{"none", "    hash: md5\n", time.Time{}, at, "it has no start_at"},
+		{"plain", "    start_at: 2026-11-30T10:30:00Z\n", at, at.Add(-time.Hour), ""},
+		{"quoted, other zone", "    start_at: \"2026-11-30T11:30:00+01:00\"\n", at, at.Add(time.Hour), ""},
+		{"a day past at most", "    {start_at: 2026-11-30T10:30:00Z, hash: md5}\n", at, at.Add(24 * time.Hour), ""},
+		{"stale", "    start_at: 2026-11-30T10:30:00Z\n", at, at.Add(25 * time.Hour), "more than a day past"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			yml := migratePool("", tc.migrate)
+			p := parsePool1(t, yml)
+			if got := p.MigrateFrom.StartAt; !got.Equal(tc.want) || got.Location() != time.UTC {
+				t.Errorf("StartAt %v (%v), want %v in UTC", got, got.Location(), tc.want)
+			}
+			cfg, err := Parse([]byte(yml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := cfg.warnings(tc.now)
+			if len(w) != 1 || !strings.Contains(w[0], "a migration is configured") {
+				t.Fatalf("warnings %q, want one about the migration", w)
+			}
+			for _, h := range []string{"it has no start_at", "more than a day past"} {
+				if strings.Contains(w[0], h) != (h == tc.hint) {
+					t.Errorf("warning %q: mentions %q: %v, want %v", w[0], h, !(h == tc.hint), h == tc.hint)
+				}
+			}
+		})
+	}
+	// Two parses of one start_at are the same pool: a reload of the same
+	// file leaves it untouched.
+	yml := migratePool("", "    start_at: \"2026-11-30T11:30:00+01:00\"\n")
+	if a, b := parsePool1(t, yml), parsePool1(t, yml); !a.Same(b) {
+		t.Error("Same: one start_at parsed twice differs")
+	}
+	if a, b := parsePool1(t, yml), parsePool1(t, migratePool("", "    start_at: 2026-11-30T10:31:00Z\n")); a.Same(b) {
+		t.Error("Same: two start_at values are the same")
 	}
 }

@@ -307,7 +307,7 @@ func (cl *client) serve() (parked bool) {
 // the incomplete rest. It returns false when the client must be closed.
 func (cl *client) handle(bt *batch, proto clientProtocol) bool {
 	for {
-		bt.rt = cl.p.routing()
+		bt.rt = cl.p.routing().active()
 		bt.queued = time.Now()
 		off, quit := cl.parse(bt, proto)
 		bt.flushCommands(&cl.p.stats)

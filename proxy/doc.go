@@ -22,6 +22,8 @@
 // is moved with MIGRATE by the client's goroutine before its request is
 // enqueued (migrate.go), while a mover per pool walks the old owners with
 // SCAN (mover.go). Without a migration the check is one nil comparison.
+// A migration with a start_at routes each batch by the old placement
+// alone until then (routing.active), so that proxies of a fleet agree.
 //
 // Multi-key commands (MGET, MSET, DEL, UNLINK, EXISTS, TOUCH; memcache get
 // and gets with many keys) become one fragment per server. After the whole

@@ -28,6 +28,10 @@ type migration struct {
 	// (migration_pending); complete is set once it is 0.
 	pending  atomic.Int64
 	complete atomic.Bool
+	// started is set once the migration routes by the new placement: at
+	// once without start_at, else from the first batch or mover that
+	// finds start_at reached (begin). It is never cleared.
+	started atomic.Bool
 	// lanes keeps MIGRATEs from waiting on each other (see acquire).
 	lanes lanes
 }
@@ -85,10 +89,24 @@ type keyMove struct {
 	err  error
 }
 
-func newMigration(owners int) *migration {
+func newMigration(owners int, started bool) *migration {
 	m := &migration{inflight: map[string]*keyMove{}}
 	m.pending.Store(int64(owners))
+	m.started.Store(started)
 	return m
+}
+
+// begin reports whether a migration that starts at start has started by
+// now (a wall-clock time), and marks it started when it has.
+func (m *migration) begin(start, now time.Time) bool {
+	if m.started.Load() {
+		return true
+	}
+	if now.Before(start) {
+		return false
+	}
+	m.started.Store(true)
+	return true
 }
 
 // waitCall is a call the proxy sends on its own behalf (MIGRATE, SCAN):

@@ -15,17 +15,28 @@ import (
 // connections of its own (made with the pool's dial and handshake, and no
 // timeout), so that moving a big key never delays a client's request nor
 // times out. The pool starts one for each new migration state (setMover)
-// and stops it on close and when a reload swaps the routing.
+// and stops it on close and when a reload swaps the routing. A migration
+// with a start_at has its mover wait for it, then moverSettle more.
 type mover struct {
-	p    *pool
-	mig  *migration
-	own  []*pools.Server // the mover's own server per old owner (routing.fromRing)
-	stop chan struct{}
-	done chan struct{}
+	p     *pool
+	mig   *migration
+	start time.Time       // the migration's start_at; zero: at once
+	own   []*pools.Server // the mover's own server per old owner (routing.fromRing)
+	stop  chan struct{}
+	done  chan struct{}
 }
 
 // scanCount is the COUNT of each SCAN, and at most the keys of one MIGRATE.
 const scanCount = 100
+
+// moverSettle is how long after start_at the mover starts its scans. A
+// request a proxy routed by the old placement just before start_at (by
+// its clock) can still reach an old owner after another proxy has moved
+// its key; every proxy runs a mover, so the scans of the proxy whose
+// clock is the slowest begin moverSettle after the last such request was
+// routed, and carry its write over to the new owner, as long as requests
+// reach their server within moverSettle.
+const moverSettle = 2 * time.Second
 
 // moverRetry is how long the mover waits before it scans again an old
 // owner whose scan met an error.
@@ -55,7 +66,7 @@ func (p *pool) setMover() {
 		p.log.Error("migration: the mover cannot start", "err", err)
 		return
 	}
-	mv := &mover{p: p, mig: rt.mig, stop: make(chan struct{}), done: make(chan struct{})}
+	mv := &mover{p: p, mig: rt.mig, start: rt.startAt, stop: make(chan struct{}), done: make(chan struct{})}
 	for _, line := range rt.cfg.MigrateFrom.Servers {
 		opt := p.serverOptions(rt.cfg, line, roots)
 		opt.Connections, opt.Timeout, opt.AutoEject, opt.FailFast = 1, 0, false, false
@@ -94,6 +105,9 @@ func (mv *mover) run() {
 			s.Close()
 		}
 	}()
+	if !mv.waitStart() {
+		return
+	}
 	log := mv.p.log
 	log.Info("migration: moving keys", "old_owners", len(mv.own))
 	start := time.Now()
@@ -195,6 +209,37 @@ func (mv *mover) move(j int, keys [][]byte) bool {
 		}
 	}
 	return ok
+}
+
+// waitStart waits for the migration's start_at, marks it started, and
+// waits moverSettle more. It reports whether the mover may go on.
+func (mv *mover) waitStart() bool {
+	if mv.start.IsZero() {
+		return true
+	}
+	log := mv.p.log
+	if time.Now().Before(mv.start) {
+		log.Info("migration: routing by migrate_from's placement until start_at", "start_at", mv.start.Format(time.RFC3339))
+	}
+	if !mv.sleepUntil(mv.start) {
+		return false
+	}
+	mv.mig.started.Store(true) // if no batch has yet
+	log.Info("migration: start_at reached: routing by the new placement; the mover scans after a pause",
+		"start_at", mv.start.Format(time.RFC3339), "pause", moverSettle)
+	return mv.sleepUntil(mv.start.Add(moverSettle))
+}
+
+// sleepUntil waits until the wall clock reads at, in steps of at most a
+// second so that a clock set meanwhile is followed, or until the mover
+// stops: it reports whether it may go on.
+func (mv *mover) sleepUntil(at time.Time) bool {
+	for d := time.Until(at); d > 0; d = time.Until(at) {
+		if !mv.sleep(min(d, time.Second)) {
+			return false
+		}
+	}
+	return !mv.stopped()
 }
 
 // sleep waits d, or until the mover stops: it reports whether it may go on.

@@ -34,6 +34,12 @@ type routing struct {
 	from     *hashring.Placement
 	fromRing []*pools.Server
 	mig      *migration
+	// A migration with a start time (migrate_from's start_at): until
+	// startAt, batches are routed by before, the routing of the old
+	// placement alone, without a migration (see active). nil without
+	// start_at.
+	startAt time.Time
+	before  *routing
 }
 
 // limits are the bounds a pool's clients are held to, from its
@@ -105,8 +111,40 @@ func (rt *routing) migrateFrom(lines []config.Server) error {
 		return fmt.Errorf("pool %q: migrate_from: %w", rt.cfg.Name, err)
 	}
 	rt.from = place
-	rt.mig = newMigration(len(rt.fromRing))
+	rt.mig = newMigration(len(rt.fromRing), mf.StartAt.IsZero())
+	if !mf.StartAt.IsZero() {
+		rt.startAt = mf.StartAt
+		return rt.routeBefore()
+	}
 	return nil
+}
+
+// routeBefore builds rt.before: the routing of a pool whose placement is
+// migrate_from's, over the old owners, as a proxy still running the file
+// without migrate_from routes (ejected servers left out likewise).
+func (rt *routing) routeBefore() error {
+	mf := rt.cfg.MigrateFrom
+	old := *rt.cfg
+	old.Servers, old.Hash, old.HashTag, old.Distribution, old.Slots = mf.Servers, mf.Hash, mf.HashTag, mf.Distribution, mf.Slots
+	old.MigrateFrom = nil
+	before, err := newRouting(&old, rt.fromRing)
+	if err != nil {
+		return fmt.Errorf("pool %q: migrate_from: %w", rt.cfg.Name, err)
+	}
+	rt.before = before
+	return nil
+}
+
+// active returns the routing a batch is served by: rt itself, or, while
+// a migration waits for its start_at, the routing of the old placement.
+// Without a start time it costs one comparison; with one, a clock reading
+// per batch until the migration has started (then a flag), and once
+// started it stays started, even if the clock steps back.
+func (rt *routing) active() *routing {
+	if rt.before == nil || rt.mig.started.Load() || rt.mig.begin(rt.startAt, time.Now()) {
+		return rt
+	}
+	return rt.before
 }
 
 // rebuilt returns the routing of the same pool for its servers' current

@@ -58,7 +58,10 @@ type PoolSnapshot struct {
 	// A migration (migrate_from): the old owners still to scan (0 when
 	// complete or when none is configured), the keys moved (MIGRATEs
 	// answered OK, on access and in the background) and the MIGRATEs
-	// and SCANs that failed.
+	// and SCANs that failed. MigrationStarted says the pool routes by
+	// the new placement: false before migrate_from's start_at, and
+	// without a migration.
+	MigrationStarted bool
 	MigrationPending int64
 	KeysMigrated     int64
 	MigrationErrors  int64
@@ -172,6 +175,7 @@ func (p *pool) snapshot(bounds []time.Duration) PoolSnapshot {
 	}
 	if rt.mig != nil {
 		ps.MigrationPending = rt.mig.pending.Load()
+		ps.MigrationStarted = rt.active() == rt
 	}
 	names := memcacheCommandNames
 	if rt.cfg.Redis {

@@ -62,6 +62,7 @@ func (px *Proxy) statsJSON(started time.Time) []byte {
 			"forward_error":      p.ForwardError,
 			"fragments":          p.Fragments,
 			"requests":           p.Requests,
+			"migration_started":  oneIf(p.MigrationStarted),
 			"migration_pending":  p.MigrationPending,
 			"keys_migrated":      p.KeysMigrated,
 			"migration_errors":   p.MigrationErrors,
@@ -93,4 +94,12 @@ func (px *Proxy) statsJSON(started time.Time) []byte {
 	doc["total_connections"] = total
 	b, _ := json.Marshal(doc)
 	return append(b, '\n')
+}
+
+// oneIf is 1 for true and 0 for false, as nutcracker's JSON shows flags.
+func oneIf(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -237,6 +237,7 @@ const statsDescription = `pool stats:
   forward_error       "# times we encountered a forwarding error"
   fragments           "# fragments created from multi-key requests whose keys live on several servers"
   requests            "# requests from clients"
+  migration_started   "1 once a migration (migrate_from) routes by the new placement (from its start_at); else 0"
   migration_pending   "# old owners a migration (migrate_from) has still to scan; 0 when complete or none"
   keys_migrated       "# keys moved by MIGRATE, on access and in the background"
   migration_errors    "# MIGRATEs and SCANs of a migration that failed"
