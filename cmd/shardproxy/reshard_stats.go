@@ -27,6 +27,15 @@ type migrationCounters struct {
 	Pending int64 `json:"migration_pending"`
 	Moved   int64 `json:"keys_migrated"`
 	Errors  int64 `json:"migration_errors"`
+	// Started is migration_started (1 once the pool routes by the new
+	// placement, from migrate_from's start_at), nil from a proxy without
+	// the field.
+	Started *int64 `json:"migration_started"`
+}
+
+// waiting reports whether the pool's migration waits for its start_at.
+func (c migrationCounters) waiting() bool {
+	return c.Started != nil && *c.Started == 0 && c.Pending > 0
 }
 
 // statsFetchTimeout bounds one read of a stats port.
@@ -202,6 +211,7 @@ func (wt *watch) choosePools(snaps []*proxyStats) error {
 func (wt *watch) report(snaps []*proxyStats, now time.Time) (complete bool, err error) {
 	var pending, moved, errs, owners int64
 	var rising []string
+	waiting := 0
 	for i, s := range snaps {
 		for _, pool := range wt.pools {
 			c, ok := s.pools[pool]
@@ -217,6 +227,9 @@ func (wt *watch) report(snaps []*proxyStats, now time.Time) (complete bool, err 
 				wt.println(fmt.Sprintf("proxy %s pool %s: migration_errors %d before this watch", wt.addrs[i], pool, c.Errors))
 			}
 			wt.errs[k] = c.Errors
+			if c.waiting() {
+				waiting++
+			}
 			pending, moved, errs, owners = pending+c.Pending, moved+c.Moved, errs+c.Errors, owners+wt.maxPend[k]
 		}
 	}
@@ -229,7 +242,7 @@ func (wt *watch) report(snaps []*proxyStats, now time.Time) (complete bool, err 
 	if wt.looks == 0 {
 		wt.moved0, wt.done0 = moved, owners-pending
 	}
-	wt.progress(owners-pending, owners, moved, now)
+	wt.progress(owners-pending, owners, moved, waiting, now)
 	if pending > 0 {
 		return false, nil
 	}
@@ -245,7 +258,7 @@ func (wt *watch) report(snaps []*proxyStats, now time.Time) (complete bool, err 
 
 // progress draws the progress line: redrawn in place on a terminal, a line
 // per look otherwise.
-func (wt *watch) progress(done, owners, moved int64, now time.Time) {
+func (wt *watch) progress(done, owners, moved int64, waiting int, now time.Time) {
 	rate := "- keys/s"
 	if wt.looks > 0 {
 		if dt := now.Sub(wt.lastAt).Seconds(); dt > 0 {
@@ -266,6 +279,9 @@ func (wt *watch) progress(done, owners, moved int64, now time.Time) {
 	}
 	line := fmt.Sprintf("%s %d/%d old owners scanned  keys moved %d (+%d)  %s  %s",
 		bar(done, owners, 20), done, owners, moved, moved-wt.moved0, rate, eta)
+	if waiting > 0 {
+		line += fmt.Sprintf("  not started on %s (start_at)", plural(waiting, "pool of a proxy", "pools of proxies"))
+	}
 	if wt.tty {
 		fmt.Fprintf(wt.w, "\r\x1b[K%s", line)
 		wt.drawn = true

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"strconv"
@@ -160,5 +161,66 @@ func TestReshardStatsStuck(t *testing.T) {
 	code, out, errOut = runReshardCmd("--stats", stats, "--pool", "alpha", "--interval", "200ms", "--timeout", "3s")
 	if code == 0 || !strings.Contains(errOut, "timeout after 3s") || !strings.Contains(errOut, "migration_pending 1") {
 		t.Errorf("--timeout: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// fakeStats serves docs on a stats port, one per connection in turn, the
+// last one from then on.
+func fakeStats(t *testing.T, docs ...string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte(docs[min(i, len(docs)-1)]))
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestReshardStatsSequence watches a stats port that shows a migration
+// waiting for start_at, then started with a failed MIGRATE, then complete:
+// each state is printed, and the exit is 0 without --fail-on-error.
+func TestReshardStatsSequence(t *testing.T) {
+	doc := func(started, pending, moved, errs int) string {
+		return fmt.Sprintf(`{"service":"nutcracker","config_digest":"0123456789ab","alpha":{"requests":5,`+
+			`"migration_started":%d,"migration_pending":%d,"keys_migrated":%d,"migration_errors":%d,`+
+			`"s0":{"requests":1}}}`, started, pending, moved, errs)
+	}
+	addr := fakeStats(t, doc(0, 2, 0, 0), doc(1, 1, 50, 1), doc(1, 0, 90, 1))
+	code, out, errOut := runReshardCmd("--stats", addr, "--interval", "10ms")
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errOut, out)
+	}
+	want := []string{
+		"watching pool alpha on 1 proxy (config_digest 0123456789ab)",
+		"[....................] 0/2 old owners scanned  keys moved 0 (+0)  - keys/s  ETA -  not started on 1 pool of a proxy (start_at)",
+		"proxy " + addr + " pool alpha: migration_errors 1 (+1)",
+		"[##########..........] 1/2 old owners scanned  keys moved 50 (+50)",
+		"migration complete: every proxy (1) reports migration_pending 0; keys moved 90, migration_errors 1",
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("stdout lacks %q:\n%s", w, out)
+		}
+	}
+	addr = fakeStats(t, doc(1, 2, 0, 0), doc(1, 2, 10, 3))
+	code, out, errOut = runReshardCmd("--stats", addr, "--interval", "10ms", "--fail-on-error")
+	if code == 0 || !strings.Contains(errOut, "migration_errors rose (3 in all) and --fail-on-error is set") {
+		t.Errorf("--fail-on-error: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	addr = fakeStats(t, `{"service":"nutcracker","alpha":{"requests":1}}`)
+	if code, _, errOut = runReshardCmd("--stats", addr); code == 0 || !strings.Contains(errOut, "no config_digest") {
+		t.Errorf("nutcracker's stats: exit %d, stderr %q", code, errOut)
 	}
 }
