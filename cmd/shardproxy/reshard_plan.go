@@ -116,9 +116,12 @@ func (pl *poolPlan) moved() float64 {
 }
 
 // pairs returns the moving (old owner, new owner) pairs in name order.
-func (pl *poolPlan) pairs() [][2]int {
+func (pl *poolPlan) pairs() [][2]int { return sortedPairs(pl.moves) }
+
+// sortedPairs returns the keys of m in name order.
+func sortedPairs(m map[[2]int]float64) [][2]int {
 	var out [][2]int
-	for k := range pl.moves {
+	for k := range m {
 		out = append(out, k)
 	}
 	slices.SortFunc(out, func(a, b [2]int) int {

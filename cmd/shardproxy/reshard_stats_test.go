@@ -132,14 +132,15 @@ func TestReshardStatsFailures(t *testing.T) {
 	}
 }
 
-// TestReshardStatsStuck grows a pool onto a server nobody runs: its MIGRATEs
-// fail, so migration_errors rises with each of the mover's retries (one a
-// second) and the migration never completes. --fail-on-error stops at the
-// first rise; without it the watch goes on until --timeout.
+// TestReshardStatsStuck grows a pool onto a "server" that closes every
+// connection at once: its MIGRATEs fail, so migration_errors rises with
+// each of the mover's retries (one a second) and the migration never
+// completes. --fail-on-error stops at the first rise; without it the watch
+// goes on until --timeout.
 func TestReshardStatsStuck(t *testing.T) {
 	r := testservers.Redis(t)
 	listen := freeAddr(t)
-	lines := []string{r.Addr + ":1 s0", freeAddr(t) + ":1 s1"}
+	lines := []string{r.Addr + ":1 s0", closingServer(t) + ":1 s1"}
 	conf := writeConf(t, poolYAML(listen, lines[:1]))
 	px, stats := startInProcess(t, conf)
 	var keys []string
@@ -223,4 +224,27 @@ func TestReshardStatsSequence(t *testing.T) {
 	if code, _, errOut = runReshardCmd("--stats", addr); code == 0 || !strings.Contains(errOut, "no config_digest") {
 		t.Errorf("nutcracker's stats: exit %d, stderr %q", code, errOut)
 	}
+}
+
+// closingServer listens on a loopback port and closes each connection as
+// soon as it is accepted; the port stays taken until the test ends.
+func closingServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
 }

@@ -127,7 +127,11 @@ func checkShares(t *testing.T, out string, before, after []float64, moves map[st
 
 // setKeys writes keys (value: the key) to the Redis server at addr in one
 // pipeline.
-func setKeys(t *testing.T, addr string, keys []string) {
+func setKeys(t *testing.T, addr string, keys []string) { setKeysIn(t, addr, "", 0, keys) }
+
+// setKeysIn writes keys as setKeys does, after AUTH password (unless "")
+// and SELECT db.
+func setKeysIn(t *testing.T, addr, password string, db int, keys []string) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
@@ -136,6 +140,15 @@ func setKeys(t *testing.T, addr string, keys []string) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	var req []byte
+	replies := len(keys)
+	if password != "" {
+		req = fmt.Appendf(req, "*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(password), password)
+		replies++
+	}
+	if db != 0 {
+		req = fmt.Appendf(req, "*2\r\n$6\r\nSELECT\r\n$1\r\n%d\r\n", db)
+		replies++
+	}
 	for _, k := range keys {
 		req = fmt.Appendf(req, "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(k), k, len(k), k)
 	}
@@ -143,7 +156,7 @@ func setKeys(t *testing.T, addr string, keys []string) {
 		t.Fatal(err)
 	}
 	r := bufio.NewReader(c)
-	for range keys {
+	for range replies {
 		if line, err := r.ReadString('\n'); err != nil || line != "+OK\r\n" {
 			t.Fatalf("SET on %s: %q %v", addr, line, err)
 		}
@@ -215,6 +228,15 @@ func TestReshardPlanKetamaGrow(t *testing.T) {
 	// 0.015; 0.08 of 6000 keys is over 5 of them.
 	if math.Abs(float64(gotTotal-wantTotal)) > 0.08*6000 {
 		t.Errorf("sampled estimate ~%d keys to move, %d do", gotTotal, wantTotal)
+	}
+
+	// A migrate_from that is not where the data is (modula, not ketama)
+	// leaves most keys where they are: each old owner is warned about.
+	wrong := writeConf(t, poolYAML("127.0.0.1:1", lines,
+		"migrate_from: {distribution: modula, servers: ["+strings.Join(lines[:3], ", ")+"]}"))
+	code, out, errOut = runReshardCmd("--plan", "-c", wrong, "--sample-keys", "5000")
+	if code != 0 || strings.Count(out, "are not where migrate_from places them") != 3 {
+		t.Errorf("exit %d, want a warning per old owner: %s\n%s", code, errOut, out)
 	}
 }
 
@@ -313,5 +335,34 @@ func TestReshardArgs(t *testing.T) {
 				t.Fatalf("exit %d stdout %q stderr %q; want %d, %q, %q", code, out, errOut, tc.code, tc.out, tc.err)
 			}
 		})
+	}
+}
+
+// TestReshardPlanAuthDB samples a pool whose servers want a password and
+// whose keys are in database 1: the plan authenticates and selects as the
+// pool does, and counts exactly the keys that move.
+func TestReshardPlanAuthDB(t *testing.T) {
+	addrs := []string{testservers.Redis(t, "--requirepass", "pw").Addr, testservers.Redis(t, "--requirepass", "pw").Addr}
+	lines := namedLines(addrs)
+	conf := writeConf(t, poolYAML("127.0.0.1:1", lines, "redis_auth: pw", "redis_db: 1",
+		"migrate_from: {servers: ["+lines[0]+"]}"))
+	to := refPlacement(t, "ketama", 2)
+	var keys []string
+	want := 0
+	for i := range 800 {
+		k := fmt.Sprintf("order:%d", i)
+		keys = append(keys, k)
+		if to.Pick([]byte(k)) == 1 {
+			want++
+		}
+	}
+	setKeysIn(t, addrs[0], "pw", 1, keys)
+	code, out, errOut := runReshardCmd("--plan", "-c", conf)
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errOut, out)
+	}
+	if !strings.Contains(out, "DBSIZE 800, all 800 read: ") ||
+		!strings.Contains(out, fmt.Sprintf("    s0 -> s1  ~%d keys  ~", want)) {
+		t.Errorf("want all 800 keys of database 1 read and %d moving to s1:\n%s", want, out)
 	}
 }
