@@ -239,3 +239,44 @@ func TestReshardStartAtWaits(t *testing.T) {
 	}
 	l.checkPlaced(t, b, placer(t, ketama, lines))
 }
+
+// TestReshardStartAtLateWrite plays a proxy whose clock is behind: just
+// after start_at, once the proxy has moved a key to its new owner, a
+// write of that key lands on its old owner (as one routed by the old
+// placement would). The mover, which scans only 2 s after start_at,
+// carries it over: the key ends on its new owner only, with that value.
+func TestReshardStartAtLateWrite(t *testing.T) {
+	b := startRedisBackends(t, 3)
+	lines := serverLines(b, nil, nil)
+	listen := freeListen(t)
+	px := startProxyOpts(t, pool{servers: lines[:2]}.yaml("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	l := fillKeys(t, listen, 1000)
+	ketama := hashring.Config{Hash: "fnv1a_64", Distribution: "ketama"}
+	oldPlace, newPlace := placer(t, ketama, lines[:2]), placer(t, ketama, lines)
+	i := 0
+	for newPlace(l.keys[i]) == oldPlace(l.keys[i]) {
+		i++
+	}
+	key := l.keys[i]
+	// start_at 2 to 3 s ahead; the late write comes 200 ms after it, more
+	// than a second before the mover's scans.
+	startAt := time.Now().Add(3 * time.Second).UTC().Truncate(time.Second)
+	applyYAML(t, px, startAtYAML(listen, lines, lines[:2], startAt))
+	time.Sleep(time.Until(startAt.Add(200 * time.Millisecond)))
+	c := dialClient(t, listen)
+	if got, want := c.do("GET", key), bulk(strconv.FormatInt(l.state[i].val, 10)); got != want {
+		t.Fatalf("GET %s after start_at: %q, want %q", key, got, want)
+	}
+	if n, err := dbsizeErr(t, b[newPlace(key)].Addr); err != nil || n == 0 {
+		t.Fatalf("the new owner holds %d keys after GET %s (%v): the key did not move", n, key, err)
+	}
+	if got, err := testservers.Do(b[oldPlace(key)].Addr, "SET", key, "7"); err != nil || got != "+OK" {
+		t.Fatalf("SET %s on its old owner: %q, %v", key, got, err)
+	}
+	if late := time.Since(startAt); late > time.Second {
+		t.Fatalf("the late write came %v after start_at: the machine is too slow for this test", late)
+	}
+	l.state[i] = reshardKey{val: 7}
+	waitMigrated(t, px)
+	l.checkPlaced(t, b, newPlace)
+}
