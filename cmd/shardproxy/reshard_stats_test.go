@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/internal/testservers"
@@ -247,4 +248,36 @@ func closingServer(t *testing.T) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// TestReshardStatsTerminal: on a terminal the progress line is redrawn in
+// place, and the lines printed between two looks (errors, the end) start
+// on a line of their own; a file or buffer is no terminal.
+func TestReshardStatsTerminal(t *testing.T) {
+	var out strings.Builder
+	wt := &watch{o: &reshardOptions{}, addrs: []string{"p1"}, pools: []string{"alpha"}, w: &out, tty: true,
+		start: time.Now(), maxPend: map[string]int64{}, errs: map[string]int64{}}
+	looks := []migrationCounters{{Pending: 2}, {Pending: 1, Moved: 10, Errors: 1}, {Pending: 0, Moved: 20, Errors: 1}}
+	for i, c := range looks {
+		complete, err := wt.report([]*proxyStats{{digest: "d", pools: map[string]migrationCounters{"alpha": c}}}, time.Now())
+		if err != nil || complete != (i == len(looks)-1) {
+			t.Fatalf("look %d: complete %v, %v", i, complete, err)
+		}
+		wt.looks++
+	}
+	want := "\r\x1b[K[....................] 0/2 old owners scanned  keys moved 0 (+0)  - keys/s  ETA -\n" +
+		"proxy p1 pool alpha: migration_errors 1 (+1) (see the proxy's log)\n" +
+		"\r\x1b[K[##########..........] 1/2 old owners scanned  keys moved 10 (+10)"
+	if got := out.String(); !strings.HasPrefix(got, want) || !strings.Contains(got, " done\nmigration complete: ") ||
+		strings.Count(got, "\r\x1b[K") != 3 {
+		t.Errorf("terminal output %q, want it to start with %q, redraw 3 times and end the line before the end", got, want)
+	}
+	f, err := os.Create(t.TempDir() + "/out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if writesToTerminal(f) || writesToTerminal(&out) {
+		t.Error("a file or a buffer taken for a terminal")
+	}
 }
