@@ -216,6 +216,17 @@ func TestReshardStatsSequence(t *testing.T) {
 			t.Errorf("stdout lacks %q:\n%s", w, out)
 		}
 	}
+	// Two proxies running the same file: complete once both are, with
+	// their keys summed.
+	a1 := fakeStats(t, doc(1, 1, 5, 0), doc(1, 0, 30, 0))
+	a2 := fakeStats(t, doc(1, 2, 7, 0), doc(1, 1, 20, 0), doc(1, 0, 40, 0))
+	code, out, errOut = runReshardCmd("--stats", a1+","+a2, "--interval", "10ms")
+	if code != 0 || !strings.Contains(out, "watching pool alpha on 2 proxies") ||
+		!strings.Contains(out, "2/3 old owners scanned  keys moved 50 (+38)") ||
+		!strings.Contains(out, "migration complete: every proxy (2) reports migration_pending 0; keys moved 70, migration_errors 0") {
+		t.Errorf("two proxies: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+
 	addr = fakeStats(t, doc(1, 2, 0, 0), doc(1, 2, 10, 3))
 	code, out, errOut = runReshardCmd("--stats", addr, "--interval", "10ms", "--fail-on-error")
 	if code == 0 || !strings.Contains(errOut, "migration_errors rose (3 in all) and --fail-on-error is set") {
