@@ -45,17 +45,17 @@ const statsFetchTimeout = 5 * time.Second
 func fetchStats(addr string, timeout time.Duration) (*proxyStats, error) {
 	c, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("unreachable on its stats port: %w", err)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(timeout))
 	b, err := io.ReadAll(io.LimitReader(c, 64<<20))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("unreachable on its stats port: %w", err)
 	}
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("not a stats JSON: %w", err)
+		return nil, fmt.Errorf("its stats port answers no stats JSON: %w", err)
 	}
 	ps := &proxyStats{pools: map[string]migrationCounters{}}
 	if err := json.Unmarshal(doc["config_digest"], &ps.digest); err != nil || ps.digest == "" {
@@ -156,7 +156,7 @@ func lookAll(addrs []string, timeout time.Duration) ([]*proxyStats, error) {
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			return nil, fmt.Errorf("proxy %s unreachable on its stats port: %w", addrs[i], err)
+			return nil, fmt.Errorf("proxy %s: %w", addrs[i], err)
 		}
 	}
 	return snaps, nil

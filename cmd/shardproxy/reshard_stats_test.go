@@ -116,7 +116,7 @@ func TestReshardStatsFailures(t *testing.T) {
 		{"not the file of -c", []string{"--stats", statsB, "-c", confA},
 			[]string{"config digest mismatch", statsB, cfgB.Digest, cfgA.Digest, confA}},
 		{"unreachable", []string{"--stats", statsA + "," + nobody},
-			[]string{"proxy " + nobody + " unreachable on its stats port"}},
+			[]string{"proxy " + nobody + ": unreachable on its stats port"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -231,6 +231,10 @@ func TestReshardStatsSequence(t *testing.T) {
 	code, out, errOut = runReshardCmd("--stats", addr, "--interval", "10ms", "--fail-on-error")
 	if code == 0 || !strings.Contains(errOut, "migration_errors rose (3 in all) and --fail-on-error is set") {
 		t.Errorf("--fail-on-error: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	addr = fakeStats(t, "-ERR not a stats port\r\n")
+	if code, _, errOut = runReshardCmd("--stats", addr); code == 0 || !strings.Contains(errOut, "proxy "+addr+": its stats port answers no stats JSON") {
+		t.Errorf("no JSON: exit %d, stderr %q", code, errOut)
 	}
 	addr = fakeStats(t, `{"service":"nutcracker","alpha":{"requests":1}}`)
 	if code, _, errOut = runReshardCmd("--stats", addr); code == 0 || !strings.Contains(errOut, "no config_digest") {
