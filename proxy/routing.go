@@ -121,7 +121,10 @@ func (rt *routing) migrateFrom(lines []config.Server) error {
 
 // routeBefore builds rt.before: the routing of a pool whose placement is
 // migrate_from's, over the old owners, as a proxy still running the file
-// without migrate_from routes (ejected servers left out likewise).
+// without migrate_from routes. Ejection follows the pool's settings: when
+// the pool's distribution is jump, its eject_mode is fail_fast, so an
+// ejected old owner's keys fail fast rather than move to other servers,
+// where the migration would not look for them.
 func (rt *routing) routeBefore() error {
 	mf := rt.cfg.MigrateFrom
 	old := *rt.cfg
