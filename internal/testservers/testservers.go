@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -35,25 +36,50 @@ var portMu sync.Mutex
 var handedOut = map[int]bool{}
 
 // FreePort returns a TCP port on host that was free a moment ago and that this
-// process has not handed out before.
+// process has not handed out before. It is taken below the system's
+// ephemeral range (ip_local_port_range): a port from that range, which is
+// what listening on port 0 gives, can be taken meanwhile by any outgoing
+// connection as its source port, and a server or proxy told to listen on it
+// then fails with "address already in use".
 func FreePort(tb testing.TB, host string) int {
 	tb.Helper()
 	portMu.Lock()
 	defer portMu.Unlock()
-	for i := 0; i < 100; i++ {
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			tb.Fatalf("free port on %s: %v", host, err)
+	low := ephemeralLow()
+	for i := 0; i < 1000; i++ {
+		p := ephemeralFree + rand.IntN(low-ephemeralFree)
+		if handedOut[p] {
+			continue
 		}
-		p := ln.Addr().(*net.TCPAddr).Port
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
 		ln.Close()
-		if !handedOut[p] {
-			handedOut[p] = true
-			return p
+		handedOut[p] = true
+		return p
+	}
+	tb.Fatalf("no free port on %s below %d", host, low)
+	return 0
+}
+
+// ephemeralFree is where FreePort starts looking: above the ports of
+// well-known services.
+const ephemeralFree = 20000
+
+// ephemeralLow is the first port of the system's ephemeral range (Linux:
+// /proc/sys/net/ipv4/ip_local_port_range), 32768 where it cannot be read
+// or leaves too little room below it.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n >= ephemeralFree+2000 {
+				return n
+			}
 		}
 	}
-	tb.Fatalf("no free port on %s", host)
-	return 0
+	return 32768
 }
 
 // Need fails the test when a program is missing; the README's test command
