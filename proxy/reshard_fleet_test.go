@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -15,46 +14,6 @@ import (
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
 )
-
-// runFleet starts the clients as run does, each sending its requests
-// through the proxies at addrs in turn, one connection to each: a key is
-// written through one proxy and read through the other.
-func (l *reshardLoad) runFleet(t *testing.T, addrs []string) {
-	l.stop = make(chan struct{})
-	for g := range reshardClients {
-		var conns []*clientConn
-		for _, a := range addrs {
-			conns = append(conns, dialClient(t, a))
-		}
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(g), 2))
-			var own []int
-			for i := g; i < len(l.keys); i += reshardClients {
-				own = append(own, i)
-			}
-			for n := 0; ; n++ {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				if err := l.op(conns[n%len(conns)], rng, own); err != nil {
-					l.mu.Lock()
-					l.wrong = append(l.wrong, err.Error())
-					l.mu.Unlock()
-					if strings.Contains(err.Error(), "read") {
-						return
-					}
-				}
-				l.mu.Lock()
-				l.ops++
-				l.mu.Unlock()
-			}
-		}()
-	}
-}
 
 // opsDone returns the number of requests the clients have had answered.
 func (l *reshardLoad) opsDone() int64 {
@@ -142,7 +101,7 @@ func TestReshardFleet(t *testing.T) {
 	}
 	pxs := startFleet(t, paths)
 	l := fillKeys(t, listens[0], 6000)
-	l.runFleet(t, listens)
+	l.run(t, listens...)
 	time.Sleep(200 * time.Millisecond)
 
 	// start_at 4 to 5 s ahead: the checks before it run more than a

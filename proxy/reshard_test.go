@@ -63,11 +63,16 @@ func fillKeys(t *testing.T, addr string, n int) *reshardLoad {
 	return l
 }
 
-// run starts the clients.
-func (l *reshardLoad) run(t *testing.T, addr string) {
+// run starts the clients, each with one connection to every proxy at
+// addrs, which it uses in turn: with several proxies, a key is written
+// through one and read through another.
+func (l *reshardLoad) run(t *testing.T, addrs ...string) {
 	l.stop = make(chan struct{})
 	for g := range reshardClients {
-		c := dialClient(t, addr)
+		var conns []*clientConn
+		for _, a := range addrs {
+			conns = append(conns, dialClient(t, a))
+		}
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
@@ -82,7 +87,7 @@ func (l *reshardLoad) run(t *testing.T, addr string) {
 					return
 				default:
 				}
-				if err := l.op(c, rng, own); err != nil {
+				if err := l.op(conns[n%len(conns)], rng, own); err != nil {
 					l.mu.Lock()
 					l.wrong = append(l.wrong, err.Error())
 					l.mu.Unlock()
