@@ -77,6 +77,10 @@ var poolMetrics = []poolMetric{
 		prometheus.CounterValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.KeysMigrated) }},
 	{poolDesc("migration_errors_total", "MIGRATEs and SCANs of a migration that failed (migration_errors)."),
 		prometheus.CounterValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.MigrationErrors) }},
+	{poolDesc("migration_keys_per_second", "Keys a migration moved per second over the last ten seconds (keys_migrated_per_sec)."),
+		prometheus.GaugeValue, func(p *proxy.PoolSnapshot) float64 { return p.MigrationKeysPerSec }},
+	{poolDesc("migration_started", "1 once a migration (migrate_from) routes by the new placement (from its start_at), else 0 (migration_started)."),
+		prometheus.GaugeValue, func(p *proxy.PoolSnapshot) float64 { return flag(p.MigrationStarted) }},
 	{poolDesc("ready", "1 when the pool is ready (see /readyz), else 0."),
 		prometheus.GaugeValue, func(p *proxy.PoolSnapshot) float64 { ok, _ := p.Ready(); return flag(ok) }},
 }

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -34,6 +33,12 @@ type migration struct {
 	started atomic.Bool
 	// lanes keeps MIGRATEs from waiting on each other (see acquire).
 	lanes lanes
+	// proxied holds, per lane (source and target), until when its keys
+	// go through the proxy because the source failed to MIGRATE
+	// (restore.go); undeleted the keys so moved whose DEL on the source
+	// failed (under mu).
+	proxied   sync.Map
+	undeleted map[string]bool
 }
 
 // lanes are the MIGRATEs in flight between a pool's servers. A MIGRATE
@@ -136,7 +141,6 @@ func (c *waitCall) send(conn *pools.Conn) {
 type moveGroup struct {
 	from, to *pools.Server
 	keys     [][]byte
-	moves    []*keyMove
 }
 
 // moveKeys moves each of a request's keys whose owner changed from its old
@@ -165,24 +169,16 @@ func (r *redisProto) moveKeys(cl *client, bt *batch, keys [][]byte) bool {
 			waits, waitKeys = append(waits, mv), append(waitKeys, k)
 			continue
 		}
-		mv := &keyMove{done: make(chan struct{})}
-		m.inflight[string(k)] = mv
+		m.inflight[string(k)] = &keyMove{done: make(chan struct{})}
 		g := findGroup(&groups, old, rt.ring[i])
-		g.keys, g.moves = append(g.keys, k), append(g.moves, mv)
+		g.keys = append(g.keys, k)
 	}
 	m.mu.Unlock()
 	var failed string
 	for _, g := range groups {
 		// One at a time: this client holds no lane while it waits.
-		call := m.migrate(g.from.Conn(cl.id), rt.cfg, g.from, g.to, g.keys)
-		err := r.p.migrated(&call.Call, len(g.keys))
-		m.mu.Lock()
-		for j, k := range g.keys {
-			delete(m.inflight, string(k))
-			g.moves[j].err = err
-			close(g.moves[j].done)
-		}
-		m.mu.Unlock()
+		err := m.move(r.p, rt.cfg, g.from, g.to, g.from.Conn(cl.id), g.to.Conn(cl.id), g.keys, false)
+		m.release(g.keys, err)
 		if err != nil && failed == "" {
 			failed = fmt.Sprintf("key '%s' from %s to %s: %v", clip(g.keys[0]), g.from.Name(), g.to.Name(), err)
 		}
@@ -213,26 +209,23 @@ func findGroup(groups *[]*moveGroup, from, to *pools.Server) *moveGroup {
 	return g
 }
 
-// migrated counts an answered MIGRATE of n keys and returns its error:
-// OK moved them, NOKEY found none of them (moved already, or never
-// written), anything else failed.
+// migrated counts the keys of an answered MIGRATE of n keys and returns
+// its error: OK moved them, NOKEY found none of them (moved already, or
+// never written), an error reply is an *errMigrate, anything else failed.
 func (p *pool) migrated(c *pools.Call, n int) error {
-	var err error
 	switch {
 	case c.Err != nil:
-		err = c.Err
+		return c.Err
 	case bytes.Equal(c.Reply, okReply):
 		p.stats.keysMigrated.Add(int64(n))
+		p.stats.migrateRate.add(time.Now(), int64(n))
 	case bytes.Equal(c.Reply, nokeyReply):
 	case resp.IsError(c.Reply):
-		err = errors.New(string(bytes.TrimRight(c.Reply[1:], "\r\n")))
+		return &errMigrate{string(bytes.TrimRight(c.Reply[1:], "\r\n"))}
 	default:
-		err = fmt.Errorf("unexpected reply %q", clip(c.Reply))
+		return fmt.Errorf("unexpected reply %q", clip(c.Reply))
 	}
-	if err != nil {
-		p.stats.migrationErrors.Add(1)
-	}
-	return err
+	return nil
 }
 
 var nokeyReply = []byte("+NOKEY\r\n")

@@ -194,12 +194,12 @@ func (mv *mover) move(j int, keys [][]byte) bool {
 		for len(g.keys) > 0 {
 			n := min(len(g.keys), rate, scanCount)
 			began := time.Now()
-			call := mv.mig.migrate(mv.own[j].Conn(0), rt.cfg, g.from, g.to, g.keys[:n])
+			err := mv.mig.move(mv.p, rt.cfg, g.from, g.to, mv.own[j].Conn(0), g.to.Conn(0), g.keys[:n], true)
 			if mv.stopped() {
 				return false
 			}
-			if err := mv.p.migrated(&call.Call, n); err != nil {
-				mv.p.log.Warn("migration: MIGRATE failed", "from", g.from.Name(), "to", g.to.Name(), "keys", n, "err", err)
+			if err != nil {
+				mv.p.log.Warn("migration: a move failed", "from", g.from.Name(), "to", g.to.Name(), "keys", n, "err", err)
 				ok = false
 			}
 			g.keys = g.keys[n:]

@@ -61,6 +61,8 @@ type poolStats struct {
 	// and by the mover; migrationErrors the MIGRATEs and SCANs that
 	// failed.
 	keysMigrated, migrationErrors atomic.Int64
+	// migrateRate is keysMigrated's rate (keys_migrated_per_sec).
+	migrateRate rateMeter
 	// commands counts requests per command (see commandcount.go).
 	commands [commandSlots]atomic.Int64
 }

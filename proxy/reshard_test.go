@@ -483,3 +483,44 @@ func TestReshardResume(t *testing.T) {
 	t.Logf("%d keys moved before the restart, %d after", moved, poolStat(t, px, "keys_migrated"))
 	l.checkPlaced(t, b, placer(t, hashring.Config{}, lines), []string{"AUTH", "pw"}, []string{"SELECT", "1"})
 }
+
+// TestReshardThroughProxy grows a pool whose first server cannot MIGRATE
+// (the command renamed away, as some hosted Redis do): its keys move
+// through the proxy (DUMP, PTTL, RESTORE REPLACE, DEL) while clients
+// write and read, those of the other server with MIGRATE; every key ends
+// on its owner with its last value and TTL, nothing counts as an error.
+func TestReshardThroughProxy(t *testing.T) {
+	b := []*testservers.Server{testservers.Redis(t, "--rename-command", "MIGRATE", ""),
+		testservers.Redis(t), testservers.Redis(t)}
+	lines := serverLines(b, nil, nil)
+	listen := freeListen(t)
+	px := startProxyOpts(t, pool{servers: lines[:2]}.yaml("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	l := fillKeys(t, listen, 5000)
+	grown := pool{servers: lines, keys: []string{"migrate_rate: 1000000", "migrate_from: {servers: " + flowList(lines[:2]) + "}"}}
+	ketama := hashring.Config{Hash: "fnv1a_64", Distribution: "ketama"}
+	reshardStep(t, px, l, listen, grown.yaml("alpha", listen), b, placer(t, ketama, lines))
+	calls := func(s *testservers.Server, cmd string) int {
+		info, err := testservers.Do(s.Addr, "INFO", "commandstats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rest, ok := strings.Cut(info, "cmdstat_"+cmd+":calls=")
+		if !ok {
+			return 0
+		}
+		n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+		return n
+	}
+	if n := calls(b[0], "dump"); n == 0 {
+		t.Error("no DUMP on the server that cannot MIGRATE")
+	}
+	if n := calls(b[2], "restore"); n == 0 {
+		t.Error("no RESTORE on the new server")
+	}
+	if n := calls(b[1], "migrate"); n == 0 {
+		t.Error("no MIGRATE from the server that can")
+	}
+	if n := calls(b[1], "dump"); n != 0 {
+		t.Errorf("%d DUMPs on the server that can MIGRATE", n)
+	}
+}

@@ -65,6 +65,9 @@ type PoolSnapshot struct {
 	MigrationPending int64
 	KeysMigrated     int64
 	MigrationErrors  int64
+	// MigrationKeysPerSec is the keys moved per second over the last
+	// ten seconds.
+	MigrationKeysPerSec float64
 
 	// Commands are the requests per command, those of commands outside
 	// the proxy's command table as "unknown"; commands never requested
@@ -153,25 +156,26 @@ func (p *pool) snapshot(bounds []time.Duration) PoolSnapshot {
 	rt := p.routing()
 	st := &p.stats
 	ps := PoolSnapshot{
-		Name:              rt.cfg.Name,
-		Redis:             rt.cfg.Redis,
-		Listening:         listening,
-		FailFast:          rt.failFast(),
-		AutoEject:         rt.cfg.AutoEjectHosts,
-		ClientEOF:         st.clientEOF.Load(),
-		ClientErr:         st.clientErr.Load(),
-		ClientConnections: st.clientConnections.Load(),
-		ClientAccepted:    st.clientAccepted.Load(),
-		ClientRefused:     st.clientRefused.Load(),
-		ClientOverflow:    st.clientOverflow.Load(),
-		ClientParked:      st.clientParked.Load(),
-		ClientBuffered:    st.clientBuffered.Load(),
-		ServerEjects:      st.serverEjects.Load(),
-		ForwardError:      st.forwardError.Load(),
-		Fragments:         st.fragments.Load(),
-		Requests:          st.requests.Load(),
-		KeysMigrated:      st.keysMigrated.Load(),
-		MigrationErrors:   st.migrationErrors.Load(),
+		Name:                rt.cfg.Name,
+		Redis:               rt.cfg.Redis,
+		Listening:           listening,
+		FailFast:            rt.failFast(),
+		AutoEject:           rt.cfg.AutoEjectHosts,
+		ClientEOF:           st.clientEOF.Load(),
+		ClientErr:           st.clientErr.Load(),
+		ClientConnections:   st.clientConnections.Load(),
+		ClientAccepted:      st.clientAccepted.Load(),
+		ClientRefused:       st.clientRefused.Load(),
+		ClientOverflow:      st.clientOverflow.Load(),
+		ClientParked:        st.clientParked.Load(),
+		ClientBuffered:      st.clientBuffered.Load(),
+		ServerEjects:        st.serverEjects.Load(),
+		ForwardError:        st.forwardError.Load(),
+		Fragments:           st.fragments.Load(),
+		Requests:            st.requests.Load(),
+		KeysMigrated:        st.keysMigrated.Load(),
+		MigrationErrors:     st.migrationErrors.Load(),
+		MigrationKeysPerSec: st.migrateRate.perSecond(time.Now()),
 	}
 	if rt.mig != nil {
 		ps.MigrationPending = rt.mig.pending.Load()

@@ -51,21 +51,22 @@ func (px *Proxy) statsJSON(started time.Time) []byte {
 	var curr, total int64
 	for _, p := range snap.Pools {
 		ps := map[string]any{
-			"client_eof":         p.ClientEOF,
-			"client_err":         p.ClientErr,
-			"client_connections": p.ClientConnections,
-			"client_refused":     p.ClientRefused,
-			"client_overflow":    p.ClientOverflow,
-			"client_parked":      p.ClientParked,
-			"client_buffered":    p.ClientBuffered,
-			"server_ejects":      p.ServerEjects,
-			"forward_error":      p.ForwardError,
-			"fragments":          p.Fragments,
-			"requests":           p.Requests,
-			"migration_started":  oneIf(p.MigrationStarted),
-			"migration_pending":  p.MigrationPending,
-			"keys_migrated":      p.KeysMigrated,
-			"migration_errors":   p.MigrationErrors,
+			"client_eof":            p.ClientEOF,
+			"client_err":            p.ClientErr,
+			"client_connections":    p.ClientConnections,
+			"client_refused":        p.ClientRefused,
+			"client_overflow":       p.ClientOverflow,
+			"client_parked":         p.ClientParked,
+			"client_buffered":       p.ClientBuffered,
+			"server_ejects":         p.ServerEjects,
+			"forward_error":         p.ForwardError,
+			"fragments":             p.Fragments,
+			"requests":              p.Requests,
+			"migration_started":     oneIf(p.MigrationStarted),
+			"migration_pending":     p.MigrationPending,
+			"keys_migrated":         p.KeysMigrated,
+			"migration_errors":      p.MigrationErrors,
+			"keys_migrated_per_sec": p.MigrationKeysPerSec,
 		}
 		curr += p.ClientConnections
 		total += p.ClientAccepted

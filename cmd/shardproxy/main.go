@@ -79,6 +79,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			"                  [-i stats interval] [-p pid file] [-m mbuf size]\n"+
 			"                  [-T threads] [--metrics-addr host:port] [--watch-config]\n\nOptions:\n")
 		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\nCommands:\n"+
+			"  shardproxy reshard --plan -c conf file [--pool name]\n"+
+			"        what a migrate_from in the file moves: servers, slots, sampled keys and bytes\n"+
+			"  shardproxy reshard --stats host:port[,host:port...] [--pool name]\n"+
+			"        watch running proxies until their migration completes (shardproxy reshard -h)\n")
 	}
 	return o, nil
 }
@@ -241,6 +246,7 @@ const statsDescription = `pool stats:
   migration_pending   "# old owners a migration (migrate_from) has still to scan; 0 when complete or none"
   keys_migrated       "# keys moved by MIGRATE, on access and in the background"
   migration_errors    "# MIGRATEs and SCANs of a migration that failed"
+  keys_migrated_per_sec "keys moved per second over the last ten seconds"
 
 server stats:
   server_eof          "# eof on server connections"

@@ -1,0 +1,280 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/shardproxy/shardproxy/codec/resp"
+	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/pools"
+)
+
+// A source server that cannot MIGRATE (no network path to the target, or
+// MIGRATE disabled or not permitted, as on some hosted Redis) has its keys
+// moved through the proxy instead: DUMP and PTTL on the source, RESTORE
+// REPLACE on the target, DEL on the source, while the proxy holds the keys
+// (inflight), so that its own clients wait for the move. Unlike MIGRATE
+// this is not atomic on the source: a write that another proxy sends to
+// the source between the DUMP and the DEL is lost. The README says so.
+
+// throughRetry is how long a source and target whose MIGRATE failed with
+// an error reply move keys through the proxy before MIGRATE is tried
+// again.
+const throughRetry = 30 * time.Second
+
+// errMigrate is a MIGRATE the source answered with an error: the keys
+// may still move through the proxy.
+type errMigrate struct{ msg string }
+
+func (e *errMigrate) Error() string { return e.msg }
+
+// lane names the move of keys from one server to another, by address:
+// the mover and the clients reach the same servers through different
+// pools.Server values.
+func lane(from, to *pools.Server) string { return from.Addr() + ">" + to.Addr() }
+
+// through reports whether keys from one server to another go through the
+// proxy now.
+func (m *migration) through(from, to *pools.Server) bool {
+	v, ok := m.proxied.Load(lane(from, to))
+	return ok && time.Now().Before(v.(time.Time))
+}
+
+// move moves keys from one server to another, src and dst being
+// connections to them: with MIGRATE, or through the proxy while the
+// source cannot MIGRATE. lock says the caller does not hold the keys
+// (the mover): they are then held while they go through the proxy, and
+// those a client is moving are left to it. It returns the move's error,
+// counted in migration_errors.
+func (m *migration) move(p *pool, cfg *config.Pool, from, to *pools.Server, src, dst *pools.Conn, keys [][]byte, lock bool) error {
+	var merr error
+	if !m.through(from, to) {
+		call := m.migrate(src, cfg, from, to, keys)
+		merr = p.migrated(&call.Call, len(keys))
+		var em *errMigrate
+		if !errors.As(merr, &em) {
+			if merr != nil {
+				p.stats.migrationErrors.Add(1)
+			}
+			return merr
+		}
+		m.proxied.Store(lane(from, to), time.Now().Add(throughRetry))
+		p.log.Warn("migration: MIGRATE failed, moving keys through the proxy", "from", from.Name(), "to", to.Name(),
+			"err", merr, "retry_migrate_after", throughRetry)
+	}
+	var others []*keyMove
+	if lock {
+		keys, others = m.hold(keys)
+	}
+	err := p.moveThrough(m, src, dst, keys)
+	if lock {
+		m.release(keys, err)
+	}
+	for _, mv := range others {
+		<-mv.done
+		if err == nil && mv.err != nil {
+			return mv.err // counted by the client that moved it
+		}
+	}
+	if err != nil {
+		p.stats.migrationErrors.Add(1)
+		if merr != nil {
+			err = fmt.Errorf("MIGRATE: %v; through the proxy: %w", merr, err)
+		}
+	}
+	return err
+}
+
+// hold marks keys as being moved and returns those no client was moving,
+// and the moves of the others.
+func (m *migration) hold(keys [][]byte) (held [][]byte, others []*keyMove) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, k := range keys {
+		if mv, ok := m.inflight[string(k)]; ok {
+			others = append(others, mv)
+			continue
+		}
+		m.inflight[string(k)] = &keyMove{done: make(chan struct{})}
+		held = append(held, k)
+	}
+	return held, others
+}
+
+// release ends the moves of keys, telling whoever waits for them err.
+func (m *migration) release(keys [][]byte, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, k := range keys {
+		if mv, ok := m.inflight[string(k)]; ok {
+			delete(m.inflight, string(k))
+			mv.err = err
+			close(mv.done)
+		}
+	}
+}
+
+var (
+	dumpCommand    = []byte("DUMP")
+	pttlCommand    = []byte("PTTL")
+	restoreCommand = []byte("RESTORE")
+	delCommand     = []byte("DEL")
+	replaceArg     = []byte("REPLACE")
+)
+
+// moveThrough moves keys from the server of src to the server of dst
+// through the proxy: DUMP and PTTL of every key on the source, RESTORE
+// REPLACE of those it holds on the target, then DEL on the source of those
+// restored, each step one pipeline. A key restored whose DEL failed is
+// remembered (m.undeleted): its next move only deletes it, since its
+// value on the target may be newer by then. It returns the first error;
+// the keys moved count in keys_migrated.
+func (p *pool) moveThrough(m *migration, src, dst *pools.Conn, keys [][]byte) error {
+	var firstErr error
+	fail := func(k []byte, step string, err error) {
+		if firstErr == nil {
+			firstErr = fmt.Errorf("%s '%s': %w", step, clip(k), err)
+		}
+	}
+	var restore, del [][]byte
+	m.mu.Lock()
+	for _, k := range keys {
+		if m.undeleted[string(k)] {
+			del = append(del, k)
+		} else {
+			restore = append(restore, k)
+		}
+	}
+	m.mu.Unlock()
+	reads := make([]*waitCall, 0, 2*len(restore))
+	for _, k := range restore {
+		reads = append(reads, newWaitCall(resp.AppendCommand(nil, dumpCommand, k)),
+			newWaitCall(resp.AppendCommand(nil, pttlCommand, k)))
+	}
+	sendAll(src, reads)
+	var restores []*waitCall
+	var restored [][]byte
+	for i, k := range restore {
+		payload, ttl, err := dumped(reads[2*i], reads[2*i+1])
+		if err != nil {
+			fail(k, "DUMP", err)
+			continue
+		}
+		if payload == nil {
+			continue // moved already, or never written
+		}
+		restores = append(restores, newWaitCall(resp.AppendCommand(nil, restoreCommand, k,
+			strconv.AppendInt(nil, ttl, 10), payload, replaceArg)))
+		restored = append(restored, k)
+	}
+	sendAll(dst, restores)
+	for j, c := range restores {
+		if err := okCall(c); err != nil {
+			fail(restored[j], "RESTORE", err)
+			continue
+		}
+		del = append(del, restored[j])
+	}
+	dels := make([]*waitCall, len(del))
+	for j, k := range del {
+		dels[j] = newWaitCall(resp.AppendCommand(nil, delCommand, k))
+	}
+	sendAll(src, dels)
+	moved := 0
+	m.mu.Lock()
+	for j, c := range dels {
+		k := del[j]
+		if c.Err != nil || len(c.Reply) == 0 || c.Reply[0] != ':' {
+			fail(k, "DEL", callError(&c.Call))
+			if m.undeleted == nil {
+				m.undeleted = map[string]bool{}
+			}
+			m.undeleted[string(k)] = true
+			continue
+		}
+		if !m.undeleted[string(k)] {
+			moved++
+		}
+		delete(m.undeleted, string(k))
+	}
+	m.mu.Unlock()
+	if moved > 0 {
+		p.stats.keysMigrated.Add(int64(moved))
+		p.stats.migrateRate.add(time.Now(), int64(moved))
+	}
+	return firstErr
+}
+
+// sendAll enqueues calls on conn, flushes, and waits for their answers.
+func sendAll(conn *pools.Conn, calls []*waitCall) {
+	if len(calls) == 0 {
+		return
+	}
+	for _, c := range calls {
+		conn.Enqueue(&c.Call)
+	}
+	conn.Flush()
+	for _, c := range calls {
+		<-c.done
+	}
+}
+
+// dumped reads the replies to DUMP and PTTL of one key: its serialized
+// value (nil when the key is gone) and the TTL for RESTORE (0: none).
+func dumped(dump, pttl *waitCall) (payload []byte, ttl int64, err error) {
+	if dump.Err != nil || pttl.Err != nil {
+		return nil, 0, callError(&dump.Call, &pttl.Call)
+	}
+	if bytes.Equal(dump.Reply, nilBulk) {
+		return nil, 0, nil
+	}
+	payload, n := bulkAt(dump.Reply)
+	if n == 0 {
+		return nil, 0, callError(&dump.Call)
+	}
+	r := pttl.Reply
+	if len(r) < 4 || r[0] != ':' {
+		return nil, 0, callError(&pttl.Call)
+	}
+	ttl, err = strconv.ParseInt(string(bytes.TrimRight(r[1:], "\r\n")), 10, 64)
+	switch {
+	case err != nil:
+		return nil, 0, callError(&pttl.Call)
+	case ttl == -2:
+		return nil, 0, nil // expired between the two
+	case ttl == -1:
+		ttl = 0
+	case ttl == 0:
+		ttl = 1 // expires now: 0 would make it live for ever
+	}
+	return payload, ttl, nil
+}
+
+var nilBulk = []byte("$-1\r\n")
+
+// okCall returns the error of a call that should have been answered +OK.
+func okCall(c *waitCall) error {
+	if c.Err == nil && bytes.Equal(c.Reply, okReply) {
+		return nil
+	}
+	return callError(&c.Call)
+}
+
+// callError is the first failure among calls: a connection's error, an
+// error reply, or an unexpected reply.
+func callError(calls ...*pools.Call) error {
+	for _, c := range calls {
+		if c.Err != nil {
+			return c.Err
+		}
+	}
+	for _, c := range calls {
+		if resp.IsError(c.Reply) {
+			return errors.New(string(bytes.TrimRight(c.Reply[1:], "\r\n")))
+		}
+	}
+	return fmt.Errorf("unexpected reply %q", clip(calls[0].Reply))
+}
