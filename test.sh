@@ -2,11 +2,12 @@
 # test.sh: runs every test of shardproxy on a fresh Debian machine.
 #
 # It installs what the tests use when it is missing (redis-server,
-# memcached, nutcracker, memcslap, promtool), then runs gofmt, go vet, go mod tidy
-# -diff, staticcheck (installed with go install when missing), the unit and
-# integration tests (which start their own redis-server, memcached and
-# nutcracker processes on free loopback ports and stop them), a short run of
-# every fuzz target, and a smoke run of the benchmark.
+# redis-sentinel, memcached, nutcracker, memcslap, promtool), then runs
+# gofmt, go vet, go mod tidy -diff, staticcheck (installed with go install
+# when missing), the unit and integration tests (which start their own
+# redis-server, redis-sentinel, memcached and nutcracker processes on free
+# loopback ports and stop them), a short run of every fuzz target, and a
+# smoke run of the benchmark.
 #
 #   ./test.sh            everything
 #   ./test.sh -short     skip the fuzz and benchmark smoke runs
@@ -21,6 +22,7 @@ export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 install_missing() {
 	local missing=()
 	command -v redis-server >/dev/null || missing+=(redis-server)
+	command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
 	command -v memcached >/dev/null || missing+=(memcached)
 	command -v nutcracker >/dev/null || missing+=(nutcracker)
 	command -v memcslap >/dev/null || missing+=(libmemcached-tools)
