@@ -524,3 +524,50 @@ func TestReshardThroughProxy(t *testing.T) {
 		t.Errorf("%d DUMPs on the server that can MIGRATE", n)
 	}
 }
+
+// TestReshardEjectDuringMigration grows a pool with auto_eject_hosts and
+// eject_mode rehash onto a server that dies midway: while it is ejected
+// its keys fail fast instead of moving to another server (where neither
+// the clients nor the mover would look for them once it is back), the
+// other keys are served, and once it is back the migration completes
+// with every key on its owner.
+func TestReshardEjectDuringMigration(t *testing.T) {
+	b := startRedisBackends(t, 4)
+	lines := serverLines(b, nil, nil)
+	listen := freeListen(t)
+	eject := []string{"auto_eject_hosts: true", "server_failure_limit: 1", "server_retry_timeout: 300", "timeout: 400"}
+	px := startProxyOpts(t, pool{servers: lines[:3], keys: eject}.yaml("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	l := fillKeys(t, listen, 2000)
+	ketama := hashring.Config{Hash: "fnv1a_64", Distribution: "ketama"}
+	newPlace := placer(t, ketama, lines)
+	b[3].Kill()
+	applyYAML(t, px, pool{servers: lines, keys: append(eject, "migrate_rate: 500",
+		"migrate_from: {servers: "+flowList(lines[:3])+"}")}.yaml("alpha", listen))
+	c := dialClient(t, listen)
+	check := func(round int) {
+		t.Helper()
+		bad := 0
+		for i, k := range l.keys {
+			got := c.do("GET", k)
+			want := bulk(strconv.FormatInt(l.state[i].val, 10))
+			if newPlace(k) == 3 {
+				if !strings.HasPrefix(got, "-") && bad < 5 {
+					bad++
+					t.Errorf("round %d: GET %s while its new owner is down: %q, want an error", round, k, got)
+				}
+			} else if got != want && bad < 5 {
+				bad++
+				t.Errorf("round %d: GET %s: %q, want %q", round, k, got, want)
+			}
+		}
+	}
+	check(1)
+	if n := poolStat(t, px, "server_ejects"); n == 0 {
+		t.Fatal("the dead server was not ejected")
+	}
+	check(2) // while it is ejected
+	b[3].Restart()
+	took := waitMigrated(t, px)
+	t.Logf("migration completed %v after the server came back", took.Round(time.Millisecond))
+	l.checkPlaced(t, b, newPlace)
+}

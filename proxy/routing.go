@@ -161,10 +161,13 @@ func (rt *routing) rebuilt() (*routing, error) {
 }
 
 // failFast says an ejected server stays in the ring and its keys fail
-// fast (eject_mode fail_fast, and always in the slot mode), so ejection
-// never moves a key.
+// fast (eject_mode fail_fast, always in the slot mode, and during a
+// migration), so ejection never moves a key. A migration would otherwise
+// move the keys of an ejected new owner to a server that is neither their
+// old owner nor their owner once it is back, and the data would be lost
+// behind the proxy.
 func (rt *routing) failFast() bool {
-	return rt.cfg.Distribution == "jump" || rt.cfg.EjectMode == config.EjectFailFast
+	return rt.cfg.Distribution == "jump" || rt.cfg.EjectMode == config.EjectFailFast || rt.cfg.MigrateFrom != nil
 }
 
 // locate returns the ring index of the server that holds key now, or -1
