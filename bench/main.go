@@ -41,8 +41,9 @@ type options struct {
 
 // sectionOrder runs idle first, while both proxies are fresh: what a proxy
 // keeps from earlier sections (nutcracker's buffer free lists) would hide
-// what idle connections cost.
-var sectionOrder = []string{"idle", "redis", "memcache", "large"}
+// what idle connections cost. reshard starts servers and a proxy of its
+// own.
+var sectionOrder = []string{"idle", "redis", "memcache", "large", "reshard"}
 
 func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -138,6 +139,7 @@ func run() int {
 type bench struct {
 	ctx      context.Context
 	o        *options
+	procs    *procs // the children, for sections that start their own
 	cl       *cluster
 	out      io.Writer // where the report is printed as it is made
 	report   strings.Builder
@@ -146,8 +148,9 @@ type bench struct {
 }
 
 // prepare builds shardproxy if needed, raises the file limit and starts all
-// servers.
+// servers the comparison sections need (none for reshard alone).
 func (b *bench) prepare(p *procs) error {
+	b.procs = p
 	if b.o.proxyBin == "" {
 		b.progress("building ./cmd/shardproxy")
 		bin, err := buildProxy(b.ctx, p.dir)
@@ -169,8 +172,11 @@ func (b *bench) prepare(p *procs) error {
 	if limit < uint64(b.o.conns)+100 {
 		return fmt.Errorf("open file limit %d is too low for -conns %d", limit, b.o.conns)
 	}
-	if b.cl, err = setup(b.ctx, p, b.o); err != nil {
-		return err
+	b.cl = &cluster{}
+	if b.o.sections["idle"] || b.o.sections["redis"] || b.o.sections["memcache"] || b.o.sections["large"] {
+		if b.cl, err = setup(b.ctx, p, b.o); err != nil {
+			return err
+		}
 	}
 	b.emit(header(b.o))
 	return nil
@@ -196,6 +202,9 @@ func (b *bench) runSections() error {
 			text, err = b.idleSection("Idle client connections (one PING each)")
 		case "large":
 			text, err = b.redisSection(s, "Large values: redis-benchmark -c 10, one key", largeCases(b.o.n, b.o.quick))
+		case "reshard":
+			text, err = b.reshardSection(fmt.Sprintf("Resharding: %d keys from %d servers onto %d (migrate_from)",
+				reshardKeys(b.o.quick), reshardOld, reshardOld+1))
 		}
 		b.emit(text)
 		if err != nil {
