@@ -110,6 +110,10 @@ var (
 	ErrEjected = errors.New("server ejected")
 	// ErrClosed: the pool is shutting down.
 	ErrClosed = errors.New("proxy shutting down")
+	// ErrFailover: the server's address changed (a failover) after the
+	// request was written to the old address: it may or may not have run
+	// there, and it is not sent again.
+	ErrFailover = errors.New("server failed over")
 )
 
 // queue is a FIFO of calls, reusing its backing array.
@@ -144,6 +148,15 @@ func (q *queue) pop() *Call {
 		q.head = 0
 	}
 	return c
+}
+
+// takeFront removes the n oldest calls and returns them.
+func (q *queue) takeFront(n int) []*Call {
+	out := make([]*Call, n)
+	for i := range out {
+		out[i] = q.pop()
+	}
+	return out
 }
 
 // drain removes every call and returns them in order.

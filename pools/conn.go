@@ -1,6 +1,7 @@
 package pools
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -216,7 +217,18 @@ func (c *Conn) connect() error {
 // else dials this connection meanwhile (two live connections would share
 // one queue of calls and take each other's replies).
 func (c *Conn) dial() error {
-	nc, err := c.s.dial()
+	addr := c.s.Addr()
+	nc, err := c.s.dialTo(addr)
+	for range 3 {
+		if err != nil || addr == c.s.Addr() {
+			break
+		}
+		// The server moved (SetAddr) while this dial went to its old
+		// address: dial the new one.
+		nc.Close()
+		addr = c.s.Addr()
+		nc, err = c.s.dialTo(addr)
+	}
 	c.mu.Lock()
 	c.dialing = false
 	if err == nil && c.s.closed.Load() {
@@ -303,6 +315,36 @@ func (c *Conn) broken(nc net.Conn, err error, fromWriter bool) {
 	}
 }
 
+// move closes the connection because its server moved to another address
+// (Server.SetAddr): the calls already written fail with err, those still
+// queued stay, and go out on a connection to the new address, dialled now.
+func (c *Conn) move(err error) {
+	c.mu.Lock()
+	nc := c.nc
+	if nc == nil {
+		// Down, or dialing: the next dial (or this one, see dial) goes
+		// to the new address.
+		c.mu.Unlock()
+		return
+	}
+	c.nc = nil
+	close(c.quit)
+	nc.Close()
+	written := c.inflight.takeFront(c.inflight.len() - c.unwritten)
+	wdone := c.wdone
+	redial := len(c.out) > 0 || len(c.pieces) > 0
+	c.dialing = redial
+	c.mu.Unlock()
+	<-wdone // the writer may still hold frames of written calls
+	c.s.Stats.ServerConnections.Add(-1)
+	for _, call := range written {
+		call.fail(err)
+	}
+	if redial {
+		c.dial()
+	}
+}
+
 // dropQueue forgets every queued frame, releasing the pinned ones (their
 // calls fail; none of them will be written). Called with c.mu held.
 func (c *Conn) dropQueue() {
@@ -373,6 +415,10 @@ func (c *Conn) readLoop(nc net.Conn) {
 			// the call that took it be done (and its client reuse it).
 			handoff.finish()
 		}
+		if r.demoted {
+			r.demoted = false
+			c.s.opt.OnDemoted()
+		}
 	}
 }
 
@@ -383,6 +429,8 @@ type reader struct {
 	off   int // end of the replies framed so far
 	ready []*Call
 	spans []int
+	// demoted says a reply framed began with Options.Demoted.
+	demoted bool
 }
 
 // take frames the complete replies in r.buf and takes their calls off the
@@ -406,6 +454,9 @@ func (c *Conn) take(nc net.Conn, r *reader) (mine bool, bad error) {
 		}
 		if m == 0 {
 			break
+		}
+		if r.buf[r.off] == '-' && c.s.opt.OnDemoted != nil && bytes.HasPrefix(r.buf[r.off:], c.s.opt.Demoted) {
+			r.demoted = true
 		}
 		r.ready = append(r.ready, c.inflight.pop())
 		r.spans = append(r.spans, r.off, r.off+m)

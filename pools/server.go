@@ -33,6 +33,9 @@ type Options struct {
 	// Handshake frames are sent on every new connection before any request;
 	// a reply for which IsError is true fails the connection.
 	Handshake [][]byte
+	// Verify, if set, checks the reply to the last Handshake frame (such
+	// as ROLE, which must say master); an error fails the connection.
+	Verify func(reply []byte) error
 	// Ping is the health check request sent before an ejected server returns.
 	Ping []byte
 	// Frame finds the end of replies; IsError tells an error reply.
@@ -53,6 +56,16 @@ type Options struct {
 	// OnStateChange is called, from the goroutine that noticed, whenever the
 	// server is ejected or comes back.
 	OnStateChange func()
+	// OnFailure, if set, is called after each failed connection (a dial,
+	// a health check, a connection that broke), from the goroutine that
+	// noticed: a pool that follows failovers asks where the server is now.
+	OnFailure func(err error)
+	// Demoted, if set with OnDemoted, is the start of an error reply that
+	// says the server is no longer what it was dialled as (-READONLY: a
+	// primary turned replica). OnDemoted is called, from the connection's
+	// reader, after the replies of a read that held one.
+	Demoted   []byte
+	OnDemoted func()
 	Logger        *slog.Logger
 }
 
@@ -73,6 +86,7 @@ type Stats struct {
 // Server is one backend server and its connections.
 type Server struct {
 	opt   Options
+	addr  atomic.Pointer[string] // where it is dialled: opt.Addr until SetAddr
 	conns []*Conn
 	// Stats counts this server's traffic.
 	Stats Stats
@@ -98,6 +112,7 @@ func NewServer(opt Options) *Server {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{opt: opt, done: make(chan struct{}), log: opt.Logger.With("server", opt.Name)}
+	s.addr.Store(&opt.Addr)
 	s.conns = make([]*Conn, opt.Connections)
 	for i := range s.conns {
 		s.conns[i] = &Conn{s: s}
@@ -109,7 +124,25 @@ func NewServer(opt Options) *Server {
 func (s *Server) Name() string { return s.opt.Name }
 
 // Addr is the address the server is dialled at.
-func (s *Server) Addr() string { return s.opt.Addr }
+func (s *Server) Addr() string { return *s.addr.Load() }
+
+// SetAddr moves the server to a new address (a failover): from now on its
+// connections are dialled there. Each live connection to the old address
+// is closed: the requests already written to it fail with ErrFailover
+// (they may have run there; none is sent twice), and those still queued
+// are written to the new address. It reports whether the address changed.
+func (s *Server) SetAddr(addr string) bool {
+	old := s.addr.Swap(&addr)
+	if *old == addr {
+		return false
+	}
+	s.log.Info("server moved", "from", *old, "to", addr)
+	err := fmt.Errorf("%w: %s: moved from %s to %s; the request may have run on %s", ErrFailover, s.opt.Name, *old, addr, *old)
+	for _, c := range s.conns {
+		c.move(err)
+	}
+	return true
+}
 
 // Conn returns the connection that carries the requests of the client with
 // the given id: one client always uses the same connection, so its requests
@@ -151,10 +184,13 @@ func (s *Server) Close() {
 	s.wg.Wait()
 }
 
-// dial opens a connection to the server, with its TLS and protocol
-// handshakes. A failure counts as server_err (as nutcracker counts a
-// connect that fails), unless the server is closing.
-func (s *Server) dial() (nc net.Conn, err error) {
+// dial opens a connection to the server at its address now.
+func (s *Server) dial() (net.Conn, error) { return s.dialTo(s.Addr()) }
+
+// dialTo opens a connection to the server at addr, with its TLS and
+// protocol handshakes. A failure counts as server_err (as nutcracker
+// counts a connect that fails), unless the server is closing.
+func (s *Server) dialTo(addr string) (nc net.Conn, err error) {
 	defer func() {
 		switch {
 		case err == nil:
@@ -181,7 +217,7 @@ func (s *Server) dial() (nc net.Conn, err error) {
 		case <-ctx.Done():
 		}
 	}()
-	nc, err = d.DialContext(ctx, s.opt.Network, s.opt.Addr)
+	nc, err = d.DialContext(ctx, s.opt.Network, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -195,15 +231,16 @@ func (s *Server) dial() (nc net.Conn, err error) {
 		tc.SetDeadline(time.Time{})
 		nc = tc
 	}
-	if err := s.handshake(nc, timeout, s.opt.Handshake); err != nil {
+	if err := s.handshake(nc, timeout, s.opt.Handshake, s.opt.Verify); err != nil {
 		nc.Close()
 		return nil, err
 	}
 	return nc, nil
 }
 
-// handshake sends frames and checks that none of the replies is an error.
-func (s *Server) handshake(nc net.Conn, timeout time.Duration, frames [][]byte) error {
+// handshake sends frames and checks that none of the replies is an error,
+// and that verify, if set, accepts the last one.
+func (s *Server) handshake(nc net.Conn, timeout time.Duration, frames [][]byte, verify func([]byte) error) error {
 	if len(frames) == 0 {
 		return nil
 	}
@@ -237,6 +274,11 @@ func (s *Server) handshake(nc net.Conn, timeout time.Duration, frames [][]byte) 
 			if s.opt.IsError != nil && s.opt.IsError(buf[:m]) {
 				return fmt.Errorf("handshake refused: %s", trimReply(buf[:m]))
 			}
+			if verify != nil && i == len(frames)-1 {
+				if err := verify(buf[:m]); err != nil {
+					return err
+				}
+			}
 			buf = buf[m:]
 			i++
 		}
@@ -247,6 +289,9 @@ func (s *Server) handshake(nc net.Conn, timeout time.Duration, frames [][]byte) 
 // failure counts a failed connection and ejects the server at the limit.
 func (s *Server) failure(err error) {
 	s.log.Warn("server failure", "err", err)
+	if s.opt.OnFailure != nil && !s.closed.Load() {
+		s.opt.OnFailure(err)
+	}
 	if !s.opt.AutoEject || s.closed.Load() {
 		return
 	}
@@ -284,6 +329,9 @@ func (s *Server) healthLoop() {
 		}
 		if err := s.check(); err != nil {
 			s.log.Info("server still failing its health check", "err", err)
+			if s.opt.OnFailure != nil && !s.closed.Load() {
+				s.opt.OnFailure(err)
+			}
 			t.Reset(s.opt.RetryTimeout)
 			continue
 		}
@@ -310,7 +358,7 @@ func (s *Server) check() error {
 	if timeout <= 0 {
 		timeout = DefaultDialTimeout
 	}
-	return s.handshake(nc, timeout, [][]byte{s.opt.Ping})
+	return s.handshake(nc, timeout, [][]byte{s.opt.Ping}, nil)
 }
 
 func trimReply(b []byte) string {
