@@ -66,7 +66,7 @@ type Options struct {
 	// reader, after the replies of a read that held one.
 	Demoted   []byte
 	OnDemoted func()
-	Logger        *slog.Logger
+	Logger    *slog.Logger
 }
 
 // DefaultDialTimeout bounds a dial when the pool has no timeout.
