@@ -25,7 +25,8 @@ func (p *Pool) SameServerSettings(q *Pool) bool {
 		p.RedisAuth == q.RedisAuth && p.RedisUsername == q.RedisUsername && p.RedisDB == q.RedisDB &&
 		p.ServerConnections == q.ServerConnections && p.ServerTLS == q.ServerTLS &&
 		p.AutoEjectHosts == q.AutoEjectHosts && p.ServerFailureLimit == q.ServerFailureLimit &&
-		p.ServerRetryTimeout == q.ServerRetryTimeout && p.failFast() == q.failFast()
+		p.ServerRetryTimeout == q.ServerRetryTimeout && p.failFast() == q.failFast() &&
+		reflect.DeepEqual(p.Sentinel, q.Sentinel)
 }
 
 // failFast says an ejected server's keys fail fast instead of moving.

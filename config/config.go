@@ -66,6 +66,9 @@ type Pool struct {
 	// owner differs move to the pool's own placement.
 	MigrateFrom *Placement
 	MigrateRate int // the background mover's keys per second; 0 = DefaultMigrateRate
+	// Sentinel is how the pool follows Redis Sentinel failovers
+	// (sentinels:); its zero value follows none.
+	Sentinel Sentinel
 
 	line  int            // line of the pool's name; 0 when not read from a file
 	lines map[string]int // key -> line where the file gives it

@@ -105,6 +105,18 @@
 //	migrate_rate            keys per second the background mover moves,
 //	                        >= 1                                      (1000)
 //
+// A Redis pool may follow Redis Sentinel failovers (see sentinel.go):
+//
+//	sentinels               list of Sentinel host:port; each server line
+//	                        then needs a name, the Sentinel master name,
+//	                        and its host:port is used only when no
+//	                        Sentinel answers at start                 (none)
+//	sentinel_auth           password sent to the Sentinels with AUTH  (none)
+//	sentinel_username       ACL user: Sentinels get AUTH user password;
+//	                        needs sentinel_auth                       (none)
+//	replica_reads           true: read-only commands go to a replica of
+//	                        each shard when one is up                (false)
+//
 // Errors in migrate_from name its keys as "migrate_from.servers" and the
 // like. Config.Warnings reports a configured migration, which shardproxy
 // -t prints: it should be removed once complete; the warning adds a hint

@@ -96,6 +96,7 @@ func (pp *poolParse) finishExtensions() error {
 		{"server_tls", p.ServerTLS.Enabled && unixServer && p.ServerTLS.ServerName == "" && !p.ServerTLS.Insecure,
 			"a unix socket server has no host name to verify: set server_tls_server_name"},
 	}
+	rules = append(rules, pp.sentinelRules()...)
 	for _, r := range rules {
 		if r.bad {
 			return &Error{Pool: p.Name, Key: r.key, Line: pp.lineOf(r.key), Err: errors.New(r.msg)}

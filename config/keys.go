@@ -67,6 +67,10 @@ var poolKeys = []keySpec{
 	{"server_tls_insecure", yaml.ScalarNode, flag(func(p *Pool) *bool { return &p.ServerTLS.Insecure })},
 	{"migrate_from", yaml.MappingNode, setMigrateFrom},
 	{"migrate_rate", yaml.ScalarNode, count(1, func(p *Pool) *int { return &p.MigrateRate })},
+	{"sentinels", yaml.SequenceNode, setSentinels},
+	{"sentinel_auth", yaml.ScalarNode, text(func(p *Pool, s string) error { p.Sentinel.Password = s; return nil })},
+	{"sentinel_username", yaml.ScalarNode, text(func(p *Pool, s string) error { p.Sentinel.Username = s; return nil })},
+	{"replica_reads", yaml.ScalarNode, flag(func(p *Pool) *bool { return &p.Sentinel.ReplicaReads })},
 }
 
 // newPool returns a pool holding nutcracker's defaults, and ours for the
