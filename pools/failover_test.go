@@ -172,3 +172,28 @@ func TestVerifyAndDemoted(t *testing.T) {
 		t.Errorf("OnDemoted called %d times, want 1", demoted.Load())
 	}
 }
+
+// TestSetAddrEndsEjection: a server ejected at a dead address is checked
+// at once when it moves to a live one, not after its retry timeout.
+func TestSetAddrEndsEjection(t *testing.T) {
+	live := testservers.Redis(t)
+	opt := redisOptions(closedAddr(t))
+	opt.AutoEject, opt.FailFast, opt.FailureLimit, opt.RetryTimeout = true, true, 1, time.Hour
+	s := pools.NewServer(opt)
+	defer s.Close()
+	send(t, s, 0, command("PING"))
+	if !s.Ejected() {
+		t.Fatal("not ejected after a refused connect")
+	}
+	s.SetAddr(live.Addr)
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Ejected() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s.Ejected() {
+		t.Fatal("still ejected 5 s after moving to a live address")
+	}
+	if c := send(t, s, 0, command("PING")); c[0].Err != nil || s.Stats.Failovers.Load() != 1 {
+		t.Errorf("PING after the move: %q %v; failovers %d", c[0].Reply, c[0].Err, s.Stats.Failovers.Load())
+	}
+}

@@ -79,6 +79,8 @@ type Stats struct {
 	ServerConnections                                atomic.Int64
 	Connects                                         atomic.Int64 // connections ever made
 	ServerEjectedAt                                  atomic.Int64 // unix microseconds, 0 when never
+	// Failovers counts the moves to another address (SetAddr).
+	Failovers atomic.Int64
 	// Latency is the time from each call's Enqueue to its reply.
 	Latency Latency
 }
@@ -96,6 +98,7 @@ type Server struct {
 	down     atomic.Bool // the last connection failed (see Down)
 	closed   atomic.Bool
 	done     chan struct{}
+	recheck  chan struct{} // wakes the health check of an ejected server (SetAddr)
 	wg       sync.WaitGroup
 	log      *slog.Logger
 }
@@ -111,7 +114,7 @@ func NewServer(opt Options) *Server {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opt: opt, done: make(chan struct{}), log: opt.Logger.With("server", opt.Name)}
+	s := &Server{opt: opt, done: make(chan struct{}), recheck: make(chan struct{}, 1), log: opt.Logger.With("server", opt.Name)}
 	s.addr.Store(&opt.Addr)
 	s.conns = make([]*Conn, opt.Connections)
 	for i := range s.conns {
@@ -136,10 +139,20 @@ func (s *Server) SetAddr(addr string) bool {
 	if *old == addr {
 		return false
 	}
+	s.Stats.Failovers.Add(1)
 	s.log.Info("server moved", "from", *old, "to", addr)
 	err := fmt.Errorf("%w: %s: moved from %s to %s; the request may have run on %s", ErrFailover, s.opt.Name, *old, addr, *old)
 	for _, c := range s.conns {
 		c.move(err)
+	}
+	// The failures were the old address's: an ejected server is checked
+	// at its new address now rather than after its retry timeout.
+	s.failures.Store(0)
+	if s.ejected.Load() {
+		select {
+		case s.recheck <- struct{}{}:
+		default:
+		}
 	}
 	return true
 }
@@ -326,6 +339,7 @@ func (s *Server) healthLoop() {
 		case <-s.done:
 			return
 		case <-t.C:
+		case <-s.recheck:
 		}
 		if err := s.check(); err != nil {
 			s.log.Info("server still failing its health check", "err", err)
