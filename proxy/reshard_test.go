@@ -571,3 +571,39 @@ func TestReshardEjectDuringMigration(t *testing.T) {
 	t.Logf("migration completed %v after the server came back", took.Round(time.Millisecond))
 	l.checkPlaced(t, b, newPlace)
 }
+
+// TestReshardReloadMidway reloads the same file while a slow migration
+// runs under load, then one with another migrate_rate: the migration goes
+// on from the new routing (its mover scans the old owners again), and
+// completes with every key on its owner.
+func TestReshardReloadMidway(t *testing.T) {
+	b := startRedisBackends(t, 3)
+	lines := serverLines(b, nil, nil)
+	listen := freeListen(t)
+	px := startProxyOpts(t, pool{servers: lines[:2]}.yaml("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	l := fillKeys(t, listen, 20000)
+	grow := func(rate string) string {
+		return pool{servers: lines, keys: []string{"migrate_rate: " + rate,
+			"migrate_from: {servers: " + flowList(lines[:2]) + "}"}}.yaml("alpha", listen)
+	}
+	l.run(t, listen)
+	applyYAML(t, px, grow("100"))
+	time.Sleep(time.Second)
+	slow := poolStat(t, px, "keys_migrated")
+	applyYAML(t, px, grow("100")) // the same file: nothing changes
+	if n := poolStat(t, px, "migration_pending"); n == 0 {
+		t.Fatal("the migration completed at 100 keys/s within a second")
+	}
+	applyYAML(t, px, grow("1000000"))
+	took := waitMigrated(t, px)
+	time.Sleep(100 * time.Millisecond)
+	l.halt(t)
+	t.Logf("%d keys moved in the first second, the rest %v after the reload; %d requests", slow, took.Round(time.Millisecond), l.ops)
+	if slow == 0 {
+		t.Error("no key moved in the first second")
+	}
+	if n := poolStat(t, px, "migration_errors"); n != 0 {
+		t.Errorf("migration_errors %d", n)
+	}
+	l.checkPlaced(t, b, placer(t, hashring.Config{Hash: "fnv1a_64", Distribution: "ketama"}, lines))
+}
