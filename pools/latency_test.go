@@ -18,6 +18,7 @@ func TestLatencyCountsReplies(t *testing.T) {
 	s := pools.NewServer(redisOptions(srv.Addr))
 	defer s.Close()
 	send(t, s, 1, command("SET", "k", "v"), command("GET", "k"), command("PING"))
+	before := s.Stats.Latency.Snapshot()
 	// A reply that takes 60 ms or more: the server is paused meanwhile.
 	srv.Stop()
 	done := make(chan struct{})
@@ -36,14 +37,19 @@ func TestLatencyCountsReplies(t *testing.T) {
 	if len(bounds)+1 != pools.LatencyBuckets {
 		t.Fatalf("%d bounds for %d buckets", len(bounds), pools.LatencyBuckets)
 	}
-	slow := 0 // replies in buckets whose bound is 50 ms or more
+	// The paused reply, the one added since before, is in a bucket whose
+	// bound is 50 ms or more (the others may be too on a busy machine).
+	slow, added := 0, 0
 	for i, n := range lat.Buckets {
+		d := int(n - before.Buckets[i])
+		added += d
 		if i == len(bounds) || bounds[i] >= 50*time.Millisecond {
-			slow += int(n)
+			slow += d
 		}
 	}
-	if slow != 1 {
-		t.Errorf("%d replies in the buckets of 50 ms and more, want 1 (buckets %v)", slow, lat.Buckets)
+	if slow != 1 || added != 1 {
+		t.Errorf("the paused reply: %d added, %d in the buckets of 50 ms and more, want 1 of each (buckets %v, before %v)",
+			added, slow, lat.Buckets, before.Buckets)
 	}
 	if lat.Sum < 60*time.Millisecond {
 		t.Errorf("latency sum %v, want at least the 60 ms of the pause", lat.Sum)
