@@ -1,0 +1,130 @@
+package sentinel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// switchChannel is where a Sentinel announces a master's new address.
+const switchChannel = "+switch-master"
+
+// watch keeps a subscription to the Sentinel at addr until Close,
+// redialing Retry after each failure. It logs each change between up and
+// down once, not every failed attempt.
+func (w *Watcher) watch(addr string) {
+	defer w.wg.Done()
+	warned := false // a failure was logged since the subscription was last up
+	for {
+		wasUp := false
+		err := w.subscribe(addr, func() {
+			wasUp, warned = true, false
+			w.setUp(addr, true)
+			w.log.Info("sentinel: subscription up", "sentinel", addr)
+		})
+		w.setUp(addr, false)
+		if w.ctx.Err() != nil {
+			return
+		}
+		switch {
+		case wasUp:
+			w.log.Warn("sentinel: subscription down", "sentinel", addr, "err", err, "retry", w.opt.Retry)
+			warned = true
+		case !warned:
+			w.log.Warn("sentinel: cannot subscribe", "sentinel", addr, "err", err, "retry", w.opt.Retry)
+			warned = true
+		default:
+			w.log.Debug("sentinel: cannot subscribe", "sentinel", addr, "err", err)
+		}
+		if !w.sleep(w.opt.Retry) {
+			return
+		}
+	}
+}
+
+// subscribe subscribes to +switch-master on the Sentinel at addr, asks it
+// for every master, calls up, and then reports each switch it announces,
+// until the connection fails or Close closes it.
+func (w *Watcher) subscribe(addr string, up func()) error {
+	c, err := dial(w.ctx, addr, &w.opt)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	stop := context.AfterFunc(w.ctx, c.close) // unblocks the read below
+	defer stop()
+	r, err := c.do(w.ctx, []string{"SUBSCRIBE", switchChannel})
+	if err != nil {
+		return err
+	}
+	if a, ok := r[0].([]any); !ok || len(a) != 3 || a[0] != "subscribe" {
+		return fmt.Errorf("SUBSCRIBE: reply %v", r[0])
+	}
+	c.nc.SetDeadline(time.Time{}) // announcements may be days apart
+	// Subscribed first and asked second, so that no switch falls between.
+	if err := w.queryMasters(addr); err != nil {
+		return err
+	}
+	up()
+	for {
+		v, err := readReply(c.r)
+		if err != nil {
+			return err
+		}
+		w.onMessage(addr, v)
+	}
+}
+
+// queryMasters asks the Sentinel at addr for every master and reports the
+// answers. A Sentinel that does not know a master is logged; only a failed
+// connection is an error.
+func (w *Watcher) queryMasters(addr string) error {
+	return w.askOne(w.ctx, addr, func(ctx context.Context, c *conn) error {
+		for _, m := range w.opt.Masters {
+			ans, err := c.masterAddr(ctx, m)
+			var re replyError
+			switch {
+			case errors.Is(err, ErrUnknownMaster) || errors.As(err, &re):
+				w.log.Warn("sentinel: cannot ask for master", "sentinel", addr, "master", m, "err", err)
+			case err != nil:
+				return fmt.Errorf("master %s: %w", m, err)
+			default:
+				w.report(m, ans, fromQuery, 0, "query to "+addr)
+			}
+		}
+		return nil
+	})
+}
+
+// onMessage handles one reply on the subscription to the Sentinel at
+// addr: a +switch-master message is reported, anything else ignored.
+func (w *Watcher) onMessage(addr string, v any) {
+	a, ok := v.([]any)
+	if !ok || len(a) != 3 || a[0] != "message" || a[1] != switchChannel {
+		return
+	}
+	payload, _ := a[2].(string)
+	master, oldAddr, newAddr, err := parseSwitch(payload)
+	if err != nil {
+		w.log.Warn("sentinel: bad +switch-master message", "sentinel", addr, "err", err)
+		return
+	}
+	if !w.masters[master] {
+		return
+	}
+	w.log.Debug("sentinel: +switch-master", "sentinel", addr, "master", master, "old", oldAddr, "new", newAddr)
+	w.report(master, answer{addr: newAddr, epoch: -1}, fromSwitch, 0, "+switch-master from "+addr)
+}
+
+// parseSwitch reads the payload of a +switch-master message:
+// "<master name> <old ip> <old port> <new ip> <new port>".
+func parseSwitch(payload string) (master, oldAddr, newAddr string, err error) {
+	f := strings.Split(payload, " ")
+	if len(f) != 5 || f[0] == "" || f[3] == "" || f[4] == "" {
+		return "", "", "", fmt.Errorf("payload %q is not <master> <old ip> <old port> <new ip> <new port>", payload)
+	}
+	return f[0], net.JoinHostPort(f[1], f[2]), net.JoinHostPort(f[3], f[4]), nil
+}
