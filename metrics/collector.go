@@ -81,6 +81,8 @@ var poolMetrics = []poolMetric{
 		prometheus.GaugeValue, func(p *proxy.PoolSnapshot) float64 { return p.MigrationKeysPerSec }},
 	{poolDesc("migration_started", "1 once a migration (migrate_from) routes by the new placement (from its start_at), else 0 (migration_started)."),
 		prometheus.GaugeValue, func(p *proxy.PoolSnapshot) float64 { return flag(p.MigrationStarted) }},
+	{poolDesc("sentinels_up", "Sentinels the pool is subscribed to now for +switch-master (sentinels_up); 0 without sentinels."),
+		prometheus.GaugeValue, func(p *proxy.PoolSnapshot) float64 { return float64(p.SentinelsUp) }},
 	{poolDesc("ready", "1 when the pool is ready (see /readyz), else 0."),
 		prometheus.GaugeValue, func(p *proxy.PoolSnapshot) float64 { ok, _ := p.Ready(); return flag(ok) }},
 }
@@ -126,6 +128,12 @@ var (
 	commandRequestsDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "pool", "command_requests_total"),
 		`Requests per command; command is a name of the proxy's command table, "unknown" for any other.`,
 		[]string{"pool", "command"}, nil)
+	primaryDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "server", "primary"),
+		"1 for the address a server of a pool with sentinels is dialled at: its master's primary now.",
+		[]string{"pool", "server", "addr"}, nil)
+	failoversDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "server", "failovers_total"),
+		"Moves of a server of a pool with sentinels to another primary (failovers).",
+		[]string{"pool", "server"}, nil)
 	latencyDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "server", "request_duration_seconds"),
 		"Time from a request's enqueueing for the server to its reply; failed requests are not in it.",
 		[]string{"pool", "server"}, nil)
@@ -160,7 +168,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range serverMetrics {
 		ch <- m.desc
 	}
-	for _, d := range []*prometheus.Desc{commandRequestsDesc, latencyDesc, configInfoDesc, reloadsDesc,
+	for _, d := range []*prometheus.Desc{commandRequestsDesc, primaryDesc, failoversDesc, latencyDesc, configInfoDesc, reloadsDesc,
 		reloadFailuresDesc, lastReloadSuccessfulDesc, lastReloadTimeDesc, buildInfoDesc} {
 		ch <- d
 	}
@@ -184,6 +192,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.value(s), p.Name, s.Name)
 			}
 			ch <- latencyHistogram(&s.Latency, p.Name, s.Name)
+			if p.Sentinel {
+				ch <- prometheus.MustNewConstMetric(primaryDesc, prometheus.GaugeValue, 1, p.Name, s.Name, s.Addr)
+				ch <- prometheus.MustNewConstMetric(failoversDesc, prometheus.CounterValue, float64(s.Failovers), p.Name, s.Name)
+			}
 		}
 	}
 }

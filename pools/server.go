@@ -139,12 +139,13 @@ func (s *Server) SetAddr(addr string) bool {
 	if *old == addr {
 		return false
 	}
-	s.Stats.Failovers.Add(1)
 	s.log.Info("server moved", "from", *old, "to", addr)
 	err := fmt.Errorf("%w: %s: moved from %s to %s; the request may have run on %s", ErrFailover, s.opt.Name, *old, addr, *old)
 	for _, c := range s.conns {
 		c.move(err)
 	}
+	// Counted once no reply of the old address can come any more.
+	s.Stats.Failovers.Add(1)
 	// The failures were the old address's: an ejected server is checked
 	// at its new address now rather than after its retry timeout.
 	s.failures.Store(0)

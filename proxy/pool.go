@@ -12,6 +12,7 @@ import (
 
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/pools"
+	"github.com/shardproxy/shardproxy/sentinel"
 )
 
 // pool is one configured pool: its listener, its routing (servers,
@@ -47,6 +48,14 @@ type pool struct {
 	// without one. moverMu orders its starts and stops.
 	moverMu sync.Mutex
 	mover   *mover
+	// With sentinels (ha.go): the primaries last reported per master
+	// name, and the watcher following the Sentinels (nil without), with
+	// what it follows; under haMu.
+	haMu           sync.Mutex
+	primaries      map[string]string
+	watcher        *sentinel.Watcher
+	watcherCfg     config.Sentinel
+	watcherMasters []string
 }
 
 // poolStats are a pool's counters, in nutcracker's terms.
@@ -69,11 +78,12 @@ type poolStats struct {
 
 func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 	p := &pool{
-		cfg:     cfg,
-		log:     log.With("pool", cfg.Name),
-		clients: map[*client]struct{}{},
-		started: time.Now(),
-		done:    make(chan struct{}),
+		cfg:       cfg,
+		log:       log.With("pool", cfg.Name),
+		clients:   map[*client]struct{}{},
+		started:   time.Now(),
+		done:      make(chan struct{}),
+		primaries: map[string]string{},
 	}
 	p.proto, p.servers = newProto(p)
 	var err error
@@ -87,6 +97,7 @@ func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 	if cfg.ServerTLS.Insecure {
 		p.log.Warn("server_tls_insecure: server certificates are not verified")
 	}
+	p.resolvePrimaries(cfg)
 	lines := serverLines(cfg)
 	servers := make([]*pools.Server, len(lines))
 	for i, s := range lines {
@@ -130,9 +141,9 @@ func (p *pool) newServer(cfg *config.Pool, s config.Server, roots *x509.CertPool
 // serverOptions are the options of the pools.Server of one server line of
 // cfg.
 func (p *pool) serverOptions(cfg *config.Pool, s config.Server, roots *x509.CertPool) pools.Options {
-	return pools.Options{
+	opt := pools.Options{
 		Network:      s.Network,
-		Addr:         s.Addr,
+		Addr:         p.primaryAddr(cfg, s),
 		Name:         s.Ident,
 		Connections:  cfg.ServerConnections,
 		Timeout:      cfg.Timeout,
@@ -141,7 +152,7 @@ func (p *pool) serverOptions(cfg *config.Pool, s config.Server, roots *x509.Cert
 		Handshake:    p.servers.handshake(cfg),
 		Ping:         p.servers.ping(),
 		Frame:        p.servers.framer(),
-		FailFast:     cfg.Distribution == "jump" || cfg.EjectMode == config.EjectFailFast,
+		FailFast:     failFast(cfg),
 		Need:         p.servers.replyNeed,
 		IsError:      p.servers.isError,
 		AutoEject:    cfg.AutoEjectHosts,
@@ -149,6 +160,10 @@ func (p *pool) serverOptions(cfg *config.Pool, s config.Server, roots *x509.Cert
 		RetryTimeout: cfg.ServerRetryTimeout,
 		Logger:       p.log,
 	}
+	if cfg.Sentinel.Enabled() {
+		p.sentinelOptions(&opt, s.Ident)
+	}
+	return opt
 }
 
 // rebuild swaps in the routing rebuilt from the current one for the
@@ -303,6 +318,7 @@ func (p *pool) close() {
 		p.park.close()
 	}
 	p.stopMover()
+	p.stopWatcher()
 	for _, s := range p.routing().servers {
 		s.Close()
 	}

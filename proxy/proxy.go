@@ -117,6 +117,7 @@ func (px *Proxy) startPool(p *pool) {
 	}
 	p.ensureParker()
 	p.setMover()
+	p.setWatcher()
 	p.wg.Add(1)
 	go p.serve(p.ln)
 	px.log.Info("pool listening", "pool", p.cfg.Name, "listen", p.ln.Addr().String(), "servers", len(p.routing().servers))

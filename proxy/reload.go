@@ -179,6 +179,7 @@ func (px *Proxy) prepare(old []*pool, cfg *config.Config) (*reloadPlan, error) {
 func (px *Proxy) prepareChange(p *pool, pc *config.Pool) (*poolChange, error) {
 	ch := &poolChange{p: p, cfg: pc}
 	cur := p.routing()
+	p.resolvePrimaries(pc)
 	var roots *x509.CertPool
 	if pc.ServerTLS.Enabled {
 		var err error
@@ -293,6 +294,7 @@ func (px *Proxy) commitChange(ch *poolChange) {
 	p.rt.Store(ch.rt)
 	p.ringMu.Unlock()
 	p.setMover()
+	p.setWatcher()
 	for _, s := range ch.gone {
 		p.wg.Add(1)
 		go func() {

@@ -161,13 +161,19 @@ func (rt *routing) rebuilt() (*routing, error) {
 }
 
 // failFast says an ejected server stays in the ring and its keys fail
-// fast (eject_mode fail_fast, always in the slot mode, and during a
-// migration), so ejection never moves a key. A migration would otherwise
-// move the keys of an ejected new owner to a server that is neither their
-// old owner nor their owner once it is back, and the data would be lost
-// behind the proxy.
-func (rt *routing) failFast() bool {
-	return rt.cfg.Distribution == "jump" || rt.cfg.EjectMode == config.EjectFailFast || rt.cfg.MigrateFrom != nil
+// fast, so ejection never moves a key.
+func (rt *routing) failFast() bool { return failFast(rt.cfg) }
+
+// failFast says a pool keeps an ejected server in the ring, its keys
+// failing fast: eject_mode fail_fast, always in the slot mode, during a
+// migration, and with sentinels. A migration would otherwise move the
+// keys of an ejected new owner to a server that is neither their old
+// owner nor their owner once it is back, and the data would be lost
+// behind the proxy; a shard under Sentinel fails over instead, and its
+// keys must not move meanwhile.
+func failFast(cfg *config.Pool) bool {
+	return cfg.Distribution == "jump" || cfg.EjectMode == config.EjectFailFast || cfg.MigrateFrom != nil ||
+		cfg.Sentinel.Enabled()
 }
 
 // locate returns the ring index of the server that holds key now, or -1

@@ -68,6 +68,10 @@ type PoolSnapshot struct {
 	// MigrationKeysPerSec is the keys moved per second over the last
 	// ten seconds.
 	MigrationKeysPerSec float64
+	// With sentinels: Sentinel is set, and SentinelsUp of Sentinels
+	// have the pool's subscription to +switch-master now.
+	Sentinel               bool
+	SentinelsUp, Sentinels int
 
 	// Commands are the requests per command, those of commands outside
 	// the proxy's command table as "unknown"; commands never requested
@@ -92,6 +96,10 @@ type ServerSnapshot struct {
 	// Down says its last connection failed (a dial, a health check, or a
 	// connection that broke) and none succeeded since.
 	Down bool
+	// Addr is where it is dialled now: with sentinels, its master's
+	// primary; Failovers counts its moves to another primary.
+	Addr      string
+	Failovers int64
 
 	ServerEOF         int64 // connections the server closed
 	ServerErr         int64 // connection errors, failed connects included
@@ -177,6 +185,10 @@ func (p *pool) snapshot(bounds []time.Duration) PoolSnapshot {
 		MigrationErrors:     st.migrationErrors.Load(),
 		MigrationKeysPerSec: st.migrateRate.perSecond(time.Now()),
 	}
+	if rt.cfg.Sentinel.Enabled() {
+		ps.Sentinel = true
+		ps.SentinelsUp, ps.Sentinels = p.sentinelsUp()
+	}
 	if rt.mig != nil {
 		ps.MigrationPending = rt.mig.pending.Load()
 		ps.MigrationStarted = rt.active() == rt
@@ -209,6 +221,8 @@ func serverSnapshot(s *pools.Server, inRing bool, bounds []time.Duration) Server
 		InRing:            inRing,
 		Ejected:           s.Ejected(),
 		Down:              s.Down(),
+		Addr:              s.Addr(),
+		Failovers:         st.Failovers.Load(),
 		ServerEOF:         st.ServerEOF.Load(),
 		ServerErr:         st.ServerErr.Load(),
 		ServerTimedout:    st.ServerTimedout.Load(),

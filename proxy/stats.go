@@ -88,6 +88,15 @@ func (px *Proxy) statsJSON(started time.Time) []byte {
 				"responses":          s.Responses,
 				"response_bytes":     s.ResponseBytes,
 			}
+			if p.Sentinel {
+				srv := ps[s.Name].(map[string]any)
+				srv["primary"] = s.Addr
+				srv["failovers"] = s.Failovers
+			}
+		}
+		if p.Sentinel {
+			ps["sentinels"] = p.Sentinels
+			ps["sentinels_up"] = p.SentinelsUp
 		}
 		doc[p.Name] = ps
 	}

@@ -1,0 +1,227 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"reflect"
+	"time"
+
+	"github.com/shardproxy/shardproxy/codec/resp"
+	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/pools"
+	"github.com/shardproxy/shardproxy/sentinel"
+)
+
+// A Redis pool with sentinels: follows Redis Sentinel. Each server line's
+// name is a Sentinel master name, and placement uses the names, so no key
+// moves when a shard fails over: the pool's server for a name is moved to
+// the primary the Sentinels report (pools.Server.SetAddr), and the ring is
+// never rebuilt for it.
+//
+//   - At start (and for a server a reload makes), the Sentinels are asked
+//     for each master (resolvePrimaries); the line's host:port is used only
+//     when none answers.
+//   - A watcher subscribes to +switch-master on every Sentinel, asks again
+//     whenever a subscription (re)connects, and reports each new address:
+//     primaryMoved moves the server.
+//   - A connection is used only once ROLE says master (verifyPrimary); a
+//     failed connection or a -READONLY reply asks the Sentinels at once
+//     (requery), in case a switch was missed.
+
+// resolveTimeout bounds the questions to the Sentinels at start, per
+// master.
+const resolveTimeout = 2 * time.Second
+
+// watcherOptions are the options of the Sentinel watcher of cfg.
+func (p *pool) watcherOptions(cfg *config.Pool) sentinel.Options {
+	var masters []string
+	for _, s := range cfg.Servers {
+		masters = append(masters, s.Ident)
+	}
+	return sentinel.Options{
+		Addrs:    cfg.Sentinel.Addrs,
+		Username: cfg.Sentinel.Username,
+		Password: cfg.Sentinel.Password,
+		Masters:  masters,
+		OnSwitch: p.primaryMoved,
+		Logger:   p.log,
+	}
+}
+
+// resolvePrimaries asks the Sentinels of cfg for the primary of each of
+// its masters not known yet, and keeps the answers for the servers to be
+// made (serverOptions). A master no Sentinel answers for keeps its line's
+// address, with a warning.
+func (p *pool) resolvePrimaries(cfg *config.Pool) {
+	if !cfg.Sentinel.Enabled() {
+		return
+	}
+	w := sentinel.New(p.watcherOptions(cfg))
+	defer w.Close()
+	for _, s := range cfg.Servers {
+		p.haMu.Lock()
+		_, known := p.primaries[s.Ident]
+		p.haMu.Unlock()
+		if known {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+		addr, err := w.Resolve(ctx, s.Ident)
+		cancel()
+		if err != nil {
+			p.log.Warn("sentinel: no primary reported: using the server line's address until one is",
+				"master", s.Ident, "addr", s.Addr, "err", err)
+			continue
+		}
+		p.haMu.Lock()
+		p.primaries[s.Ident] = addr
+		p.haMu.Unlock()
+		if addr != s.Addr {
+			p.log.Info("sentinel: primary", "master", s.Ident, "addr", addr, "line", s.Addr)
+		}
+	}
+}
+
+// primaryAddr returns the address a server of line s is dialled at: its
+// master's primary as last reported, else the line's.
+func (p *pool) primaryAddr(cfg *config.Pool, s config.Server) string {
+	if !cfg.Sentinel.Enabled() {
+		return s.Addr
+	}
+	p.haMu.Lock()
+	defer p.haMu.Unlock()
+	if addr, ok := p.primaries[s.Ident]; ok {
+		return addr
+	}
+	return s.Addr
+}
+
+// primaryMoved moves the servers of master to addr, its primary now (the
+// watcher's OnSwitch).
+func (p *pool) primaryMoved(master, addr string) {
+	p.haMu.Lock()
+	p.primaries[master] = addr
+	p.haMu.Unlock()
+	rt := p.routing()
+	if rt == nil || !rt.cfg.Sentinel.Enabled() {
+		return
+	}
+	for _, s := range rt.servers {
+		if s.Name() != master {
+			continue
+		}
+		from := s.Addr()
+		if s.SetAddr(addr) {
+			p.log.Warn("failover: the shard's primary moved", "server", master, "from", from, "to", addr,
+				"failovers", s.Stats.Failovers.Load())
+		}
+	}
+	p.moverMu.Lock()
+	if mv := p.mover; mv != nil {
+		for _, s := range mv.own {
+			if s.Name() == master {
+				s.SetAddr(addr)
+			}
+		}
+	}
+	p.moverMu.Unlock()
+}
+
+// requery asks the Sentinels where master's primary is, after a failed
+// connection or a -READONLY reply.
+func (p *pool) requery(master string) {
+	p.haMu.Lock()
+	w := p.watcher
+	p.haMu.Unlock()
+	if w != nil {
+		w.Requery(master)
+	}
+}
+
+// setWatcher starts the Sentinel watcher of the pool's routing, stopping
+// one that follows other Sentinels or masters; without sentinels it only
+// stops.
+func (p *pool) setWatcher() {
+	cfg := p.routing().cfg
+	opt := p.watcherOptions(cfg)
+	p.haMu.Lock()
+	if p.watcher != nil && reflect.DeepEqual(p.watcherCfg, cfg.Sentinel) && reflect.DeepEqual(p.watcherMasters, opt.Masters) {
+		p.haMu.Unlock()
+		return
+	}
+	old := p.watcher
+	p.watcher = nil
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if cfg.Sentinel.Enabled() && !closed {
+		p.watcher = sentinel.New(opt)
+		p.watcherCfg, p.watcherMasters = cfg.Sentinel, opt.Masters
+		p.watcher.Start()
+	}
+	p.haMu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+}
+
+// stopWatcher stops the pool's Sentinel watcher, if it runs.
+func (p *pool) stopWatcher() {
+	p.haMu.Lock()
+	w := p.watcher
+	p.watcher = nil
+	p.haMu.Unlock()
+	if w != nil {
+		w.Close()
+	}
+}
+
+// sentinelsUp returns how many of the pool's Sentinels its watcher is
+// subscribed to now, and how many there are.
+func (p *pool) sentinelsUp() (up, all int) {
+	p.haMu.Lock()
+	w := p.watcher
+	p.haMu.Unlock()
+	if w == nil {
+		return 0, 0
+	}
+	for _, ok := range w.Status() {
+		all++
+		if ok {
+			up++
+		}
+	}
+	return up, all
+}
+
+var (
+	roleCommand     = resp.AppendCommand(nil, []byte("ROLE"))
+	rolePrimary     = []byte("*3\r\n$6\r\nmaster\r\n")
+	readonlyReply   = []byte("-READONLY")
+	errNotAPrimary  = errors.New("ROLE does not say master: not the shard's primary (yet)")
+	errRoleNotArray = errors.New("unexpected ROLE reply")
+)
+
+// verifyPrimary checks a connection's reply to ROLE: only a primary gets
+// the pool's traffic.
+func verifyPrimary(reply []byte) error {
+	if bytes.HasPrefix(reply, rolePrimary) {
+		return nil
+	}
+	if len(reply) == 0 || reply[0] != '*' {
+		return errRoleNotArray
+	}
+	return errNotAPrimary
+}
+
+// sentinelOptions adds to a server's options what following Sentinel
+// needs: the ROLE check, and a question to the Sentinels on a failed
+// connection or a -READONLY reply.
+func (p *pool) sentinelOptions(opt *pools.Options, master string) {
+	opt.Handshake = append(append([][]byte(nil), opt.Handshake...), roleCommand)
+	opt.Verify = verifyPrimary
+	opt.OnFailure = func(error) { p.requery(master) }
+	opt.Demoted = readonlyReply
+	opt.OnDemoted = func() { p.requery(master) }
+}

@@ -1,0 +1,420 @@
+package proxy_test
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shardproxy/shardproxy/hashring"
+	"github.com/shardproxy/shardproxy/internal/testservers"
+	"github.com/shardproxy/shardproxy/proxy"
+)
+
+// haShard is one shard under Sentinel: its name, and its primary and
+// replica as started (their roles swap on a failover).
+type haShard struct {
+	name             string
+	primary, replica *testservers.Server
+}
+
+// startHA starts 2 shards, each a primary with one replica, and 3
+// Sentinels watching them.
+func startHA(t *testing.T) ([]haShard, []*testservers.Server) {
+	t.Helper()
+	var shards []haShard
+	masters := map[string]string{}
+	for i := range 2 {
+		p := testservers.Redis(t)
+		r := testservers.RedisReplica(t, p)
+		sh := haShard{name: fmt.Sprintf("shard%d", i+1), primary: p, replica: r}
+		shards = append(shards, sh)
+		masters[sh.name] = p.Addr
+	}
+	sents := testservers.Sentinels(t, 3, masters, testservers.SentinelOptions{DownAfter: time.Second, FailoverTimeout: 3 * time.Second})
+	return shards, sents
+}
+
+// haYAML is a pool over the shards' masters by name, following sents;
+// lineAddr gives each line's address (the Sentinels' answer replaces it).
+func haYAML(listen string, shards []haShard, sents []*testservers.Server, lineAddr func(haShard) string, keys ...string) string {
+	var lines, sentinels []string
+	for _, sh := range shards {
+		lines = append(lines, lineAddr(sh)+":1 "+sh.name)
+	}
+	for _, s := range sents {
+		sentinels = append(sentinels, s.Addr)
+	}
+	return pool{servers: lines, keys: append([]string{"sentinels: [" + strings.Join(sentinels, ", ") + "]", "timeout: 1000"},
+		keys...)}.yaml("alpha", listen)
+}
+
+// haWriter is clients writing distinct keys through the proxy, recording
+// every acknowledged write and, per shard, when writes failed and
+// succeeded.
+type haWriter struct {
+	shardOf func(key string) int
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	acked   map[string]ackedWrite
+	events  [2][]haEvent
+	samples []string
+}
+
+type ackedWrite struct {
+	val string
+	at  time.Time
+}
+
+type haEvent struct {
+	at time.Time
+	ok bool
+}
+
+func newHAWriter(shards []haShard) *haWriter {
+	var names []string
+	for _, sh := range shards {
+		names = append(names, sh.name+":1")
+	}
+	place := placerNames(names)
+	return &haWriter{shardOf: place, acked: map[string]ackedWrite{}, stop: make(chan struct{})}
+}
+
+// placerNames places keys as a ketama fnv1a_64 pool of the given names.
+func placerNames(names []string) func(string) int {
+	hc := hashring.Config{Hash: "fnv1a_64", Distribution: "ketama"}
+	for _, n := range names {
+		hc.Servers = append(hc.Servers, hashring.Server{Name: strings.TrimSuffix(n, ":1"), Weight: 1})
+	}
+	place, err := hashring.New(hc)
+	if err != nil {
+		panic(err)
+	}
+	return func(key string) int { return place.Pick([]byte(key)) }
+}
+
+// run starts 4 writers on addr.
+func (w *haWriter) run(t *testing.T, addr string) {
+	for g := range 4 {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			var c *clientConn
+			defer func() {
+				if c != nil {
+					c.nc.Close()
+				}
+			}()
+			for n := 0; ; n++ {
+				select {
+				case <-w.stop:
+					return
+				default:
+				}
+				if c == nil {
+					var err error
+					if c, err = tryDialClient(t, addr); err != nil {
+						time.Sleep(10 * time.Millisecond)
+						continue
+					}
+				}
+				key, val := fmt.Sprintf("w%d:%d", g, n), strconv.Itoa(n)
+				r, err := c.tryDo(3*time.Second, "SET", key, val)
+				now := time.Now()
+				ok := err == nil && r.raw == "+OK\r\n"
+				w.mu.Lock()
+				w.events[w.shardOf(key)] = append(w.events[w.shardOf(key)], haEvent{now, ok})
+				if ok {
+					w.acked[key] = ackedWrite{val, now}
+				} else if len(w.samples) < 20 {
+					w.samples = append(w.samples, fmt.Sprintf("%s %s: %q %v", now.Format("15:04:05.000"), key, r.raw, err))
+				}
+				w.mu.Unlock()
+				if err != nil {
+					c.nc.Close()
+					c = nil
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+}
+
+func (w *haWriter) halt() {
+	close(w.stop)
+	w.wg.Wait()
+}
+
+// recovered returns, for shard, how long after from its writes succeeded
+// again for good (the first success after its last failure), and how many
+// failed after from.
+func (w *haWriter) recovered(shard int, from time.Time) (time.Duration, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var lastFail time.Time
+	fails := 0
+	for _, e := range w.events[shard] {
+		if e.at.After(from) && !e.ok {
+			lastFail, fails = e.at, fails+1
+		}
+	}
+	if fails == 0 {
+		return 0, 0
+	}
+	for _, e := range w.events[shard] {
+		if e.at.After(lastFail) && e.ok {
+			return e.at.Sub(from), fails
+		}
+	}
+	return -1, fails
+}
+
+// failures returns the writes to shard that failed after from.
+func (w *haWriter) failures(shard int, from time.Time) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, e := range w.events[shard] {
+		if e.at.After(from) && !e.ok {
+			n++
+		}
+	}
+	return n
+}
+
+// check reads every acknowledged write through addr: a write missing or
+// older is allowed only when acknowledged before lostBefore (by an old
+// primary, not yet replicated when it failed); it returns how many such.
+func (w *haWriter) check(t *testing.T, addr string, lostBefore time.Time) int {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var keys []string
+	for k := range w.acked {
+		keys = append(keys, k)
+	}
+	var cmds [][]string
+	for _, k := range keys {
+		cmds = append(cmds, []string{"GET", k})
+	}
+	lost, bad := 0, 0
+	for i, rep := range pipeline(t, addr, cmds) {
+		a := w.acked[keys[i]]
+		if rep == bulk(a.val) {
+			continue
+		}
+		if a.at.Before(lostBefore) {
+			lost++
+			continue
+		}
+		if bad++; bad <= 10 {
+			t.Errorf("GET %s: %q, want %q (acknowledged at %s, after %s)", keys[i], rep, bulk(a.val),
+				a.at.Format("15:04:05.000"), lostBefore.Format("15:04:05.000"))
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d acknowledged writes lost", bad, len(keys))
+	}
+	return lost
+}
+
+// serverStat reads a field of server name in pool alpha's stats.
+func serverStat(t *testing.T, px *proxy.Proxy, name, field string) any {
+	t.Helper()
+	doc := fetchStats(t, px.StatsAddr().String())
+	pool, _ := doc["alpha"].(map[string]any)
+	srv, _ := pool[name].(map[string]any)
+	return srv[field]
+}
+
+// waitFailovers polls the stats until server name has made want
+// failovers, and returns when it saw them.
+func waitFailovers(t *testing.T, px *proxy.Proxy, name string, want int, d time.Duration) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if n, _ := serverStat(t, px, name, "failovers").(float64); int(n) >= want {
+			return time.Now()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: failovers %v after %v, want %d", name, serverStat(t, px, name, "failovers"), d, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestFailoverUnderLoad: writers run through the proxy while one shard's
+// primary is SIGKILLed; Sentinel promotes its replica and the proxy
+// follows: the time until writes to that shard succeed again is printed,
+// writes to the other shard never fail, and every acknowledged write is
+// there afterwards but those the dead primary acknowledged and had not
+// replicated (printed). Then the killed server comes back as a replica, a
+// failover is forced back (SENTINEL FAILOVER), and the proxy follows again.
+func TestFailoverUnderLoad(t *testing.T) {
+	shards, sents := startHA(t)
+	listen := freeListen(t)
+	px := startProxyOpts(t, haYAML(listen, shards, sents, func(sh haShard) string { return sh.primary.Addr }),
+		proxy.Options{StatsAddr: "127.0.0.1:0"})
+	w := newHAWriter(shards)
+	w.run(t, listen)
+	defer func() {
+		select {
+		case <-w.stop:
+		default:
+			w.halt()
+		}
+	}()
+	time.Sleep(time.Second)
+
+	kill := time.Now()
+	shards[0].primary.Kill()
+	promoted := testservers.WaitMaster(t, sents, "shard1", shards[0].primary.Addr, 30*time.Second)
+	seen := time.Now()
+	if promoted != shards[0].replica.Addr {
+		t.Fatalf("sentinels promoted %s, want the replica %s", promoted, shards[0].replica.Addr)
+	}
+	switched := waitFailovers(t, px, "shard1", 1, 10*time.Second)
+	time.Sleep(time.Second)
+	back, failed := w.recovered(0, kill)
+	t.Logf("failover timeline after SIGKILL of shard1's primary: Sentinel reports the replica after %v (seen by polling), "+
+		"the proxy has switched after %v, writes to shard1 succeed again after %v (%d failed meanwhile)",
+		seen.Sub(kill).Round(time.Millisecond), switched.Sub(kill).Round(time.Millisecond), back.Round(time.Millisecond), failed)
+	if back < 0 {
+		t.Fatalf("writes to shard1 still fail: %v", w.samples)
+	}
+	if n := w.failures(1, time.Time{}); n != 0 {
+		t.Errorf("%d writes to shard2 failed: %v", n, w.samples)
+	}
+	if got := serverStat(t, px, "shard1", "primary"); got != promoted {
+		t.Errorf("stats: shard1 primary %v, want %s", got, promoted)
+	}
+	if got := serverStat(t, px, "shard2", "failovers"); got != float64(0) {
+		t.Errorf("stats: shard2 failovers %v, want 0", got)
+	}
+	lost := w.check(t, listen, kill)
+	t.Logf("%d acknowledged writes lost: acknowledged by the killed primary before it replicated them", lost)
+
+	t.Log("failback: the killed server returns as a replica, and a failover is forced")
+	shards[0].primary.RestartReplicaOf(promoted)
+	forced := time.Now()
+	testservers.Failover(t, sents[0], "shard1", 30*time.Second)
+	again := testservers.WaitMaster(t, sents, "shard1", promoted, 30*time.Second)
+	if again != shards[0].primary.Addr {
+		t.Fatalf("sentinels promoted %s, want %s", again, shards[0].primary.Addr)
+	}
+	switched = waitFailovers(t, px, "shard1", 2, 10*time.Second)
+	time.Sleep(time.Second)
+	back, failed = w.recovered(0, forced)
+	t.Logf("forced failover: the proxy has switched after %v, writes to shard1 all succeed again after %v (%d failed meanwhile)",
+		switched.Sub(forced).Round(time.Millisecond), back.Round(time.Millisecond), failed)
+	if back < 0 {
+		t.Fatalf("writes to shard1 still fail after the failback: %v", w.samples)
+	}
+	w.halt()
+	if n := w.failures(1, time.Time{}); n != 0 {
+		t.Errorf("%d writes to shard2 failed: %v", n, w.samples)
+	}
+	if got := serverStat(t, px, "shard1", "primary"); got != again {
+		t.Errorf("stats: shard1 primary %v, want %s", got, again)
+	}
+	lost = w.check(t, listen, switched)
+	t.Logf("%d acknowledged writes lost in the failback: acknowledged by the demoted primary before the proxy switched", lost)
+}
+
+// TestSentinelOutage: with one Sentinel down at start the proxy asks
+// another (the server line's address is dead, so only an answer makes it
+// work); with all Sentinels down it keeps the last known primaries and
+// serves; once they are back it subscribes again and follows a failover.
+func TestSentinelOutage(t *testing.T) {
+	shards, sents := startHA(t)
+	sents[0].Kill()
+	dead := freeListen(t)
+	listen := freeListen(t)
+	px := startProxyOpts(t, haYAML(listen, shards, sents, func(haShard) string { return dead }),
+		proxy.Options{StatsAddr: "127.0.0.1:0"})
+	c := dialClient(t, listen)
+	for i := range 50 {
+		if got := c.do("SET", "k"+strconv.Itoa(i), "v"); got != "+OK\r\n" {
+			t.Fatalf("SET with one Sentinel down at start: %q", got)
+		}
+	}
+	for _, sh := range shards {
+		if got := serverStat(t, px, sh.name, "primary"); got != sh.primary.Addr {
+			t.Errorf("%s: primary %v, want %s", sh.name, got, sh.primary.Addr)
+		}
+	}
+	waitPoolStat(t, px, "sentinels_up", 2, 10*time.Second)
+
+	for _, s := range sents[1:] {
+		s.Kill()
+	}
+	waitPoolStat(t, px, "sentinels_up", 0, 10*time.Second)
+	for i := range 50 {
+		if got := c.do("GET", "k"+strconv.Itoa(i)); got != bulk("v") {
+			t.Fatalf("GET with every Sentinel down: %q", got)
+		}
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if got := c.do("SET", "k", "v"); got != "+OK\r\n" {
+		t.Fatalf("SET with every Sentinel down for a while: %q", got)
+	}
+
+	for _, s := range sents {
+		s.Restart()
+	}
+	waitPoolStat(t, px, "sentinels_up", 3, 20*time.Second)
+	shards[1].primary.Kill()
+	promoted := testservers.WaitMaster(t, sents, "shard2", shards[1].primary.Addr, 30*time.Second)
+	waitFailovers(t, px, "shard2", 1, 10*time.Second)
+	if got := serverStat(t, px, "shard2", "primary"); got != promoted {
+		t.Errorf("shard2: primary %v, want %s", got, promoted)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		r, err := c.tryDo(3*time.Second, "SET", "k"+strconv.Itoa(i), "after")
+		if err == nil && r.raw == "+OK\r\n" && placerNames([]string{"shard1", "shard2"})("k"+strconv.Itoa(i)) == 1 {
+			break
+		}
+		if err != nil {
+			c = dialClient(t, listen)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no write to shard2 succeeds after its failover: %q %v", r.raw, err)
+		}
+	}
+}
+
+// TestSentinelNoneAtStart: when no Sentinel answers at start, the server
+// lines' addresses are used.
+func TestSentinelNoneAtStart(t *testing.T) {
+	b := startRedisBackends(t, 2)
+	listen := freeListen(t)
+	yaml := pool{servers: []string{b[0].Addr + ":1 shard1", b[1].Addr + ":1 shard2"},
+		keys: []string{"sentinels: [" + freeListen(t) + ", " + freeListen(t) + "]"}}.yaml("alpha", listen)
+	px := startProxyOpts(t, yaml, proxy.Options{StatsAddr: "127.0.0.1:0"})
+	c := dialClient(t, listen)
+	if got := c.do("SET", "k", "v"); got != "+OK\r\n" {
+		t.Fatalf("SET: %q", got)
+	}
+	if got := c.do("GET", "k"); got != bulk("v") {
+		t.Fatalf("GET: %q", got)
+	}
+	if got := serverStat(t, px, "shard1", "primary"); got != b[0].Addr {
+		t.Errorf("shard1: primary %v, want the line's %s", got, b[0].Addr)
+	}
+}
+
+// waitPoolStat waits up to d for pool alpha's counter key to be want.
+func waitPoolStat(t *testing.T, px *proxy.Proxy, key string, want int64, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for poolStat(t, px, key) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %d after %v, want %d", key, poolStat(t, px, key), d, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
