@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/shardproxy/shardproxy/codec/resp"
@@ -40,12 +41,13 @@ func (p *pool) watcherOptions(cfg *config.Pool) sentinel.Options {
 		masters = append(masters, s.Ident)
 	}
 	return sentinel.Options{
-		Addrs:    cfg.Sentinel.Addrs,
-		Username: cfg.Sentinel.Username,
-		Password: cfg.Sentinel.Password,
-		Masters:  masters,
-		OnSwitch: p.primaryMoved,
-		Logger:   p.log,
+		Addrs:       cfg.Sentinel.Addrs,
+		Username:    cfg.Sentinel.Username,
+		Password:    cfg.Sentinel.Password,
+		Masters:     masters,
+		OnSwitch:    p.primaryReported,
+		OnPromoting: p.promoting,
+		Logger:      p.log,
 	}
 }
 
@@ -97,8 +99,16 @@ func (p *pool) primaryAddr(cfg *config.Pool, s config.Server) string {
 	return s.Addr
 }
 
-// primaryMoved moves the servers of master to addr, its primary now (the
-// watcher's OnSwitch).
+// primaryReported is the watcher's OnSwitch: the Sentinels report addr as
+// master's primary.
+func (p *pool) primaryReported(master, addr string) {
+	p.haMu.Lock()
+	p.reported[master] = addr
+	p.haMu.Unlock()
+	p.primaryMoved(master, addr)
+}
+
+// primaryMoved moves the servers of master to addr, its primary now.
 func (p *pool) primaryMoved(master, addr string) {
 	p.haMu.Lock()
 	p.primaries[master] = addr
@@ -126,6 +136,113 @@ func (p *pool) primaryMoved(master, addr string) {
 		}
 	}
 	p.moverMu.Unlock()
+}
+
+// promoteWait bounds the wait for a replica selected for promotion to
+// answer as a primary; confirmWait the wait, once it does, for the
+// Sentinels to report it (the failover's end).
+const (
+	promoteWait         = 10 * time.Second
+	confirmWait         = 30 * time.Second
+	promotePoll         = 5 * time.Millisecond
+	confirmPoll         = 50 * time.Millisecond
+	promoteProbeTimeout = 500 * time.Millisecond
+)
+
+// promoting is the watcher's OnPromoting: the Sentinel leading a failover
+// of master will promote the replica at addr. The pool dials addr until
+// ROLE says master and moves there at once, without waiting for the end of
+// the failover: writes stop going to the primary being replaced (in a
+// failover of a live primary, its writes from the promotion on are lost
+// when it becomes a replica). If the Sentinels do not report addr within
+// confirmWait (the failover was aborted), the pool goes where they say.
+func (p *pool) promoting(master, addr string) {
+	p.haMu.Lock()
+	if p.probing[master] {
+		p.haMu.Unlock()
+		return
+	}
+	p.probing[master] = true
+	p.haMu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer func() {
+			p.haMu.Lock()
+			delete(p.probing, master)
+			p.haMu.Unlock()
+		}()
+		if !p.awaitPromotion(master, addr) {
+			return
+		}
+		p.log.Info("failover: the replica being promoted answers as primary: moving before the failover ends",
+			"server", master, "to", addr)
+		p.primaryMoved(master, addr)
+		p.awaitConfirmation(master, addr)
+	}()
+}
+
+// awaitPromotion dials addr with the options of master's line until ROLE
+// says master, for promoteWait at most; it reports whether it did.
+func (p *pool) awaitPromotion(master, addr string) bool {
+	cfg := p.routing().cfg
+	i := slices.IndexFunc(cfg.Servers, func(s config.Server) bool { return s.Ident == master })
+	if i < 0 {
+		return false
+	}
+	roots, err := serverRoots(cfg)
+	if err != nil {
+		return false
+	}
+	opt := p.serverOptions(cfg, cfg.Servers[i], roots)
+	opt.Addr, opt.Timeout, opt.AutoEject, opt.OnFailure, opt.OnDemoted = addr, promoteProbeTimeout, false, nil, nil
+	opt.Logger = nil
+	deadline := time.Now().Add(promoteWait)
+	for time.Now().Before(deadline) {
+		s := pools.NewServer(opt)
+		err := s.Preconnect()
+		s.Close()
+		if err == nil {
+			return true
+		}
+		select {
+		case <-p.done:
+			return false
+		case <-time.After(promotePoll):
+		}
+	}
+	return false
+}
+
+// awaitConfirmation waits for the Sentinels to report addr as master's
+// primary; when they do not within confirmWait, the pool moves to the
+// primary they report.
+func (p *pool) awaitConfirmation(master, addr string) {
+	deadline := time.Now().Add(confirmWait)
+	for time.Now().Before(deadline) {
+		p.haMu.Lock()
+		ok := p.reported[master] == addr
+		p.haMu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-p.done:
+			return
+		case <-time.After(confirmPoll):
+		}
+	}
+	p.haMu.Lock()
+	w, reported := p.watcher, p.reported[master]
+	p.haMu.Unlock()
+	p.log.Warn("failover: the Sentinels did not confirm the promotion: following them", "server", master,
+		"promoted", addr, "reported", reported)
+	if w != nil {
+		w.Requery(master)
+	}
+	if reported != "" {
+		p.primaryMoved(master, reported)
+	}
 }
 
 // requery asks the Sentinels where master's primary is, after a failed

@@ -270,18 +270,20 @@ func TestFailoverUnderLoad(t *testing.T) {
 	time.Sleep(time.Second)
 
 	kill := time.Now()
+	reported := whenTrue(func() bool { return anySentinelReports(sents, "shard1", shards[0].replica.Addr) })
+	moved := whenTrue(func() bool { return serverStat(t, px, "shard1", "failovers") == float64(1) })
 	shards[0].primary.Kill()
 	promoted := testservers.WaitMaster(t, sents, "shard1", shards[0].primary.Addr, 30*time.Second)
-	seen := time.Now()
 	if promoted != shards[0].replica.Addr {
 		t.Fatalf("sentinels promoted %s, want the replica %s", promoted, shards[0].replica.Addr)
 	}
-	switched := waitFailovers(t, px, "shard1", 1, 10*time.Second)
+	waitFailovers(t, px, "shard1", 1, 10*time.Second)
 	time.Sleep(time.Second)
 	back, failed := w.recovered(0, kill)
-	t.Logf("failover timeline after SIGKILL of shard1's primary: Sentinel reports the replica after %v (seen by polling), "+
-		"the proxy has switched after %v, writes to shard1 succeed again after %v (%d failed meanwhile)",
-		seen.Sub(kill).Round(time.Millisecond), switched.Sub(kill).Round(time.Millisecond), back.Round(time.Millisecond), failed)
+	t.Logf("failover timeline after SIGKILL of shard1's primary (down-after-milliseconds 1000): the proxy moved to the "+
+		"promoted replica after %v, writes to shard1 succeed again after %v (%d failed meanwhile), a Sentinel answers "+
+		"get-master-addr-by-name with the replica after %v",
+		(<-moved).Sub(kill).Round(time.Millisecond), back.Round(time.Millisecond), failed, (<-reported).Sub(kill).Round(time.Millisecond))
 	if back < 0 {
 		t.Fatalf("writes to shard1 still fail: %v", w.samples)
 	}
@@ -300,16 +302,18 @@ func TestFailoverUnderLoad(t *testing.T) {
 	t.Log("failback: the killed server returns as a replica, and a failover is forced")
 	shards[0].primary.RestartReplicaOf(promoted)
 	forced := time.Now()
+	moved = whenTrue(func() bool { return serverStat(t, px, "shard1", "failovers") == float64(2) })
 	testservers.Failover(t, sents[0], "shard1", 30*time.Second)
 	again := testservers.WaitMaster(t, sents, "shard1", promoted, 30*time.Second)
 	if again != shards[0].primary.Addr {
 		t.Fatalf("sentinels promoted %s, want %s", again, shards[0].primary.Addr)
 	}
-	switched = waitFailovers(t, px, "shard1", 2, 10*time.Second)
+	waitFailovers(t, px, "shard1", 2, 10*time.Second)
+	switched := <-moved
 	time.Sleep(time.Second)
 	back, failed = w.recovered(0, forced)
-	t.Logf("forced failover: the proxy has switched after %v, writes to shard1 all succeed again after %v (%d failed meanwhile)",
-		switched.Sub(forced).Round(time.Millisecond), back.Round(time.Millisecond), failed)
+	t.Logf("forced failover (SENTINEL FAILOVER): the proxy moved after %v; writes to shard1 failed %d times, all succeed "+
+		"again after %v", switched.Sub(forced).Round(time.Millisecond), failed, back.Round(time.Millisecond))
 	if back < 0 {
 		t.Fatalf("writes to shard1 still fail after the failback: %v", w.samples)
 	}
@@ -405,6 +409,32 @@ func TestSentinelNoneAtStart(t *testing.T) {
 	if got := serverStat(t, px, "shard1", "primary"); got != b[0].Addr {
 		t.Errorf("shard1: primary %v, want the line's %s", got, b[0].Addr)
 	}
+}
+
+// whenTrue polls cond every 5 ms, for 30 s at most, and sends the time it
+// first held (the zero time if never).
+func whenTrue(cond func() bool) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	go func() {
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if cond() {
+				ch <- time.Now()
+				return
+			}
+		}
+		ch <- time.Time{}
+	}()
+	return ch
+}
+
+// anySentinelReports says whether one of sents answers addr for master.
+func anySentinelReports(sents []*testservers.Server, master, addr string) bool {
+	for _, s := range sents {
+		if a, err := testservers.MasterAddr(s.Addr, master); err == nil && a == addr {
+			return true
+		}
+	}
+	return false
 }
 
 // waitPoolStat waits up to d for pool alpha's counter key to be want.

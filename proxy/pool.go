@@ -53,6 +53,8 @@ type pool struct {
 	// what it follows; under haMu.
 	haMu           sync.Mutex
 	primaries      map[string]string
+	reported       map[string]string // by the watcher (OnSwitch)
+	probing        map[string]bool   // masters whose promotion is awaited
 	watcher        *sentinel.Watcher
 	watcherCfg     config.Sentinel
 	watcherMasters []string
@@ -84,6 +86,8 @@ func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 		started:   time.Now(),
 		done:      make(chan struct{}),
 		primaries: map[string]string{},
+		reported:  map[string]string{},
+		probing:   map[string]bool{},
 	}
 	p.proto, p.servers = newProto(p)
 	var err error

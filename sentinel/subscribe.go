@@ -9,8 +9,19 @@ import (
 	"time"
 )
 
-// switchChannel is where a Sentinel announces a master's new address.
-const switchChannel = "+switch-master"
+// switchChannel is where a Sentinel announces a master's new address,
+// once a failover has ended; promotedChannel is where the Sentinel leading
+// a failover announces, earlier, that the replica it chose answers as a
+// primary. Following the earlier one shortens the time writes go to a
+// primary being demoted (in a failover of a live primary: SENTINEL
+// FAILOVER), whose acknowledged writes are then lost.
+const (
+	switchChannel   = "+switch-master"
+	promotedChannel = "+promoted-slave"
+	// selectedChannel announces the replica a failover will promote
+	// (Options.OnPromoting).
+	selectedChannel = "+selected-slave"
+)
 
 // watch keeps a subscription to the Sentinel at addr until Close,
 // redialing Retry after each failure. It logs each change between up and
@@ -56,7 +67,7 @@ func (w *Watcher) subscribe(addr string, up func()) error {
 	defer c.close()
 	stop := context.AfterFunc(w.ctx, c.close) // unblocks the read below
 	defer stop()
-	r, err := c.do(w.ctx, []string{"SUBSCRIBE", switchChannel})
+	r, err := c.do(w.ctx, []string{"SUBSCRIBE", switchChannel, promotedChannel, selectedChannel})
 	if err != nil {
 		return err
 	}
@@ -100,23 +111,49 @@ func (w *Watcher) queryMasters(addr string) error {
 }
 
 // onMessage handles one reply on the subscription to the Sentinel at
-// addr: a +switch-master message is reported, anything else ignored.
+// addr: a +switch-master or +promoted-slave message is reported, anything
+// else ignored.
 func (w *Watcher) onMessage(addr string, v any) {
 	a, ok := v.([]any)
-	if !ok || len(a) != 3 || a[0] != "message" || a[1] != switchChannel {
+	if !ok || len(a) != 3 || a[0] != "message" {
 		return
 	}
+	channel, _ := a[1].(string)
 	payload, _ := a[2].(string)
-	master, oldAddr, newAddr, err := parseSwitch(payload)
+	parse := parseSwitch
+	switch channel {
+	case switchChannel:
+	case promotedChannel, selectedChannel:
+		parse = parsePromoted
+	default:
+		return
+	}
+	master, oldAddr, newAddr, err := parse(payload)
 	if err != nil {
-		w.log.Warn("sentinel: bad +switch-master message", "sentinel", addr, "err", err)
+		w.log.Warn("sentinel: bad message", "sentinel", addr, "channel", channel, "err", err)
 		return
 	}
 	if !w.masters[master] {
 		return
 	}
-	w.log.Debug("sentinel: +switch-master", "sentinel", addr, "master", master, "old", oldAddr, "new", newAddr)
-	w.report(master, answer{addr: newAddr, epoch: -1}, fromSwitch, 0, "+switch-master from "+addr)
+	w.log.Debug("sentinel: "+channel, "sentinel", addr, "master", master, "old", oldAddr, "new", newAddr)
+	if channel == selectedChannel {
+		if w.opt.OnPromoting != nil {
+			w.opt.OnPromoting(master, newAddr)
+		}
+		return
+	}
+	w.report(master, answer{addr: newAddr, epoch: -1}, fromSwitch, 0, channel+" from "+addr)
+}
+
+// parsePromoted reads the payload of a +promoted-slave message:
+// "slave <ip>:<port> <ip> <port> @ <master name> <master ip> <master port>".
+func parsePromoted(payload string) (master, oldAddr, newAddr string, err error) {
+	f := strings.Split(payload, " ")
+	if len(f) != 8 || f[0] != "slave" || f[4] != "@" || f[2] == "" || f[3] == "" || f[5] == "" {
+		return "", "", "", fmt.Errorf("payload %q is not slave <ip:port> <ip> <port> @ <master> <ip> <port>", payload)
+	}
+	return f[5], net.JoinHostPort(f[6], f[7]), net.JoinHostPort(f[2], f[3]), nil
 }
 
 // parseSwitch reads the payload of a +switch-master message:

@@ -28,7 +28,13 @@ type Options struct {
 	// from Resolve's caller; it must not block long and must not call
 	// Resolve.
 	OnSwitch func(master, addr string)
-	Logger   *slog.Logger // nil discards the log
+	// OnPromoting, if set, is called when the Sentinel leading a failover
+	// has selected the replica at addr to promote (+selected-slave), before
+	// it is promoted: the caller may watch addr and move to it as soon as
+	// it answers as a primary, before the failover ends. It is called from
+	// the subscription's goroutine and must not block.
+	OnPromoting func(master, addr string)
+	Logger      *slog.Logger // nil discards the log
 }
 
 // Defaults of Options.

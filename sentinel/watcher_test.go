@@ -74,6 +74,22 @@ func TestParseSwitch(t *testing.T) {
 	}
 }
 
+func TestParsePromoted(t *testing.T) {
+	m, o, n, err := parsePromoted("slave 127.0.0.1:6380 127.0.0.1 6380 @ shard1 127.0.0.1 6379")
+	if err != nil || m != "shard1" || o != "127.0.0.1:6379" || n != "127.0.0.1:6380" {
+		t.Fatalf("parsePromoted = %q, %q, %q, %v", m, o, n, err)
+	}
+	m, _, n, err = parsePromoted("slave [::1]:7000 ::1 7000 @ m ::1 6379")
+	if err != nil || m != "m" || n != "[::1]:7000" {
+		t.Fatalf("parsePromoted ipv6 = %q, %q, %v", m, n, err)
+	}
+	for _, bad := range []string{"", "slave a b c", "sentinel 1:2 1 2 @ m 1 3", "slave 1:2 1 2 # m 1 3"} {
+		if _, _, _, err := parsePromoted(bad); err == nil {
+			t.Errorf("parsePromoted(%q) accepted", bad)
+		}
+	}
+}
+
 func TestParseMasterAddr(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
