@@ -38,7 +38,21 @@ type command struct {
 	opts      []keyOption // options the server parses from optsAt on (SORT, GEORADIUS)
 	merge     uint8       // kindSplit
 	id        uint16      // the index of its request counter (commandcount.go)
+	// readonly says the command only reads (the server flags it
+	// readonly, and it writes nothing): with replica_reads it may go to a
+	// replica.
+	readonly bool
 }
+
+// readOnlyNames are the forwarded commands that only read: those a
+// redis-server flags readonly, but PFCOUNT (it may write its cache) and
+// OBJECT. commands_readonly_test.go checks them against the server.
+const readOnlyNames = `GET STRLEN TTL PTTL TYPE DUMP EXPIRETIME PEXPIRETIME BITCOUNT BITFIELD_RO SORT_RO BITPOS
+	GETRANGE SUBSTR GETBIT HLEN HKEYS HVALS HGETALL HRANDFIELD HGET HEXISTS HSTRLEN HMGET HSCAN LLEN LINDEX LPOS
+	LRANGE SCARD SMEMBERS SRANDMEMBER SISMEMBER SMISMEMBER SSCAN ZCARD ZRANDMEMBER ZRANK ZREVRANK ZSCORE ZMSCORE
+	ZSCAN ZCOUNT ZLEXCOUNT ZRANGE ZRANGEBYSCORE ZREVRANGE ZREVRANGEBYSCORE ZRANGEBYLEX ZREVRANGEBYLEX GEOHASH
+	GEOPOS GEODIST GEORADIUSBYMEMBER_RO GEORADIUS_RO GEOSEARCH LCS SDIFF SINTER SUNION ZUNION ZINTER ZDIFF
+	ZINTERCARD SINTERCARD EVAL_RO EVALSHA_RO FCALL_RO MGET EXISTS TOUCH`
 
 // keyOption is an option a command parses after its fixed arguments: its
 // name, how many arguments follow it, and whether that argument is a key
@@ -175,6 +189,9 @@ func buildCommands() map[string]*command {
 	unsupported("SAVE BGSAVE BGREWRITEAOF LASTSAVE SHUTDOWN SLAVEOF REPLICAOF SYNC PSYNC")
 	unsupported("MONITOR DEBUG SLOWLOG LATENCY MEMORY MODULE ACL CLUSTER READONLY READWRITE")
 	unsupported("SCRIPT FUNCTION TIME LOLWUT RESET FAILOVER ROLE OBJECT_FREQ")
+	for _, n := range strings.Fields(readOnlyNames) {
+		m[n].readonly = true
+	}
 	numberCommands(m)
 	return m
 }

@@ -127,6 +127,11 @@ func (p *pool) primaryMoved(master, addr string) {
 				"failovers", s.Stats.Failovers.Load())
 		}
 	}
+	p.haMu.Lock()
+	if p.keeper != nil {
+		p.keeper.refreshSoon()
+	}
+	p.haMu.Unlock()
 	p.moverMu.Lock()
 	if mv := p.mover; mv != nil {
 		for _, s := range mv.own {
@@ -267,8 +272,8 @@ func (p *pool) setWatcher() {
 		p.haMu.Unlock()
 		return
 	}
-	old := p.watcher
-	p.watcher = nil
+	old, oldKeeper := p.watcher, p.keeper
+	p.watcher, p.keeper = nil, nil
 	p.mu.Lock()
 	closed := p.closed
 	p.mu.Unlock()
@@ -276,8 +281,14 @@ func (p *pool) setWatcher() {
 		p.watcher = sentinel.New(opt)
 		p.watcherCfg, p.watcherMasters = cfg.Sentinel, opt.Masters
 		p.watcher.Start()
+		if cfg.Sentinel.ReplicaReads {
+			p.keeper = p.startReplicas(p.watcher)
+		}
 	}
 	p.haMu.Unlock()
+	if oldKeeper != nil {
+		oldKeeper.halt()
+	}
 	if old != nil {
 		old.Close()
 	}
@@ -286,9 +297,12 @@ func (p *pool) setWatcher() {
 // stopWatcher stops the pool's Sentinel watcher, if it runs.
 func (p *pool) stopWatcher() {
 	p.haMu.Lock()
-	w := p.watcher
-	p.watcher = nil
+	w, k := p.watcher, p.keeper
+	p.watcher, p.keeper = nil, nil
 	p.haMu.Unlock()
+	if k != nil {
+		k.halt()
+	}
 	if w != nil {
 		w.Close()
 	}

@@ -448,3 +448,89 @@ func waitPoolStat(t *testing.T, px *proxy.Proxy, key string, want int64, d time.
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestReplicaReads: with replica_reads, reads go to the shard's replica
+// (its commandstats count them, the primary's none), writes to the
+// primary; with the replica dead, reads go to the primary again.
+func TestReplicaReads(t *testing.T) {
+	primary := testservers.Redis(t)
+	replica := testservers.RedisReplica(t, primary)
+	sents := testservers.Sentinels(t, 1, map[string]string{"shard1": primary.Addr}, testservers.SentinelOptions{})
+	listen := freeListen(t)
+	shards := []haShard{{name: "shard1", primary: primary, replica: replica}}
+	px := startProxyOpts(t, haYAML(listen, shards, sents, func(sh haShard) string { return sh.primary.Addr }, "replica_reads: true"),
+		proxy.Options{StatsAddr: "127.0.0.1:0"})
+	deadline := time.Now().Add(10 * time.Second)
+	for serverStat(t, px, "shard1", "replica") != replica.Addr {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats: replica %v, want %s", serverStat(t, px, "shard1", "replica"), replica.Addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c := dialClient(t, listen)
+	var sets, gets [][]string
+	for i := range 100 {
+		sets = append(sets, []string{"SET", "k" + strconv.Itoa(i), strconv.Itoa(i)})
+		gets = append(gets, []string{"GET", "k" + strconv.Itoa(i)})
+	}
+	for _, r := range pipeline(t, listen, sets) {
+		if r != "+OK\r\n" {
+			t.Fatalf("SET: %q", r)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if got, _ := testservers.Do(replica.Addr, "GET", "k99"); got == "99" {
+			break
+		}
+	}
+	calls := func(s *testservers.Server, cmd string) int {
+		info, err := testservers.Do(s.Addr, "INFO", "commandstats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rest, ok := strings.Cut(info, "cmdstat_"+cmd+":calls=")
+		if !ok {
+			return 0
+		}
+		n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+		return n
+	}
+	for i, r := range pipeline(t, listen, gets) {
+		if r != bulk(strconv.Itoa(i)) {
+			t.Fatalf("GET k%d: %q", i, r)
+		}
+	}
+	if got := c.do("MGET", "k1", "k2"); got != "*2\r\n$1\r\n1\r\n$1\r\n2\r\n" {
+		t.Errorf("MGET: %q", got)
+	}
+	if n := calls(replica, "get"); n < 100 {
+		t.Errorf("the replica ran %d GETs, want 100", n)
+	}
+	if n := calls(primary, "get") + calls(primary, "mget"); n != 0 {
+		t.Errorf("the primary ran %d reads, want 0", n)
+	}
+	if n := calls(primary, "set"); n < 100 {
+		t.Errorf("the primary ran %d SETs, want 100", n)
+	}
+
+	replica.Kill()
+	ok := 0
+	for deadline := time.Now().Add(10 * time.Second); ok < 20 && time.Now().Before(deadline); {
+		r, err := c.tryDo(2*time.Second, "GET", "k7")
+		if err != nil {
+			c = dialClient(t, listen)
+			continue
+		}
+		if r.raw == bulk("7") {
+			ok++
+		} else {
+			ok = 0
+		}
+	}
+	if ok < 20 {
+		t.Fatal("reads do not go back to the primary once the replica is dead")
+	}
+	if n := calls(primary, "get"); n == 0 {
+		t.Error("the primary ran no GET after the replica died")
+	}
+}

@@ -51,10 +51,14 @@ type pool struct {
 	// With sentinels (ha.go): the primaries last reported per master
 	// name, and the watcher following the Sentinels (nil without), with
 	// what it follows; under haMu.
-	haMu           sync.Mutex
-	primaries      map[string]string
-	reported       map[string]string // by the watcher (OnSwitch)
-	probing        map[string]bool   // masters whose promotion is awaited
+	haMu      sync.Mutex
+	primaries map[string]string
+	reported  map[string]string // by the watcher (OnSwitch)
+	probing   map[string]bool   // masters whose promotion is awaited
+	// With replica_reads (replicas.go): the replica server per master
+	// name (*pools.Server), and what keeps them.
+	replicas       sync.Map
+	keeper         *replicaKeeper
 	watcher        *sentinel.Watcher
 	watcherCfg     config.Sentinel
 	watcherMasters []string

@@ -40,6 +40,9 @@ type routing struct {
 	// start_at.
 	startAt time.Time
 	before  *routing
+	// replicaReads sends read-only commands to replicas (replica_reads;
+	// never during a migration).
+	replicaReads bool
 }
 
 // limits are the bounds a pool's clients are held to, from its
@@ -74,7 +77,8 @@ func serverLines(cfg *config.Pool) []config.Server {
 // serverLines(cfg)), leaving ejected servers out of the ring unless their
 // keys fail fast.
 func newRouting(cfg *config.Pool, servers []*pools.Server) (*routing, error) {
-	rt := &routing{cfg: cfg, servers: servers, lim: newLimits(cfg)}
+	rt := &routing{cfg: cfg, servers: servers, lim: newLimits(cfg),
+		replicaReads: cfg.Sentinel.ReplicaReads && cfg.MigrateFrom == nil}
 	hc := hashring.Config{Hash: cfg.Hash, HashTag: cfg.HashTag, Distribution: cfg.Distribution, Slots: cfg.Slots}
 	for i, srv := range servers[:len(cfg.Servers)] {
 		if srv.Ejected() && !rt.failFast() {

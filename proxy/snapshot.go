@@ -100,6 +100,8 @@ type ServerSnapshot struct {
 	// primary; Failovers counts its moves to another primary.
 	Addr      string
 	Failovers int64
+	// Replica is where its reads go with replica_reads, "" when to Addr.
+	Replica string
 
 	ServerEOF         int64 // connections the server closed
 	ServerErr         int64 // connection errors, failed connects included
@@ -207,7 +209,11 @@ func (p *pool) snapshot(bounds []time.Duration) PoolSnapshot {
 		inRing[s] = true
 	}
 	for _, s := range rt.servers {
-		ps.Servers = append(ps.Servers, serverSnapshot(s, inRing[s], bounds))
+		ss := serverSnapshot(s, inRing[s], bounds)
+		if r := p.replicaFor(s); r != nil && rt.replicaReads {
+			ss.Replica = r.Addr()
+		}
+		ps.Servers = append(ps.Servers, ss)
 	}
 	return ps
 }

@@ -92,6 +92,7 @@ func (px *Proxy) statsJSON(started time.Time) []byte {
 				srv := ps[s.Name].(map[string]any)
 				srv["primary"] = s.Addr
 				srv["failovers"] = s.Failovers
+				srv["replica"] = s.Replica
 			}
 		}
 		if p.Sentinel {
