@@ -247,6 +247,8 @@ const statsDescription = `pool stats:
   keys_migrated       "# keys moved by MIGRATE, on access and in the background"
   migration_errors    "# MIGRATEs and SCANs of a migration that failed"
   keys_migrated_per_sec "keys moved per second over the last ten seconds"
+  sentinels           "# Sentinels of a pool with sentinels (only there)"
+  sentinels_up        "# Sentinels whose +switch-master subscription is up now (only with sentinels)"
 
 server stats:
   server_eof          "# eof on server connections"
@@ -262,4 +264,7 @@ server stats:
   in_queue_bytes      "bytes of requests waiting to be written"
   out_queue           "# requests written, waiting for their replies"
   out_queue_bytes     "bytes of requests written, waiting for their replies"
+  primary             "address the server is dialled at: its master's primary (only with sentinels)"
+  failovers           "# moves to another primary (only with sentinels)"
+  replica             "address its reads go to with replica_reads; empty when to the primary (only with sentinels)"
 `
