@@ -45,6 +45,13 @@ func TestExampleFiles(t *testing.T) {
 				t.Errorf("secure pool: %+v", p)
 			}
 		}},
+		{"sentinel.yml", func(t *testing.T, c *Config) {
+			p := onlyPool(t, c, "ha")
+			if !p.Sentinel.Enabled() || len(p.Sentinel.Addrs) != 3 || p.Sentinel.ReplicaReads ||
+				p.Servers[0].Ident != "shard1" || p.Servers[1].Ident != "shard2" {
+				t.Errorf("ha pool: %+v", p)
+			}
+		}},
 		{"nutcracker.yml", func(t *testing.T, c *Config) {
 			if len(c.Pools) != 2 || c.Pools[0].Name != "cache" || c.Pools[1].Name != "sessions" {
 				t.Fatalf("pools: %+v", c.Pools)
