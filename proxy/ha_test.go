@@ -534,3 +534,36 @@ func TestReplicaReads(t *testing.T) {
 		t.Error("the primary ran no GET after the replica died")
 	}
 }
+
+// TestSentinelByReload: a reload adds sentinels to a pool whose lines name
+// dead addresses: the new servers start on the primaries the Sentinels
+// report, and the pool follows a failover; a reload of the same file
+// keeps servers and watcher; a reload without sentinels stops following.
+func TestSentinelByReload(t *testing.T) {
+	shards, sents := startHA(t)
+	dead := map[string]string{"shard1": freeListen(t), "shard2": freeListen(t)}
+	listen := freeListen(t)
+	plain := pool{servers: []string{dead["shard1"] + ":1 shard1", dead["shard2"] + ":1 shard2"}}.yaml("alpha", listen)
+	px := startProxyOpts(t, plain, proxy.Options{StatsAddr: "127.0.0.1:0"})
+	c := dialClient(t, listen)
+	if got := c.do("SET", "k", "v"); !strings.HasPrefix(got, "-ERR") {
+		t.Fatalf("SET to dead addresses: %q", got)
+	}
+	withSentinels := haYAML(listen, shards, sents, func(sh haShard) string { return dead[sh.name] })
+	applyYAML(t, px, withSentinels)
+	if got := c.do("SET", "k", "v"); got != "+OK\r\n" {
+		t.Fatalf("SET after the reload that adds sentinels: %q", got)
+	}
+	waitPoolStat(t, px, "sentinels_up", 3, 10*time.Second)
+	applyYAML(t, px, withSentinels)
+	shards[0].primary.Kill()
+	promoted := testservers.WaitMaster(t, sents, "shard1", shards[0].primary.Addr, 30*time.Second)
+	waitFailovers(t, px, "shard1", 1, 10*time.Second)
+	if got := serverStat(t, px, "shard1", "primary"); got != promoted {
+		t.Errorf("shard1: primary %v, want %s", got, promoted)
+	}
+	applyYAML(t, px, plain)
+	if got := serverStat(t, px, "shard1", "primary"); got != nil {
+		t.Errorf("stats still show a primary without sentinels: %v", got)
+	}
+}
