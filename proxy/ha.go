@@ -30,8 +30,9 @@ import (
 //     failed connection or a -READONLY reply asks the Sentinels at once
 //     (requery), in case a switch was missed.
 
-// resolveTimeout bounds the questions to the Sentinels at start, per
-// master.
+// resolveTimeout bounds the questions to the Sentinels at start (or for a
+// reload), for all masters together: Sentinels that do not answer must
+// not hold a start or a reload for long.
 const resolveTimeout = 2 * time.Second
 
 // watcherOptions are the options of the Sentinel watcher of cfg.
@@ -61,6 +62,8 @@ func (p *pool) resolvePrimaries(cfg *config.Pool) {
 	}
 	w := sentinel.New(p.watcherOptions(cfg))
 	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	defer cancel()
 	for _, s := range cfg.Servers {
 		p.haMu.Lock()
 		_, known := p.primaries[s.Ident]
@@ -68,9 +71,7 @@ func (p *pool) resolvePrimaries(cfg *config.Pool) {
 		if known {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
 		addr, err := w.Resolve(ctx, s.Ident)
-		cancel()
 		if err != nil {
 			p.log.Warn("sentinel: no primary reported: using the server line's address until one is",
 				"master", s.Ident, "addr", s.Addr, "err", err)
@@ -201,6 +202,7 @@ func (p *pool) awaitPromotion(master, addr string) bool {
 	}
 	opt := p.serverOptions(cfg, cfg.Servers[i], roots)
 	opt.Addr, opt.Timeout, opt.AutoEject, opt.OnFailure, opt.OnDemoted = addr, promoteProbeTimeout, false, nil, nil
+	opt.Connections = 1
 	opt.Logger = nil
 	deadline := time.Now().Add(promoteWait)
 	for time.Now().Before(deadline) {
