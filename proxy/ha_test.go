@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -279,6 +280,7 @@ func TestFailoverUnderLoad(t *testing.T) {
 	}
 	waitFailovers(t, px, "shard1", 1, 10*time.Second)
 	time.Sleep(time.Second)
+	t.Logf("the Sentinels' log, from the kill: %s", sentinelTimeline(t, sents, "shard1", kill))
 	back, failed := w.recovered(0, kill)
 	t.Logf("failover timeline after SIGKILL of shard1's primary (down-after-milliseconds 1000): the proxy moved to the "+
 		"promoted replica after %v, writes to shard1 succeed again after %v (%d failed meanwhile), a Sentinel answers "+
@@ -409,6 +411,43 @@ func TestSentinelNoneAtStart(t *testing.T) {
 	if got := serverStat(t, px, "shard1", "primary"); got != b[0].Addr {
 		t.Errorf("shard1: primary %v, want the line's %s", got, b[0].Addr)
 	}
+}
+
+// sentinelTimeline reads the Sentinels' logs and gives, for each step of a
+// failover of master, the time from since when the first Sentinel logged it.
+func sentinelTimeline(t *testing.T, sents []*testservers.Server, master string, since time.Time) string {
+	steps := []string{"+sdown master", "+odown master", "+selected-slave", "+promoted-slave", "+switch-master"}
+	first := make([]time.Time, len(steps))
+	for _, s := range sents {
+		data, err := os.ReadFile(s.SentinelLog())
+		if err != nil {
+			t.Logf("sentinel log: %v", err)
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			// 1234:X 30 Nov 2026 11:20:03.123 # +odown master shard1 ...
+			_, rest, ok := strings.Cut(line, ":X ")
+			if !ok || len(rest) < 24 || !strings.Contains(line, " "+master+" ") {
+				continue
+			}
+			at, err := time.ParseInLocation("02 Jan 2006 15:04:05.000", rest[:24], time.Local)
+			if err != nil || at.Before(since.Add(-time.Millisecond)) {
+				continue
+			}
+			for i, step := range steps {
+				if strings.Contains(rest, "# "+step+" ") && (first[i].IsZero() || at.Before(first[i])) {
+					first[i] = at
+				}
+			}
+		}
+	}
+	var out []string
+	for i, step := range steps {
+		if !first[i].IsZero() {
+			out = append(out, fmt.Sprintf("%s %v", strings.Fields(step)[0], first[i].Sub(since).Round(time.Millisecond)))
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // whenTrue polls cond every 5 ms, for 30 s at most, and sends the time it

@@ -468,3 +468,11 @@ func readReply(r *bufio.Reader) (any, error) {
 	}
 	return a, nil
 }
+
+// SentinelLog returns the path of the log file of s, a sentinel started by
+// Sentinel or Sentinels.
+func (s *Server) SentinelLog() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return filepath.Join(filepath.Dir(s.args[0]), "sentinel.log")
+}
