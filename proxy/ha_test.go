@@ -522,18 +522,6 @@ func TestReplicaReads(t *testing.T) {
 			break
 		}
 	}
-	calls := func(s *testservers.Server, cmd string) int {
-		info, err := testservers.Do(s.Addr, "INFO", "commandstats")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, rest, ok := strings.Cut(info, "cmdstat_"+cmd+":calls=")
-		if !ok {
-			return 0
-		}
-		n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
-		return n
-	}
 	for i, r := range pipeline(t, listen, gets) {
 		if r != bulk(strconv.Itoa(i)) {
 			t.Fatalf("GET k%d: %q", i, r)
@@ -542,13 +530,13 @@ func TestReplicaReads(t *testing.T) {
 	if got := c.do("MGET", "k1", "k2"); got != "*2\r\n$1\r\n1\r\n$1\r\n2\r\n" {
 		t.Errorf("MGET: %q", got)
 	}
-	if n := calls(replica, "get"); n < 100 {
+	if n := commandCalls(t, replica, "get"); n < 100 {
 		t.Errorf("the replica ran %d GETs, want 100", n)
 	}
-	if n := calls(primary, "get") + calls(primary, "mget"); n != 0 {
+	if n := commandCalls(t, primary, "get") + commandCalls(t, primary, "mget"); n != 0 {
 		t.Errorf("the primary ran %d reads, want 0", n)
 	}
-	if n := calls(primary, "set"); n < 100 {
+	if n := commandCalls(t, primary, "set"); n < 100 {
 		t.Errorf("the primary ran %d SETs, want 100", n)
 	}
 
@@ -569,7 +557,7 @@ func TestReplicaReads(t *testing.T) {
 	if ok < 20 {
 		t.Fatal("reads do not go back to the primary once the replica is dead")
 	}
-	if n := calls(primary, "get"); n == 0 {
+	if n := commandCalls(t, primary, "get"); n == 0 {
 		t.Error("the primary ran no GET after the replica died")
 	}
 }

@@ -126,3 +126,19 @@ func dbsizeErr(t *testing.T, addr string) (int, error) {
 	}
 	return n, nil
 }
+
+// commandCalls returns how many times server s ran cmd (lower case), from
+// its INFO commandstats.
+func commandCalls(t *testing.T, s *testservers.Server, cmd string) int {
+	t.Helper()
+	info, err := testservers.Do(s.Addr, "INFO", "commandstats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(info, "cmdstat_"+cmd+":calls=")
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+	return n
+}

@@ -428,12 +428,7 @@ func TestReshardOneMigratePerKey(t *testing.T) {
 			t.Errorf("GET %s: %q, want %q", key, got, bulk("v"))
 		}
 	}
-	info, err := testservers.Do(b[oldPlace(key)].Addr, "INFO", "commandstats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, _ := strings.Cut(info, "cmdstat_migrate:calls=")
-	calls, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+	calls := commandCalls(t, b[oldPlace(key)], "migrate")
 	if calls < 1 || calls > 2 {
 		t.Errorf("the old owner ran %d MIGRATEs, want 1 from the clients and at most 1 from the mover", calls)
 	}
@@ -499,28 +494,16 @@ func TestReshardThroughProxy(t *testing.T) {
 	grown := pool{servers: lines, keys: []string{"migrate_rate: 1000000", "migrate_from: {servers: " + flowList(lines[:2]) + "}"}}
 	ketama := hashring.Config{Hash: "fnv1a_64", Distribution: "ketama"}
 	reshardStep(t, px, l, listen, grown.yaml("alpha", listen), b, placer(t, ketama, lines))
-	calls := func(s *testservers.Server, cmd string) int {
-		info, err := testservers.Do(s.Addr, "INFO", "commandstats")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, rest, ok := strings.Cut(info, "cmdstat_"+cmd+":calls=")
-		if !ok {
-			return 0
-		}
-		n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
-		return n
-	}
-	if n := calls(b[0], "dump"); n == 0 {
+	if n := commandCalls(t, b[0], "dump"); n == 0 {
 		t.Error("no DUMP on the server that cannot MIGRATE")
 	}
-	if n := calls(b[2], "restore"); n == 0 {
+	if n := commandCalls(t, b[2], "restore"); n == 0 {
 		t.Error("no RESTORE on the new server")
 	}
-	if n := calls(b[1], "migrate"); n == 0 {
+	if n := commandCalls(t, b[1], "migrate"); n == 0 {
 		t.Error("no MIGRATE from the server that can")
 	}
-	if n := calls(b[1], "dump"); n != 0 {
+	if n := commandCalls(t, b[1], "dump"); n != 0 {
 		t.Errorf("%d DUMPs on the server that can MIGRATE", n)
 	}
 }
