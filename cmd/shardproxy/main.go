@@ -247,7 +247,7 @@ const statsDescription = `pool stats:
   keys_migrated       "# keys moved by MIGRATE, on access and in the background"
   migration_errors    "# MIGRATEs and SCANs of a migration that failed"
   keys_migrated_per_sec "keys moved per second over the last ten seconds"
-  sentinels           "# Sentinels of a pool with sentinels (only there)"
+  sentinels           "# Sentinels of the pool (only with sentinels)"
   sentinels_up        "# Sentinels whose +switch-master subscription is up now (only with sentinels)"
 
 server stats:
