@@ -13,9 +13,8 @@ import (
 	"github.com/shardproxy/shardproxy/codec/resp"
 )
 
-// keepAlive finds a Sentinel host that vanished without closing the
-// connection (power loss, partition) in about 25 s: the subscription
-// connection has no read deadline, since it may rightly be silent for days.
+// keepAlive is TCP keepalive on the connections to the Sentinels; the
+// subscription's PINGs (subscribe.go) find a silent Sentinel sooner.
 var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 10 * time.Second, Interval: 5 * time.Second, Count: 3}
 
 // longAgo is a deadline in the past: setting it makes a blocked read or

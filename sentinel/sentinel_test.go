@@ -345,3 +345,26 @@ func TestClose(t *testing.T) {
 		return ""
 	})
 }
+
+// TestPausedSentinel: a Sentinel that keeps its connection but answers
+// nothing (SIGSTOP) is noticed by the subscription's PINGs: Status goes
+// false within the timeout plus three PINGs, and true again once it goes
+// on.
+func TestPausedSentinel(t *testing.T) {
+	t.Parallel()
+	p := testservers.Redis(t)
+	s := testservers.Sentinel(t, map[string]string{"shard1": p.Addr}, testservers.SentinelOptions{})
+	w := watcher(t, Options{Addrs: []string{s.Addr}, Masters: []string{"shard1"},
+		Retry: 100 * time.Millisecond, Timeout: 500 * time.Millisecond})
+	w.Start()
+	waitStatus(t, w, s.Addr, true, 10*time.Second)
+	start := time.Now()
+	s.Stop()
+	waitStatus(t, w, s.Addr, false, 10*time.Second)
+	t.Logf("a paused Sentinel noticed after %v", time.Since(start).Round(time.Millisecond))
+	if d := time.Since(start); d > 500*time.Millisecond+3*pingEvery+2*time.Second {
+		t.Errorf("noticed after %v", d)
+	}
+	s.Continue()
+	waitStatus(t, w, s.Addr, true, 10*time.Second)
+}

@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/shardproxy/shardproxy/codec/resp"
 )
 
 // switchChannel is where a Sentinel announces a master's new address,
@@ -80,12 +82,49 @@ func (w *Watcher) subscribe(addr string, up func()) error {
 		return err
 	}
 	up()
+	// A Sentinel that answers nothing (paused, or its host gone) is found
+	// by PINGs: the subscription must hear something every silentAfter.
+	stopPing := make(chan struct{})
+	defer close(stopPing)
+	w.wg.Add(1)
+	go w.ping(c, stopPing)
+	silent := w.opt.Timeout + 3*pingEvery
 	for {
+		c.nc.SetReadDeadline(time.Now().Add(silent))
 		v, err := readReply(c.r)
 		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && w.ctx.Err() == nil {
+				return fmt.Errorf("no answer to PING for %v: %w", silent, err)
+			}
 			return err
 		}
 		w.onMessage(addr, v)
+	}
+}
+
+// pingEvery is how often a subscription PINGs its Sentinel.
+const pingEvery = time.Second
+
+// ping sends PING on a subscription's connection every pingEvery until
+// stop is closed or a write fails (the reader then fails too).
+func (w *Watcher) ping(c *conn, stop chan struct{}) {
+	defer w.wg.Done()
+	frame := resp.AppendCommand(nil, []byte("PING"))
+	t := time.NewTicker(pingEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-w.ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.nc.SetWriteDeadline(time.Now().Add(w.opt.Timeout))
+		if _, err := c.nc.Write(frame); err != nil {
+			return
+		}
 	}
 }
 
