@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -488,25 +489,38 @@ func waitPoolStat(t *testing.T, px *proxy.Proxy, key string, want int64, d time.
 	}
 }
 
-// TestReplicaReads: with replica_reads, reads go to the shard's replica
-// (its commandstats count them, the primary's none), writes to the
-// primary; with the replica dead, reads go to the primary again.
+// TestReplicaReads: with replica_reads, reads go to the shard's replicas,
+// spread by client (their commandstats count them, the primary's none),
+// writes to the primary; with a replica dead, reads go to the other, and
+// with both dead to the primary.
 func TestReplicaReads(t *testing.T) {
 	primary := testservers.Redis(t)
-	replica := testservers.RedisReplica(t, primary)
+	replicas := []*testservers.Server{testservers.RedisReplica(t, primary), testservers.RedisReplica(t, primary)}
 	sents := testservers.Sentinels(t, 1, map[string]string{"shard1": primary.Addr}, testservers.SentinelOptions{})
 	listen := freeListen(t)
-	shards := []haShard{{name: "shard1", primary: primary, replica: replica}}
+	shards := []haShard{{name: "shard1", primary: primary, replica: replicas[0]}}
 	px := startProxyOpts(t, haYAML(listen, shards, sents, func(sh haShard) string { return sh.primary.Addr }, "replica_reads: true"),
 		proxy.Options{StatsAddr: "127.0.0.1:0"})
-	deadline := time.Now().Add(10 * time.Second)
-	for serverStat(t, px, "shard1", "replica") != replica.Addr {
-		if time.Now().After(deadline) {
-			t.Fatalf("stats: replica %v, want %s", serverStat(t, px, "shard1", "replica"), replica.Addr)
+	waitReplicas := func(want ...string) {
+		t.Helper()
+		slices.Sort(want)
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			var got []string
+			list, _ := serverStat(t, px, "shard1", "replicas").([]any)
+			for _, a := range list {
+				got = append(got, a.(string))
+			}
+			if slices.Equal(got, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("stats: replicas %v, want %v", got, want)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	c := dialClient(t, listen)
+	waitReplicas(replicas[0].Addr, replicas[1].Addr)
 	var sets, gets [][]string
 	for i := range 100 {
 		sets = append(sets, []string{"SET", "k" + strconv.Itoa(i), strconv.Itoa(i)})
@@ -517,21 +531,27 @@ func TestReplicaReads(t *testing.T) {
 			t.Fatalf("SET: %q", r)
 		}
 	}
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if got, _ := testservers.Do(replica.Addr, "GET", "k99"); got == "99" {
-			break
+	for _, r := range replicas {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if got, _ := testservers.Do(r.Addr, "GET", "k99"); got == "99" {
+				break
+			}
 		}
 	}
-	for i, r := range pipeline(t, listen, gets) {
-		if r != bulk(strconv.Itoa(i)) {
-			t.Fatalf("GET k%d: %q", i, r)
+	for range 4 { // four clients: both replicas serve some
+		for i, r := range pipeline(t, listen, gets) {
+			if r != bulk(strconv.Itoa(i)) {
+				t.Fatalf("GET k%d: %q", i, r)
+			}
 		}
 	}
+	c := dialClient(t, listen)
 	if got := c.do("MGET", "k1", "k2"); got != "*2\r\n$1\r\n1\r\n$1\r\n2\r\n" {
 		t.Errorf("MGET: %q", got)
 	}
-	if n := commandCalls(t, replica, "get"); n < 100 {
-		t.Errorf("the replica ran %d GETs, want 100", n)
+	n0, n1 := commandCalls(t, replicas[0], "get"), commandCalls(t, replicas[1], "get")
+	if n0 == 0 || n1 == 0 || n0+n1 < 400 {
+		t.Errorf("the replicas ran %d and %d GETs, want 400 between them, some on each", n0, n1)
 	}
 	if n := commandCalls(t, primary, "get") + commandCalls(t, primary, "mget"); n != 0 {
 		t.Errorf("the primary ran %d reads, want 0", n)
@@ -540,25 +560,31 @@ func TestReplicaReads(t *testing.T) {
 		t.Errorf("the primary ran %d SETs, want 100", n)
 	}
 
-	replica.Kill()
-	ok := 0
-	for deadline := time.Now().Add(10 * time.Second); ok < 20 && time.Now().Before(deadline); {
-		r, err := c.tryDo(2*time.Second, "GET", "k7")
-		if err != nil {
-			c = dialClient(t, listen)
-			continue
+	readsSucceed := func(what string) {
+		t.Helper()
+		ok := 0
+		for deadline := time.Now().Add(10 * time.Second); ok < 20 && time.Now().Before(deadline); {
+			r, err := c.tryDo(2*time.Second, "GET", "k7")
+			if err != nil {
+				c = dialClient(t, listen)
+				continue
+			}
+			if r.raw == bulk("7") {
+				ok++
+			} else {
+				ok = 0
+			}
 		}
-		if r.raw == bulk("7") {
-			ok++
-		} else {
-			ok = 0
+		if ok < 20 {
+			t.Fatalf("reads do not succeed %s", what)
 		}
 	}
-	if ok < 20 {
-		t.Fatal("reads do not go back to the primary once the replica is dead")
-	}
+	replicas[0].Kill()
+	readsSucceed("with one replica dead")
+	replicas[1].Kill()
+	readsSucceed("with both replicas dead")
 	if n := commandCalls(t, primary, "get"); n == 0 {
-		t.Error("the primary ran no GET after the replica died")
+		t.Error("the primary ran no GET after the replicas died")
 	}
 }
 

@@ -12,8 +12,8 @@ import (
 )
 
 // With replica_reads, the read-only commands of a shard (command.readonly)
-// go to one of its replicas, as the Sentinels list them, when one is up;
-// else to its primary. A replica lags its primary, so a read there may
+// go to its replicas, as the Sentinels list them, spread by client, when
+// one is up; else to its primary. A replica lags its primary, so a read there may
 // miss a write just acknowledged, even one of the same client (the README
 // says so). Reads never go to a replica during a migration: the new owner's
 // replica may not have a moved key yet.
@@ -31,27 +31,30 @@ type replicaKeeper struct {
 	done chan struct{}
 }
 
-// replicaFor returns the server reads of primary's keys go to: its
-// replica when the pool has one up, else nil.
-func (p *pool) replicaFor(primary *pools.Server) *pools.Server {
+// replicaFor returns the server the reads of client id for primary's keys
+// go to: one of its replicas, spread by client, skipping those down; nil
+// when the pool has none up.
+func (p *pool) replicaFor(primary *pools.Server, id uint64) *pools.Server {
 	v, ok := p.replicas.Load(primary.Name())
 	if !ok {
 		return nil
 	}
-	r := v.(*pools.Server)
-	if r.Down() {
-		return nil
+	rs := v.([]*pools.Server)
+	for j := range rs {
+		if r := rs[(id+uint64(j))%uint64(len(rs))]; !r.Down() {
+			return r
+		}
 	}
-	return r
+	return nil
 }
 
-// readServer returns the server a request of cmd for ring index i goes
-// to: the replica of its primary for a read-only command when the pool
-// reads from replicas, else the primary.
-func (p *pool) readServer(rt *routing, cmd *command, i int) *pools.Server {
+// readServer returns the server a request of client id and cmd for ring
+// index i goes to: a replica of its primary for a read-only command when
+// the pool reads from replicas, else the primary.
+func (p *pool) readServer(rt *routing, cmd *command, i int, id uint64) *pools.Server {
 	srv := rt.ring[i]
 	if cmd.readonly && rt.replicaReads {
-		if r := p.replicaFor(srv); r != nil {
+		if r := p.replicaFor(srv, id); r != nil {
 			return r
 		}
 	}
@@ -73,9 +76,11 @@ func (k *replicaKeeper) run() {
 	}
 }
 
-// refresh asks the Sentinels for each master's replicas and keeps one up
-// to date per master: the one it has while listed, else the first listed
-// that is not the primary; none when none is listed.
+// refresh asks the Sentinels for each master's replicas and keeps a server
+// for each listed (but the primary), in address order: reads are spread
+// over them by client. A replica no longer listed is retired once its
+// requests are answered; one down is dialled, to be used again once it
+// answers. A master whose list cannot be had keeps its replicas.
 func (k *replicaKeeper) refresh() {
 	p := k.p
 	cfg := p.routing().cfg
@@ -88,29 +93,40 @@ func (k *replicaKeeper) refresh() {
 		addrs, err := k.w.Replicas(ctx, line.Ident)
 		cancel()
 		if err != nil {
-			continue // keep what it has
+			continue
 		}
-		addrs = slices.DeleteFunc(addrs, func(a string) bool { return a == p.primaryAddr(cfg, line) })
-		v, have := p.replicas.Load(line.Ident)
-		var cur *pools.Server
-		if have {
-			cur = v.(*pools.Server)
+		primary := p.primaryAddr(cfg, line)
+		addrs = slices.DeleteFunc(addrs, func(a string) bool { return a == primary })
+		slices.Sort(addrs)
+		var cur []*pools.Server
+		if v, ok := p.replicas.Load(line.Ident); ok {
+			cur = v.([]*pools.Server)
 		}
-		switch {
-		case len(addrs) == 0 && cur != nil:
+		next := make([]*pools.Server, 0, len(addrs))
+		for _, a := range addrs {
+			i := slices.IndexFunc(cur, func(s *pools.Server) bool { return s.Addr() == a })
+			if i < 0 {
+				next = append(next, pools.NewServer(p.replicaOptions(cfg, line, a, roots)))
+				continue
+			}
+			if cur[i].Down() {
+				cur[i].Preconnect() // back to reads once it answers
+			}
+			next = append(next, cur[i])
+		}
+		if slices.Equal(next, cur) {
+			continue
+		}
+		if len(next) == 0 {
 			p.replicas.Delete(line.Ident)
-			p.log.Info("replica reads: no replica listed: reads go to the primary", "server", line.Ident)
-			p.retire(cur)
-		case len(addrs) == 0:
-		case cur == nil:
-			r := pools.NewServer(p.replicaOptions(cfg, line, addrs[0], roots))
-			p.replicas.Store(line.Ident, r)
-			p.log.Info("replica reads: reading from a replica", "server", line.Ident, "replica", addrs[0])
-		case !slices.Contains(addrs, cur.Addr()):
-			p.log.Info("replica reads: another replica", "server", line.Ident, "from", cur.Addr(), "to", addrs[0])
-			cur.SetAddr(addrs[0])
-		case cur.Down():
-			cur.Preconnect() // back to reads once it answers
+		} else {
+			p.replicas.Store(line.Ident, next)
+		}
+		p.log.Info("replica reads: replicas", "server", line.Ident, "replicas", addrs)
+		for _, s := range cur {
+			if !slices.Contains(next, s) {
+				p.retire(s)
+			}
 		}
 	}
 }
@@ -139,7 +155,9 @@ func (k *replicaKeeper) halt() {
 	<-k.done
 	k.p.replicas.Range(func(name, v any) bool {
 		k.p.replicas.Delete(name)
-		v.(*pools.Server).Close()
+		for _, s := range v.([]*pools.Server) {
+			s.Close()
+		}
 		return true
 	})
 }

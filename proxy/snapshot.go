@@ -100,8 +100,9 @@ type ServerSnapshot struct {
 	// primary; Failovers counts its moves to another primary.
 	Addr      string
 	Failovers int64
-	// Replica is where its reads go with replica_reads, "" when to Addr.
-	Replica string
+	// Replicas are where its reads go with replica_reads (those up);
+	// none when to Addr.
+	Replicas []string
 
 	ServerEOF         int64 // connections the server closed
 	ServerErr         int64 // connection errors, failed connects included
@@ -210,8 +211,12 @@ func (p *pool) snapshot(bounds []time.Duration) PoolSnapshot {
 	}
 	for _, s := range rt.servers {
 		ss := serverSnapshot(s, inRing[s], bounds)
-		if r := p.replicaFor(s); r != nil && rt.replicaReads {
-			ss.Replica = r.Addr()
+		if v, ok := p.replicas.Load(s.Name()); ok && rt.replicaReads {
+			for _, r := range v.([]*pools.Server) {
+				if !r.Down() {
+					ss.Replicas = append(ss.Replicas, r.Addr())
+				}
+			}
 		}
 		ps.Servers = append(ps.Servers, ss)
 	}

@@ -92,7 +92,7 @@ func (px *Proxy) statsJSON(started time.Time) []byte {
 				srv := ps[s.Name].(map[string]any)
 				srv["primary"] = s.Addr
 				srv["failovers"] = s.Failovers
-				srv["replica"] = s.Replica
+				srv["replicas"] = append([]string{}, s.Replicas...)
 			}
 		}
 		if p.Sentinel {

@@ -266,5 +266,5 @@ server stats:
   out_queue_bytes     "bytes of requests written, waiting for their replies"
   primary             "address the server is dialled at: its master's primary (only with sentinels)"
   failovers           "# moves to another primary (only with sentinels)"
-  replica             "address its reads go to with replica_reads; empty when to the primary (only with sentinels)"
+  replicas            "addresses its reads go to with replica_reads; empty when to the primary (only with sentinels)"
 `
