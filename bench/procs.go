@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/shardproxy/shardproxy/internal/freeport"
 )
 
 // procs owns every long-running child process the bench starts (backends and
@@ -65,19 +67,12 @@ func (p *procs) stopAll() {
 // freePort returns a loopback TCP port that was free a moment ago and that
 // this run has not handed out before.
 func (p *procs) freePort() (int, error) {
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, fmt.Errorf("free port: %w", err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		_ = ln.Close()
-		if !p.ports[port] {
-			p.ports[port] = true
-			return port, nil
-		}
+	port, err := freeport.Pick("127.0.0.1", func(port int) bool { return p.ports[port] })
+	if err != nil {
+		return 0, fmt.Errorf("free port: %w", err)
 	}
-	return 0, errors.New("free port: none found")
+	p.ports[port] = true
+	return port, nil
 }
 
 // waitListening waits until addr accepts TCP connections, failing early if

@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shardproxy/shardproxy/internal/freeport"
 )
 
 // Server is one running server process.
@@ -45,41 +46,12 @@ func FreePort(tb testing.TB, host string) int {
 	tb.Helper()
 	portMu.Lock()
 	defer portMu.Unlock()
-	low := ephemeralLow()
-	for i := 0; i < 1000; i++ {
-		p := ephemeralFree + rand.IntN(low-ephemeralFree)
-		if handedOut[p] {
-			continue
-		}
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		handedOut[p] = true
-		return p
+	p, err := freeport.Pick(host, func(p int) bool { return handedOut[p] })
+	if err != nil {
+		tb.Fatal(err)
 	}
-	tb.Fatalf("no free port on %s below %d", host, low)
-	return 0
-}
-
-// ephemeralFree is where FreePort starts looking: above the ports of
-// well-known services.
-const ephemeralFree = 20000
-
-// ephemeralLow is the first port of the system's ephemeral range (Linux:
-// /proc/sys/net/ipv4/ip_local_port_range), 32768 where it cannot be read
-// or leaves too little room below it.
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil && n >= ephemeralFree+2000 {
-				return n
-			}
-		}
-	}
-	return 32768
+	handedOut[p] = true
+	return p
 }
 
 // Need fails the test when a program is missing; the README's test command
