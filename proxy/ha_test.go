@@ -620,3 +620,50 @@ func TestSentinelByReload(t *testing.T) {
 		t.Errorf("stats still show a primary without sentinels: %v", got)
 	}
 }
+
+// TestSentinelAuth: shards that want a password (redis_auth) behind
+// Sentinels that want one too (sentinel_auth): the proxy resolves, checks
+// ROLE after AUTH, probes the promoted replica with AUTH, and follows a
+// failover.
+func TestSentinelAuth(t *testing.T) {
+	const pw, spw = "shard-secret", "sentinel-secret"
+	primary := testservers.Redis(t, "--requirepass", pw, "--masterauth", pw)
+	replica := testservers.RedisReplica(t, primary, "--requirepass", pw, "--masterauth", pw)
+	sents := testservers.Sentinels(t, 3, map[string]string{"shard1": primary.Addr},
+		testservers.SentinelOptions{AuthPass: pw, Password: spw})
+	listen := freeListen(t)
+	shards := []haShard{{name: "shard1", primary: primary, replica: replica}}
+	px := startProxyOpts(t, haYAML(listen, shards, sents, func(haShard) string { return freeListen(t) },
+		"redis_auth: "+pw, "sentinel_auth: "+spw), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	c := dialClient(t, listen)
+	if got := c.do("AUTH", pw); got != "+OK\r\n" {
+		t.Fatalf("AUTH: %q", got)
+	}
+	if got := c.do("SET", "k", "v"); got != "+OK\r\n" {
+		t.Fatalf("SET: %q", got)
+	}
+	waitPoolStat(t, px, "sentinels_up", 3, 10*time.Second)
+	primary.Kill()
+	promoted := testservers.WaitMaster(t, sents, "shard1", primary.Addr, 30*time.Second)
+	waitFailovers(t, px, "shard1", 1, 10*time.Second)
+	if got := serverStat(t, px, "shard1", "primary"); got != promoted {
+		t.Errorf("primary %v, want %s", got, promoted)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := c.tryDo(3*time.Second, "SET", "k", "after")
+		if err == nil && r.raw == "+OK\r\n" {
+			break
+		}
+		if err != nil {
+			c = dialClient(t, listen)
+			c.do("AUTH", pw)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SET after the failover: %q %v", r.raw, err)
+		}
+	}
+	if got, _ := testservers.Do(promoted, "GET", "k"); got == "after" {
+		t.Error("the new primary answered GET without AUTH")
+	}
+}
