@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shardproxy/shardproxy/codec/resp"
 	"github.com/shardproxy/shardproxy/config"
 )
 
@@ -395,25 +396,17 @@ func appendCommand(buf []byte, k int, val []byte, args ...string) []byte {
 	if val != nil {
 		n++
 	}
-	buf = strconv.AppendInt(append(buf, '*'), int64(n), 10)
-	buf = append(buf, "\r\n"...)
+	buf = resp.AppendArray(buf, n)
 	for _, a := range args {
-		buf = appendBulk(buf, []byte(a))
+		buf = resp.AppendBulkString(buf, a)
 	}
 	if k >= 0 {
 		var key [24]byte
-		buf = appendBulk(buf, strconv.AppendInt(append(key[:0], "key:"...), int64(k), 10))
+		buf = resp.AppendBulk(buf, strconv.AppendInt(append(key[:0], "key:"...), int64(k), 10))
 	}
 	if val != nil {
-		buf = appendBulk(buf, val)
+		buf = resp.AppendBulk(buf, val)
 	}
-	return buf
-}
-
-// appendBulk appends b as a RESP bulk string.
-func appendBulk(buf, b []byte) []byte {
-	buf = strconv.AppendInt(append(buf, '$'), int64(len(b)), 10)
-	buf = append(append(append(buf, "\r\n"...), b...), "\r\n"...)
 	return buf
 }
 

@@ -23,9 +23,11 @@ import (
 //   - At start (and for a server a reload makes), the Sentinels are asked
 //     for each master (resolvePrimaries); the line's host:port is used only
 //     when none answers.
-//   - A watcher subscribes to +switch-master on every Sentinel, asks again
-//     whenever a subscription (re)connects, and reports each new address:
-//     primaryMoved moves the server.
+//   - A watcher subscribes to +switch-master and +promoted-slave on every
+//     Sentinel, asks again whenever a subscription (re)connects, and
+//     reports each new address: primaryMoved moves the server. On
+//     +selected-slave the pool probes the replica being promoted and moves
+//     as soon as ROLE says master (promoting), before the failover ends.
 //   - A connection is used only once ROLE says master (verifyPrimary); a
 //     failed connection or a -READONLY reply asks the Sentinels at once
 //     (requery), in case a switch was missed.
@@ -200,10 +202,11 @@ func (p *pool) awaitPromotion(master, addr string) bool {
 	if err != nil {
 		return false
 	}
-	opt := p.serverOptions(cfg, cfg.Servers[i], roots)
-	opt.Addr, opt.Timeout, opt.AutoEject, opt.OnFailure, opt.OnDemoted = addr, promoteProbeTimeout, false, nil, nil
-	opt.Connections = 1
-	opt.Logger = nil
+	// The line's options, with the ROLE check of a primary but no
+	// questions to the Sentinels, one connection and a short timeout.
+	opt := p.baseServerOptions(cfg, cfg.Servers[i], roots)
+	opt.Handshake, opt.Verify = withRole(opt.Handshake), verifyPrimary
+	opt.Addr, opt.Timeout, opt.AutoEject, opt.Connections, opt.Logger = addr, promoteProbeTimeout, false, 1, nil
 	deadline := time.Now().Add(promoteWait)
 	for time.Now().Before(deadline) {
 		s := pools.NewServer(opt)
@@ -348,12 +351,17 @@ func verifyPrimary(reply []byte) error {
 	return errNotAPrimary
 }
 
+// withRole returns a copy of handshake frames with ROLE last, for
+// verifyPrimary.
+func withRole(handshake [][]byte) [][]byte {
+	return append(append([][]byte(nil), handshake...), roleCommand)
+}
+
 // sentinelOptions adds to a server's options what following Sentinel
 // needs: the ROLE check, and a question to the Sentinels on a failed
 // connection or a -READONLY reply.
 func (p *pool) sentinelOptions(opt *pools.Options, master string) {
-	opt.Handshake = append(append([][]byte(nil), opt.Handshake...), roleCommand)
-	opt.Verify = verifyPrimary
+	opt.Handshake, opt.Verify = withRole(opt.Handshake), verifyPrimary
 	opt.OnFailure = func(error) { p.requery(master) }
 	opt.Demoted = readonlyReply
 	opt.OnDemoted = func() { p.requery(master) }

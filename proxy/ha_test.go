@@ -663,7 +663,10 @@ func TestSentinelAuth(t *testing.T) {
 			t.Fatalf("SET after the failover: %q %v", r.raw, err)
 		}
 	}
-	if got, _ := testservers.Do(promoted, "GET", "k"); got == "after" {
-		t.Error("the new primary answered GET without AUTH")
+	if got := c.do("GET", "k"); got != bulk("after") {
+		t.Errorf("GET after the failover: %q, want %q", got, bulk("after"))
+	}
+	if got, _ := testservers.Do(promoted, "GET", "k"); !strings.Contains(got, "NOAUTH") {
+		t.Errorf("the new primary answers GET without AUTH: %q (the test's servers must want a password)", got)
 	}
 }

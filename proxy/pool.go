@@ -48,20 +48,22 @@ type pool struct {
 	// without one. moverMu orders its starts and stops.
 	moverMu sync.Mutex
 	mover   *mover
-	// With sentinels (ha.go): the primaries last reported per master
-	// name, and the watcher following the Sentinels (nil without), with
-	// what it follows; under haMu.
-	haMu      sync.Mutex
-	primaries map[string]string
-	reported  map[string]string // by the watcher (OnSwitch)
-	probing   map[string]bool   // masters whose promotion is awaited
-	// With replica_reads (replicas.go): the replica server per master
-	// name (*pools.Server), and what keeps them.
-	replicas       sync.Map
-	keeper         *replicaKeeper
+	// With sentinels (ha.go), under haMu: the primary per master name
+	// that its servers are dialled at, the one the watcher last reported,
+	// the masters whose promotion is awaited, the watcher following the
+	// Sentinels (nil without) with what it follows, and the keeper of
+	// the replicas with replica_reads (replicas.go).
+	haMu           sync.Mutex
+	primaries      map[string]string
+	reported       map[string]string
+	probing        map[string]bool
 	watcher        *sentinel.Watcher
 	watcherCfg     config.Sentinel
 	watcherMasters []string
+	keeper         *replicaKeeper
+	// replicas are the replica servers per master name
+	// ([]*pools.Server), read per request: a sync.Map, not under haMu.
+	replicas sync.Map
 }
 
 // poolStats are a pool's counters, in nutcracker's terms.
@@ -147,9 +149,19 @@ func (p *pool) newServer(cfg *config.Pool, s config.Server, roots *x509.CertPool
 }
 
 // serverOptions are the options of the pools.Server of one server line of
-// cfg.
+// cfg: with sentinels, those of its master's primary (sentinelOptions).
 func (p *pool) serverOptions(cfg *config.Pool, s config.Server, roots *x509.CertPool) pools.Options {
-	opt := pools.Options{
+	opt := p.baseServerOptions(cfg, s, roots)
+	if cfg.Sentinel.Enabled() {
+		p.sentinelOptions(&opt, s.Ident)
+	}
+	return opt
+}
+
+// baseServerOptions are the options of a server of line s of cfg as any
+// server of the pool has them: its replicas' too.
+func (p *pool) baseServerOptions(cfg *config.Pool, s config.Server, roots *x509.CertPool) pools.Options {
+	return pools.Options{
 		Network:      s.Network,
 		Addr:         p.primaryAddr(cfg, s),
 		Name:         s.Ident,
@@ -168,10 +180,6 @@ func (p *pool) serverOptions(cfg *config.Pool, s config.Server, roots *x509.Cert
 		RetryTimeout: cfg.ServerRetryTimeout,
 		Logger:       p.log,
 	}
-	if cfg.Sentinel.Enabled() {
-		p.sentinelOptions(&opt, s.Ident)
-	}
-	return opt
 }
 
 // rebuild swaps in the routing rebuilt from the current one for the

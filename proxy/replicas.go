@@ -13,15 +13,15 @@ import (
 
 // With replica_reads, the read-only commands of a shard (command.readonly)
 // go to its replicas, as the Sentinels list them, spread by client, when
-// one is up; else to its primary. A replica lags its primary, so a read there may
-// miss a write just acknowledged, even one of the same client (the README
-// says so). Reads never go to a replica during a migration: the new owner's
-// replica may not have a moved key yet.
+// one is up; else to its primary. A replica lags its primary, so a read
+// there may miss a write just acknowledged, even one of the same client
+// (the README says so). Reads never go to a replica during a migration:
+// the new owner's replica may not have a moved key yet.
 
 // replicaRefresh is how often the replicas are asked for again.
 const replicaRefresh = 2 * time.Second
 
-// replicaKeeper keeps one replica server per master of a pool with
+// replicaKeeper keeps the replica servers of each master of a pool with
 // replica_reads, from the Sentinels' lists.
 type replicaKeeper struct {
 	p    *pool
@@ -35,17 +35,22 @@ type replicaKeeper struct {
 // go to: one of its replicas, spread by client, skipping those down; nil
 // when the pool has none up.
 func (p *pool) replicaFor(primary *pools.Server, id uint64) *pools.Server {
-	v, ok := p.replicas.Load(primary.Name())
-	if !ok {
-		return nil
-	}
-	rs := v.([]*pools.Server)
+	rs := p.replicaServers(primary.Name())
 	for j := range rs {
 		if r := rs[(id+uint64(j))%uint64(len(rs))]; !r.Down() {
 			return r
 		}
 	}
 	return nil
+}
+
+// replicaServers returns the replica servers of master, in address order.
+func (p *pool) replicaServers(master string) []*pools.Server {
+	v, ok := p.replicas.Load(master)
+	if !ok {
+		return nil
+	}
+	return v.([]*pools.Server)
 }
 
 // readServer returns the server a request of client id and cmd for ring
@@ -98,10 +103,7 @@ func (k *replicaKeeper) refresh() {
 		primary := p.primaryAddr(cfg, line)
 		addrs = slices.DeleteFunc(addrs, func(a string) bool { return a == primary })
 		slices.Sort(addrs)
-		var cur []*pools.Server
-		if v, ok := p.replicas.Load(line.Ident); ok {
-			cur = v.([]*pools.Server)
-		}
+		cur := p.replicaServers(line.Ident)
 		next := make([]*pools.Server, 0, len(addrs))
 		for _, a := range addrs {
 			i := slices.IndexFunc(cur, func(s *pools.Server) bool { return s.Addr() == a })
@@ -132,13 +134,11 @@ func (k *replicaKeeper) refresh() {
 }
 
 // replicaOptions are the options of the replica server of line at addr:
-// the line's, without the checks and questions of a primary.
+// the line's, without the checks and questions of a primary, and never
+// ejected (a replica down is skipped, see replicaFor).
 func (p *pool) replicaOptions(cfg *config.Pool, line config.Server, addr string, roots *x509.CertPool) pools.Options {
-	opt := p.serverOptions(cfg, line, roots)
-	opt.Addr = addr
-	opt.Handshake = opt.Handshake[:len(opt.Handshake)-1] // without ROLE
-	opt.Verify, opt.OnFailure, opt.Demoted, opt.OnDemoted = nil, nil, nil, nil
-	opt.AutoEject, opt.FailFast = false, false
+	opt := p.baseServerOptions(cfg, line, roots)
+	opt.Addr, opt.AutoEject, opt.FailFast = addr, false, false
 	return opt
 }
 

@@ -211,11 +211,9 @@ func (p *pool) snapshot(bounds []time.Duration) PoolSnapshot {
 	}
 	for _, s := range rt.servers {
 		ss := serverSnapshot(s, inRing[s], bounds)
-		if v, ok := p.replicas.Load(s.Name()); ok && rt.replicaReads {
-			for _, r := range v.([]*pools.Server) {
-				if !r.Down() {
-					ss.Replicas = append(ss.Replicas, r.Addr())
-				}
+		for _, r := range p.replicaServers(s.Name()) {
+			if rt.replicaReads && !r.Down() {
+				ss.Replicas = append(ss.Replicas, r.Addr())
 			}
 		}
 		ps.Servers = append(ps.Servers, ss)
