@@ -1,15 +1,11 @@
 package config
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
@@ -163,7 +159,7 @@ func TestNutcrackerAgrees(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.data), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			theirs := nutcrackerAccepts(t, bin, path)
+			theirs := testservers.NutcrackerAccepts(t, bin, path)
 			_, err := Parse([]byte(tc.data))
 			ours := err == nil
 			switch {
@@ -174,21 +170,4 @@ func TestNutcrackerAgrees(t *testing.T) {
 			}
 		})
 	}
-}
-
-// nutcrackerAccepts reports whether nutcracker -t accepts the file at path.
-func nutcrackerAccepts(t *testing.T, bin, path string) bool {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, "-t", "-c", path).CombinedOutput()
-	var exit *exec.ExitError
-	switch {
-	case err == nil && strings.Contains(string(out), "syntax is ok"):
-		return true
-	case errors.As(err, &exit) && strings.Contains(string(out), "syntax is invalid"):
-		return false
-	}
-	t.Fatalf("nutcracker -t: %v\n%s", err, out)
-	return false
 }

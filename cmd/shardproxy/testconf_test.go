@@ -2,11 +2,8 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -68,7 +65,7 @@ func TestTestConfLikeStart(t *testing.T) {
 			case tc.ours != "" && (ours || !strings.Contains(errb.String(), "syntax is invalid: "+tc.ours)):
 				t.Errorf("exit %d, stderr %q; want syntax is invalid: %s", code, errb.String(), tc.ours)
 			}
-			theirs := nutcrackerTestConf(t, bin, conf)
+			theirs := testservers.NutcrackerAccepts(t, bin, conf)
 			if agree := ours == theirs; agree == (tc.differs != "") {
 				t.Errorf("nutcracker accepts: %v, we accept: %v; listed difference: %q", theirs, ours, tc.differs)
 			}
@@ -82,25 +79,6 @@ func TestTestConfLikeStart(t *testing.T) {
 	} else {
 		nc.Close()
 	}
-}
-
-// nutcrackerTestConf reports whether nutcracker -t accepts the file at path.
-// Its resolver may wait for DNS timeouts without a network, hence the long
-// limit.
-func nutcrackerTestConf(t *testing.T, bin, path string) bool {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, "-t", "-c", path).CombinedOutput()
-	var exit *exec.ExitError
-	switch {
-	case err == nil && strings.Contains(string(out), "syntax is ok"):
-		return true
-	case errors.As(err, &exit) && strings.Contains(string(out), "syntax is invalid"):
-		return false
-	}
-	t.Fatalf("nutcracker -t: %v\n%s", err, out)
-	return false
 }
 
 // staleSocket leaves a unix socket file at path that nobody accepts on.

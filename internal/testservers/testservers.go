@@ -5,6 +5,8 @@ package testservers
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -280,4 +282,23 @@ func Do(addr string, args ...string) (string, error) {
 		return string(buf[:n]), nil
 	}
 	return line, nil
+}
+
+// NutcrackerAccepts reports whether nutcracker -t (the binary bin) accepts
+// the configuration file at path. Its resolver may wait for DNS timeouts
+// without a network, hence the long limit.
+func NutcrackerAccepts(tb testing.TB, bin, path string) bool {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "-t", "-c", path).CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil && strings.Contains(string(out), "syntax is ok"):
+		return true
+	case errors.As(err, &exit) && strings.Contains(string(out), "syntax is invalid"):
+		return false
+	}
+	tb.Fatalf("nutcracker -t: %v\n%s", err, out)
+	return false
 }
