@@ -135,9 +135,12 @@ func (c *Conn) writeLoop(nc net.Conn, kick, quit, done chan struct{}) {
 		case <-quit:
 			return
 		}
+		if c.s.held.Load() {
+			continue // Release kicks again
+		}
 		c.gather()
 		c.mu.Lock()
-		for (len(c.out) > 0 || len(c.pieces) > 0) && c.nc == nc {
+		for (len(c.out) > 0 || len(c.pieces) > 0) && c.nc == nc && !c.s.held.Load() {
 			buf := c.out
 			iov = append(iov[:0], c.pieces...)
 			if len(iov) > 0 {
@@ -572,6 +575,11 @@ func (c *Conn) spuriousTimeout(nc net.Conn, err error, progress time.Time) bool 
 	if c.inflight.len() == 0 {
 		nc.SetReadDeadline(time.Time{})
 		c.armed = false
+		return true
+	}
+	if c.s.held.Load() && c.inflight.len() == c.unwritten {
+		// Nothing written waits: the server keeps no one waiting.
+		nc.SetReadDeadline(time.Now().Add(c.s.opt.Timeout))
 		return true
 	}
 	since := c.inflight.peek().Sent

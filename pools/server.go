@@ -96,6 +96,7 @@ type Server struct {
 	failures atomic.Int64
 	ejected  atomic.Bool
 	down     atomic.Bool // the last connection failed (see Down)
+	held     atomic.Bool // nothing is written (Hold)
 	closed   atomic.Bool
 	done     chan struct{}
 	recheck  chan struct{} // wakes the health check of an ejected server (SetAddr)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"time"
@@ -50,7 +51,11 @@ func (p *pool) watcherOptions(cfg *config.Pool) sentinel.Options {
 		Masters:     masters,
 		OnSwitch:    p.primaryReported,
 		OnPromoting: p.promoting,
-		Logger:      p.log,
+		OnAborted:   p.failoverAborted,
+		CheckPrimary: func(_ context.Context, master, addr string) error {
+			return p.probePrimary(cfg, master, addr)
+		},
+		Logger: p.log,
 	}
 }
 
@@ -103,12 +108,50 @@ func (p *pool) primaryAddr(cfg *config.Pool, s config.Server) string {
 }
 
 // primaryReported is the watcher's OnSwitch: the Sentinels report addr as
-// master's primary.
+// master's primary. It ends a hold of master (promoting).
 func (p *pool) primaryReported(master, addr string) {
-	p.haMu.Lock()
-	p.reported[master] = addr
-	p.haMu.Unlock()
 	p.primaryMoved(master, addr)
+	p.failoverOutcome(master)
+}
+
+// failoverAborted is the watcher's OnAborted: the failover of master was
+// given up, its primary stays where the Sentinels reported it. It ends a
+// hold of master (promoting).
+func (p *pool) failoverAborted(master string) {
+	p.failoverOutcome(master)
+}
+
+// failoverOutcome wakes the hold of master, if one waits.
+func (p *pool) failoverOutcome(master string) {
+	p.haMu.Lock()
+	if ch := p.outcome[master]; ch != nil {
+		close(ch)
+		delete(p.outcome, master)
+	}
+	p.haMu.Unlock()
+}
+
+// shardServers returns the servers of master: the pool's, and the
+// mover's own connections to it.
+func (p *pool) shardServers(master string) []*pools.Server {
+	var out []*pools.Server
+	if rt := p.routing(); rt != nil {
+		for _, s := range rt.servers {
+			if s.Name() == master {
+				out = append(out, s)
+			}
+		}
+	}
+	p.moverMu.Lock()
+	if mv := p.mover; mv != nil {
+		for _, s := range mv.own {
+			if s.Name() == master {
+				out = append(out, s)
+			}
+		}
+	}
+	p.moverMu.Unlock()
+	return out
 }
 
 // primaryMoved moves the servers of master to addr, its primary now.
@@ -120,50 +163,46 @@ func (p *pool) primaryMoved(master, addr string) {
 	if rt == nil || !rt.cfg.Sentinel.Enabled() {
 		return
 	}
-	for _, s := range rt.servers {
-		if s.Name() != master {
-			continue
-		}
+	moved := false
+	for _, s := range p.shardServers(master) {
 		from := s.Addr()
 		if s.SetAddr(addr) {
+			moved = true
 			p.log.Warn("failover: the shard's primary moved", "server", master, "from", from, "to", addr,
 				"failovers", s.Stats.Failovers.Load())
 		}
+	}
+	if !moved {
+		return
 	}
 	p.haMu.Lock()
 	if p.keeper != nil {
 		p.keeper.refreshSoon()
 	}
 	p.haMu.Unlock()
-	p.moverMu.Lock()
-	if mv := p.mover; mv != nil {
-		for _, s := range mv.own {
-			if s.Name() == master {
-				s.SetAddr(addr)
-			}
-		}
-	}
-	p.moverMu.Unlock()
 }
 
 // promoteWait bounds the wait for a replica selected for promotion to
-// answer as a primary; confirmWait the wait, once it does, for the
-// Sentinels to report it (the failover's end).
+// answer as a primary; holdWait the hold of the shard once it does, for
+// the failover's end or abort.
 const (
 	promoteWait         = 10 * time.Second
-	confirmWait         = 30 * time.Second
+	holdWait            = 2 * time.Second
 	promotePoll         = 5 * time.Millisecond
-	confirmPoll         = 50 * time.Millisecond
 	promoteProbeTimeout = 500 * time.Millisecond
 )
 
 // promoting is the watcher's OnPromoting: the Sentinel leading a failover
 // of master will promote the replica at addr. The pool dials addr until
-// ROLE says master and moves there at once, without waiting for the end of
-// the failover: writes stop going to the primary being replaced (in a
-// failover of a live primary, its writes from the promotion on are lost
-// when it becomes a replica). If the Sentinels do not report addr within
-// confirmWait (the failover was aborted), the pool goes where they say.
+// ROLE says master, and then holds the shard's requests (pools.Server.Hold)
+// until the failover's outcome is known, without sending them to either
+// server: the old primary's writes from the promotion on are lost if the
+// failover goes on (it becomes a replica of addr), and the replica's if it
+// is aborted (the Sentinels turn it back into a replica). The outcome is
+// the Sentinels' report of the new primary (+promoted-slave, which comes
+// once the leader sees the replica's new role, or +switch-master), an
+// abort message, or, after holdWait, every Sentinel's answer; the shard
+// then goes where the Sentinels say, and its requests follow.
 func (p *pool) promoting(master, addr string) {
 	p.haMu.Lock()
 	if p.probing[master] {
@@ -180,39 +219,66 @@ func (p *pool) promoting(master, addr string) {
 			delete(p.probing, master)
 			p.haMu.Unlock()
 		}()
-		if !p.awaitPromotion(master, addr) {
-			return
+		if p.awaitPromotion(master, addr) {
+			p.holdShard(master, addr)
 		}
-		p.log.Info("failover: the replica being promoted answers as primary: moving before the failover ends",
-			"server", master, "to", addr)
-		p.primaryMoved(master, addr)
-		p.awaitConfirmation(master, addr)
 	}()
+}
+
+// holdShard holds the servers of master until the outcome of the failover
+// to addr is known (see promoting).
+func (p *pool) holdShard(master, addr string) {
+	servers := p.shardServers(master)
+	if len(servers) == 0 || servers[0].Addr() == addr {
+		return // moved already
+	}
+	ch := make(chan struct{})
+	p.haMu.Lock()
+	p.outcome[master] = ch
+	w := p.watcher
+	p.haMu.Unlock()
+	start := time.Now()
+	for _, s := range servers {
+		s.Hold()
+	}
+	defer func() {
+		for _, s := range servers {
+			s.Release()
+		}
+		p.log.Info("failover: the shard's requests go on", "server", master, "primary", servers[0].Addr(),
+			"held", time.Since(start).Round(time.Millisecond))
+	}()
+	p.log.Info("failover: the replica being promoted answers as primary: holding the shard's requests until the "+
+		"failover ends or is aborted", "server", master, "promoting", addr, "primary", servers[0].Addr())
+	t := time.NewTimer(holdWait)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return
+	case <-p.done:
+		return
+	case <-t.C:
+	}
+	p.haMu.Lock()
+	delete(p.outcome, master)
+	p.haMu.Unlock()
+	if w == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	defer cancel()
+	reported, err := w.Settle(ctx, master)
+	p.log.Warn("failover: no outcome announced: following every Sentinel's answer", "server", master,
+		"promoting", addr, "reported", reported, "err", err)
 }
 
 // awaitPromotion dials addr with the options of master's line until ROLE
 // says master, for promoteWait at most; it reports whether it did.
 func (p *pool) awaitPromotion(master, addr string) bool {
 	cfg := p.routing().cfg
-	i := slices.IndexFunc(cfg.Servers, func(s config.Server) bool { return s.Ident == master })
-	if i < 0 {
-		return false
-	}
-	roots, err := serverRoots(cfg)
-	if err != nil {
-		return false
-	}
-	// The line's options, with the ROLE check of a primary but no
-	// questions to the Sentinels, one connection and a short timeout.
-	opt := p.baseServerOptions(cfg, cfg.Servers[i], roots)
-	opt.Handshake, opt.Verify = withRole(opt.Handshake), verifyPrimary
-	opt.Addr, opt.Timeout, opt.AutoEject, opt.Connections, opt.Logger = addr, promoteProbeTimeout, false, 1, nil
 	deadline := time.Now().Add(promoteWait)
 	for time.Now().Before(deadline) {
-		s := pools.NewServer(opt)
-		err := s.Preconnect()
-		s.Close()
-		if err == nil {
+		if p.probePrimary(cfg, master, addr) == nil {
 			return true
 		}
 		select {
@@ -224,35 +290,25 @@ func (p *pool) awaitPromotion(master, addr string) bool {
 	return false
 }
 
-// awaitConfirmation waits for the Sentinels to report addr as master's
-// primary; when they do not within confirmWait, the pool moves to the
-// primary they report.
-func (p *pool) awaitConfirmation(master, addr string) {
-	deadline := time.Now().Add(confirmWait)
-	for time.Now().Before(deadline) {
-		p.haMu.Lock()
-		ok := p.reported[master] == addr
-		p.haMu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-p.done:
-			return
-		case <-time.After(confirmPoll):
-		}
+// probePrimary dials addr once with the options of master's line in cfg
+// and checks that ROLE says master.
+func (p *pool) probePrimary(cfg *config.Pool, master, addr string) error {
+	i := slices.IndexFunc(cfg.Servers, func(s config.Server) bool { return s.Ident == master })
+	if i < 0 {
+		return fmt.Errorf("no server named %s", master)
 	}
-	p.haMu.Lock()
-	w, reported := p.watcher, p.reported[master]
-	p.haMu.Unlock()
-	p.log.Warn("failover: the Sentinels did not confirm the promotion: following them", "server", master,
-		"promoted", addr, "reported", reported)
-	if w != nil {
-		w.Requery(master)
+	roots, err := serverRoots(cfg)
+	if err != nil {
+		return err
 	}
-	if reported != "" {
-		p.primaryMoved(master, reported)
-	}
+	// The line's options, with the ROLE check of a primary but no
+	// questions to the Sentinels, one connection and a short timeout.
+	opt := p.baseServerOptions(cfg, cfg.Servers[i], roots)
+	opt.Handshake, opt.Verify = withRole(opt.Handshake), verifyPrimary
+	opt.Addr, opt.Timeout, opt.AutoEject, opt.Connections, opt.Logger = addr, promoteProbeTimeout, false, 1, nil
+	s := pools.NewServer(opt)
+	defer s.Close()
+	return s.Preconnect()
 }
 
 // requery asks the Sentinels where master's primary is, after a failed

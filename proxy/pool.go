@@ -49,13 +49,14 @@ type pool struct {
 	moverMu sync.Mutex
 	mover   *mover
 	// With sentinels (ha.go), under haMu: the primary per master name
-	// that its servers are dialled at, the one the watcher last reported,
-	// the masters whose promotion is awaited, the watcher following the
+	// that its servers are dialled at, the masters held while their
+	// failover's outcome is awaited, the masters whose promotion is
+	// awaited, the watcher following the
 	// Sentinels (nil without) with what it follows, and the keeper of
 	// the replicas with replica_reads (replicas.go).
 	haMu           sync.Mutex
 	primaries      map[string]string
-	reported       map[string]string
+	outcome        map[string]chan struct{} // closed when a held shard's failover has an outcome
 	probing        map[string]bool
 	watcher        *sentinel.Watcher
 	watcherCfg     config.Sentinel
@@ -92,7 +93,7 @@ func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 		started:   time.Now(),
 		done:      make(chan struct{}),
 		primaries: map[string]string{},
-		reported:  map[string]string{},
+		outcome:   map[string]chan struct{}{},
 		probing:   map[string]bool{},
 	}
 	p.proto, p.servers = newProto(p)

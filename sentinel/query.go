@@ -5,37 +5,50 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 )
 
 // ErrClosed is the error of Resolve and Replicas after Close.
 var ErrClosed = errors.New("sentinel: watcher closed")
 
-// Resolve asks the Sentinels, one after the other starting at a rotating
-// one, for master's address (SENTINEL GET-MASTER-ADDR-BY-NAME), and returns
-// the first answer as "ip:port" (an IPv6 address in brackets). The answer
-// of a master in Options.Masters is reported as by OnSwitch; if it is
-// older (a lower config-epoch) than the address reported before, which
-// happens when a Sentinel has not yet learned of a failover, Resolve
-// returns the address reported before, and starts a Requery.
+// Resolve asks every Sentinel at once for master's address (SENTINEL
+// GET-MASTER-ADDR-BY-NAME, with the master's config-epoch), and returns the
+// address elected from their answers as "ip:port" (an IPv6 address in
+// brackets): see vote.go. It returns once every Sentinel has answered or
+// failed, or a majority agree. For a master in Options.Masters the address
+// is reported as by OnSwitch; if it is older (a lower config-epoch) than
+// the address reported before, Resolve returns the address reported
+// before.
 //
 // The error, when no Sentinel gives an address, says why each failed; it
 // wraps ErrUnknownMaster when a Sentinel does not know master, and
 // ErrClosed after Close.
 func (w *Watcher) Resolve(ctx context.Context, master string) (string, error) {
-	var ans answer
-	via, err := w.ask(ctx, master, func(ctx context.Context, c *conn) (err error) {
-		ans, err = c.masterAddr(ctx, master)
-		return err
-	})
-	if err != nil {
-		return "", err
+	if w.ctx.Err() != nil {
+		return "", ErrClosed
 	}
-	if !w.masters[master] {
-		return ans.addr, nil
+	if w.masters[master] {
+		return w.settle(ctx, master, true)
 	}
-	return w.report(master, ans, fromQuery, 0, "query to "+via), nil
+	answers, via, failed := w.askAll(ctx, master, true)
+	if len(answers) == 0 {
+		if err := contextErr(ctx); err != nil {
+			return "", fmt.Errorf("sentinel: master %s: %w (%w)", master, err, failed)
+		}
+		return "", fmt.Errorf("sentinel: master %s: no Sentinel gave an answer: %w", master, failed)
+	}
+	return w.elect(ctx, master, answers, via).addr, nil
+}
+
+// Settle asks every Sentinel for master as Resolve does, but waits for
+// each to answer or fail (Options.Timeout) rather than for a majority: an
+// answer with a newer config-epoch, from the Sentinel leading a failover,
+// is not left out. It is for a master in Options.Masters.
+func (w *Watcher) Settle(ctx context.Context, master string) (string, error) {
+	if w.ctx.Err() != nil {
+		return "", ErrClosed
+	}
+	return w.settle(ctx, master, false)
 }
 
 // Replicas asks the Sentinels, as Resolve does, for master's replicas
@@ -178,36 +191,9 @@ func (w *Watcher) requeryLoop(master string, q *requery) {
 }
 
 // requeryAll asks every Sentinel at once for master and reports the
-// answer with the highest config-epoch.
+// address elected from their answers.
 func (w *Watcher) requeryAll(master string) {
-	since := w.gen(master)
-	answers := make([]answer, len(w.opt.Addrs))
-	errs := make([]error, len(w.opt.Addrs))
-	var wg sync.WaitGroup
-	for i, addr := range w.opt.Addrs {
-		wg.Go(func() {
-			errs[i] = w.askOne(w.ctx, addr, func(ctx context.Context, c *conn) (err error) {
-				answers[i], err = c.masterAddr(ctx, master)
-				return err
-			})
-		})
+	if _, err := w.settle(w.ctx, master, false); err != nil && w.ctx.Err() == nil {
+		w.log.Debug("sentinel: requery failed", "master", master, "err", err)
 	}
-	wg.Wait()
-	best := -1
-	var failed errorList
-	for i, err := range errs {
-		switch {
-		case err != nil:
-			failed = append(failed, fmt.Errorf("%s: %w", w.opt.Addrs[i], err))
-		case best < 0 || answers[i].epoch > answers[best].epoch:
-			best = i
-		}
-	}
-	if best < 0 {
-		if w.ctx.Err() == nil {
-			w.log.Debug("sentinel: requery failed", "master", master, "err", failed)
-		}
-		return
-	}
-	w.report(master, answers[best], fromRequery, since, "requery, newest from "+w.opt.Addrs[best])
 }

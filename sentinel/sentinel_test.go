@@ -169,7 +169,8 @@ func TestReconnect(t *testing.T) {
 
 // TestResubscribeRequeries drops the Watcher's subscription, fails the
 // master over while it is down, and checks that the query made when it
-// comes back reports the new address. It also checks Requery.
+// comes back (an answer that differs, so every Sentinel is asked) reports
+// the new address. It also checks Requery.
 func TestResubscribeRequeries(t *testing.T) {
 	t.Parallel()
 	p := testservers.Redis(t)
@@ -200,7 +201,7 @@ func TestResubscribeRequeries(t *testing.T) {
 	}
 	sw.wait(t, "shard1="+r.Addr, retry+10*time.Second)
 	sw.expect(t, "shard1="+p.Addr, "shard1="+r.Addr)
-	if want := fmt.Sprintf(`new=%s via="query to %s"`, r.Addr, s.Addr); !strings.Contains(logs.String(), want) {
+	if want := fmt.Sprintf(`new=%s via="1 of 1 Sentinels answering, named by 1, first %s"`, r.Addr, s.Addr); !strings.Contains(logs.String(), want) {
 		t.Errorf("log does not show %s:\n%s", want, logs.String())
 	}
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,12 @@ const (
 	// (Options.OnPromoting).
 	selectedChannel = "+selected-slave"
 )
+
+// abortChannels announce that a failover was given up before its replica
+// was promoted (Options.OnAborted): no leader was elected, no replica was
+// fit, or the replica selected did not turn primary within the
+// failover-timeout.
+var abortChannels = []string{"-failover-abort-not-elected", "-failover-abort-no-good-slave", "-failover-abort-slave-timeout"}
 
 // watch keeps a subscription to the Sentinel at addr until Close,
 // redialing Retry after each failure. It logs each change between up and
@@ -69,7 +76,7 @@ func (w *Watcher) subscribe(addr string, up func()) error {
 	defer c.close()
 	stop := context.AfterFunc(w.ctx, c.close) // unblocks the read below
 	defer stop()
-	r, err := c.do(w.ctx, []string{"SUBSCRIBE", switchChannel, promotedChannel, selectedChannel})
+	r, err := c.do(w.ctx, append([]string{"SUBSCRIBE", switchChannel, promotedChannel, selectedChannel}, abortChannels...))
 	if err != nil {
 		return err
 	}
@@ -128,9 +135,10 @@ func (w *Watcher) ping(c *conn, stop chan struct{}) {
 	}
 }
 
-// queryMasters asks the Sentinel at addr for every master and reports the
-// answers. A Sentinel that does not know a master is logged; only a failed
-// connection is an error.
+// queryMasters asks the Sentinel at addr for every master; an answer that
+// differs from the address reported makes every Sentinel be asked
+// (Requery): one Sentinel alone never moves a master. A Sentinel that does
+// not know a master is logged; only a failed connection is an error.
 func (w *Watcher) queryMasters(addr string) error {
 	return w.askOne(w.ctx, addr, func(ctx context.Context, c *conn) error {
 		for _, m := range w.opt.Masters {
@@ -141,8 +149,10 @@ func (w *Watcher) queryMasters(addr string) error {
 				w.log.Warn("sentinel: cannot ask for master", "sentinel", addr, "master", m, "err", err)
 			case err != nil:
 				return fmt.Errorf("master %s: %w", m, err)
-			default:
-				w.report(m, ans, fromQuery, 0, "query to "+addr)
+			case ans.addr != w.knownAddr(m):
+				w.log.Debug("sentinel: answer differs from the address reported: asking every Sentinel",
+					"sentinel", addr, "master", m, "addr", ans.addr, "epoch", ans.epoch)
+				w.Requery(m)
 			}
 		}
 		return nil
@@ -150,8 +160,10 @@ func (w *Watcher) queryMasters(addr string) error {
 }
 
 // onMessage handles one reply on the subscription to the Sentinel at
-// addr: a +switch-master or +promoted-slave message is reported, anything
-// else ignored.
+// addr: a +switch-master or +promoted-slave message is reported once its
+// address passes Options.CheckPrimary (else every Sentinel is asked), a
+// +selected-slave goes to OnPromoting and an abort to OnAborted; anything
+// else is ignored.
 func (w *Watcher) onMessage(addr string, v any) {
 	a, ok := v.([]any)
 	if !ok || len(a) != 3 || a[0] != "message" {
@@ -160,10 +172,12 @@ func (w *Watcher) onMessage(addr string, v any) {
 	channel, _ := a[1].(string)
 	payload, _ := a[2].(string)
 	parse := parseSwitch
-	switch channel {
-	case switchChannel:
-	case promotedChannel, selectedChannel:
+	switch {
+	case channel == switchChannel:
+	case channel == promotedChannel || channel == selectedChannel:
 		parse = parsePromoted
+	case slices.Contains(abortChannels, channel):
+		parse = parseMasterEvent
 	default:
 		return
 	}
@@ -176,13 +190,43 @@ func (w *Watcher) onMessage(addr string, v any) {
 		return
 	}
 	w.log.Debug("sentinel: "+channel, "sentinel", addr, "master", master, "old", oldAddr, "new", newAddr)
-	if channel == selectedChannel {
+	switch channel {
+	case selectedChannel:
 		if w.opt.OnPromoting != nil {
 			w.opt.OnPromoting(master, newAddr)
 		}
 		return
+	case switchChannel, promotedChannel:
+	default:
+		w.log.Warn("sentinel: failover aborted", "sentinel", addr, "master", master, "event", channel)
+		if w.opt.OnAborted != nil {
+			w.opt.OnAborted(master)
+		}
+		w.Requery(master)
+		return
+	}
+	if newAddr != w.knownAddr(master) && w.opt.CheckPrimary != nil {
+		ctx, cancel := context.WithTimeout(w.ctx, w.opt.Timeout)
+		err := w.opt.CheckPrimary(ctx, master, newAddr)
+		cancel()
+		if err != nil {
+			w.log.Warn("sentinel: the address announced is not a primary: asking every Sentinel", "sentinel", addr,
+				"master", master, "addr", newAddr, "channel", channel, "err", err)
+			w.Requery(master)
+			return
+		}
 	}
 	w.report(master, answer{addr: newAddr, epoch: -1}, fromSwitch, 0, channel+" from "+addr)
+}
+
+// parseMasterEvent reads the payload of an event about a master, such as
+// -failover-abort-slave-timeout: "master <name> <ip> <port>".
+func parseMasterEvent(payload string) (master, oldAddr, newAddr string, err error) {
+	f := strings.Split(payload, " ")
+	if len(f) < 4 || f[0] != "master" || f[1] == "" {
+		return "", "", "", fmt.Errorf("payload %q is not master <name> <ip> <port>", payload)
+	}
+	return f[1], "", net.JoinHostPort(f[2], f[3]), nil
 }
 
 // parsePromoted reads the payload of a +promoted-slave message:

@@ -19,15 +19,28 @@ type Options struct {
 	Timeout  time.Duration // dial and per-query timeout (default 1 s)
 	Retry    time.Duration // pause before redialing a Sentinel whose connection failed (default 1 s)
 	// OnSwitch is called when a master's address is learned or changes: from
-	// a +switch-master message, or from a query (Resolve, Requery, and the
-	// re-query each time a subscription connects or reconnects). The first
+	// a +switch-master or +promoted-slave message, or from asking every
+	// Sentinel (Resolve, Requery, and the re-query each time a subscription
+	// connects or reconnects and its Sentinel's answer differs). The first
 	// address learned for a master is always reported, later ones only when
 	// they differ from the last reported and are not older than it (see
-	// the package doc). Calls never overlap and come in the order the
-	// changes were learned. It is called from the Watcher's goroutines, or
-	// from Resolve's caller; it must not block long and must not call
-	// Resolve.
+	// the package doc). A caller that moves only when told here is always
+	// where the Sentinels last said. Calls never overlap and come in the order the changes were learned. It is
+	// called from the Watcher's goroutines, or from Resolve's caller; it
+	// must not block long and must not call Resolve.
 	OnSwitch func(master, addr string)
+	// CheckPrimary, if set, tells whether addr answers as a primary (the
+	// proxy's ROLE check). An address one Sentinel names is followed only
+	// if it passes, and when Sentinels disagree the newest address that
+	// passes wins (vote.go). It is called from the Watcher's goroutines,
+	// or from Resolve's caller, and must return within a second or so.
+	CheckPrimary func(ctx context.Context, master, addr string) error
+	// OnAborted, if set, is called when a Sentinel announces that a
+	// failover of master was aborted (-failover-abort-*): the replica it
+	// selected (OnPromoting) stays a replica, or is turned back into one,
+	// and what it accepted meanwhile is lost. It is called from the
+	// subscription's goroutine and must not block.
+	OnAborted func(master string)
 	// OnPromoting, if set, is called when the Sentinel leading a failover
 	// has selected the replica at addr to promote (+selected-slave), before
 	// it is promoted: the caller may watch addr and move to it as soon as
@@ -161,9 +174,8 @@ func (w *Watcher) sleep(d time.Duration) bool {
 type source int
 
 const (
-	fromSwitch  source = iota // a +switch-master message
-	fromQuery                 // one Sentinel's answer
-	fromRequery               // the newest of every Sentinel's answers
+	fromSwitch  source = iota // a +switch-master or +promoted-slave message
+	fromRequery               // the answer elected from every Sentinel's (vote.go)
 )
 
 // known is what the Watcher last reported for a master.
@@ -177,9 +189,9 @@ type known struct {
 // report, and records it if so. since is the gen when a requery began. An
 // answer with a lower config-epoch than the address reported comes from a
 // Sentinel that has not yet learned of a failover: it is stale and left
-// out, unless it is a requery's newest answer and nothing was reported
-// while it was asked (then every reachable Sentinel agrees, as after the
-// master was monitored afresh, which starts its config-epoch over).
+// out, unless nothing was reported while the Sentinels were asked (then
+// the reachable Sentinels agree on it, as after the master was monitored
+// afresh, which starts its config-epoch over).
 func (k *known) update(ans answer, src source, since uint64) (changed, stale bool) {
 	if k.gen > 0 && ans.addr == k.addr {
 		k.epoch = max(k.epoch, ans.epoch)
@@ -194,7 +206,7 @@ func (k *known) update(ans answer, src source, since uint64) (changed, stale boo
 		if k.gen > 0 && k.epoch >= 0 {
 			ans.epoch = k.epoch + 1
 		}
-	case older && (src == fromQuery || k.gen != since):
+	case older && k.gen != since:
 		return false, true
 	}
 	k.addr, k.epoch = ans.addr, ans.epoch
@@ -213,19 +225,23 @@ func (w *Watcher) report(master string, ans answer, src source, since uint64, vi
 	w.known[master] = k
 	if changed {
 		w.log.Info("sentinel: master address", "master", master, "old", old, "new", ans.addr, "via", via)
-		if w.opt.OnSwitch != nil {
-			w.opt.OnSwitch(master, ans.addr)
-		}
+	}
+	if changed && w.opt.OnSwitch != nil {
+		w.opt.OnSwitch(master, k.addr)
 	}
 	w.reportMu.Unlock()
 	if stale {
 		w.log.Debug("sentinel: stale answer", "master", master, "addr", ans.addr, "epoch", ans.epoch,
 			"reported", k.addr, "reported_epoch", k.epoch, "via", via)
-		if src == fromQuery {
-			w.Requery(master) // let every Sentinel settle it
-		}
 	}
 	return k.addr
+}
+
+// knownAddr is the address reported for master, "" before the first.
+func (w *Watcher) knownAddr(master string) string {
+	w.reportMu.Lock()
+	defer w.reportMu.Unlock()
+	return w.known[master].addr
 }
 
 // gen is the number of addresses reported for master.

@@ -154,6 +154,11 @@ type SentinelOptions struct {
 	// AuthPass is sentinel auth-pass: the password of the monitored
 	// primaries and their replicas.
 	AuthPass string
+	// ConfigEpoch, when not 0, starts each master's config-epoch there: a
+	// Sentinel that claims a newer configuration than its group's (a
+	// misconfigured or lying one). Its start then waits only until it
+	// answers for each master, whatever it finds there.
+	ConfigEpoch int64
 	// Password is the sentinel's own requirepass, which the sentinels of a
 	// group also use with each other. The helpers of this file that ask a
 	// sentinel (MasterAddr, WaitMaster, Failover) use it.
@@ -184,6 +189,10 @@ func Sentinel(tb testing.TB, masters map[string]string, opt SentinelOptions) *Se
 	s := &Server{Host: "127.0.0.1", Port: port, Addr: addr, name: sentinelProgram(tb), args: []string{conf, "--sentinel"}, tb: tb}
 	s.start()
 	for name, primary := range masters {
+		if opt.ConfigEpoch != 0 {
+			waitSentinel(tb, s, name, "answer", func(map[string]string) bool { return true })
+			continue
+		}
 		want := connectedReplicas(primary, opt.AuthPass)
 		waitSentinel(tb, s, name, fmt.Sprintf("primary up with %d replicas", want), func(m map[string]string) bool {
 			n, _ := strconv.Atoi(m["num-slaves"])
@@ -245,6 +254,9 @@ func sentinelConfig(port int, dir string, masters map[string]string, opt Sentine
 		fmt.Fprintf(&b, "sentinel down-after-milliseconds %s %d\n", name, opt.DownAfter.Milliseconds())
 		fmt.Fprintf(&b, "sentinel failover-timeout %s %d\n", name, opt.FailoverTimeout.Milliseconds())
 		fmt.Fprintf(&b, "sentinel parallel-syncs %s 1\n", name)
+		if opt.ConfigEpoch != 0 {
+			fmt.Fprintf(&b, "sentinel config-epoch %s %d\n", name, opt.ConfigEpoch)
+		}
 		if opt.AuthPass != "" {
 			fmt.Fprintf(&b, "sentinel auth-pass %s %s\n", name, strconv.Quote(opt.AuthPass))
 		}
