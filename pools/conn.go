@@ -101,6 +101,10 @@ func (c *Conn) Flush() {
 		return
 	}
 	if c.nc == nil {
+		if c.s.held.Load() {
+			c.mu.Unlock()
+			return // Release dials
+		}
 		c.dialing = true
 		c.mu.Unlock()
 		c.dial()

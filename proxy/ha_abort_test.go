@@ -227,3 +227,17 @@ func TestLyingSentinel(t *testing.T) {
 	}
 	w.check(t, listen, kill)
 }
+
+// lastFailure returns when the last write to shard after from failed
+// (the zero time if none did).
+func (w *haWriter) lastFailure(shard int, from time.Time) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var last time.Time
+	for _, e := range w.events[shard] {
+		if !e.ok && e.at.After(from) {
+			last = e.at
+		}
+	}
+	return last
+}

@@ -284,9 +284,10 @@ func TestFailoverUnderLoad(t *testing.T) {
 	t.Logf("the Sentinels' log, from the kill: %s", sentinelTimeline(t, sents, "shard1", kill))
 	back, failed := w.recovered(0, kill)
 	t.Logf("failover timeline after SIGKILL of shard1's primary (down-after-milliseconds 1000): the proxy moved to the "+
-		"promoted replica after %v, writes to shard1 succeed again after %v (%d failed meanwhile), a Sentinel answers "+
-		"get-master-addr-by-name with the replica after %v",
-		(<-moved).Sub(kill).Round(time.Millisecond), back.Round(time.Millisecond), failed, (<-reported).Sub(kill).Round(time.Millisecond))
+		"promoted replica after %v, writes to shard1 succeed again after %v (%d failed meanwhile, the last after %v; "+
+		"from then until the move they were held), a Sentinel answers get-master-addr-by-name with the replica after %v",
+		(<-moved).Sub(kill).Round(time.Millisecond), back.Round(time.Millisecond), failed,
+		w.lastFailure(0, kill).Sub(kill).Round(time.Millisecond), (<-reported).Sub(kill).Round(time.Millisecond))
 	if back < 0 {
 		t.Fatalf("writes to shard1 still fail: %v", w.samples)
 	}

@@ -7,9 +7,14 @@
 // of one from the other Sentinels), and reports each new address through
 // Options.OnSwitch. Messages sent while a subscription is down are lost, so
 // each time one is made the Watcher also asks that Sentinel for every
-// master (SENTINEL GET-MASTER-ADDR-BY-NAME). Resolve asks on demand;
-// Requery asks every Sentinel in the background, coalesced, for when the
-// proxy suspects a master has moved (a failed connection, -READONLY).
+// master (SENTINEL GET-MASTER-ADDR-BY-NAME). Resolve and Settle ask on
+// demand; Requery asks in the background, coalesced, for when the proxy
+// suspects a master has moved (a failed connection, -READONLY). Each asks
+// every Sentinel at once and elects one address from their answers
+// (vote.go): one Sentinel alone, lagging, misconfigured or lying, never
+// moves a master. A failover's earlier steps are passed on too: the
+// replica selected for promotion (Options.OnPromoting) and an abort
+// (Options.OnAborted).
 //
 // Sentinels of a group do not learn of a failover at the same moment: for
 // a second or two after one announces the new master, another may still
