@@ -7,7 +7,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/internal/testservers"
@@ -141,4 +143,61 @@ func dirEntries(t *testing.T, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// TestCheckAsksNoSentinel: New and Check (what shardproxy -t runs) dial
+// nothing, even for a pool whose Sentinels do not answer (listeners here
+// that accept and never reply): no connection reaches them and Check
+// returns at once; Start asks them.
+func TestCheckAsksNoSentinel(t *testing.T) {
+	var accepts atomic.Int64
+	var sentinels []string
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				accepts.Add(1)
+				t.Cleanup(func() { c.Close() })
+			}
+		}()
+		sentinels = append(sentinels, ln.Addr().String())
+	}
+	yaml := pool{servers: []string{freeListen(t) + ":1 shard1", freeListen(t) + ":1 shard2"},
+		keys: []string{"sentinels: [" + strings.Join(sentinels, ", ") + "]"}}.yaml("alpha", freeListen(t))
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := proxy.Check(cfg); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	took := time.Since(start)
+	px, err := proxy.New(cfg, proxy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	t.Logf("Check took %v; %d connections to the Sentinels after Check and New", took, accepts.Load())
+	if n := accepts.Load(); n != 0 {
+		t.Errorf("%d connections to the Sentinels after Check and New, want 0", n)
+	}
+	if took > 100*time.Millisecond {
+		t.Errorf("Check took %v with Sentinels that do not answer, want well under 100ms", took)
+	}
+	if err := px.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	if n := accepts.Load(); n == 0 {
+		t.Error("Start asked no Sentinel")
+	}
 }

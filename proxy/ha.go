@@ -21,9 +21,9 @@ import (
 // the primary the Sentinels report (pools.Server.SetAddr), and the ring is
 // never rebuilt for it.
 //
-//   - At start (and for a server a reload makes), the Sentinels are asked
-//     for each master (resolvePrimaries); the line's host:port is used only
-//     when none answers.
+//   - At Start (and for a server a reload makes), the Sentinels are asked
+//     for each master (resolvePrimaries, resolveServers); the line's
+//     host:port is used only when none answers. New and Check ask nothing.
 //   - A watcher subscribes to +switch-master and +promoted-slave on every
 //     Sentinel, asks again whenever a subscription (re)connects, and
 //     reports each new address: primaryMoved moves the server. On
@@ -91,6 +91,46 @@ func (p *pool) resolvePrimaries(cfg *config.Pool) {
 			p.log.Info("sentinel: primary", "master", s.Ident, "addr", addr, "line", s.Addr)
 		}
 	}
+}
+
+// resolveServers asks the Sentinels for the primaries of a pool made but
+// not started (Proxy.Start, or a pool a reload adds), and makes its
+// servers anew at the addresses they report: New and Check make the
+// servers at their lines' addresses and dial nothing. The servers
+// replaced were never used.
+func (p *pool) resolveServers() error {
+	cur := p.routing()
+	if !cur.cfg.Sentinel.Enabled() {
+		return nil
+	}
+	p.resolvePrimaries(cur.cfg)
+	roots, err := serverRoots(cur.cfg)
+	if err != nil {
+		return err
+	}
+	lines := serverLines(cur.cfg)
+	servers := slices.Clone(cur.servers)
+	var old []*pools.Server
+	for i, s := range servers {
+		if s.Addr() != p.primaryAddr(cur.cfg, lines[i]) {
+			old = append(old, s)
+			servers[i] = p.newServer(cur.cfg, lines[i], roots)
+		}
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	rt, err := newRouting(cur.cfg, servers)
+	if err != nil {
+		return err
+	}
+	p.ringMu.Lock()
+	p.rt.Store(rt)
+	p.ringMu.Unlock()
+	for _, s := range old {
+		s.Close()
+	}
+	return nil
 }
 
 // primaryAddr returns the address a server of line s is dialled at: its

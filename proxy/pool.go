@@ -108,7 +108,6 @@ func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 	if cfg.ServerTLS.Insecure {
 		p.log.Warn("server_tls_insecure: server certificates are not verified")
 	}
-	p.resolvePrimaries(cfg)
 	lines := serverLines(cfg)
 	servers := make([]*pools.Server, len(lines))
 	for i, s := range lines {

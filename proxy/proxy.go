@@ -66,6 +66,10 @@ func (px *Proxy) Start() error {
 	memTrim.hold()
 	px.trimHeld = true
 	for _, p := range px.pools {
+		if err := p.resolveServers(); err != nil {
+			px.Close()
+			return err
+		}
 		if err := p.listen(); err != nil {
 			px.Close()
 			return err

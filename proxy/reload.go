@@ -155,6 +155,9 @@ func (px *Proxy) prepare(old []*pool, cfg *config.Config) (*reloadPlan, error) {
 				return plan, err
 			}
 			plan.added = append(plan.added, np)
+			if err := np.resolveServers(); err != nil {
+				return plan, err
+			}
 			plan.pools = append(plan.pools, np)
 			if ok {
 				plan.removed = append(plan.removed, p)
