@@ -23,8 +23,7 @@ func Parse(data []byte) (*Config, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, &Error{Line: root.Line, Err: errors.New("the file must be a mapping of pool name to pool")}
 	}
-	sum := sha256.Sum256(data)
-	cfg := &Config{Digest: hex.EncodeToString(sum[:6])}
+	cfg := &Config{Digest: Digest(data)}
 	var parsed []*poolParse
 	seen := map[string]int{}
 	for i := 0; i+1 < len(root.Content); i += 2 {
@@ -51,6 +50,13 @@ func Parse(data []byte) (*Config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// Digest identifies a configuration file's content: the first 12 hex
+// digits of its SHA-256, as Config.Digest and the stats' config_digest.
+func Digest(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:6])
 }
 
 // document decodes data into a YAML node tree and returns its root node. The

@@ -4,7 +4,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -28,17 +30,37 @@ type reloadStats struct {
 	lastFailed bool
 }
 
-// Reload reads the configuration file again (Options.ConfigPath) and
-// applies what changed while serving; see Apply.
+// Reload reads the configuration file again (Options.ConfigPath), once,
+// and applies what changed while serving; see ReloadBytes.
 func (px *Proxy) Reload() error {
 	if px.opt.ConfigPath == "" {
 		return px.reloadFailed(errors.New("no configuration file to reload"))
 	}
-	cfg, err := config.Load(px.opt.ConfigPath)
+	data, err := os.ReadFile(px.opt.ConfigPath)
 	if err != nil {
-		return px.reloadFailed(err)
+		return px.reloadFailed(fmt.Errorf("config: %w", err))
+	}
+	return px.ReloadBytes(data)
+}
+
+// ReloadBytes applies data as the configuration file's content, exactly
+// these bytes: a caller that checked what it read (a watcher waiting for
+// the file to settle) applies what it checked, not a later read. It is
+// counted and logged as Reload is, and the running digest becomes data's.
+func (px *Proxy) ReloadBytes(data []byte) error {
+	cfg, err := config.Parse(data)
+	if err != nil {
+		return px.reloadFailed(fmt.Errorf("config %s: %w", px.opt.ConfigPath, err))
 	}
 	return px.Apply(cfg)
+}
+
+// ConfigDigest is the running configuration's digest (config.Digest of the
+// bytes applied last), as the stats' config_digest.
+func (px *Proxy) ConfigDigest() string {
+	px.reload.mu.Lock()
+	defer px.reload.mu.Unlock()
+	return px.reload.digest
 }
 
 // Apply makes cfg the running configuration without dropping a client of a

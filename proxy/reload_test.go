@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/hashring"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
@@ -302,6 +303,40 @@ func TestReloadBadFile(t *testing.T) {
 	}
 	if c2 := dialClient(t, listen); c2.do("PING") != "+PONG\r\n" {
 		t.Fatal("new client after refused reloads")
+	}
+}
+
+// TestReloadBytes: ReloadBytes applies the bytes it is given, not the file
+// as it is now, and counts as Reload does: the running digest is the
+// applied bytes', and bytes that do not parse are refused and counted.
+func TestReloadBytes(t *testing.T) {
+	b := startRedisBackends(t, 2)
+	listen, beta := freeListen(t), freeListen(t)
+	path := filepath.Join(t.TempDir(), "shardproxy.yml")
+	good := poolYAML(listen, b[:1])
+	if err := os.WriteFile(path, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	px := startProxyOpts(t, good, proxy.Options{ConfigPath: path, StatsAddr: "127.0.0.1:0"})
+	if px.ConfigDigest() != config.Digest([]byte(good)) {
+		t.Fatalf("digest at start %q, want the file's %q", px.ConfigDigest(), config.Digest([]byte(good)))
+	}
+	withBeta := good + fmt.Sprintf("beta:\n  listen: %s\n  redis: true\n  servers:\n    - %s:1\n", beta, b[1].Addr)
+	if err := px.ReloadBytes([]byte(withBeta)); err != nil {
+		t.Fatal(err)
+	}
+	if got := dialClient(t, beta).do("PING"); got != "+PONG\r\n" {
+		t.Fatalf("beta after ReloadBytes: %q", got)
+	}
+	err := px.ReloadBytes([]byte(good[:len(good)/2] + "[\n"))
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("ReloadBytes of a half file: %v, want an error naming %s", err, path)
+	}
+	doc := fetchStats(t, px.StatsAddr().String())
+	want := config.Digest([]byte(withBeta))
+	if doc["reloads"] != float64(1) || doc["reload_failures"] != float64(1) || doc["config_digest"] != want || px.ConfigDigest() != want {
+		t.Fatalf("reloads %v, reload_failures %v, config_digest %v (ConfigDigest %s), want 1, 1 and %s",
+			doc["reloads"], doc["reload_failures"], doc["config_digest"], px.ConfigDigest(), want)
 	}
 }
 

@@ -58,7 +58,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "",
 		"serve Prometheus metrics (/metrics), /healthz and /readyz over HTTP on host:port (default: off)")
 	fs.BoolVar(&o.watchConfig, "watch-config", false,
-		"reload when the configuration file changes, as on SIGUSR1 (checked every second; follows a rename-and-replace and a symlink swap)")
+		"reload, as on SIGUSR1, a new content of the configuration file once three checks a second apart read it the same (follows a rename-and-replace and a symlink swap)")
 	both("T", "threads", func(n string) {
 		fs.IntVar(&o.threads, n, 0, "threads running Go code (default: Go's GOMAXPROCS: the environment's, else every core the process may use)")
 	})
@@ -213,7 +213,7 @@ func serve(cfg *config.Config, o *options, log *slog.Logger, sigs *signalLoop, d
 	daemon.ready()
 	sigs.reload = px.Reload
 	if o.watchConfig {
-		stop := watchConfig(o.confFile, time.Second, log, px.Reload)
+		stop := watchConfig(o.confFile, time.Second, log, px)
 		defer stop()
 	}
 	log.Info("shardproxy started", "version", proxy.Version, "conf", o.confFile, "pid", os.Getpid(), "daemon", daemon != nil)

@@ -207,7 +207,10 @@ func TestReloadUnderBenchmark(t *testing.T) {
 	if err := bm.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { bm.Process.Kill(); bm.Wait() })
+	// out is read only once the benchmark has ended (bmDone closed).
+	bmDone := make(chan struct{})
+	go func() { bm.Wait(); close(bmDone) }()
+	t.Cleanup(func() { bm.Process.Kill(); <-bmDone })
 	requests := func() float64 {
 		v, _ := statsDoc(t, p.stats)["alpha"].(map[string]any)["requests"].(float64)
 		return v
@@ -251,8 +254,10 @@ func TestReloadUnderBenchmark(t *testing.T) {
 			return sockets(t, pid) == st.pools+1+int(conns)
 		})
 		p.check(t)
-		if bm.ProcessState != nil {
+		select {
+		case <-bmDone:
 			t.Fatalf("%s: redis-benchmark ended: %s", st.name, out.String())
+		default:
 		}
 	}
 	doc := statsDoc(t, p.stats)
@@ -261,6 +266,8 @@ func TestReloadUnderBenchmark(t *testing.T) {
 		t.Fatalf("alpha's clients saw errors or closes: client_err %v, client_eof %v (before the reloads %v), forward_error %v",
 			a["client_err"], a["client_eof"], eofBefore, a["forward_error"])
 	}
+	bm.Process.Kill()
+	<-bmDone
 	if strings.Contains(out.String(), "rror") {
 		t.Fatalf("redis-benchmark reported errors:\n%s", out.String())
 	}

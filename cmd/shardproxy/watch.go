@@ -2,24 +2,60 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/shardproxy/shardproxy/config"
 )
 
-// watchConfig reloads (as SIGUSR1 does) whenever the content of the file at
-// path changes, checking every interval until the returned stop is called.
+// settlePolls is how many polls in a row must read the same new content
+// before the watcher applies it: the first sees the change, the others
+// see it unchanged, so a file being written is applied only once nothing
+// wrote to it for settlePolls-1 intervals. Two polls would wait a single
+// interval, which a writer pausing 1.5 s between writes at the default
+// interval of 1 s outlasts about every other time.
+const settlePolls = 3
+
+// reloader is what the watcher reloads: *proxy.Proxy.
+type reloader interface {
+	ConfigDigest() string          // the running configuration's digest
+	ReloadBytes(data []byte) error // apply data, counted as SIGUSR1's reload
+}
+
+// configWatch is the state of watchConfig's polls.
+type configWatch struct {
+	path string
+	px   reloader
+	log  *slog.Logger
+	// pending is a new content not applied yet, read the same by seen
+	// polls in a row.
+	pending []byte
+	seen    int
+	// tried is the content the watcher last applied or saw refused: it is
+	// not tried again until the file holds something else in between.
+	tried []byte
+}
+
+// watchConfig reloads px (as SIGUSR1 does) when the content of the file at
+// path changes and then stays the same for settlePolls polls, interval
+// apart, until the returned stop is called. Each poll reads the file once,
+// and what is applied is the bytes the polls compared, not a later read:
+// a file rewritten in place is never applied half written, unless its
+// writer pauses longer than the polls wait.
+//
 // It polls the path rather than watching an inode, so it follows an
 // editor's rename-and-replace and Kubernetes' ConfigMap symlink swap (a
-// new ..data link), which inode watches lose. A file caught half written
-// is refused by the reload and retried when its content changes again.
-func watchConfig(path string, interval time.Duration, log *slog.Logger, reload func() error) (stop func()) {
+// new ..data link), which inode watches lose.
+func watchConfig(path string, interval time.Duration, log *slog.Logger, px reloader) (stop func()) {
+	w := &configWatch{path: path, px: px, log: log}
 	quit, done := make(chan struct{}), make(chan struct{})
-	last := fileDigest(path)
 	go func() {
 		defer close(done)
-		t := time.NewTicker(interval)
+		// A timer started after each poll, not a ticker, whose ticks
+		// can come back to back after a slow reload: polls are at least
+		// interval apart.
+		t := time.NewTimer(interval)
 		defer t.Stop()
 		for {
 			select {
@@ -27,27 +63,39 @@ func watchConfig(path string, interval time.Duration, log *slog.Logger, reload f
 				return
 			case <-t.C:
 			}
-			d := fileDigest(path)
-			if d == nil || bytes.Equal(d, last) {
-				continue
-			}
-			last = d
-			log.Info("configuration file changed: reloading", "path", path)
-			if err := reload(); err != nil {
-				log.Error("reload refused, the running configuration is unchanged", "err", err)
-			}
+			w.poll()
+			t.Reset(interval)
 		}
 	}()
 	return func() { close(quit); <-done }
 }
 
-// fileDigest is the SHA-256 of the file's content, or nil when it cannot
-// be read (being replaced, say).
-func fileDigest(path string) []byte {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil
+// poll reads the file once and applies its content when it has settled.
+func (w *configWatch) poll() {
+	data, err := os.ReadFile(w.path)
+	if err != nil || len(data) == 0 {
+		// Being replaced or just truncated, say: what comes next is
+		// waited for afresh.
+		w.pending, w.seen = nil, 0
+		return
 	}
-	sum := sha256.Sum256(b)
-	return sum[:]
+	if bytes.Equal(data, w.tried) || config.Digest(data) == w.px.ConfigDigest() {
+		// Nothing new: what runs (applied at start, by SIGUSR1 or by
+		// this watcher), or what was refused and not changed since.
+		w.pending, w.seen, w.tried = nil, 0, data
+		return
+	}
+	if !bytes.Equal(data, w.pending) {
+		w.pending, w.seen = data, 1
+		w.log.Debug("configuration file changed: waiting for it to settle", "path", w.path)
+		return
+	}
+	if w.seen++; w.seen < settlePolls {
+		return
+	}
+	w.pending, w.seen, w.tried = nil, 0, data
+	w.log.Info("configuration file changed: reloading", "path", w.path, "digest", config.Digest(data))
+	if err := w.px.ReloadBytes(data); err != nil {
+		w.log.Error("reload refused, the running configuration is unchanged", "err", err)
+	}
 }
