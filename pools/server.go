@@ -207,14 +207,15 @@ func (s *Server) Preconnect() error {
 // Close closes every connection, fails what is queued with ErrClosed, and
 // waits for the server's goroutines to end.
 func (s *Server) Close() {
-	if s.closed.Swap(true) {
+	// Under probeMu: a Probe that saw the server open has added to wg.
+	s.probeMu.Lock()
+	closed := s.closed.Swap(true)
+	s.probeMu.Unlock()
+	if closed {
 		return
 	}
 	close(s.done)
 	s.cancel()
-	// A barrier: a Probe that saw the server open has added to wg by now.
-	s.probeMu.Lock()
-	s.probeMu.Unlock() //lint:ignore SA2001 an empty critical section on purpose
 	for _, c := range s.conns {
 		c.shutdown()
 	}
