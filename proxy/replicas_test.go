@@ -34,9 +34,11 @@ func replicaShard(t *testing.T, extra ...string) (primary, replica *testservers.
 	replica = testservers.RedisReplica(t, primary, extra...)
 	sents := testservers.Sentinels(t, 1, map[string]string{"shard1": primary.Addr}, testservers.SentinelOptions{})
 	listen = freeListen(t)
-	shards := []haShard{{name: "shard1", primary: primary, replica: replica}}
-	px = startProxyOpts(t, haYAML(listen, shards, sents, func(sh haShard) string { return sh.primary.Addr }, "replica_reads: true"),
-		proxy.Options{StatsAddr: "127.0.0.1:0"})
+	// A timeout far above any reply's time, even on a loaded machine:
+	// these tests count refusals, not slow replies.
+	yaml := pool{servers: []string{primary.Addr + ":1 shard1"}, keys: []string{
+		"sentinels: [" + sents[0].Addr + "]", "timeout: 5000", "replica_reads: true"}}.yaml("alpha", listen)
+	px = startProxyOpts(t, yaml, proxy.Options{StatsAddr: "127.0.0.1:0"})
 	waitReplicaListed(t, px, replica.Addr, 15*time.Second)
 	return primary, replica, px, listen
 }
@@ -58,19 +60,21 @@ func waitReplicaListed(t *testing.T, px *proxy.Proxy, addr string, d time.Durati
 	}
 }
 
-// readLoad is clients reading populated keys through the proxy, counting
-// the replies that are not the key's value.
+// readLoad is clients reading populated keys through the proxy (GET and
+// MGET), counting the replies that are not the keys' values.
 type readLoad struct {
+	start           time.Time
 	stop            chan struct{}
 	wg              sync.WaitGroup
 	reads, failures atomic.Int64
 	mu              sync.Mutex
 	samples         map[string]int // failure replies, by their first 60 bytes
+	firstFailure    time.Duration  // since start
 }
 
-// startReads starts n clients, each sending pipelines of 8 GETs.
+// startReads starts n clients, each sending pipelines of 8 reads.
 func startReads(t *testing.T, addr string, n int) *readLoad {
-	l := &readLoad{stop: make(chan struct{}), samples: map[string]int{}}
+	l := &readLoad{start: time.Now(), stop: make(chan struct{}), samples: map[string]int{}}
 	for range n {
 		l.wg.Add(1)
 		go func() {
@@ -105,13 +109,17 @@ func (l *readLoad) client(addr string) {
 			}
 			nc, r = c, bufio.NewReader(c)
 		}
+		// Seven GETs and an MGET of two keys.
 		var req []byte
-		var keys []int
-		for range 8 {
+		var want []string
+		for range 7 {
 			k := rand.IntN(populated)
-			keys = append(keys, k)
+			want = append(want, bulk(fmt.Sprintf("value:%d", k)))
 			req = encodeCommand(req, "GET", fmt.Sprintf("key:%d", k))
 		}
+		a, b := rand.IntN(populated), rand.IntN(populated)
+		want = append(want, "*2\r\n"+bulk(fmt.Sprintf("value:%d", a))+bulk(fmt.Sprintf("value:%d", b)))
+		req = encodeCommand(req, "MGET", fmt.Sprintf("key:%d", a), fmt.Sprintf("key:%d", b))
 		nc.SetDeadline(time.Now().Add(10 * time.Second))
 		if _, err := nc.Write(req); err != nil {
 			l.fail("write: " + err.Error())
@@ -119,7 +127,7 @@ func (l *readLoad) client(addr string) {
 			nc = nil
 			continue
 		}
-		for _, k := range keys {
+		for _, w := range want {
 			rep, err := readReply(r)
 			if err != nil {
 				l.fail("read: " + err.Error())
@@ -128,7 +136,7 @@ func (l *readLoad) client(addr string) {
 				break
 			}
 			l.reads.Add(1)
-			if rep.raw != bulk(fmt.Sprintf("value:%d", k)) {
+			if rep.raw != w {
 				l.fail(rep.raw)
 			}
 		}
@@ -138,6 +146,9 @@ func (l *readLoad) client(addr string) {
 func (l *readLoad) fail(what string) {
 	l.failures.Add(1)
 	l.mu.Lock()
+	if l.firstFailure == 0 {
+		l.firstFailure = time.Since(l.start)
+	}
 	l.samples[strings.TrimSpace(what[:min(len(what), 60)])]++
 	l.mu.Unlock()
 }
@@ -155,7 +166,8 @@ func (l *readLoad) halt() {
 func (l *readLoad) summary() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return fmt.Sprintf("%d of %d GETs failed %v", l.failures.Load(), l.reads.Load(), l.samples)
+	return fmt.Sprintf("%d of %d reads failed %v (the first %v after the reads began)", l.failures.Load(), l.reads.Load(),
+		l.samples, l.firstFailure.Round(time.Millisecond))
 }
 
 // rejectedCalls returns how many times server s refused cmd (lower case),
@@ -215,10 +227,10 @@ func TestReplicaReadsLoading(t *testing.T) {
 	}
 	refusing := time.Since(restarted)
 	during := load.reads.Load() - before
-	t.Logf("the replica refused reads for %v (-LOADING seen: %v); %d GETs through the proxy meanwhile",
+	t.Logf("the replica refused reads for %v (-LOADING seen: %v); %d reads through the proxy meanwhile",
 		refusing.Round(time.Millisecond), loadingSeen, during)
 	if !loadingSeen || during < 100 {
-		t.Fatalf("the test did not test: -LOADING seen %v, %d GETs while the replica loaded", loadingSeen, during)
+		t.Fatalf("the test did not test: -LOADING seen %v, %d reads while the replica loaded", loadingSeen, during)
 	}
 	// Back to the replica once it serves.
 	loaded := commandCalls(t, replica, "get") // the test's own GETs
@@ -232,7 +244,7 @@ func TestReplicaReadsLoading(t *testing.T) {
 	t.Logf("%s; the replica ran %d GETs before its restart, the primary %d GETs in all",
 		load.summary(), replicaGets, commandCalls(t, primary, "get"))
 	if n := load.failures.Load(); n > 0 {
-		t.Errorf("%d GETs failed through the proxy while the replica restarted and loaded", n)
+		t.Errorf("%d reads failed through the proxy while the replica restarted and loaded", n)
 	}
 }
 
@@ -264,9 +276,9 @@ func TestReplicaReadsMasterDown(t *testing.T) {
 	before := load.reads.Load()
 	time.Sleep(3 * time.Second)
 	during := load.reads.Load() - before
-	refusedDown := rejectedCalls(t, replica, "get")
+	refusedDown := rejectedCalls(t, replica, "get") + rejectedCalls(t, replica, "mget")
 	time.Sleep(time.Second)
-	refusedLater := rejectedCalls(t, replica, "get")
+	refusedLater := rejectedCalls(t, replica, "get") + rejectedCalls(t, replica, "mget")
 	getsLater := commandCalls(t, replica, "get")
 	if r, err := testservers.Do(replica.Addr, "CONFIG", "SET", "masterauth", ""); err != nil || r != "+OK" {
 		t.Fatalf("masterauth back: %q %v", r, err)
@@ -278,16 +290,16 @@ func TestReplicaReadsMasterDown(t *testing.T) {
 		}
 	}
 	load.halt()
-	t.Logf("%s; %d GETs through the proxy in 3 s of -MASTERDOWN; the replica refused %d GETs in the second after",
+	t.Logf("%s; %d reads through the proxy in 3 s of -MASTERDOWN; the replica refused %d reads in the second after",
 		load.summary(), during, refusedLater-refusedDown)
 	if during < 100 {
-		t.Fatalf("the test did not test: %d GETs while the replica's link was down", during)
+		t.Fatalf("the test did not test: %d reads while the replica's link was down", during)
 	}
 	if n := load.failures.Load(); n > 0 {
-		t.Errorf("%d GETs failed through the proxy while the replica's link was down", n)
+		t.Errorf("%d reads failed through the proxy while the replica's link was down", n)
 	}
 	if refusedLater > refusedDown {
-		t.Errorf("the replica was sent %d GETs while its link was down, seconds after its first -MASTERDOWN", refusedLater-refusedDown)
+		t.Errorf("the replica was sent %d reads while its link was down, seconds after its first -MASTERDOWN", refusedLater-refusedDown)
 	}
 }
 
