@@ -118,7 +118,7 @@ var serverMetrics = []serverMetric{
 		prometheus.GaugeValue, func(s *proxy.ServerSnapshot) float64 { return float64(s.OutQueueBytes) }},
 	{serverDesc("ejected", "1 while the server is ejected (auto_eject_hosts), else 0."),
 		prometheus.GaugeValue, func(s *proxy.ServerSnapshot) float64 { return flag(s.Ejected) }},
-	{serverDesc("down", "1 while the server's last connection failed and none succeeded since, else 0."),
+	{serverDesc("down", "1 while the server is not known to serve (no connection to it or check of it succeeded yet, or the last one failed), else 0."),
 		prometheus.GaugeValue, func(s *proxy.ServerSnapshot) float64 { return flag(s.Down) }},
 	{serverDesc("last_ejection_timestamp_seconds", "When the server was last ejected, in seconds since the epoch; 0 when never (server_ejected_at)."),
 		prometheus.GaugeValue, func(s *proxy.ServerSnapshot) float64 { return float64(s.ServerEjectedAt) / 1e6 }},

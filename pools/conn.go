@@ -307,7 +307,7 @@ func (c *Conn) broken(nc net.Conn, err error, fromWriter bool) {
 	// if this failure ejects it (as in nutcracker, where nothing runs in
 	// between).
 	if !errors.Is(err, ErrClosed) {
-		c.s.down.Store(true)
+		c.s.state.Store(stateDown)
 		if errors.Is(err, ErrTimeout) {
 			c.s.Stats.ServerTimedout.Add(1)
 		} else if errors.Is(err, io.EOF) {
@@ -405,6 +405,12 @@ func (c *Conn) readLoop(nc net.Conn) {
 		if !mine {
 			return
 		}
+		if r.refusal != nil {
+			// Down before the calls are told: their owner may send
+			// them elsewhere, and must not pick this server again.
+			c.s.refused(r.refusal)
+			r.refusal = nil
+		}
 		if len(r.ready) > 0 {
 			c.s.Stats.Latency.observe(time.Now(), r.ready)
 		}
@@ -438,6 +444,9 @@ type reader struct {
 	spans []int
 	// demoted says a reply framed began with Options.Demoted.
 	demoted bool
+	// refusal is the first reply framed that Options.Refuses tells, nil
+	// when none was.
+	refusal []byte
 }
 
 // take frames the complete replies in r.buf and takes their calls off the
@@ -464,6 +473,9 @@ func (c *Conn) take(nc net.Conn, r *reader) (mine bool, bad error) {
 		}
 		if r.buf[r.off] == '-' && c.s.opt.OnDemoted != nil && bytes.HasPrefix(r.buf[r.off:], c.s.opt.Demoted) {
 			r.demoted = true
+		}
+		if c.s.opt.Refuses != nil && r.refusal == nil && c.s.opt.Refuses(r.buf[r.off:r.off+m]) {
+			r.refusal = r.buf[r.off : r.off+m]
 		}
 		r.ready = append(r.ready, c.inflight.pop())
 		r.spans = append(r.spans, r.off, r.off+m)

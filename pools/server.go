@@ -66,7 +66,12 @@ type Options struct {
 	// reader, after the replies of a read that held one.
 	Demoted   []byte
 	OnDemoted func()
-	Logger    *slog.Logger
+	// Refuses, if set, tells a reply by which the server refuses to
+	// serve (a Redis replica loading its dataset: -LOADING): such a
+	// reply marks the server down (Down) before its call is done, until
+	// a connection to it or a check (Probe) succeeds.
+	Refuses func(reply []byte) bool
+	Logger  *slog.Logger
 }
 
 // DefaultDialTimeout bounds a dial when the pool has no timeout.
@@ -95,13 +100,20 @@ type Server struct {
 
 	failures atomic.Int64
 	ejected  atomic.Bool
-	down     atomic.Bool // the last connection failed (see Down)
-	held     atomic.Bool // nothing is written (Hold)
+	state    atomic.Int32 // stateUnknown, stateUp or stateDown (see Up and Down)
+	held     atomic.Bool  // nothing is written (Hold)
 	closed   atomic.Bool
 	done     chan struct{}
-	recheck  chan struct{} // wakes the health check of an ejected server (SetAddr)
-	wg       sync.WaitGroup
-	log      *slog.Logger
+	// ctx is cancelled by Close: it stops dials and checks under way.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	recheck chan struct{} // wakes the health check of an ejected server (SetAddr)
+	// probeMu guards probing, the end of the check Probe runs (nil when
+	// none runs); Close takes it, so no check starts once it waits.
+	probeMu sync.Mutex
+	probing chan struct{}
+	wg      sync.WaitGroup
+	log     *slog.Logger
 }
 
 // NewServer makes a server; it dials nothing until used or Preconnect.
@@ -116,6 +128,7 @@ func NewServer(opt Options) *Server {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{opt: opt, done: make(chan struct{}), recheck: make(chan struct{}, 1), log: opt.Logger.With("server", opt.Name)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.addr.Store(&opt.Addr)
 	s.conns = make([]*Conn, opt.Connections)
 	for i := range s.conns {
@@ -170,10 +183,16 @@ func (s *Server) Conn(client uint64) *Conn {
 func (s *Server) Ejected() bool { return s.ejected.Load() }
 
 // Down reports whether the server's last connection failed (a dial, a
-// health check's dial, or a connection that broke: refused, closed by the
-// server, timed out) and no dial has succeeded since. A server not dialled
-// yet is not down.
-func (s *Server) Down() bool { return s.down.Load() }
+// health check, or a connection that broke: refused, closed by the server,
+// timed out), or the server refused a request (Options.Refuses), and no
+// connection to it or check of it (Probe) has succeeded since. A server
+// neither dialled nor checked yet is not down, nor up.
+func (s *Server) Down() bool { return s.state.Load() == stateDown }
+
+// Up reports whether the last connection to the server or check of it
+// succeeded, and it refused no request since: only then is it known to
+// serve.
+func (s *Server) Up() bool { return s.state.Load() == stateUp }
 
 // Preconnect dials every connection now and returns the first error.
 func (s *Server) Preconnect() error {
@@ -189,10 +208,15 @@ func (s *Server) Preconnect() error {
 // Close closes every connection, fails what is queued with ErrClosed, and
 // waits for the server's goroutines to end.
 func (s *Server) Close() {
-	if s.closed.Swap(true) {
+	// Under probeMu: a Probe that saw the server open has added to wg.
+	s.probeMu.Lock()
+	closed := s.closed.Swap(true)
+	s.probeMu.Unlock()
+	if closed {
 		return
 	}
 	close(s.done)
+	s.cancel()
 	for _, c := range s.conns {
 		c.shutdown()
 	}
@@ -205,48 +229,54 @@ func (s *Server) dial() (net.Conn, error) { return s.dialTo(s.Addr()) }
 // dialTo opens a connection to the server at addr, with its TLS and
 // protocol handshakes. A failure counts as server_err (as nutcracker
 // counts a connect that fails), unless the server is closing.
-func (s *Server) dialTo(addr string) (nc net.Conn, err error) {
-	defer func() {
-		switch {
-		case err == nil:
-			s.down.Store(false)
-		case !s.closed.Load():
-			s.Stats.ServerErr.Add(1)
-			s.down.Store(true)
-		}
-	}()
-	timeout := s.opt.Timeout
-	if timeout <= 0 {
-		timeout = DefaultDialTimeout
+func (s *Server) dialTo(addr string) (net.Conn, error) {
+	nc, err := s.open(addr, s.timeout())
+	switch {
+	case err == nil:
+		s.state.Store(stateUp)
+	case !s.closed.Load():
+		s.Stats.ServerErr.Add(1)
+		s.state.Store(stateDown)
 	}
+	return nc, err
+}
+
+// timeout bounds a dial and a handshake: the server's timeout, or
+// DefaultDialTimeout without one.
+func (s *Server) timeout() time.Duration {
+	if s.opt.Timeout <= 0 {
+		return DefaultDialTimeout
+	}
+	return s.opt.Timeout
+}
+
+// open connects to addr and runs the TLS and protocol handshakes, each
+// within timeout; Close stops it.
+func (s *Server) open(addr string, timeout time.Duration) (net.Conn, error) {
 	d := net.Dialer{Timeout: timeout, KeepAlive: -1}
 	if s.opt.KeepAlive {
 		d.KeepAlive = 0
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-s.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	nc, err = d.DialContext(ctx, s.opt.Network, addr)
+	nc, err := d.DialContext(s.ctx, s.opt.Network, addr)
 	if err != nil {
 		return nil, err
 	}
 	if s.opt.TLS != nil {
 		tc := tls.Client(nc, s.opt.TLS)
 		tc.SetDeadline(time.Now().Add(timeout))
-		if err := tc.HandshakeContext(ctx); err != nil {
+		if err := tc.HandshakeContext(s.ctx); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("tls: %w", err)
 		}
 		tc.SetDeadline(time.Time{})
 		nc = tc
 	}
-	if err := s.handshake(nc, timeout, s.opt.Handshake, s.opt.Verify); err != nil {
+	stop := context.AfterFunc(s.ctx, func() { nc.Close() })
+	err = s.handshake(nc, timeout, s.opt.Handshake, s.opt.Verify)
+	if !stop() && err == nil {
+		err = ErrClosed // Close closed nc
+	}
+	if err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -370,11 +400,7 @@ func (s *Server) check() error {
 	if s.opt.Ping == nil {
 		return nil
 	}
-	timeout := s.opt.Timeout
-	if timeout <= 0 {
-		timeout = DefaultDialTimeout
-	}
-	return s.handshake(nc, timeout, [][]byte{s.opt.Ping}, nil)
+	return s.handshake(nc, s.timeout(), [][]byte{s.opt.Ping}, nil)
 }
 
 func trimReply(b []byte) string {

@@ -53,6 +53,8 @@ type batch struct {
 	// added to the pool's counters (see countCommand).
 	cmdID  uint16
 	cmdRun int64
+	// replicaReads are the calls sent to replicas (replicas.go).
+	replicaReads []replicaRead
 }
 
 var batchPool = sync.Pool{New: func() any { return &batch{in: make([]byte, 0, batchIn)} }}
@@ -102,6 +104,8 @@ func (bt *batch) reset() {
 	bt.okeys = bt.okeys[:0]
 	clear(bt.conns)
 	bt.conns = bt.conns[:0]
+	clear(bt.replicaReads)
+	bt.replicaReads = bt.replicaReads[:0]
 }
 
 // newCall hands out a call from the batch's arena.
@@ -136,6 +140,11 @@ func (bt *batch) send(cl *client, srv *pools.Server, frame []byte, kind uint8, n
 	conn := srv.Conn(cl.id)
 	cl.pending.Add(1)
 	conn.Enqueue(c)
+	bt.addConn(conn)
+}
+
+// addConn adds conn to the connections flush writes, once.
+func (bt *batch) addConn(conn *pools.Conn) {
 	for _, k := range bt.conns {
 		if k == conn {
 			return

@@ -314,8 +314,10 @@ func (cl *client) handle(bt *batch, proto clientProtocol) bool {
 		if len(bt.answers) > 0 {
 			cl.p.stats.requests.Add(int64(len(bt.answers)))
 			bt.flush()
-			for cl.pending.Load() > 0 {
-				<-cl.wake
+			cl.await()
+			if cl.retryOnPrimary(bt) {
+				bt.flush()
+				cl.await()
 			}
 			if !cl.writeReplies(bt, proto) {
 				return false
@@ -331,6 +333,13 @@ func (cl *client) handle(bt *batch, proto clientProtocol) bool {
 		if off == 0 || rest == 0 {
 			return true
 		}
+	}
+}
+
+// await waits until every call of the client is done.
+func (cl *client) await() {
+	for cl.pending.Load() > 0 {
+		<-cl.wake
 	}
 }
 

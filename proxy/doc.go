@@ -30,7 +30,8 @@
 // batch is enqueued the client flushes each touched connection once, so
 // requests of many clients share one write; one reader per server connection
 // completes calls in FIFO order, and the last completion wakes the client,
-// which merges fragments and writes all replies of the batch in one write
+// which sends to the primary any read a replica did not serve (replicas.go),
+// merges fragments and writes all replies of the batch in one write
 // that never waits: what the socket does not take queues for a writer
 // goroutine (output.go), and the client's goroutine goes on reading, so a
 // client that writes a whole pipeline before it reads cannot stall it. The

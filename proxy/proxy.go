@@ -85,9 +85,13 @@ func (px *Proxy) Start() error {
 		px.wg.Add(1)
 		go px.serveStats(ln)
 	}
+	var checks []<-chan struct{}
 	for _, p := range px.pools {
-		px.startPool(p)
+		checks = append(checks, px.startPool(p)...)
 	}
+	// Readiness counts a server only once checked (probe.go): loopback
+	// and LAN checks end in milliseconds.
+	awaitProbes(checks, startProbeWait)
 	return nil
 }
 
@@ -114,17 +118,20 @@ func (px *Proxy) poolList() []*pool {
 	return px.pools
 }
 
-// startPool starts serving a pool whose listener is open.
-func (px *Proxy) startPool(p *pool) {
+// startPool starts serving a pool whose listener is open; it returns the
+// ends of the first checks of its servers (probe.go).
+func (px *Proxy) startPool(p *pool) []<-chan struct{} {
 	if p.cfg.Preconnect {
 		p.preconnect()
 	}
 	p.ensureParker()
 	p.setMover()
 	p.setWatcher()
+	checks := p.startProber()
 	p.wg.Add(1)
 	go p.serve(p.ln)
 	px.log.Info("pool listening", "pool", p.cfg.Name, "listen", p.ln.Addr().String(), "servers", len(p.routing().servers))
+	return checks
 }
 
 // Addr returns the address pool i (in file order) listens on, after Start.

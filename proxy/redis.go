@@ -170,7 +170,9 @@ func (r *redisProto) forward(cl *client, bt *batch, cmd *command, keys [][]byte,
 		r.noServer(bt)
 		return
 	}
-	bt.forward(cl, r.p.readServer(rt, cmd, i, cl.id), frame, 0, false)
+	srv, primary := r.p.readServer(rt, cmd, i, cl.id)
+	bt.forward(cl, srv, frame, 0, false)
+	bt.viaReplica(primary)
 }
 
 // split sends a multi-key command as one fragment per server, or whole when
@@ -185,7 +187,9 @@ func (r *redisProto) split(cl *client, bt *batch, cmd *command, args [][]byte, f
 	}
 	if len(frags) == 1 {
 		bt.ungroup(orderStart)
-		bt.forward(cl, r.p.readServer(rt, cmd, frags[0], cl.id), frame, 0, false)
+		srv, primary := r.p.readServer(rt, cmd, frags[0], cl.id)
+		bt.forward(cl, srv, frame, 0, false)
+		bt.viaReplica(primary)
 		return
 	}
 	order := bt.order[orderStart:]
@@ -209,7 +213,9 @@ func (r *redisProto) split(cl *client, bt *batch, cmd *command, args [][]byte, f
 				bt.scratch = resp.AppendBulk(bt.scratch, args[1+k*step+j])
 			}
 		}
-		bt.send(cl, r.p.readServer(rt, cmd, si, cl.id), bt.scratch[start:], 0, false)
+		srv, primary := r.p.readServer(rt, cmd, si, cl.id)
+		bt.send(cl, srv, bt.scratch[start:], 0, false)
+		bt.viaReplica(primary)
 	}
 }
 

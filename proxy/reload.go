@@ -320,6 +320,7 @@ func (px *Proxy) commitChange(ch *poolChange) {
 	p.ringMu.Unlock()
 	p.setMover()
 	p.setWatcher()
+	p.probe() // its new servers, without waiting for the prober's tick
 	for _, s := range ch.gone {
 		p.wg.Add(1)
 		go func() {

@@ -1,11 +1,15 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 
+	"github.com/shardproxy/shardproxy/codec/resp"
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/pools"
 	"github.com/shardproxy/shardproxy/sentinel"
@@ -17,6 +21,16 @@ import (
 // there may miss a write just acknowledged, even one of the same client
 // (the README says so). Reads never go to a replica during a migration:
 // the new owner's replica may not have a moved key yet.
+//
+// A replica is up (pools.Server.Up) only once a connection to it or a
+// check of it succeeded: each connection's handshake asks ROLE, which
+// must say slave with its link to its primary connected (verifyReplica),
+// so a replica loading its dataset, one whose link is down, and one
+// detached from its primary (ROLE says master) get no reads. The pool's
+// prober checks every replica each second (probe.go), which catches those
+// that change while connected. A read a replica does not serve (its call
+// failed, or it refused: -LOADING, -MASTERDOWN, -BUSY) marks it down and is
+// sent to the primary before the client is answered (retryOnPrimary).
 
 // replicaRefresh is how often the replicas are asked for again.
 const replicaRefresh = 2 * time.Second
@@ -32,12 +46,12 @@ type replicaKeeper struct {
 }
 
 // replicaFor returns the server the reads of client id for primary's keys
-// go to: one of its replicas, spread by client, skipping those down; nil
-// when the pool has none up.
+// go to: one of its replicas, spread by client, skipping those not up;
+// nil when the pool has none up.
 func (p *pool) replicaFor(primary *pools.Server, id uint64) *pools.Server {
 	rs := p.replicaServers(primary.Name())
 	for j := range rs {
-		if r := rs[(id+uint64(j))%uint64(len(rs))]; !r.Down() {
+		if r := rs[(id+uint64(j))%uint64(len(rs))]; r.Up() {
 			return r
 		}
 	}
@@ -55,15 +69,122 @@ func (p *pool) replicaServers(master string) []*pools.Server {
 
 // readServer returns the server a request of client id and cmd for ring
 // index i goes to: a replica of its primary for a read-only command when
-// the pool reads from replicas, else the primary.
-func (p *pool) readServer(rt *routing, cmd *command, i int, id uint64) *pools.Server {
-	srv := rt.ring[i]
+// the pool reads from replicas, else the primary. primary is the primary
+// when srv is a replica, else nil.
+func (p *pool) readServer(rt *routing, cmd *command, i int, id uint64) (srv, primary *pools.Server) {
+	srv = rt.ring[i]
 	if cmd.readonly && rt.replicaReads {
 		if r := p.replicaFor(srv, id); r != nil {
-			return r
+			return r, srv
 		}
 	}
-	return srv
+	return srv, nil
+}
+
+// replicaRead is a call of a batch sent to a replica, and the primary it
+// goes to if the replica does not serve it.
+type replicaRead struct {
+	call    int // index in batch.calls
+	primary *pools.Server
+}
+
+// viaReplica records that the call just sent went to a replica of
+// primary; a nil primary records nothing.
+func (bt *batch) viaReplica(primary *pools.Server) {
+	if primary != nil {
+		bt.replicaReads = append(bt.replicaReads, replicaRead{call: bt.ncalls - 1, primary: primary})
+	}
+}
+
+// retryOnPrimary sends each read of the batch that a replica did not serve
+// (its call failed, or the replica refused it) to its primary, on the
+// client's connection there. It reports whether it sent any: the client
+// then waits for them too before it writes the batch's replies, which so
+// keep their order. Only read-only commands go to replicas, so running one
+// twice changes nothing.
+func (cl *client) retryOnPrimary(bt *batch) bool {
+	sent := false
+	for _, rr := range bt.replicaReads {
+		c := bt.calls[rr.call]
+		if c.Err == nil && !replicaRefuses(c.Reply) {
+			continue
+		}
+		if !sent {
+			clear(bt.conns)
+			bt.conns = bt.conns[:0]
+			sent = true
+		}
+		frame, kind := c.Frame, c.Kind
+		c.Reset(64 << 10)
+		c.Frame, c.Kind, c.Done = frame, kind, cl
+		conn := rr.primary.Conn(cl.id)
+		cl.pending.Add(1)
+		conn.Enqueue(c)
+		bt.addConn(conn)
+	}
+	return sent
+}
+
+// replicaRefusals are the starts of the error replies by which a replica
+// refuses a read it would serve once usable again: loading its dataset,
+// its link to its primary down with replica-serve-stale-data no, a script
+// running too long.
+var replicaRefusals = [][]byte{[]byte("-LOADING"), []byte("-MASTERDOWN"), []byte("-BUSY ")}
+
+// replicaRefuses tells a reply by which a replica refuses a read.
+func replicaRefuses(reply []byte) bool {
+	if len(reply) == 0 || reply[0] != '-' {
+		return false
+	}
+	for _, r := range replicaRefusals {
+		if bytes.HasPrefix(reply, r) {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	roleReplica         = []byte("slave")
+	roleLinkUp          = []byte("connected")
+	errNotAReplica      = errors.New("ROLE does not say slave: not a replica (detached from its primary?)")
+	errReplicaNotSynced = errors.New("ROLE says the replica's link to its primary is not connected")
+)
+
+// verifyReplica checks a connection's reply to ROLE: only a replica whose
+// link to its primary is connected (so done loading, and replicating)
+// gets reads.
+func verifyReplica(reply []byte) error {
+	count, off, err := resp.ReadArrayHeader(reply)
+	if err != nil || count < 4 {
+		return fmt.Errorf("%w: %q", errRoleNotArray, clip(reply))
+	}
+	var fields [4][]byte
+	for i := range fields {
+		if i == 2 { // the primary's port, an integer
+			_, n, err := resp.ReadInteger(reply[off:])
+			if err != nil || n == 0 {
+				return fmt.Errorf("%w: %q", errRoleNotArray, clip(reply))
+			}
+			off += n
+			continue
+		}
+		v, n, err := resp.ReadBulkString(reply[off:])
+		if err != nil || n == 0 {
+			if i == 0 {
+				return errNotAReplica // a primary's second field is an integer
+			}
+			return fmt.Errorf("%w: %q", errRoleNotArray, clip(reply))
+		}
+		fields[i], off = v, off+n
+		if i == 0 && !bytes.Equal(v, roleReplica) {
+			return errNotAReplica
+		}
+	}
+	if !bytes.Equal(fields[3], roleLinkUp) {
+		return fmt.Errorf("%w (%s)", errReplicaNotSynced, fields[3])
+	}
+	return nil
 }
 
 func (k *replicaKeeper) run() {
@@ -83,9 +204,10 @@ func (k *replicaKeeper) run() {
 
 // refresh asks the Sentinels for each master's replicas and keeps a server
 // for each listed (but the primary), in address order: reads are spread
-// over them by client. A replica no longer listed is retired once its
-// requests are answered; one down is dialled, to be used again once it
-// answers. A master whose list cannot be had keeps its replicas.
+// over them by client. A new one is checked at once; the pool's prober
+// checks them all again each second. A replica no longer listed is
+// retired once its requests are answered. A master whose list cannot be
+// had keeps its replicas.
 func (k *replicaKeeper) refresh() {
 	p := k.p
 	cfg := p.routing().cfg
@@ -108,11 +230,10 @@ func (k *replicaKeeper) refresh() {
 		for _, a := range addrs {
 			i := slices.IndexFunc(cur, func(s *pools.Server) bool { return s.Addr() == a })
 			if i < 0 {
-				next = append(next, pools.NewServer(p.replicaOptions(cfg, line, a, roots)))
+				s := pools.NewServer(p.replicaOptions(cfg, line, a, roots))
+				s.Probe() // reads go to it once it passes (the prober checks it again)
+				next = append(next, s)
 				continue
-			}
-			if cur[i].Down() {
-				cur[i].Preconnect() // back to reads once it answers
 			}
 			next = append(next, cur[i])
 		}
@@ -134,11 +255,14 @@ func (k *replicaKeeper) refresh() {
 }
 
 // replicaOptions are the options of the replica server of line at addr:
-// the line's, without the checks and questions of a primary, and never
-// ejected (a replica down is skipped, see replicaFor).
+// the line's, with the ROLE check of a replica instead of a primary's
+// questions, down at a refusal, and never ejected (a replica not up is
+// skipped, see replicaFor).
 func (p *pool) replicaOptions(cfg *config.Pool, line config.Server, addr string, roots *x509.CertPool) pools.Options {
 	opt := p.baseServerOptions(cfg, line, roots)
 	opt.Addr, opt.AutoEject, opt.FailFast = addr, false, false
+	opt.Handshake, opt.Verify = withRole(opt.Handshake), verifyReplica
+	opt.Refuses = replicaRefuses
 	return opt
 }
 

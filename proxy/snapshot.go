@@ -93,8 +93,10 @@ type ServerSnapshot struct {
 	Name    string // its identity: the name on its line, else host:port (host for port 11211)
 	InRing  bool   // keys are placed on it now (an ejected server leaves the ring unless its pool fails fast)
 	Ejected bool
-	// Down says its last connection failed (a dial, a health check, or a
-	// connection that broke) and none succeeded since.
+	// Down says it is not known to serve: no connection to it or check
+	// of it has succeeded yet, or the last one failed (a dial, a check, a
+	// connection that broke). The proxy checks each server at start and
+	// each server down every second.
 	Down bool
 	// Addr is where it is dialled now: with sentinels, its master's
 	// primary; Failovers counts its moves to another primary.
@@ -212,7 +214,7 @@ func (p *pool) snapshot(bounds []time.Duration) PoolSnapshot {
 	for _, s := range rt.servers {
 		ss := serverSnapshot(s, inRing[s], bounds)
 		for _, r := range p.replicaServers(s.Name()) {
-			if rt.replicaReads && !r.Down() {
+			if rt.replicaReads && r.Up() {
 				ss.Replicas = append(ss.Replicas, r.Addr())
 			}
 		}
@@ -229,7 +231,7 @@ func serverSnapshot(s *pools.Server, inRing bool, bounds []time.Duration) Server
 		Name:              s.Name(),
 		InRing:            inRing,
 		Ejected:           s.Ejected(),
-		Down:              s.Down(),
+		Down:              !s.Up(),
 		Addr:              s.Addr(),
 		Failovers:         st.Failovers.Load(),
 		ServerEOF:         st.ServerEOF.Load(),
@@ -251,7 +253,8 @@ func serverSnapshot(s *pools.Server, inRing bool, bounds []time.Duration) Server
 }
 
 // Reachable says keys placed on the server are served: it is in the ring,
-// not ejected, and its last connection did not fail.
+// not ejected, and not down (a connection to it or a check of it
+// succeeded last).
 func (s *ServerSnapshot) Reachable() bool { return s.InRing && !s.Ejected && !s.Down }
 
 // Ready reports whether the pool serves, and if not, why. A pool is ready

@@ -77,5 +77,8 @@ func FuzzReadReply(f *testing.F) {
 		if _, m, err := ReadInteger(in); m > len(in) || err != nil && m != 0 {
 			t.Fatalf("ReadInteger: %d, %v", m, err)
 		}
+		if v, m, err := ReadBulkString(in); m > len(in) || err != nil && m != 0 || len(v) > m {
+			t.Fatalf("ReadBulkString: %q, %d, %v", v, m, err)
+		}
 	})
 }

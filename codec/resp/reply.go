@@ -237,6 +237,28 @@ func ReadInteger(b []byte) (v int64, n int, err error) {
 	return v, n, nil
 }
 
+// ReadBulkString parses a bulk string reply "$N\r\n<payload>\r\n" at the
+// start of b and returns its payload (aliasing b; nil for the null bulk
+// "$-1\r\n") and its length n; n == 0 with a nil error means more bytes
+// are needed. The proxy uses it to read the fields of a replica's ROLE.
+func ReadBulkString(b []byte) (val []byte, n int, err error) {
+	if len(b) == 0 {
+		return nil, 0, nil
+	}
+	if b[0] != '$' {
+		return nil, 0, gotError(msgExpectedDollar, b[0])
+	}
+	n, err = readBulk(b)
+	if n == 0 || err != nil {
+		return nil, 0, err
+	}
+	_, m, _ := readNumberLine(b)
+	if n == m {
+		return nil, n, nil
+	}
+	return b[m : n-2], n, nil
+}
+
 // IsError reports whether a reply is an error reply: a simple error ('-')
 // or a RESP3 blob error ('!').
 func IsError(reply []byte) bool {

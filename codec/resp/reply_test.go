@@ -184,6 +184,35 @@ func TestReadInteger(t *testing.T) {
 	}
 }
 
+func TestReadBulkString(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		val  string
+		null bool
+		n    int
+		err  string
+	}{
+		{"value", "$5\r\nslave\r\n", "slave", false, 11, ""},
+		{"empty", "$0\r\n\r\n:1\r\n", "", false, 6, ""},
+		{"null", "$-1\r\n", "", true, 5, ""},
+		{"incomplete payload", "$5\r\nsla", "", true, 0, ""},
+		{"incomplete header", "$5", "", true, 0, ""},
+		{"nothing", "", "", true, 0, ""},
+		{"integer", ":1\r\n", "", true, 0, "Protocol error: expected '$', got ':'"},
+		{"bad terminator", "$2\r\nabcd", "", true, 0, msgBulkTerminator},
+		{"bad length", "$x\r\n", "", true, 0, msgInvalidLength},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			val, n, err := ReadBulkString([]byte(tt.in))
+			if string(val) != tt.val || (val == nil) != tt.null || n != tt.n || errText(err) != tt.err {
+				t.Fatalf("got %q (nil %v), %d, %v; want %q (nil %v), %d, %q", val, val == nil, n, err, tt.val, tt.null, tt.n, tt.err)
+			}
+		})
+	}
+}
+
 func TestIsError(t *testing.T) {
 	tests := []struct {
 		name  string

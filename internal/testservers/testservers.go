@@ -225,6 +225,19 @@ func (s *Server) Restart() {
 	s.start()
 }
 
+// RestartWith kills the server and starts it again on the same address,
+// each of extra's options ("--name" and its values) in place of the one of
+// the same name it was started with. It waits only until the port accepts
+// connections: a redis-server loading its dataset answers -LOADING then.
+func (s *Server) RestartWith(extra ...string) {
+	s.tb.Helper()
+	s.Kill()
+	s.mu.Lock()
+	s.args = setOptions(s.args, extra)
+	s.mu.Unlock()
+	s.start()
+}
+
 // WaitListening waits until addr accepts TCP connections.
 func WaitListening(addr string, d time.Duration) error {
 	deadline := time.Now().Add(d)
