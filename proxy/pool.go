@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/failover"
 	"github.com/shardproxy/shardproxy/pools"
-	"github.com/shardproxy/shardproxy/sentinel"
 )
 
 // pool is one configured pool: its listener, its routing (servers,
@@ -48,23 +48,9 @@ type pool struct {
 	// without one. moverMu orders its starts and stops.
 	moverMu sync.Mutex
 	mover   *mover
-	// With sentinels (ha.go), under haMu: the primary per master name
-	// that its servers are dialled at, the masters held while their
-	// failover's outcome is awaited, the masters whose promotion is
-	// awaited, the watcher following the
-	// Sentinels (nil without) with what it follows, and the keeper of
-	// the replicas with replica_reads (replicas.go).
-	haMu           sync.Mutex
-	primaries      map[string]string
-	outcome        map[string]chan struct{} // closed when a held shard's failover has an outcome
-	probing        map[string]bool
-	watcher        *sentinel.Watcher
-	watcherCfg     config.Sentinel
-	watcherMasters []string
-	keeper         *replicaKeeper
-	// replicas are the replica servers per master name
-	// ([]*pools.Server), read per request: a sync.Map, not under haMu.
-	replicas sync.Map
+	// follower follows the pool's shards under Sentinel, and keeps their
+	// replicas with replica_reads (failover.go).
+	follower *failover.Follower
 }
 
 // poolStats are a pool's counters, in nutcracker's terms.
@@ -87,15 +73,13 @@ type poolStats struct {
 
 func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 	p := &pool{
-		cfg:       cfg,
-		log:       log.With("pool", cfg.Name),
-		clients:   map[*client]struct{}{},
-		started:   time.Now(),
-		done:      make(chan struct{}),
-		primaries: map[string]string{},
-		outcome:   map[string]chan struct{}{},
-		probing:   map[string]bool{},
+		cfg:     cfg,
+		log:     log.With("pool", cfg.Name),
+		clients: map[*client]struct{}{},
+		started: time.Now(),
+		done:    make(chan struct{}),
 	}
+	p.follower = failover.New(shards{p}, p.log)
 	p.proto, p.servers = newProto(p)
 	var err error
 	if p.tls, err = clientTLS(cfg); err != nil {
@@ -149,11 +133,11 @@ func (p *pool) newServer(cfg *config.Pool, s config.Server, roots *x509.CertPool
 }
 
 // serverOptions are the options of the pools.Server of one server line of
-// cfg: with sentinels, those of its master's primary (sentinelOptions).
+// cfg: with sentinels, those of its master's primary (failover.Follower.PrimaryOptions).
 func (p *pool) serverOptions(cfg *config.Pool, s config.Server, roots *x509.CertPool) pools.Options {
 	opt := p.baseServerOptions(cfg, s, roots)
 	if cfg.Sentinel.Enabled() {
-		p.sentinelOptions(&opt, s.Ident)
+		p.follower.PrimaryOptions(&opt, s.Ident)
 	}
 	return opt
 }
@@ -334,7 +318,7 @@ func (p *pool) close() {
 		p.park.close()
 	}
 	p.stopMover()
-	p.stopWatcher()
+	p.follower.Close()
 	for _, s := range p.routing().servers {
 		s.Close()
 	}

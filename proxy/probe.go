@@ -60,12 +60,7 @@ func (p *pool) probe() []<-chan struct{} {
 			started = append(started, s.Probe())
 		}
 	}
-	p.replicas.Range(func(_, v any) bool {
-		for _, r := range v.([]*pools.Server) {
-			r.Probe()
-		}
-		return true
-	})
+	p.follower.EachReplica(func(r *pools.Server) { r.Probe() })
 	return started
 }
 

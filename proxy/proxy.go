@@ -126,7 +126,7 @@ func (px *Proxy) startPool(p *pool) []<-chan struct{} {
 	}
 	p.ensureParker()
 	p.setMover()
-	p.setWatcher()
+	p.follow()
 	checks := p.startProber()
 	p.wg.Add(1)
 	go p.serve(p.ln)

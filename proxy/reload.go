@@ -204,7 +204,7 @@ func (px *Proxy) prepare(old []*pool, cfg *config.Config) (*reloadPlan, error) {
 func (px *Proxy) prepareChange(p *pool, pc *config.Pool) (*poolChange, error) {
 	ch := &poolChange{p: p, cfg: pc}
 	cur := p.routing()
-	p.resolvePrimaries(pc)
+	p.follower.Resolve(pc.Sentinel, pc.Servers)
 	var roots *x509.CertPool
 	if pc.ServerTLS.Enabled {
 		var err error
@@ -319,7 +319,7 @@ func (px *Proxy) commitChange(ch *poolChange) {
 	p.rt.Store(ch.rt)
 	p.ringMu.Unlock()
 	p.setMover()
-	p.setWatcher()
+	p.follow()
 	p.probe() // its new servers, without waiting for the prober's tick
 	for _, s := range ch.gone {
 		p.wg.Add(1)

@@ -192,7 +192,7 @@ func (p *pool) snapshot(bounds []time.Duration) PoolSnapshot {
 	}
 	if rt.cfg.Sentinel.Enabled() {
 		ps.Sentinel = true
-		ps.SentinelsUp, ps.Sentinels = p.sentinelsUp()
+		ps.SentinelsUp, ps.Sentinels = p.follower.SentinelsUp()
 	}
 	if rt.mig != nil {
 		ps.MigrationPending = rt.mig.pending.Load()
@@ -213,7 +213,7 @@ func (p *pool) snapshot(bounds []time.Duration) PoolSnapshot {
 	}
 	for _, s := range rt.servers {
 		ss := serverSnapshot(s, inRing[s], bounds)
-		for _, r := range p.replicaServers(s.Name()) {
+		for _, r := range p.follower.Replicas(s.Name()) {
 			if rt.replicaReads && r.Up() {
 				ss.Replicas = append(ss.Replicas, r.Addr())
 			}
