@@ -9,8 +9,8 @@ import (
 
 // str, integer, null and aggregate build expected values.
 func str(k Kind, s string) Value { return Value{Kind: k, Str: []byte(s)} }
-func integer(n int64) Value     { return Value{Kind: KindInteger, Int: n} }
-func null(k Kind) Value         { return Value{Kind: k, Null: true} }
+func integer(n int64) Value      { return Value{Kind: KindInteger, Int: n} }
+func null(k Kind) Value          { return Value{Kind: k, Null: true} }
 func aggregate(k Kind, elems ...Value) Value {
 	if elems == nil {
 		elems = []Value{}
