@@ -4,10 +4,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/shardproxy/shardproxy/codec/resp"
 	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/stats"
 )
 
 // The reshard section measures shardproxy's data migration (migrate_from):
@@ -334,55 +333,33 @@ func arrived(before, after []int64) int64 {
 	return n
 }
 
-// proxyStats are the fields of shardproxy's stats JSON the section reads.
-type proxyStats struct {
-	Reloads        int64  `json:"reloads"`
-	ReloadFailures int64  `json:"reload_failures"`
-	ReloadError    string `json:"reload_error"`
-	Pool           poolStats
-}
-
-// poolStats are a pool's migration counters.
-type poolStats struct {
-	Pending int64 `json:"migration_pending"`
-	Moved   int64 `json:"keys_migrated"`
-	Errors  int64 `json:"migration_errors"`
-}
-
 // fetchProxyStats reads the stats port at addr.
 func fetchProxyStats(addr string) (proxyStats, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return proxyStats{}, fmt.Errorf("stats: %w", err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	b, err := io.ReadAll(c)
+	b, err := stats.Read(addr, 5*time.Second)
 	if err != nil {
 		return proxyStats{}, fmt.Errorf("stats: %w", err)
 	}
 	return parseProxyStats(b)
 }
 
+// proxyStats is a stats document and the section's pool's counters in it.
+type proxyStats struct {
+	*stats.Document
+	Pool stats.Migration
+}
+
 // parseProxyStats decodes a stats document; it fails when the pool has no
 // migration counters.
 func parseProxyStats(b []byte) (proxyStats, error) {
-	var s proxyStats
-	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(b, &s); err != nil {
-		return s, fmt.Errorf("stats: %w", err)
+	doc, err := stats.Parse(b)
+	if err != nil {
+		return proxyStats{}, fmt.Errorf("stats: %w", err)
 	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		return s, fmt.Errorf("stats: %w", err)
+	pool, ok := doc.Pools[reshardPool]
+	if !ok {
+		return proxyStats{}, fmt.Errorf("stats: pool %q has no migration_pending", reshardPool)
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(doc[reshardPool], &fields); err != nil || fields["migration_pending"] == nil {
-		return s, fmt.Errorf("stats: pool %q has no migration_pending", reshardPool)
-	}
-	if err := json.Unmarshal(doc[reshardPool], &s.Pool); err != nil {
-		return s, fmt.Errorf("stats: pool %q: %w", reshardPool, err)
-	}
-	return s, nil
+	return proxyStats{doc, pool}, nil
 }
 
 // appendCommand appends a RESP array of bulk strings: args, then key:k
