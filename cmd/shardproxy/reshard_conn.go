@@ -3,11 +3,9 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"time"
 
@@ -40,12 +38,12 @@ func dialRedis(p *config.Pool, s config.Server) (*respConn, error) {
 	}
 	c.SetDeadline(time.Now().Add(sampleDeadline))
 	if p.ServerTLS.Enabled {
-		tc, err := serverTLSConfig(p, s)
+		roots, err := p.ServerRoots()
 		if err != nil {
 			c.Close()
 			return nil, err
 		}
-		c = tls.Client(c, tc)
+		c = tls.Client(c, p.ServerTLSConfig(s, roots))
 	}
 	rc := &respConn{c: c, r: resp.NewReader(c, maxReply)}
 	var hello [][]string
@@ -66,26 +64,6 @@ func dialRedis(p *config.Pool, s config.Server) (*respConn, error) {
 		}
 	}
 	return rc, nil
-}
-
-// serverTLSConfig is the TLS configuration the pool uses towards s.
-func serverTLSConfig(p *config.Pool, s config.Server) (*tls.Config, error) {
-	st := p.ServerTLS
-	tc := &tls.Config{ServerName: st.ServerName, InsecureSkipVerify: st.Insecure}
-	if tc.ServerName == "" {
-		tc.ServerName = s.Host
-	}
-	if st.CAFile != "" {
-		pem, err := os.ReadFile(st.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("server_tls_ca_file: %w", err)
-		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("server_tls_ca_file %s: no certificate", st.CAFile)
-		}
-	}
-	return tc, nil
 }
 
 // call sends cmds in one write and returns their replies; an error reply
