@@ -79,7 +79,8 @@ func TestReaderReadError(t *testing.T) {
 	}
 }
 
-// TestReaderValuesStay reads random replies in chunks of every size and
+// TestReaderValuesStay reads random replies (several buffers full) in
+// chunks of several sizes and
 // checks each against ParseValue of its frame after all were read: a
 // later read never overwrites an earlier value.
 func TestReaderValuesStay(t *testing.T) {
@@ -87,7 +88,7 @@ func TestReaderValuesStay(t *testing.T) {
 	for round := range 100 {
 		var in []byte
 		var frames [][]byte
-		for i := rnd.IntN(40); i >= 0; i-- {
+		for i := 100 + rnd.IntN(200); i >= 0; i-- {
 			before := len(in)
 			in = appendRandomReply(rnd, in, 0)
 			frames = append(frames, in[before:])
