@@ -80,9 +80,8 @@ func TestReaderReadError(t *testing.T) {
 }
 
 // TestReaderValuesStay reads random replies (several buffers full) in
-// chunks of several sizes and
-// checks each against ParseValue of its frame after all were read: a
-// later read never overwrites an earlier value.
+// chunks of several sizes and checks each against ParseValue of its frame
+// after all were read: a later read never overwrites an earlier value.
 func TestReaderValuesStay(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(5, 6))
 	for round := range 100 {
