@@ -3,12 +3,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -25,6 +22,7 @@ import (
 
 	"github.com/shardproxy/shardproxy/codec/resp"
 	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/stats"
 )
 
 // The reshard section measures shardproxy's data migration (migrate_from):
@@ -335,55 +333,33 @@ func arrived(before, after []int64) int64 {
 	return n
 }
 
-// proxyStats are the fields of shardproxy's stats JSON the section reads.
-type proxyStats struct {
-	Reloads        int64  `json:"reloads"`
-	ReloadFailures int64  `json:"reload_failures"`
-	ReloadError    string `json:"reload_error"`
-	Pool           poolStats
-}
-
-// poolStats are a pool's migration counters.
-type poolStats struct {
-	Pending int64 `json:"migration_pending"`
-	Moved   int64 `json:"keys_migrated"`
-	Errors  int64 `json:"migration_errors"`
-}
-
 // fetchProxyStats reads the stats port at addr.
 func fetchProxyStats(addr string) (proxyStats, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return proxyStats{}, fmt.Errorf("stats: %w", err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	b, err := io.ReadAll(c)
+	b, err := stats.Read(addr, 5*time.Second)
 	if err != nil {
 		return proxyStats{}, fmt.Errorf("stats: %w", err)
 	}
 	return parseProxyStats(b)
 }
 
+// proxyStats is a stats document and the section's pool's counters in it.
+type proxyStats struct {
+	*stats.Document
+	Pool stats.Migration
+}
+
 // parseProxyStats decodes a stats document; it fails when the pool has no
 // migration counters.
 func parseProxyStats(b []byte) (proxyStats, error) {
-	var s proxyStats
-	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(b, &s); err != nil {
-		return s, fmt.Errorf("stats: %w", err)
+	doc, err := stats.Parse(b)
+	if err != nil {
+		return proxyStats{}, fmt.Errorf("stats: %w", err)
 	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		return s, fmt.Errorf("stats: %w", err)
+	pool, ok := doc.Pools[reshardPool]
+	if !ok {
+		return proxyStats{}, fmt.Errorf("stats: pool %q has no migration_pending", reshardPool)
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(doc[reshardPool], &fields); err != nil || fields["migration_pending"] == nil {
-		return s, fmt.Errorf("stats: pool %q has no migration_pending", reshardPool)
-	}
-	if err := json.Unmarshal(doc[reshardPool], &s.Pool); err != nil {
-		return s, fmt.Errorf("stats: pool %q: %w", reshardPool, err)
-	}
-	return s, nil
+	return proxyStats{doc, pool}, nil
 }
 
 // appendCommand appends a RESP array of bulk strings: args, then key:k
@@ -410,45 +386,18 @@ func appendCommand(buf []byte, k int, val []byte, args ...string) []byte {
 	return buf
 }
 
-// reply is one RESP reply: its type byte, and the text of a simple
-// string, error or integer, or the length of a bulk string (-1: nil).
-type reply struct {
-	kind byte
-	text string
-	size int
-}
+// maxReply bounds one reply the section reads.
+const maxReply = 1 << 20
 
-// readReply reads one reply that is not an array; a bulk string's bytes
-// are skipped.
-func readReply(r *bufio.Reader) (reply, error) {
-	line, err := r.ReadSlice('\n')
-	if err != nil {
-		return reply{}, err
+// newReader returns a reader of the replies on c.
+func newReader(c net.Conn) *resp.Reader { return resp.NewReader(c, maxReply) }
+
+// showReply formats a reply for an error message: its type byte and text.
+func showReply(v resp.Value) string {
+	if v.Kind == resp.KindInteger {
+		return string(resp.AppendInt(nil, v.Int))
 	}
-	if len(line) < 3 || line[len(line)-2] != '\r' {
-		return reply{}, fmt.Errorf("malformed reply line %q", line)
-	}
-	rp := reply{kind: line[0], text: string(line[1 : len(line)-2])}
-	switch rp.kind {
-	case '+', '-', ':':
-		return rp, nil
-	case '$':
-	default:
-		return reply{}, fmt.Errorf("unexpected reply %q", line)
-	}
-	if rp.size, err = strconv.Atoi(rp.text); err != nil || rp.size < -1 {
-		return reply{}, fmt.Errorf("malformed bulk length %q", line)
-	}
-	if rp.size >= 0 {
-		if _, err := r.Discard(rp.size); err != nil {
-			return reply{}, err
-		}
-		if end, err := r.ReadSlice('\n'); err != nil || string(end) != "\r\n" {
-			return reply{}, errors.Join(errors.New("bulk string not ended by CRLF"), err)
-		}
-	}
-	rp.text = ""
-	return rp, nil
+	return fmt.Sprintf("%c%s", byte(v.Kind), v.Str)
 }
 
 // dbsize asks the Redis server at addr for its number of keys.
@@ -462,11 +411,12 @@ func dbsize(addr string) (int64, error) {
 	if _, err := c.Write(appendCommand(nil, -1, nil, "DBSIZE")); err != nil {
 		return 0, fmt.Errorf("DBSIZE %s: %w", addr, err)
 	}
-	rp, err := readReply(bufio.NewReader(c))
-	if err != nil || rp.kind != ':' {
-		return 0, fmt.Errorf("DBSIZE %s: reply %q %q, %v", addr, rp.kind, rp.text, err)
+	v, err := newReader(c).ReadValue()
+	n, ok := v.Integer()
+	if err != nil || !ok {
+		return 0, fmt.Errorf("DBSIZE %s: reply %q, %v", addr, showReply(v), err)
 	}
-	return strconv.ParseInt(rp.text, 10, 64)
+	return n, nil
 }
 
 // fill writes keys key:0 ... key:n-1 through the proxy at addr with
@@ -488,7 +438,7 @@ func fillRange(addr string, lo, hi int) error {
 		return err
 	}
 	defer c.Close()
-	r := bufio.NewReader(c)
+	r := newReader(c)
 	var buf []byte
 	for k := lo; k < hi; k += fillBatch {
 		buf = buf[:0]
@@ -501,8 +451,8 @@ func fillRange(addr string, lo, hi int) error {
 			return err
 		}
 		for i := k; i < end; i++ {
-			if rp, err := readReply(r); err != nil || rp.kind != '+' {
-				return fmt.Errorf("SET key:%d: reply %q %q, %v", i, rp.kind, rp.text, err)
+			if v, err := r.ReadValue(); err != nil || v.Kind != resp.KindSimple {
+				return fmt.Errorf("SET key:%d: reply %q, %v", i, showReply(v), err)
 			}
 		}
 	}
@@ -603,7 +553,7 @@ func (l *clientLoad) finish() (before, during loadResult, err error) {
 func (w *loadWorker) run(c net.Conn, keys int, seed uint64, l *clientLoad) {
 	defer c.Close()
 	rng := rand.New(rand.NewPCG(seed, 0x5e7))
-	r := bufio.NewReader(c)
+	r := newReader(c)
 	var buf []byte
 	for !l.stop.Load() {
 		k, set := rng.IntN(keys), rng.IntN(2) == 0
@@ -619,19 +569,19 @@ func (w *loadWorker) run(c net.Conn, keys int, seed uint64, l *clientLoad) {
 			w.err = err
 			return
 		}
-		rp, err := readReply(r)
+		v, err := r.ReadValue()
 		if err != nil {
 			w.err = err
 			return
 		}
 		w.lat[ph] = append(w.lat[ph], time.Since(began))
 		switch {
-		case rp.kind == '-' || (set && rp.kind != '+') || (!set && rp.kind != '$'):
+		case v.IsError() || (set && v.Kind != resp.KindSimple) || (!set && v.Kind != resp.KindBulk):
 			w.errs++
 			if w.firstErr == "" {
-				w.firstErr = string(rp.kind) + rp.text
+				w.firstErr = showReply(v)
 			}
-		case !set && rp.size != reshardValue:
+		case !set && len(v.Str) != reshardValue:
 			w.misses++
 		}
 	}

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/internal/testservers"
+	"github.com/shardproxy/shardproxy/stats"
 )
 
 // TestReshardConfig parses the two configs the section writes with the
@@ -64,53 +64,6 @@ func TestAppendCommand(t *testing.T) {
 				t.Errorf("got %q, want %q", tc.got, tc.want)
 			}
 		})
-	}
-}
-
-func TestReadReply(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		want    reply
-		wantErr bool
-	}{
-		{name: "status", in: "+OK\r\n", want: reply{kind: '+', text: "OK"}},
-		{name: "error", in: "-ERR migrating key\r\n", want: reply{kind: '-', text: "ERR migrating key"}},
-		{name: "integer", in: ":12\r\n", want: reply{kind: ':', text: "12"}},
-		{name: "bulk", in: "$3\r\nabc\r\n", want: reply{kind: '$', size: 3}},
-		{name: "empty bulk", in: "$0\r\n\r\n", want: reply{kind: '$', size: 0}},
-		{name: "nil", in: "$-1\r\n", want: reply{kind: '$', size: -1}},
-		{name: "bulk too short", in: "$3\r\nab", wantErr: true},
-		{name: "bulk without CRLF", in: "$3\r\nabcde\r\n", wantErr: true},
-		{name: "bad length", in: "$x\r\n", wantErr: true},
-		{name: "negative length", in: "$-2\r\n", wantErr: true},
-		{name: "bare LF", in: "+OK\n", wantErr: true},
-		{name: "array", in: "*1\r\n$1\r\na\r\n", wantErr: true},
-		{name: "truncated", in: "+OK", wantErr: true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := readReply(bufio.NewReader(strings.NewReader(tc.in)))
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("err = %v, wantErr %t", err, tc.wantErr)
-			}
-			if !tc.wantErr && got != tc.want {
-				t.Errorf("got %+v, want %+v", got, tc.want)
-			}
-		})
-	}
-}
-
-// TestReadReplyInSequence reads replies back to back, as a pipeline does.
-func TestReadReplyInSequence(t *testing.T) {
-	r := bufio.NewReader(strings.NewReader("$2\r\nab\r\n+OK\r\n$-1\r\n"))
-	for _, want := range []reply{{kind: '$', size: 2}, {kind: '+', text: "OK"}, {kind: '$', size: -1}} {
-		if got, err := readReply(r); err != nil || got != want {
-			t.Fatalf("got %+v, %v; want %+v", got, err, want)
-		}
-	}
-	if _, err := readReply(r); !errors.Is(err, io.EOF) {
-		t.Errorf("after the last reply: %v, want EOF", err)
 	}
 }
 
@@ -182,8 +135,8 @@ func TestParseProxyStats(t *testing.T) {
 	good := `{"service":"nutcracker","reloads":2,"reload_failures":1,"reload_error":"bad",` +
 		`"reshard":{"requests":5,"migration_pending":3,"keys_migrated":40,"migration_errors":1,"a":{"requests":1}}}`
 	s, err := parseProxyStats([]byte(good))
-	want := proxyStats{Reloads: 2, ReloadFailures: 1, ReloadError: "bad", Pool: poolStats{Pending: 3, Moved: 40, Errors: 1}}
-	if err != nil || s != want {
+	want := stats.Migration{Pending: 3, Moved: 40, Errors: 1}
+	if err != nil || s.Reloads != 2 || s.ReloadFailures != 1 || s.ReloadError != "bad" || s.Pool != want {
 		t.Errorf("got %+v, %v; want %+v", s, err, want)
 	}
 	for name, doc := range map[string]string{

@@ -1,7 +1,6 @@
 package sentinel
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -25,7 +24,7 @@ var longAgo = time.Unix(1, 0)
 type conn struct {
 	addr    string
 	nc      net.Conn
-	r       *bufio.Reader
+	r       *resp.Reader
 	timeout time.Duration // for each exchange of commands and replies
 	buf     []byte
 }
@@ -38,7 +37,7 @@ func dial(ctx context.Context, addr string, opt *Options) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{addr: addr, nc: nc, r: bufio.NewReader(nc), timeout: opt.Timeout}
+	c := &conn{addr: addr, nc: nc, r: resp.NewReader(nc, maxReply), timeout: opt.Timeout}
 	if opt.Password == "" {
 		return c, nil
 	}
@@ -94,6 +93,72 @@ func (c *conn) do(ctx context.Context, cmds ...[]string) ([]any, error) {
 		return nil, err
 	}
 	return replies, nil
+}
+
+// maxReply bounds one reply from a Sentinel, whose replies are small: a
+// longer one is a protocol error rather than memory spent on a broken or
+// hostile peer. The codec bounds the nesting (resp.MaxReplyDepth).
+const maxReply = 1 << 24
+
+// replyError is an error reply ("-ERR ...") from a Sentinel. It is a value
+// of the reply, not a failure of the connection, which stays usable.
+type replyError string
+
+func (e replyError) Error() string { return string(e) }
+
+// errProtocol marks a reply that is not valid RESP2; the connection is
+// then out of step and must be closed.
+var errProtocol = errors.New("sentinel: protocol error")
+
+// readReply reads one RESP2 reply from r: a string for a simple or bulk
+// string, int64 for an integer, nil for a null bulk string or array, []any
+// for an array, and a replyError for an error reply. An error return is a
+// read failure (io.EOF between replies, io.ErrUnexpectedEOF inside one),
+// or malformed input or a reply of a RESP3 type (wrapping errProtocol);
+// after it the connection is no longer in step.
+func readReply(r *resp.Reader) (any, error) {
+	v, err := r.ReadValue()
+	var malformed *resp.Error
+	if errors.As(err, &malformed) {
+		return nil, fmt.Errorf("%w: %v", errProtocol, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return plain(v)
+}
+
+// plain turns a reply into the values readReply returns.
+func plain(v resp.Value) (any, error) {
+	if v.Attrs != nil {
+		return nil, fmt.Errorf("%w: RESP3 attribute", errProtocol)
+	}
+	switch v.Kind {
+	case resp.KindSimple:
+		return string(v.Str), nil
+	case resp.KindError:
+		return replyError(v.Str), nil
+	case resp.KindInteger:
+		return v.Int, nil
+	case resp.KindBulk:
+		if v.Null {
+			return nil, nil
+		}
+		return string(v.Str), nil
+	case resp.KindArray:
+		if v.Null {
+			return nil, nil
+		}
+		a := make([]any, len(v.Elems))
+		for i, e := range v.Elems {
+			var err error
+			if a[i], err = plain(e); err != nil {
+				return nil, err
+			}
+		}
+		return a, nil
+	}
+	return nil, fmt.Errorf("%w: unexpected reply type %q", errProtocol, byte(v.Kind))
 }
 
 // contextErr is ctx.Err(), or context.DeadlineExceeded as soon as ctx's

@@ -3,11 +3,9 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"time"
 
@@ -18,9 +16,14 @@ import (
 // respConn is a connection to a Redis server that sends pipelines of
 // commands and reads their replies whole.
 type respConn struct {
-	c   net.Conn
-	buf []byte // read, not yet returned
+	c net.Conn
+	r *resp.Reader
 }
+
+// maxReply bounds one reply from a server: far above a SCAN reply of
+// COUNT 1000 keys, each at most Redis's proto-max-bulk-len (512 MiB) by
+// default.
+const maxReply = 1 << 30
 
 // dialRedis connects to s as pool p does: TLS when server_tls is on, then
 // AUTH and SELECT.
@@ -35,14 +38,14 @@ func dialRedis(p *config.Pool, s config.Server) (*respConn, error) {
 	}
 	c.SetDeadline(time.Now().Add(sampleDeadline))
 	if p.ServerTLS.Enabled {
-		tc, err := serverTLSConfig(p, s)
+		roots, err := p.ServerRoots()
 		if err != nil {
 			c.Close()
 			return nil, err
 		}
-		c = tls.Client(c, tc)
+		c = tls.Client(c, p.ServerTLSConfig(s, roots))
 	}
-	rc := &respConn{c: c}
+	rc := &respConn{c: c, r: resp.NewReader(c, maxReply)}
 	var hello [][]string
 	if p.RedisAuth != "" {
 		auth := []string{"AUTH", p.RedisAuth}
@@ -63,29 +66,9 @@ func dialRedis(p *config.Pool, s config.Server) (*respConn, error) {
 	return rc, nil
 }
 
-// serverTLSConfig is the TLS configuration the pool uses towards s.
-func serverTLSConfig(p *config.Pool, s config.Server) (*tls.Config, error) {
-	st := p.ServerTLS
-	tc := &tls.Config{ServerName: st.ServerName, InsecureSkipVerify: st.Insecure}
-	if tc.ServerName == "" {
-		tc.ServerName = s.Host
-	}
-	if st.CAFile != "" {
-		pem, err := os.ReadFile(st.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("server_tls_ca_file: %w", err)
-		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("server_tls_ca_file %s: no certificate", st.CAFile)
-		}
-	}
-	return tc, nil
-}
-
 // call sends cmds in one write and returns their replies; an error reply
 // to any of them is returned as an error naming the command.
-func (rc *respConn) call(cmds ...[]string) ([][]byte, error) {
+func (rc *respConn) call(cmds ...[]string) ([]resp.Value, error) {
 	var out []byte
 	for _, cmd := range cmds {
 		args := make([][]byte, len(cmd))
@@ -99,51 +82,26 @@ func (rc *respConn) call(cmds ...[]string) ([][]byte, error) {
 		return nil, err
 	}
 	for i, r := range replies {
-		if resp.IsError(r) {
-			return nil, fmt.Errorf("%s: %s", cmds[i][0], bytes.TrimSpace(r[1:]))
+		if r.IsError() {
+			return nil, fmt.Errorf("%s: %s", cmds[i][0], bytes.TrimSpace(r.Str))
 		}
 	}
 	return replies, nil
 }
 
 // pipeline writes req and reads n replies.
-func (rc *respConn) pipeline(req []byte, n int) ([][]byte, error) {
+func (rc *respConn) pipeline(req []byte, n int) ([]resp.Value, error) {
 	if _, err := rc.c.Write(req); err != nil {
 		return nil, err
 	}
-	replies := make([][]byte, 0, n)
-	chunk := make([]byte, 64<<10)
-	for len(replies) < n {
-		m, err := resp.ReadReply(rc.buf)
-		if err != nil {
+	replies := make([]resp.Value, n)
+	for i := range replies {
+		var err error
+		if replies[i], err = rc.r.ReadValue(); err != nil {
 			return nil, err
 		}
-		if m > 0 {
-			replies = append(replies, rc.buf[:m:m])
-			rc.buf = rc.buf[m:]
-			continue
-		}
-		k, err := rc.c.Read(chunk)
-		if k == 0 && err != nil {
-			return nil, err
-		}
-		rc.buf = append(rc.buf, chunk[:k]...)
 	}
 	return replies, nil
-}
-
-// bulk returns the content of a bulk string reply; ok is false for a null
-// or any other reply.
-func bulk(r []byte) (b []byte, ok bool) {
-	if len(r) < 4 || r[0] != '$' {
-		return nil, false
-	}
-	nl := bytes.IndexByte(r, '\n')
-	size, err := strconv.Atoi(string(r[1 : nl-1]))
-	if err != nil || size < 0 || nl+1+size > len(r) {
-		return nil, false
-	}
-	return r[nl+1 : nl+1+size], true
 }
 
 // scanAll reads keys with SCAN until the cursor comes back to 0 or limit
@@ -156,9 +114,9 @@ func (rc *respConn) scanAll(limit int) (keys [][]byte, all bool, err error) {
 		if err != nil {
 			return nil, false, err
 		}
-		next, batch, err := scanReply(r[0])
+		next, batch, err := resp.ParseScan(r[0])
 		if err != nil {
-			return nil, false, err
+			return nil, false, errors.New("SCAN: unexpected reply")
 		}
 		for _, k := range batch {
 			if !seen[string(k)] && len(keys) < limit {
@@ -166,41 +124,10 @@ func (rc *respConn) scanAll(limit int) (keys [][]byte, all bool, err error) {
 				keys = append(keys, k)
 			}
 		}
-		if cursor = next; cursor == "0" || len(keys) >= limit {
+		if cursor = string(next); cursor == "0" || len(keys) >= limit {
 			return keys, cursor == "0", nil
 		}
 	}
-}
-
-// scanReply splits a SCAN reply into the next cursor and the keys.
-func scanReply(r []byte) (cursor string, keys [][]byte, err error) {
-	bad := errors.New("SCAN: unexpected reply")
-	if c, n, err := resp.ReadArrayHeader(r); err != nil || c != 2 {
-		return "", nil, bad
-	} else {
-		r = r[n:]
-	}
-	m, err := resp.ReadReply(r)
-	cur, ok := bulk(r[:m])
-	if err != nil || !ok {
-		return "", nil, bad
-	}
-	r = r[m:]
-	count, n, err := resp.ReadArrayHeader(r)
-	if err != nil {
-		return "", nil, bad
-	}
-	r = r[n:]
-	for range count {
-		m, err := resp.ReadReply(r)
-		k, ok := bulk(r[:m])
-		if err != nil || !ok {
-			return "", nil, bad
-		}
-		keys = append(keys, k)
-		r = r[m:]
-	}
-	return string(cur), keys, nil
 }
 
 // randomKeys asks RANDOMKEY limit times in one pipeline: a sample with
@@ -216,7 +143,7 @@ func (rc *respConn) randomKeys(limit int) ([][]byte, error) {
 	}
 	var keys [][]byte
 	for _, reply := range r {
-		if k, ok := bulk(reply); ok {
+		if k, ok := reply.Bulk(); ok {
 			keys = append(keys, k)
 		}
 	}
@@ -239,10 +166,10 @@ func (rc *respConn) memoryUsage(keys [][]byte) []int64 {
 	}
 	sizes := make([]int64, len(keys))
 	for i, reply := range r {
-		if resp.IsError(reply) {
+		if reply.IsError() {
 			return nil
 		}
-		sizes[i], _, _ = resp.ReadInteger(reply) // a null: the key went away
+		sizes[i], _ = reply.Integer() // a null: the key went away
 	}
 	return sizes
 }

@@ -5,8 +5,6 @@ import (
 	"io"
 	"sync"
 	"time"
-
-	"github.com/shardproxy/shardproxy/codec/resp"
 )
 
 // ownerSample is what the keys sampled on one old owner say.
@@ -53,8 +51,9 @@ func (o *ownerSample) sample(pl *poolPlan, limit int) error {
 	if err != nil {
 		return err
 	}
-	if o.dbsize, _, err = resp.ReadInteger(r[0]); err != nil {
-		return fmt.Errorf("DBSIZE: %w", err)
+	var ok bool
+	if o.dbsize, ok = r[0].Integer(); !ok {
+		return fmt.Errorf("DBSIZE: unexpected reply %q", r[0].Str)
 	}
 	var keys [][]byte
 	if o.dbsize <= int64(limit) {

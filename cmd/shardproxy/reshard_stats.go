@@ -1,11 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"slices"
 	"strings"
@@ -13,66 +11,26 @@ import (
 	"time"
 
 	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/stats"
 )
-
-// proxyStats is what one proxy's stats JSON tells of its migrations.
-type proxyStats struct {
-	digest string
-	pools  map[string]migrationCounters // pools reporting migration counters
-}
-
-// migrationCounters are a pool's migration_pending, keys_migrated and
-// migration_errors.
-type migrationCounters struct {
-	Pending int64 `json:"migration_pending"`
-	Moved   int64 `json:"keys_migrated"`
-	Errors  int64 `json:"migration_errors"`
-	// Started is migration_started (1 once the pool routes by the new
-	// placement, from migrate_from's start_at), nil from a proxy without
-	// the field.
-	Started *int64 `json:"migration_started"`
-}
-
-// waiting reports whether the pool's migration waits for its start_at.
-func (c migrationCounters) waiting() bool {
-	return c.Started != nil && *c.Started == 0 && c.Pending > 0
-}
 
 // statsFetchTimeout bounds one read of a stats port.
 const statsFetchTimeout = 5 * time.Second
 
 // fetchStats reads the stats JSON a proxy's stats port answers with.
-func fetchStats(addr string, timeout time.Duration) (*proxyStats, error) {
-	c, err := net.DialTimeout("tcp", addr, timeout)
+func fetchStats(addr string, timeout time.Duration) (*stats.Document, error) {
+	b, err := stats.Read(addr, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("unreachable on its stats port: %w", err)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(timeout))
-	b, err := io.ReadAll(io.LimitReader(c, 64<<20))
+	doc, err := stats.Parse(b)
 	if err != nil {
-		return nil, fmt.Errorf("unreachable on its stats port: %w", err)
-	}
-	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("its stats port answers no stats JSON: %w", err)
 	}
-	ps := &proxyStats{pools: map[string]migrationCounters{}}
-	if err := json.Unmarshal(doc["config_digest"], &ps.digest); err != nil || ps.digest == "" {
+	if doc.Digest == "" {
 		return nil, errors.New("its stats have no config_digest: not a shardproxy (nutcracker has no migrations)")
 	}
-	for name, raw := range doc {
-		var fields map[string]json.RawMessage
-		if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &fields) != nil || fields["migration_pending"] == nil {
-			continue
-		}
-		var mc migrationCounters
-		if err := json.Unmarshal(raw, &mc); err != nil {
-			return nil, fmt.Errorf("pool %q: %w", name, err)
-		}
-		ps.pools[name] = mc
-	}
-	return ps, nil
+	return doc, nil
 }
 
 // watch is the state of "reshard --stats" between two looks.
@@ -142,8 +100,8 @@ func watchStats(cfg *config.Config, o *reshardOptions, addrs []string, w io.Writ
 
 // lookAll reads every proxy's stats at once; the first failure is
 // returned, naming its proxy.
-func lookAll(addrs []string, timeout time.Duration) ([]*proxyStats, error) {
-	snaps := make([]*proxyStats, len(addrs))
+func lookAll(addrs []string, timeout time.Duration) ([]*stats.Document, error) {
+	snaps := make([]*stats.Document, len(addrs))
 	errs := make([]error, len(addrs))
 	var wg sync.WaitGroup
 	for i, a := range addrs {
@@ -164,15 +122,15 @@ func lookAll(addrs []string, timeout time.Duration) ([]*proxyStats, error) {
 
 // checkDigests requires every proxy to run the same file, and the file of
 // -c when given.
-func (wt *watch) checkDigests(snaps []*proxyStats) error {
+func (wt *watch) checkDigests(snaps []*stats.Document) error {
 	for i, s := range snaps {
-		if wt.cfg != nil && s.digest != wt.cfg.Digest {
+		if wt.cfg != nil && s.Digest != wt.cfg.Digest {
 			return fmt.Errorf("config digest mismatch: proxy %s runs config_digest %s, not %s of %s: "+
-				"every proxy must run the file with migrate_from; reload it", wt.addrs[i], s.digest, wt.cfg.Digest, wt.o.confFile)
+				"every proxy must run the file with migrate_from; reload it", wt.addrs[i], s.Digest, wt.cfg.Digest, wt.o.confFile)
 		}
-		if s.digest != snaps[0].digest {
+		if s.Digest != snaps[0].Digest {
 			return fmt.Errorf("config digest mismatch: proxy %s runs config_digest %s but proxy %s runs %s: "+
-				"every proxy must run the same file; reload the one that differs", wt.addrs[0], snaps[0].digest, wt.addrs[i], s.digest)
+				"every proxy must run the same file; reload the one that differs", wt.addrs[0], snaps[0].Digest, wt.addrs[i], s.Digest)
 		}
 	}
 	return nil
@@ -180,7 +138,7 @@ func (wt *watch) checkDigests(snaps []*proxyStats) error {
 
 // choosePools picks the pools to watch: --pool, else the file's pools
 // with migrate_from, else every pool the proxies report.
-func (wt *watch) choosePools(snaps []*proxyStats) error {
+func (wt *watch) choosePools(snaps []*stats.Document) error {
 	switch {
 	case wt.o.pool != "":
 		wt.pools = []string{wt.o.pool}
@@ -192,7 +150,7 @@ func (wt *watch) choosePools(snaps []*proxyStats) error {
 			return fmt.Errorf("%s has no pool with migrate_from: nothing to watch", wt.o.confFile)
 		}
 	default:
-		for name := range snaps[0].pools {
+		for name := range snaps[0].Pools {
 			wt.pools = append(wt.pools, name)
 		}
 		slices.Sort(wt.pools)
@@ -201,20 +159,20 @@ func (wt *watch) choosePools(snaps []*proxyStats) error {
 		}
 	}
 	fmt.Fprintf(wt.w, "watching pool %s on %s (config_digest %s)\n",
-		strings.Join(wt.pools, ", "), plural(len(snaps), "proxy", "proxies"), snaps[0].digest)
+		strings.Join(wt.pools, ", "), plural(len(snaps), "proxy", "proxies"), snaps[0].Digest)
 	return nil
 }
 
 // report prints the progress of one look and whether the migration is
 // complete; rising migration_errors are printed, and are an error with
 // --fail-on-error.
-func (wt *watch) report(snaps []*proxyStats, now time.Time) (complete bool, err error) {
+func (wt *watch) report(snaps []*stats.Document, now time.Time) (complete bool, err error) {
 	var pending, moved, errs, owners int64
 	var rising []string
 	waiting := 0
 	for i, s := range snaps {
 		for _, pool := range wt.pools {
-			c, ok := s.pools[pool]
+			c, ok := s.Pools[pool]
 			if !ok {
 				return false, fmt.Errorf("proxy %s has no redis pool %q", wt.addrs[i], pool)
 			}
@@ -227,7 +185,7 @@ func (wt *watch) report(snaps []*proxyStats, now time.Time) (complete bool, err 
 				wt.println(fmt.Sprintf("proxy %s pool %s: migration_errors %d before this watch", wt.addrs[i], pool, c.Errors))
 			}
 			wt.errs[k] = c.Errors
-			if c.waiting() {
+			if c.Waiting() {
 				waiting++
 			}
 			pending, moved, errs, owners = pending+c.Pending, moved+c.Moved, errs+c.Errors, owners+wt.maxPend[k]
@@ -305,11 +263,11 @@ func (wt *watch) endLine() {
 }
 
 // pendingText says which proxies and pools still have old owners to scan.
-func (wt *watch) pendingText(snaps []*proxyStats) string {
+func (wt *watch) pendingText(snaps []*stats.Document) string {
 	var parts []string
 	for i, s := range snaps {
 		for _, pool := range wt.pools {
-			if n := s.pools[pool].Pending; n > 0 {
+			if n := s.Pools[pool].Pending; n > 0 {
 				parts = append(parts, fmt.Sprintf("proxy %s pool %s: migration_pending %d", wt.addrs[i], pool, n))
 			}
 		}

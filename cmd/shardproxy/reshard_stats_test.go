@@ -13,6 +13,7 @@ import (
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
+	"github.com/shardproxy/shardproxy/stats"
 )
 
 // startInProcess starts a proxy in this process on the file at path, with
@@ -272,9 +273,9 @@ func TestReshardStatsTerminal(t *testing.T) {
 	var out strings.Builder
 	wt := &watch{o: &reshardOptions{}, addrs: []string{"p1"}, pools: []string{"alpha"}, w: &out, tty: true,
 		start: time.Now(), maxPend: map[string]int64{}, errs: map[string]int64{}}
-	looks := []migrationCounters{{Pending: 2}, {Pending: 1, Moved: 10, Errors: 1}, {Pending: 0, Moved: 20, Errors: 1}}
+	looks := []stats.Migration{{Pending: 2}, {Pending: 1, Moved: 10, Errors: 1}, {Pending: 0, Moved: 20, Errors: 1}}
 	for i, c := range looks {
-		complete, err := wt.report([]*proxyStats{{digest: "d", pools: map[string]migrationCounters{"alpha": c}}}, time.Now())
+		complete, err := wt.report([]*stats.Document{{Digest: "d", Pools: map[string]stats.Migration{"alpha": c}}}, time.Now())
 		if err != nil || complete != (i == len(looks)-1) {
 			t.Fatalf("look %d: complete %v, %v", i, complete, err)
 		}

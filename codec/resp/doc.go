@@ -15,4 +15,11 @@
 // are framed by ReadReply, which knows every RESP2 and RESP3 type and nests
 // iteratively up to a fixed depth. The proxy forwards the raw bytes of each
 // frame unchanged; only inline requests are re-encoded, with AppendCommand.
+//
+// Code off the hot path that needs a reply's contents (the Sentinel
+// client, the reshard command, the migration's SCANs, test helpers)
+// decodes it once framed: ParseValue turns a framed reply into a Value
+// (allocating in proportion to the reply's length, not to what it
+// claims), ParseScan reads a SCAN reply, and a Reader reads values from a
+// connection with a bound on each reply's size.
 package resp

@@ -82,3 +82,35 @@ func FuzzReadReply(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseValue checks that ParseValue never panics, takes exactly the
+// bytes ReadReply frames and fails exactly when it fails, and that a
+// Reader reading the input in small pieces gets the same value.
+func FuzzParseValue(f *testing.F) {
+	for _, seed := range []string{
+		"+OK\r\n", "-ERR x\r\n", ":1\r\n", "$3\r\nabc\r\n", "$-1\r\n", "*-1\r\n", "*2\r\n:1\r\n*1\r\n+x\r\n",
+		"_\r\n", ",1.5\r\n", "#t\r\n", "!3\r\nERR\r\n", "=7\r\ntxt:abc\r\n", "(12345\r\n",
+		"%1\r\n+a\r\n:1\r\n", "~1\r\n+a\r\n", ">2\r\n+a\r\n+b\r\n", "|1\r\n+a\r\n:1\r\n+OK\r\n",
+		"*2\r\n$1\r\n0\r\n*1\r\n$1\r\nk\r\n", strings.Repeat("*1\r\n", 1001) + ":1\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		v, n, err := ParseValue(in)
+		rn, rerr := ReadReply(in)
+		if n != rn || (err == nil) != (rerr == nil) || err != nil && err.Error() != rerr.Error() {
+			t.Fatalf("ParseValue: n=%d err=%v; ReadReply: n=%d err=%v", n, err, rn, rerr)
+		}
+		if n == 0 {
+			if !reflect.DeepEqual(v, Value{}) {
+				t.Fatalf("no reply, but a value %s", show(v))
+			}
+			return
+		}
+		ParseScan(v)
+		got, err := NewReader(&chunkReader{in: in, chunk: 3}, len(in)).ReadValue()
+		if err != nil || !reflect.DeepEqual(got, v) {
+			t.Fatalf("Reader: %s, %v; ParseValue: %s", show(got), err, show(v))
+		}
+	})
+}

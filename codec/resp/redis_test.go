@@ -1,15 +1,18 @@
-package resp
+package resp_test
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
+	"github.com/shardproxy/shardproxy/codec/resp"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
@@ -29,20 +32,17 @@ func dial(t *testing.T, addr string) net.Conn {
 // a real redis-server and checks that it answers "-ERR " + our message.
 func TestRedisAgrees(t *testing.T) {
 	srv := testservers.Redis(t)
-	for _, tt := range malformedRequests {
-		if !tt.redis || tt.lim != (Limits{}) {
-			continue
-		}
-		t.Run(tt.name, func(t *testing.T) {
+	for _, tt := range resp.RedisMalformedRequests() {
+		t.Run(tt.Name, func(t *testing.T) {
 			c := dial(t, srv.Addr)
-			if _, err := c.Write([]byte(tt.in)); err != nil {
+			if _, err := c.Write([]byte(tt.In)); err != nil {
 				t.Fatal(err)
 			}
 			line, err := bufio.NewReader(c).ReadString('\n')
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := "-ERR " + tt.msg + "\r\n"; line != want {
+			if want := "-ERR " + tt.Msg + "\r\n"; line != want {
 				t.Fatalf("redis answered %q, we say %q", line, want)
 			}
 		})
@@ -51,7 +51,7 @@ func TestRedisAgrees(t *testing.T) {
 
 // TestRedisSplitsInlineLikeUs sends inline lines to redis-server as the
 // arguments of RPUSH, reads them back with LRANGE, and compares them with
-// ReadRequest's arguments.
+// resp.ReadRequest's arguments.
 func TestRedisSplitsInlineLikeUs(t *testing.T) {
 	srv := testservers.Redis(t)
 	lines := []string{
@@ -62,19 +62,19 @@ func TestRedisSplitsInlineLikeUs(t *testing.T) {
 	r := bufio.NewReader(c)
 	for i, line := range lines {
 		key := "list" + strconv.Itoa(i)
-		var req Request
+		var req resp.Request
 		in := []byte("RPUSH " + key + " " + line + "\r\n")
-		if n, err := ReadRequest(in, &req, Limits{}); n != len(in) || err != nil {
+		if n, err := resp.ReadRequest(in, &req, resp.Limits{}); n != len(in) || err != nil {
 			t.Fatalf("%q: n=%d err=%v", line, n, err)
 		}
-		ours := argStrings(req.Args[2:])
+		ours := resp.ArgStrings(req.Args[2:])
 		if _, err := c.Write(in); err != nil {
 			t.Fatal(err)
 		}
 		if reply, err := r.ReadString('\n'); err != nil || reply[0] != ':' {
 			t.Fatalf("%q: RPUSH answered %q, %v", line, reply, err)
 		}
-		if _, err := c.Write(AppendCommand(nil, []byte("LRANGE"), []byte(key), []byte("0"), []byte("-1"))); err != nil {
+		if _, err := c.Write(resp.AppendCommand(nil, []byte("LRANGE"), []byte(key), []byte("0"), []byte("-1"))); err != nil {
 			t.Fatal(err)
 		}
 		theirs := readBulkArray(t, r)
@@ -110,7 +110,7 @@ func readBulkArray(t *testing.T, r *bufio.Reader) []string {
 }
 
 // TestRedisRepliesFrame sends commands whose replies cover every RESP2 and
-// RESP3 type to a real redis-server, and checks that ReadReply frames the
+// RESP3 type to a real redis-server, and checks that resp.ReadReply frames the
 // stream into exactly one reply per command, with the expected type, both
 // on the whole stream and when it arrives byte by byte.
 func TestRedisRepliesFrame(t *testing.T) {
@@ -143,7 +143,7 @@ func TestRedisRepliesFrame(t *testing.T) {
 	pos := 0
 	var lengths []int
 	for i, typ := range types {
-		n, err := ReadReply(stream[pos:])
+		n, err := resp.ReadReply(stream[pos:])
 		if err != nil || n == 0 {
 			t.Fatalf("reply %d: n=%d err=%v at %q", i, n, err, stream[pos:])
 		}
@@ -156,8 +156,16 @@ func TestRedisRepliesFrame(t *testing.T) {
 	if pos != len(stream) {
 		t.Fatalf("%d bytes left after %d replies: %q", len(stream)-pos, len(types), stream[pos:])
 	}
-	if got, err := feedReplies(stream, 1); err != nil || !reflect.DeepEqual(got, lengths) {
+	if got, err := resp.FeedReplies(stream, 1); err != nil || !reflect.DeepEqual(got, lengths) {
 		t.Fatalf("byte by byte: %v, %v; all at once: %v", got, err, lengths)
+	}
+	// A Reader decodes the same replies, of the same types.
+	r := resp.NewReader(iotest.OneByteReader(bytes.NewReader(stream)), len(stream))
+	for i, typ := range types {
+		v, err := r.ReadValue()
+		if err != nil || byte(v.Kind) != typ && !(typ == '|' && v.Attrs != nil) {
+			t.Fatalf("reply %d: kind %q attrs %d, %v; want type %c", i, byte(v.Kind), len(v.Attrs), err, typ)
+		}
 	}
 }
 
@@ -169,7 +177,7 @@ func readReplies(t *testing.T, conn net.Conn, want int) []byte {
 	for {
 		got, pos := 0, 0
 		for {
-			n, err := ReadReply(stream[pos:])
+			n, err := resp.ReadReply(stream[pos:])
 			if err != nil {
 				t.Fatalf("after %d replies: %v at %q", got, err, stream[pos:])
 			}

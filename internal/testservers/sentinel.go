@@ -1,10 +1,8 @@
 package testservers
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -16,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shardproxy/shardproxy/codec/resp"
 )
 
 // RedisReplica starts redis-server on a free port of 127.0.0.1 as a replica
@@ -421,7 +421,7 @@ func query(addr, password string, args ...string) (any, error) {
 	if _, err := c.Write(b); err != nil {
 		return nil, err
 	}
-	r := bufio.NewReader(c)
+	r := resp.NewReader(c, maxReply)
 	if password != "" {
 		if _, err := readReply(r); err != nil {
 			return nil, fmt.Errorf("auth: %w", err)
@@ -431,50 +431,45 @@ func query(addr, password string, args ...string) (any, error) {
 }
 
 func appendCommand(b []byte, args ...string) []byte {
-	b = fmt.Appendf(b, "*%d\r\n", len(args))
+	b = resp.AppendArray(b, len(args))
 	for _, a := range args {
-		b = fmt.Appendf(b, "$%d\r\n%s\r\n", len(a), a)
+		b = resp.AppendBulkString(b, a)
 	}
 	return b
 }
 
+// maxReply bounds one reply read from a test server.
+const maxReply = 64 << 20
+
 // readReply reads one RESP2 reply: a string for a simple or bulk string,
 // int64 for an integer, nil for a null, []any for an array; an error reply
-// is returned as the error.
-func readReply(r *bufio.Reader) (any, error) {
-	line, err := r.ReadString('\n')
+// (anywhere in the reply) is returned as the error.
+func readReply(r *resp.Reader) (any, error) {
+	v, err := r.ReadValue()
 	if err != nil {
 		return nil, err
 	}
-	line = strings.TrimSuffix(line, "\r\n")
-	if line == "" {
-		return nil, errors.New("empty reply line")
-	}
-	switch line[0] {
-	case '+':
-		return line[1:], nil
-	case '-':
-		return nil, errors.New(line[1:])
-	case ':':
-		return strconv.ParseInt(line[1:], 10, 64)
-	}
-	n, err := strconv.Atoi(line[1:])
-	if err != nil || (line[0] != '$' && line[0] != '*') {
-		return nil, fmt.Errorf("malformed reply line %q", line)
-	}
-	if n < 0 {
+	return plain(v)
+}
+
+// plain turns a reply into the values readReply returns.
+func plain(v resp.Value) (any, error) {
+	switch {
+	case v.IsError():
+		return nil, errors.New(string(v.Str))
+	case v.Null:
 		return nil, nil
+	case v.Kind == resp.KindSimple || v.Kind == resp.KindBulk:
+		return string(v.Str), nil
+	case v.Kind == resp.KindInteger:
+		return v.Int, nil
+	case v.Kind != resp.KindArray:
+		return nil, fmt.Errorf("unexpected reply type %q", byte(v.Kind))
 	}
-	if line[0] == '$' {
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return nil, err
-		}
-		return string(buf[:n]), nil
-	}
-	a := make([]any, n)
-	for i := range a {
-		if a[i], err = readReply(r); err != nil {
+	a := make([]any, len(v.Elems))
+	for i, e := range v.Elems {
+		var err error
+		if a[i], err = plain(e); err != nil {
 			return nil, err
 		}
 	}
