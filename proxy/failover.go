@@ -54,7 +54,7 @@ func (sh shards) Options(master, addr string) (pools.Options, error) {
 	if i < 0 {
 		return pools.Options{}, fmt.Errorf("pool %q: no server named %s", cfg.Name, master)
 	}
-	roots, err := serverRoots(cfg)
+	roots, err := cfg.ServerRoots()
 	if err != nil {
 		return pools.Options{}, err
 	}
@@ -106,7 +106,7 @@ func (p *pool) resolveServers() error {
 		return nil
 	}
 	p.follower.Resolve(cur.cfg.Sentinel, cur.cfg.Servers)
-	roots, err := serverRoots(cur.cfg)
+	roots, err := cur.cfg.ServerRoots()
 	if err != nil {
 		return err
 	}

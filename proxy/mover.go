@@ -61,7 +61,7 @@ func (p *pool) setMover() {
 	if closed || rt.mig == nil || rt.mig.complete.Load() {
 		return
 	}
-	roots, err := serverRoots(rt.cfg)
+	roots, err := rt.cfg.ServerRoots()
 	if err != nil {
 		p.log.Error("migration: the mover cannot start", "err", err)
 		return

@@ -82,10 +82,10 @@ func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 	p.follower = failover.New(shards{p}, p.log)
 	p.proto, p.servers = newProto(p)
 	var err error
-	if p.tls, err = clientTLS(cfg); err != nil {
+	if p.tls, err = cfg.ClientTLSConfig(); err != nil {
 		return nil, err
 	}
-	roots, err := serverRoots(cfg)
+	roots, err := cfg.ServerRoots()
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +152,7 @@ func (p *pool) baseServerOptions(cfg *config.Pool, s config.Server, roots *x509.
 		Connections:  cfg.ServerConnections,
 		Timeout:      cfg.Timeout,
 		KeepAlive:    cfg.TCPKeepalive,
-		TLS:          serverTLS(cfg, s, roots),
+		TLS:          cfg.ServerTLSConfig(s, roots),
 		Handshake:    p.servers.handshake(cfg),
 		Ping:         p.servers.ping(),
 		Frame:        p.servers.framer(),

@@ -208,7 +208,7 @@ func (px *Proxy) prepareChange(p *pool, pc *config.Pool) (*poolChange, error) {
 	var roots *x509.CertPool
 	if pc.ServerTLS.Enabled {
 		var err error
-		if roots, err = serverRoots(pc); err != nil {
+		if roots, err = pc.ServerRoots(); err != nil {
 			return ch, err
 		}
 	}
@@ -242,7 +242,7 @@ func (px *Proxy) prepareChange(p *pool, pc *config.Pool) (*poolChange, error) {
 	}
 	ch.rt = rt
 	if !p.cfg.SameListener(pc) {
-		tc, err := clientTLS(pc)
+		tc, err := pc.ClientTLSConfig()
 		if err != nil {
 			return ch, err
 		}
