@@ -123,6 +123,20 @@ func NewServer(opt Options) *Server {
 	return s
 }
 
+// Dedicated returns a new Server to the same server as s, at its address
+// now and dialled as s is (TLS, handshake), with one connection of its own
+// and without s's timeout, ejection and callbacks: for requests that may
+// take long (a big value on its way) and must neither wait behind the
+// requests of s's connections nor make them wait. Close it when done.
+func (s *Server) Dedicated() *Server {
+	opt := s.opt
+	opt.Addr = s.Addr()
+	opt.Connections, opt.Timeout = 1, 0
+	opt.AutoEject, opt.FailFast = false, false
+	opt.OnStateChange, opt.OnFailure, opt.OnDemoted, opt.Demoted = nil, nil, nil, nil
+	return NewServer(opt)
+}
+
 // Name is the server's identity.
 func (s *Server) Name() string { return s.opt.Name }
 
@@ -245,7 +259,14 @@ func (s *Server) dialTo(addr string) (nc net.Conn, err error) {
 		tc.SetDeadline(time.Time{})
 		nc = tc
 	}
-	if err := s.handshake(nc, timeout, s.opt.Handshake, s.opt.Verify); err != nil {
+	// Close ends a handshake that a server which accepted and then went
+	// silent (a stopped process) would keep waiting for.
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
+	err = s.handshake(nc, timeout, s.opt.Handshake, s.opt.Verify)
+	if !stop() && err == nil {
+		err = ErrClosed
+	}
+	if err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -405,7 +426,7 @@ func (s *Server) Queues() Queues {
 		written := c.inflight.len() - c.unwritten
 		q.Out += written
 		for _, call := range c.inflight.buf[c.inflight.head : c.inflight.head+written] {
-			q.OutBytes += len(call.Frame)
+			q.OutBytes += call.size()
 		}
 		c.mu.Unlock()
 	}

@@ -52,18 +52,23 @@ func (p *pool) setMover() {
 		return
 	}
 	if p.mover != nil {
-		p.mover.halt()
+		p.mover.halt(moverHaltWait)
 		p.mover = nil
 	}
 	p.mu.Lock()
 	closed := p.closed
 	p.mu.Unlock()
-	if closed || rt.mig == nil || rt.mig.complete.Load() {
+	if rt.mig == nil {
+		return
+	}
+	if closed {
+		rt.mig.close()
 		return
 	}
 	roots, err := serverRoots(rt.cfg)
 	if err != nil {
 		p.log.Error("migration: the mover cannot start", "err", err)
+		rt.mig.close()
 		return
 	}
 	mv := &mover{p: p, mig: rt.mig, start: rt.startAt, stop: make(chan struct{}), done: make(chan struct{})}
@@ -76,24 +81,37 @@ func (p *pool) setMover() {
 	go mv.run()
 }
 
-// stopMover stops the pool's mover, if it runs.
+// stopMover stops the pool's mover, if it runs, and the moves of its
+// migration.
 func (p *pool) stopMover() {
 	p.moverMu.Lock()
 	defer p.moverMu.Unlock()
 	if p.mover != nil {
-		p.mover.halt()
+		p.mover.halt(moverHaltWait)
 		p.mover = nil
 	}
 }
 
-// halt stops the mover and waits for it: closing its servers fails what
-// it waits for.
-func (mv *mover) halt() {
+// moverHaltWait bounds how long stopping a mover waits for its goroutine:
+// closing its connections fails whatever it waits for on a server, so it
+// ends at once, but neither a reload nor Close waits on a server.
+const moverHaltWait = time.Second
+
+// halt stops the mover and every move of its migration (on access too),
+// and waits at most d for the mover to end: closing their connections
+// fails what they wait for. The migration's state stays for the clients
+// that still hold it, whose moves now fail.
+func (mv *mover) halt(d time.Duration) {
 	close(mv.stop)
-	for _, s := range mv.own {
-		s.Close()
+	mv.mig.close()
+	closeAll(mv.own)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-mv.done:
+	case <-t.C:
+		mv.p.log.Warn("migration: the mover has not stopped yet; it ends on its own", "waited", d)
 	}
-	<-mv.done
 }
 
 // run scans every old owner until each has been scanned through without
@@ -194,7 +212,7 @@ func (mv *mover) move(j int, keys [][]byte) bool {
 		for len(g.keys) > 0 {
 			n := min(len(g.keys), rate, scanCount)
 			began := time.Now()
-			err := mv.mig.move(mv.p, rt.cfg, g.from, g.to, mv.own[j].Conn(0), g.to.Conn(0), g.keys[:n], true)
+			err := mv.mig.move(mv.p, rt.cfg, g.from, g.to, g.keys[:n], true)
 			if mv.stopped() {
 				return false
 			}
