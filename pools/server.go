@@ -99,6 +99,9 @@ type Server struct {
 	closed   atomic.Bool
 	done     chan struct{}
 	recheck  chan struct{} // wakes the health check of an ejected server (SetAddr)
+	// origin is the server a Dedicated one was made from: its failed
+	// connections count there (and may eject it), not here.
+	origin *Server
 	wg       sync.WaitGroup
 	log      *slog.Logger
 }
@@ -127,14 +130,17 @@ func NewServer(opt Options) *Server {
 // now and dialled as s is (TLS, handshake), with one connection of its own
 // and without s's timeout, ejection and callbacks: for requests that may
 // take long (a big value on its way) and must neither wait behind the
-// requests of s's connections nor make them wait. Close it when done.
+// requests of s's connections nor make them wait. Its failed connections
+// count as s's (and may eject s). Close it when done.
 func (s *Server) Dedicated() *Server {
 	opt := s.opt
 	opt.Addr = s.Addr()
 	opt.Connections, opt.Timeout = 1, 0
 	opt.AutoEject, opt.FailFast = false, false
 	opt.OnStateChange, opt.OnFailure, opt.OnDemoted, opt.Demoted = nil, nil, nil, nil
-	return NewServer(opt)
+	d := NewServer(opt)
+	d.origin = s
+	return d
 }
 
 // Name is the server's identity.
@@ -323,6 +329,12 @@ func (s *Server) handshake(nc net.Conn, timeout time.Duration, frames [][]byte, 
 
 // failure counts a failed connection and ejects the server at the limit.
 func (s *Server) failure(err error) {
+	if s.origin != nil {
+		if !s.closed.Load() {
+			s.origin.failure(err)
+		}
+		return
+	}
 	s.log.Warn("server failure", "err", err)
 	if s.opt.OnFailure != nil && !s.closed.Load() {
 		s.opt.OnFailure(err)

@@ -8,12 +8,13 @@ import (
 	"time"
 )
 
-// watchConfig reloads (as SIGUSR1 does) whenever the content of the file at
+// watchConfig reloads (as SIGUSR1 does, off the signal loop) whenever the content of the file at
 // path changes, checking every interval until the returned stop is called.
 // It polls the path rather than watching an inode, so it follows an
 // editor's rename-and-replace and Kubernetes' ConfigMap symlink swap (a
 // new ..data link), which inode watches lose. A file caught half written
 // is refused by the reload and retried when its content changes again.
+// stop waits at most reloadWait for a reload in progress.
 func watchConfig(path string, interval time.Duration, log *slog.Logger, reload func() error) (stop func()) {
 	quit, done := make(chan struct{}), make(chan struct{})
 	last := fileDigest(path)
@@ -38,7 +39,14 @@ func watchConfig(path string, interval time.Duration, log *slog.Logger, reload f
 			}
 		}
 	}()
-	return func() { close(quit); <-done }
+	return func() {
+		close(quit)
+		select {
+		case <-done:
+		case <-time.After(reloadWait):
+			log.Warn("a reload is still running; exiting without it")
+		}
+	}
 }
 
 // fileDigest is the SHA-256 of the file's content, or nil when it cannot
