@@ -102,8 +102,8 @@ type Server struct {
 	// origin is the server a Dedicated one was made from: its failed
 	// connections count there (and may eject it), not here.
 	origin *Server
-	wg       sync.WaitGroup
-	log      *slog.Logger
+	wg     sync.WaitGroup
+	log    *slog.Logger
 }
 
 // NewServer makes a server; it dials nothing until used or Preconnect.
