@@ -39,13 +39,13 @@ type migration struct {
 	// failed (under mu).
 	proxied   sync.Map
 	undeleted map[string]bool
-	// conns are the connections keys move on, on access and by the
-	// mover; closing them (close) stops every move of this migration.
+	// conns are the connections keys move on when clients access them
+	// (the mover has its own); closing them (close) stops those moves.
 	conns moveConns
 }
 
-// close stops the migration's moves: what they wait for on their
-// connections fails at once, and no new one starts.
+// close stops the migration's moves on access: what they wait for on
+// their connections fails at once, and no new one starts.
 func (m *migration) close() { m.conns.close() }
 
 // lanes are the MIGRATEs in flight between a pool's servers. A MIGRATE
@@ -192,7 +192,7 @@ func (r *redisProto) moveKeys(bt *batch, keys [][]byte) bool {
 			defer p.wg.Done()
 			for _, g := range groups {
 				// One at a time: this goroutine holds no lane while it waits.
-				err := m.move(p, rt.cfg, g.from, g.to, g.keys, false)
+				err := m.move(p, rt.cfg, &m.conns, g.from, g.to, g.keys, false)
 				m.release(g.keys, moveError(g.from, g.to, err))
 			}
 		}()

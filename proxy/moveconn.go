@@ -20,6 +20,9 @@ import (
 type moveConns struct {
 	mu     sync.Mutex
 	closed bool
+	// retired says the migration was replaced (a reload): its moves in
+	// flight go on, each connection closing when given back.
+	retired bool
 	// idle are the connections ready for a move, per server of the
 	// routing (the clients' pools.Server); busy are those in use.
 	idle map[*pools.Server][]*pools.Server
@@ -66,7 +69,7 @@ func (mc *moveConns) put(s, d *pools.Server) {
 		return // closed meanwhile
 	}
 	delete(mc.busy, d)
-	if !mc.closed && len(mc.idle[s]) < moveConnsIdle && d.Addr() == s.Addr() {
+	if !mc.retired && len(mc.idle[s]) < moveConnsIdle && d.Addr() == s.Addr() {
 		mc.idle[s] = append(mc.idle[s], d)
 		mc.mu.Unlock()
 		return
@@ -75,11 +78,27 @@ func (mc *moveConns) put(s, d *pools.Server) {
 	d.Close()
 }
 
+// retire closes the idle connections, and each one in use once it is
+// given back; it reports whether some are in use.
+func (mc *moveConns) retire() (busy bool) {
+	mc.mu.Lock()
+	mc.retired = true
+	var idle []*pools.Server
+	for _, ds := range mc.idle {
+		idle = append(idle, ds...)
+	}
+	clear(mc.idle)
+	busy = len(mc.busy) > 0
+	mc.mu.Unlock()
+	closeAll(idle)
+	return busy
+}
+
 // close closes every connection, idle or in use: what a move waits for on
 // them fails at once, and a later get fails.
 func (mc *moveConns) close() {
 	mc.mu.Lock()
-	mc.closed = true
+	mc.closed, mc.retired = true, true
 	var all []*pools.Server
 	for d := range mc.busy {
 		all = append(all, d)

@@ -21,7 +21,8 @@ type mover struct {
 	p     *pool
 	mig   *migration
 	start time.Time       // the migration's start_at; zero: at once
-	own   []*pools.Server // the mover's own server per old owner (routing.fromRing)
+	own   []*pools.Server // the mover's own server per old owner (routing.fromRing), for SCAN
+	conns moveConns       // the mover's connections for its moves
 	stop  chan struct{}
 	done  chan struct{}
 }
@@ -53,6 +54,7 @@ func (p *pool) setMover() {
 	}
 	if p.mover != nil {
 		p.mover.halt(moverHaltWait)
+		p.retireMigration(p.mover.mig)
 		p.mover = nil
 	}
 	p.mu.Lock()
@@ -81,14 +83,35 @@ func (p *pool) setMover() {
 	go mv.run()
 }
 
-// stopMover stops the pool's mover, if it runs, and the moves of its
-// migration.
+// stopMover stops the pool's mover, if it runs, and every move of its
+// migration and of those it replaced.
 func (p *pool) stopMover() {
 	p.moverMu.Lock()
 	defer p.moverMu.Unlock()
 	if p.mover != nil {
 		p.mover.halt(moverHaltWait)
+		p.mover.mig.close()
 		p.mover = nil
+	}
+	for _, m := range p.retired {
+		m.close()
+	}
+	p.retired = nil
+}
+
+// retireMigration lets the moves on access of a migration that a reload replaced
+// end (a client holding the old routing waits for them), closing their
+// connections as they do; stopMover closes those still in use.
+func (p *pool) retireMigration(m *migration) {
+	live := p.retired[:0]
+	for _, r := range p.retired {
+		if r.conns.retire() {
+			live = append(live, r)
+		}
+	}
+	p.retired = live
+	if m.conns.retire() {
+		p.retired = append(p.retired, m)
 	}
 }
 
@@ -97,13 +120,11 @@ func (p *pool) stopMover() {
 // ends at once, but neither a reload nor Close waits on a server.
 const moverHaltWait = time.Second
 
-// halt stops the mover and every move of its migration (on access too),
-// and waits at most d for the mover to end: closing their connections
-// fails what they wait for. The migration's state stays for the clients
-// that still hold it, whose moves now fail.
+// halt stops the mover and waits at most d for it to end: closing its
+// connections fails what it waits for on a server.
 func (mv *mover) halt(d time.Duration) {
 	close(mv.stop)
-	mv.mig.close()
+	mv.conns.close()
 	closeAll(mv.own)
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -212,7 +233,7 @@ func (mv *mover) move(j int, keys [][]byte) bool {
 		for len(g.keys) > 0 {
 			n := min(len(g.keys), rate, scanCount)
 			began := time.Now()
-			err := mv.mig.move(mv.p, rt.cfg, g.from, g.to, g.keys[:n], true)
+			err := mv.mig.move(mv.p, rt.cfg, &mv.conns, g.from, g.to, g.keys[:n], true)
 			if mv.stopped() {
 				return false
 			}

@@ -45,9 +45,12 @@ type pool struct {
 	ringMu   sync.Mutex
 	started  time.Time
 	// mover moves the keys of the current migration (mover.go); nil
-	// without one. moverMu orders its starts and stops.
+	// without one. retired are migrations a reload replaced whose moves
+	// on access still hold connections. moverMu orders the mover's
+	// starts and stops, and guards both.
 	moverMu sync.Mutex
 	mover   *mover
+	retired []*migration
 	// With sentinels (ha.go), under haMu: the primary per master name
 	// that its servers are dialled at, the one the watcher last reported,
 	// the masters whose promotion is awaited, the watcher following the

@@ -19,7 +19,7 @@ import (
 // (DUMP about 400 ms on the old owner, the 200 MB sent, RESTORE about
 // 300 ms on the new owner), small enough that the new owner itself stays
 // blocked for less than that timeout.
-const bigKeySize = 200_000_000
+const bigKeySize = 150_000_000
 
 // TestReshardBigKeyThroughProxy grows a pool with timeout: 400 whose first
 // server cannot MIGRATE and holds a 200 MB string: the string moves through

@@ -44,17 +44,17 @@ func (m *migration) through(from, to *pools.Server) bool {
 }
 
 // move moves keys from one server to another: with MIGRATE, or through
-// the proxy while the source cannot MIGRATE, on connections of the
-// migration's own (moveConns). lock says the caller does not hold the keys
+// the proxy while the source cannot MIGRATE, on connections of mc (the
+// migration's for a client's access, the mover's own). lock says the caller does not hold the keys
 // (the mover): they are then held while they go through the proxy, and
 // those a client is moving are left to it. It returns the move's error,
 // counted in migration_errors.
-func (m *migration) move(p *pool, cfg *config.Pool, from, to *pools.Server, keys [][]byte, lock bool) error {
-	src, err := m.conns.get(from)
+func (m *migration) move(p *pool, cfg *config.Pool, mc *moveConns, from, to *pools.Server, keys [][]byte, lock bool) error {
+	src, err := mc.get(from)
 	if err != nil {
 		return err
 	}
-	defer m.conns.put(from, src)
+	defer mc.put(from, src)
 	var merr error
 	if !m.through(from, to) {
 		call := m.migrate(src.Conn(0), cfg, from, to, keys)
@@ -70,11 +70,11 @@ func (m *migration) move(p *pool, cfg *config.Pool, from, to *pools.Server, keys
 		p.log.Warn("migration: MIGRATE failed, moving keys through the proxy", "from", from.Name(), "to", to.Name(),
 			"err", merr, "retry_migrate_after", throughRetry)
 	}
-	dst, err := m.conns.get(to)
+	dst, err := mc.get(to)
 	if err != nil {
 		return err
 	}
-	defer m.conns.put(to, dst)
+	defer mc.put(to, dst)
 	var others []*keyMove
 	if lock {
 		keys, others = m.hold(keys)
