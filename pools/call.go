@@ -18,6 +18,11 @@ type Call struct {
 	// Frame is the request's bytes as they go to the server. It may alias the
 	// client's read buffer: the pool does not keep it after Done.
 	Frame []byte
+	// Parts, if set, are the request in pieces written one after the
+	// other instead of Frame: a large value between a small head and
+	// tail goes from where it lies, not copied into one frame. Each
+	// stays valid until Done, as Frame does.
+	Parts [][]byte
 	// Kind is passed to the reply framer (the memcache codec needs the
 	// command to find a reply's end; RESP ignores it).
 	Kind uint8
@@ -53,6 +58,7 @@ type Call struct {
 // beyond keep bytes.
 func (c *Call) Reset(keep int) {
 	c.Frame = nil
+	c.Parts = nil
 	c.Kind = 0
 	c.NoReply = false
 	if c.owned != nil {
@@ -70,6 +76,26 @@ func (c *Call) Reset(keep int) {
 	c.Queued = time.Time{}
 	c.pinned = false
 	c.refs.Store(0)
+}
+
+// frames returns the request's pieces: Parts, or Frame alone.
+func (c *Call) frames() [][]byte {
+	if c.Parts != nil {
+		return c.Parts
+	}
+	return [][]byte{c.Frame}
+}
+
+// size is the request's length in bytes.
+func (c *Call) size() int {
+	if c.Parts == nil {
+		return len(c.Frame)
+	}
+	n := 0
+	for _, f := range c.Parts {
+		n += len(f)
+	}
+	return n
 }
 
 // pin marks the call's frame as read where it lies until unpin.

@@ -56,21 +56,12 @@ func (c *Conn) Enqueue(call *Call) {
 		return
 	}
 	s.Stats.Requests.Add(1)
-	s.Stats.RequestBytes.Add(int64(len(call.Frame)))
+	s.Stats.RequestBytes.Add(int64(call.size()))
 	if !call.NoReply && call.Queued.IsZero() {
 		call.Queued = time.Now()
 	}
 	c.mu.Lock()
-	if len(call.Frame) >= bigFrame && !call.NoReply {
-		// The frame stays valid until the call is done, and the call is
-		// not done before its frame is written or the writer has quit.
-		c.pieces = append(c.pieces, c.out[c.mark:len(c.out):len(c.out)], call.Frame)
-		c.mark = len(c.out)
-		call.pin()
-		c.pins = append(c.pins, call)
-	} else {
-		c.out = append(c.out, call.Frame...)
-	}
+	c.queueFrames(call)
 	if call.NoReply {
 		c.mu.Unlock()
 		call.finish()
@@ -88,6 +79,27 @@ func (c *Conn) Enqueue(call *Call) {
 	c.inflight.push(call)
 	c.unwritten++
 	c.mu.Unlock()
+}
+
+// queueFrames queues the call's frame (or parts): a large one where it
+// lies, the others copied. Called with c.mu held.
+func (c *Conn) queueFrames(call *Call) {
+	pinned := false
+	for _, f := range call.frames() {
+		if len(f) < bigFrame || call.NoReply {
+			c.out = append(c.out, f...)
+			continue
+		}
+		// The frame stays valid until the call is done, and the call is
+		// not done before its frame is written or the writer has quit.
+		c.pieces = append(c.pieces, c.out[c.mark:len(c.out):len(c.out)], f)
+		c.mark = len(c.out)
+		if !pinned {
+			pinned = true
+			call.pin()
+			c.pins = append(c.pins, call)
+		}
+	}
 }
 
 // Flush hands what is queued to the connection's writer, dialing first if
@@ -548,14 +560,24 @@ const handoffSize = 64 << 10
 func (c *Conn) grow(buf []byte) []byte {
 	size := 2 * cap(buf)
 	if c.s.opt.Need != nil {
-		// A server's claimed length is trusted, within 64 MB per step.
-		size = max(size, min(c.s.opt.Need(buf), cap(buf)+64<<20))
+		// A server's claimed length is trusted up to trustedNeed (a big
+		// value is read into one buffer, never copied from one into the
+		// next), beyond it within 64 MB per step.
+		need := c.s.opt.Need(buf)
+		if need > trustedNeed {
+			need = min(need, cap(buf)+64<<20)
+		}
+		size = max(size, need)
 	}
 	nb := sockio.GetBuffer(size)[:len(buf)]
 	copy(nb, buf)
 	sockio.PutBuffer(buf)
 	return nb
 }
+
+// trustedNeed is the largest reply length a reader allocates at once: 512
+// MB, Redis's largest bulk string by default (proto-max-bulk-len).
+const trustedNeed = 512 << 20
 
 // readLimit returns how far into buf's capacity the next read may go: to
 // the end of a large reply begun in buf, so that the reply fills the buffer

@@ -104,7 +104,8 @@ type Server struct {
 	held     atomic.Bool  // nothing is written (Hold)
 	closed   atomic.Bool
 	done     chan struct{}
-	// ctx is cancelled by Close: it stops dials and checks under way.
+	// ctx is cancelled by Close: it stops dials, handshakes and checks
+	// under way.
 	ctx     context.Context
 	cancel  context.CancelFunc
 	recheck chan struct{} // wakes the health check of an ejected server (SetAddr)
@@ -112,8 +113,11 @@ type Server struct {
 	// none runs); Close takes it, so no check starts once it waits.
 	probeMu sync.Mutex
 	probing chan struct{}
-	wg      sync.WaitGroup
-	log     *slog.Logger
+	// origin is the server a Dedicated one was made from: its failed
+	// connections count there (and may eject it), not here.
+	origin *Server
+	wg     sync.WaitGroup
+	log    *slog.Logger
 }
 
 // NewServer makes a server; it dials nothing until used or Preconnect.
@@ -135,6 +139,23 @@ func NewServer(opt Options) *Server {
 		s.conns[i] = &Conn{s: s}
 	}
 	return s
+}
+
+// Dedicated returns a new Server to the same server as s, at its address
+// now and dialled as s is (TLS, handshake), with one connection of its own
+// and without s's timeout, ejection and callbacks: for requests that may
+// take long (a big value on its way) and must neither wait behind the
+// requests of s's connections nor make them wait. Its failed connections
+// count as s's (and may eject s). Close it when done.
+func (s *Server) Dedicated() *Server {
+	opt := s.opt
+	opt.Addr = s.Addr()
+	opt.Connections, opt.Timeout = 1, 0
+	opt.AutoEject, opt.FailFast = false, false
+	opt.OnStateChange, opt.OnFailure, opt.OnDemoted, opt.Demoted = nil, nil, nil, nil
+	d := NewServer(opt)
+	d.origin = s
+	return d
 }
 
 // Name is the server's identity.
@@ -271,6 +292,8 @@ func (s *Server) open(addr string, timeout time.Duration) (net.Conn, error) {
 		tc.SetDeadline(time.Time{})
 		nc = tc
 	}
+	// Close ends a handshake that a server which accepted and then went
+	// silent (a stopped process) would keep waiting for.
 	stop := context.AfterFunc(s.ctx, func() { nc.Close() })
 	err = s.handshake(nc, timeout, s.opt.Handshake, s.opt.Verify)
 	if !stop() && err == nil {
@@ -333,6 +356,12 @@ func (s *Server) handshake(nc net.Conn, timeout time.Duration, frames [][]byte, 
 
 // failure counts a failed connection and ejects the server at the limit.
 func (s *Server) failure(err error) {
+	if s.origin != nil {
+		if !s.closed.Load() {
+			s.origin.failure(err)
+		}
+		return
+	}
 	s.log.Warn("server failure", "err", err)
 	if s.opt.OnFailure != nil && !s.closed.Load() {
 		s.opt.OnFailure(err)
@@ -432,7 +461,7 @@ func (s *Server) Queues() Queues {
 		written := c.inflight.len() - c.unwritten
 		q.Out += written
 		for _, call := range c.inflight.buf[c.inflight.head : c.inflight.head+written] {
-			q.OutBytes += len(call.Frame)
+			q.OutBytes += call.size()
 		}
 		c.mu.Unlock()
 	}

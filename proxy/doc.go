@@ -19,9 +19,10 @@
 // batch (batch.rt), and every key meets its server in one function,
 // routing.locate. Beside it, routing.moving is the migration's per-key
 // check (migrate_from): a key whose old owner differs from its owner now
-// is moved with MIGRATE by the client's goroutine before its request is
-// enqueued (migrate.go), while a mover per pool walks the old owners with
-// SCAN (mover.go). Without a migration the check is one nil comparison.
+// is moved with MIGRATE before its request is enqueued, the client waiting
+// for it (migrate.go), while a mover per pool walks the old owners with
+// SCAN (mover.go); every move runs on connections of the migration's own
+// (moveconn.go), never on the clients' shared ones. Without a migration the check is one nil comparison.
 // A migration with a start_at routes each batch by the old placement
 // alone until then (routing.active), so that proxies of a fleet agree.
 //

@@ -39,7 +39,14 @@ type migration struct {
 	// failed (under mu).
 	proxied   sync.Map
 	undeleted map[string]bool
+	// conns are the connections keys move on when clients access them
+	// (the mover has its own); closing them (close) stops those moves.
+	conns moveConns
 }
+
+// close stops the migration's moves on access: what they wait for on
+// their connections fails at once, and no new one starts.
+func (m *migration) close() { m.conns.close() }
 
 // lanes are the MIGRATEs in flight between a pool's servers. A MIGRATE
 // blocks its source server until the target has stored the keys, so two
@@ -145,12 +152,14 @@ type moveGroup struct {
 
 // moveKeys moves each of a request's keys whose owner changed from its old
 // owner to its new one, before the request is forwarded: one MIGRATE per
-// old and new owner, sent on the old owner's connection of this client,
-// one after the other, while requests for a key another client is moving
-// wait for that one.
-// It returns false when a move failed: the request is then answered with
-// the error, and the key stays on its old owner.
-func (r *redisProto) moveKeys(cl *client, bt *batch, keys [][]byte) bool {
+// old and new owner, one after the other, while requests for a key
+// another client is moving wait for that one. The moves run in a
+// goroutine of their own, on the migration's connections (moveConns); the
+// client waits for them at most the pool's timeout, and a move it stops
+// waiting for goes on.
+// It returns false when a move failed or is still going on: the request is
+// then answered with the error, and the key stays on its old owner.
+func (r *redisProto) moveKeys(bt *batch, keys [][]byte) bool {
 	rt, m := bt.rt, bt.rt.mig
 	if m.complete.Load() {
 		return true
@@ -165,35 +174,56 @@ func (r *redisProto) moveKeys(cl *client, bt *batch, keys [][]byte) bool {
 		if old == nil || i < 0 {
 			continue
 		}
-		if mv, ok := m.inflight[string(k)]; ok {
-			waits, waitKeys = append(waits, mv), append(waitKeys, k)
-			continue
+		mv, ok := m.inflight[string(k)]
+		if !ok {
+			mv = &keyMove{done: make(chan struct{})}
+			m.inflight[string(k)] = mv
+			g := findGroup(&groups, old, rt.ring[i])
+			// A copy: the move may outlive the client's buffer.
+			g.keys = append(g.keys, bytes.Clone(k))
 		}
-		m.inflight[string(k)] = &keyMove{done: make(chan struct{})}
-		g := findGroup(&groups, old, rt.ring[i])
-		g.keys = append(g.keys, k)
+		waits, waitKeys = append(waits, mv), append(waitKeys, k)
 	}
 	m.mu.Unlock()
-	var failed string
-	for _, g := range groups {
-		// One at a time: this client holds no lane while it waits.
-		err := m.move(r.p, rt.cfg, g.from, g.to, g.from.Conn(cl.id), g.to.Conn(cl.id), g.keys, false)
-		m.release(g.keys, err)
-		if err != nil && failed == "" {
-			failed = fmt.Sprintf("key '%s' from %s to %s: %v", clip(g.keys[0]), g.from.Name(), g.to.Name(), err)
-		}
+	if len(groups) > 0 {
+		p := r.p
+		p.wg.Add(1) // the client's goroutine counts in p.wg: Close waits for this one too
+		go func() {
+			defer p.wg.Done()
+			for _, g := range groups {
+				// One at a time: this goroutine holds no lane while it waits.
+				err := m.move(p, rt.cfg, &m.conns, g.from, g.to, g.keys, false)
+				m.release(g.keys, moveError(g.from, g.to, err))
+			}
+		}()
 	}
-	for j, mv := range waits {
-		<-mv.done
-		if mv.err != nil && failed == "" {
-			failed = fmt.Sprintf("key '%s': %v", clip(waitKeys[j]), mv.err)
-		}
-	}
-	if failed != "" {
+	if failed := waitMoves(waits, waitKeys, rt.cfg.Timeout); failed != "" {
 		errorReply(bt, "ERR migrating "+failed)
 		return false
 	}
 	return true
+}
+
+// waitMoves waits for the moves of keys, at most timeout when it is not 0,
+// and returns what failed ("key 'k' from a to b: cause"), or "".
+func waitMoves(waits []*keyMove, keys [][]byte, timeout time.Duration) string {
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	for j, mv := range waits {
+		select {
+		case <-mv.done:
+		case <-expired:
+			return fmt.Sprintf("key '%s': not moved within the pool's timeout (%v); the move goes on", clip(keys[j]), timeout)
+		}
+		if mv.err != nil {
+			return fmt.Sprintf("key '%s' %v", clip(keys[j]), mv.err)
+		}
+	}
+	return ""
 }
 
 // findGroup returns the group of keys moving from one server to another,

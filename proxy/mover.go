@@ -21,7 +21,8 @@ type mover struct {
 	p     *pool
 	mig   *migration
 	start time.Time       // the migration's start_at; zero: at once
-	own   []*pools.Server // the mover's own server per old owner (routing.fromRing)
+	own   []*pools.Server // the mover's own server per old owner (routing.fromRing), for SCAN
+	conns moveConns       // the mover's connections for its moves
 	stop  chan struct{}
 	done  chan struct{}
 }
@@ -52,18 +53,24 @@ func (p *pool) setMover() {
 		return
 	}
 	if p.mover != nil {
-		p.mover.halt()
+		p.mover.halt(moverHaltWait)
+		p.retireMigration(p.mover.mig)
 		p.mover = nil
 	}
 	p.mu.Lock()
 	closed := p.closed
 	p.mu.Unlock()
-	if closed || rt.mig == nil || rt.mig.complete.Load() {
+	if rt.mig == nil {
+		return
+	}
+	if closed {
+		rt.mig.close()
 		return
 	}
 	roots, err := rt.cfg.ServerRoots()
 	if err != nil {
 		p.log.Error("migration: the mover cannot start", "err", err)
+		rt.mig.close()
 		return
 	}
 	mv := &mover{p: p, mig: rt.mig, start: rt.startAt, stop: make(chan struct{}), done: make(chan struct{})}
@@ -76,24 +83,56 @@ func (p *pool) setMover() {
 	go mv.run()
 }
 
-// stopMover stops the pool's mover, if it runs.
+// stopMover stops the pool's mover, if it runs, and every move of its
+// migration and of those it replaced.
 func (p *pool) stopMover() {
 	p.moverMu.Lock()
 	defer p.moverMu.Unlock()
 	if p.mover != nil {
-		p.mover.halt()
+		p.mover.halt(moverHaltWait)
+		p.mover.mig.close()
 		p.mover = nil
+	}
+	for _, m := range p.retired {
+		m.close()
+	}
+	p.retired = nil
+}
+
+// retireMigration lets the moves on access of a migration that a reload replaced
+// end (a client holding the old routing waits for them), closing their
+// connections as they do; stopMover closes those still in use.
+func (p *pool) retireMigration(m *migration) {
+	live := p.retired[:0]
+	for _, r := range p.retired {
+		if r.conns.retire() {
+			live = append(live, r)
+		}
+	}
+	p.retired = live
+	if m.conns.retire() {
+		p.retired = append(p.retired, m)
 	}
 }
 
-// halt stops the mover and waits for it: closing its servers fails what
-// it waits for.
-func (mv *mover) halt() {
+// moverHaltWait bounds how long stopping a mover waits for its goroutine:
+// closing its connections fails whatever it waits for on a server, so it
+// ends at once, but neither a reload nor Close waits on a server.
+const moverHaltWait = time.Second
+
+// halt stops the mover and waits at most d for it to end: closing its
+// connections fails what it waits for on a server.
+func (mv *mover) halt(d time.Duration) {
 	close(mv.stop)
-	for _, s := range mv.own {
-		s.Close()
+	mv.conns.close()
+	closeAll(mv.own)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-mv.done:
+	case <-t.C:
+		mv.p.log.Warn("migration: the mover has not stopped yet; it ends on its own", "waited", d)
 	}
-	<-mv.done
 }
 
 // run scans every old owner until each has been scanned through without
@@ -194,7 +233,7 @@ func (mv *mover) move(j int, keys [][]byte) bool {
 		for len(g.keys) > 0 {
 			n := min(len(g.keys), rate, scanCount)
 			began := time.Now()
-			err := mv.mig.move(mv.p, rt.cfg, g.from, g.to, mv.own[j].Conn(0), g.to.Conn(0), g.keys[:n], true)
+			err := mv.mig.move(mv.p, rt.cfg, &mv.conns, g.from, g.to, g.keys[:n], true)
 			if mv.stopped() {
 				return false
 			}

@@ -45,9 +45,12 @@ type pool struct {
 	ringMu   sync.Mutex
 	started  time.Time
 	// mover moves the keys of the current migration (mover.go); nil
-	// without one. moverMu orders its starts and stops.
+	// without one. retired are migrations a reload replaced whose moves
+	// on access still hold connections. moverMu orders the mover's
+	// starts and stops, and guards both.
 	moverMu sync.Mutex
 	mover   *mover
+	retired []*migration
 	// follower follows the pool's shards under Sentinel, and keeps their
 	// replicas with replica_reads (failover.go).
 	follower *failover.Follower

@@ -129,7 +129,7 @@ func (r *redisProto) route(cl *client, bt *batch, cmd *command, args [][]byte, f
 		errorReply(bt, "ERR numkeys is not a valid count of the keys that follow")
 	case err == keysNone:
 		errorReply(bt, fmt.Sprintf("ERR '%s' without keys cannot be routed by the proxy", strings.ToLower(cmd.name)))
-	case bt.rt.mig != nil && !r.moveKeys(cl, bt, keys):
+	case bt.rt.mig != nil && !r.moveKeys(bt, keys):
 		// A key could not move: answered with the error.
 	case cmd.kind == kindSplit:
 		r.split(cl, bt, cmd, args, frame)

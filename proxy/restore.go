@@ -43,16 +43,21 @@ func (m *migration) through(from, to *pools.Server) bool {
 	return ok && time.Now().Before(v.(time.Time))
 }
 
-// move moves keys from one server to another, src and dst being
-// connections to them: with MIGRATE, or through the proxy while the
-// source cannot MIGRATE. lock says the caller does not hold the keys
+// move moves keys from one server to another: with MIGRATE, or through
+// the proxy while the source cannot MIGRATE, on connections of mc (the
+// migration's for a client's access, the mover's own). lock says the caller does not hold the keys
 // (the mover): they are then held while they go through the proxy, and
 // those a client is moving are left to it. It returns the move's error,
 // counted in migration_errors.
-func (m *migration) move(p *pool, cfg *config.Pool, from, to *pools.Server, src, dst *pools.Conn, keys [][]byte, lock bool) error {
+func (m *migration) move(p *pool, cfg *config.Pool, mc *moveConns, from, to *pools.Server, keys [][]byte, lock bool) error {
+	src, err := mc.get(from)
+	if err != nil {
+		return err
+	}
+	defer mc.put(from, src)
 	var merr error
 	if !m.through(from, to) {
-		call := m.migrate(src, cfg, from, to, keys)
+		call := m.migrate(src.Conn(0), cfg, from, to, keys)
 		merr = p.migrated(&call.Call, len(keys))
 		var em *errMigrate
 		if !errors.As(merr, &em) {
@@ -65,13 +70,18 @@ func (m *migration) move(p *pool, cfg *config.Pool, from, to *pools.Server, src,
 		p.log.Warn("migration: MIGRATE failed, moving keys through the proxy", "from", from.Name(), "to", to.Name(),
 			"err", merr, "retry_migrate_after", throughRetry)
 	}
+	dst, err := mc.get(to)
+	if err != nil {
+		return err
+	}
+	defer mc.put(to, dst)
 	var others []*keyMove
 	if lock {
 		keys, others = m.hold(keys)
 	}
-	err := p.moveThrough(m, src, dst, keys)
+	err = p.moveThrough(m, src.Conn(0), dst.Conn(0), keys)
 	if lock {
-		m.release(keys, err)
+		m.release(keys, moveError(from, to, err))
 	}
 	for _, mv := range others {
 		<-mv.done
@@ -86,6 +96,15 @@ func (m *migration) move(p *pool, cfg *config.Pool, from, to *pools.Server, src,
 		}
 	}
 	return err
+}
+
+// moveError is the error told to the requests waiting for a move of keys
+// from one server to another, or nil.
+func moveError(from, to *pools.Server, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("from %s to %s: %w", from.Name(), to.Name(), err)
 }
 
 // hold marks keys as being moved and returns those no client was moving,
@@ -122,23 +141,26 @@ var (
 	pttlCommand    = []byte("PTTL")
 	restoreCommand = []byte("RESTORE")
 	delCommand     = []byte("DEL")
+	memoryCommand  = []byte("MEMORY")
+	usageArg       = []byte("USAGE")
 	replaceArg     = []byte("REPLACE")
 )
 
+// throughBudget bounds the bytes of values the proxy holds at once while
+// it moves keys through: the keys are dumped and restored in windows whose
+// MEMORY USAGE adds up to at most this, of one key at least. A big value
+// is held once, in the DUMP reply it came in, and sent on from there.
+const throughBudget = 8 << 20
+
 // moveThrough moves keys from the server of src to the server of dst
 // through the proxy: DUMP and PTTL of every key on the source, RESTORE
-// REPLACE of those it holds on the target, then DEL on the source of those
-// restored, each step one pipeline. A key restored whose DEL failed is
-// remembered (m.undeleted): its next move only deletes it, since its
-// value on the target may be newer by then. It returns the first error;
-// the keys moved count in keys_migrated.
+// REPLACE of those it holds on the target, window after window (see
+// throughBudget), then DEL on the source of those restored, each step one
+// pipeline. A key restored whose DEL failed is remembered (m.undeleted):
+// its next move only deletes it, since its value on the target may be
+// newer by then. It returns the first error; the keys moved count in
+// keys_migrated.
 func (p *pool) moveThrough(m *migration, src, dst *pools.Conn, keys [][]byte) error {
-	var firstErr error
-	fail := func(k []byte, step string, err error) {
-		if firstErr == nil {
-			firstErr = fmt.Errorf("%s '%s': %w", step, clip(k), err)
-		}
-	}
 	var restore, del [][]byte
 	m.mu.Lock()
 	for _, k := range keys {
@@ -149,15 +171,71 @@ func (p *pool) moveThrough(m *migration, src, dst *pools.Conn, keys [][]byte) er
 		}
 	}
 	m.mu.Unlock()
-	reads := make([]*waitCall, 0, 2*len(restore))
-	for _, k := range restore {
+	var firstErr error
+	sizes := memoryUsage(src, restore)
+	for len(restore) > 0 {
+		n, sum := 1, sizes[0]
+		for n < len(restore) && sum+sizes[n] <= throughBudget {
+			sum += sizes[n]
+			n++
+		}
+		restored, err := restoreWindow(src, dst, restore[:n])
+		del = append(del, restored...)
+		if firstErr == nil {
+			firstErr = err
+		}
+		restore, sizes = restore[n:], sizes[n:]
+	}
+	if err := p.deleteMoved(m, src, del); firstErr == nil {
+		firstErr = err
+	}
+	return firstErr
+}
+
+// memoryUsage returns the MEMORY USAGE of each key on the server of conn;
+// throughBudget for a key it cannot tell (the command refused, say), so
+// that such a key goes alone.
+func memoryUsage(conn *pools.Conn, keys [][]byte) []int {
+	calls := make([]*waitCall, len(keys))
+	for i, k := range keys {
+		calls[i] = newWaitCall(resp.AppendCommand(nil, memoryCommand, usageArg, k))
+	}
+	sendAll(conn, calls)
+	sizes := make([]int, len(keys))
+	for i, c := range calls {
+		sizes[i] = throughBudget
+		if c.Err != nil || len(c.Reply) == 0 {
+			continue
+		}
+		switch v, _, err := resp.ReadInteger(c.Reply); {
+		case err == nil:
+			sizes[i] = int(min(max(v, 0), throughBudget))
+		case bytes.Equal(c.Reply, nilBulk):
+			sizes[i] = 0 // gone
+		}
+	}
+	return sizes
+}
+
+// restoreWindow moves keys from the source to the target, short of their
+// DEL: DUMP and PTTL of each on the source, then RESTORE REPLACE of those
+// found on the target, the serialized value sent from the DUMP reply it
+// came in. It returns the keys restored and the first error.
+func restoreWindow(src, dst *pools.Conn, keys [][]byte) (restored [][]byte, firstErr error) {
+	fail := func(k []byte, step string, err error) {
+		if firstErr == nil {
+			firstErr = fmt.Errorf("%s '%s': %w", step, clip(k), err)
+		}
+	}
+	reads := make([]*waitCall, 0, 2*len(keys))
+	for _, k := range keys {
 		reads = append(reads, newWaitCall(resp.AppendCommand(nil, dumpCommand, k)),
 			newWaitCall(resp.AppendCommand(nil, pttlCommand, k)))
 	}
 	sendAll(src, reads)
 	var restores []*waitCall
-	var restored [][]byte
-	for i, k := range restore {
+	var held [][]byte
+	for i, k := range keys {
 		payload, ttl, err := dumped(reads[2*i], reads[2*i+1])
 		if err != nil {
 			fail(k, "DUMP", err)
@@ -166,18 +244,37 @@ func (p *pool) moveThrough(m *migration, src, dst *pools.Conn, keys [][]byte) er
 		if payload == nil {
 			continue // moved already, or never written
 		}
-		restores = append(restores, newWaitCall(resp.AppendCommand(nil, restoreCommand, k,
-			strconv.AppendInt(nil, ttl, 10), payload, replaceArg)))
-		restored = append(restored, k)
+		restores = append(restores, restoreCall(k, ttl, reads[2*i].Reply))
+		held = append(held, k)
 	}
 	sendAll(dst, restores)
 	for j, c := range restores {
 		if err := okCall(c); err != nil {
-			fail(restored[j], "RESTORE", err)
+			fail(held[j], "RESTORE", err)
 			continue
 		}
-		del = append(del, restored[j])
+		restored = append(restored, held[j])
 	}
+	return restored, firstErr
+}
+
+// restoreCall is RESTORE key ttl payload REPLACE, dump being the DUMP
+// reply (the payload as a bulk string): sent in three parts, the payload
+// from where it lies.
+func restoreCall(key []byte, ttl int64, dump []byte) *waitCall {
+	head := resp.AppendArray(nil, 5)
+	head = resp.AppendBulk(head, restoreCommand)
+	head = resp.AppendBulk(head, key)
+	head = resp.AppendBulk(head, strconv.AppendInt(nil, ttl, 10))
+	c := newWaitCall(nil)
+	c.Parts = [][]byte{head, dump, resp.AppendBulk(nil, replaceArg)}
+	return c
+}
+
+// deleteMoved deletes keys restored on the target from the source, and
+// counts them moved. A key whose DEL fails is remembered in m.undeleted.
+func (p *pool) deleteMoved(m *migration, src *pools.Conn, del [][]byte) error {
+	var firstErr error
 	dels := make([]*waitCall, len(del))
 	for j, k := range del {
 		dels[j] = newWaitCall(resp.AppendCommand(nil, delCommand, k))
@@ -188,7 +285,9 @@ func (p *pool) moveThrough(m *migration, src, dst *pools.Conn, keys [][]byte) er
 	for j, c := range dels {
 		k := del[j]
 		if c.Err != nil || len(c.Reply) == 0 || c.Reply[0] != ':' {
-			fail(k, "DEL", callError(&c.Call))
+			if firstErr == nil {
+				firstErr = fmt.Errorf("DEL '%s': %w", clip(k), callError(&c.Call))
+			}
 			if m.undeleted == nil {
 				m.undeleted = map[string]bool{}
 			}

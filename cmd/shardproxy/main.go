@@ -211,7 +211,7 @@ func serve(cfg *config.Config, o *options, log *slog.Logger, sigs *signalLoop, d
 		defer os.Remove(o.pidFile)
 	}
 	daemon.ready()
-	sigs.reload = px.Reload
+	sigs.startReloads(px.Reload)
 	if o.watchConfig {
 		stop := watchConfig(o.confFile, time.Second, log, px)
 		defer stop()

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 // stopSignals and actionSignals are the signals the signal loop receives.
@@ -33,9 +34,37 @@ type signalLoop struct {
 	stop, act chan os.Signal
 	log       *logger
 	// reload applies the configuration file again; nil until the proxy
-	// runs.
-	reload func() error
+	// runs (startReloads). It runs in a goroutine of its own, off the
+	// loop, so that a stop signal is served while it runs: pending holds
+	// the one reload asked for meanwhile (SIGUSR1s coalesce), quit ends
+	// that goroutine and reloaded is closed when it has.
+	reload   func() error
+	pending  chan struct{}
+	quit     chan struct{}
+	reloaded chan struct{}
 }
+
+// startReloads makes SIGUSR1 run reload, in a goroutine of its own.
+func (l *signalLoop) startReloads(reload func() error) {
+	l.reload = reload
+	l.pending, l.quit, l.reloaded = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(l.reloaded)
+		for {
+			select {
+			case <-l.quit:
+				return
+			case <-l.pending:
+			}
+			if err := reload(); err != nil {
+				l.log.notice.Error("SIGUSR1: reload refused, the running configuration is unchanged", "err", err)
+			}
+		}
+	}()
+}
+
+// reloadWait bounds how long Stop waits for a reload in progress.
+const reloadWait = 2 * time.Second
 
 // catchSignals starts receiving stopSignals and actionSignals. Call it
 // before starting the proxy, so that a signal during startup waits for the
@@ -83,9 +112,11 @@ func (l *signalLoop) dispatch(s os.Signal) (stop bool) {
 			l.log.notice.Info("SIGUSR1: the proxy is not running yet; nothing to reload")
 			break
 		}
-		l.log.notice.Info("SIGUSR1: reloading the configuration")
-		if err := l.reload(); err != nil {
-			l.log.notice.Error("SIGUSR1: reload refused, the running configuration is unchanged", "err", err)
+		select {
+		case l.pending <- struct{}{}:
+			l.log.notice.Info("SIGUSR1: reloading the configuration")
+		default:
+			l.log.notice.Info("SIGUSR1: a reload is already waiting to run; this one joins it")
 		}
 	case sigTermStop:
 		// A stopped proxy stalls every client: ^Z is logged, not obeyed
@@ -130,8 +161,18 @@ func (l *signalLoop) stepLevel(name string, step int) {
 	}
 }
 
-// Stop stops receiving signals; they get their default actions back.
+// Stop stops receiving signals; they get their default actions back. It
+// waits at most reloadWait for a reload in progress.
 func (l *signalLoop) Stop() {
 	signal.Stop(l.stop)
 	signal.Stop(l.act)
+	if l.quit == nil {
+		return
+	}
+	close(l.quit)
+	select {
+	case <-l.reloaded:
+	case <-time.After(reloadWait):
+		l.log.notice.Warn("a reload is still running; exiting without it")
+	}
 }

@@ -46,7 +46,9 @@ type configWatch struct {
 //
 // It polls the path rather than watching an inode, so it follows an
 // editor's rename-and-replace and Kubernetes' ConfigMap symlink swap (a
-// new ..data link), which inode watches lose.
+// new ..data link), which inode watches lose. A reload runs on the
+// watcher's goroutine, off the signal loop; stop waits at most reloadWait
+// for one in progress.
 func watchConfig(path string, interval time.Duration, log *slog.Logger, px reloader) (stop func()) {
 	w := &configWatch{path: path, px: px, log: log}
 	quit, done := make(chan struct{}), make(chan struct{})
@@ -67,7 +69,14 @@ func watchConfig(path string, interval time.Duration, log *slog.Logger, px reloa
 			t.Reset(interval)
 		}
 	}()
-	return func() { close(quit); <-done }
+	return func() {
+		close(quit)
+		select {
+		case <-done:
+		case <-time.After(reloadWait):
+			log.Warn("a reload is still running; exiting without it")
+		}
+	}
 }
 
 // poll reads the file once and applies its content when it has settled.
