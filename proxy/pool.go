@@ -17,6 +17,10 @@ import (
 
 // pool is one configured pool: its listener, its routing (servers,
 // placement, limits) and its clients.
+//
+// Lock order: moverMu before mu (setMover reads closed); ringMu is taken
+// alone. The follower's and the pools.Server's locks are never taken
+// under any of them but moverMu (a move's servers).
 type pool struct {
 	// cfg is the pool's configuration for its listener: its name, listen
 	// address and client TLS (a reload that changes them replaces it

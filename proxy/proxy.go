@@ -23,6 +23,8 @@ type Options struct {
 
 // Proxy owns every pool's listener, servers and clients, and the stats
 // listener. Close stops all of them.
+//
+// Lock order: reloadMu before mu, and mu before a pool's mu (Addr).
 type Proxy struct {
 	opt   Options
 	log   *slog.Logger

@@ -58,6 +58,9 @@ const (
 
 // Watcher follows the masters of Options.Masters through a group of
 // Sentinels. Its methods may be called from any goroutine.
+//
+// Lock order: reportMu before mu (OnSwitch is called under reportMu and
+// may call Requery, which takes mu).
 type Watcher struct {
 	opt     Options
 	log     *slog.Logger
