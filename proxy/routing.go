@@ -9,6 +9,7 @@ import (
 	"github.com/shardproxy/shardproxy/codec/resp"
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/hashring"
+	"github.com/shardproxy/shardproxy/migration"
 	"github.com/shardproxy/shardproxy/pools"
 )
 
@@ -17,8 +18,10 @@ import (
 // limits its clients are held to. It is immutable: ejection (and reload,
 // resharding and a server's new address) build a new value from the
 // current one and swap it in whole (pool.swapRouting). A client loads it
-// once per batch, and every key goes to its server through one function,
-// locate.
+// once per batch. It is the one place that chooses a key's server: its
+// owner now (locate), its owner before a migration (Owners, for package
+// migration) and, for a read, a replica (readServer); each placement is
+// asked through one function, pick.
 type routing struct {
 	cfg *config.Pool
 	// servers is every server of the pool, in file order, then those of
@@ -33,13 +36,11 @@ type routing struct {
 	// All nil without a migration.
 	from     *hashring.Placement
 	fromRing []*pools.Server
-	mig      *migration
+	mig      *migration.State
 	// A migration with a start time (migrate_from's start_at): until
-	// startAt, batches are routed by before, the routing of the old
-	// placement alone, without a migration (see active). nil without
-	// start_at.
-	startAt time.Time
-	before  *routing
+	// it, batches are routed by before, the routing of the old placement
+	// alone, without a migration (see active). nil without start_at.
+	before *routing
 	// replicaReads sends read-only commands to replicas (replica_reads;
 	// never during a migration).
 	replicaReads bool
@@ -115,9 +116,8 @@ func (rt *routing) migrateFrom(lines []config.Server) error {
 		return fmt.Errorf("pool %q: migrate_from: %w", rt.cfg.Name, err)
 	}
 	rt.from = place
-	rt.mig = newMigration(len(rt.fromRing), mf.StartAt.IsZero())
+	rt.mig = migration.New(rt.cfg, rt.fromRing)
 	if !mf.StartAt.IsZero() {
-		rt.startAt = mf.StartAt
 		return rt.routeBefore()
 	}
 	return nil
@@ -148,7 +148,7 @@ func (rt *routing) routeBefore() error {
 // per batch until the migration has started (then a flag), and once
 // started it stays started, even if the clock steps back.
 func (rt *routing) active() *routing {
-	if rt.before == nil || rt.mig.started.Load() || rt.mig.begin(rt.startAt, time.Now()) {
+	if rt.before == nil || rt.mig.Started() || rt.mig.Begin(time.Now()) {
 		return rt
 	}
 	return rt.before
@@ -181,30 +181,59 @@ func failFast(cfg *config.Pool) bool {
 }
 
 // locate returns the ring index of the server that holds key now, or -1
-// when no server is in the ring. It is the one place where a key meets
-// its server: every request's keys are routed through it.
-func (rt *routing) locate(key []byte) int {
-	i := rt.place.Pick(key)
-	if i < 0 || i >= len(rt.ring) {
+// when no server is in the ring. Every request's keys are routed through
+// it.
+func (rt *routing) locate(key []byte) int { return pick(rt.place, rt.ring, key) }
+
+// pick returns the index in ring of the server that place puts key on,
+// or -1 when it is not in ring. It is the one place where a key meets a
+// placement: its owner now (locate) and its owner before a migration
+// (Owners) are both picked here.
+func pick(place *hashring.Placement, ring []*pools.Server, key []byte) int {
+	i := place.Pick(key)
+	if i < 0 || i >= len(ring) {
 		return -1
 	}
 	return i
 }
 
-// moving returns, while a migration is configured, the server that held
-// key before it (its old owner) when that is not the server of ring index
-// i, the key's owner now: the key must move before a request touches it.
-// It returns nil when the key stays, or without a migration, at the cost
-// of one comparison.
-func (rt *routing) moving(key []byte, i int) *pools.Server {
-	if rt.from == nil {
-		return nil
+// Owners returns, for package migration, the server that held key before
+// the migration (its old owner; nil without a migration) and the server
+// that holds it now (nil when no server is in the ring). A key whose two
+// differ must move before a request touches it. It implements
+// migration.Placement.
+func (rt *routing) Owners(key []byte) (before, now *pools.Server) {
+	if i := rt.locate(key); i >= 0 {
+		now = rt.ring[i]
 	}
-	j := rt.from.Pick(key)
-	if j < 0 || (i >= 0 && rt.fromRing[j] == rt.ring[i]) {
-		return nil
+	if rt.from != nil {
+		if j := pick(rt.from, rt.fromRing, key); j >= 0 {
+			before = rt.fromRing[j]
+		}
 	}
-	return rt.fromRing[j]
+	return before, now
+}
+
+// With replica_reads, a read-only command (command.readonly) of a shard
+// goes to one of its replicas that the pool's failover.Follower keeps,
+// spread by client, when one is up; else to its primary. Never during a
+// migration: the new owner's replica may not have a moved key yet. A read
+// a replica does not serve (its call failed, or it refused:
+// failover.Refuses) is sent to the primary before the client is answered
+// (retryOnPrimary).
+
+// readServer returns the server a request of client id and cmd for ring
+// index i goes to: a replica of its primary for a read-only command when
+// the pool reads from replicas, else the primary. primary is the primary
+// when srv is a replica, else nil.
+func (p *pool) readServer(rt *routing, cmd *command, i int, id uint64) (srv, primary *pools.Server) {
+	srv = rt.ring[i]
+	if cmd.readonly && rt.replicaReads {
+		if r := p.follower.Replica(srv, id); r != nil {
+			return r, srv
+		}
+	}
+	return srv, nil
 }
 
 // server returns the server that holds key now, or nil.
