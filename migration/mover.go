@@ -9,8 +9,8 @@ import (
 	"github.com/shardproxy/shardproxy/pools"
 )
 
-// Pool is what a Mover needs of the pool whose keys it moves. Its methods
-// are called without any lock of the Mover held, but for Options.
+// Pool is what a Mover needs of the pool whose keys it moves. Options is
+// called with the Mover's lock held (Set), the others without.
 type Pool interface {
 	// Placement returns the pool's routing now, when m is still its
 	// migration; nil once a reload ended m.
