@@ -20,7 +20,7 @@
 // server: its owner now (routing.locate, through which every request's
 // keys go), its owner before a migration (routing.Owners) and, for a
 // read with replica_reads, a replica (readServer); both placements are
-// asked through one function, pick.
+// asked through one function, placed.locate.
 //
 // Resharding (migrate_from) is package migration, behind a small seam
 // the pool fills in (migration.go: migration.Pool, with the routing as

@@ -21,22 +21,21 @@ import (
 // once per batch. It is the one place that chooses a key's server: its
 // owner now (locate), its owner before a migration (Owners, for package
 // migration) and, for a read, a replica (readServer); each placement is
-// asked through one function, pick.
+// asked through one function, placed.locate.
 type routing struct {
 	cfg *config.Pool
 	// servers is every server of the pool, in file order, then those of
 	// migrate_from that are not in servers (see serverLines).
 	servers []*pools.Server
-	place   *hashring.Placement
-	ring    []*pools.Server // placement index -> server
-	lim     limits
+	// placed places keys over the servers in the ring (place, ring).
+	placed
+	lim limits
 	// A migration (migrate_from): from places keys where the data is
-	// now, over the servers of fromRing (every one, ejected or not); mig
-	// is its state, shared by the routing values rebuilt from this one.
-	// All nil without a migration.
-	from     *hashring.Placement
-	fromRing []*pools.Server
-	mig      *migration.State
+	// now, over its old owners (every one, ejected or not); mig is its
+	// state, shared by the routing values rebuilt from this one. Both
+	// empty without a migration.
+	from placed
+	mig  *migration.State
 	// A migration with a start time (migrate_from's start_at): until
 	// it, batches are routed by before, the routing of the old placement
 	// alone, without a migration (see active). nil without start_at.
@@ -108,15 +107,15 @@ func (rt *routing) migrateFrom(lines []config.Server) error {
 	hc := hashring.Config{Hash: mf.Hash, HashTag: mf.HashTag, Distribution: mf.Distribution, Slots: mf.Slots}
 	for _, s := range mf.Servers {
 		i := slices.IndexFunc(lines, func(l config.Server) bool { return l.Ident == s.Ident })
-		rt.fromRing = append(rt.fromRing, rt.servers[i])
+		rt.from.ring = append(rt.from.ring, rt.servers[i])
 		hc.Servers = append(hc.Servers, hashring.Server{Name: s.Ident, Weight: s.Weight})
 	}
 	place, err := hashring.New(hc)
 	if err != nil {
 		return fmt.Errorf("pool %q: migrate_from: %w", rt.cfg.Name, err)
 	}
-	rt.from = place
-	rt.mig = migration.New(rt.cfg, rt.fromRing)
+	rt.from.place = place
+	rt.mig = migration.New(rt.cfg, rt.from.ring)
 	if !mf.StartAt.IsZero() {
 		return rt.routeBefore()
 	}
@@ -134,7 +133,7 @@ func (rt *routing) routeBefore() error {
 	old := *rt.cfg
 	old.Servers, old.Hash, old.HashTag, old.Distribution, old.Slots = mf.Servers, mf.Hash, mf.HashTag, mf.Distribution, mf.Slots
 	old.MigrateFrom = nil
-	before, err := newRouting(&old, rt.fromRing)
+	before, err := newRouting(&old, rt.from.ring)
 	if err != nil {
 		return fmt.Errorf("pool %q: migrate_from: %w", rt.cfg.Name, err)
 	}
@@ -180,18 +179,21 @@ func failFast(cfg *config.Pool) bool {
 		cfg.Sentinel.Enabled()
 }
 
-// locate returns the ring index of the server that holds key now, or -1
-// when no server is in the ring. Every request's keys are routed through
-// it.
-func (rt *routing) locate(key []byte) int { return pick(rt.place, rt.ring, key) }
+// placed is a placement of keys over servers: ring[i] is the server of
+// place's index i.
+type placed struct {
+	place *hashring.Placement
+	ring  []*pools.Server // placement index -> server
+}
 
-// pick returns the index in ring of the server that place puts key on,
-// or -1 when it is not in ring. It is the one place where a key meets a
-// placement: its owner now (locate) and its owner before a migration
-// (Owners) are both picked here.
-func pick(place *hashring.Placement, ring []*pools.Server, key []byte) int {
-	i := place.Pick(key)
-	if i < 0 || i >= len(ring) {
+// locate returns the ring index of the server that holds key, or -1 when
+// no server is in the ring. It is the one place where a key meets a
+// placement: every request's keys are routed through the routing's
+// (routing.locate), and a key's owner before a migration is found
+// through migrate_from's (Owners).
+func (pl *placed) locate(key []byte) int {
+	i := pl.place.Pick(key)
+	if i < 0 || i >= len(pl.ring) {
 		return -1
 	}
 	return i
@@ -206,9 +208,9 @@ func (rt *routing) Owners(key []byte) (before, now *pools.Server) {
 	if i := rt.locate(key); i >= 0 {
 		now = rt.ring[i]
 	}
-	if rt.from != nil {
-		if j := pick(rt.from, rt.fromRing, key); j >= 0 {
-			before = rt.fromRing[j]
+	if rt.from.place != nil {
+		if j := rt.from.locate(key); j >= 0 {
+			before = rt.from.ring[j]
 		}
 	}
 	return before, now
