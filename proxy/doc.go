@@ -15,14 +15,22 @@
 // configuration, its servers, the placement of keys over the servers in
 // the ring and its clients' limits. It is immutable; ejection builds a new
 // one from the current one and swaps it in atomically, as reload,
-// resharding and a server's new address will. A client loads it once per
-// batch (batch.rt), and every key meets its server in one function,
-// routing.locate. Beside it, routing.moving is the migration's per-key
-// check (migrate_from): a key whose old owner differs from its owner now
-// is moved with MIGRATE before its request is enqueued, the client waiting
-// for it (migrate.go), while a mover per pool walks the old owners with
-// SCAN (mover.go); every move runs on connections of the migration's own
-// (moveconn.go), never on the clients' shared ones. Without a migration the check is one nil comparison.
+// resharding and a server's new address do. A client loads it once per
+// batch (batch.rt). routing.go is the one place that chooses a key's
+// server: its owner now (routing.locate, through which every request's
+// keys go), its owner before a migration (routing.Owners) and, for a
+// read with replica_reads, a replica (readServer); both placements are
+// asked through one function, placed.locate.
+//
+// Resharding (migrate_from) is package migration, behind a small seam
+// the pool fills in (migration.go: migration.Pool, with the routing as
+// its migration.Placement). While a migration is configured, a request
+// calls it from one place (moveKeys): a key whose old owner differs from
+// its owner now is moved with MIGRATE before its request is enqueued, the
+// client waiting for it, while the pool's migration.Mover walks the old
+// owners with SCAN and asks the routing where each key goes; every move
+// runs on connections of the migration's own, never on the clients'
+// shared ones. Without a migration the check is one nil comparison.
 // A migration with a start_at routes each batch by the old placement
 // alone until then (routing.active), so that proxies of a fleet agree.
 //

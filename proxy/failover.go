@@ -34,16 +34,7 @@ func (sh shards) Servers(master string) []*pools.Server {
 			out = append(out, s)
 		}
 	}
-	p.moverMu.Lock()
-	if mv := p.mover; mv != nil {
-		for _, s := range mv.own {
-			if s.Name() == master {
-				out = append(out, s)
-			}
-		}
-	}
-	p.moverMu.Unlock()
-	return out
+	return append(out, p.mover.Servers(master)...)
 }
 
 // Options returns the options of a server of master's line dialled at

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/failover"
+	"github.com/shardproxy/shardproxy/migration"
 	"github.com/shardproxy/shardproxy/pools"
 )
 
@@ -48,13 +49,9 @@ type pool struct {
 	wg       sync.WaitGroup
 	ringMu   sync.Mutex
 	started  time.Time
-	// mover moves the keys of the current migration (mover.go); nil
-	// without one. retired are migrations a reload replaced whose moves
-	// on access still hold connections. moverMu orders the mover's
-	// starts and stops, and guards both.
-	moverMu sync.Mutex
-	mover   *mover
-	retired []*migration
+	// mover moves the keys of the pool's migrations (migrate_from), on
+	// access and in the background (migration.go).
+	mover *migration.Mover
 	// follower follows the pool's shards under Sentinel, and keeps their
 	// replicas with replica_reads (failover.go).
 	follower *failover.Follower
@@ -87,6 +84,7 @@ func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 		done:    make(chan struct{}),
 	}
 	p.follower = failover.New(shards{p}, p.log)
+	p.mover = migration.NewMover(keyspace{p}, p.log)
 	p.proto, p.servers = newProto(p)
 	var err error
 	if p.tls, err = cfg.ClientTLSConfig(); err != nil {
@@ -324,7 +322,7 @@ func (p *pool) close() {
 	if p.park != nil {
 		p.park.close()
 	}
-	p.stopMover()
+	p.mover.Stop()
 	p.follower.Close()
 	for _, s := range p.routing().servers {
 		s.Close()

@@ -119,7 +119,7 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 
 // route forwards a request by its keys: whole to the server of all its keys,
 // or split per server (kindSplit). While a migration is configured, the
-// keys whose owner changed move first (migrate.go).
+// keys whose owner changed move first (moveKeys, migration.go).
 func (r *redisProto) route(cl *client, bt *batch, cmd *command, args [][]byte, frame []byte) {
 	keys, err := cmd.keys(bt.keys[:0], args)
 	switch {

@@ -5,27 +5,10 @@ import (
 	"github.com/shardproxy/shardproxy/pools"
 )
 
-// With replica_reads, a read-only command (command.readonly) of a shard
-// goes to one of its replicas that the pool's failover.Follower keeps,
-// spread by client, when one is up; else to its primary. Never during a
-// migration: the new owner's replica may not have a moved key yet. A read
-// a replica does not serve (its call failed, or it refused:
-// failover.Refuses) is sent to the primary before the client is answered
-// (retryOnPrimary).
-
-// readServer returns the server a request of client id and cmd for ring
-// index i goes to: a replica of its primary for a read-only command when
-// the pool reads from replicas, else the primary. primary is the primary
-// when srv is a replica, else nil.
-func (p *pool) readServer(rt *routing, cmd *command, i int, id uint64) (srv, primary *pools.Server) {
-	srv = rt.ring[i]
-	if cmd.readonly && rt.replicaReads {
-		if r := p.follower.Replica(srv, id); r != nil {
-			return r, srv
-		}
-	}
-	return srv, nil
-}
+// With replica_reads, a read-only command of a shard goes to one of its
+// replicas (routing.go's readServer chooses it). A read a replica does
+// not serve (its call failed, or it refused: failover.Refuses) is sent to
+// the primary before the client is answered (retryOnPrimary).
 
 // replicaRead is a call of a batch sent to a replica, and the primary it
 // goes to if the replica does not serve it.

@@ -9,6 +9,7 @@ import (
 	"github.com/shardproxy/shardproxy/codec/resp"
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/hashring"
+	"github.com/shardproxy/shardproxy/migration"
 	"github.com/shardproxy/shardproxy/pools"
 )
 
@@ -17,29 +18,28 @@ import (
 // limits its clients are held to. It is immutable: ejection (and reload,
 // resharding and a server's new address) build a new value from the
 // current one and swap it in whole (pool.swapRouting). A client loads it
-// once per batch, and every key goes to its server through one function,
-// locate.
+// once per batch. It is the one place that chooses a key's server: its
+// owner now (locate), its owner before a migration (Owners, for package
+// migration) and, for a read, a replica (readServer); each placement is
+// asked through one function, placed.locate.
 type routing struct {
 	cfg *config.Pool
 	// servers is every server of the pool, in file order, then those of
 	// migrate_from that are not in servers (see serverLines).
 	servers []*pools.Server
-	place   *hashring.Placement
-	ring    []*pools.Server // placement index -> server
-	lim     limits
+	// placed places keys over the servers in the ring (place, ring).
+	placed
+	lim limits
 	// A migration (migrate_from): from places keys where the data is
-	// now, over the servers of fromRing (every one, ejected or not); mig
-	// is its state, shared by the routing values rebuilt from this one.
-	// All nil without a migration.
-	from     *hashring.Placement
-	fromRing []*pools.Server
-	mig      *migration
+	// now, over its old owners (every one, ejected or not); mig is its
+	// state, shared by the routing values rebuilt from this one. Both
+	// empty without a migration.
+	from placed
+	mig  *migration.State
 	// A migration with a start time (migrate_from's start_at): until
-	// startAt, batches are routed by before, the routing of the old
-	// placement alone, without a migration (see active). nil without
-	// start_at.
-	startAt time.Time
-	before  *routing
+	// it, batches are routed by before, the routing of the old placement
+	// alone, without a migration (see active). nil without start_at.
+	before *routing
 	// replicaReads sends read-only commands to replicas (replica_reads;
 	// never during a migration).
 	replicaReads bool
@@ -107,17 +107,16 @@ func (rt *routing) migrateFrom(lines []config.Server) error {
 	hc := hashring.Config{Hash: mf.Hash, HashTag: mf.HashTag, Distribution: mf.Distribution, Slots: mf.Slots}
 	for _, s := range mf.Servers {
 		i := slices.IndexFunc(lines, func(l config.Server) bool { return l.Ident == s.Ident })
-		rt.fromRing = append(rt.fromRing, rt.servers[i])
+		rt.from.ring = append(rt.from.ring, rt.servers[i])
 		hc.Servers = append(hc.Servers, hashring.Server{Name: s.Ident, Weight: s.Weight})
 	}
 	place, err := hashring.New(hc)
 	if err != nil {
 		return fmt.Errorf("pool %q: migrate_from: %w", rt.cfg.Name, err)
 	}
-	rt.from = place
-	rt.mig = newMigration(len(rt.fromRing), mf.StartAt.IsZero())
+	rt.from.place = place
+	rt.mig = migration.New(rt.cfg, rt.from.ring)
 	if !mf.StartAt.IsZero() {
-		rt.startAt = mf.StartAt
 		return rt.routeBefore()
 	}
 	return nil
@@ -134,7 +133,7 @@ func (rt *routing) routeBefore() error {
 	old := *rt.cfg
 	old.Servers, old.Hash, old.HashTag, old.Distribution, old.Slots = mf.Servers, mf.Hash, mf.HashTag, mf.Distribution, mf.Slots
 	old.MigrateFrom = nil
-	before, err := newRouting(&old, rt.fromRing)
+	before, err := newRouting(&old, rt.from.ring)
 	if err != nil {
 		return fmt.Errorf("pool %q: migrate_from: %w", rt.cfg.Name, err)
 	}
@@ -148,7 +147,7 @@ func (rt *routing) routeBefore() error {
 // per batch until the migration has started (then a flag), and once
 // started it stays started, even if the clock steps back.
 func (rt *routing) active() *routing {
-	if rt.before == nil || rt.mig.started.Load() || rt.mig.begin(rt.startAt, time.Now()) {
+	if rt.before == nil || rt.mig.Started() || rt.mig.Begin(time.Now()) {
 		return rt
 	}
 	return rt.before
@@ -180,31 +179,63 @@ func failFast(cfg *config.Pool) bool {
 		cfg.Sentinel.Enabled()
 }
 
-// locate returns the ring index of the server that holds key now, or -1
-// when no server is in the ring. It is the one place where a key meets
-// its server: every request's keys are routed through it.
-func (rt *routing) locate(key []byte) int {
-	i := rt.place.Pick(key)
-	if i < 0 || i >= len(rt.ring) {
+// placed is a placement of keys over servers: ring[i] is the server of
+// place's index i.
+type placed struct {
+	place *hashring.Placement
+	ring  []*pools.Server // placement index -> server
+}
+
+// locate returns the ring index of the server that holds key, or -1 when
+// no server is in the ring. It is the one place where a key meets a
+// placement: every request's keys are routed through the routing's
+// (routing.locate), and a key's owner before a migration is found
+// through migrate_from's (Owners).
+func (pl *placed) locate(key []byte) int {
+	i := pl.place.Pick(key)
+	if i < 0 || i >= len(pl.ring) {
 		return -1
 	}
 	return i
 }
 
-// moving returns, while a migration is configured, the server that held
-// key before it (its old owner) when that is not the server of ring index
-// i, the key's owner now: the key must move before a request touches it.
-// It returns nil when the key stays, or without a migration, at the cost
-// of one comparison.
-func (rt *routing) moving(key []byte, i int) *pools.Server {
-	if rt.from == nil {
-		return nil
+// Owners returns, for package migration, the server that held key before
+// the migration (its old owner; nil without a migration) and the server
+// that holds it now (nil when no server is in the ring). A key whose two
+// differ must move before a request touches it. It implements
+// migration.Placement.
+func (rt *routing) Owners(key []byte) (before, now *pools.Server) {
+	if i := rt.locate(key); i >= 0 {
+		now = rt.ring[i]
 	}
-	j := rt.from.Pick(key)
-	if j < 0 || (i >= 0 && rt.fromRing[j] == rt.ring[i]) {
-		return nil
+	if rt.from.place != nil {
+		if j := rt.from.locate(key); j >= 0 {
+			before = rt.from.ring[j]
+		}
 	}
-	return rt.fromRing[j]
+	return before, now
+}
+
+// With replica_reads, a read-only command (command.readonly) of a shard
+// goes to one of its replicas that the pool's failover.Follower keeps,
+// spread by client, when one is up; else to its primary. Never during a
+// migration: the new owner's replica may not have a moved key yet. A read
+// a replica does not serve (its call failed, or it refused:
+// failover.Refuses) is sent to the primary before the client is answered
+// (retryOnPrimary).
+
+// readServer returns the server a request of client id and cmd for ring
+// index i goes to: a replica of its primary for a read-only command when
+// the pool reads from replicas, else the primary. primary is the primary
+// when srv is a replica, else nil.
+func (p *pool) readServer(rt *routing, cmd *command, i int, id uint64) (srv, primary *pools.Server) {
+	srv = rt.ring[i]
+	if cmd.readonly && rt.replicaReads {
+		if r := p.follower.Replica(srv, id); r != nil {
+			return r, srv
+		}
+	}
+	return srv, nil
 }
 
 // server returns the server that holds key now, or nil.

@@ -195,7 +195,7 @@ func (p *pool) snapshot(bounds []time.Duration) PoolSnapshot {
 		ps.SentinelsUp, ps.Sentinels = p.follower.SentinelsUp()
 	}
 	if rt.mig != nil {
-		ps.MigrationPending = rt.mig.pending.Load()
+		ps.MigrationPending = rt.mig.Pending()
 		ps.MigrationStarted = rt.active() == rt
 	}
 	names := memcacheCommandNames

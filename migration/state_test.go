@@ -1,4 +1,4 @@
-package proxy
+package migration
 
 import (
 	"testing"
@@ -10,7 +10,7 @@ import (
 // one without a start time has started from the beginning.
 func TestMigrationBegin(t *testing.T) {
 	at := time.Date(2026, 11, 30, 10, 30, 0, 0, time.UTC)
-	m := newMigration(2, false)
+	m := newState(2, false)
 	steps := []struct {
 		name string
 		now  time.Time
@@ -26,7 +26,7 @@ func TestMigrationBegin(t *testing.T) {
 			t.Errorf("%s: begin %v, want %v", st.name, got, st.want)
 		}
 	}
-	if !newMigration(2, true).begin(at, at.Add(-time.Hour)) {
+	if !newState(2, true).begin(at, at.Add(-time.Hour)) {
 		t.Error("a migration without start_at: begin false before the (unused) start time")
 	}
 }

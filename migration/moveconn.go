@@ -1,4 +1,4 @@
-package proxy
+package migration
 
 import (
 	"sync"

@@ -1,4 +1,4 @@
-package proxy
+package migration
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/shardproxy/shardproxy/codec/resp"
-	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/pools"
 )
 
@@ -38,7 +37,7 @@ func lane(from, to *pools.Server) string { return from.Addr() + ">" + to.Addr() 
 
 // through reports whether keys from one server to another go through the
 // proxy now.
-func (m *migration) through(from, to *pools.Server) bool {
+func (m *State) through(from, to *pools.Server) bool {
 	v, ok := m.proxied.Load(lane(from, to))
 	return ok && time.Now().Before(v.(time.Time))
 }
@@ -49,7 +48,7 @@ func (m *migration) through(from, to *pools.Server) bool {
 // (the mover): they are then held while they go through the proxy, and
 // those a client is moving are left to it. It returns the move's error,
 // counted in migration_errors.
-func (m *migration) move(p *pool, cfg *config.Pool, mc *moveConns, from, to *pools.Server, keys [][]byte, lock bool) error {
+func (m *State) move(mv *Mover, mc *moveConns, from, to *pools.Server, keys [][]byte, lock bool) error {
 	src, err := mc.get(from)
 	if err != nil {
 		return err
@@ -57,17 +56,17 @@ func (m *migration) move(p *pool, cfg *config.Pool, mc *moveConns, from, to *poo
 	defer mc.put(from, src)
 	var merr error
 	if !m.through(from, to) {
-		call := m.migrate(src.Conn(0), cfg, from, to, keys)
-		merr = p.migrated(&call.Call, len(keys))
+		call := m.migrate(src.Conn(0), from, to, keys)
+		merr = mv.migrated(&call.Call, len(keys))
 		var em *errMigrate
 		if !errors.As(merr, &em) {
 			if merr != nil {
-				p.stats.migrationErrors.Add(1)
+				mv.pool.Failed()
 			}
 			return merr
 		}
 		m.proxied.Store(lane(from, to), time.Now().Add(throughRetry))
-		p.log.Warn("migration: MIGRATE failed, moving keys through the proxy", "from", from.Name(), "to", to.Name(),
+		mv.log.Warn("migration: MIGRATE failed, moving keys through the proxy", "from", from.Name(), "to", to.Name(),
 			"err", merr, "retry_migrate_after", throughRetry)
 	}
 	dst, err := mc.get(to)
@@ -79,18 +78,18 @@ func (m *migration) move(p *pool, cfg *config.Pool, mc *moveConns, from, to *poo
 	if lock {
 		keys, others = m.hold(keys)
 	}
-	err = p.moveThrough(m, src.Conn(0), dst.Conn(0), keys)
+	err = m.moveThrough(mv, src.Conn(0), dst.Conn(0), keys)
 	if lock {
 		m.release(keys, moveError(from, to, err))
 	}
-	for _, mv := range others {
-		<-mv.done
-		if err == nil && mv.err != nil {
-			return mv.err // counted by the client that moved it
+	for _, km := range others {
+		<-km.done
+		if err == nil && km.err != nil {
+			return km.err // counted by the client that moved it
 		}
 	}
 	if err != nil {
-		p.stats.migrationErrors.Add(1)
+		mv.pool.Failed()
 		if merr != nil {
 			err = fmt.Errorf("MIGRATE: %v; through the proxy: %w", merr, err)
 		}
@@ -109,12 +108,12 @@ func moveError(from, to *pools.Server, err error) error {
 
 // hold marks keys as being moved and returns those no client was moving,
 // and the moves of the others.
-func (m *migration) hold(keys [][]byte) (held [][]byte, others []*keyMove) {
+func (m *State) hold(keys [][]byte) (held [][]byte, others []*keyMove) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, k := range keys {
-		if mv, ok := m.inflight[string(k)]; ok {
-			others = append(others, mv)
+		if km, ok := m.inflight[string(k)]; ok {
+			others = append(others, km)
 			continue
 		}
 		m.inflight[string(k)] = &keyMove{done: make(chan struct{})}
@@ -124,14 +123,14 @@ func (m *migration) hold(keys [][]byte) (held [][]byte, others []*keyMove) {
 }
 
 // release ends the moves of keys, telling whoever waits for them err.
-func (m *migration) release(keys [][]byte, err error) {
+func (m *State) release(keys [][]byte, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, k := range keys {
-		if mv, ok := m.inflight[string(k)]; ok {
+		if km, ok := m.inflight[string(k)]; ok {
 			delete(m.inflight, string(k))
-			mv.err = err
-			close(mv.done)
+			km.err = err
+			close(km.done)
 		}
 	}
 }
@@ -160,7 +159,7 @@ const throughBudget = 8 << 20
 // its next move only deletes it, since its value on the target may be
 // newer by then. It returns the first error; the keys moved count in
 // keys_migrated.
-func (p *pool) moveThrough(m *migration, src, dst *pools.Conn, keys [][]byte) error {
+func (m *State) moveThrough(mv *Mover, src, dst *pools.Conn, keys [][]byte) error {
 	var restore, del [][]byte
 	m.mu.Lock()
 	for _, k := range keys {
@@ -186,7 +185,7 @@ func (p *pool) moveThrough(m *migration, src, dst *pools.Conn, keys [][]byte) er
 		}
 		restore, sizes = restore[n:], sizes[n:]
 	}
-	if err := p.deleteMoved(m, src, del); firstErr == nil {
+	if err := m.deleteMoved(mv, src, del); firstErr == nil {
 		firstErr = err
 	}
 	return firstErr
@@ -273,7 +272,7 @@ func restoreCall(key []byte, ttl int64, dump []byte) *waitCall {
 
 // deleteMoved deletes keys restored on the target from the source, and
 // counts them moved. A key whose DEL fails is remembered in m.undeleted.
-func (p *pool) deleteMoved(m *migration, src *pools.Conn, del [][]byte) error {
+func (m *State) deleteMoved(mv *Mover, src *pools.Conn, del [][]byte) error {
 	var firstErr error
 	dels := make([]*waitCall, len(del))
 	for j, k := range del {
@@ -301,8 +300,7 @@ func (p *pool) deleteMoved(m *migration, src *pools.Conn, del [][]byte) error {
 	}
 	m.mu.Unlock()
 	if moved > 0 {
-		p.stats.keysMigrated.Add(int64(moved))
-		p.stats.migrateRate.add(time.Now(), int64(moved))
+		mv.pool.Migrated(moved)
 	}
 	return firstErr
 }
