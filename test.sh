@@ -85,8 +85,8 @@ fi
 echo "== go test"
 go test -count=1 -timeout 15m ./...
 
-echo "== go test -race (proxy, pools, sentinel, failover, codecs)"
-go test -race -count=1 -timeout 15m ./proxy/ ./pools/ ./sentinel/ ./failover/ ./codec/...
+echo "== go test -race (proxy, pools, sentinel, failover, migration, codecs)"
+go test -race -count=1 -timeout 15m ./proxy/ ./pools/ ./sentinel/ ./failover/ ./migration/ ./codec/...
 
 if [ "$short" = 1 ]; then
 	exit 0

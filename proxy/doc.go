@@ -34,6 +34,13 @@
 // A migration with a start_at routes each batch by the old placement
 // alone until then (routing.active), so that proxies of a fleet agree.
 //
+// Following Sentinel is package failover, behind the same kind of seam
+// (failover.go: failover.Pool). The pool asks its failover.Follower where
+// a shard's primary is and which replica serves a client's reads; the
+// Follower moves the shard's servers (pools.Server.SetAddr) and holds
+// their requests during a promotion (pools.Server.Hold). New and Check do
+// no I/O: the Sentinels are first asked at Start.
+//
 // Multi-key commands (MGET, MSET, DEL, UNLINK, EXISTS, TOUCH; memcache get
 // and gets with many keys) become one fragment per server. After the whole
 // batch is enqueued the client flushes each touched connection once, so
