@@ -59,14 +59,14 @@ func withRole(handshake [][]byte) [][]byte {
 func verifyReplica(reply []byte) error {
 	count, off, err := resp.ReadArrayHeader(reply)
 	if err != nil || count < 4 {
-		return fmt.Errorf("%w: %q", errRoleNotArray, clip(reply))
+		return fmt.Errorf("%w: %q", errRoleNotArray, resp.Clip(reply))
 	}
 	var fields [4][]byte
 	for i := range fields {
 		if i == 2 { // the primary's port, an integer
 			_, n, err := resp.ReadInteger(reply[off:])
 			if err != nil || n == 0 {
-				return fmt.Errorf("%w: %q", errRoleNotArray, clip(reply))
+				return fmt.Errorf("%w: %q", errRoleNotArray, resp.Clip(reply))
 			}
 			off += n
 			continue
@@ -76,7 +76,7 @@ func verifyReplica(reply []byte) error {
 			if i == 0 {
 				return errNotAReplica // a primary's second field is an integer
 			}
-			return fmt.Errorf("%w: %q", errRoleNotArray, clip(reply))
+			return fmt.Errorf("%w: %q", errRoleNotArray, resp.Clip(reply))
 		}
 		fields[i], off = v, off+n
 		if i == 0 && !bytes.Equal(v, roleReplica) {
@@ -87,12 +87,4 @@ func verifyReplica(reply []byte) error {
 		return fmt.Errorf("%w (%s)", errReplicaNotSynced, fields[3])
 	}
 	return nil
-}
-
-// clip shortens a reply for an error message to 64 bytes.
-func clip(b []byte) []byte {
-	if len(b) > 64 {
-		return b[:64]
-	}
-	return b
 }

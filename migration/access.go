@@ -80,10 +80,10 @@ func waitMoves(waits []*keyMove, keys [][]byte, timeout time.Duration) string {
 		select {
 		case <-km.done:
 		case <-expired:
-			return fmt.Sprintf("key '%s': not moved within the pool's timeout (%v); the move goes on", clip(keys[j]), timeout)
+			return fmt.Sprintf("key '%s': not moved within the pool's timeout (%v); the move goes on", resp.Clip(keys[j]), timeout)
 		}
 		if km.err != nil {
-			return fmt.Sprintf("key '%s' %v", clip(keys[j]), km.err)
+			return fmt.Sprintf("key '%s' %v", resp.Clip(keys[j]), km.err)
 		}
 	}
 	return ""
@@ -126,7 +126,7 @@ func (mv *Mover) migrated(c *pools.Call, n int) error {
 	case resp.IsError(c.Reply):
 		return &errMigrate{string(bytes.TrimRight(c.Reply[1:], "\r\n"))}
 	default:
-		return fmt.Errorf("unexpected reply %q", clip(c.Reply))
+		return fmt.Errorf("unexpected reply %q", resp.Clip(c.Reply))
 	}
 	return nil
 }
@@ -168,19 +168,4 @@ func migrateTimeout(cfg *config.Pool) time.Duration {
 		return max(cfg.Timeout/2, time.Millisecond)
 	}
 	return 5 * time.Second
-}
-
-// clip shortens a key or a reply for an error message to 128 bytes and
-// turns CR and LF into spaces, as Redis does; other bytes are kept.
-func clip(b []byte) string {
-	if len(b) > 128 {
-		b = b[:128]
-	}
-	out := []byte(string(b))
-	for i, c := range out {
-		if c == '\r' || c == '\n' {
-			out[i] = ' '
-		}
-	}
-	return string(out)
 }

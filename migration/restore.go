@@ -223,7 +223,7 @@ func memoryUsage(conn *pools.Conn, keys [][]byte) []int {
 func restoreWindow(src, dst *pools.Conn, keys [][]byte) (restored [][]byte, firstErr error) {
 	fail := func(k []byte, step string, err error) {
 		if firstErr == nil {
-			firstErr = fmt.Errorf("%s '%s': %w", step, clip(k), err)
+			firstErr = fmt.Errorf("%s '%s': %w", step, resp.Clip(k), err)
 		}
 	}
 	reads := make([]*waitCall, 0, 2*len(keys))
@@ -285,7 +285,7 @@ func (m *State) deleteMoved(mv *Mover, src *pools.Conn, del [][]byte) error {
 		k := del[j]
 		if c.Err != nil || len(c.Reply) == 0 || c.Reply[0] != ':' {
 			if firstErr == nil {
-				firstErr = fmt.Errorf("DEL '%s': %w", clip(k), callError(&c.Call))
+				firstErr = fmt.Errorf("DEL '%s': %w", resp.Clip(k), callError(&c.Call))
 			}
 			if m.undeleted == nil {
 				m.undeleted = map[string]bool{}
@@ -373,5 +373,5 @@ func callError(calls ...*pools.Call) error {
 			return errors.New(string(bytes.TrimRight(c.Reply[1:], "\r\n")))
 		}
 	}
-	return fmt.Errorf("unexpected reply %q", clip(calls[0].Reply))
+	return fmt.Errorf("unexpected reply %q", resp.Clip(calls[0].Reply))
 }

@@ -266,38 +266,15 @@ func scanReply(c *pools.Call) (cursor []byte, keys [][]byte, err error) {
 
 type errBadScan []byte
 
-func (e errBadScan) Error() string { return "unexpected SCAN reply: " + clip(e) }
+func (e errBadScan) Error() string { return "unexpected SCAN reply: " + resp.Clip(e) }
 
 // bulkAt returns the bulk string that b starts with and its length in b,
 // or 0 when b does not start with a whole one.
 func bulkAt(b []byte) ([]byte, int) {
-	n := bulkNeed(b)
+	n := resp.BulkNeed(b)
 	hdr := bytes.IndexByte(b, '\n') + 1
 	if n == 0 || n > len(b) || hdr == 0 || hdr > n-2 {
 		return nil, 0
 	}
 	return b[hdr : n-2], n
-}
-
-// bulkNeed returns the total length of the bulk string starting b, or 0
-// when b does not start with a complete bulk header.
-func bulkNeed(b []byte) int {
-	if len(b) < 4 || b[0] != '$' {
-		return 0
-	}
-	n := 0
-	for i := 1; i < len(b) && i < 12; i++ {
-		c := b[i]
-		if c == '\r' {
-			if i == 1 {
-				return 0
-			}
-			return i + 2 + n + 2
-		}
-		if c < '0' || c > '9' {
-			return 0
-		}
-		n = n*10 + int(c-'0')
-	}
-	return 0
 }

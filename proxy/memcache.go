@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 
 	"github.com/shardproxy/shardproxy/codec/memcache"
+	"github.com/shardproxy/shardproxy/codec/resp"
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/pools"
 )
@@ -254,7 +255,7 @@ func (m *memcacheProto) reply(dst []byte, bt *batch, s *answer) []byte {
 		if c.Err != nil {
 			m.p.stats.forwardError.Add(1)
 			dst = append(dst, "SERVER_ERROR "...)
-			dst = append(dst, clip([]byte(c.Err.Error()))...)
+			dst = append(dst, resp.Clip([]byte(c.Err.Error()))...)
 			return append(dst, "\r\n"...)
 		}
 	}

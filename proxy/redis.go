@@ -97,7 +97,7 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 	}
 	switch {
 	case cmd == nil:
-		errorReply(bt, fmt.Sprintf("ERR unknown command '%s', with args beginning with: %s", clip(args[0]), argList(args[1:])))
+		errorReply(bt, fmt.Sprintf("ERR unknown command '%s', with args beginning with: %s", resp.Clip(args[0]), argList(args[1:])))
 		return n, false
 	case bt.rt.cfg.RedisAuth != "" && !cl.authed && cmd.name != "AUTH" && cmd.name != "HELLO" && cmd.name != "QUIT":
 		errorReply(bt, "NOAUTH Authentication required.")
@@ -294,26 +294,11 @@ func (r *redisProto) mergeArray(dst []byte, bt *batch, s *answer, calls []*pools
 }
 
 func badReply(dst, reply []byte) []byte {
-	return resp.AppendError(dst, "ERR unexpected reply from server: "+clip(reply))
+	return resp.AppendError(dst, "ERR unexpected reply from server: "+resp.Clip(reply))
 }
 
 func wrongArgs(name []byte) string {
-	return fmt.Sprintf("ERR wrong number of arguments for '%s' command", strings.ToLower(clip(name)))
-}
-
-// clip shortens a client-supplied string for an error message to 128
-// bytes and turns CR and LF into spaces, as Redis does; other bytes are kept.
-func clip(b []byte) string {
-	if len(b) > 128 {
-		b = b[:128]
-	}
-	out := []byte(string(b))
-	for i, c := range out {
-		if c == '\r' || c == '\n' {
-			out[i] = ' '
-		}
-	}
-	return string(out)
+	return fmt.Sprintf("ERR wrong number of arguments for '%s' command", strings.ToLower(resp.Clip(name)))
 }
 
 func argList(args [][]byte) string {
@@ -322,7 +307,7 @@ func argList(args [][]byte) string {
 		if i == 8 {
 			break
 		}
-		fmt.Fprintf(&sb, "'%s' ", clip(a))
+		fmt.Fprintf(&sb, "'%s' ", resp.Clip(a))
 	}
 	return sb.String()
 }
@@ -330,30 +315,7 @@ func argList(args [][]byte) string {
 func (r *redisProto) requestNeed(b []byte) int { return resp.Need(b) }
 
 // replyNeed reads a bulk reply's length header: "$N\r\n" needs N+2 more.
-func (redisServers) replyNeed(b []byte) int { return bulkNeed(b) }
-
-// bulkNeed returns the total length of the bulk string starting b, or 0
-// when b does not start with a complete bulk header.
-func bulkNeed(b []byte) int {
-	if len(b) < 4 || b[0] != '$' {
-		return 0
-	}
-	n := 0
-	for i := 1; i < len(b) && i < 12; i++ {
-		c := b[i]
-		if c == '\r' {
-			if i == 1 {
-				return 0
-			}
-			return i + 2 + n + 2
-		}
-		if c < '0' || c > '9' {
-			return 0
-		}
-		n = n*10 + int(c-'0')
-	}
-	return 0
-}
+func (redisServers) replyNeed(b []byte) int { return resp.BulkNeed(b) }
 
 func (r *redisProto) direct(bt *batch, s *answer) []byte {
 	if s.n != 1 || s.merge != mergeNone {

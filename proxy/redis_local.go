@@ -123,7 +123,7 @@ func (r *redisProto) hello(cl *client, dst []byte, args [][]byte) []byte {
 				cl.name = string(args[i+1])
 				i++
 			default:
-				return resp.AppendError(dst, fmt.Sprintf("ERR Syntax error in HELLO option '%s'", clip(args[i])))
+				return resp.AppendError(dst, fmt.Sprintf("ERR Syntax error in HELLO option '%s'", resp.Clip(args[i])))
 			}
 		}
 	}
@@ -172,7 +172,7 @@ func (r *redisProto) clientCmd(cl *client, dst []byte, args [][]byte) []byte {
 	case (sub == "NO-EVICT" || sub == "NO-TOUCH") && len(args) == 3:
 		return append(dst, okReply...)
 	}
-	return resp.AppendError(dst, fmt.Sprintf("ERR 'client %s' is not supported by the proxy", strings.ToLower(clip(args[1]))))
+	return resp.AppendError(dst, fmt.Sprintf("ERR 'client %s' is not supported by the proxy", strings.ToLower(resp.Clip(args[1]))))
 }
 
 // commandCmd answers COMMAND, COMMAND COUNT, COMMAND DOCS and COMMAND INFO
@@ -193,7 +193,7 @@ func (r *redisProto) commandCmd(dst []byte, args [][]byte) []byte {
 		}
 		return dst
 	}
-	return resp.AppendError(dst, fmt.Sprintf("ERR 'command %s' is not supported by the proxy", strings.ToLower(clip(args[1]))))
+	return resp.AppendError(dst, fmt.Sprintf("ERR 'command %s' is not supported by the proxy", strings.ToLower(resp.Clip(args[1]))))
 }
 
 // info is INFO's text: the proxy's own section and its pool.

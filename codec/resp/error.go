@@ -41,3 +41,19 @@ func protoError(msg string) error { return &Error{Msg: msg} }
 func gotError(prefix string, c byte) error {
 	return &Error{Msg: prefix + string([]byte{c}) + "'"}
 }
+
+// Clip shortens a client- or server-supplied string for an error message
+// to 128 bytes and turns CR and LF into spaces, as Redis does; other
+// bytes are kept.
+func Clip(b []byte) string {
+	if len(b) > 128 {
+		b = b[:128]
+	}
+	out := []byte(string(b))
+	for i, c := range out {
+		if c == '\r' || c == '\n' {
+			out[i] = ' '
+		}
+	}
+	return string(out)
+}
