@@ -26,17 +26,7 @@ type haShard struct {
 // Sentinels watching them.
 func startHA(t *testing.T) ([]haShard, []*testservers.Server) {
 	t.Helper()
-	var shards []haShard
-	masters := map[string]string{}
-	for i := range 2 {
-		p := testservers.Redis(t)
-		r := testservers.RedisReplica(t, p)
-		sh := haShard{name: fmt.Sprintf("shard%d", i+1), primary: p, replica: r}
-		shards = append(shards, sh)
-		masters[sh.name] = p.Addr
-	}
-	sents := testservers.Sentinels(t, 3, masters, testservers.SentinelOptions{DownAfter: time.Second, FailoverTimeout: 3 * time.Second})
-	return shards, sents
+	return startHAWith(t, testservers.SentinelOptions{DownAfter: time.Second, FailoverTimeout: 3 * time.Second})
 }
 
 // haYAML is a pool over the shards' masters by name, following sents;
