@@ -2,9 +2,7 @@ package metrics_test
 
 import (
 	"bytes"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -15,34 +13,16 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/shardproxy/shardproxy/codec/resp"
-	"github.com/shardproxy/shardproxy/config"
-	"github.com/shardproxy/shardproxy/internal/testservers"
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/metrics"
 	"github.com/shardproxy/shardproxy/proxy"
 )
-
-// freeListen is a free loopback host:port.
-func freeListen(t *testing.T) string {
-	return fmt.Sprintf("127.0.0.1:%d", testservers.FreePort(t, "127.0.0.1"))
-}
 
 // startProxy starts a proxy on the configuration and, on the same
 // proxy, the metrics listener; both close when the test ends.
 func startProxy(t *testing.T, yaml string) (*proxy.Proxy, string) {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yaml))
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, yaml)
-	}
-	px, err := proxy.New(cfg, proxy.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := px.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { px.Close() })
+	px := proxytest.StartProxy(t, yaml)
 	ms, err := metrics.Listen("127.0.0.1:0", px, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -54,16 +34,11 @@ func startProxy(t *testing.T, yaml string) (*proxy.Proxy, string) {
 // redisPool is a pool's YAML: redis: true unless memcache, the servers'
 // addresses with weight 1, and the extra lines (already indented).
 func redisPool(name, listen string, servers []string, extra ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s:\n  listen: %s\n  redis: true\n", name, listen)
-	for _, e := range extra {
-		fmt.Fprintf(&b, "  %s\n", e)
+	lines := make([]string, len(servers))
+	for i, s := range servers {
+		lines[i] = s + ":1"
 	}
-	b.WriteString("  servers:\n")
-	for _, s := range servers {
-		fmt.Fprintf(&b, "    - %s:1\n", s)
-	}
-	return b.String()
+	return proxytest.Pool{Keys: extra, Servers: lines}.YAML(name, listen)
 }
 
 // get fetches a path of the metrics listener and returns the status and
@@ -156,56 +131,6 @@ func promtoolCheck(t *testing.T, text string) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
-	}
-}
-
-// redisConn is a raw RESP connection to the proxy.
-type redisConn struct {
-	t   *testing.T
-	nc  net.Conn
-	buf []byte
-}
-
-func dialRedis(t *testing.T, addr string) *redisConn {
-	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	return &redisConn{t: t, nc: nc}
-}
-
-// do sends one request and returns its reply.
-func (c *redisConn) do(args ...string) string {
-	c.t.Helper()
-	bs := make([][]byte, len(args))
-	for i, a := range args {
-		bs[i] = []byte(a)
-	}
-	c.nc.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.nc.Write(resp.AppendCommand(nil, bs...)); err != nil {
-		c.t.Fatal(err)
-	}
-	return c.reply()
-}
-
-func (c *redisConn) reply() string {
-	c.t.Helper()
-	tmp := make([]byte, 4096)
-	for {
-		if n, err := resp.ReadReply(c.buf); err != nil {
-			c.t.Fatal(err)
-		} else if n > 0 {
-			r := string(c.buf[:n])
-			c.buf = c.buf[n:]
-			return r
-		}
-		n, err := c.nc.Read(tmp)
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		c.buf = append(c.buf, tmp[:n]...)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/metrics"
 	"github.com/shardproxy/shardproxy/proxy"
@@ -25,7 +26,7 @@ func TestMetricsMemcache(t *testing.T) {
 	for range 2 {
 		addrs = append(addrs, testservers.Memcached(t).Addr)
 	}
-	listen := freeListen(t)
+	listen := proxytest.FreeListen(t)
 	yaml := fmt.Sprintf("mc:\n  listen: %s\n  servers:\n    - %s:1\n    - %s:1\n", listen, addrs[0], addrs[1])
 	_, maddr := startProxy(t, yaml)
 	nc, err := net.DialTimeout("tcp", listen, 5*time.Second)
@@ -93,7 +94,7 @@ func TestMetricsMemcache(t *testing.T) {
 func TestMetricsReload(t *testing.T) {
 	srv := testservers.Redis(t)
 	path := filepath.Join(t.TempDir(), "shardproxy.yml")
-	listen := freeListen(t)
+	listen := proxytest.FreeListen(t)
 	write := func(body string) {
 		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 			t.Fatal(err)

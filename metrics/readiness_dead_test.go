@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shardproxy/shardproxy/hashring"
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
@@ -79,7 +80,7 @@ func TestReadyzDeadServers(t *testing.T) {
 	a, b := testservers.Redis(t), testservers.Redis(t)
 	d, pd := deadAddr(t)
 	mixed := []string{a.Addr, b.Addr, d}
-	lr, lm, lx := freeListen(t), freeListen(t), freeListen(t)
+	lr, lm, lx := proxytest.FreeListen(t), proxytest.FreeListen(t), proxytest.FreeListen(t)
 	ketama := []string{"hash: fnv1a_64", "distribution: ketama"}
 	yaml := redisPool("red", lr, []string{r1, r2}, ketama...) +
 		strings.Replace(redisPool("mem", lm, []string{m1}), "redis: true", "redis: false", 1) +
@@ -96,15 +97,15 @@ func TestReadyzDeadServers(t *testing.T) {
 
 	// Requests fail; the pools stay not ready; mix stays ready though its
 	// requests all went to its dead server.
-	c := dialRedis(t, lr)
+	c := proxytest.Dial(t, lr)
 	for _, k := range append(keysOn(t, []string{r1, r2}, 0, 2), keysOn(t, []string{r1, r2}, 1, 2)...) {
-		if r := c.do("GET", k); !strings.HasPrefix(r, "-ERR server unavailable") {
+		if r := c.Do("GET", k); !strings.HasPrefix(r, "-ERR server unavailable") {
 			t.Fatalf("red: GET %s: %q", k, r)
 		}
 	}
-	x := dialRedis(t, lx)
+	x := proxytest.Dial(t, lx)
 	for _, k := range keysOn(t, mixed, 2, 3) {
-		if r := x.do("GET", k); !strings.HasPrefix(r, "-ERR server unavailable") {
+		if r := x.Do("GET", k); !strings.HasPrefix(r, "-ERR server unavailable") {
 			t.Fatalf("mix: GET %s: %q", k, r)
 		}
 	}
@@ -149,20 +150,20 @@ func TestReadyzDeadServers(t *testing.T) {
 func TestReadyzAllDeadAfterRequests(t *testing.T) {
 	s1, s2 := testservers.Redis(t), testservers.Redis(t)
 	servers := []string{s1.Addr, s2.Addr}
-	l := freeListen(t)
+	l := proxytest.FreeListen(t)
 	_, maddr := startProxy(t, redisPool("duo", l, servers, "hash: fnv1a_64", "distribution: ketama"))
 	readyz(t, maddr, http.StatusOK, "duo: ready\n", 2*time.Second)
-	c := dialRedis(t, l)
+	c := proxytest.Dial(t, l)
 	k0, k1 := keysOn(t, servers, 0, 1)[0], keysOn(t, servers, 1, 1)[0]
 	for _, k := range []string{k0, k1} {
-		if r := c.do("SET", k, "v"); r != "+OK\r\n" {
+		if r := c.Do("SET", k, "v"); r != "+OK\r\n" {
 			t.Fatalf("SET %s: %q", k, r)
 		}
 	}
 	s1.Kill()
 	s2.Kill()
 	for _, k := range []string{k0, k1} {
-		if r := c.do("GET", k); !strings.HasPrefix(r, "-ERR server unavailable") {
+		if r := c.Do("GET", k); !strings.HasPrefix(r, "-ERR server unavailable") {
 			t.Fatalf("GET %s of a killed server: %q", k, r)
 		}
 	}

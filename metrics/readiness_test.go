@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
@@ -19,18 +20,18 @@ var ejecting = []string{"auto_eject_hosts: true", "server_failure_limit: 1", "se
 // turns 503 naming beta and why, while alpha stays ready.
 func TestMetricsKilledServer(t *testing.T) {
 	alpha, beta := testservers.Redis(t), testservers.Redis(t)
-	la, lb := freeListen(t), freeListen(t)
+	la, lb := proxytest.FreeListen(t), proxytest.FreeListen(t)
 	_, maddr := startProxy(t, redisPool("alpha", la, []string{alpha.Addr})+
 		redisPool("beta", lb, []string{beta.Addr}, ejecting...))
 	if code, body := get(t, maddr, "/readyz"); code != http.StatusOK || body != "alpha: ready\nbeta: ready\n" {
 		t.Fatalf("/readyz before the kill: %d %q", code, body)
 	}
-	c := dialRedis(t, lb)
-	if r := c.do("SET", "k", "v"); r != "+OK\r\n" {
+	c := proxytest.Dial(t, lb)
+	if r := c.Do("SET", "k", "v"); r != "+OK\r\n" {
 		t.Fatalf("SET: %q", r)
 	}
 	beta.Kill()
-	if r := c.do("GET", "k"); !strings.HasPrefix(r, "-ERR ") {
+	if r := c.Do("GET", "k"); !strings.HasPrefix(r, "-ERR ") {
 		t.Fatalf("GET from a killed server: %q", r)
 	}
 	srv := labels{"pool": "beta", "server": beta.Addr}
@@ -75,21 +76,21 @@ func TestMetricsKilledServer(t *testing.T) {
 // ejection gauge shows the server out.
 func TestReadyzFailFast(t *testing.T) {
 	gamma := testservers.Redis(t)
-	lg := freeListen(t)
+	lg := proxytest.FreeListen(t)
 	_, maddr := startProxy(t, redisPool("gamma", lg, []string{gamma.Addr}, append(ejecting, "eject_mode: fail_fast")...))
-	c := dialRedis(t, lg)
-	c.do("PING")
-	if r := c.do("SET", "k", "v"); r != "+OK\r\n" {
+	c := proxytest.Dial(t, lg)
+	c.Do("PING")
+	if r := c.Do("SET", "k", "v"); r != "+OK\r\n" {
 		t.Fatalf("SET: %q", r)
 	}
 	gamma.Kill()
-	c.do("GET", "k")
+	c.Do("GET", "k")
 	srv := labels{"pool": "gamma", "server": gamma.Addr}
 	waitFor(t, "gamma's server ejected", func() bool {
 		_, fams := scrape(t, maddr)
 		return value(t, fams, "shardproxy_server_ejected", srv) == 1
 	})
-	if r := c.do("GET", "k"); !strings.HasPrefix(r, "-ERR server ejected") {
+	if r := c.Do("GET", "k"); !strings.HasPrefix(r, "-ERR server ejected") {
 		t.Errorf("GET of a fail_fast pool's ejected server: %q", r)
 	}
 	if code, body := get(t, maddr, "/readyz"); code != http.StatusOK || body != "gamma: ready\n" {
@@ -105,11 +106,11 @@ func TestReadyzFailFast(t *testing.T) {
 // only server is down is not ready once a request found it down.
 func TestReadyzServerDown(t *testing.T) {
 	delta := testservers.Redis(t)
-	ld := freeListen(t)
+	ld := proxytest.FreeListen(t)
 	_, maddr := startProxy(t, redisPool("delta", ld, []string{delta.Addr}))
 	delta.Kill()
-	c := dialRedis(t, ld)
-	if r := c.do("GET", "k"); !strings.HasPrefix(r, "-ERR server unavailable") {
+	c := proxytest.Dial(t, ld)
+	if r := c.Do("GET", "k"); !strings.HasPrefix(r, "-ERR server unavailable") {
 		t.Fatalf("GET from a killed server: %q", r)
 	}
 	code, body := get(t, maddr, "/readyz")

@@ -8,6 +8,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
 )
@@ -28,17 +29,17 @@ func TestMetricsAgreeWithTraffic(t *testing.T) {
 	for range 3 {
 		addrs = append(addrs, testservers.Redis(t).Addr)
 	}
-	listen := freeListen(t)
+	listen := proxytest.FreeListen(t)
 	px, maddr := startProxy(t, redisPool("alpha", listen, addrs))
-	c := dialRedis(t, listen)
+	c := proxytest.Dial(t, listen)
 	const gets, sets = 7, 5
 	for i := range sets {
-		if r := c.do("SET", fmt.Sprintf("k%d", i), "v"); r != "+OK\r\n" {
+		if r := c.Do("SET", fmt.Sprintf("k%d", i), "v"); r != "+OK\r\n" {
 			t.Fatalf("SET: %q", r)
 		}
 	}
 	for i := range gets {
-		c.do("GET", fmt.Sprintf("k%d", i))
+		c.Do("GET", fmt.Sprintf("k%d", i))
 	}
 	// Keys that differ in their first bytes: fnv1a_64 (32-bit in
 	// nutcracker) puts keys that differ only at their end next to each
@@ -47,11 +48,11 @@ func TestMetricsAgreeWithTraffic(t *testing.T) {
 	for i := range 12 {
 		mget = append(mget, fmt.Sprintf("%d-metrics-test-key", i))
 	}
-	if r := c.do(mget...); !strings.HasPrefix(r, "*12\r\n") {
+	if r := c.Do(mget...); !strings.HasPrefix(r, "*12\r\n") {
 		t.Fatalf("MGET: %q", r)
 	}
-	c.do("PING")
-	if r := c.do(evilCommand, "arg"); !strings.HasPrefix(r, "-ERR unknown command") {
+	c.Do("PING")
+	if r := c.Do(evilCommand, "arg"); !strings.HasPrefix(r, "-ERR unknown command") {
 		t.Fatalf("%s: %q", evilCommand, r)
 	}
 

@@ -328,8 +328,9 @@ func dumped(dump, pttl *waitCall) (payload []byte, ttl int64, err error) {
 	if bytes.Equal(dump.Reply, nilBulk) {
 		return nil, 0, nil
 	}
-	payload, n := bulkAt(dump.Reply)
-	if n == 0 {
+	v, _, perr := resp.ParseValue(dump.Reply)
+	payload, ok := v.Bulk()
+	if perr != nil || !ok {
 		return nil, 0, callError(&dump.Call)
 	}
 	r := pttl.Reply

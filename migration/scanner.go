@@ -1,7 +1,6 @@
 package migration
 
 import (
-	"bytes"
 	"time"
 
 	"github.com/shardproxy/shardproxy/codec/resp"
@@ -236,30 +235,12 @@ func scanReply(c *pools.Call) (cursor []byte, keys [][]byte, err error) {
 	if c.Err != nil {
 		return nil, nil, c.Err
 	}
-	b := c.Reply
-	bad := func() ([]byte, [][]byte, error) { return nil, nil, errBadScan(b) }
-	n, h, err := resp.ReadArrayHeader(b)
-	if err != nil || n != 2 {
-		return bad()
+	v, n, err := resp.ParseValue(c.Reply)
+	if err != nil || n == 0 {
+		return nil, nil, errBadScan(c.Reply)
 	}
-	b = b[h:]
-	cursor, m := bulkAt(b)
-	if m == 0 {
-		return bad()
-	}
-	b = b[m:]
-	count, h, err := resp.ReadArrayHeader(b)
-	if err != nil {
-		return bad()
-	}
-	b = b[h:]
-	for range count {
-		k, m := bulkAt(b)
-		if m == 0 {
-			return bad()
-		}
-		keys = append(keys, k)
-		b = b[m:]
+	if cursor, keys, err = resp.ParseScan(v); err != nil {
+		return nil, nil, errBadScan(c.Reply)
 	}
 	return cursor, keys, nil
 }
@@ -267,14 +248,3 @@ func scanReply(c *pools.Call) (cursor []byte, keys [][]byte, err error) {
 type errBadScan []byte
 
 func (e errBadScan) Error() string { return "unexpected SCAN reply: " + resp.Clip(e) }
-
-// bulkAt returns the bulk string that b starts with and its length in b,
-// or 0 when b does not start with a whole one.
-func bulkAt(b []byte) ([]byte, int) {
-	n := resp.BulkNeed(b)
-	hdr := bytes.IndexByte(b, '\n') + 1
-	if n == 0 || n > len(b) || hdr == 0 || hdr > n-2 {
-		return nil, 0
-	}
-	return b[hdr : n-2], n
-}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
@@ -17,12 +18,12 @@ import (
 // password, and data lands in the configured database.
 func TestRedisAuthAndDB(t *testing.T) {
 	const password = "s3cret pass"
-	backends := startRedisBackends(t, 4, "--requirepass", password)
-	rp := pool{auth: fmt.Sprintf("%q", password), db: 3, servers: serverLines(backends, nil, nil)}
-	px := startProxy(t, rp.yaml("auth", freeListen(t)))
+	backends := proxytest.StartRedisBackends(t, 4, "--requirepass", password)
+	rp := proxytest.Pool{Auth: fmt.Sprintf("%q", password), DB: 3, Servers: proxytest.ServerLines(backends, nil, nil)}
+	px := proxytest.StartProxy(t, rp.YAML("auth", proxytest.FreeListen(t)))
 	addr := px.Addr(0).String()
 
-	rc := dialClient(t, addr)
+	rc := proxytest.Dial(t, addr)
 	steps := []struct {
 		name string
 		args []string
@@ -35,14 +36,14 @@ func TestRedisAuthAndDB(t *testing.T) {
 		{"wrong user", []string{"AUTH", "admin", password}, "-ERR invalid password\r\n"},
 		{"right password", []string{"AUTH", password}, "+OK\r\n"},
 		{"set", []string{"SET", "auth:k", "v"}, "+OK\r\n"},
-		{"get", []string{"GET", "auth:k"}, bulk("v")},
+		{"get", []string{"GET", "auth:k"}, proxytest.Bulk("v")},
 		{"mset", []string{"MSET", "auth:1", "a", "auth:2", "b", "auth:3", "c", "auth:4", "d"}, "+OK\r\n"},
-		{"mget", []string{"MGET", "auth:1", "auth:2", "auth:3", "auth:4"}, array(bulk("a"), bulk("b"), bulk("c"), bulk("d"))},
+		{"mget", []string{"MGET", "auth:1", "auth:2", "auth:3", "auth:4"}, proxytest.Array(proxytest.Bulk("a"), proxytest.Bulk("b"), proxytest.Bulk("c"), proxytest.Bulk("d"))},
 		{"select refused", []string{"SELECT", "3"}, ""},
 		{"auth with user", []string{"AUTH", "default", password}, "+OK\r\n"},
 	}
 	for _, st := range steps {
-		got := rc.do(st.args...)
+		got := rc.Do(st.args...)
 		if st.want == "" {
 			if !strings.HasPrefix(got, "-ERR") {
 				t.Errorf("%s: %q, want an error", st.name, got)
@@ -74,18 +75,18 @@ func TestRedisAuthAndDB(t *testing.T) {
 // TestBackendRefusesPassword checks that a pool whose redis_auth the
 // servers refuse answers each request with an error and keeps the client.
 func TestBackendRefusesPassword(t *testing.T) {
-	backends := startRedisBackends(t, 2, "--requirepass", "right")
-	rp := pool{auth: "wrong", servers: serverLines(backends, nil, nil)}
-	px := startProxy(t, rp.yaml("auth", freeListen(t)))
-	rc := dialClient(t, px.Addr(0).String())
-	if r := rc.do("AUTH", "wrong"); r != "+OK\r\n" {
+	backends := proxytest.StartRedisBackends(t, 2, "--requirepass", "right")
+	rp := proxytest.Pool{Auth: "wrong", Servers: proxytest.ServerLines(backends, nil, nil)}
+	px := proxytest.StartProxy(t, rp.YAML("auth", proxytest.FreeListen(t)))
+	rc := proxytest.Dial(t, px.Addr(0).String())
+	if r := rc.Do("AUTH", "wrong"); r != "+OK\r\n" {
 		t.Fatalf("AUTH with the pool's password: %q", r)
 	}
 	for i := 0; i < 3; i++ {
-		if r := rc.do("GET", fmt.Sprintf("k%d", i)); !strings.HasPrefix(r, "-ERR ") {
+		if r := rc.Do("GET", fmt.Sprintf("k%d", i)); !strings.HasPrefix(r, "-ERR ") {
 			t.Errorf("GET through a refused handshake: %q, want -ERR", r)
 		}
-		if r := rc.do("PING"); r != "+PONG\r\n" {
+		if r := rc.Do("PING"); r != "+PONG\r\n" {
 			t.Fatalf("PING afterwards: %q", r)
 		}
 	}
@@ -99,10 +100,10 @@ func checkKeysInDB(t *testing.T, backends []*testservers.Server, password string
 	for _, k := range keys {
 		inDB, in0 := 0, 0
 		for _, b := range backends {
-			if backendDo(t, b.Addr, auth, []string{"SELECT", fmt.Sprint(db)}, []string{"EXISTS", k}) == ":1\r\n" {
+			if proxytest.BackendDo(t, b.Addr, auth, []string{"SELECT", fmt.Sprint(db)}, []string{"EXISTS", k}) == ":1\r\n" {
 				inDB++
 			}
-			if backendDo(t, b.Addr, auth, []string{"EXISTS", k}) == ":1\r\n" {
+			if proxytest.BackendDo(t, b.Addr, auth, []string{"EXISTS", k}) == ":1\r\n" {
 				in0++
 			}
 		}
@@ -128,8 +129,8 @@ func aclBackend(t *testing.T) *testservers.Server {
 // redis_auth, as user default or as the pool's user.
 func TestACLClientFlow(t *testing.T) {
 	b := aclBackend(t)
-	px := startProxy(t, poolYAML(freeListen(t), []*testservers.Server{b}, "redis_username: app", "redis_auth: secret"))
-	rc := dialClient(t, px.Addr(0).String())
+	px := proxytest.StartProxy(t, proxytest.PoolYAML(proxytest.FreeListen(t), []*testservers.Server{b}, "redis_username: app", "redis_auth: secret"))
+	rc := proxytest.Dial(t, px.Addr(0).String())
 	steps := []struct {
 		name string
 		args []string
@@ -140,7 +141,7 @@ func TestACLClientFlow(t *testing.T) {
 		{"still refused", []string{"SET", "acl:k", "v"}, "-NOAUTH Authentication required.\r\n"},
 		{"right password", []string{"AUTH", "secret"}, "+OK\r\n"},
 		{"SET reaches the server", []string{"SET", "acl:k", "v"}, "+OK\r\n"},
-		{"GET", []string{"GET", "acl:k"}, bulk("v")},
+		{"GET", []string{"GET", "acl:k"}, proxytest.Bulk("v")},
 		{"AUTH as the pool's user", []string{"AUTH", "app", "secret"}, "+OK\r\n"},
 		{"AUTH as default", []string{"AUTH", "default", "secret"}, "+OK\r\n"},
 		{"INCR after re-AUTH", []string{"INCR", "acl:n"}, ":1\r\n"},
@@ -148,11 +149,11 @@ func TestACLClientFlow(t *testing.T) {
 		{"refused again", []string{"GET", "acl:k"}, "-NOAUTH Authentication required.\r\n"},
 	}
 	for _, s := range steps {
-		if got := rc.do(s.args...); got != s.want {
+		if got := rc.Do(s.args...); got != s.want {
 			t.Errorf("%s: %q, want %q", s.name, got, s.want)
 		}
 	}
-	list := backendDo(t, b.Addr, []string{"AUTH", "app", "secret"}, []string{"CLIENT", "LIST"})
+	list := proxytest.BackendDo(t, b.Addr, []string{"AUTH", "app", "secret"}, []string{"CLIENT", "LIST"})
 	if n := strings.Count(list, " user=app "); n < 2 {
 		t.Errorf("backend has %d connections of user app; want the proxy's and ours:\n%s", n, list)
 	}
@@ -174,14 +175,14 @@ func TestACLBackendRefuses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			px := startProxy(t, poolYAML(freeListen(t), []*testservers.Server{b}, tc.extra...))
-			rc := dialClient(t, px.Addr(0).String())
+			px := proxytest.StartProxy(t, proxytest.PoolYAML(proxytest.FreeListen(t), []*testservers.Server{b}, tc.extra...))
+			rc := proxytest.Dial(t, px.Addr(0).String())
 			if len(tc.extra) > 0 {
-				if got := rc.do("AUTH", strings.TrimPrefix(tc.extra[len(tc.extra)-1], "redis_auth: ")); got != "+OK\r\n" {
+				if got := rc.Do("AUTH", strings.TrimPrefix(tc.extra[len(tc.extra)-1], "redis_auth: ")); got != "+OK\r\n" {
 					t.Fatalf("client AUTH: %q", got)
 				}
 			}
-			got := rc.do("GET", "acl:k")
+			got := rc.Do("GET", "acl:k")
 			if tc.want == "NOAUTH" {
 				// Without a handshake the connection comes up and the
 				// server's own error is the reply.

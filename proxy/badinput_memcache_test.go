@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
@@ -25,44 +26,44 @@ var memcacheBadCases = append(memcacheBadLines, memcacheResyncCases()...)
 
 // memcacheBadLines are single malformed requests, each followed by the
 // follow-up request or, when held, the rest.
-var memcacheBadLines = []badCase{
-	{name: "unknown command", in: []byte("foo bar\r\n"), want: "ERROR\r\n", end: endOpen, same: true},
-	{name: "binary garbage", in: []byte("\x00\xff\xfe\r\n"), want: "ERROR\r\n", end: endOpen, same: true},
-	{name: "empty line", in: []byte("\r\n"), want: "ERROR\r\n", end: endOpen, same: true},
-	{name: "one letter", in: []byte("x\r\n"), want: "ERROR\r\n", end: endOpen, same: true},
-	{name: "upper case command", in: []byte("GET k\r\n"), want: "ERROR\r\n", end: endOpen, same: true},
-	{name: "get without key", in: []byte("get\r\n"), want: "ERROR\r\n", end: endOpen, same: true},
-	{name: "data longer than its count", in: []byte("set ftm1 0 0 3\r\nabcdef\r\n"), want: badChunk + "ERROR\r\n", end: endOpen, same: true},
-	{name: "no CRLF after data", in: []byte("set ftm2 0 0 3\r\nabcXY"), want: badChunk, end: endOpen, same: true},
-	{name: "LF-only data", in: []byte("set ftm3 0 0 3\nabc\n\r\n"), want: badChunk + "ERROR\r\n", end: endOpen, same: true},
-	{name: "set key of 251 bytes", in: []byte("set " + strings.Repeat("k", 251) + " 0 0 1\r\nx\r\n"), want: badFormat + "ERROR\r\n", end: endOpen, same: true},
-	{name: "get key of 251 bytes", in: []byte("get " + strings.Repeat("k", 251) + "\r\n"), want: badFormat, end: endOpen, same: true},
-	{name: "get key of 250 bytes", in: []byte("get " + strings.Repeat("k", 250) + "\r\n"), want: "END\r\n", end: endOpen, same: true},
-	{name: "mg key of 251 bytes", in: []byte("mg " + strings.Repeat("k", 251) + " v\r\n"), want: badFormat, end: endOpen, same: true},
-	{name: "byte count 2^32", in: []byte("set ftm4 0 0 4294967296\r\nx\r\n"), want: badFormat + "ERROR\r\n", end: endOpen},
-	{name: "negative byte count", in: []byte("set ftm5 0 0 -1\r\nx\r\n"), want: badFormat + "ERROR\r\n", end: endOpen, same: true},
-	{name: "non-numeric byte count", in: []byte("set ftm5 0 0 abc\r\nx\r\n"), want: badFormat + "ERROR\r\n", end: endOpen, same: true},
-	{name: "non-numeric flags", in: []byte("set ftm5 abc 0 1\r\nx\r\n"), want: badFormat + "ERROR\r\n", end: endOpen, same: true},
-	{name: "non-numeric exptime", in: []byte("set ftm5 0 abc 1\r\nx\r\n"), want: badFormat + "ERROR\r\n", end: endOpen, same: true},
-	{name: "too few tokens", in: []byte("set ftm5 0 0\r\n"), want: "ERROR\r\n", end: endOpen, same: true},
-	{name: "too many tokens", in: []byte("set ftm5 0 0 1 2 3 4\r\nx\r\n"), want: "ERROR\r\nERROR\r\n", end: endOpen, same: true},
-	{name: "bad data with noreply", in: []byte("set ftm5 0 0 1 noreply\r\nxyz\r\n"), want: "ERROR\r\n", end: endOpen, same: true},
-	{name: "incr by a word", in: []byte("incr ftm6 abc\r\n"), want: "CLIENT_ERROR invalid numeric delta argument\r\n", end: endOpen, same: true},
-	{name: "incr by 2^64", in: []byte("incr ftm6 18446744073709551616\r\n"), want: "CLIENT_ERROR invalid numeric delta argument\r\n", end: endOpen, same: true},
-	{name: "incr of text", in: []byte("set ftm7 0 0 3\r\nabc\r\nincr ftm7 1\r\n"), want: "STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n", end: endOpen, same: true},
-	{name: "delete with a time", in: []byte("delete ftm8 1\r\n"), want: "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n", end: endOpen, same: true},
-	{name: "delete with time 0", in: []byte("delete ftm8 0\r\n"), want: "NOT_FOUND\r\n", end: endOpen, same: true},
-	{name: "touch with a word", in: []byte("touch ftm8 abc\r\n"), want: "CLIENT_ERROR invalid exptime argument\r\n", end: endOpen, same: true},
-	{name: "cas without unique", in: []byte("cas ftm8 0 0 1\r\nx\r\n"), want: "ERROR\r\nERROR\r\n", end: endOpen, same: true},
-	{name: "cas with a word", in: []byte("cas ftm8 0 0 1 abc\r\nx\r\n"), want: badFormat + "ERROR\r\n", end: endOpen, same: true},
-	{name: "verbosity without level", in: []byte("verbosity\r\n"), want: "ERROR\r\n", end: endOpen, same: true},
-	{name: "ms with a word length", in: []byte("ms ftm8 abc\r\nx\r\n"), want: badFormat + "ERROR\r\n", end: endOpen, same: true},
-	{name: "ms with a bad flag", in: []byte("ms ftm8 2 Zq\r\nxy\r\n"), want: "CLIENT_ERROR invalid flag\r\n", end: endOpen, same: true},
-	{name: "3000-byte line without newline", in: repeat("a", 3000), end: endClose, same: true},
-	{name: "3000-byte get line, held", in: append([]byte("get "), repeat("a", 3000)...), end: endHold, cont: []byte("\r\n"), contWant: badFormat, same: true},
-	{name: "half a value, held", in: []byte("set ftm9 0 0 5\r\nab"), end: endHold, cont: []byte("cde\r\n"), contWant: "STORED\r\n", same: true},
-	{name: "2 GB value announced", in: []byte("set ftm10 0 0 2000000000\r\nx\r\n"), want: "SERVER_ERROR object too large for cache\r\n", end: endHold},
-	{name: "truncated value, then close", in: []byte("set ftm11 0 0 10\r\nabc"), end: endHangup, same: true},
+var memcacheBadLines = []proxytest.BadCase{
+	{Name: "unknown command", In: []byte("foo bar\r\n"), Want: "ERROR\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "binary garbage", In: []byte("\x00\xff\xfe\r\n"), Want: "ERROR\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "empty line", In: []byte("\r\n"), Want: "ERROR\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "one letter", In: []byte("x\r\n"), Want: "ERROR\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "upper case command", In: []byte("GET k\r\n"), Want: "ERROR\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "get without key", In: []byte("get\r\n"), Want: "ERROR\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "data longer than its count", In: []byte("set ftm1 0 0 3\r\nabcdef\r\n"), Want: badChunk + "ERROR\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "no CRLF after data", In: []byte("set ftm2 0 0 3\r\nabcXY"), Want: badChunk, End: proxytest.EndOpen, Same: true},
+	{Name: "LF-only data", In: []byte("set ftm3 0 0 3\nabc\n\r\n"), Want: badChunk + "ERROR\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "set key of 251 bytes", In: []byte("set " + strings.Repeat("k", 251) + " 0 0 1\r\nx\r\n"), Want: badFormat + "ERROR\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "get key of 251 bytes", In: []byte("get " + strings.Repeat("k", 251) + "\r\n"), Want: badFormat, End: proxytest.EndOpen, Same: true},
+	{Name: "get key of 250 bytes", In: []byte("get " + strings.Repeat("k", 250) + "\r\n"), Want: "END\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "mg key of 251 bytes", In: []byte("mg " + strings.Repeat("k", 251) + " v\r\n"), Want: badFormat, End: proxytest.EndOpen, Same: true},
+	{Name: "byte count 2^32", In: []byte("set ftm4 0 0 4294967296\r\nx\r\n"), Want: badFormat + "ERROR\r\n", End: proxytest.EndOpen},
+	{Name: "negative byte count", In: []byte("set ftm5 0 0 -1\r\nx\r\n"), Want: badFormat + "ERROR\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "non-numeric byte count", In: []byte("set ftm5 0 0 abc\r\nx\r\n"), Want: badFormat + "ERROR\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "non-numeric flags", In: []byte("set ftm5 abc 0 1\r\nx\r\n"), Want: badFormat + "ERROR\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "non-numeric exptime", In: []byte("set ftm5 0 abc 1\r\nx\r\n"), Want: badFormat + "ERROR\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "too few tokens", In: []byte("set ftm5 0 0\r\n"), Want: "ERROR\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "too many tokens", In: []byte("set ftm5 0 0 1 2 3 4\r\nx\r\n"), Want: "ERROR\r\nERROR\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "bad data with noreply", In: []byte("set ftm5 0 0 1 noreply\r\nxyz\r\n"), Want: "ERROR\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "incr by a word", In: []byte("incr ftm6 abc\r\n"), Want: "CLIENT_ERROR invalid numeric delta argument\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "incr by 2^64", In: []byte("incr ftm6 18446744073709551616\r\n"), Want: "CLIENT_ERROR invalid numeric delta argument\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "incr of text", In: []byte("set ftm7 0 0 3\r\nabc\r\nincr ftm7 1\r\n"), Want: "STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "delete with a time", In: []byte("delete ftm8 1\r\n"), Want: "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "delete with time 0", In: []byte("delete ftm8 0\r\n"), Want: "NOT_FOUND\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "touch with a word", In: []byte("touch ftm8 abc\r\n"), Want: "CLIENT_ERROR invalid exptime argument\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "cas without unique", In: []byte("cas ftm8 0 0 1\r\nx\r\n"), Want: "ERROR\r\nERROR\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "cas with a word", In: []byte("cas ftm8 0 0 1 abc\r\nx\r\n"), Want: badFormat + "ERROR\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "verbosity without level", In: []byte("verbosity\r\n"), Want: "ERROR\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "ms with a word length", In: []byte("ms ftm8 abc\r\nx\r\n"), Want: badFormat + "ERROR\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "ms with a bad flag", In: []byte("ms ftm8 2 Zq\r\nxy\r\n"), Want: "CLIENT_ERROR invalid flag\r\n", End: proxytest.EndOpen, Same: true},
+	{Name: "3000-byte line without newline", In: proxytest.Repeat("a", 3000), End: proxytest.EndClose, Same: true},
+	{Name: "3000-byte get line, held", In: append([]byte("get "), proxytest.Repeat("a", 3000)...), End: proxytest.EndHold, Cont: []byte("\r\n"), ContWant: badFormat, Same: true},
+	{Name: "half a value, held", In: []byte("set ftm9 0 0 5\r\nab"), End: proxytest.EndHold, Cont: []byte("cde\r\n"), ContWant: "STORED\r\n", Same: true},
+	{Name: "2 GB value announced", In: []byte("set ftm10 0 0 2000000000\r\nx\r\n"), Want: "SERVER_ERROR object too large for cache\r\n", End: proxytest.EndHold},
+	{Name: "truncated value, then close", In: []byte("set ftm11 0 0 10\r\nabc"), End: proxytest.EndHangup, Same: true},
 }
 
 // withVersion ends a request with "version", whose answer shows where
@@ -71,12 +72,12 @@ func withVersion(req string) []byte { return []byte(req + "version\r\n") }
 
 // noValue is what withVersion("get <key>\r\n") answers for a key that
 // holds nothing.
-const noValue = "END\r\n" + anyVersion
+const noValue = "END\r\n" + proxytest.AnyVersion
 
 // memcacheResyncCases end their input with "version" (but for bare ones)
 // and then read their key back, so each shows both where memcached
 // resynchronised the stream and what it stored meanwhile.
-func memcacheResyncCases() []badCase {
+func memcacheResyncCases() []proxytest.BadCase {
 	k251 := strings.Repeat("k", 251)
 	big := strings.Repeat("z", 2_000_000)
 	tooLarge := "SERVER_ERROR object too large for cache\r\n"
@@ -84,80 +85,80 @@ func memcacheResyncCases() []badCase {
 	badExptime := "CLIENT_ERROR invalid exptime argument\r\n"
 	badDelete := "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
 	badFlag := "CLIENT_ERROR invalid flag\r\n"
-	getKeys := func(n int) string { return "get " + strings.Join(numberedKeys("many", n), " ") + "\r\n" }
+	getKeys := func(n int) string { return "get " + strings.Join(proxytest.NumberedKeys("many", n), " ") + "\r\n" }
 	then := func(key string) []byte { return withVersion("get " + key + "\r\n") }
-	return []badCase{
-		{name: "byte count too short", in: withVersion("set bad:short 0 0 2\r\nabcd\r\n"),
-			want: badChunk + "ERROR\r\n" + anyVersion, end: endOpen, cont: then("bad:short"), contWant: noValue, same: true},
-		{name: "byte count too long", in: withVersion("set bad:long 0 0 10\r\nabc\r\n"),
-			want: badChunk + "ERROR\r\n", end: endOpen, cont: then("bad:long"), contWant: noValue, same: true},
-		{name: "byte count too long, bare", in: []byte("set bad:long2 0 0 10\r\nabc\r\n"),
-			end: endHold, cont: then("bad:long2"), contWant: badChunk + "ERROR\r\n" + anyVersion, same: true},
-		{name: "missing crlf after data", in: withVersion("set bad:nocrlf 0 0 3\r\nabcXYget bad:nocrlf\r\n"),
-			want: badChunk + "END\r\n" + anyVersion, end: endOpen, cont: then("bad:nocrlf"), contWant: noValue, same: true},
-		{name: "missing crlf, next request follows", in: withVersion("set bad:nocrlf2 0 0 3\r\nabc"),
-			want: badChunk + "ERROR\r\n", end: endOpen, cont: then("bad:nocrlf2"), contWant: noValue, same: true},
-		{name: "data ends in lf only", in: withVersion("set bad:lf 0 0 3\r\nabc\nx\r\n"),
-			want: badChunk + "ERROR\r\n" + anyVersion, end: endOpen, cont: then("bad:lf"), contWant: noValue, same: true},
-		{name: "get key of 251 bytes, then version", in: withVersion("get " + k251 + "\r\n"),
-			want: badFormat + anyVersion, end: endOpen, cont: then("bad:k"), contWant: noValue, same: true},
-		{name: "set key of 251 bytes, then version", in: withVersion("set " + k251 + " 0 0 1\r\nx\r\n"),
-			want: badFormat + "ERROR\r\n" + anyVersion, end: endOpen, cont: then("bad:k"), contWant: noValue, same: true},
-		{name: "mg key of 251 bytes, then version", in: withVersion("mg " + k251 + " v\r\n"),
-			want: badFormat + anyVersion, end: endOpen, cont: then("bad:k"), contWant: noValue, same: true},
-		{name: "unknown command, then version", in: withVersion("foo bar\r\n"),
-			want: "ERROR\r\n" + anyVersion, end: endOpen, cont: then("bad:u"), contWant: noValue, same: true},
-		{name: "upper case command, then version", in: withVersion("GET bad:u\r\n"),
-			want: "ERROR\r\n" + anyVersion, end: endOpen, cont: then("bad:u"), contWant: noValue, same: true},
-		{name: "empty line, then version", in: withVersion("\r\n"),
-			want: "ERROR\r\n" + anyVersion, end: endOpen, cont: then("bad:e"), contWant: noValue, same: true},
-		{name: "bare lf", in: withVersion("\n"),
-			want: "ERROR\r\n" + anyVersion, end: endOpen, cont: then("bad:e"), contWant: noValue, same: true},
-		{name: "line over the limit", in: []byte(strings.Repeat("x", 3000)), end: endClose, same: true},
-		{name: "get line over 2048 bytes", in: withVersion(getKeys(400)),
-			want: noValue, end: endOpen, cont: then("many:3"), contWant: noValue, same: true},
-		{name: "non-numeric length", in: withVersion("set bad:nn 0 0 abc\r\nabc\r\n"),
-			want: badFormat + "ERROR\r\n" + anyVersion, end: endOpen, cont: then("bad:nn"), contWant: noValue, same: true},
-		{name: "negative length", in: withVersion("set bad:neg 0 0 -1\r\nx\r\n"),
-			want: badFormat + "ERROR\r\n" + anyVersion, end: endOpen, cont: then("bad:neg"), contWant: noValue, same: true},
-		{name: "non-numeric flags, then version", in: withVersion("set bad:fl x 0 1\r\nx\r\n"),
-			want: badFormat + "ERROR\r\n" + anyVersion, end: endOpen, cont: then("bad:fl"), contWant: noValue, same: true},
-		{name: "bad exptime", in: withVersion("set bad:ex 0 soon 1\r\nx\r\ntouch bad:ex soon\r\ngat soon bad:ex\r\n"),
-			want: badFormat + "ERROR\r\n" + badExptime + badExptime + anyVersion, end: endOpen, cont: then("bad:ex"), contWant: noValue, same: true},
-		{name: "bad delta", in: withVersion("incr bad:d x\r\ndecr bad:d -1\r\n"),
-			want: badDelta + badDelta + anyVersion, end: endOpen, cont: then("bad:d"), contWant: noValue, same: true},
-		{name: "bad delete", in: withVersion("delete bad:del 5\r\ndelete bad:del 0 x\r\n"),
-			want: badDelete + badDelete + anyVersion, end: endOpen, cont: then("bad:del"), contWant: noValue, same: true},
-		{name: "too few tokens, then version", in: withVersion("set bad:t 0 0\r\nincr bad:t\r\nget\r\ntouch bad:t\r\n"),
-			want: "ERROR\r\nERROR\r\nERROR\r\nERROR\r\n" + anyVersion, end: endOpen, cont: then("bad:t"), contWant: noValue, same: true},
-		{name: "too many tokens, then version", in: withVersion("set bad:t 0 0 1 noreply extra\r\nx\r\n"),
-			want: "ERROR\r\nERROR\r\n" + anyVersion, end: endOpen, cont: then("bad:t"), contWant: noValue, same: true},
-		{name: "nul in the line", in: withVersion("get bad:n\x00tail\r\n"),
-			want: noValue, end: endOpen, cont: then("bad:n"), contWant: noValue, same: true},
-		{name: "bad cas unique", in: withVersion("cas bad:cas 0 0 1 x\r\nx\r\n"),
-			want: badFormat + "ERROR\r\n" + anyVersion, end: endOpen, cont: then("bad:cas"), contWant: noValue, same: true},
-		{name: "ms without length", in: withVersion("ms bad:ms\r\n"),
-			want: badFormat + anyVersion, end: endOpen, cont: then("bad:ms"), contWant: noValue, same: true},
-		{name: "ms bad length", in: withVersion("ms bad:ms x\r\nab\r\n"),
-			want: badFormat + "ERROR\r\n" + anyVersion, end: endOpen, cont: then("bad:ms"), contWant: noValue, same: true},
-		{name: "ms bad flag", in: withVersion("ms bad:ms 2 !\r\nab\r\n"),
-			want: badFlag + anyVersion, end: endOpen, cont: then("bad:ms"), contWant: noValue, same: true},
-		{name: "ms byte count too short", in: withVersion("ms bad:ms 2\r\nabcd\r\n"),
-			want: badChunk + "ERROR\r\n" + anyVersion, end: endOpen, cont: then("bad:ms"), contWant: noValue, same: true},
-		{name: "mg bad flag", in: withVersion("mg bad:mg v !\r\n"),
-			want: badFlag + anyVersion, end: endOpen, cont: then("bad:mg"), contWant: noValue, same: true},
-		{name: "value over the limit", in: withVersion("set bad:big 0 0 2000000\r\n" + big + "\r\n"),
-			want: tooLarge + anyVersion, end: endOpen, cont: then("bad:big"), contWant: noValue, same: true},
-		{name: "value over the limit, noreply", in: withVersion("set bad:big2 0 0 2000000 noreply\r\n" + big + "\r\n"),
-			want: anyVersion, end: endOpen, cont: then("bad:big2"), contWant: noValue, same: true},
-		{name: "value over the limit replaces", in: withVersion("set bad:big3 0 0 1\r\nx\r\nappend bad:big3 0 0 2000000\r\n" + big + "\r\n"),
-			want: "STORED\r\n" + tooLarge + anyVersion, end: endOpen, cont: then("bad:big3"),
-			contWant: "VALUE bad:big3 0 1\r\nx\r\nEND\r\n" + anyVersion, same: true},
-		{name: "quit", in: withVersion("quit\r\n"), end: endClose, same: true},
+	return []proxytest.BadCase{
+		{Name: "byte count too short", In: withVersion("set bad:short 0 0 2\r\nabcd\r\n"),
+			Want: badChunk + "ERROR\r\n" + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:short"), ContWant: noValue, Same: true},
+		{Name: "byte count too long", In: withVersion("set bad:long 0 0 10\r\nabc\r\n"),
+			Want: badChunk + "ERROR\r\n", End: proxytest.EndOpen, Cont: then("bad:long"), ContWant: noValue, Same: true},
+		{Name: "byte count too long, bare", In: []byte("set bad:long2 0 0 10\r\nabc\r\n"),
+			End: proxytest.EndHold, Cont: then("bad:long2"), ContWant: badChunk + "ERROR\r\n" + proxytest.AnyVersion, Same: true},
+		{Name: "missing crlf after data", In: withVersion("set bad:nocrlf 0 0 3\r\nabcXYget bad:nocrlf\r\n"),
+			Want: badChunk + "END\r\n" + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:nocrlf"), ContWant: noValue, Same: true},
+		{Name: "missing crlf, next request follows", In: withVersion("set bad:nocrlf2 0 0 3\r\nabc"),
+			Want: badChunk + "ERROR\r\n", End: proxytest.EndOpen, Cont: then("bad:nocrlf2"), ContWant: noValue, Same: true},
+		{Name: "data ends in lf only", In: withVersion("set bad:lf 0 0 3\r\nabc\nx\r\n"),
+			Want: badChunk + "ERROR\r\n" + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:lf"), ContWant: noValue, Same: true},
+		{Name: "get key of 251 bytes, then version", In: withVersion("get " + k251 + "\r\n"),
+			Want: badFormat + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:k"), ContWant: noValue, Same: true},
+		{Name: "set key of 251 bytes, then version", In: withVersion("set " + k251 + " 0 0 1\r\nx\r\n"),
+			Want: badFormat + "ERROR\r\n" + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:k"), ContWant: noValue, Same: true},
+		{Name: "mg key of 251 bytes, then version", In: withVersion("mg " + k251 + " v\r\n"),
+			Want: badFormat + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:k"), ContWant: noValue, Same: true},
+		{Name: "unknown command, then version", In: withVersion("foo bar\r\n"),
+			Want: "ERROR\r\n" + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:u"), ContWant: noValue, Same: true},
+		{Name: "upper case command, then version", In: withVersion("GET bad:u\r\n"),
+			Want: "ERROR\r\n" + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:u"), ContWant: noValue, Same: true},
+		{Name: "empty line, then version", In: withVersion("\r\n"),
+			Want: "ERROR\r\n" + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:e"), ContWant: noValue, Same: true},
+		{Name: "bare lf", In: withVersion("\n"),
+			Want: "ERROR\r\n" + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:e"), ContWant: noValue, Same: true},
+		{Name: "line over the limit", In: []byte(strings.Repeat("x", 3000)), End: proxytest.EndClose, Same: true},
+		{Name: "get line over 2048 bytes", In: withVersion(getKeys(400)),
+			Want: noValue, End: proxytest.EndOpen, Cont: then("many:3"), ContWant: noValue, Same: true},
+		{Name: "non-numeric length", In: withVersion("set bad:nn 0 0 abc\r\nabc\r\n"),
+			Want: badFormat + "ERROR\r\n" + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:nn"), ContWant: noValue, Same: true},
+		{Name: "negative length", In: withVersion("set bad:neg 0 0 -1\r\nx\r\n"),
+			Want: badFormat + "ERROR\r\n" + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:neg"), ContWant: noValue, Same: true},
+		{Name: "non-numeric flags, then version", In: withVersion("set bad:fl x 0 1\r\nx\r\n"),
+			Want: badFormat + "ERROR\r\n" + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:fl"), ContWant: noValue, Same: true},
+		{Name: "bad exptime", In: withVersion("set bad:ex 0 soon 1\r\nx\r\ntouch bad:ex soon\r\ngat soon bad:ex\r\n"),
+			Want: badFormat + "ERROR\r\n" + badExptime + badExptime + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:ex"), ContWant: noValue, Same: true},
+		{Name: "bad delta", In: withVersion("incr bad:d x\r\ndecr bad:d -1\r\n"),
+			Want: badDelta + badDelta + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:d"), ContWant: noValue, Same: true},
+		{Name: "bad delete", In: withVersion("delete bad:del 5\r\ndelete bad:del 0 x\r\n"),
+			Want: badDelete + badDelete + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:del"), ContWant: noValue, Same: true},
+		{Name: "too few tokens, then version", In: withVersion("set bad:t 0 0\r\nincr bad:t\r\nget\r\ntouch bad:t\r\n"),
+			Want: "ERROR\r\nERROR\r\nERROR\r\nERROR\r\n" + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:t"), ContWant: noValue, Same: true},
+		{Name: "too many tokens, then version", In: withVersion("set bad:t 0 0 1 noreply extra\r\nx\r\n"),
+			Want: "ERROR\r\nERROR\r\n" + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:t"), ContWant: noValue, Same: true},
+		{Name: "nul in the line", In: withVersion("get bad:n\x00tail\r\n"),
+			Want: noValue, End: proxytest.EndOpen, Cont: then("bad:n"), ContWant: noValue, Same: true},
+		{Name: "bad cas unique", In: withVersion("cas bad:cas 0 0 1 x\r\nx\r\n"),
+			Want: badFormat + "ERROR\r\n" + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:cas"), ContWant: noValue, Same: true},
+		{Name: "ms without length", In: withVersion("ms bad:ms\r\n"),
+			Want: badFormat + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:ms"), ContWant: noValue, Same: true},
+		{Name: "ms bad length", In: withVersion("ms bad:ms x\r\nab\r\n"),
+			Want: badFormat + "ERROR\r\n" + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:ms"), ContWant: noValue, Same: true},
+		{Name: "ms bad flag", In: withVersion("ms bad:ms 2 !\r\nab\r\n"),
+			Want: badFlag + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:ms"), ContWant: noValue, Same: true},
+		{Name: "ms byte count too short", In: withVersion("ms bad:ms 2\r\nabcd\r\n"),
+			Want: badChunk + "ERROR\r\n" + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:ms"), ContWant: noValue, Same: true},
+		{Name: "mg bad flag", In: withVersion("mg bad:mg v !\r\n"),
+			Want: badFlag + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:mg"), ContWant: noValue, Same: true},
+		{Name: "value over the limit", In: withVersion("set bad:big 0 0 2000000\r\n" + big + "\r\n"),
+			Want: tooLarge + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:big"), ContWant: noValue, Same: true},
+		{Name: "value over the limit, noreply", In: withVersion("set bad:big2 0 0 2000000 noreply\r\n" + big + "\r\n"),
+			Want: proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:big2"), ContWant: noValue, Same: true},
+		{Name: "value over the limit replaces", In: withVersion("set bad:big3 0 0 1\r\nx\r\nappend bad:big3 0 0 2000000\r\n" + big + "\r\n"),
+			Want: "STORED\r\n" + tooLarge + proxytest.AnyVersion, End: proxytest.EndOpen, Cont: then("bad:big3"),
+			ContWant: "VALUE bad:big3 0 1\r\nx\r\nEND\r\n" + proxytest.AnyVersion, Same: true},
+		{Name: "quit", In: withVersion("quit\r\n"), End: proxytest.EndClose, Same: true},
 		// memcached reads on after a command line over the limit; the
 		// proxy closes the client.
-		{name: "command line over the limit", in: withVersion("set " + strings.Repeat("y", 3000) + " 0 0 1\r\nx\r\n"), end: endClose},
-		{name: "too many keys", in: withVersion(getKeys(1<<16 + 1)), want: "CLIENT_ERROR too many keys\r\n" + anyVersion, end: endOpen},
+		{Name: "command line over the limit", In: withVersion("set " + strings.Repeat("y", 3000) + " 0 0 1\r\nx\r\n"), End: proxytest.EndClose},
+		{Name: "too many keys", In: withVersion(getKeys(1<<16 + 1)), Want: "CLIENT_ERROR too many keys\r\n" + proxytest.AnyVersion, End: proxytest.EndOpen},
 	}
 }
 
@@ -168,22 +169,22 @@ func memcacheResyncCases() []badCase {
 // after each, and a client busy all the while does not notice; nothing of
 // a truncated value is stored.
 func TestBadInputMemcache(t *testing.T) {
-	runParallel(t)
-	f := startFixture(t, pool{memcache: true, keys: []string{"timeout: 2000"}}, startMemcacheBackends(t, 2))
+	proxytest.RunParallel(t)
+	f := proxytest.StartFixture(t, proxytest.Pool{Memcache: true, Keys: []string{"timeout: 2000"}}, proxytest.StartMemcacheBackends(t, 2))
 	ref := testservers.Memcached(t)
-	p := badProto{follow: "get ftnokey\r\n", followWant: "END\r\n", bystander: memcacheBystander}
-	runBadTable(t, f.addr, ref.Addr, p, memcacheBadCases)
-	c := dialClient(t, f.addr)
-	if err := c.exchange("get ftm11 ftm10\r\n", "END\r\n"); err != nil {
+	p := proxytest.BadProto{Follow: "get ftnokey\r\n", FollowWant: "END\r\n", Bystander: memcacheBystander}
+	proxytest.RunBadTable(t, f.Addr, ref.Addr, p, memcacheBadCases)
+	c := proxytest.Dial(t, f.Addr)
+	if err := c.Exchange("get ftm11 ftm10\r\n", "END\r\n"); err != nil {
 		t.Errorf("a cut-off value was stored: %v", err)
 	}
 }
 
 // memcacheBystander sets key to a value made of i and reads it back.
-func memcacheBystander(c *clientConn, key string, i int) error {
+func memcacheBystander(c *proxytest.Conn, key string, i int) error {
 	val := fmt.Sprint("value-", i)
-	if err := c.exchange(fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", key, len(val), val), "STORED\r\n"); err != nil {
+	if err := c.Exchange(fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", key, len(val), val), "STORED\r\n"); err != nil {
 		return err
 	}
-	return c.exchange("get "+key+"\r\n", fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nEND\r\n", key, len(val), val))
+	return c.Exchange("get "+key+"\r\n", fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nEND\r\n", key, len(val), val))
 }

@@ -57,12 +57,12 @@ type batch struct {
 	replicaReads []replicaRead
 }
 
-var batchPool = sync.Pool{New: func() any { return &batch{in: make([]byte, 0, batchIn)} }}
+var freeBatches = sync.Pool{New: func() any { return &batch{in: make([]byte, 0, batchIn)} }}
 
 // batchIn is the size of a batch's own read buffer.
 const batchIn = 16 << 10
 
-func getBatch() *batch { return batchPool.Get().(*batch) }
+func getBatch() *batch { return freeBatches.Get().(*batch) }
 
 // release returns the batch to the pool, dropping buffers that grew large
 // so an idle proxy gives memory back.
@@ -85,7 +85,7 @@ func (bt *batch) release() {
 	if cap(bt.local) > 64<<10 {
 		bt.local = nil
 	}
-	batchPool.Put(bt)
+	freeBatches.Put(bt)
 }
 
 // reset forgets the batch's requests, keeping its buffers.

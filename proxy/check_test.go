@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
 )
@@ -22,10 +23,10 @@ import (
 // directory of a unix listen path as it was. Host names are under .invalid,
 // which never resolves, or localhost, which resolves without a network.
 func TestCheckAgreesWithStart(t *testing.T) {
-	backends := startRedisBackends(t, 1)
-	pki := newPKI(t, "check")
+	backends := proxytest.StartRedisBackends(t, 1)
+	pki := proxytest.NewPKI(t, "check")
 	notPEM := filepath.Join(t.TempDir(), "not.pem")
-	writeFile(t, notPEM, "not a certificate")
+	proxytest.WriteFile(t, notPEM, "not a certificate")
 	tcp := func(host string) func(*testing.T, string) string {
 		return func(t *testing.T, _ string) string {
 			return net.JoinHostPort(host, strconv.Itoa(testservers.FreePort(t, "127.0.0.1")))
@@ -54,11 +55,11 @@ func TestCheckAgreesWithStart(t *testing.T) {
 		{"listen address of another machine", tcp("192.0.2.1"), nil, nil, `pool "alpha": key "listen": `},
 		{"server host does not resolve", tcp("127.0.0.1"), nil, []string{"nosuch.invalid:6379:1"}, ""},
 		{"unix path free", unix(nil), nil, nil, ""},
-		{"unix stale socket", unix(staleSocket), nil, nil, ""},
+		{"unix stale socket", unix(proxytest.StaleSocket), nil, nil, ""},
 		{"unix path in use", unix(func(t *testing.T, path string) {
 			testservers.Redis(t, "--unixsocket", path, "--unixsocketperm", "700")
 		}), nil, nil, "another process is listening on it (line 2)"},
-		{"unix path is a file", unix(func(t *testing.T, path string) { writeFile(t, path, "x") }), nil, nil,
+		{"unix path is a file", unix(func(t *testing.T, path string) { proxytest.WriteFile(t, path, "x") }), nil, nil,
 			"is not a socket but a regular file: remove it or choose another path (line 2)"},
 		{"unix directory missing", func(t *testing.T, dir string) string {
 			return filepath.Join(dir, "missing", "s.sock")
@@ -78,7 +79,7 @@ func TestCheckAgreesWithStart(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			listen := tc.listen(t, dir)
-			yaml := poolYAML(listen, backends, tc.extra...)
+			yaml := proxytest.PoolYAML(listen, backends, tc.extra...)
 			if tc.servers != nil {
 				yaml = strings.Replace(yaml, backends[0].Addr+":1", tc.servers[0], 1)
 			}
@@ -91,7 +92,7 @@ func TestCheckAgreesWithStart(t *testing.T) {
 			if after := dirEntries(t, dir); !slices.Equal(before, after) {
 				t.Errorf("Check changed %s: %v, then %v", dir, before, after)
 			}
-			startErr := startErr(t, yaml)
+			startErr := proxytest.StartErr(t, yaml)
 			if tc.want == "" {
 				if checkErr != nil || startErr != nil {
 					t.Fatalf("Check: %v; Start: %v; want both to accept", checkErr, startErr)
@@ -114,13 +115,13 @@ func TestCheckAgreesWithStart(t *testing.T) {
 // thing Start refuses and Check accepts, since during a restart the running
 // proxy holds the port the new configuration is checked for.
 func TestCheckAcceptsPortInUse(t *testing.T) {
-	backends := startRedisBackends(t, 1)
+	backends := proxytest.StartRedisBackends(t, 1)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	yaml := poolYAML(ln.Addr().String(), backends)
+	yaml := proxytest.PoolYAML(ln.Addr().String(), backends)
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +129,7 @@ func TestCheckAcceptsPortInUse(t *testing.T) {
 	if err := proxy.Check(cfg); err != nil {
 		t.Errorf("Check: %v; want nil", err)
 	}
-	wantErr(t, startErr(t, yaml), `pool "alpha": key "listen": `, "address already in use", "(line 2)")
+	proxytest.WantErr(t, proxytest.StartErr(t, yaml), `pool "alpha": key "listen": `, "address already in use", "(line 2)")
 }
 
 // dirEntries lists the names in dir.
@@ -170,8 +171,8 @@ func TestCheckAsksNoSentinel(t *testing.T) {
 		}()
 		sentinels = append(sentinels, ln.Addr().String())
 	}
-	yaml := pool{servers: []string{freeListen(t) + ":1 shard1", freeListen(t) + ":1 shard2"},
-		keys: []string{"sentinels: [" + strings.Join(sentinels, ", ") + "]"}}.yaml("alpha", freeListen(t))
+	yaml := proxytest.Pool{Servers: []string{proxytest.FreeListen(t) + ":1 shard1", proxytest.FreeListen(t) + ":1 shard2"},
+		Keys: []string{"sentinels: [" + strings.Join(sentinels, ", ") + "]"}}.YAML("alpha", proxytest.FreeListen(t))
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 )
 
 // TestWrongArityAnswersAsRedis sends every command a real redis-server knows
@@ -16,10 +18,10 @@ import (
 // "-ERR wrong number of arguments for '<cmd>' command" (not a complaint
 // about its keys), and the connection stays open.
 func TestWrongArityAnswersAsRedis(t *testing.T) {
-	f := newRedisFixture(t, 2, pool{hashTag: "{}"})
+	f := proxytest.NewRedisFixture(t, 2, proxytest.Pool{HashTag: "{}"})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	info, err := newGoRedis(t, f.backends[0].Addr).Command(ctx).Result()
+	info, err := proxytest.NewGoRedis(t, f.Backends[0].Addr).Command(ctx).Result()
 	if err != nil {
 		t.Fatalf("COMMAND: %v", err)
 	}
@@ -28,8 +30,8 @@ func TestWrongArityAnswersAsRedis(t *testing.T) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	px := dialClient(t, f.addr)
-	direct := dialClient(t, f.backends[0].Addr)
+	px := proxytest.Dial(t, f.Addr)
+	direct := proxytest.Dial(t, f.Backends[0].Addr)
 	request := func(name string, n int) []string {
 		req := []string{name}
 		for i := 1; i < n; i++ {
@@ -48,18 +50,18 @@ func TestWrongArityAnswersAsRedis(t *testing.T) {
 			reqs = append(reqs, request(name, arity+1))
 		}
 		for _, req := range reqs {
-			got := px.do(req...)
+			got := px.Do(req...)
 			if strings.Contains(got, "is not supported by the proxy") || strings.HasPrefix(got, "-ERR unknown command") {
 				continue
 			}
-			want := direct.do(req...)
+			want := direct.Do(req...)
 			if !strings.HasPrefix(want, "-ERR wrong number of arguments") {
 				t.Errorf("%q: the server answers %q", req, want)
 			}
 			if got != want {
 				t.Errorf("%q: the proxy answers %q, the server %q", req, got, want)
 			}
-			if pong := px.do("PING"); pong != "+PONG\r\n" {
+			if pong := px.Do("PING"); pong != "+PONG\r\n" {
 				t.Fatalf("%q: then PING answers %q", req, pong)
 			}
 			checked++

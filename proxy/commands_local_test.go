@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
@@ -29,16 +30,16 @@ func (c replyCheck) check(t *testing.T, what string, got string) {
 
 // keysOnTwoServers returns two keys that the proxy places on different
 // servers, found by writing probes and looking for them on the backends.
-func keysOnTwoServers(t *testing.T, f *redisFixture) (string, string) {
+func keysOnTwoServers(t *testing.T, f *proxytest.RedisFixture) (string, string) {
 	t.Helper()
-	rc := dialClient(t, f.addr)
+	rc := proxytest.Dial(t, f.Addr)
 	owner := map[int]string{}
 	for i := 0; i < 100 && len(owner) < 2; i++ {
 		k := fmt.Sprintf("%d:probe", i) // varied first bytes spread over the ring
-		if r := rc.do("SET", k, "1"); r != "+OK\r\n" {
+		if r := rc.Do("SET", k, "1"); r != "+OK\r\n" {
 			t.Fatalf("SET %s: %q", k, r)
 		}
-		for bi, b := range f.backends {
+		for bi, b := range f.Backends {
 			if r, err := testservers.Do(b.Addr, "EXISTS", k); err == nil && r == ":1" {
 				owner[bi] = k
 			}
@@ -69,18 +70,18 @@ func localCases(k1, k2 string) []localCase {
 	}
 	return []localCase{
 		{"ping", []string{"PING"}, replyCheck{want: "+PONG\r\n"}},
-		{"ping message", []string{"PING", "hello there"}, replyCheck{want: bulk("hello there")}},
-		{"echo", []string{"ECHO", "x\r\ny"}, replyCheck{want: bulk("x\r\ny")}},
+		{"ping message", []string{"PING", "hello there"}, replyCheck{want: proxytest.Bulk("hello there")}},
+		{"echo", []string{"ECHO", "x\r\ny"}, replyCheck{want: proxytest.Bulk("x\r\ny")}},
 		{"select 0", []string{"SELECT", "0"}, replyCheck{want: "+OK\r\n"}},
 		{"select 1", []string{"SELECT", "1"}, replyCheck{prefix: "-ERR SELECT is not allowed"}},
 		{"hello", []string{"HELLO"}, replyCheck{prefix: "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n", contains: "$5\r\nproto\r\n:2\r\n"}},
 		{"hello 2", []string{"HELLO", "2"}, replyCheck{prefix: "*14\r\n", contains: "$5\r\nproto\r\n:2\r\n"}},
 		{"hello 2 setname", []string{"HELLO", "2", "SETNAME", "via-hello"}, replyCheck{prefix: "*14\r\n"}},
-		{"getname after hello", []string{"CLIENT", "GETNAME"}, replyCheck{want: bulk("via-hello")}},
+		{"getname after hello", []string{"CLIENT", "GETNAME"}, replyCheck{want: proxytest.Bulk("via-hello")}},
 		{"hello 3", []string{"HELLO", "3"}, replyCheck{want: "-NOPROTO unsupported protocol version\r\n"}},
 		{"hello not a number", []string{"HELLO", "x"}, replyCheck{prefix: "-ERR Protocol version is not an integer"}},
 		{"client setname", []string{"CLIENT", "SETNAME", "app-1"}, replyCheck{want: "+OK\r\n"}},
-		{"client getname", []string{"CLIENT", "GETNAME"}, replyCheck{want: bulk("app-1")}},
+		{"client getname", []string{"CLIENT", "GETNAME"}, replyCheck{want: proxytest.Bulk("app-1")}},
 		{"client setname spaces", []string{"CLIENT", "SETNAME", "a b"}, replyCheck{prefix: "-ERR Client names cannot contain spaces"}},
 		{"client setinfo", []string{"CLIENT", "SETINFO", "LIB-NAME", "go-redis"}, replyCheck{want: "+OK\r\n"}},
 		{"client setinfo ver", []string{"CLIENT", "SETINFO", "LIB-VER", "9.0"}, replyCheck{want: "+OK\r\n"}},
@@ -117,26 +118,26 @@ func localCases(k1, k2 string) []localCase {
 // TestLocalCommandsAndRefusals sends each command on one raw connection
 // and checks the reply, then that the same connection still answers PING.
 func TestLocalCommandsAndRefusals(t *testing.T) {
-	f := newRedisFixture(t, 4, pool{hashTag: "{}"})
+	f := proxytest.NewRedisFixture(t, 4, proxytest.Pool{HashTag: "{}"})
 	tests := localCases(keysOnTwoServers(t, f))
-	rc := dialClient(t, f.addr)
+	rc := proxytest.Dial(t, f.Addr)
 	for _, tc := range tests {
-		tc.check(t, tc.name, rc.do(tc.args...))
-		if r := rc.do("PING"); r != "+PONG\r\n" {
+		tc.check(t, tc.name, rc.Do(tc.args...))
+		if r := rc.Do("PING"); r != "+PONG\r\n" {
 			t.Fatalf("%s: PING afterwards: %q", tc.name, r)
 		}
 	}
 	// Everything again in one write: the replies stay in order.
 	var req []byte
 	for _, tc := range tests {
-		req = encodeCommand(req, tc.args...)
-		req = encodeCommand(req, "ECHO", tc.name)
+		req = proxytest.EncodeCommand(req, tc.args...)
+		req = proxytest.EncodeCommand(req, "ECHO", tc.name)
 	}
-	rc = dialClient(t, f.addr)
-	rc.write(req)
+	rc = proxytest.Dial(t, f.Addr)
+	rc.Write(req)
 	for _, tc := range tests {
-		tc.check(t, tc.name+" (pipelined)", rc.read())
-		if r := rc.read(); r != bulk(tc.name) {
+		tc.check(t, tc.name+" (pipelined)", rc.Read())
+		if r := rc.Read(); r != proxytest.Bulk(tc.name) {
 			t.Fatalf("%s (pipelined): ECHO afterwards: %q", tc.name, r)
 		}
 	}
@@ -145,8 +146,8 @@ func TestLocalCommandsAndRefusals(t *testing.T) {
 // TestCommandCount checks that COMMAND COUNT answers the size of the
 // command table, which knows the common Redis commands.
 func TestCommandCount(t *testing.T) {
-	f := newRedisFixture(t, 1, pool{})
-	r := dialClient(t, f.addr).do("COMMAND", "COUNT")
+	f := proxytest.NewRedisFixture(t, 1, proxytest.Pool{})
+	r := proxytest.Dial(t, f.Addr).Do("COMMAND", "COUNT")
 	n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(r, ":"), "\r\n"))
 	if err != nil || n < 150 {
 		t.Errorf("COMMAND COUNT: %q, want an integer of at least 150", r)
@@ -156,21 +157,21 @@ func TestCommandCount(t *testing.T) {
 // TestQuit checks that QUIT is answered +OK after every earlier reply, and
 // that the connection is then closed without answering what followed.
 func TestQuit(t *testing.T) {
-	f := newRedisFixture(t, 2, pool{})
-	rc := dialClient(t, f.addr)
+	f := proxytest.NewRedisFixture(t, 2, proxytest.Pool{})
+	rc := proxytest.Dial(t, f.Addr)
 	var req []byte
-	req = encodeCommand(req, "SET", "quit:a", "1")
-	req = encodeCommand(req, "PING")
-	req = encodeCommand(req, "QUIT")
-	req = encodeCommand(req, "SET", "quit:b", "2")
-	rc.write(req)
+	req = proxytest.EncodeCommand(req, "SET", "quit:a", "1")
+	req = proxytest.EncodeCommand(req, "PING")
+	req = proxytest.EncodeCommand(req, "QUIT")
+	req = proxytest.EncodeCommand(req, "SET", "quit:b", "2")
+	rc.Write(req)
 	for i, want := range []string{"+OK\r\n", "+PONG\r\n", "+OK\r\n"} {
-		if got := rc.read(); got != want {
+		if got := rc.Read(); got != want {
 			t.Fatalf("reply %d: %q, want %q", i, got, want)
 		}
 	}
-	rc.expectClosed()
-	if r := dialClient(t, f.addr).do("EXISTS", "quit:a", "quit:b"); r != ":1\r\n" {
+	rc.ExpectClosed()
+	if r := proxytest.Dial(t, f.Addr).Do("EXISTS", "quit:a", "quit:b"); r != ":1\r\n" {
 		t.Errorf("EXISTS quit:a quit:b: %q, want :1 (nothing after QUIT runs)", r)
 	}
 }
@@ -178,28 +179,28 @@ func TestQuit(t *testing.T) {
 // TestInlineCommands sends commands as redis-cli and telnet users type
 // them, alone and mixed with multibulk requests in one write.
 func TestInlineCommands(t *testing.T) {
-	f := newRedisFixture(t, 4, pool{})
+	f := proxytest.NewRedisFixture(t, 4, proxytest.Pool{})
 	tests := []struct {
 		name, in string
 		want     []string
 	}{
 		{"set", "SET a b\r\n", []string{"+OK\r\n"}},
-		{"get", "GET a\r\n", []string{bulk("b")}},
-		{"lower case, LF only", "get a\n", []string{bulk("b")}},
+		{"get", "GET a\r\n", []string{proxytest.Bulk("b")}},
+		{"lower case, LF only", "get a\n", []string{proxytest.Bulk("b")}},
 		{"extra blanks", "  SET   c   d  \r\n", []string{"+OK\r\n"}},
 		{"double quotes", "SET \"key with space\" \"v\\x41\\n\\\"\"\r\n", []string{"+OK\r\n"}},
-		{"single quotes", "GET 'key with space'\r\n", []string{bulk("vA\n\"")}},
+		{"single quotes", "GET 'key with space'\r\n", []string{proxytest.Bulk("vA\n\"")}},
 		{"empty line skipped", "\r\n\r\nPING\r\n", []string{"+PONG\r\n"}},
 		{"mixed", "MGET a c\r\n*2\r\n$3\r\nGET\r\n$1\r\nc\r\nPING x\r\n",
-			[]string{array(bulk("b"), bulk("d")), bulk("d"), bulk("x")}},
+			[]string{proxytest.Array(proxytest.Bulk("b"), proxytest.Bulk("d")), proxytest.Bulk("d"), proxytest.Bulk("x")}},
 		{"unknown", "NOPE 1\r\n", []string{"-ERR unknown command 'NOPE', with args beginning with: '1' \r\n"}},
 		{"after unknown", "EXISTS a c\r\n", []string{":2\r\n"}},
 	}
-	rc := dialClient(t, f.addr)
+	rc := proxytest.Dial(t, f.Addr)
 	for _, tc := range tests {
-		rc.write([]byte(tc.in))
+		rc.Write([]byte(tc.in))
 		for i, want := range tc.want {
-			if got := rc.read(); got != want {
+			if got := rc.Read(); got != want {
 				t.Errorf("%s: reply %d: %q, want %q", tc.name, i, got, want)
 			}
 		}

@@ -5,15 +5,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
 // backendOf returns the index of the backend that holds key, which must
 // exist on exactly one.
-func backendOf(t *testing.T, f *redisFixture, key string) int {
+func backendOf(t *testing.T, f *proxytest.RedisFixture, key string) int {
 	t.Helper()
 	at := -1
-	for i, b := range f.backends {
+	for i, b := range f.Backends {
 		s, err := testservers.Do(b.Addr, "EXISTS", key)
 		if err != nil {
 			t.Fatalf("EXISTS %s on %s: %v", key, b.Addr, err)
@@ -34,14 +35,14 @@ func backendOf(t *testing.T, f *redisFixture, key string) int {
 // keyOnOtherBackend returns a key named prefix<hex> that the proxy places on
 // another backend than key. Names vary in several bytes: ketama over fnv1a
 // keeps runs of names that differ only in their last digit together.
-func keyOnOtherBackend(t *testing.T, f *redisFixture, rc *clientConn, key, prefix string) string {
+func keyOnOtherBackend(t *testing.T, f *proxytest.RedisFixture, rc *proxytest.Conn, key, prefix string) string {
 	t.Helper()
 	at := backendOf(t, f, key)
 	for n := 0; n < 200; n++ {
 		k := fmt.Sprintf("%s%x", prefix, uint32(n)*2654435761)
-		rc.do("SET", k, "probe")
+		rc.Do("SET", k, "probe")
 		other := backendOf(t, f, k)
-		rc.do("DEL", k)
+		rc.Do("DEL", k)
 		if other != at {
 			return k
 		}
@@ -57,8 +58,8 @@ func keyOnOtherBackend(t *testing.T, f *redisFixture, rc *clientConn, key, prefi
 // reads it), and that with one hash tag it works and the destination is
 // found through the proxy.
 func TestStoreCommandsAcrossServers(t *testing.T) {
-	f := newRedisFixture(t, 2, pool{hashTag: "{}"})
-	rc := dialClient(t, f.addr)
+	f := proxytest.NewRedisFixture(t, 2, proxytest.Pool{HashTag: "{}"})
+	rc := proxytest.Dial(t, f.Addr)
 	setup := map[string][]string{ // the source of each case, with {k} for its name
 		"zset": {"ZADD", "{k}", "1", "a", "2", "b"},
 		"list": {"RPUSH", "{k}", "3", "1", "2"},
@@ -90,7 +91,7 @@ func TestStoreCommandsAcrossServers(t *testing.T) {
 		}
 		do := func(args ...string) string {
 			t.Helper()
-			return rc.do(args...)
+			return rc.Do(args...)
 		}
 		create := func(key string) {
 			t.Helper()
@@ -112,7 +113,7 @@ func TestStoreCommandsAcrossServers(t *testing.T) {
 		if got := do("EXISTS", dst); got != ":0\r\n" {
 			t.Errorf("%q across servers: EXISTS %s = %q", fill(src, dst), dst, got)
 		}
-		if s, _ := testservers.Do(f.backends[backendOf(t, f, src)].Addr, "EXISTS", dst); s != ":0" {
+		if s, _ := testservers.Do(f.Backends[backendOf(t, f, src)].Addr, "EXISTS", dst); s != ":0" {
 			t.Errorf("%q across servers wrote %s on the source's server", fill(src, dst), dst)
 		}
 
@@ -128,7 +129,7 @@ func TestStoreCommandsAcrossServers(t *testing.T) {
 		}
 	}
 	// SORT without STORE has one key, wherever it lives (src4 is case 4's list).
-	if got := rc.do("SORT", "src4"); got != array(bulk("1"), bulk("2"), bulk("3")) {
+	if got := rc.Do("SORT", "src4"); got != proxytest.Array(proxytest.Bulk("1"), proxytest.Bulk("2"), proxytest.Bulk("3")) {
 		t.Errorf("SORT src4: %q", got)
 	}
 }

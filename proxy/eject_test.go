@@ -7,17 +7,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
 // keysByBackend writes n keys through rc and returns, for each backend,
 // the keys it holds.
-func keysByBackend(t *testing.T, rc *clientConn, backends []*testservers.Server, n int) [][]string {
+func keysByBackend(t *testing.T, rc *proxytest.Conn, backends []*testservers.Server, n int) [][]string {
 	t.Helper()
 	held := make([][]string, len(backends))
 	for i := 0; i < n; i++ {
 		k := strconv.Itoa(i) + ":eject"
-		if got := rc.do("SET", k, "before"); got != "+OK\r\n" {
+		if got := rc.Do("SET", k, "before"); got != "+OK\r\n" {
 			t.Fatalf("SET %s: %q", k, got)
 		}
 		for b, s := range backends {
@@ -31,11 +32,11 @@ func keysByBackend(t *testing.T, rc *clientConn, backends []*testservers.Server,
 
 // retryUntil retries args through rc until the reply satisfies ok, for up to
 // 5 s, and returns the last reply.
-func retryUntil(t *testing.T, rc *clientConn, ok func(string) bool, args ...string) string {
+func retryUntil(t *testing.T, rc *proxytest.Conn, ok func(string) bool, args ...string) string {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		got := rc.do(args...)
+		got := rc.Do(args...)
 		if ok(got) || time.Now().After(deadline) {
 			return got
 		}
@@ -51,10 +52,10 @@ func retryUntil(t *testing.T, rc *clientConn, ok func(string) bool, args ...stri
 func TestEjectModes(t *testing.T) {
 	for _, mode := range []string{"fail_fast", "rehash"} {
 		t.Run(mode, func(t *testing.T) {
-			backends := startRedisBackends(t, 3)
-			px := startProxy(t, poolYAML(freeListen(t), backends, "auto_eject_hosts: true", "server_failure_limit: 1",
+			backends := proxytest.StartRedisBackends(t, 3)
+			px := proxytest.StartProxy(t, proxytest.PoolYAML(proxytest.FreeListen(t), backends, "auto_eject_hosts: true", "server_failure_limit: 1",
 				"server_retry_timeout: 500", "timeout: 1000", "eject_mode: "+mode))
-			rc := dialClient(t, px.Addr(0).String())
+			rc := proxytest.Dial(t, px.Addr(0).String())
 			held := keysByBackend(t, rc, backends, 60)
 			dead := 0
 			for b := range held {
@@ -64,7 +65,7 @@ func TestEjectModes(t *testing.T) {
 			}
 			deadKey := held[dead][0]
 			name := backends[dead].Addr
-			killServer(t, backends[dead])
+			proxytest.KillServer(t, backends[dead])
 			if mode == "fail_fast" {
 				checkFailFast(t, rc, backends, held, dead)
 			} else {
@@ -73,12 +74,12 @@ func TestEjectModes(t *testing.T) {
 
 			// A fresh redis-server on the same address, as a restart.
 			testservers.RedisOn(t, backends[dead].Host, backends[dead].Port)
-			back := retryUntil(t, rc, func(s string) bool { return !strings.HasPrefix(s, "-") && s != bulk("after") },
+			back := retryUntil(t, rc, func(s string) bool { return !strings.HasPrefix(s, "-") && s != proxytest.Bulk("after") },
 				"GET", deadKey)
-			if back != nilBulk {
+			if back != proxytest.NilBulk {
 				t.Fatalf("GET %s after the restart: %q; want nil from the fresh %s", deadKey, back, name)
 			}
-			if got := rc.do("SET", deadKey, "again"); got != "+OK\r\n" {
+			if got := rc.Do("SET", deadKey, "again"); got != "+OK\r\n" {
 				t.Fatalf("SET after the restart: %q", got)
 			}
 			if v, err := testservers.Do(name, "GET", deadKey); err != nil || v != "again" {
@@ -89,7 +90,7 @@ func TestEjectModes(t *testing.T) {
 }
 
 // checkFailFast checks fail_fast while backends[dead] is down.
-func checkFailFast(t *testing.T, rc *clientConn, backends []*testservers.Server, held [][]string, dead int) {
+func checkFailFast(t *testing.T, rc *proxytest.Conn, backends []*testservers.Server, held [][]string, dead int) {
 	t.Helper()
 	name := backends[dead].Addr
 	want := "-ERR server ejected: " + name + "\r\n"
@@ -98,7 +99,7 @@ func checkFailFast(t *testing.T, rc *clientConn, backends []*testservers.Server,
 	}
 	for b, keys := range held {
 		for _, k := range keys {
-			got := rc.do("SET", k, "after")
+			got := rc.Do("SET", k, "after")
 			switch {
 			case b == dead && got != want:
 				t.Errorf("SET %s (dead server): %q, want %q", k, got, want)
@@ -113,7 +114,7 @@ func checkFailFast(t *testing.T, rc *clientConn, backends []*testservers.Server,
 	}
 	for b, s := range backends {
 		if b != dead {
-			if n := dbsize(t, s.Addr); n != len(held[b]) {
+			if n := proxytest.Dbsize(t, s.Addr); n != len(held[b]) {
 				t.Errorf("%s holds %d keys, want its own %d: a key moved", s.Addr, n, len(held[b]))
 			}
 		}
@@ -121,7 +122,7 @@ func checkFailFast(t *testing.T, rc *clientConn, backends []*testservers.Server,
 }
 
 // checkRehash checks rehash while backends[dead] is down.
-func checkRehash(t *testing.T, rc *clientConn, backends []*testservers.Server, held [][]string, dead int) {
+func checkRehash(t *testing.T, rc *proxytest.Conn, backends []*testservers.Server, held [][]string, dead int) {
 	t.Helper()
 	first := held[dead][0]
 	if got := retryUntil(t, rc, func(s string) bool { return s == "+OK\r\n" }, "SET", first, "after"); got != "+OK\r\n" {
@@ -130,10 +131,10 @@ func checkRehash(t *testing.T, rc *clientConn, backends []*testservers.Server, h
 	moved := 0
 	for _, keys := range held {
 		for _, k := range keys {
-			if got := rc.do("SET", k, "after"); got != "+OK\r\n" {
+			if got := rc.Do("SET", k, "after"); got != "+OK\r\n" {
 				t.Errorf("SET %s: %q", k, got)
 			}
-			if got := rc.do("GET", k); got != bulk("after") {
+			if got := rc.Do("GET", k); got != proxytest.Bulk("after") {
 				t.Errorf("GET %s: %q", k, got)
 			}
 		}
@@ -157,33 +158,33 @@ func checkRehash(t *testing.T, rc *clientConn, backends []*testservers.Server, h
 func TestFaultEjectRehash(t *testing.T) {
 	const timeout = 500 * time.Millisecond
 	maxLat := timeout + 400*time.Millisecond
-	b := startRedisBackends(t, 4)
-	f := startFixture(t, pool{keys: []string{"timeout: 500", "auto_eject_hosts: true", "server_failure_limit: 2",
+	b := proxytest.StartRedisBackends(t, 4)
+	f := proxytest.StartFixture(t, proxytest.Pool{Keys: []string{"timeout: 500", "auto_eject_hosts: true", "server_failure_limit: 2",
 		"server_retry_timeout: 300"}}, b)
-	l := startLoad(t, f, 40, 4)
+	l := proxytest.StartLoad(t, f, 40, 4)
 	time.Sleep(300 * time.Millisecond)
-	lines := []string{l.phase("kill").check(t, -1, nil, maxLat)}
+	lines := []string{l.Phase("kill").Check(t, -1, nil, maxLat)}
 
 	killed := time.Now()
 	b[1].Kill()
 	time.Sleep(1500 * time.Millisecond)
-	ph := l.phase("ejected")
-	lines = append(lines, ph.check(t, 1, errorCause(f, 1, "server unavailable", "."), maxLat))
-	if last := ph.lastErr[1]; !last.IsZero() {
+	ph := l.Phase("ejected")
+	lines = append(lines, ph.Check(t, 1, proxytest.ErrorCause(f, 1, "server unavailable", "."), maxLat))
+	if last := ph.LastErr[1]; !last.IsZero() {
 		lines = append(lines, fmt.Sprintf("last error %v after the kill", last.Sub(killed).Round(time.Millisecond)))
 		if last.Sub(killed) > time.Second {
 			t.Errorf("errors went on %v after the kill: the server was not ejected", last.Sub(killed))
 		}
 	}
 	time.Sleep(time.Second)
-	lines = append(lines, l.phase("return").check(t, -1, nil, maxLat))
+	lines = append(lines, l.Phase("return").Check(t, -1, nil, maxLat))
 
 	restarted := time.Now()
 	b[1].Restart()
 	back := false
 	for time.Since(restarted) < 3*time.Second && !back {
 		time.Sleep(20 * time.Millisecond)
-		n, err := dbsizeErr(t, b[1].Addr)
+		n, err := proxytest.DbsizeErr(t, b[1].Addr)
 		back = err == nil && n > 0
 	}
 	if !back {
@@ -192,12 +193,12 @@ func TestFaultEjectRehash(t *testing.T) {
 	lines = append(lines, fmt.Sprintf("keys written to the restarted server %v after its restart",
 		time.Since(restarted).Round(time.Millisecond)))
 	time.Sleep(500 * time.Millisecond)
-	lines = append(lines, l.phase("end").check(t, 1, nil, maxLat))
-	l.halt()
+	lines = append(lines, l.Phase("end").Check(t, 1, nil, maxLat))
+	l.Halt()
 
-	c := dialClient(t, f.addr)
-	key := f.keysOn(1, "ftreturn:", 1)[0]
-	if got := c.do("SET", key, "back"); got != "+OK\r\n" {
+	c := proxytest.Dial(t, f.Addr)
+	key := f.KeysOn(1, "ftreturn:", 1)[0]
+	if got := c.Do("SET", key, "back"); got != "+OK\r\n" {
 		t.Fatalf("SET through the proxy: %q", got)
 	}
 	if got, err := testservers.Do(b[1].Addr, "GET", key); err != nil || got != "back" {

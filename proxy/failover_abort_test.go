@@ -7,20 +7,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
 )
 
-// startHAWith starts 2 shards as startHA does, watched by 3 Sentinels
+// startSentinelsWith starts 2 shards as startSentinels does, watched by 3 Sentinels
 // with opt.
-func startHAWith(t *testing.T, opt testservers.SentinelOptions) ([]haShard, []*testservers.Server) {
+func startSentinelsWith(t *testing.T, opt testservers.SentinelOptions) ([]failoverShard, []*testservers.Server) {
 	t.Helper()
-	var shards []haShard
+	var shards []failoverShard
 	masters := map[string]string{}
 	for i := range 2 {
 		p := testservers.Redis(t)
 		r := testservers.RedisReplica(t, p)
-		sh := haShard{name: fmt.Sprintf("shard%d", i+1), primary: p, replica: r}
+		sh := failoverShard{name: fmt.Sprintf("shard%d", i+1), primary: p, replica: r}
 		shards = append(shards, sh)
 		masters[sh.name] = p.Addr
 	}
@@ -58,11 +59,11 @@ func sentinelLogged(t *testing.T, sents []*testservers.Server, event, master str
 // acknowledged through the proxy is on the primary the Sentinels report.
 // A failover that is not aborted (they race) is followed, and tried again.
 func TestAbortedFailover(t *testing.T) {
-	shards, sents := startHAWith(t, testservers.SentinelOptions{DownAfter: time.Second, FailoverTimeout: 500 * time.Millisecond})
-	listen := freeListen(t)
-	px := startProxyOpts(t, haYAML(listen, shards, sents, func(sh haShard) string { return sh.primary.Addr }),
+	shards, sents := startSentinelsWith(t, testservers.SentinelOptions{DownAfter: time.Second, FailoverTimeout: 500 * time.Millisecond})
+	listen := proxytest.FreeListen(t)
+	px := proxytest.StartProxyOpts(t, sentinelPoolYAML(listen, shards, sents, func(sh failoverShard) string { return sh.primary.Addr }),
 		proxy.Options{StatsAddr: "127.0.0.1:0"})
-	w := newHAWriter(shards)
+	w := newFailoverWriter(shards)
 	w.run(t, listen)
 	defer func() {
 		select {
@@ -126,8 +127,8 @@ func TestAbortedFailover(t *testing.T) {
 	}
 	w.mu.Unlock()
 	lost := 0
-	for i, rep := range pipeline(t, primary, cmds) {
-		if rep != bulk(w.acked[keys[i]].val) {
+	for i, rep := range proxytest.Pipeline(t, primary, cmds) {
+		if rep != proxytest.Bulk(w.acked[keys[i]].val) {
 			lost++
 		}
 	}
@@ -146,7 +147,7 @@ func TestAbortedFailover(t *testing.T) {
 
 // longestPause returns the longest time between two acknowledged writes
 // to shard after from.
-func (w *haWriter) longestPause(shard int, from time.Time) time.Duration {
+func (w *failoverWriter) longestPause(shard int, from time.Time) time.Duration {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var last time.Time
@@ -171,7 +172,7 @@ func (w *haWriter) longestPause(shard int, from time.Time) time.Duration {
 // pass its ROLE check: no write fails, none is lost, and a failover of
 // the group is still followed.
 func TestLyingSentinel(t *testing.T) {
-	shards, sents := startHAWith(t, testservers.SentinelOptions{DownAfter: time.Second, FailoverTimeout: 3 * time.Second})
+	shards, sents := startSentinelsWith(t, testservers.SentinelOptions{DownAfter: time.Second, FailoverTimeout: 3 * time.Second})
 	notRedis := testservers.Memcached(t)
 	other := testservers.Redis(t)
 	otherReplica := testservers.RedisReplica(t, other)
@@ -183,11 +184,11 @@ func TestLyingSentinel(t *testing.T) {
 		}
 	}
 	all := append([]*testservers.Server{liar}, sents...)
-	listen := freeListen(t)
-	px := startProxyOpts(t, haYAML(listen, shards, all, func(sh haShard) string { return sh.primary.Addr }),
+	listen := proxytest.FreeListen(t)
+	px := proxytest.StartProxyOpts(t, sentinelPoolYAML(listen, shards, all, func(sh failoverShard) string { return sh.primary.Addr }),
 		proxy.Options{StatsAddr: "127.0.0.1:0"})
 	waitPoolStat(t, px, "sentinels_up", 4, 10*time.Second)
-	w := newHAWriter(shards)
+	w := newFailoverWriter(shards)
 	w.run(t, listen)
 	defer func() {
 		select {
@@ -230,7 +231,7 @@ func TestLyingSentinel(t *testing.T) {
 
 // lastFailure returns when the last write to shard after from failed
 // (the zero time if none did).
-func (w *haWriter) lastFailure(shard int, from time.Time) time.Time {
+func (w *failoverWriter) lastFailure(shard int, from time.Time) time.Time {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var last time.Time

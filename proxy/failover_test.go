@@ -11,27 +11,28 @@ import (
 	"time"
 
 	"github.com/shardproxy/shardproxy/hashring"
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
 )
 
-// haShard is one shard under Sentinel: its name, and its primary and
+// failoverShard is one shard under Sentinel: its name, and its primary and
 // replica as started (their roles swap on a failover).
-type haShard struct {
+type failoverShard struct {
 	name             string
 	primary, replica *testservers.Server
 }
 
-// startHA starts 2 shards, each a primary with one replica, and 3
+// startSentinels starts 2 shards, each a primary with one replica, and 3
 // Sentinels watching them.
-func startHA(t *testing.T) ([]haShard, []*testservers.Server) {
+func startSentinels(t *testing.T) ([]failoverShard, []*testservers.Server) {
 	t.Helper()
-	return startHAWith(t, testservers.SentinelOptions{DownAfter: time.Second, FailoverTimeout: 3 * time.Second})
+	return startSentinelsWith(t, testservers.SentinelOptions{DownAfter: time.Second, FailoverTimeout: 3 * time.Second})
 }
 
-// haYAML is a pool over the shards' masters by name, following sents;
+// sentinelPoolYAML is a pool over the shards' masters by name, following sents;
 // lineAddr gives each line's address (the Sentinels' answer replaces it).
-func haYAML(listen string, shards []haShard, sents []*testservers.Server, lineAddr func(haShard) string, keys ...string) string {
+func sentinelPoolYAML(listen string, shards []failoverShard, sents []*testservers.Server, lineAddr func(failoverShard) string, keys ...string) string {
 	var lines, sentinels []string
 	for _, sh := range shards {
 		lines = append(lines, lineAddr(sh)+":1 "+sh.name)
@@ -39,20 +40,20 @@ func haYAML(listen string, shards []haShard, sents []*testservers.Server, lineAd
 	for _, s := range sents {
 		sentinels = append(sentinels, s.Addr)
 	}
-	return pool{servers: lines, keys: append([]string{"sentinels: [" + strings.Join(sentinels, ", ") + "]", "timeout: 1000"},
-		keys...)}.yaml("alpha", listen)
+	return proxytest.Pool{Servers: lines, Keys: append([]string{"sentinels: [" + strings.Join(sentinels, ", ") + "]", "timeout: 1000"},
+		keys...)}.YAML("alpha", listen)
 }
 
-// haWriter is clients writing distinct keys through the proxy, recording
+// failoverWriter is clients writing distinct keys through the proxy, recording
 // every acknowledged write and, per shard, when writes failed and
 // succeeded.
-type haWriter struct {
+type failoverWriter struct {
 	shardOf func(key string) int
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	acked   map[string]ackedWrite
-	events  [2][]haEvent
+	events  [2][]failoverEvent
 	samples []string
 }
 
@@ -61,18 +62,18 @@ type ackedWrite struct {
 	at  time.Time
 }
 
-type haEvent struct {
+type failoverEvent struct {
 	at time.Time
 	ok bool
 }
 
-func newHAWriter(shards []haShard) *haWriter {
+func newFailoverWriter(shards []failoverShard) *failoverWriter {
 	var names []string
 	for _, sh := range shards {
 		names = append(names, sh.name+":1")
 	}
 	place := placerNames(names)
-	return &haWriter{shardOf: place, acked: map[string]ackedWrite{}, stop: make(chan struct{})}
+	return &failoverWriter{shardOf: place, acked: map[string]ackedWrite{}, stop: make(chan struct{})}
 }
 
 // placerNames places keys as a ketama fnv1a_64 pool of the given names.
@@ -89,15 +90,15 @@ func placerNames(names []string) func(string) int {
 }
 
 // run starts 4 writers on addr.
-func (w *haWriter) run(t *testing.T, addr string) {
+func (w *failoverWriter) run(t *testing.T, addr string) {
 	for g := range 4 {
 		w.wg.Add(1)
 		go func() {
 			defer w.wg.Done()
-			var c *clientConn
+			var c *proxytest.Conn
 			defer func() {
 				if c != nil {
-					c.nc.Close()
+					c.Net.Close()
 				}
 			}()
 			for n := 0; ; n++ {
@@ -108,25 +109,25 @@ func (w *haWriter) run(t *testing.T, addr string) {
 				}
 				if c == nil {
 					var err error
-					if c, err = tryDialClient(t, addr); err != nil {
+					if c, err = proxytest.TryDial(t, addr); err != nil {
 						time.Sleep(10 * time.Millisecond)
 						continue
 					}
 				}
 				key, val := fmt.Sprintf("w%d:%d", g, n), strconv.Itoa(n)
-				r, err := c.tryDo(3*time.Second, "SET", key, val)
+				r, err := c.TryDo(3*time.Second, "SET", key, val)
 				now := time.Now()
-				ok := err == nil && r.raw == "+OK\r\n"
+				ok := err == nil && r.Raw == "+OK\r\n"
 				w.mu.Lock()
-				w.events[w.shardOf(key)] = append(w.events[w.shardOf(key)], haEvent{now, ok})
+				w.events[w.shardOf(key)] = append(w.events[w.shardOf(key)], failoverEvent{now, ok})
 				if ok {
 					w.acked[key] = ackedWrite{val, now}
 				} else if len(w.samples) < 20 {
-					w.samples = append(w.samples, fmt.Sprintf("%s %s: %q %v", now.Format("15:04:05.000"), key, r.raw, err))
+					w.samples = append(w.samples, fmt.Sprintf("%s %s: %q %v", now.Format("15:04:05.000"), key, r.Raw, err))
 				}
 				w.mu.Unlock()
 				if err != nil {
-					c.nc.Close()
+					c.Net.Close()
 					c = nil
 				}
 				time.Sleep(time.Millisecond)
@@ -135,7 +136,7 @@ func (w *haWriter) run(t *testing.T, addr string) {
 	}
 }
 
-func (w *haWriter) halt() {
+func (w *failoverWriter) halt() {
 	close(w.stop)
 	w.wg.Wait()
 }
@@ -143,7 +144,7 @@ func (w *haWriter) halt() {
 // recovered returns, for shard, how long after from its writes succeeded
 // again for good (the first success after its last failure), and how many
 // failed after from.
-func (w *haWriter) recovered(shard int, from time.Time) (time.Duration, int) {
+func (w *failoverWriter) recovered(shard int, from time.Time) (time.Duration, int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var lastFail time.Time
@@ -165,7 +166,7 @@ func (w *haWriter) recovered(shard int, from time.Time) (time.Duration, int) {
 }
 
 // failures returns the writes to shard that failed after from.
-func (w *haWriter) failures(shard int, from time.Time) int {
+func (w *failoverWriter) failures(shard int, from time.Time) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := 0
@@ -180,7 +181,7 @@ func (w *haWriter) failures(shard int, from time.Time) int {
 // check reads every acknowledged write through addr: a write missing or
 // older is allowed only when acknowledged before lostBefore (by an old
 // primary, not yet replicated when it failed); it returns how many such.
-func (w *haWriter) check(t *testing.T, addr string, lostBefore time.Time) int {
+func (w *failoverWriter) check(t *testing.T, addr string, lostBefore time.Time) int {
 	t.Helper()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -193,9 +194,9 @@ func (w *haWriter) check(t *testing.T, addr string, lostBefore time.Time) int {
 		cmds = append(cmds, []string{"GET", k})
 	}
 	lost, bad := 0, 0
-	for i, rep := range pipeline(t, addr, cmds) {
+	for i, rep := range proxytest.Pipeline(t, addr, cmds) {
 		a := w.acked[keys[i]]
-		if rep == bulk(a.val) {
+		if rep == proxytest.Bulk(a.val) {
 			continue
 		}
 		if a.at.Before(lostBefore) {
@@ -203,7 +204,7 @@ func (w *haWriter) check(t *testing.T, addr string, lostBefore time.Time) int {
 			continue
 		}
 		if bad++; bad <= 10 {
-			t.Errorf("GET %s: %q, want %q (acknowledged at %s, after %s)", keys[i], rep, bulk(a.val),
+			t.Errorf("GET %s: %q, want %q (acknowledged at %s, after %s)", keys[i], rep, proxytest.Bulk(a.val),
 				a.at.Format("15:04:05.000"), lostBefore.Format("15:04:05.000"))
 		}
 	}
@@ -216,7 +217,7 @@ func (w *haWriter) check(t *testing.T, addr string, lostBefore time.Time) int {
 // serverStat reads a field of server name in pool alpha's stats.
 func serverStat(t *testing.T, px *proxy.Proxy, name, field string) any {
 	t.Helper()
-	doc := fetchStats(t, px.StatsAddr().String())
+	doc := proxytest.FetchStats(t, px.StatsAddr().String())
 	pool, _ := doc["alpha"].(map[string]any)
 	srv, _ := pool[name].(map[string]any)
 	return srv[field]
@@ -246,11 +247,11 @@ func waitFailovers(t *testing.T, px *proxy.Proxy, name string, want int, d time.
 // replicated (printed). Then the killed server comes back as a replica, a
 // failover is forced back (SENTINEL FAILOVER), and the proxy follows again.
 func TestFailoverUnderLoad(t *testing.T) {
-	shards, sents := startHA(t)
-	listen := freeListen(t)
-	px := startProxyOpts(t, haYAML(listen, shards, sents, func(sh haShard) string { return sh.primary.Addr }),
+	shards, sents := startSentinels(t)
+	listen := proxytest.FreeListen(t)
+	px := proxytest.StartProxyOpts(t, sentinelPoolYAML(listen, shards, sents, func(sh failoverShard) string { return sh.primary.Addr }),
 		proxy.Options{StatsAddr: "127.0.0.1:0"})
-	w := newHAWriter(shards)
+	w := newFailoverWriter(shards)
 	w.run(t, listen)
 	defer func() {
 		select {
@@ -327,15 +328,15 @@ func TestFailoverUnderLoad(t *testing.T) {
 // work); with all Sentinels down it keeps the last known primaries and
 // serves; once they are back it subscribes again and follows a failover.
 func TestSentinelOutage(t *testing.T) {
-	shards, sents := startHA(t)
+	shards, sents := startSentinels(t)
 	sents[0].Kill()
-	dead := freeListen(t)
-	listen := freeListen(t)
-	px := startProxyOpts(t, haYAML(listen, shards, sents, func(haShard) string { return dead }),
+	dead := proxytest.FreeListen(t)
+	listen := proxytest.FreeListen(t)
+	px := proxytest.StartProxyOpts(t, sentinelPoolYAML(listen, shards, sents, func(failoverShard) string { return dead }),
 		proxy.Options{StatsAddr: "127.0.0.1:0"})
-	c := dialClient(t, listen)
+	c := proxytest.Dial(t, listen)
 	for i := range 50 {
-		if got := c.do("SET", "k"+strconv.Itoa(i), "v"); got != "+OK\r\n" {
+		if got := c.Do("SET", "k"+strconv.Itoa(i), "v"); got != "+OK\r\n" {
 			t.Fatalf("SET with one Sentinel down at start: %q", got)
 		}
 	}
@@ -351,12 +352,12 @@ func TestSentinelOutage(t *testing.T) {
 	}
 	waitPoolStat(t, px, "sentinels_up", 0, 10*time.Second)
 	for i := range 50 {
-		if got := c.do("GET", "k"+strconv.Itoa(i)); got != bulk("v") {
+		if got := c.Do("GET", "k"+strconv.Itoa(i)); got != proxytest.Bulk("v") {
 			t.Fatalf("GET with every Sentinel down: %q", got)
 		}
 	}
 	time.Sleep(1500 * time.Millisecond)
-	if got := c.do("SET", "k", "v"); got != "+OK\r\n" {
+	if got := c.Do("SET", "k", "v"); got != "+OK\r\n" {
 		t.Fatalf("SET with every Sentinel down for a while: %q", got)
 	}
 
@@ -372,15 +373,15 @@ func TestSentinelOutage(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for i := 0; ; i++ {
-		r, err := c.tryDo(3*time.Second, "SET", "k"+strconv.Itoa(i), "after")
-		if err == nil && r.raw == "+OK\r\n" && placerNames([]string{"shard1", "shard2"})("k"+strconv.Itoa(i)) == 1 {
+		r, err := c.TryDo(3*time.Second, "SET", "k"+strconv.Itoa(i), "after")
+		if err == nil && r.Raw == "+OK\r\n" && placerNames([]string{"shard1", "shard2"})("k"+strconv.Itoa(i)) == 1 {
 			break
 		}
 		if err != nil {
-			c = dialClient(t, listen)
+			c = proxytest.Dial(t, listen)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no write to shard2 succeeds after its failover: %q %v", r.raw, err)
+			t.Fatalf("no write to shard2 succeeds after its failover: %q %v", r.Raw, err)
 		}
 	}
 }
@@ -388,16 +389,16 @@ func TestSentinelOutage(t *testing.T) {
 // TestSentinelNoneAtStart: when no Sentinel answers at start, the server
 // lines' addresses are used.
 func TestSentinelNoneAtStart(t *testing.T) {
-	b := startRedisBackends(t, 2)
-	listen := freeListen(t)
-	yaml := pool{servers: []string{b[0].Addr + ":1 shard1", b[1].Addr + ":1 shard2"},
-		keys: []string{"sentinels: [" + freeListen(t) + ", " + freeListen(t) + "]"}}.yaml("alpha", listen)
-	px := startProxyOpts(t, yaml, proxy.Options{StatsAddr: "127.0.0.1:0"})
-	c := dialClient(t, listen)
-	if got := c.do("SET", "k", "v"); got != "+OK\r\n" {
+	b := proxytest.StartRedisBackends(t, 2)
+	listen := proxytest.FreeListen(t)
+	yaml := proxytest.Pool{Servers: []string{b[0].Addr + ":1 shard1", b[1].Addr + ":1 shard2"},
+		Keys: []string{"sentinels: [" + proxytest.FreeListen(t) + ", " + proxytest.FreeListen(t) + "]"}}.YAML("alpha", listen)
+	px := proxytest.StartProxyOpts(t, yaml, proxy.Options{StatsAddr: "127.0.0.1:0"})
+	c := proxytest.Dial(t, listen)
+	if got := c.Do("SET", "k", "v"); got != "+OK\r\n" {
 		t.Fatalf("SET: %q", got)
 	}
-	if got := c.do("GET", "k"); got != bulk("v") {
+	if got := c.Do("GET", "k"); got != proxytest.Bulk("v") {
 		t.Fatalf("GET: %q", got)
 	}
 	if got := serverStat(t, px, "shard1", "primary"); got != b[0].Addr {
@@ -472,9 +473,9 @@ func anySentinelReports(sents []*testservers.Server, master, addr string) bool {
 func waitPoolStat(t *testing.T, px *proxy.Proxy, key string, want int64, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
-	for poolStat(t, px, key) != want {
+	for proxytest.PoolStat(t, px, key) != want {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s is %d after %v, want %d", key, poolStat(t, px, key), d, want)
+			t.Fatalf("%s is %d after %v, want %d", key, proxytest.PoolStat(t, px, key), d, want)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -488,9 +489,9 @@ func TestReplicaReads(t *testing.T) {
 	primary := testservers.Redis(t)
 	replicas := []*testservers.Server{testservers.RedisReplica(t, primary), testservers.RedisReplica(t, primary)}
 	sents := testservers.Sentinels(t, 1, map[string]string{"shard1": primary.Addr}, testservers.SentinelOptions{})
-	listen := freeListen(t)
-	shards := []haShard{{name: "shard1", primary: primary, replica: replicas[0]}}
-	px := startProxyOpts(t, haYAML(listen, shards, sents, func(sh haShard) string { return sh.primary.Addr }, "replica_reads: true"),
+	listen := proxytest.FreeListen(t)
+	shards := []failoverShard{{name: "shard1", primary: primary, replica: replicas[0]}}
+	px := proxytest.StartProxyOpts(t, sentinelPoolYAML(listen, shards, sents, func(sh failoverShard) string { return sh.primary.Addr }, "replica_reads: true"),
 		proxy.Options{StatsAddr: "127.0.0.1:0"})
 	waitReplicas := func(want ...string) {
 		t.Helper()
@@ -517,7 +518,7 @@ func TestReplicaReads(t *testing.T) {
 		sets = append(sets, []string{"SET", "k" + strconv.Itoa(i), strconv.Itoa(i)})
 		gets = append(gets, []string{"GET", "k" + strconv.Itoa(i)})
 	}
-	for _, r := range pipeline(t, listen, sets) {
+	for _, r := range proxytest.Pipeline(t, listen, sets) {
 		if r != "+OK\r\n" {
 			t.Fatalf("SET: %q", r)
 		}
@@ -530,24 +531,24 @@ func TestReplicaReads(t *testing.T) {
 		}
 	}
 	for range 4 { // four clients: both replicas serve some
-		for i, r := range pipeline(t, listen, gets) {
-			if r != bulk(strconv.Itoa(i)) {
+		for i, r := range proxytest.Pipeline(t, listen, gets) {
+			if r != proxytest.Bulk(strconv.Itoa(i)) {
 				t.Fatalf("GET k%d: %q", i, r)
 			}
 		}
 	}
-	c := dialClient(t, listen)
-	if got := c.do("MGET", "k1", "k2"); got != "*2\r\n$1\r\n1\r\n$1\r\n2\r\n" {
+	c := proxytest.Dial(t, listen)
+	if got := c.Do("MGET", "k1", "k2"); got != "*2\r\n$1\r\n1\r\n$1\r\n2\r\n" {
 		t.Errorf("MGET: %q", got)
 	}
-	n0, n1 := commandCalls(t, replicas[0], "get"), commandCalls(t, replicas[1], "get")
+	n0, n1 := proxytest.CommandCalls(t, replicas[0], "get"), proxytest.CommandCalls(t, replicas[1], "get")
 	if n0 == 0 || n1 == 0 || n0+n1 < 400 {
 		t.Errorf("the replicas ran %d and %d GETs, want 400 between them, some on each", n0, n1)
 	}
-	if n := commandCalls(t, primary, "get") + commandCalls(t, primary, "mget"); n != 0 {
+	if n := proxytest.CommandCalls(t, primary, "get") + proxytest.CommandCalls(t, primary, "mget"); n != 0 {
 		t.Errorf("the primary ran %d reads, want 0", n)
 	}
-	if n := commandCalls(t, primary, "set"); n < 100 {
+	if n := proxytest.CommandCalls(t, primary, "set"); n < 100 {
 		t.Errorf("the primary ran %d SETs, want 100", n)
 	}
 
@@ -555,12 +556,12 @@ func TestReplicaReads(t *testing.T) {
 		t.Helper()
 		ok := 0
 		for deadline := time.Now().Add(10 * time.Second); ok < 20 && time.Now().Before(deadline); {
-			r, err := c.tryDo(2*time.Second, "GET", "k7")
+			r, err := c.TryDo(2*time.Second, "GET", "k7")
 			if err != nil {
-				c = dialClient(t, listen)
+				c = proxytest.Dial(t, listen)
 				continue
 			}
-			if r.raw == bulk("7") {
+			if r.Raw == proxytest.Bulk("7") {
 				ok++
 			} else {
 				ok = 0
@@ -574,7 +575,7 @@ func TestReplicaReads(t *testing.T) {
 	readsSucceed("with one replica dead")
 	replicas[1].Kill()
 	readsSucceed("with both replicas dead")
-	if n := commandCalls(t, primary, "get"); n == 0 {
+	if n := proxytest.CommandCalls(t, primary, "get"); n == 0 {
 		t.Error("the primary ran no GET after the replicas died")
 	}
 }
@@ -584,18 +585,18 @@ func TestReplicaReads(t *testing.T) {
 // report, and the pool follows a failover; a reload of the same file
 // keeps servers and watcher; a reload without sentinels stops following.
 func TestSentinelByReload(t *testing.T) {
-	shards, sents := startHA(t)
-	dead := map[string]string{"shard1": freeListen(t), "shard2": freeListen(t)}
-	listen := freeListen(t)
-	plain := pool{servers: []string{dead["shard1"] + ":1 shard1", dead["shard2"] + ":1 shard2"}}.yaml("alpha", listen)
-	px := startProxyOpts(t, plain, proxy.Options{StatsAddr: "127.0.0.1:0"})
-	c := dialClient(t, listen)
-	if got := c.do("SET", "k", "v"); !strings.HasPrefix(got, "-ERR") {
+	shards, sents := startSentinels(t)
+	dead := map[string]string{"shard1": proxytest.FreeListen(t), "shard2": proxytest.FreeListen(t)}
+	listen := proxytest.FreeListen(t)
+	plain := proxytest.Pool{Servers: []string{dead["shard1"] + ":1 shard1", dead["shard2"] + ":1 shard2"}}.YAML("alpha", listen)
+	px := proxytest.StartProxyOpts(t, plain, proxy.Options{StatsAddr: "127.0.0.1:0"})
+	c := proxytest.Dial(t, listen)
+	if got := c.Do("SET", "k", "v"); !strings.HasPrefix(got, "-ERR") {
 		t.Fatalf("SET to dead addresses: %q", got)
 	}
-	withSentinels := haYAML(listen, shards, sents, func(sh haShard) string { return dead[sh.name] })
+	withSentinels := sentinelPoolYAML(listen, shards, sents, func(sh failoverShard) string { return dead[sh.name] })
 	applyYAML(t, px, withSentinels)
-	if got := c.do("SET", "k", "v"); got != "+OK\r\n" {
+	if got := c.Do("SET", "k", "v"); got != "+OK\r\n" {
 		t.Fatalf("SET after the reload that adds sentinels: %q", got)
 	}
 	waitPoolStat(t, px, "sentinels_up", 3, 10*time.Second)
@@ -622,15 +623,15 @@ func TestSentinelAuth(t *testing.T) {
 	replica := testservers.RedisReplica(t, primary, "--requirepass", pw, "--masterauth", pw)
 	sents := testservers.Sentinels(t, 3, map[string]string{"shard1": primary.Addr},
 		testservers.SentinelOptions{AuthPass: pw, Password: spw})
-	listen := freeListen(t)
-	shards := []haShard{{name: "shard1", primary: primary, replica: replica}}
-	px := startProxyOpts(t, haYAML(listen, shards, sents, func(haShard) string { return freeListen(t) },
+	listen := proxytest.FreeListen(t)
+	shards := []failoverShard{{name: "shard1", primary: primary, replica: replica}}
+	px := proxytest.StartProxyOpts(t, sentinelPoolYAML(listen, shards, sents, func(failoverShard) string { return proxytest.FreeListen(t) },
 		"redis_auth: "+pw, "sentinel_auth: "+spw), proxy.Options{StatsAddr: "127.0.0.1:0"})
-	c := dialClient(t, listen)
-	if got := c.do("AUTH", pw); got != "+OK\r\n" {
+	c := proxytest.Dial(t, listen)
+	if got := c.Do("AUTH", pw); got != "+OK\r\n" {
 		t.Fatalf("AUTH: %q", got)
 	}
-	if got := c.do("SET", "k", "v"); got != "+OK\r\n" {
+	if got := c.Do("SET", "k", "v"); got != "+OK\r\n" {
 		t.Fatalf("SET: %q", got)
 	}
 	waitPoolStat(t, px, "sentinels_up", 3, 10*time.Second)
@@ -642,20 +643,20 @@ func TestSentinelAuth(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		r, err := c.tryDo(3*time.Second, "SET", "k", "after")
-		if err == nil && r.raw == "+OK\r\n" {
+		r, err := c.TryDo(3*time.Second, "SET", "k", "after")
+		if err == nil && r.Raw == "+OK\r\n" {
 			break
 		}
 		if err != nil {
-			c = dialClient(t, listen)
-			c.do("AUTH", pw)
+			c = proxytest.Dial(t, listen)
+			c.Do("AUTH", pw)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("SET after the failover: %q %v", r.raw, err)
+			t.Fatalf("SET after the failover: %q %v", r.Raw, err)
 		}
 	}
-	if got := c.do("GET", "k"); got != bulk("after") {
-		t.Errorf("GET after the failover: %q, want %q", got, bulk("after"))
+	if got := c.Do("GET", "k"); got != proxytest.Bulk("after") {
+		t.Errorf("GET after the failover: %q, want %q", got, proxytest.Bulk("after"))
 	}
 	if got, _ := testservers.Do(promoted, "GET", "k"); !strings.Contains(got, "NOAUTH") {
 		t.Errorf("the new primary answers GET without AUTH: %q (the test's servers must want a password)", got)

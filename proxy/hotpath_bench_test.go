@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/shardproxy/shardproxy/codec/resp"
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
@@ -19,8 +20,8 @@ func benchProxy(b *testing.B) net.Conn {
 	for i := 0; i < 4; i++ {
 		lines = append(lines, testservers.Redis(b).Addr+":1")
 	}
-	px := startProxy(b, pool{hashTag: "{}", servers: lines}.yaml("bench", freeListen(b)))
-	return dialConn(b, px.Addr(0).String())
+	px := proxytest.StartProxy(b, proxytest.Pool{HashTag: "{}", Servers: lines}.YAML("bench", proxytest.FreeListen(b)))
+	return proxytest.DialNet(b, px.Addr(0).String())
 }
 
 // benchPipeline sends the same pipeline of 16 requests b.N/16 times and

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 )
 
 // integrityClient is one of the integrity test's clients: its own connection,
@@ -16,7 +18,7 @@ type integrityClient struct {
 	id         int
 	st         *integrityStats
 	ep         []atomic.Uint64 // shard epochs, bumped before each kill
-	c          *clientConn
+	c          *proxytest.Conn
 	rnd        *rand.Rand
 	strs, ctrs []*keyModel
 	all        []*keyModel
@@ -24,13 +26,13 @@ type integrityClient struct {
 	pause      time.Duration // the longest random pause between pipelines
 }
 
-func newIntegrityClient(f *fixture, id int, st *integrityStats, ep []atomic.Uint64) *integrityClient {
+func newIntegrityClient(f *proxytest.Fixture, id int, st *integrityStats, ep []atomic.Uint64) *integrityClient {
 	cl := &integrityClient{id: id, st: st, ep: ep, rnd: rand.New(rand.NewPCG(uint64(id), 7))}
-	for s := range f.backends {
-		for _, name := range f.keysOn(s, fmt.Sprintf("i%d:s", id), 2) {
+	for s := range f.Backends {
+		for _, name := range f.KeysOn(s, fmt.Sprintf("i%d:s", id), 2) {
 			cl.strs = append(cl.strs, &keyModel{name: name, shard: s})
 		}
-		for _, name := range f.keysOn(s, fmt.Sprintf("i%d:c", id), 1) {
+		for _, name := range f.KeysOn(s, fmt.Sprintf("i%d:c", id), 1) {
 			cl.ctrs = append(cl.ctrs, &keyModel{name: name, shard: s, counter: true})
 		}
 	}
@@ -91,18 +93,18 @@ func (cl *integrityClient) run(stop *atomic.Bool) {
 		var req []byte
 		for i := range cmds {
 			cmds[i] = cl.randomCmd()
-			req = encodeCommand(req, cmds[i].args()...)
+			req = proxytest.EncodeCommand(req, cmds[i].args()...)
 		}
 		pre := cl.epochs()
-		cl.c.nc.SetDeadline(time.Now().Add(20 * time.Second))
-		if _, err := cl.c.nc.Write(req); err != nil {
+		cl.c.Net.SetDeadline(time.Now().Add(20 * time.Second))
+		if _, err := cl.c.Net.Write(req); err != nil {
 			cl.st.violation("client %d: write: %v", cl.id, err)
 			return
 		}
-		reps := make([]reply, len(cmds))
+		reps := make([]proxytest.Reply, len(cmds))
 		for i := range reps {
 			var err error
-			if reps[i], err = readReply(cl.c.r); err != nil {
+			if reps[i], err = proxytest.ReadReply(cl.c.R); err != nil {
 				cl.st.violation("client %d: reply %d of %d: %v", cl.id, i+1, len(cmds), err)
 				return
 			}
@@ -119,14 +121,14 @@ func (cl *integrityClient) run(stop *atomic.Bool) {
 }
 
 // apply checks one reply and updates the model.
-func (cl *integrityClient) apply(c *integrityCmd, rep reply, pre, post []uint64) {
+func (cl *integrityClient) apply(c *integrityCmd, rep proxytest.Reply, pre, post []uint64) {
 	cl.st.replies.Add(1)
 	if len(c.keys) > 1 {
 		cl.st.mixed.Add(1)
 	}
-	if rep.kind == '-' {
-		if !cl.st.noteError(rep.str) {
-			cl.st.violation("client %d %v: unexpected error %q", cl.id, c.args(), rep.str)
+	if rep.Kind == '-' {
+		if !cl.st.noteError(rep.Str) {
+			cl.st.violation("client %d %v: unexpected error %q", cl.id, c.args(), rep.Str)
 		}
 		for _, k := range c.keys {
 			k.known = false
@@ -136,16 +138,16 @@ func (cl *integrityClient) apply(c *integrityCmd, rep reply, pre, post []uint64)
 	ok := true
 	switch c.op {
 	case "SET", "MSET":
-		ok = rep.kind == '+' && rep.str == "OK"
+		ok = rep.Kind == '+' && rep.Str == "OK"
 		for i, k := range c.keys {
 			learn(k, true, c.vals[i], pre, post)
 		}
 	case "GET":
 		cl.applyGet(c.keys[0], rep, pre, post)
 	case "MGET":
-		ok = rep.kind == '*' && len(rep.elems) == len(c.keys)
+		ok = rep.Kind == '*' && len(rep.Elems) == len(c.keys)
 		for i := 0; ok && i < len(c.keys); i++ {
-			cl.applyGet(c.keys[i], rep.elems[i], pre, post)
+			cl.applyGet(c.keys[i], rep.Elems[i], pre, post)
 		}
 	case "DEL":
 		ok = cl.applyDel(c, rep, pre, post)
@@ -160,7 +162,7 @@ func (cl *integrityClient) apply(c *integrityCmd, rep reply, pre, post []uint64)
 	}
 }
 
-func (cl *integrityClient) applyGet(k *keyModel, rep reply, pre, post []uint64) {
+func (cl *integrityClient) applyGet(k *keyModel, rep proxytest.Reply, pre, post []uint64) {
 	val, exists, ok := cl.checkValue(k, rep, certain(k, pre, post))
 	if !ok {
 		k.known = false
@@ -171,7 +173,7 @@ func (cl *integrityClient) applyGet(k *keyModel, rep reply, pre, post []uint64) 
 
 // applyDel checks DEL's count: exact when every key is certain, else
 // within what the uncertain keys allow.
-func (cl *integrityClient) applyDel(c *integrityCmd, rep reply, pre, post []uint64) bool {
+func (cl *integrityClient) applyDel(c *integrityCmd, rep proxytest.Reply, pre, post []uint64) bool {
 	lo, hi := int64(0), int64(0)
 	for _, k := range c.keys {
 		switch {
@@ -190,13 +192,13 @@ func (cl *integrityClient) applyDel(c *integrityCmd, rep reply, pre, post []uint
 	for _, k := range c.keys {
 		learn(k, false, "", pre, post)
 	}
-	return rep.kind == ':' && rep.num >= lo && rep.num <= hi
+	return rep.Kind == ':' && rep.Num >= lo && rep.Num <= hi
 }
 
 // applyIncr checks INCR's result: the model's counter plus one when
 // certain.
-func (cl *integrityClient) applyIncr(k *keyModel, rep reply, pre, post []uint64) bool {
-	if rep.kind != ':' {
+func (cl *integrityClient) applyIncr(k *keyModel, rep proxytest.Reply, pre, post []uint64) bool {
+	if rep.Kind != ':' {
 		return false
 	}
 	ok := true
@@ -206,11 +208,11 @@ func (cl *integrityClient) applyIncr(k *keyModel, rep reply, pre, post []uint64)
 		if k.exists {
 			prev, _ = strconv.ParseInt(k.val, 10, 64)
 		}
-		ok = rep.num == prev+1
+		ok = rep.Num == prev+1
 	} else {
 		cl.st.relaxed.Add(1)
 	}
-	learn(k, true, strconv.FormatInt(rep.num, 10), pre, post)
+	learn(k, true, strconv.FormatInt(rep.Num, 10), pre, post)
 	return ok
 }
 
@@ -219,7 +221,7 @@ func (cl *integrityClient) applyIncr(k *keyModel, rep reply, pre, post []uint64)
 // clients fit.
 func fitClients(t *testing.T, n int) int {
 	need := uint64(2*n + 1000)
-	if got := raiseFileLimit(t, need); got < need {
+	if got := proxytest.RaiseFileLimit(t, need); got < need {
 		n = int(got-1000) / 2
 		t.Logf("open file limit %d: only %d clients", got, n)
 	}
@@ -247,8 +249,8 @@ func TestIntegrityParkingUnderKills(t *testing.T) {
 // d, killing and restarting a shard every 2 s, four times at least however
 // slow the machine (a race build, a busy runner) makes the kills.
 func integrityUnderKills(t *testing.T, n int, keys []string, pause, d time.Duration) {
-	b := startRedisBackends(t, 4)
-	f := startFixture(t, pool{keys: keys}, b)
+	b := proxytest.StartRedisBackends(t, 4)
+	f := proxytest.StartFixture(t, proxytest.Pool{Keys: keys}, b)
 	ep := make([]atomic.Uint64, len(b))
 	st := &integrityStats{errKinds: map[string]int{}}
 	clients := connectAll(t, f, n, st, ep)
@@ -290,7 +292,7 @@ func integrityUnderKills(t *testing.T, n int, keys []string, pause, d time.Durat
 }
 
 // connectAll connects n clients at once.
-func connectAll(t *testing.T, f *fixture, n int, st *integrityStats, ep []atomic.Uint64) []*integrityClient {
+func connectAll(t *testing.T, f *proxytest.Fixture, n int, st *integrityStats, ep []atomic.Uint64) []*integrityClient {
 	clients := make([]*integrityClient, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -299,7 +301,7 @@ func connectAll(t *testing.T, f *fixture, n int, st *integrityStats, ep []atomic
 		go func() {
 			defer wg.Done()
 			clients[i] = newIntegrityClient(f, i, st, ep)
-			clients[i].c, errs[i] = dialRetrying(t, f.addr)
+			clients[i].c, errs[i] = dialRetrying(t, f.Addr)
 		}()
 	}
 	wg.Wait()
@@ -307,18 +309,18 @@ func connectAll(t *testing.T, f *fixture, n int, st *integrityStats, ep []atomic
 		if err != nil {
 			t.Fatalf("client %d: dial: %v", i, err)
 		}
-		t.Cleanup(func() { clients[i].c.nc.Close() })
+		t.Cleanup(func() { clients[i].c.Net.Close() })
 	}
 	return clients
 }
 
 // dialRetrying connects to addr, retrying for a second while the listen
 // queue is full.
-func dialRetrying(t *testing.T, addr string) (*clientConn, error) {
+func dialRetrying(t *testing.T, addr string) (*proxytest.Conn, error) {
 	var err error
 	for i := 0; i < 50; i++ {
-		var c *clientConn
-		if c, err = tryDialClient(t, addr); err == nil {
+		var c *proxytest.Conn
+		if c, err = proxytest.TryDial(t, addr); err == nil {
 			return c, nil
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -331,7 +333,7 @@ func checkStillServed(t *testing.T, clients []*integrityClient) {
 	t.Helper()
 	bad := 0
 	for _, cl := range clients {
-		if rep, err := cl.c.tryDo(5*time.Second, "PING"); err != nil || rep.str != "PONG" {
+		if rep, err := cl.c.TryDo(5*time.Second, "PING"); err != nil || rep.Str != "PONG" {
 			if bad++; bad <= 3 {
 				t.Errorf("client %d: PING after the run: %v %v", cl.id, rep, err)
 			}

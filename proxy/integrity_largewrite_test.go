@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 )
 
 // The tests in this file write values over 1 MB through a server
@@ -35,7 +37,7 @@ func writeReadPairs(n int, d time.Duration, pair func(g, i int) (got, want strin
 				mu.Lock()
 				ops++
 				if err != nil || got != want {
-					bad = append(bad, fmt.Sprintf("goroutine %d: got %q, want %q (%v)", g, short(got), want, err))
+					bad = append(bad, fmt.Sprintf("goroutine %d: got %q, want %q (%v)", g, proxytest.Short(got), want, err))
 				}
 				mu.Unlock()
 				if err != nil {
@@ -65,9 +67,9 @@ func reportPairs(t *testing.T, what string, ops int, bad []string) {
 
 // TestIntegrityAfterLargeWrite: Redis SETs of 2 MB amid SET/GET pairs.
 func TestIntegrityAfterLargeWrite(t *testing.T) {
-	runParallel(t)
-	f := startFixture(t, pool{keys: []string{"timeout: 2000"}}, startRedisBackends(t, 1))
-	rc := noRetryClient(t, f.addr, nil, 40)
+	proxytest.RunParallel(t)
+	f := proxytest.StartFixture(t, proxytest.Pool{Keys: []string{"timeout: 2000"}}, proxytest.StartRedisBackends(t, 1))
+	rc := proxytest.NoRetryClient(t, f.Addr, nil, 40)
 	ctx := context.Background()
 	go func() {
 		for i := 0; i < 3; i++ {
@@ -89,24 +91,24 @@ func TestIntegrityAfterLargeWrite(t *testing.T) {
 // TestIntegrityAfterLargeNoreply: memcache "set ... noreply" of 2 MB
 // (a noreply frame is always copied into the queue) amid set/get pairs.
 func TestIntegrityAfterLargeNoreply(t *testing.T) {
-	runParallel(t)
-	f := startFixture(t, pool{memcache: true, keys: []string{"timeout: 2000"}}, startMemcacheBackends(t, 1, "-I", "4m"))
-	conns := make([]*clientConn, 33)
+	proxytest.RunParallel(t)
+	f := proxytest.StartFixture(t, proxytest.Pool{Memcache: true, Keys: []string{"timeout: 2000"}}, proxytest.StartMemcacheBackends(t, 1, "-I", "4m"))
+	conns := make([]*proxytest.Conn, 33)
 	for i := range conns {
-		conns[i] = dialClient(t, f.addr)
+		conns[i] = proxytest.Dial(t, f.Addr)
 	}
 	big := fmt.Sprintf("set ftmcl:big 0 0 %d noreply\r\n%s\r\n", 2<<20, strings.Repeat("x", 2<<20))
 	go func() {
 		for i := 0; i < 3; i++ {
 			time.Sleep(200 * time.Millisecond)
-			conns[32].nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			conns[32].nc.Write([]byte(big))
+			conns[32].Net.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			conns[32].Net.Write([]byte(big))
 		}
 	}()
 	ops, bad := writeReadPairs(32, 1500*time.Millisecond, func(g, i int) (string, string, error) {
 		key, val := fmt.Sprintf("ftmcl:%d", g), fmt.Sprintf("g%d:%d", g, i)
 		want := fmt.Sprintf("STORED\r\nVALUE %s 0 %d\r\n%s\r\nEND\r\n", key, len(val), val)
-		got, err := conns[g].tryExchange(fmt.Sprintf("set %s 0 0 %d\r\n%s\r\nget %s\r\n", key, len(val), val, key), want)
+		got, err := conns[g].TryExchange(fmt.Sprintf("set %s 0 0 %d\r\n%s\r\nget %s\r\n", key, len(val), val, key), want)
 		return got, want, err
 	})
 	reportPairs(t, "around three 2 MB noreply sets", ops, bad)

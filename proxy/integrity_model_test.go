@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 )
 
 // keyModel is what one integrity client knows about one of its keys. A value
@@ -97,26 +99,26 @@ func causeClass(cause string) string {
 // checkValue checks one read value of k against the model: exactly when
 // certain, else nil or a value this client could have written to k. It
 // returns the value to adopt, and false on a violation.
-func (cl *integrityClient) checkValue(k *keyModel, rep reply, certain bool) (string, bool, bool) {
+func (cl *integrityClient) checkValue(k *keyModel, rep proxytest.Reply, certain bool) (string, bool, bool) {
 	st := cl.st
-	if rep.kind != '$' {
+	if rep.Kind != '$' {
 		st.violation("client %d GET %s: got %v, want a bulk string", cl.id, k.name, rep)
 		return "", false, false
 	}
-	if !rep.null && !cl.ownValue(k, rep.str) {
-		st.violation("client %d GET %s: got %q, a value this client never wrote to it", cl.id, k.name, rep.str)
+	if !rep.Null && !cl.ownValue(k, rep.Str) {
+		st.violation("client %d GET %s: got %q, a value this client never wrote to it", cl.id, k.name, rep.Str)
 		return "", false, false
 	}
 	if !certain {
 		st.relaxed.Add(1)
-		return rep.str, !rep.null, true
+		return rep.Str, !rep.Null, true
 	}
 	st.exact.Add(1)
-	if rep.null == k.exists || (k.exists && rep.str != k.val) {
+	if rep.Null == k.exists || (k.exists && rep.Str != k.val) {
 		st.violation("client %d GET %s: got %v, want exists=%v %q", cl.id, k.name, rep, k.exists, k.val)
 		return "", false, false
 	}
-	return rep.str, !rep.null, true
+	return rep.Str, !rep.Null, true
 }
 
 // ownValue reports whether v is a value this client writes to k.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/proxy"
 )
 
@@ -17,31 +18,31 @@ import (
 // the limit gets an error and is closed; the others keep working, and a
 // place freed is taken again.
 func TestLimitClientConnections(t *testing.T) {
-	backends := startRedisBackends(t, 2)
-	px := startProxy(t, poolYAML(freeListen(t), backends, "client_connections: 3"))
+	backends := proxytest.StartRedisBackends(t, 2)
+	px := proxytest.StartProxy(t, proxytest.PoolYAML(proxytest.FreeListen(t), backends, "client_connections: 3"))
 	addr := px.Addr(0).String()
-	var conns []*clientConn
+	var conns []*proxytest.Conn
 	for i := 0; i < 3; i++ {
-		rc := dialClient(t, addr)
-		if got := rc.do("PING"); got != "+PONG\r\n" {
+		rc := proxytest.Dial(t, addr)
+		if got := rc.Do("PING"); got != "+PONG\r\n" {
 			t.Fatalf("client %d: %q", i+1, got)
 		}
 		conns = append(conns, rc)
 	}
-	fourth := dialClient(t, addr)
-	if got := fourth.read(); got != "-ERR max number of clients reached\r\n" {
+	fourth := proxytest.Dial(t, addr)
+	if got := fourth.Read(); got != "-ERR max number of clients reached\r\n" {
 		t.Fatalf("fourth client: %q", got)
 	}
-	fourth.expectClosed()
+	fourth.ExpectClosed()
 	for i, rc := range conns {
-		if got := rc.do("INCR", "clients:n"); got != ":"+strconv.Itoa(i+1)+"\r\n" {
+		if got := rc.Do("INCR", "clients:n"); got != ":"+strconv.Itoa(i+1)+"\r\n" {
 			t.Errorf("client %d after the refusal: %q", i+1, got)
 		}
 	}
-	conns[0].nc.Close()
+	conns[0].Net.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		rc := dialClient(t, addr)
+		rc := proxytest.Dial(t, addr)
 		got, err := readReplyAfter(rc, "PING")
 		if err == nil && got == "+PONG\r\n" {
 			break
@@ -54,31 +55,31 @@ func TestLimitClientConnections(t *testing.T) {
 }
 
 // readReplyAfter sends a command and returns its reply or the read error.
-func readReplyAfter(rc *clientConn, args ...string) (string, error) {
-	rc.write(encodeCommand(nil, args...))
-	rep, err := readReply(rc.r)
-	return rep.raw, err
+func readReplyAfter(rc *proxytest.Conn, args ...string) (string, error) {
+	rc.Write(proxytest.EncodeCommand(nil, args...))
+	rep, err := proxytest.ReadReply(rc.R)
+	return rep.Raw, err
 }
 
 // TestLimitIdleClient checks client_idle_timeout: a silent client is
 // closed after it, a busy one is not.
 func TestLimitIdleClient(t *testing.T) {
-	backends := startRedisBackends(t, 1)
-	px := startProxy(t, poolYAML(freeListen(t), backends, "client_idle_timeout: 200"))
+	backends := proxytest.StartRedisBackends(t, 1)
+	px := proxytest.StartProxy(t, proxytest.PoolYAML(proxytest.FreeListen(t), backends, "client_idle_timeout: 200"))
 	addr := px.Addr(0).String()
-	idle, busy := dialClient(t, addr), dialClient(t, addr)
-	if got := idle.do("PING"); got != "+PONG\r\n" {
+	idle, busy := proxytest.Dial(t, addr), proxytest.Dial(t, addr)
+	if got := idle.Do("PING"); got != "+PONG\r\n" {
 		t.Fatalf("idle client: %q", got)
 	}
 	start := time.Now()
 	for i := 0; i < 8; i++ {
 		time.Sleep(100 * time.Millisecond)
-		if got := busy.do("PING"); got != "+PONG\r\n" {
+		if got := busy.Do("PING"); got != "+PONG\r\n" {
 			t.Fatalf("busy client after %v: %q", time.Since(start), got)
 		}
 	}
-	idle.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := idle.r.ReadByte(); err != io.EOF && !isReset(err) {
+	idle.Net.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := idle.R.ReadByte(); err != io.EOF && !proxytest.IsReset(err) {
 		t.Fatalf("idle client after %v: want closed, got %v", time.Since(start), err)
 	}
 	if since := time.Since(start); since < 200*time.Millisecond {
@@ -95,13 +96,13 @@ func TestLimitIdleClient(t *testing.T) {
 func TestLimitSlowReader(t *testing.T) {
 	const writeTimeout = 500 * time.Millisecond
 	const outputLimit = 32 << 20
-	backends := startRedisBackends(t, 2)
-	px := startProxy(t, poolYAML(freeListen(t), backends, "client_write_timeout: 500",
+	backends := proxytest.StartRedisBackends(t, 2)
+	px := proxytest.StartProxy(t, proxytest.PoolYAML(proxytest.FreeListen(t), backends, "client_write_timeout: 500",
 		fmt.Sprintf("client_output_limit: %d", outputLimit)))
 	addr := px.Addr(0).String()
-	other := dialClient(t, addr)
+	other := proxytest.Dial(t, addr)
 	value := strings.Repeat("v", 100<<10)
-	if got := other.do("SET", "slow:big", value); got != "+OK\r\n" {
+	if got := other.Do("SET", "slow:big", value); got != "+OK\r\n" {
 		t.Fatalf("SET: %q", got)
 	}
 	for _, tc := range []struct {
@@ -115,16 +116,16 @@ func TestLimitSlowReader(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := liveHeap()
 			peak := watchHeapPeak(t)
-			slow := dialClient(t, addr)
+			slow := proxytest.Dial(t, addr)
 			var req []byte
 			for i := 0; i < tc.gets; i++ {
-				req = encodeCommand(req, "GET", "slow:big")
+				req = proxytest.EncodeCommand(req, "GET", "slow:big")
 			}
 			start := time.Now()
-			go slow.nc.Write(req) // never read: the proxy must give up on us
+			go slow.Net.Write(req) // never read: the proxy must give up on us
 			var cut time.Duration
 			for cut == 0 {
-				if got := other.do("GET", "slow:big"); got != bulk(value) {
+				if got := other.Do("GET", "slow:big"); got != proxytest.Bulk(value) {
 					t.Fatalf("other client after %v: %d bytes", time.Since(start), len(got))
 				}
 				if n := infoClients(t, other); n == 1 {
@@ -150,9 +151,9 @@ func TestLimitSlowReader(t *testing.T) {
 }
 
 // infoClients returns the pool's client_connections from INFO.
-func infoClients(t *testing.T, rc *clientConn) int {
+func infoClients(t *testing.T, rc *proxytest.Conn) int {
 	t.Helper()
-	info := rc.do("INFO")
+	info := rc.Do("INFO")
 	_, rest, ok := strings.Cut(info, "client_connections:")
 	if !ok {
 		t.Fatalf("INFO has no client_connections: %q", info)
@@ -198,14 +199,14 @@ func watchHeapPeak(t *testing.T) func() uint64 {
 // client_output_limit is closed, counted in client_overflow, and other
 // clients of the pool do not notice.
 func TestClientOutputLimit(t *testing.T) {
-	backends := startRedisBackends(t, 2)
-	listen := freeListen(t)
-	yaml := poolYAML(listen, backends, "client_output_limit: 1048576")
-	px := startProxyOpts(t, yaml, proxy.Options{StatsAddr: "127.0.0.1:0"})
-	setup := dialClient(t, listen)
+	backends := proxytest.StartRedisBackends(t, 2)
+	listen := proxytest.FreeListen(t)
+	yaml := proxytest.PoolYAML(listen, backends, "client_output_limit: 1048576")
+	px := proxytest.StartProxyOpts(t, yaml, proxy.Options{StatsAddr: "127.0.0.1:0"})
+	setup := proxytest.Dial(t, listen)
 	value := strings.Repeat("v", 1000)
 	for i := 0; i < 100; i++ {
-		setup.do("SET", fmt.Sprintf("key:%d", i), value)
+		setup.Do("SET", fmt.Sprintf("key:%d", i), value)
 	}
 
 	// Another client works all along.
@@ -216,7 +217,7 @@ func TestClientOutputLimit(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		rc := dialClient(t, listen)
+		rc := proxytest.Dial(t, listen)
 		for {
 			select {
 			case <-stop:
@@ -224,11 +225,11 @@ func TestClientOutputLimit(t *testing.T) {
 			default:
 			}
 			k := fmt.Sprintf("other:%d", otherN)
-			if got := rc.do("SET", k, "x"); got != "+OK\r\n" {
+			if got := rc.Do("SET", k, "x"); got != "+OK\r\n" {
 				otherErr = fmt.Errorf("SET %s: %q", k, got)
 				return
 			}
-			if got := rc.do("GET", k); got != bulk("x") {
+			if got := rc.Do("GET", k); got != proxytest.Bulk("x") {
 				otherErr = fmt.Errorf("GET %s: %q", k, got)
 				return
 			}
@@ -237,7 +238,7 @@ func TestClientOutputLimit(t *testing.T) {
 	}()
 
 	// 20,000 GETs of 1 KB: 20 MB of replies, far over the 1 MB limit.
-	c := dialConn(t, listen)
+	c := proxytest.DialNet(t, listen)
 	defer c.Close()
 	werr := make(chan error, 1)
 	go func() { werr <- unreadPipeline(c, 20000, 100) }()
@@ -248,7 +249,7 @@ func TestClientOutputLimit(t *testing.T) {
 	}
 	// The client reads nothing until the proxy has given up on it.
 	deadline := time.Now().Add(20 * time.Second)
-	for poolStat(t, px, "client_overflow") == 0 {
+	for proxytest.PoolStat(t, px, "client_overflow") == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("client_overflow still 0 after 20 s of a client not reading 20 MB of replies")
 		}
@@ -257,7 +258,7 @@ func TestClientOutputLimit(t *testing.T) {
 	// What the client reads ends: it was closed.
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	read, err := io.Copy(io.Discard, c)
-	if err != nil && !isReset(err) {
+	if err != nil && !proxytest.IsReset(err) {
 		t.Fatalf("reading the closed client: %v after %d bytes", err, read)
 	}
 	if read >= 20000*1000 {
@@ -271,7 +272,7 @@ func TestClientOutputLimit(t *testing.T) {
 	if otherN == 0 {
 		t.Fatal("the other client made no progress")
 	}
-	if got := poolStat(t, px, "client_overflow"); got != 1 {
+	if got := proxytest.PoolStat(t, px, "client_overflow"); got != 1 {
 		t.Fatalf("client_overflow = %v, want 1", got)
 	}
 	t.Logf("closed after %d bytes of replies; the other client did %d SET+GET meanwhile", read, otherN)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
@@ -28,10 +29,10 @@ func setHeader(key string, n int) []byte {
 // error and its connection closes; one below it works; other clients never
 // notice.
 func TestLimitRequestSize(t *testing.T) {
-	backends := startRedisBackends(t, 2)
-	px := startProxy(t, poolYAML(freeListen(t), backends, "max_request_size: 1048576"))
+	backends := proxytest.StartRedisBackends(t, 2)
+	px := proxytest.StartProxy(t, proxytest.PoolYAML(proxytest.FreeListen(t), backends, "max_request_size: 1048576"))
 	addr := px.Addr(0).String()
-	other := dialClient(t, addr)
+	other := proxytest.Dial(t, addr)
 	tests := []struct {
 		name    string
 		size    int
@@ -43,25 +44,25 @@ func TestLimitRequestSize(t *testing.T) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rc := dialClient(t, addr)
+			rc := proxytest.Dial(t, addr)
 			key := "big:" + strconv.Itoa(i)
-			rc.write(setHeader(key, tc.size))
+			rc.Write(setHeader(key, tc.size))
 			if !tc.wantErr {
-				rc.write(append([]byte(strings.Repeat("x", tc.size)), "\r\n"...))
-				if got := rc.read(); got != "+OK\r\n" {
+				rc.Write(append([]byte(strings.Repeat("x", tc.size)), "\r\n"...))
+				if got := rc.Read(); got != "+OK\r\n" {
 					t.Fatalf("SET of %d bytes: %q", tc.size, got)
 				}
-				if got := rc.do("STRLEN", key); got != ":"+strconv.Itoa(tc.size)+"\r\n" {
+				if got := rc.Do("STRLEN", key); got != ":"+strconv.Itoa(tc.size)+"\r\n" {
 					t.Fatalf("STRLEN: %q", got)
 				}
 			} else {
 				// The header alone is refused: the value need not be sent.
-				if got := rc.read(); got != "-ERR Protocol error: invalid bulk length\r\n" {
+				if got := rc.Read(); got != "-ERR Protocol error: invalid bulk length\r\n" {
 					t.Fatalf("SET of %d bytes: %q", tc.size, got)
 				}
-				rc.expectClosed()
+				rc.ExpectClosed()
 			}
-			if got := other.do("INCR", "big:other"); got != ":"+strconv.Itoa(i+1)+"\r\n" {
+			if got := other.Do("INCR", "big:other"); got != ":"+strconv.Itoa(i+1)+"\r\n" {
 				t.Fatalf("other client: %q", got)
 			}
 		})
@@ -72,21 +73,21 @@ func TestLimitRequestSize(t *testing.T) {
 // default max_request_size) is refused at once, without the proxy's memory
 // growing.
 func TestLimitHugeBulkRefused(t *testing.T) {
-	backends := startRedisBackends(t, 1)
-	px := startProxy(t, poolYAML(freeListen(t), backends))
+	backends := proxytest.StartRedisBackends(t, 1)
+	px := proxytest.StartProxy(t, proxytest.PoolYAML(proxytest.FreeListen(t), backends))
 	addr := px.Addr(0).String()
-	other := dialClient(t, addr)
+	other := proxytest.Dial(t, addr)
 	before := liveHeap()
-	rc := dialClient(t, addr)
-	rc.write([]byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1073741824\r\n"))
-	if got := rc.read(); got != "-ERR Protocol error: invalid bulk length\r\n" {
+	rc := proxytest.Dial(t, addr)
+	rc.Write([]byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1073741824\r\n"))
+	if got := rc.Read(); got != "-ERR Protocol error: invalid bulk length\r\n" {
 		t.Fatalf("1 GB bulk: %q", got)
 	}
-	rc.expectClosed()
+	rc.ExpectClosed()
 	if grown := int64(liveHeap()) - int64(before); grown > 64<<20 {
 		t.Errorf("heap grew by %d MB for a refused 1 GB bulk", grown>>20)
 	}
-	if got := other.do("PING"); got != "+PONG\r\n" {
+	if got := other.Do("PING"); got != "+PONG\r\n" {
 		t.Fatalf("other client: %q", got)
 	}
 }
@@ -102,25 +103,25 @@ func TestLimitClaimedSizeNotAllocated(t *testing.T) {
 		header []byte
 	}{
 		{"RESP bulk of 500 MB", func(t *testing.T) string {
-			return poolYAML(freeListen(t), startRedisBackends(t, 1))
+			return proxytest.PoolYAML(proxytest.FreeListen(t), proxytest.StartRedisBackends(t, 1))
 		}, setHeader("k", 500<<20)},
 		{"memcache value of 100 MB", func(t *testing.T) string {
-			return fmt.Sprintf("mc:\n  listen: %s\n  servers:\n    - %s:1\n", freeListen(t), testservers.Memcached(t).Addr)
+			return fmt.Sprintf("mc:\n  listen: %s\n  servers:\n    - %s:1\n", proxytest.FreeListen(t), testservers.Memcached(t).Addr)
 		}, []byte("set k 0 0 104857600\r\n")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			px := startProxy(t, tc.pool(t))
+			px := proxytest.StartProxy(t, tc.pool(t))
 			addr := px.Addr(0).String()
 			before := liveHeap()
-			rc := dialClient(t, addr)
-			rc.write(tc.header)
-			rc.write([]byte(strings.Repeat("x", 1<<20)))
+			rc := proxytest.Dial(t, addr)
+			rc.Write(tc.header)
+			rc.Write([]byte(strings.Repeat("x", 1<<20)))
 			time.Sleep(200 * time.Millisecond) // the proxy reads the megabyte
 			if grown := int64(liveHeap()) - int64(before); grown > 64<<20 {
 				t.Errorf("heap grew by %d MB for a large claim with 1 MB sent", grown>>20)
 			}
-			rc.nc.Close()
+			rc.Net.Close()
 		})
 	}
 }
@@ -129,8 +130,8 @@ func TestLimitClaimedSizeNotAllocated(t *testing.T) {
 // command name included, as in Redis's multibulk count) is refused and its
 // connection closed.
 func TestLimitArgs(t *testing.T) {
-	backends := startRedisBackends(t, 3)
-	px := startProxy(t, poolYAML(freeListen(t), backends, "max_args: 10"))
+	backends := proxytest.StartRedisBackends(t, 3)
+	px := proxytest.StartProxy(t, proxytest.PoolYAML(proxytest.FreeListen(t), backends, "max_args: 10"))
 	addr := px.Addr(0).String()
 	keys := func(n int) []string {
 		args := []string{"MGET"}
@@ -150,10 +151,10 @@ func TestLimitArgs(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rc := dialClient(t, addr)
-			got := rc.do(tc.args...)
+			rc := proxytest.Dial(t, addr)
+			got := rc.Do(tc.args...)
 			if tc.ok {
-				if want := "*" + strconv.Itoa(len(tc.args)-1) + "\r\n" + strings.Repeat(nilBulk, len(tc.args)-1); got != want {
+				if want := "*" + strconv.Itoa(len(tc.args)-1) + "\r\n" + strings.Repeat(proxytest.NilBulk, len(tc.args)-1); got != want {
 					t.Fatalf("got %q, want %q", got, want)
 				}
 				return
@@ -161,7 +162,7 @@ func TestLimitArgs(t *testing.T) {
 			if got != "-ERR Protocol error: invalid multibulk length\r\n" {
 				t.Fatalf("got %q, want a protocol error", got)
 			}
-			rc.expectClosed()
+			rc.ExpectClosed()
 		})
 	}
 }
@@ -172,12 +173,12 @@ func TestLimitArgs(t *testing.T) {
 func TestLimitMemcache(t *testing.T) {
 	backends := []*testservers.Server{testservers.Memcached(t), testservers.Memcached(t)}
 	var yaml strings.Builder
-	fmt.Fprintf(&yaml, "mc:\n  listen: %s\n  max_args: 3\n  max_request_size: 1024\n  servers:\n", freeListen(t))
+	fmt.Fprintf(&yaml, "mc:\n  listen: %s\n  max_args: 3\n  max_request_size: 1024\n  servers:\n", proxytest.FreeListen(t))
 	for _, b := range backends {
 		fmt.Fprintf(&yaml, "    - %s:1\n", b.Addr)
 	}
-	px := startProxy(t, yaml.String())
-	c := dialClient(t, px.Addr(0).String())
+	px := proxytest.StartProxy(t, yaml.String())
+	c := proxytest.Dial(t, px.Addr(0).String())
 	value := func(n int) string { return strings.Repeat("x", n) }
 	tests := []struct {
 		name, req, want string
@@ -198,7 +199,7 @@ func TestLimitMemcache(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := c.roundTrip(tc.req); got != tc.want {
+			if got := c.RoundTrip(tc.req); got != tc.want {
 				t.Errorf("got %.200q, want %.200q", got, tc.want)
 			}
 		})

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
@@ -31,15 +32,15 @@ func pingUnix(t *testing.T, path string) string {
 	}
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	rc := newClientConn(t, nc)
-	return rc.do("PING")
+	rc := proxytest.NewConn(t, nc)
+	return rc.Do("PING")
 }
 
 // TestUnixListenRefusesPathInUse starts a real process listening on a unix
 // path, then a pool with that listen path: the pool must not start, the
 // error must say why, and the other process must still answer at the path.
 func TestUnixListenRefusesPathInUse(t *testing.T) {
-	backends := startRedisBackends(t, 1)
+	backends := proxytest.StartRedisBackends(t, 1)
 	holders := []struct {
 		name  string
 		start func(t *testing.T, path string)
@@ -59,7 +60,7 @@ func TestUnixListenRefusesPathInUse(t *testing.T) {
 			}
 		}},
 		{"shardproxy", func(t *testing.T, path string) {
-			startProxy(t, poolYAML(path, backends))
+			proxytest.StartProxy(t, proxytest.PoolYAML(path, backends))
 		}},
 	}
 	for _, h := range holders {
@@ -67,8 +68,8 @@ func TestUnixListenRefusesPathInUse(t *testing.T) {
 			t.Run(h.name+" perm "+perm, func(t *testing.T) {
 				path := filepath.Join(t.TempDir(), "s.sock")
 				h.start(t, path)
-				err := startErr(t, poolYAML(unixListen(path, perm), backends))
-				wantErr(t, err, `pool "alpha"`, `key "listen"`, path, "another process is listening on it")
+				err := proxytest.StartErr(t, proxytest.PoolYAML(unixListen(path, perm), backends))
+				proxytest.WantErr(t, err, `pool "alpha"`, `key "listen"`, path, "another process is listening on it")
 				if got := pingUnix(t, path); got != "+PONG\r\n" {
 					t.Errorf("%s at %s answers PING with %q", h.name, path, got)
 				}
@@ -80,14 +81,14 @@ func TestUnixListenRefusesPathInUse(t *testing.T) {
 // TestUnixListenRefusesNonSocket puts a file that is not a socket at the
 // listen path: the pool must not start and the file must be untouched.
 func TestUnixListenRefusesNonSocket(t *testing.T) {
-	backends := startRedisBackends(t, 1)
+	backends := proxytest.StartRedisBackends(t, 1)
 	kinds := []struct {
 		name, what string
 		make       func(t *testing.T, path string)
 		check      func(t *testing.T, path string)
 	}{
 		{"regular file", "a regular file",
-			func(t *testing.T, path string) { writeFile(t, path, "keep me") },
+			func(t *testing.T, path string) { proxytest.WriteFile(t, path, "keep me") },
 			func(t *testing.T, path string) {
 				if b, err := os.ReadFile(path); err != nil || string(b) != "keep me" {
 					t.Errorf("file now holds %q, %v; want it untouched", b, err)
@@ -98,7 +99,7 @@ func TestUnixListenRefusesNonSocket(t *testing.T) {
 				if err := os.Mkdir(path, 0o755); err != nil {
 					t.Fatal(err)
 				}
-				writeFile(t, filepath.Join(path, "inside"), "x")
+				proxytest.WriteFile(t, filepath.Join(path, "inside"), "x")
 			},
 			func(t *testing.T, path string) {
 				if _, err := os.Stat(filepath.Join(path, "inside")); err != nil {
@@ -119,7 +120,7 @@ func TestUnixListenRefusesNonSocket(t *testing.T) {
 		{"symbolic link", "a symbolic link",
 			func(t *testing.T, path string) {
 				target := filepath.Join(filepath.Dir(path), "target")
-				writeFile(t, target, "x")
+				proxytest.WriteFile(t, target, "x")
 				if err := os.Symlink(target, path); err != nil {
 					t.Fatal(err)
 				}
@@ -135,8 +136,8 @@ func TestUnixListenRefusesNonSocket(t *testing.T) {
 			t.Run(k.name+" perm "+perm, func(t *testing.T) {
 				path := filepath.Join(t.TempDir(), "s.sock")
 				k.make(t, path)
-				err := startErr(t, poolYAML(unixListen(path, perm), backends))
-				wantErr(t, err, `pool "alpha"`, `key "listen"`, path, "is not a socket", k.what)
+				err := proxytest.StartErr(t, proxytest.PoolYAML(unixListen(path, perm), backends))
+				proxytest.WantErr(t, err, `pool "alpha"`, `key "listen"`, path, "is not a socket", k.what)
 				k.check(t, path)
 			})
 		}
@@ -146,12 +147,12 @@ func TestUnixListenRefusesNonSocket(t *testing.T) {
 // TestUnixListenReplacesStaleSocket leaves a socket file nobody accepts on
 // (a listener closed without unlinking it): the pool replaces it and serves.
 func TestUnixListenReplacesStaleSocket(t *testing.T) {
-	backends := startRedisBackends(t, 1)
+	backends := proxytest.StartRedisBackends(t, 1)
 	for _, perm := range listenPerms {
 		t.Run("perm "+perm, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "s.sock")
-			staleSocket(t, path)
-			px := startProxy(t, poolYAML(unixListen(path, perm), backends))
+			proxytest.StaleSocket(t, path)
+			px := proxytest.StartProxy(t, proxytest.PoolYAML(unixListen(path, perm), backends))
 			if got := px.Addr(0).String(); got != path {
 				t.Errorf("Addr %q, want %q", got, path)
 			}
@@ -174,7 +175,7 @@ func TestUnixListenReplacesStaleSocket(t *testing.T) {
 // replaces a stale socket, leaves nothing else behind, and is removed on
 // Close. (A path that is not a stale socket is refused: the tests above.)
 func TestUnixSocketListen(t *testing.T) {
-	backends := startRedisBackends(t, 2)
+	backends := proxytest.StartRedisBackends(t, 2)
 	tests := []struct {
 		name  string
 		perm  string // "" for none
@@ -191,13 +192,13 @@ func TestUnixSocketListen(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "x.sock")
 			if tc.stale {
-				staleSocket(t, path)
+				proxytest.StaleSocket(t, path)
 			}
 			listen := path
 			if tc.perm != "" {
 				listen += " " + tc.perm
 			}
-			px := startProxy(t, poolYAML(listen, backends))
+			px := proxytest.StartProxy(t, proxytest.PoolYAML(listen, backends))
 			fi, err := os.Lstat(path)
 			if err != nil {
 				t.Fatalf("socket: %v", err)
@@ -220,11 +221,11 @@ func TestUnixSocketListen(t *testing.T) {
 			}
 			defer nc.Close()
 			nc.SetDeadline(time.Now().Add(10 * time.Second))
-			rc := newClientConn(t, nc)
-			if got := rc.do("SET", "unix:"+tc.name, "v"); got != "+OK\r\n" {
+			rc := proxytest.NewConn(t, nc)
+			if got := rc.Do("SET", "unix:"+tc.name, "v"); got != "+OK\r\n" {
 				t.Fatalf("SET over the socket: %q", got)
 			}
-			if got := rc.do("GET", "unix:"+tc.name); got != bulk("v") {
+			if got := rc.Do("GET", "unix:"+tc.name); got != proxytest.Bulk("v") {
 				t.Fatalf("GET over the socket: %q", got)
 			}
 			nc.Close()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
@@ -17,7 +18,7 @@ import (
 // counting only the keys that succeeded, so the test reads its report.
 func TestMemcacheMemcslap(t *testing.T) {
 	bin := testservers.Need(t, "memcslap")
-	f := newMemcacheFixture(t, 4)
+	f := proxytest.NewMemcacheFixture(t, 4)
 	for _, tc := range []struct {
 		test string
 		want []string // patterns the report must match
@@ -28,7 +29,7 @@ func TestMemcacheMemcslap(t *testing.T) {
 		t.Run(tc.test, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, "--servers="+f.addr, "--concurrency=20", "--execute-number=500", "--test="+tc.test)
+			cmd := exec.CommandContext(ctx, bin, "--servers="+f.Addr, "--concurrency=20", "--execute-number=500", "--test="+tc.test)
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				t.Fatalf("memcslap --test=%s: %v\n%s", tc.test, err, out)
@@ -45,7 +46,7 @@ func TestMemcacheMemcslap(t *testing.T) {
 		})
 	}
 	used := 0
-	for i, b := range f.backends {
+	for i, b := range f.Backends {
 		if n := currItems(t, b.Addr); n > 0 {
 			used++
 		} else {
@@ -53,16 +54,16 @@ func TestMemcacheMemcslap(t *testing.T) {
 		}
 	}
 	if used < 2 {
-		t.Errorf("memcslap's keys landed on %d of %d servers", used, len(f.backends))
+		t.Errorf("memcslap's keys landed on %d of %d servers", used, len(f.Backends))
 	}
 }
 
 // currItems returns memcached's curr_items statistic.
 func currItems(t *testing.T, addr string) int {
 	t.Helper()
-	c := dialClient(t, addr)
-	defer c.nc.Close()
-	stats := c.roundTrip("stats\r\n")
+	c := proxytest.Dial(t, addr)
+	defer c.Net.Close()
+	stats := c.RoundTrip("stats\r\n")
 	m := regexp.MustCompile(`STAT curr_items (\d+)\r\n`).FindStringSubmatch(stats)
 	if m == nil {
 		t.Fatalf("%s: no curr_items in %.300q", addr, stats)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
@@ -58,23 +59,23 @@ func clientExchange(c net.Conn, i int) error {
 	c.SetDeadline(time.Now().Add(60 * time.Second))
 	k, other := fmt.Sprintf("%d:mx", i), fmt.Sprintf("%d:mx", (i+1)%7)
 	var req []byte
-	req = encodeCommand(req, "SET", k, fmt.Sprint(i))
-	req = encodeCommand(req, "GET", k)
-	req = encodeCommand(req, "SET", k+":b", "b")
-	req = encodeCommand(req, "MGET", k, k+":b", "mx:none")
-	req = encodeCommand(req, "INCR", "mx:counter")
-	req = encodeCommand(req, "GET", other)
-	want := []string{"+OK\r\n", bulk(fmt.Sprint(i)), "+OK\r\n", array(bulk(fmt.Sprint(i)), bulk("b"), nilBulk)}
+	req = proxytest.EncodeCommand(req, "SET", k, fmt.Sprint(i))
+	req = proxytest.EncodeCommand(req, "GET", k)
+	req = proxytest.EncodeCommand(req, "SET", k+":b", "b")
+	req = proxytest.EncodeCommand(req, "MGET", k, k+":b", "mx:none")
+	req = proxytest.EncodeCommand(req, "INCR", "mx:counter")
+	req = proxytest.EncodeCommand(req, "GET", other)
+	want := []string{"+OK\r\n", proxytest.Bulk(fmt.Sprint(i)), "+OK\r\n", proxytest.Array(proxytest.Bulk(fmt.Sprint(i)), proxytest.Bulk("b"), proxytest.NilBulk)}
 	if _, err := c.Write(req); err != nil {
 		return err
 	}
 	r := bufio.NewReaderSize(c, 512)
 	for j := 0; j < 6; j++ {
-		rep, err := readReply(r)
+		rep, err := proxytest.ReadReply(r)
 		if err != nil {
 			return fmt.Errorf("client %d reply %d: %w", i, j, err)
 		}
-		got := rep.raw
+		got := rep.Raw
 		switch {
 		case j < len(want) && got != want[j]:
 			return fmt.Errorf("client %d reply %d: %q, want %q", i, j, got, want[j])
@@ -109,13 +110,13 @@ func proxyConnections(t *testing.T, addr string) int {
 // exactly server_connections connections from the proxy.
 func TestManyClientsFewServerConnections(t *testing.T) {
 	const clients, files = 5000, 2*5000 + 1000
-	if got := raiseFileLimit(t, files); got < files {
+	if got := proxytest.RaiseFileLimit(t, files); got < files {
 		t.Skipf("need %d open files, RLIMIT_NOFILE is %d and cannot be raised", files, got)
 	}
 	for _, serverConns := range []int{1, 2} {
 		t.Run(fmt.Sprintf("server_connections %d", serverConns), func(t *testing.T) {
-			f := newRedisFixture(t, 4, pool{serverConnections: serverConns})
-			conns := dialMany(t, f.addr, clients)
+			f := proxytest.NewRedisFixture(t, 4, proxytest.Pool{ServerConnections: serverConns})
+			conns := dialMany(t, f.Addr, clients)
 			var wg sync.WaitGroup
 			start := make(chan struct{})
 			errs := make(chan error, clients)
@@ -141,10 +142,10 @@ func TestManyClientsFewServerConnections(t *testing.T) {
 			if nerr > 0 {
 				t.Fatalf("%d of %d clients failed", nerr, clients)
 			}
-			if r := dialClient(t, f.addr).do("GET", "mx:counter"); r != bulk(fmt.Sprint(clients)) {
+			if r := proxytest.Dial(t, f.Addr).Do("GET", "mx:counter"); r != proxytest.Bulk(fmt.Sprint(clients)) {
 				t.Errorf("counter after %d INCRs: %q", clients, r)
 			}
-			for _, b := range f.backends {
+			for _, b := range f.Backends {
 				if n := proxyConnections(t, b.Addr); n != serverConns {
 					t.Errorf("server %s has %d connections with %d clients connected; want server_connections = %d",
 						b.Addr, n, clients, serverConns)

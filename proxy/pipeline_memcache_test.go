@@ -5,16 +5,18 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 )
 
 // TestMemcacheConcurrentClients runs 200 clients at once, each pipelining
 // sets and gets of its own keys through the proxy, and checks every value.
 func TestMemcacheConcurrentClients(t *testing.T) {
-	f := newMemcacheFixture(t, 4)
+	f := proxytest.NewMemcacheFixture(t, 4)
 	const clients, rounds, perRound = 200, 5, 10
 	errs := make(chan error, clients)
 	for g := range clients {
-		c := dialClient(t, f.addr)
+		c := proxytest.Dial(t, f.Addr)
 		go func() { errs <- clientRounds(c, g, rounds, perRound) }()
 	}
 	for range clients {
@@ -28,10 +30,10 @@ func TestMemcacheConcurrentClients(t *testing.T) {
 // and reads them back one by one and all at once, in one write. In the
 // first round every twentieth client stores one value of 700 KB, so the
 // frames queued on a server connection may exceed 1 MB together.
-func clientRounds(c *clientConn, g, rounds, perRound int) error {
+func clientRounds(c *proxytest.Conn, g, rounds, perRound int) error {
 	for r := range rounds {
 		var req, want bytes.Buffer
-		keys := numberedKeys(fmt.Sprintf("conc:%d", g), perRound)
+		keys := proxytest.NumberedKeys(fmt.Sprintf("conc:%d", g), perRound)
 		var values strings.Builder
 		for i, k := range keys {
 			v := roundValue(g, r, i)
@@ -46,7 +48,7 @@ func clientRounds(c *clientConn, g, rounds, perRound int) error {
 		}
 		fmt.Fprintf(&req, "get %s\r\n", strings.Join(keys, " "))
 		want.WriteString(values.String() + "END\r\n")
-		got, err := c.tryRoundTrip(req.String())
+		got, err := c.TryRoundTrip(req.String())
 		if err != nil {
 			return fmt.Errorf("client %d round %d: %w", g, r, err)
 		}
@@ -81,11 +83,11 @@ func diffAt(a, b string) int {
 // busy with small requests on the same server connection; every value must
 // come back intact.
 func TestMemcacheLargeFramesAmongSmall(t *testing.T) {
-	f := newMemcacheFixture(t, 1)
+	f := proxytest.NewMemcacheFixture(t, 1)
 	const small, large, rounds = 20, 2, 6
 	errs := make(chan error, small+large)
 	for g := range small + large {
-		c := dialClient(t, f.addr)
+		c := proxytest.Dial(t, f.Addr)
 		go func() {
 			if g < large {
 				errs <- largeRounds(c, g, rounds)
@@ -102,7 +104,7 @@ func TestMemcacheLargeFramesAmongSmall(t *testing.T) {
 }
 
 // largeRounds sets two 600 KB values in one write and reads them back.
-func largeRounds(c *clientConn, g, rounds int) error {
+func largeRounds(c *proxytest.Conn, g, rounds int) error {
 	for r := range rounds {
 		var req, want strings.Builder
 		for i := range 2 {
@@ -111,7 +113,7 @@ func largeRounds(c *clientConn, g, rounds int) error {
 			fmt.Fprintf(&req, "set %s 0 0 %d\r\n%s\r\nget %s\r\n", k, len(v), v, k)
 			fmt.Fprintf(&want, "STORED\r\nVALUE %s 0 %d\r\n%s\r\nEND\r\n", k, len(v), v)
 		}
-		got, err := c.tryRoundTrip(req.String())
+		got, err := c.TryRoundTrip(req.String())
 		if err != nil {
 			return fmt.Errorf("large client %d round %d: %w", g, r, err)
 		}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 )
 
 // model is what one client expects its keys to hold; it generates random
@@ -36,9 +38,9 @@ func (m *model) key() string { return fmt.Sprintf("k%d:%s", m.rng.IntN(m.nkeys),
 
 func (m *model) get(k string) string {
 	if v, ok := m.strings[k]; ok {
-		return bulk(v)
+		return proxytest.Bulk(v)
 	}
-	return nilBulk
+	return proxytest.NilBulk
 }
 
 // next returns a random command and the reply it must get. kinds limits
@@ -58,7 +60,7 @@ func (m *model) next(kinds int) ([]string, string) {
 			k := m.key()
 			args, elems = append(args, k), append(elems, m.get(k))
 		}
-		return args, array(elems...)
+		return args, proxytest.Array(elems...)
 	case 3:
 		args := []string{"MSET"}
 		for n := 1 + m.rng.IntN(5); n > 0; n-- {
@@ -111,10 +113,10 @@ func (m *model) script(n, kinds int) ([][]string, []string) {
 // TestPipelineTenThousand writes 10,000 SET/GET/MGET commands across the
 // shards in one write and checks every reply.
 func TestPipelineTenThousand(t *testing.T) {
-	f := newRedisFixture(t, 4, pool{})
+	f := proxytest.NewRedisFixture(t, 4, proxytest.Pool{})
 	m := newModel(1, "big", 500)
 	cmds, want := m.script(10000, 3)
-	got := pipeline(t, f.addr, cmds)
+	got := proxytest.Pipeline(t, f.Addr, cmds)
 	bad := 0
 	for i := range want {
 		if got[i] != want[i] {
@@ -126,8 +128,8 @@ func TestPipelineTenThousand(t *testing.T) {
 	if bad > 0 {
 		t.Errorf("%d of %d replies wrong", bad, len(want))
 	}
-	for _, b := range f.backends {
-		if dbsize(t, b.Addr) == 0 {
+	for _, b := range f.Backends {
+		if proxytest.Dbsize(t, b.Addr) == 0 {
 			t.Errorf("server %s got no keys", b.Addr)
 		}
 	}
@@ -137,7 +139,7 @@ func TestPipelineTenThousand(t *testing.T) {
 // rounds of random commands on keys of its own, and checks every reply
 // against what that client wrote.
 func TestPipelineConcurrentClients(t *testing.T) {
-	f := newRedisFixture(t, 4, pool{serverConnections: 2})
+	f := proxytest.NewRedisFixture(t, 4, proxytest.Pool{ServerConnections: 2})
 	const clients, rounds, perRound = 50, 4, 250
 	var wg sync.WaitGroup
 	for c := 0; c < clients; c++ {
@@ -147,7 +149,7 @@ func TestPipelineConcurrentClients(t *testing.T) {
 			m := newModel(uint64(c), fmt.Sprintf("cl%d", c), 40)
 			for r := 0; r < rounds; r++ {
 				cmds, want := m.script(perRound, 8)
-				got, err := pipelineErr(f.addr, cmds)
+				got, err := proxytest.PipelineErr(f.Addr, cmds)
 				if err != nil {
 					t.Errorf("client %d round %d: %v", c, r, err)
 					return
@@ -170,10 +172,10 @@ func TestPipelineConcurrentClients(t *testing.T) {
 func unreadPipeline(c net.Conn, n, keys int, tail ...string) error {
 	var req []byte
 	for i := 0; i < n; i++ {
-		req = encodeCommand(req, "GET", fmt.Sprintf("key:%d", i%keys))
+		req = proxytest.EncodeCommand(req, "GET", fmt.Sprintf("key:%d", i%keys))
 	}
 	for _, t := range tail {
-		req = encodeCommand(req, t)
+		req = proxytest.EncodeCommand(req, t)
 	}
 	c.SetWriteDeadline(time.Now().Add(60 * time.Second))
 	_, err := c.Write(req)
@@ -187,23 +189,23 @@ func unreadPipeline(c net.Conn, n, keys int, tail ...string) error {
 // its reply write blocked, the client blocked writing its requests, and
 // neither went on until client_write_timeout cut the client off.
 func TestPipelineWrittenBeforeRead(t *testing.T) {
-	backends := startRedisBackends(t, 2)
-	pki := newPKI(t, "proxy")
-	plain, secure := freeListen(t), freeListen(t)
-	rp := pool{servers: serverLines(backends, nil, nil)}
-	startProxy(t, rp.yaml("plain", plain)+poolYAML(secure, backends, "tls_cert_file: "+pki.ServerCert, "tls_key_file: "+pki.ServerKey))
+	backends := proxytest.StartRedisBackends(t, 2)
+	pki := proxytest.NewPKI(t, "proxy")
+	plain, secure := proxytest.FreeListen(t), proxytest.FreeListen(t)
+	rp := proxytest.Pool{Servers: proxytest.ServerLines(backends, nil, nil)}
+	proxytest.StartProxy(t, rp.YAML("plain", plain)+proxytest.PoolYAML(secure, backends, "tls_cert_file: "+pki.ServerCert, "tls_key_file: "+pki.ServerKey))
 	const keys, n = 1000, 200000
 	values := make([]string, keys)
-	setup := dialClient(t, plain)
+	setup := proxytest.Dial(t, plain)
 	for i := range values {
 		values[i] = strings.Repeat(string(rune('a'+i%26)), 90) + fmt.Sprintf("%010d", i)
-		if got := setup.do("SET", fmt.Sprintf("key:%d", i), values[i]); got != "+OK\r\n" {
+		if got := setup.Do("SET", fmt.Sprintf("key:%d", i), values[i]); got != "+OK\r\n" {
 			t.Fatalf("SET: %q", got)
 		}
 	}
-	dialPlain := func(t *testing.T) net.Conn { return dialConn(t, plain) }
+	dialPlain := func(t *testing.T) net.Conn { return proxytest.DialNet(t, plain) }
 	dialTLS := func(t *testing.T) net.Conn {
-		nc, err := tls.Dial("tcp", secure, pki.clientConfig(false))
+		nc, err := tls.Dial("tcp", secure, pki.ClientConfig(false))
 		if err != nil {
 			t.Fatalf("TLS dial: %v", err)
 		}
@@ -229,17 +231,17 @@ func TestPipelineWrittenBeforeRead(t *testing.T) {
 			c.SetReadDeadline(time.Now().Add(60 * time.Second))
 			br := bufio.NewReaderSize(c, 64<<10)
 			for i := 0; i < n; i++ {
-				rep, err := readReply(br)
+				rep, err := proxytest.ReadReply(br)
 				if err != nil {
 					t.Fatalf("reply %d: %v", i, err)
 				}
-				if got, want := rep.raw, bulk(values[i%keys]); got != want {
+				if got, want := rep.Raw, proxytest.Bulk(values[i%keys]); got != want {
 					t.Fatalf("reply %d: got %q, want %q", i, got, want)
 				}
 			}
 			if tc.tail != nil {
-				if rep, err := readReply(br); err != nil || rep.raw != "+OK\r\n" {
-					t.Fatalf("QUIT: %q, %v", rep.raw, err)
+				if rep, err := proxytest.ReadReply(br); err != nil || rep.Raw != "+OK\r\n" {
+					t.Fatalf("QUIT: %q, %v", rep.Raw, err)
 				}
 				if _, err := br.ReadByte(); err != io.EOF {
 					t.Fatalf("after QUIT: %v, want EOF", err)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
@@ -71,14 +72,14 @@ func TestMemcachePlacementMatchesNutcracker(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, s := range servers {
-				if got := dialClient(t, s.Addr).roundTrip("flush_all\r\n"); got != "OK\r\n" {
+				if got := proxytest.Dial(t, s.Addr).RoundTrip("flush_all\r\n"); got != "OK\r\n" {
 					t.Fatalf("flush_all on %s: %q", s.Addr, got)
 				}
 			}
-			p := pool{memcache: true, hash: tc.hash, distribution: tc.distribution, servers: serverLines(servers, tc.weights, nil)}
-			nutAddr := freeListen(t)
-			testservers.Nutcracker(t, p.yaml("nut", nutAddr), nutAddr)
-			addr := startProxy(t, p.yaml("mc", freeListen(t))).Addr(0).String()
+			p := proxytest.Pool{Memcache: true, Hash: tc.hash, Distribution: tc.distribution, Servers: proxytest.ServerLines(servers, tc.weights, nil)}
+			nutAddr := proxytest.FreeListen(t)
+			testservers.Nutcracker(t, p.YAML("nut", nutAddr), nutAddr)
+			addr := proxytest.StartProxy(t, p.YAML("mc", proxytest.FreeListen(t))).Addr(0).String()
 			placeAndFind(t, nutAddr, addr, keys)
 			checkUsed(t, servers, keys)
 		})
@@ -96,10 +97,10 @@ func placeAndFind(t *testing.T, nutAddr, proxyAddr string, keys []string) {
 		fmt.Fprintf(&get, "get %s\r\n", k)
 		fmt.Fprintf(&want, "VALUE %s 0 %d\r\n%s\r\nEND\r\n", k, len(v), v)
 	}
-	if got := dialClient(t, nutAddr).roundTripNoMn(set.String(), len(keys)); got != strings.Repeat("STORED\r\n", len(keys)) {
+	if got := proxytest.Dial(t, nutAddr).RoundTripNoMn(set.String(), len(keys)); got != strings.Repeat("STORED\r\n", len(keys)) {
 		t.Fatalf("sets through nutcracker: %.300q", got)
 	}
-	got := dialClient(t, proxyAddr).roundTrip(get.String())
+	got := proxytest.Dial(t, proxyAddr).RoundTrip(get.String())
 	if got == want.String() {
 		return
 	}
@@ -118,7 +119,7 @@ func checkUsed(t *testing.T, servers []*testservers.Server, keys []string) {
 	t.Helper()
 	used := 0
 	for _, s := range servers {
-		got := dialClient(t, s.Addr).roundTrip("get " + strings.Join(keys, " ") + "\r\n")
+		got := proxytest.Dial(t, s.Addr).RoundTrip("get " + strings.Join(keys, " ") + "\r\n")
 		if n := strings.Count(got, "VALUE "); n > 0 {
 			used++
 			t.Logf("%s holds %d keys", s.Addr, n)
@@ -135,25 +136,25 @@ func base64Key(key string) string { return base64.StdEncoding.EncodeToString([]b
 // TestMemcacheBase64KeyPlacement checks that a meta request with a base64
 // key (flag b) lands on the server of the decoded key.
 func TestMemcacheBase64KeyPlacement(t *testing.T) {
-	f := newMemcacheFixture(t, 4)
-	c := dialClient(t, f.addr)
-	keys := numberedKeys("b64", 40)
+	f := proxytest.NewMemcacheFixture(t, 4)
+	c := proxytest.Dial(t, f.Addr)
+	keys := proxytest.NumberedKeys("b64", 40)
 	var req, want strings.Builder
 	for _, k := range keys {
 		fmt.Fprintf(&req, "ms %s 2 b\r\nok\r\n", base64Key(k))
 		want.WriteString("HD\r\n")
 	}
-	if got := c.roundTrip(req.String()); got != want.String() {
+	if got := c.RoundTrip(req.String()); got != want.String() {
 		t.Fatalf("ms with base64 keys: %q", got)
 	}
-	f.checkSpread(t, keys)
+	f.CheckSpread(t, keys)
 	req.Reset()
 	want.Reset()
 	for _, k := range keys {
 		fmt.Fprintf(&req, "get %s\r\n", k)
 		fmt.Fprintf(&want, "VALUE %s 0 2\r\nok\r\nEND\r\n", k)
 	}
-	if got := c.roundTrip(req.String()); got != want.String() {
+	if got := c.RoundTrip(req.String()); got != want.String() {
 		t.Fatalf("plain gets of keys stored with base64:\n%q\nwant\n%q", got, want.String())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
@@ -51,12 +52,12 @@ func TestPlacementMatchesNutcracker(t *testing.T) {
 	keys := placementKeys(2000)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			backends := startRedisBackends(t, 4)
-			rp := pool{hash: tc.hash, distribution: tc.dist, hashTag: "{}",
-				servers: serverLines(backends, tc.weights, tc.names)}
-			ncListen := freeListen(t)
-			testservers.Nutcracker(t, rp.yaml("nut", ncListen), ncListen)
-			px := startProxy(t, rp.yaml("shard", freeListen(t)))
+			backends := proxytest.StartRedisBackends(t, 4)
+			rp := proxytest.Pool{Hash: tc.hash, Distribution: tc.dist, HashTag: "{}",
+				Servers: proxytest.ServerLines(backends, tc.weights, tc.names)}
+			ncListen := proxytest.FreeListen(t)
+			testservers.Nutcracker(t, rp.YAML("nut", ncListen), ncListen)
+			px := proxytest.StartProxy(t, rp.YAML("shard", proxytest.FreeListen(t)))
 
 			sets := make([][]string, len(keys))
 			gets := make([][]string, len(keys))
@@ -64,14 +65,14 @@ func TestPlacementMatchesNutcracker(t *testing.T) {
 				sets[i] = []string{"SET", k, fmt.Sprintf("v%d", i)}
 				gets[i] = []string{"GET", k}
 			}
-			for i, r := range pipeline(t, ncListen, sets) {
+			for i, r := range proxytest.Pipeline(t, ncListen, sets) {
 				if r != "+OK\r\n" {
 					t.Fatalf("SET %q through nutcracker: %q", keys[i], r)
 				}
 			}
 			missing := 0
-			for i, r := range pipeline(t, px.Addr(0).String(), gets) {
-				if want := bulk(fmt.Sprintf("v%d", i)); r != want {
+			for i, r := range proxytest.Pipeline(t, px.Addr(0).String(), gets) {
+				if want := proxytest.Bulk(fmt.Sprintf("v%d", i)); r != want {
 					missing++
 					if missing <= 5 {
 						t.Errorf("GET %q through the proxy: %q, want %q", keys[i], r, want)
@@ -92,7 +93,7 @@ func checkSpread(t *testing.T, backends []*testservers.Server, servers, total in
 	t.Helper()
 	used, sum := 0, 0
 	for _, b := range backends {
-		n := dbsize(t, b.Addr)
+		n := proxytest.Dbsize(t, b.Addr)
 		sum += n
 		if n > 0 {
 			used++
@@ -105,13 +106,13 @@ func checkSpread(t *testing.T, backends []*testservers.Server, servers, total in
 
 // TestServerHostNames checks servers written with a host name.
 func TestServerHostNames(t *testing.T) {
-	backends := startRedisBackends(t, 2)
+	backends := proxytest.StartRedisBackends(t, 2)
 	var lines []string
 	for _, b := range backends {
 		lines = append(lines, fmt.Sprintf("localhost:%d:1", b.Port))
 	}
-	px := startProxy(t, pool{servers: lines}.yaml("names", freeListen(t)))
-	c := newGoRedis(t, px.Addr(0).String())
+	px := proxytest.StartProxy(t, proxytest.Pool{Servers: lines}.YAML("names", proxytest.FreeListen(t)))
+	c := proxytest.NewGoRedis(t, px.Addr(0).String())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i := 0; i < 100; i++ {
@@ -124,7 +125,7 @@ func TestServerHostNames(t *testing.T) {
 		}
 	}
 	for _, b := range backends {
-		if n := dbsize(t, b.Addr); n == 0 || n == 100 {
+		if n := proxytest.Dbsize(t, b.Addr); n == 0 || n == 100 {
 			t.Errorf("server %s holds %d of 100 keys; want them spread", b.Addr, n)
 		}
 	}

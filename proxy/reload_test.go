@@ -14,6 +14,7 @@ import (
 
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/hashring"
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
 )
@@ -28,13 +29,13 @@ type reloadLoad struct {
 	mu       sync.Mutex
 	errs     []string
 	stale    map[string]int // key -> GETs that missed the last SET
-	perConns []*clientConn
+	perConns []*proxytest.Conn
 }
 
 func startReloadLoad(t *testing.T, addr string, clients, keys int) *reloadLoad {
 	l := &reloadLoad{stop: make(chan struct{}), stale: map[string]int{}}
 	for g := 0; g < clients; g++ {
-		c := dialClient(t, addr)
+		c := proxytest.Dial(t, addr)
 		l.perConns = append(l.perConns, c)
 		l.wg.Add(1)
 		go func() {
@@ -48,9 +49,9 @@ func startReloadLoad(t *testing.T, addr string, clients, keys int) *reloadLoad {
 				}
 				key := fmt.Sprintf("%c%d:reload:%d", 'a'+n%keys%26, g, n%keys)
 				val := strconv.Itoa(n)
-				want := nilBulk
+				want := proxytest.NilBulk
 				if v, ok := last[key]; ok {
-					want = bulk(v)
+					want = proxytest.Bulk(v)
 				}
 				got, err := doRaw(c, "GET", key)
 				if err == nil && got == want {
@@ -156,9 +157,9 @@ func connectedClients(t *testing.T, addr string) int {
 // each step exactly the listeners and server connections of the new
 // configuration are open.
 func TestReloadUnderLoad(t *testing.T) {
-	b := startRedisBackends(t, 4)
+	b := proxytest.StartRedisBackends(t, 4)
 	line := func(i int, name string) string { return b[i].Addr + ":1 " + name }
-	la, lb, lc, la2 := freeListen(t), freeListen(t), freeListen(t), freeListen(t)
+	la, lb, lc, la2 := proxytest.FreeListen(t), proxytest.FreeListen(t), proxytest.FreeListen(t), proxytest.FreeListen(t)
 	path := filepath.Join(t.TempDir(), "shardproxy.yml")
 	write := func(yaml string) {
 		if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
@@ -166,22 +167,22 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 	}
 	alpha := func(listen string, servers ...string) string {
-		return pool{servers: servers}.yaml("alpha", listen)
+		return proxytest.Pool{Servers: servers}.YAML("alpha", listen)
 	}
-	beta := pool{servers: []string{line(2, "c")}}.yaml("beta", lb)
-	gamma := pool{servers: []string{line(2, "c")}}.yaml("gamma", lc)
+	beta := proxytest.Pool{Servers: []string{line(2, "c")}}.YAML("beta", lb)
+	gamma := proxytest.Pool{Servers: []string{line(2, "c")}}.YAML("gamma", lc)
 	v1 := []string{line(0, "a"), line(1, "b")}
 	v2 := []string{line(0, "a"), line(1, "b"), line(3, "d")}
 	v3 := []string{line(0, "a"), line(3, "d")}
 	write(alpha(la, v1...) + beta)
 	yaml, _ := os.ReadFile(path)
-	px := startProxyOpts(t, string(yaml), proxy.Options{ConfigPath: path, StatsAddr: "127.0.0.1:0"})
+	px := proxytest.StartProxyOpts(t, string(yaml), proxy.Options{ConfigPath: path, StatsAddr: "127.0.0.1:0"})
 	o1, o2, o3 := owners(t, v1), owners(t, v2), owners(t, v3)
 	moved := func(k string) bool { return o1(k) != o2(k) || o2(k) != o3(k) }
 
 	load := startReloadLoad(t, la, 4, 60)
-	betaClient := dialClient(t, lb)
-	if got := betaClient.do("SET", "beta:k", "v"); got != "+OK\r\n" {
+	betaClient := proxytest.Dial(t, lb)
+	if got := betaClient.Do("SET", "beta:k", "v"); got != "+OK\r\n" {
 		t.Fatalf("beta SET: %q", got)
 	}
 	reload := func(step, yaml string) {
@@ -211,11 +212,11 @@ func TestReloadUnderLoad(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	reload("pool added", alpha(la, v3...)+beta+gamma)
-	if got := dialClient(t, lc).do("PING"); got != "+PONG\r\n" {
+	if got := proxytest.Dial(t, lc).Do("PING"); got != "+PONG\r\n" {
 		t.Fatalf("new pool gamma: PING: %q", got)
 	}
 	reload("pool removed", alpha(la, v3...)+gamma)
-	if _, err := betaClient.readToEOF(3 * time.Second); err != nil && !isReset(err) {
+	if _, err := betaClient.ReadToEOF(3 * time.Second); err != nil && !proxytest.IsReset(err) {
 		t.Fatalf("client of the removed pool beta: %v, want closed", err)
 	}
 	if !refused(lb) {
@@ -225,7 +226,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	if !refused(la) {
 		t.Fatal("alpha's old listen address still accepts")
 	}
-	if got := dialClient(t, la2).do("PING"); got != "+PONG\r\n" {
+	if got := proxytest.Dial(t, la2).Do("PING"); got != "+PONG\r\n" {
 		t.Fatalf("alpha on its new address: PING: %q", got)
 	}
 	time.Sleep(200 * time.Millisecond)
@@ -250,7 +251,7 @@ func TestReloadUnderLoad(t *testing.T) {
 // poolStatTop reads a top-level number of the stats document.
 func poolStatTop(t *testing.T, px *proxy.Proxy, key string) float64 {
 	t.Helper()
-	v, _ := fetchStats(t, px.StatsAddr().String())[key].(float64)
+	v, _ := proxytest.FetchStats(t, px.StatsAddr().String())[key].(float64)
 	return v
 }
 
@@ -258,19 +259,19 @@ func poolStatTop(t *testing.T, px *proxy.Proxy, key string) float64 {
 // names pool, key and line, it is counted with the error in the stats, and
 // the proxy keeps serving on its running configuration.
 func TestReloadBadFile(t *testing.T) {
-	b := startRedisBackends(t, 2)
-	listen := freeListen(t)
+	b := proxytest.StartRedisBackends(t, 2)
+	listen := proxytest.FreeListen(t)
 	path := filepath.Join(t.TempDir(), "shardproxy.yml")
-	good := poolYAML(listen, b)
+	good := proxytest.PoolYAML(listen, b)
 	if err := os.WriteFile(path, []byte(good), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	px := startProxyOpts(t, good, proxy.Options{ConfigPath: path, StatsAddr: "127.0.0.1:0"})
-	c := dialClient(t, listen)
-	if got := c.do("SET", "k", "v"); got != "+OK\r\n" {
+	px := proxytest.StartProxyOpts(t, good, proxy.Options{ConfigPath: path, StatsAddr: "127.0.0.1:0"})
+	c := proxytest.Dial(t, listen)
+	if got := c.Do("SET", "k", "v"); got != "+OK\r\n" {
 		t.Fatalf("SET: %q", got)
 	}
-	digest := fetchStats(t, px.StatsAddr().String())["config_digest"]
+	digest := proxytest.FetchStats(t, px.StatsAddr().String())["config_digest"]
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -289,11 +290,11 @@ func TestReloadBadFile(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Fatalf("%s: reload: %v, want an error with %q", bad.name, err, bad.want)
 		}
-		if got := c.do("GET", "k"); got != bulk("v") {
+		if got := c.Do("GET", "k"); got != proxytest.Bulk("v") {
 			t.Fatalf("%s: GET after a refused reload: %q", bad.name, got)
 		}
 	}
-	doc := fetchStats(t, px.StatsAddr().String())
+	doc := proxytest.FetchStats(t, px.StatsAddr().String())
 	if doc["reload_failures"] != float64(4) || doc["reloads"] != float64(0) || doc["config_digest"] != digest {
 		t.Fatalf("stats after 4 refused reloads: failures %v, reloads %v, digest %v (was %v)",
 			doc["reload_failures"], doc["reloads"], doc["config_digest"], digest)
@@ -301,7 +302,7 @@ func TestReloadBadFile(t *testing.T) {
 	if e, _ := doc["reload_error"].(string); e == "" {
 		t.Fatal("reload_error is empty")
 	}
-	if c2 := dialClient(t, listen); c2.do("PING") != "+PONG\r\n" {
+	if c2 := proxytest.Dial(t, listen); c2.Do("PING") != "+PONG\r\n" {
 		t.Fatal("new client after refused reloads")
 	}
 }
@@ -310,14 +311,14 @@ func TestReloadBadFile(t *testing.T) {
 // as it is now, and counts as Reload does: the running digest is the
 // applied bytes', and bytes that do not parse are refused and counted.
 func TestReloadBytes(t *testing.T) {
-	b := startRedisBackends(t, 2)
-	listen, beta := freeListen(t), freeListen(t)
+	b := proxytest.StartRedisBackends(t, 2)
+	listen, beta := proxytest.FreeListen(t), proxytest.FreeListen(t)
 	path := filepath.Join(t.TempDir(), "shardproxy.yml")
-	good := poolYAML(listen, b[:1])
+	good := proxytest.PoolYAML(listen, b[:1])
 	if err := os.WriteFile(path, []byte(good), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	px := startProxyOpts(t, good, proxy.Options{ConfigPath: path, StatsAddr: "127.0.0.1:0"})
+	px := proxytest.StartProxyOpts(t, good, proxy.Options{ConfigPath: path, StatsAddr: "127.0.0.1:0"})
 	if px.ConfigDigest() != config.Digest([]byte(good)) {
 		t.Fatalf("digest at start %q, want the file's %q", px.ConfigDigest(), config.Digest([]byte(good)))
 	}
@@ -325,14 +326,14 @@ func TestReloadBytes(t *testing.T) {
 	if err := px.ReloadBytes([]byte(withBeta)); err != nil {
 		t.Fatal(err)
 	}
-	if got := dialClient(t, beta).do("PING"); got != "+PONG\r\n" {
+	if got := proxytest.Dial(t, beta).Do("PING"); got != "+PONG\r\n" {
 		t.Fatalf("beta after ReloadBytes: %q", got)
 	}
 	err := px.ReloadBytes([]byte(good[:len(good)/2] + "[\n"))
 	if err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("ReloadBytes of a half file: %v, want an error naming %s", err, path)
 	}
-	doc := fetchStats(t, px.StatsAddr().String())
+	doc := proxytest.FetchStats(t, px.StatsAddr().String())
 	want := config.Digest([]byte(withBeta))
 	if doc["reloads"] != float64(1) || doc["reload_failures"] != float64(1) || doc["config_digest"] != want || px.ConfigDigest() != want {
 		t.Fatalf("reloads %v, reload_failures %v, config_digest %v (ConfigDigest %s), want 1, 1 and %s",
@@ -341,10 +342,10 @@ func TestReloadBytes(t *testing.T) {
 }
 
 // doRaw sends one command and returns its reply's exact bytes.
-func doRaw(c *clientConn, args ...string) (string, error) {
-	r, err := c.tryDo(5*time.Second, args...)
+func doRaw(c *proxytest.Conn, args ...string) (string, error) {
+	r, err := c.TryDo(5*time.Second, args...)
 	if err != nil {
 		return "", err
 	}
-	return r.raw, nil
+	return r.Raw, nil
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
 )
@@ -33,12 +34,12 @@ func replicaShard(t *testing.T, extra ...string) (primary, replica *testservers.
 	}
 	replica = testservers.RedisReplica(t, primary, extra...)
 	sents := testservers.Sentinels(t, 1, map[string]string{"shard1": primary.Addr}, testservers.SentinelOptions{})
-	listen = freeListen(t)
+	listen = proxytest.FreeListen(t)
 	// A timeout far above any reply's time, even on a loaded machine:
 	// these tests count refusals, not slow replies.
-	yaml := pool{servers: []string{primary.Addr + ":1 shard1"}, keys: []string{
-		"sentinels: [" + sents[0].Addr + "]", "timeout: 5000", "replica_reads: true"}}.yaml("alpha", listen)
-	px = startProxyOpts(t, yaml, proxy.Options{StatsAddr: "127.0.0.1:0"})
+	yaml := proxytest.Pool{Servers: []string{primary.Addr + ":1 shard1"}, Keys: []string{
+		"sentinels: [" + sents[0].Addr + "]", "timeout: 5000", "replica_reads: true"}}.YAML("alpha", listen)
+	px = proxytest.StartProxyOpts(t, yaml, proxy.Options{StatsAddr: "127.0.0.1:0"})
 	waitReplicaListed(t, px, replica.Addr, 15*time.Second)
 	return primary, replica, px, listen
 }
@@ -114,12 +115,12 @@ func (l *readLoad) client(addr string) {
 		var want []string
 		for range 7 {
 			k := rand.IntN(populated)
-			want = append(want, bulk(fmt.Sprintf("value:%d", k)))
-			req = encodeCommand(req, "GET", fmt.Sprintf("key:%d", k))
+			want = append(want, proxytest.Bulk(fmt.Sprintf("value:%d", k)))
+			req = proxytest.EncodeCommand(req, "GET", fmt.Sprintf("key:%d", k))
 		}
 		a, b := rand.IntN(populated), rand.IntN(populated)
-		want = append(want, "*2\r\n"+bulk(fmt.Sprintf("value:%d", a))+bulk(fmt.Sprintf("value:%d", b)))
-		req = encodeCommand(req, "MGET", fmt.Sprintf("key:%d", a), fmt.Sprintf("key:%d", b))
+		want = append(want, "*2\r\n"+proxytest.Bulk(fmt.Sprintf("value:%d", a))+proxytest.Bulk(fmt.Sprintf("value:%d", b)))
+		req = proxytest.EncodeCommand(req, "MGET", fmt.Sprintf("key:%d", a), fmt.Sprintf("key:%d", b))
 		nc.SetDeadline(time.Now().Add(10 * time.Second))
 		if _, err := nc.Write(req); err != nil {
 			l.fail("write: " + err.Error())
@@ -128,7 +129,7 @@ func (l *readLoad) client(addr string) {
 			continue
 		}
 		for _, w := range want {
-			rep, err := readReply(r)
+			rep, err := proxytest.ReadReply(r)
 			if err != nil {
 				l.fail("read: " + err.Error())
 				nc.Close()
@@ -136,8 +137,8 @@ func (l *readLoad) client(addr string) {
 				break
 			}
 			l.reads.Add(1)
-			if rep.raw != w {
-				l.fail(rep.raw)
+			if rep.Raw != w {
+				l.fail(rep.Raw)
 			}
 		}
 	}
@@ -205,7 +206,7 @@ func TestReplicaReadsLoading(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); load.reads.Load() < 2000 && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
-	replicaGets := commandCalls(t, replica, "get")
+	replicaGets := proxytest.CommandCalls(t, replica, "get")
 	before := load.reads.Load()
 	restarted := time.Now()
 	replica.RestartWith("--key-load-delay", "-3", "--loading-process-events-interval-bytes", "1024")
@@ -233,16 +234,16 @@ func TestReplicaReadsLoading(t *testing.T) {
 		t.Fatalf("the test did not test: -LOADING seen %v, %d reads while the replica loaded", loadingSeen, during)
 	}
 	// Back to the replica once it serves.
-	loaded := commandCalls(t, replica, "get") // the test's own GETs
+	loaded := proxytest.CommandCalls(t, replica, "get") // the test's own GETs
 	waitReplicaListed(t, px, replica.Addr, 10*time.Second)
-	for deadline := time.Now().Add(10 * time.Second); commandCalls(t, replica, "get") <= loaded; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); proxytest.CommandCalls(t, replica, "get") <= loaded; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no GET reached the replica in 10 s after it loaded")
 		}
 	}
 	load.halt()
 	t.Logf("%s; the replica ran %d GETs before its restart, the primary %d GETs in all",
-		load.summary(), replicaGets, commandCalls(t, primary, "get"))
+		load.summary(), replicaGets, proxytest.CommandCalls(t, primary, "get"))
 	if n := load.failures.Load(); n > 0 {
 		t.Errorf("%d reads failed through the proxy while the replica restarted and loaded", n)
 	}
@@ -279,12 +280,12 @@ func TestReplicaReadsMasterDown(t *testing.T) {
 	refusedDown := rejectedCalls(t, replica, "get") + rejectedCalls(t, replica, "mget")
 	time.Sleep(time.Second)
 	refusedLater := rejectedCalls(t, replica, "get") + rejectedCalls(t, replica, "mget")
-	getsLater := commandCalls(t, replica, "get")
+	getsLater := proxytest.CommandCalls(t, replica, "get")
 	if r, err := testservers.Do(replica.Addr, "CONFIG", "SET", "masterauth", ""); err != nil || r != "+OK" {
 		t.Fatalf("masterauth back: %q %v", r, err)
 	}
 	waitReplicaListed(t, px, replica.Addr, 15*time.Second)
-	for deadline := time.Now().Add(10 * time.Second); commandCalls(t, replica, "get") == getsLater; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); proxytest.CommandCalls(t, replica, "get") == getsLater; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no GET reached the replica in 10 s after its link came back")
 		}
@@ -309,8 +310,8 @@ func TestReplicaReadsMasterDown(t *testing.T) {
 // that is what reads return, not the replica's old one.
 func TestReplicaReadsDetached(t *testing.T) {
 	_, replica, px, listen := replicaShard(t)
-	c := dialClient(t, listen)
-	if r := c.do("SET", "key:1", "old"); r != "+OK\r\n" {
+	c := proxytest.Dial(t, listen)
+	if r := c.Do("SET", "key:1", "old"); r != "+OK\r\n" {
 		t.Fatalf("SET: %q", r)
 	}
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
@@ -335,12 +336,12 @@ func TestReplicaReadsDetached(t *testing.T) {
 		}
 	}
 	t.Logf("the detached replica got no reads any more %v after REPLICAOF NO ONE", time.Since(detached).Round(time.Millisecond))
-	if r := c.do("SET", "key:1", "new"); r != "+OK\r\n" {
+	if r := c.Do("SET", "key:1", "new"); r != "+OK\r\n" {
 		t.Fatalf("SET: %q", r)
 	}
 	stale := 0
 	for range 100 {
-		if r := c.do("GET", "key:1"); r != bulk("new") {
+		if r := c.Do("GET", "key:1"); r != proxytest.Bulk("new") {
 			stale++
 		}
 	}

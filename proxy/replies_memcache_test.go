@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 )
 
 // scriptState is what one run of the client script remembers between steps.
@@ -69,7 +70,7 @@ func incrOp(key string, delta uint64, up bool) func(*memcache.Client, scriptStat
 
 // getMultiOp reads 100 stored keys and 50 missing ones in one call.
 func getMultiOp(c *memcache.Client, _ scriptState) string {
-	keys := append(numberedKeys("multi", 100), numberedKeys("multi-miss", 50)...)
+	keys := append(proxytest.NumberedKeys("multi", 100), proxytest.NumberedKeys("multi-miss", 50)...)
 	m, err := c.GetMulti(keys)
 	if err != nil {
 		return errText(err)
@@ -165,7 +166,7 @@ func clientScript() []clientStep {
 	}
 	steps = append(steps, casSteps...)
 	steps = append(steps, valueSteps...)
-	for i, k := range numberedKeys("multi", 100) {
+	for i, k := range proxytest.NumberedKeys("multi", 100) {
 		steps = append(steps, clientStep{"multi set " + k, setOp(k, fmt.Sprintf("value-%d", i), uint32(i)), "err=<nil>"})
 	}
 	return append(steps,
@@ -180,8 +181,8 @@ func clientScript() []clientStep {
 // proxy (four servers) and straight against one memcached: every step gives
 // the same result, and the keys really are spread over every server.
 func TestMemcacheClientSameAsMemcached(t *testing.T) {
-	f := newMemcacheFixture(t, 4)
-	through, direct := memcache.New(f.addr), memcache.New(f.direct.Addr)
+	f := proxytest.NewMemcacheFixture(t, 4)
+	through, direct := memcache.New(f.Addr), memcache.New(f.Direct.Addr)
 	for _, c := range []*memcache.Client{through, direct} {
 		c.Timeout = 10 * time.Second
 		t.Cleanup(func() { c.Close() })
@@ -196,11 +197,11 @@ func TestMemcacheClientSameAsMemcached(t *testing.T) {
 			t.Errorf("%s: memcached answered %.300s, the script expects %q", s.name, want, s.want)
 		}
 		if s.name == "get multi with misses" {
-			f.checkSpread(t, numberedKeys("multi", 100))
+			f.CheckSpread(t, proxytest.NumberedKeys("multi", 100))
 		}
 	}
-	for i, b := range f.backends {
-		if n := f.count(t, i, numberedKeys("multi", 100)); n != 0 {
+	for i, b := range f.Backends {
+		if n := f.Count(t, i, proxytest.NumberedKeys("multi", 100)); n != 0 {
 			t.Errorf("backend %s holds %d keys after flush_all through the proxy", b.Addr, n)
 		}
 	}
@@ -209,7 +210,7 @@ func TestMemcacheClientSameAsMemcached(t *testing.T) {
 // rawSetup stores 20 keys spread over the servers, for the pipelines.
 func rawSetup() string {
 	var b strings.Builder
-	for i, k := range numberedKeys("r", 20) {
+	for i, k := range proxytest.NumberedKeys("r", 20) {
 		v := fmt.Sprintf("value-%d", i)
 		fmt.Fprintf(&b, "set %s %d 0 %d\r\n%s\r\n", k, i, len(v), v)
 	}
@@ -238,7 +239,7 @@ var rawPipelines = []struct {
 	},
 	{
 		name: "get of every key, twice",
-		req:  "get " + strings.Join(append(numberedKeys("r", 20), numberedKeys("r", 20)...), " ") + "\r\n",
+		req:  "get " + strings.Join(append(proxytest.NumberedKeys("r", 20), proxytest.NumberedKeys("r", 20)...), " ") + "\r\n",
 	},
 	{
 		name: "gets, gat and gats across servers",
@@ -297,17 +298,17 @@ var rawPipelines = []struct {
 // TestMemcacheRawPipelines sends pipelines of mixed requests in one write
 // through the proxy and straight to memcached and compares the bytes.
 func TestMemcacheRawPipelines(t *testing.T) {
-	f := newMemcacheFixture(t, 4)
-	through, direct := dialClient(t, f.addr), dialClient(t, f.direct.Addr)
+	f := proxytest.NewMemcacheFixture(t, 4)
+	through, direct := proxytest.Dial(t, f.Addr), proxytest.Dial(t, f.Direct.Addr)
 	setup := rawSetup()
-	if got, want := through.roundTrip(setup), strings.Repeat("STORED\r\n", 20); got != want {
+	if got, want := through.RoundTrip(setup), strings.Repeat("STORED\r\n", 20); got != want {
 		t.Fatalf("setup through the proxy: %q", got)
 	}
-	direct.roundTrip(setup)
-	f.checkSpread(t, numberedKeys("r", 20))
+	direct.RoundTrip(setup)
+	f.CheckSpread(t, proxytest.NumberedKeys("r", 20))
 	for _, tc := range rawPipelines {
 		t.Run(tc.name, func(t *testing.T) {
-			got, want := through.roundTrip(tc.req), direct.roundTrip(tc.req)
+			got, want := through.RoundTrip(tc.req), direct.RoundTrip(tc.req)
 			if got != want {
 				t.Errorf("through the proxy:\n%q\nmemcached:\n%q", got, want)
 			}

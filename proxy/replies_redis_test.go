@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
@@ -107,11 +108,11 @@ var sameReplyScript = []scriptStep{
 // servers and against a single redis-server, and compares every reply
 // byte for byte.
 func TestSameRepliesAsRedis(t *testing.T) {
-	f := newRedisFixture(t, 4, pool{hashTag: "{}"})
+	f := proxytest.NewRedisFixture(t, 4, proxytest.Pool{HashTag: "{}"})
 	direct := testservers.Redis(t)
-	viaProxy, viaRedis := dialClient(t, f.addr), dialClient(t, direct.Addr)
+	viaProxy, viaRedis := proxytest.Dial(t, f.Addr), proxytest.Dial(t, direct.Addr)
 	for i, st := range sameReplyScript {
-		got, want := viaProxy.do(st.args...), viaRedis.do(st.args...)
+		got, want := viaProxy.Do(st.args...), viaRedis.Do(st.args...)
 		if st.unordered {
 			got, want = sortedArray(t, got), sortedArray(t, want)
 		}
@@ -120,8 +121,8 @@ func TestSameRepliesAsRedis(t *testing.T) {
 		}
 	}
 	used := 0
-	for _, b := range f.backends {
-		if dbsize(t, b.Addr) > 0 {
+	for _, b := range f.Backends {
+		if proxytest.Dbsize(t, b.Addr) > 0 {
 			used++
 		}
 	}
@@ -136,17 +137,17 @@ func TestSameRepliesAsRedis(t *testing.T) {
 // TestSameRepliesPipelined sends one script in a single write through the
 // proxy and to a plain redis-server and compares the reply streams.
 func TestSameRepliesPipelined(t *testing.T) {
-	f := newRedisFixture(t, 4, pool{hashTag: "{}"})
+	f := proxytest.NewRedisFixture(t, 4, proxytest.Pool{HashTag: "{}"})
 	direct := testservers.Redis(t)
 	var req []byte
 	for _, st := range sameReplyScript {
-		req = encodeCommand(req, st.args...)
+		req = proxytest.EncodeCommand(req, st.args...)
 	}
-	viaProxy, viaRedis := dialClient(t, f.addr), dialClient(t, direct.Addr)
-	viaProxy.write(req)
-	viaRedis.write(req)
+	viaProxy, viaRedis := proxytest.Dial(t, f.Addr), proxytest.Dial(t, direct.Addr)
+	viaProxy.Write(req)
+	viaRedis.Write(req)
 	for i, st := range sameReplyScript {
-		got, want := viaProxy.read(), viaRedis.read()
+		got, want := viaProxy.Read(), viaRedis.Read()
 		if st.unordered {
 			got, want = sortedArray(t, got), sortedArray(t, want)
 		}
@@ -166,11 +167,11 @@ func sortedArray(t *testing.T, reply string) string {
 	}
 	var elems []string
 	for {
-		e, err := readReply(r)
+		e, err := proxytest.ReadReply(r)
 		if err != nil {
 			break
 		}
-		elems = append(elems, e.raw)
+		elems = append(elems, e.Raw)
 	}
 	slices.Sort(elems)
 	return head + strings.Join(elems, "")
@@ -179,8 +180,8 @@ func sortedArray(t *testing.T, reply string) string {
 // TestGoRedisPipeline compares a go-redis pipeline of mixed commands run
 // through the proxy with the same pipeline run against one redis-server.
 func TestGoRedisPipeline(t *testing.T) {
-	f := newRedisFixture(t, 4, pool{hashTag: "{}"})
-	direct := newGoRedis(t, testservers.Redis(t).Addr)
+	f := proxytest.NewRedisFixture(t, 4, proxytest.Pool{HashTag: "{}"})
+	direct := proxytest.NewGoRedis(t, testservers.Redis(t).Addr)
 	run := func(c *redis.Client) []redis.Cmder {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
@@ -190,7 +191,7 @@ func TestGoRedisPipeline(t *testing.T) {
 		}
 		return cmds
 	}
-	got, want := run(f.client), run(direct)
+	got, want := run(f.Client), run(direct)
 	if len(got) != len(want) || len(got) < 100 {
 		t.Fatalf("proxy ran %d commands, redis %d; want the same, at least 100", len(got), len(want))
 	}
@@ -232,8 +233,8 @@ func mixedPipeline(p redis.Pipeliner) error {
 // options (it asks for RESP3 with HELLO 3, falls back to RESP2 on
 // -NOPROTO, and sends CLIENT SETINFO) works through the proxy.
 func TestGoRedisDefaultOptions(t *testing.T) {
-	f := newRedisFixture(t, 2, pool{})
-	c := redis.NewClient(&redis.Options{Addr: f.addr, MaxRetries: -1})
+	f := proxytest.NewRedisFixture(t, 2, proxytest.Pool{})
+	c := redis.NewClient(&redis.Options{Addr: f.Addr, MaxRetries: -1})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shardproxy/shardproxy/hashring"
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
 )
@@ -39,7 +40,7 @@ func testBigKeyThroughProxy(t *testing.T, onAccess bool) {
 	b := []*testservers.Server{
 		testservers.Redis(t, append(debug, "--rename-command", "MIGRATE", "", "--rdbcompression", "no")...),
 		testservers.Redis(t, debug...), testservers.Redis(t, debug...)}
-	lines := serverLines(b, nil, nil)
+	lines := proxytest.ServerLines(b, nil, nil)
 	ketama := hashring.Config{Hash: "fnv1a_64", Distribution: "ketama"}
 	oldPlace, newPlace := placer(t, ketama, lines[:2]), placer(t, ketama, lines)
 	big, other := keyMoving(oldPlace, newPlace, 0, 2), keyMoving(oldPlace, newPlace, 1, 2)
@@ -47,9 +48,9 @@ func testBigKeyThroughProxy(t *testing.T, onAccess bool) {
 	if got, err := testservers.Do(b[1].Addr, "SET", other, "v"); err != nil || got != "+OK" {
 		t.Fatalf("SET %s: %q, %v", other, got, err)
 	}
-	listen := freeListen(t)
+	listen := proxytest.FreeListen(t)
 	keys := []string{"timeout: 400"}
-	px := startProxyOpts(t, pool{servers: lines[:2], keys: keys}.yaml("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	px := proxytest.StartProxyOpts(t, proxytest.Pool{Servers: lines[:2], Keys: keys}.YAML("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
 	from := "servers: " + flowList(lines[:2])
 	if onAccess {
 		// The mover scans 2 s after start_at: the client's access moves it.
@@ -60,15 +61,15 @@ func testBigKeyThroughProxy(t *testing.T, onAccess bool) {
 	reader := startReading(t, listen, other)
 	peak := watchHeap()
 	began := time.Now()
-	applyYAML(t, px, pool{servers: lines, keys: grown}.yaml("alpha", listen))
+	applyYAML(t, px, proxytest.Pool{Servers: lines, Keys: grown}.YAML("alpha", listen))
 	if onAccess {
-		for poolStat(t, px, "migration_started") == 0 {
+		for proxytest.PoolStat(t, px, "migration_started") == 0 {
 			time.Sleep(10 * time.Millisecond)
 		}
 		accessBig(t, listen, big)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for poolStat(t, px, "migration_pending") != 0 && time.Now().Before(deadline) {
+	for proxytest.PoolStat(t, px, "migration_pending") != 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	took := time.Since(began)
@@ -76,8 +77,8 @@ func testBigKeyThroughProxy(t *testing.T, onAccess bool) {
 	reads, failed, first := reader.halt()
 	heap := peak()
 	t.Logf("migration took %v; %d GETs of %s on the new owner, %d failed (first: %q); %d migration errors; peak live heap %d MB",
-		took.Round(time.Millisecond), reads, other, failed, first, poolStat(t, px, "migration_errors"), heap>>20)
-	if n := poolStat(t, px, "migration_pending"); n != 0 {
+		took.Round(time.Millisecond), reads, other, failed, first, proxytest.PoolStat(t, px, "migration_errors"), heap>>20)
+	if n := proxytest.PoolStat(t, px, "migration_pending"); n != 0 {
 		t.Errorf("migration_pending %d after 30 s", n)
 	}
 	if failed != 0 && !raceDetector {
@@ -86,7 +87,7 @@ func testBigKeyThroughProxy(t *testing.T, onAccess bool) {
 	if got, _ := testservers.Do(b[0].Addr, "EXISTS", big); got != ":0" {
 		t.Errorf("EXISTS %s on its old owner: %q, want :0", big, got)
 	}
-	if got := pipeline(t, b[2].Addr, [][]string{{"STRLEN", big}, {"DEBUG", "DIGEST-VALUE", big}}); got[0] != fmt.Sprintf(":%d\r\n", bigKeySize) || got[1] != digest {
+	if got := proxytest.Pipeline(t, b[2].Addr, [][]string{{"STRLEN", big}, {"DEBUG", "DIGEST-VALUE", big}}); got[0] != fmt.Sprintf(":%d\r\n", bigKeySize) || got[1] != digest {
 		t.Errorf("%s on its new owner: STRLEN %q, digest %q; want :%d, %q", big, got[0], got[1], bigKeySize, digest)
 	}
 	if heap > 3*bigKeySize/2 {
@@ -114,7 +115,7 @@ func fillBig(t *testing.T, addr, key string) string {
 		cmds = append(cmds, []string{"SETRANGE", key, strconv.Itoa(off), "mark " + strconv.Itoa(off)})
 	}
 	cmds = append(cmds, []string{"DEBUG", "DIGEST-VALUE", key})
-	replies := pipeline(t, addr, cmds)
+	replies := proxytest.Pipeline(t, addr, cmds)
 	return replies[len(replies)-1]
 }
 
@@ -123,18 +124,18 @@ func fillBig(t *testing.T, addr, key string) string {
 // is answered with the length: it moves the key on access.
 func accessBig(t *testing.T, listen, key string) {
 	t.Helper()
-	c := dialClient(t, listen)
+	c := proxytest.Dial(t, listen)
 	deadline := time.Now().Add(30 * time.Second)
 	var replies []string
 	for time.Now().Before(deadline) {
-		r, err := c.tryDo(10*time.Second, "STRLEN", key)
+		r, err := c.TryDo(10*time.Second, "STRLEN", key)
 		if err != nil {
 			t.Fatalf("STRLEN %s: %v", key, err)
 		}
-		if len(replies) == 0 || replies[len(replies)-1] != r.raw {
-			replies = append(replies, r.raw)
+		if len(replies) == 0 || replies[len(replies)-1] != r.Raw {
+			replies = append(replies, r.Raw)
 		}
-		if r.raw == fmt.Sprintf(":%d\r\n", bigKeySize) {
+		if r.Raw == fmt.Sprintf(":%d\r\n", bigKeySize) {
 			t.Logf("STRLEN %s through the proxy answered %q", key, replies)
 			return
 		}
@@ -154,7 +155,7 @@ type keyReader struct {
 }
 
 func startReading(t *testing.T, listen, key string) *keyReader {
-	c := dialClient(t, listen)
+	c := proxytest.Dial(t, listen)
 	r := &keyReader{stop: make(chan struct{})}
 	r.wg.Add(1)
 	go func() {
@@ -165,13 +166,13 @@ func startReading(t *testing.T, listen, key string) *keyReader {
 				return
 			default:
 			}
-			rep, err := c.tryDo(10*time.Second, "GET", key)
+			rep, err := c.TryDo(10*time.Second, "GET", key)
 			r.reads.Add(1)
-			got := rep.raw
+			got := rep.Raw
 			if err != nil {
 				got = err.Error()
 			}
-			if got != bulk("v") {
+			if got != proxytest.Bulk("v") {
 				r.mu.Lock()
 				if r.failed.Add(1) == 1 {
 					r.first = strings.TrimSpace(got)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/hashring"
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
 )
@@ -32,10 +33,10 @@ func startFleet(t *testing.T, paths []string) []*proxy.Proxy {
 	t.Cleanup(func() {
 		closed := true
 		for _, px := range pxs {
-			closed = closeProxy(t, px) && closed
+			closed = proxytest.CloseProxy(t, px) && closed
 		}
 		if closed {
-			checkGoroutines(t, baseline)
+			proxytest.CheckGoroutines(t, baseline)
 		}
 	})
 	for _, path := range paths {
@@ -59,8 +60,8 @@ func startFleet(t *testing.T, paths []string) []*proxy.Proxy {
 // startAtYAML is the pool of lines with migrate_from's servers from and
 // its start_at at; migrate_rate is unbounded.
 func startAtYAML(listen string, lines, from []string, at time.Time) string {
-	return pool{servers: lines, keys: []string{"migrate_rate: 1000000",
-		"migrate_from: {servers: " + flowList(from) + ", start_at: " + at.Format(time.RFC3339) + "}"}}.yaml("alpha", listen)
+	return proxytest.Pool{Servers: lines, Keys: []string{"migrate_rate: 1000000",
+		"migrate_from: {servers: " + flowList(from) + ", start_at: " + at.Format(time.RFC3339) + "}"}}.YAML("alpha", listen)
 }
 
 // migratesCalled returns how many MIGRATEs a backend has run.
@@ -87,14 +88,14 @@ func migratesCalled(t *testing.T, addr string) int {
 // every key is on its owner only, with the last value and TTL a client
 // had acknowledged, and no client saw a wrong reply.
 func TestReshardFleet(t *testing.T) {
-	b := startRedisBackends(t, 4)
-	lines := serverLines(b, nil, nil)
+	b := proxytest.StartRedisBackends(t, 4)
+	lines := proxytest.ServerLines(b, nil, nil)
 	dir := t.TempDir()
-	listens := []string{freeListen(t), freeListen(t)}
+	listens := []string{proxytest.FreeListen(t), proxytest.FreeListen(t)}
 	var paths []string
 	for i, listen := range listens {
 		path := filepath.Join(dir, "proxy"+strconv.Itoa(i)+".yml")
-		if err := os.WriteFile(path, []byte(pool{servers: lines[:3]}.yaml("alpha", listen)), 0o644); err != nil {
+		if err := os.WriteFile(path, []byte(proxytest.Pool{Servers: lines[:3]}.YAML("alpha", listen)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		paths = append(paths, path)
@@ -124,11 +125,11 @@ func TestReshardFleet(t *testing.T) {
 		t.Error("no request was answered while both proxies waited for start_at")
 	}
 	for i, px := range pxs {
-		if s, m := poolStat(t, px, "migration_started"), poolStat(t, px, "keys_migrated"); s != 0 || m != 0 {
+		if s, m := proxytest.PoolStat(t, px, "migration_started"), proxytest.PoolStat(t, px, "keys_migrated"); s != 0 || m != 0 {
 			t.Errorf("proxy %d before start_at: migration_started %d, keys_migrated %d; want 0, 0", i, s, m)
 		}
 	}
-	if n := dbsize(t, b[3].Addr); n != 0 {
+	if n := proxytest.Dbsize(t, b[3].Addr); n != 0 {
 		t.Errorf("the new server holds %d keys before start_at, want 0", n)
 	}
 	for i, s := range b[:3] {
@@ -145,13 +146,13 @@ func TestReshardFleet(t *testing.T) {
 	l.halt(t)
 	var moved int64
 	for i, px := range pxs {
-		if s := poolStat(t, px, "migration_started"); s != 1 {
+		if s := proxytest.PoolStat(t, px, "migration_started"); s != 1 {
 			t.Errorf("proxy %d after start_at: migration_started %d, want 1", i, s)
 		}
-		if n := poolStat(t, px, "migration_errors"); n != 0 {
+		if n := proxytest.PoolStat(t, px, "migration_errors"); n != 0 {
 			t.Errorf("proxy %d: migration_errors %d, want 0", i, n)
 		}
-		moved += poolStat(t, px, "keys_migrated")
+		moved += proxytest.PoolStat(t, px, "keys_migrated")
 	}
 	t.Logf("%d keys moved by the two proxies, %d requests", moved, l.ops)
 	if moved == 0 {
@@ -166,10 +167,10 @@ func TestReshardFleet(t *testing.T) {
 // reload with a start_at in the past starts the migration at once: every
 // key ends on its new owner.
 func TestReshardStartAtWaits(t *testing.T) {
-	b := startRedisBackends(t, 3)
-	lines := serverLines(b, nil, nil)
-	listen := freeListen(t)
-	px := startProxyOpts(t, pool{servers: lines[:2]}.yaml("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	b := proxytest.StartRedisBackends(t, 3)
+	lines := proxytest.ServerLines(b, nil, nil)
+	listen := proxytest.FreeListen(t)
+	px := proxytest.StartProxyOpts(t, proxytest.Pool{Servers: lines[:2]}.YAML("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
 	applyYAML(t, px, startAtYAML(listen, lines, lines[:2], time.Now().Add(time.Hour)))
 	l := fillKeys(t, listen, 3000)
 	l.run(t, listen)
@@ -182,18 +183,18 @@ func TestReshardStartAtWaits(t *testing.T) {
 			t.Errorf("old owner %d ran %d MIGRATEs before start_at, want 0", i, n)
 		}
 	}
-	if s, p := poolStat(t, px, "migration_started"), poolStat(t, px, "migration_pending"); s != 0 || p != 2 {
+	if s, p := proxytest.PoolStat(t, px, "migration_started"), proxytest.PoolStat(t, px, "migration_pending"); s != 0 || p != 2 {
 		t.Errorf("before start_at: migration_started %d, migration_pending %d; want 0, 2", s, p)
 	}
 
 	applyYAML(t, px, startAtYAML(listen, lines, lines[:2], time.Now().Add(-time.Minute)))
-	if s := poolStat(t, px, "migration_started"); s != 1 {
+	if s := proxytest.PoolStat(t, px, "migration_started"); s != 1 {
 		t.Errorf("start_at past: migration_started %d, want 1", s)
 	}
 	l.run(t, listen)
 	waitMigrated(t, px)
 	l.halt(t)
-	if poolStat(t, px, "keys_migrated") == 0 {
+	if proxytest.PoolStat(t, px, "keys_migrated") == 0 {
 		t.Error("no key moved")
 	}
 	l.checkPlaced(t, b, placer(t, ketama, lines))
@@ -205,10 +206,10 @@ func TestReshardStartAtWaits(t *testing.T) {
 // placement would). The mover, which scans only 2 s after start_at,
 // carries it over: the key ends on its new owner only, with that value.
 func TestReshardStartAtLateWrite(t *testing.T) {
-	b := startRedisBackends(t, 3)
-	lines := serverLines(b, nil, nil)
-	listen := freeListen(t)
-	px := startProxyOpts(t, pool{servers: lines[:2]}.yaml("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	b := proxytest.StartRedisBackends(t, 3)
+	lines := proxytest.ServerLines(b, nil, nil)
+	listen := proxytest.FreeListen(t)
+	px := proxytest.StartProxyOpts(t, proxytest.Pool{Servers: lines[:2]}.YAML("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
 	l := fillKeys(t, listen, 1000)
 	ketama := hashring.Config{Hash: "fnv1a_64", Distribution: "ketama"}
 	oldPlace, newPlace := placer(t, ketama, lines[:2]), placer(t, ketama, lines)
@@ -222,11 +223,11 @@ func TestReshardStartAtLateWrite(t *testing.T) {
 	startAt := time.Now().Add(3 * time.Second).UTC().Truncate(time.Second)
 	applyYAML(t, px, startAtYAML(listen, lines, lines[:2], startAt))
 	time.Sleep(time.Until(startAt.Add(200 * time.Millisecond)))
-	c := dialClient(t, listen)
-	if got, want := c.do("GET", key), bulk(strconv.FormatInt(l.state[i].val, 10)); got != want {
+	c := proxytest.Dial(t, listen)
+	if got, want := c.Do("GET", key), proxytest.Bulk(strconv.FormatInt(l.state[i].val, 10)); got != want {
 		t.Fatalf("GET %s after start_at: %q, want %q", key, got, want)
 	}
-	if n, err := dbsizeErr(t, b[newPlace(key)].Addr); err != nil || n == 0 {
+	if n, err := proxytest.DbsizeErr(t, b[newPlace(key)].Addr); err != nil || n == 0 {
 		t.Fatalf("the new owner holds %d keys after GET %s (%v): the key did not move", n, key, err)
 	}
 	if got, err := testservers.Do(b[oldPlace(key)].Addr, "SET", key, "7"); err != nil || got != "+OK" {

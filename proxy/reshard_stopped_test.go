@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
 )
@@ -18,14 +19,14 @@ import (
 // Shutdown, within its drain bound, while the server is still stopped.
 func TestReshardNewOwnerStopped(t *testing.T) {
 	b := []*testservers.Server{testservers.Redis(t, "--rename-command", "MIGRATE", ""), testservers.Redis(t)}
-	lines := serverLines(b, nil, nil)
-	listen := freeListen(t)
+	lines := proxytest.ServerLines(b, nil, nil)
+	listen := proxytest.FreeListen(t)
 	conf := filepath.Join(t.TempDir(), "shardproxy.yml")
 	grow := func(rate string) string {
-		return pool{servers: lines, keys: []string{"migrate_rate: " + rate,
-			"migrate_from: {servers: " + flowList(lines[:1]) + "}"}}.yaml("alpha", listen)
+		return proxytest.Pool{Servers: lines, Keys: []string{"migrate_rate: " + rate,
+			"migrate_from: {servers: " + flowList(lines[:1]) + "}"}}.YAML("alpha", listen)
 	}
-	px := startProxyOpts(t, pool{servers: lines[:1]}.yaml("alpha", listen),
+	px := proxytest.StartProxyOpts(t, proxytest.Pool{Servers: lines[:1]}.YAML("alpha", listen),
 		proxy.Options{StatsAddr: "127.0.0.1:0", ConfigPath: conf})
 	fillKeys(t, listen, 400)
 	if err := os.WriteFile(conf, []byte(grow("20")), 0o644); err != nil {
@@ -34,10 +35,10 @@ func TestReshardNewOwnerStopped(t *testing.T) {
 	if err := px.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	for poolStat(t, px, "keys_migrated") == 0 {
+	for proxytest.PoolStat(t, px, "keys_migrated") == 0 {
 		time.Sleep(10 * time.Millisecond)
 	}
-	stopServer(t, b[1])
+	proxytest.StopServer(t, b[1])
 	t.Cleanup(b[1].Continue)            // before the proxy's cleanup: nothing stays stuck if the checks fail
 	time.Sleep(1500 * time.Millisecond) // the mover sends its next RESTORE to the stopped server
 	if err := os.WriteFile(conf, []byte(grow("40")), 0o644); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/hashring"
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
 )
@@ -55,7 +56,7 @@ func fillKeys(t *testing.T, addr string, n int) *reshardLoad {
 		}
 		cmds = append(cmds, cmd)
 	}
-	for i, rep := range pipeline(t, addr, cmds) {
+	for i, rep := range proxytest.Pipeline(t, addr, cmds) {
 		if rep != "+OK\r\n" {
 			t.Fatalf("SET %s: %q", l.keys[i], rep)
 		}
@@ -69,9 +70,9 @@ func fillKeys(t *testing.T, addr string, n int) *reshardLoad {
 func (l *reshardLoad) run(t *testing.T, addrs ...string) {
 	l.stop = make(chan struct{})
 	for g := range reshardClients {
-		var conns []*clientConn
+		var conns []*proxytest.Conn
 		for _, a := range addrs {
-			conns = append(conns, dialClient(t, a))
+			conns = append(conns, proxytest.Dial(t, a))
 		}
 		l.wg.Add(1)
 		go func() {
@@ -104,7 +105,7 @@ func (l *reshardLoad) run(t *testing.T, addrs ...string) {
 }
 
 // op sends one random request for keys of own and checks its reply.
-func (l *reshardLoad) op(c *clientConn, rng *rand.Rand, own []int) error {
+func (l *reshardLoad) op(c *proxytest.Conn, rng *rand.Rand, own []int) error {
 	i := own[rng.IntN(len(own))]
 	k, st := l.keys[i], &l.state[i]
 	three := []int{i, own[rng.IntN(len(own))], own[rng.IntN(len(own))]}
@@ -137,7 +138,7 @@ func (l *reshardLoad) op(c *clientConn, rng *rand.Rand, own []int) error {
 		}
 		st.val++
 	case 2:
-		return do(bulk(strconv.FormatInt(st.val, 10)), "GET", k)
+		return do(proxytest.Bulk(strconv.FormatInt(st.val, 10)), "GET", k)
 	case 3:
 		args := []string{"MSET"}
 		vals := make([]int64, len(three))
@@ -156,9 +157,9 @@ func (l *reshardLoad) op(c *clientConn, rng *rand.Rand, own []int) error {
 		var want []string
 		for _, ki := range three {
 			args = append(args, l.keys[ki])
-			want = append(want, bulk(strconv.FormatInt(l.state[ki].val, 10)))
+			want = append(want, proxytest.Bulk(strconv.FormatInt(l.state[ki].val, 10)))
 		}
-		return do(array(want...), args...)
+		return do(proxytest.Array(want...), args...)
 	case 5:
 		if err := do(":1\r\n", "EXPIRE", k, "100000"); err != nil {
 			return err
@@ -197,16 +198,16 @@ func (l *reshardLoad) checkPlaced(t *testing.T, backends []*testservers.Server, 
 	cmds = append(cmds, []string{"DBSIZE"})
 	total, bad := 0, 0
 	for b, s := range backends {
-		replies := pipeline(t, s.Addr, cmds)[len(pre):]
+		replies := proxytest.Pipeline(t, s.Addr, cmds)[len(pre):]
 		held := 0
 		for i, k := range l.keys {
 			val, pttl := replies[2*i], replies[2*i+1]
 			owner := place(k) == b
-			want := nilBulk
+			want := proxytest.NilBulk
 			if owner {
-				want = bulk(strconv.FormatInt(l.state[i].val, 10))
+				want = proxytest.Bulk(strconv.FormatInt(l.state[i].val, 10))
 			}
-			if val != nilBulk {
+			if val != proxytest.NilBulk {
 				held++
 			}
 			ttlOK := !owner || (l.state[i].ttl == (pttl != ":-1\r\n") && pttl != ":-2\r\n")
@@ -259,9 +260,9 @@ func applyYAML(t *testing.T, px *proxy.Proxy, yaml string) {
 func waitMigrated(t *testing.T, px *proxy.Proxy) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for poolStat(t, px, "migration_pending") != 0 {
+	for proxytest.PoolStat(t, px, "migration_pending") != 0 {
 		if time.Since(start) > 60*time.Second {
-			t.Fatalf("migration_pending is %d after 60 s", poolStat(t, px, "migration_pending"))
+			t.Fatalf("migration_pending is %d after 60 s", proxytest.PoolStat(t, px, "migration_pending"))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -273,20 +274,20 @@ func waitMigrated(t *testing.T, px *proxy.Proxy) time.Duration {
 func reshardStep(t *testing.T, px *proxy.Proxy, l *reshardLoad, addr, yaml string,
 	backends []*testservers.Server, place func(string) int) {
 	t.Helper()
-	before := poolStat(t, px, "keys_migrated")
+	before := proxytest.PoolStat(t, px, "keys_migrated")
 	l.run(t, addr)
 	time.Sleep(200 * time.Millisecond)
 	applyYAML(t, px, yaml)
 	took := waitMigrated(t, px)
 	time.Sleep(200 * time.Millisecond)
 	l.halt(t)
-	moved := poolStat(t, px, "keys_migrated") - before
+	moved := proxytest.PoolStat(t, px, "keys_migrated") - before
 	t.Logf("%d keys moved in %v (%.0f keys/s), %d requests, %d migration errors", moved, took.Round(time.Millisecond),
-		float64(moved)/took.Seconds(), l.ops, poolStat(t, px, "migration_errors"))
+		float64(moved)/took.Seconds(), l.ops, proxytest.PoolStat(t, px, "migration_errors"))
 	if moved == 0 {
 		t.Error("no key moved")
 	}
-	if n := poolStat(t, px, "migration_errors"); n != 0 {
+	if n := proxytest.PoolStat(t, px, "migration_errors"); n != 0 {
 		t.Errorf("migration_errors %d, want 0", n)
 	}
 	l.checkPlaced(t, backends, place)
@@ -298,21 +299,21 @@ func reshardStep(t *testing.T, px *proxy.Proxy, l *reshardLoad, addr, yaml strin
 // only, with the last value a client had acknowledged and its TTL, and no
 // client saw a wrong reply.
 func TestReshardGrowShrink(t *testing.T) {
-	b := startRedisBackends(t, 4)
-	lines := serverLines(b, nil, nil)
-	listen := freeListen(t)
+	b := proxytest.StartRedisBackends(t, 4)
+	lines := proxytest.ServerLines(b, nil, nil)
+	listen := proxytest.FreeListen(t)
 	yaml := func(servers, from []string) string {
-		p := pool{servers: servers, keys: []string{"migrate_rate: 1000000"}}
+		p := proxytest.Pool{Servers: servers, Keys: []string{"migrate_rate: 1000000"}}
 		if from != nil {
-			p.keys = append(p.keys, "migrate_from: {servers: "+flowList(from)+"}")
+			p.Keys = append(p.Keys, "migrate_from: {servers: "+flowList(from)+"}")
 		}
-		return p.yaml("alpha", listen)
+		return p.YAML("alpha", listen)
 	}
-	px := startProxyOpts(t, yaml(lines[:3], nil), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	px := proxytest.StartProxyOpts(t, yaml(lines[:3], nil), proxy.Options{StatsAddr: "127.0.0.1:0"})
 	l := fillKeys(t, listen, 20000)
 	ketama := hashring.Config{Hash: "fnv1a_64", Distribution: "ketama"}
 	l.checkPlaced(t, b[:3], placer(t, ketama, lines[:3]))
-	if poolStat(t, px, "migration_pending") != 0 {
+	if proxytest.PoolStat(t, px, "migration_pending") != 0 {
 		t.Fatal("migration_pending is not 0 without a migration")
 	}
 
@@ -328,14 +329,14 @@ func TestReshardGrowShrink(t *testing.T) {
 // TestReshardKetamaToSlots moves a ketama pool onto distribution jump over
 // the same servers with migrate_from: {distribution: ketama}, under load.
 func TestReshardKetamaToSlots(t *testing.T) {
-	b := startRedisBackends(t, 3)
-	lines := serverLines(b, nil, nil)
-	listen := freeListen(t)
-	px := startProxyOpts(t, pool{servers: lines}.yaml("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	b := proxytest.StartRedisBackends(t, 3)
+	lines := proxytest.ServerLines(b, nil, nil)
+	listen := proxytest.FreeListen(t)
+	px := proxytest.StartProxyOpts(t, proxytest.Pool{Servers: lines}.YAML("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
 	l := fillKeys(t, listen, 5000)
-	jump := pool{servers: lines, distribution: "jump",
-		keys: []string{"migrate_rate: 1000000", "migrate_from: {distribution: ketama}"}}
-	reshardStep(t, px, l, listen, jump.yaml("alpha", listen), b, placer(t, hashring.Config{Distribution: "jump"}, lines))
+	jump := proxytest.Pool{Servers: lines, Distribution: "jump",
+		Keys: []string{"migrate_rate: 1000000", "migrate_from: {distribution: ketama}"}}
+	reshardStep(t, px, l, listen, jump.YAML("alpha", listen), b, placer(t, hashring.Config{Distribution: "jump"}, lines))
 }
 
 // TestReshardMigrateFails grows a pool onto a server that is down: a
@@ -343,10 +344,10 @@ func TestReshardKetamaToSlots(t *testing.T) {
 // error and counted, the key stays readable on its old owner, and once
 // the server is back the key moves and the migration completes.
 func TestReshardMigrateFails(t *testing.T) {
-	b := startRedisBackends(t, 3)
-	lines := serverLines(b, nil, nil)
-	listen := freeListen(t)
-	px := startProxyOpts(t, pool{servers: lines[:2]}.yaml("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	b := proxytest.StartRedisBackends(t, 3)
+	lines := proxytest.ServerLines(b, nil, nil)
+	listen := proxytest.FreeListen(t)
+	px := proxytest.StartProxyOpts(t, proxytest.Pool{Servers: lines[:2]}.YAML("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
 	l := fillKeys(t, listen, 300)
 	oldPlace := placer(t, hashring.Config{}, lines[:2])
 	newPlace := placer(t, hashring.Config{}, lines)
@@ -362,16 +363,16 @@ func TestReshardMigrateFails(t *testing.T) {
 	}
 	i, _ := strconv.Atoi(strings.TrimSuffix(key, ":key"))
 	b[2].Kill()
-	applyYAML(t, px, pool{servers: lines,
-		keys: []string{"migrate_from: {servers: " + flowList(lines[:2]) + "}"}}.yaml("alpha", listen))
-	c := dialClient(t, listen)
-	if got := c.do("GET", key); !strings.HasPrefix(got, "-ERR migrating key '"+key+"' from ") || !strings.Contains(got, "IOERR") {
+	applyYAML(t, px, proxytest.Pool{Servers: lines,
+		Keys: []string{"migrate_from: {servers: " + flowList(lines[:2]) + "}"}}.YAML("alpha", listen))
+	c := proxytest.Dial(t, listen)
+	if got := c.Do("GET", key); !strings.HasPrefix(got, "-ERR migrating key '"+key+"' from ") || !strings.Contains(got, "IOERR") {
 		t.Errorf("GET %s while its new owner is down: %q, want -ERR migrating key ... IOERR", key, got)
 	}
-	if n := poolStat(t, px, "migration_errors"); n == 0 {
+	if n := proxytest.PoolStat(t, px, "migration_errors"); n == 0 {
 		t.Error("migration_errors is 0 after a failed MIGRATE")
 	}
-	if n := poolStat(t, px, "migration_pending"); n == 0 {
+	if n := proxytest.PoolStat(t, px, "migration_pending"); n == 0 {
 		t.Error("migration_pending is 0 while keys cannot move")
 	}
 	want := strconv.FormatInt(l.state[i].val, 10)
@@ -379,8 +380,8 @@ func TestReshardMigrateFails(t *testing.T) {
 		t.Errorf("GET %s on its old owner: %q, %v; want %q", key, got, err, want)
 	}
 	b[2].Restart()
-	if got := c.do("GET", key); got != bulk(want) {
-		t.Errorf("GET %s once its new owner is back: %q, want %q", key, got, bulk(want))
+	if got := c.Do("GET", key); got != proxytest.Bulk(want) {
+		t.Errorf("GET %s once its new owner is back: %q, want %q", key, got, proxytest.Bulk(want))
 	}
 	waitMigrated(t, px)
 	l.checkPlaced(t, b, newPlace)
@@ -391,44 +392,44 @@ func TestReshardMigrateFails(t *testing.T) {
 // one MIGRATE (the mover may send one more), and once the server goes on
 // every client reads the value from the new owner.
 func TestReshardOneMigratePerKey(t *testing.T) {
-	b := startRedisBackends(t, 3)
-	lines := serverLines(b, nil, nil)
-	listen := freeListen(t)
-	px := startProxyOpts(t, pool{servers: lines[:2]}.yaml("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	b := proxytest.StartRedisBackends(t, 3)
+	lines := proxytest.ServerLines(b, nil, nil)
+	listen := proxytest.FreeListen(t)
+	px := proxytest.StartProxyOpts(t, proxytest.Pool{Servers: lines[:2]}.YAML("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
 	oldPlace, newPlace := placer(t, hashring.Config{}, lines[:2]), placer(t, hashring.Config{}, lines)
 	key := "0:key"
 	for i := 1; newPlace(key) != 2; i++ {
 		key = strconv.Itoa(i) + ":key"
 	}
-	if got := dialClient(t, listen).do("SET", key, "v"); got != "+OK\r\n" {
+	if got := proxytest.Dial(t, listen).Do("SET", key, "v"); got != "+OK\r\n" {
 		t.Fatalf("SET: %q", got)
 	}
-	var clients []*clientConn
+	var clients []*proxytest.Conn
 	for range 8 {
-		clients = append(clients, dialClient(t, listen))
+		clients = append(clients, proxytest.Dial(t, listen))
 	}
-	stopServer(t, b[2])
-	applyYAML(t, px, pool{servers: lines,
-		keys: []string{"migrate_from: {servers: " + flowList(lines[:2]) + "}"}}.yaml("alpha", listen))
+	proxytest.StopServer(t, b[2])
+	applyYAML(t, px, proxytest.Pool{Servers: lines,
+		Keys: []string{"migrate_from: {servers: " + flowList(lines[:2]) + "}"}}.YAML("alpha", listen))
 	results := make(chan string, len(clients))
 	for _, c := range clients {
 		go func() {
-			r, err := c.tryDo(30*time.Second, "GET", key)
+			r, err := c.TryDo(30*time.Second, "GET", key)
 			if err != nil {
 				results <- err.Error()
 				return
 			}
-			results <- r.raw
+			results <- r.Raw
 		}()
 	}
 	time.Sleep(time.Second) // the requests arrive while the MIGRATE cannot finish
 	b[2].Continue()
 	for range clients {
-		if got := <-results; got != bulk("v") {
-			t.Errorf("GET %s: %q, want %q", key, got, bulk("v"))
+		if got := <-results; got != proxytest.Bulk("v") {
+			t.Errorf("GET %s: %q, want %q", key, got, proxytest.Bulk("v"))
 		}
 	}
-	calls := commandCalls(t, b[oldPlace(key)], "migrate")
+	calls := proxytest.CommandCalls(t, b[oldPlace(key)], "migrate")
 	if calls < 1 || calls > 2 {
 		t.Errorf("the old owner ran %d MIGRATEs, want 1 from the clients and at most 1 from the mover", calls)
 	}
@@ -443,39 +444,39 @@ func TestReshardOneMigratePerKey(t *testing.T) {
 // and starts another with the same file: it moves the rest (MIGRATE with
 // AUTH and the database), and every key ends on its owner.
 func TestReshardResume(t *testing.T) {
-	b := startRedisBackends(t, 3, "--requirepass", "pw")
-	lines := serverLines(b, nil, nil)
-	listen := freeListen(t)
-	p := pool{servers: lines[:2], auth: "pw", db: 1}
-	px := startProxyOpts(t, p.yaml("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
-	c := dialClient(t, listen)
-	if got := c.do("AUTH", "pw"); got != "+OK\r\n" {
+	b := proxytest.StartRedisBackends(t, 3, "--requirepass", "pw")
+	lines := proxytest.ServerLines(b, nil, nil)
+	listen := proxytest.FreeListen(t)
+	p := proxytest.Pool{Servers: lines[:2], Auth: "pw", DB: 1}
+	px := proxytest.StartProxyOpts(t, p.YAML("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	c := proxytest.Dial(t, listen)
+	if got := c.Do("AUTH", "pw"); got != "+OK\r\n" {
 		t.Fatalf("AUTH: %q", got)
 	}
 	l := &reshardLoad{}
 	for i := range 3000 {
 		l.keys = append(l.keys, fmt.Sprintf("%d:key", i))
 		l.state = append(l.state, reshardKey{val: int64(i), ttl: i%2 == 0})
-		if got := c.do("SET", l.keys[i], strconv.Itoa(i)); got != "+OK\r\n" {
+		if got := c.Do("SET", l.keys[i], strconv.Itoa(i)); got != "+OK\r\n" {
 			t.Fatalf("SET: %q", got)
 		}
 		if l.state[i].ttl {
-			c.do("PEXPIRE", l.keys[i], "100000000")
+			c.Do("PEXPIRE", l.keys[i], "100000000")
 		}
 	}
-	p.servers = lines
-	p.keys = []string{"migrate_rate: 200", "migrate_from: {servers: " + flowList(lines[:2]) + "}"}
-	applyYAML(t, px, p.yaml("alpha", listen))
+	p.Servers = lines
+	p.Keys = []string{"migrate_rate: 200", "migrate_from: {servers: " + flowList(lines[:2]) + "}"}
+	applyYAML(t, px, p.YAML("alpha", listen))
 	time.Sleep(time.Second)
-	moved, pending := poolStat(t, px, "keys_migrated"), poolStat(t, px, "migration_pending")
+	moved, pending := proxytest.PoolStat(t, px, "keys_migrated"), proxytest.PoolStat(t, px, "migration_pending")
 	if moved == 0 || moved > 600 || pending == 0 {
 		t.Fatalf("after 1 s at 200 keys/s: keys_migrated %d, migration_pending %d; want 1..600 and > 0", moved, pending)
 	}
-	closeProxy(t, px)
-	p.keys[0] = "migrate_rate: 1000000"
-	px = startProxyOpts(t, p.yaml("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	proxytest.CloseProxy(t, px)
+	p.Keys[0] = "migrate_rate: 1000000"
+	px = proxytest.StartProxyOpts(t, p.YAML("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
 	waitMigrated(t, px)
-	t.Logf("%d keys moved before the restart, %d after", moved, poolStat(t, px, "keys_migrated"))
+	t.Logf("%d keys moved before the restart, %d after", moved, proxytest.PoolStat(t, px, "keys_migrated"))
 	l.checkPlaced(t, b, placer(t, hashring.Config{}, lines), []string{"AUTH", "pw"}, []string{"SELECT", "1"})
 }
 
@@ -487,23 +488,23 @@ func TestReshardResume(t *testing.T) {
 func TestReshardThroughProxy(t *testing.T) {
 	b := []*testservers.Server{testservers.Redis(t, "--rename-command", "MIGRATE", ""),
 		testservers.Redis(t), testservers.Redis(t)}
-	lines := serverLines(b, nil, nil)
-	listen := freeListen(t)
-	px := startProxyOpts(t, pool{servers: lines[:2]}.yaml("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	lines := proxytest.ServerLines(b, nil, nil)
+	listen := proxytest.FreeListen(t)
+	px := proxytest.StartProxyOpts(t, proxytest.Pool{Servers: lines[:2]}.YAML("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
 	l := fillKeys(t, listen, 5000)
-	grown := pool{servers: lines, keys: []string{"migrate_rate: 1000000", "migrate_from: {servers: " + flowList(lines[:2]) + "}"}}
+	grown := proxytest.Pool{Servers: lines, Keys: []string{"migrate_rate: 1000000", "migrate_from: {servers: " + flowList(lines[:2]) + "}"}}
 	ketama := hashring.Config{Hash: "fnv1a_64", Distribution: "ketama"}
-	reshardStep(t, px, l, listen, grown.yaml("alpha", listen), b, placer(t, ketama, lines))
-	if n := commandCalls(t, b[0], "dump"); n == 0 {
+	reshardStep(t, px, l, listen, grown.YAML("alpha", listen), b, placer(t, ketama, lines))
+	if n := proxytest.CommandCalls(t, b[0], "dump"); n == 0 {
 		t.Error("no DUMP on the server that cannot MIGRATE")
 	}
-	if n := commandCalls(t, b[2], "restore"); n == 0 {
+	if n := proxytest.CommandCalls(t, b[2], "restore"); n == 0 {
 		t.Error("no RESTORE on the new server")
 	}
-	if n := commandCalls(t, b[1], "migrate"); n == 0 {
+	if n := proxytest.CommandCalls(t, b[1], "migrate"); n == 0 {
 		t.Error("no MIGRATE from the server that can")
 	}
-	if n := commandCalls(t, b[1], "dump"); n != 0 {
+	if n := proxytest.CommandCalls(t, b[1], "dump"); n != 0 {
 		t.Errorf("%d DUMPs on the server that can MIGRATE", n)
 	}
 }
@@ -515,24 +516,24 @@ func TestReshardThroughProxy(t *testing.T) {
 // other keys are served, and once it is back the migration completes
 // with every key on its owner.
 func TestReshardEjectDuringMigration(t *testing.T) {
-	b := startRedisBackends(t, 4)
-	lines := serverLines(b, nil, nil)
-	listen := freeListen(t)
+	b := proxytest.StartRedisBackends(t, 4)
+	lines := proxytest.ServerLines(b, nil, nil)
+	listen := proxytest.FreeListen(t)
 	eject := []string{"auto_eject_hosts: true", "server_failure_limit: 1", "server_retry_timeout: 300", "timeout: 400"}
-	px := startProxyOpts(t, pool{servers: lines[:3], keys: eject}.yaml("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	px := proxytest.StartProxyOpts(t, proxytest.Pool{Servers: lines[:3], Keys: eject}.YAML("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
 	l := fillKeys(t, listen, 2000)
 	ketama := hashring.Config{Hash: "fnv1a_64", Distribution: "ketama"}
 	newPlace := placer(t, ketama, lines)
 	b[3].Kill()
-	applyYAML(t, px, pool{servers: lines, keys: append(eject, "migrate_rate: 500",
-		"migrate_from: {servers: "+flowList(lines[:3])+"}")}.yaml("alpha", listen))
-	c := dialClient(t, listen)
+	applyYAML(t, px, proxytest.Pool{Servers: lines, Keys: append(eject, "migrate_rate: 500",
+		"migrate_from: {servers: "+flowList(lines[:3])+"}")}.YAML("alpha", listen))
+	c := proxytest.Dial(t, listen)
 	check := func(round int) {
 		t.Helper()
 		bad := 0
 		for i, k := range l.keys {
-			got := c.do("GET", k)
-			want := bulk(strconv.FormatInt(l.state[i].val, 10))
+			got := c.Do("GET", k)
+			want := proxytest.Bulk(strconv.FormatInt(l.state[i].val, 10))
 			if newPlace(k) == 3 {
 				if !strings.HasPrefix(got, "-") && bad < 5 {
 					bad++
@@ -545,7 +546,7 @@ func TestReshardEjectDuringMigration(t *testing.T) {
 		}
 	}
 	check(1)
-	if n := poolStat(t, px, "server_ejects"); n == 0 {
+	if n := proxytest.PoolStat(t, px, "server_ejects"); n == 0 {
 		t.Fatal("the dead server was not ejected")
 	}
 	check(2) // while it is ejected
@@ -560,21 +561,21 @@ func TestReshardEjectDuringMigration(t *testing.T) {
 // on from the new routing (its mover scans the old owners again), and
 // completes with every key on its owner.
 func TestReshardReloadMidway(t *testing.T) {
-	b := startRedisBackends(t, 3)
-	lines := serverLines(b, nil, nil)
-	listen := freeListen(t)
-	px := startProxyOpts(t, pool{servers: lines[:2]}.yaml("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	b := proxytest.StartRedisBackends(t, 3)
+	lines := proxytest.ServerLines(b, nil, nil)
+	listen := proxytest.FreeListen(t)
+	px := proxytest.StartProxyOpts(t, proxytest.Pool{Servers: lines[:2]}.YAML("alpha", listen), proxy.Options{StatsAddr: "127.0.0.1:0"})
 	l := fillKeys(t, listen, 20000)
 	grow := func(rate string) string {
-		return pool{servers: lines, keys: []string{"migrate_rate: " + rate,
-			"migrate_from: {servers: " + flowList(lines[:2]) + "}"}}.yaml("alpha", listen)
+		return proxytest.Pool{Servers: lines, Keys: []string{"migrate_rate: " + rate,
+			"migrate_from: {servers: " + flowList(lines[:2]) + "}"}}.YAML("alpha", listen)
 	}
 	l.run(t, listen)
 	applyYAML(t, px, grow("100"))
 	time.Sleep(time.Second)
-	slow := poolStat(t, px, "keys_migrated")
+	slow := proxytest.PoolStat(t, px, "keys_migrated")
 	applyYAML(t, px, grow("100")) // the same file: nothing changes
-	if n := poolStat(t, px, "migration_pending"); n == 0 {
+	if n := proxytest.PoolStat(t, px, "migration_pending"); n == 0 {
 		t.Fatal("the migration completed at 100 keys/s within a second")
 	}
 	applyYAML(t, px, grow("1000000"))
@@ -585,7 +586,7 @@ func TestReshardReloadMidway(t *testing.T) {
 	if slow == 0 {
 		t.Error("no key moved in the first second")
 	}
-	if n := poolStat(t, px, "migration_errors"); n != 0 {
+	if n := proxytest.PoolStat(t, px, "migration_errors"); n != 0 {
 		t.Errorf("migration_errors %d", n)
 	}
 	l.checkPlaced(t, b, placer(t, hashring.Config{Hash: "fnv1a_64", Distribution: "ketama"}, lines))

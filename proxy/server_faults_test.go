@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
@@ -36,11 +37,11 @@ type fault struct {
 // all), each window, the recovery (the shard must answer again within 3 s)
 // and a quiet phase after it (no error at all). It returns one summary line
 // per phase.
-func runFault(t *testing.T, l *load, ft fault, maxLat time.Duration) []string {
+func runFault(t *testing.T, l *proxytest.Load, ft fault, maxLat time.Duration) []string {
 	t.Helper()
 	var lines []string
-	before := l.phase(ft.windows[0].name)
-	lines = append(lines, before.check(t, -1, nil, maxLat))
+	before := l.Phase(ft.windows[0].name)
+	lines = append(lines, before.Check(t, -1, nil, maxLat))
 	ft.inject()
 	var cured time.Time
 	for i, w := range ft.windows {
@@ -51,18 +52,18 @@ func runFault(t *testing.T, l *load, ft fault, maxLat time.Duration) []string {
 		} else {
 			cured = time.Now() // before the recovery phase starts
 		}
-		lines = append(lines, l.phase(next).check(t, ft.shard, w.cause, maxLat))
+		lines = append(lines, l.Phase(next).Check(t, ft.shard, w.cause, maxLat))
 	}
 	ft.cure()
-	took, ok := l.waitOK(ft.shard, cured, 3*time.Second)
+	took, ok := l.WaitOK(ft.shard, cured, 3*time.Second)
 	if !ok {
 		t.Errorf("shard %d not served again within 3 s after the fault ended", ft.shard)
 	}
 	time.Sleep(200 * time.Millisecond)
-	rec := l.phase("quiet")
-	lines = append(lines, rec.check(t, ft.shard, ft.cureCause, maxLat)+" back after "+took.Round(time.Millisecond).String())
+	rec := l.Phase("quiet")
+	lines = append(lines, rec.Check(t, ft.shard, ft.cureCause, maxLat)+" back after "+took.Round(time.Millisecond).String())
 	time.Sleep(500 * time.Millisecond)
-	return append(lines, l.phase("between").check(t, -1, nil, maxLat))
+	return append(lines, l.Phase("between").Check(t, -1, nil, maxLat))
 }
 
 // TestFaultBackendsUnderLoad applies each fault to one of four backends
@@ -73,21 +74,21 @@ func runFault(t *testing.T, l *load, ft fault, maxLat time.Duration) []string {
 func TestFaultBackendsUnderLoad(t *testing.T) {
 	const timeout = 500 * time.Millisecond
 	maxLat := timeout + 400*time.Millisecond
-	b := startRedisBackends(t, 4)
-	f := startFixture(t, pool{keys: []string{fmt.Sprint("timeout: ", timeout.Milliseconds())}}, b)
-	l := startLoad(t, f, 40, 4)
+	b := proxytest.StartRedisBackends(t, 4)
+	f := proxytest.StartFixture(t, proxytest.Pool{Keys: []string{fmt.Sprint("timeout: ", timeout.Milliseconds())}}, b)
+	l := proxytest.StartLoad(t, f, 40, 4)
 	time.Sleep(300 * time.Millisecond)
-	unavailable := func(s int) *regexp.Regexp { return errorCause(f, s, "server unavailable", ".") }
+	unavailable := func(s int) *regexp.Regexp { return proxytest.ErrorCause(f, s, "server unavailable", ".") }
 	broken := func(s int) *regexp.Regexp {
-		return errorCause(f, s, "server unavailable", "connection closed by server|read: .*connection reset|write: .*(broken pipe|connection reset)")
+		return proxytest.ErrorCause(f, s, "server unavailable", "connection closed by server|read: .*connection reset|write: .*(broken pipe|connection reset)")
 	}
-	hung := errorCause(f, 1, "timeout", `no reply within 500ms$`)
+	hung := proxytest.ErrorCause(f, 1, "timeout", `no reply within 500ms$`)
 	var lines []string
 	lines = append(lines, runFault(t, l, fault{shard: 0, inject: b[0].Kill, windows: []faultWindow{
 		{"kill", 300 * time.Millisecond, unavailable(0)},
-		{"refused", time.Second, errorCause(f, 0, "server unavailable", "dial tcp .*connection refused$")},
+		{"refused", time.Second, proxytest.ErrorCause(f, 0, "server unavailable", "dial tcp .*connection refused$")},
 	}, cure: b[0].Restart, cureCause: unavailable(0)}, maxLat)...)
-	lines = append(lines, runFault(t, l, fault{shard: 1, inject: func() { stopServer(t, b[1]) }, windows: []faultWindow{
+	lines = append(lines, runFault(t, l, fault{shard: 1, inject: func() { proxytest.StopServer(t, b[1]) }, windows: []faultWindow{
 		{"hang", 1500 * time.Millisecond, hung},
 	}, cure: b[1].Continue, cureCause: hung}, maxLat)...)
 	lines = append(lines, runFault(t, l, fault{shard: 2, inject: b[2].Restart, windows: []faultWindow{
@@ -97,7 +98,7 @@ func TestFaultBackendsUnderLoad(t *testing.T) {
 	lines = append(lines, runFault(t, l, fault{shard: 3, inject: big.start, windows: []faultWindow{
 		{"mid-reply", 1500 * time.Millisecond, broken(3)},
 	}, cure: big.halt, cureCause: broken(3)}, maxLat)...)
-	l.halt()
+	l.Halt()
 	big.check(t)
 	for _, s := range lines {
 		t.Log(s)
@@ -110,7 +111,7 @@ func TestFaultBackendsUnderLoad(t *testing.T) {
 // proxy's connections, so that replies break off in the middle.
 type bigReader struct {
 	t      *testing.T
-	f      *fixture
+	f      *proxytest.Fixture
 	shard  int
 	key    string
 	val    string
@@ -124,11 +125,11 @@ type bigReader struct {
 	broken []string
 }
 
-func newBigReader(t *testing.T, f *fixture, shard int) *bigReader {
+func newBigReader(t *testing.T, f *proxytest.Fixture, shard int) *bigReader {
 	t.Helper()
-	br := &bigReader{t: t, f: f, shard: shard, key: f.keysOn(shard, "ftbig:", 1)[0],
+	br := &bigReader{t: t, f: f, shard: shard, key: f.KeysOn(shard, "ftbig:", 1)[0],
 		val: strings.Repeat("0123456789abcdef", 10<<20/16), stop: make(chan struct{}), errs: map[string]int{}}
-	rc := noRetryClient(t, f.addr, nil, 2)
+	rc := proxytest.NoRetryClient(t, f.Addr, nil, 2)
 	if err := rc.Set(context.Background(), br.key, br.val, 0).Err(); err != nil {
 		t.Fatalf("SET 10 MB value: %v", err)
 	}
@@ -137,7 +138,7 @@ func newBigReader(t *testing.T, f *fixture, shard int) *bigReader {
 
 // start begins reading and killing.
 func (br *bigReader) start() {
-	rc := noRetryClient(br.t, br.f.addr, nil, 4)
+	rc := proxytest.NoRetryClient(br.t, br.f.Addr, nil, 4)
 	br.wg.Add(3)
 	for i := 0; i < 2; i++ {
 		go func() {
@@ -152,7 +153,7 @@ func (br *bigReader) start() {
 		defer br.wg.Done()
 		for br.running() {
 			time.Sleep(30 * time.Millisecond)
-			if rep, err := testservers.Do(br.f.backends[br.shard].Addr, "CLIENT", "KILL", "TYPE", "normal"); err == nil && rep != ":0" {
+			if rep, err := testservers.Do(br.f.Backends[br.shard].Addr, "CLIENT", "KILL", "TYPE", "normal"); err == nil && rep != ":0" {
 				br.kills.Add(1)
 			}
 			// Let one read finish whole before the next kill, however
@@ -184,7 +185,7 @@ func (br *bigReader) note(got string, err error) {
 		br.bad.Add(1)
 		br.errs[err.Error()]++
 	case got != br.val:
-		br.broken = append(br.broken, fmt.Sprintf("%q", short(got)))
+		br.broken = append(br.broken, fmt.Sprintf("%q", proxytest.Short(got)))
 	default:
 		br.ok.Add(1)
 	}
@@ -200,7 +201,7 @@ func (br *bigReader) halt() {
 // and that some replies did break off.
 func (br *bigReader) check(t *testing.T) {
 	t.Helper()
-	cause := errorCause(br.f, br.shard, "server unavailable", "connection closed by server|read: .*connection reset|write: .*(broken pipe|connection reset)")
+	cause := proxytest.ErrorCause(br.f, br.shard, "server unavailable", "connection closed by server|read: .*connection reset|write: .*(broken pipe|connection reset)")
 	for e, n := range br.errs {
 		if !cause.MatchString("shard 3: " + e) {
 			t.Errorf("10 MB read: unexpected error %q (%d times)", e, n)
@@ -224,39 +225,39 @@ func (br *bigReader) summary() string {
 // error, every reply comes in request order, none is missing, all within
 // the timeout, and the connection stays usable.
 func TestFaultPipelineTimeout(t *testing.T) {
-	runParallel(t)
-	b := startRedisBackends(t, 2)
-	f := startFixture(t, pool{keys: []string{"timeout: 500"}}, b)
-	hung, healthy := f.keysOn(0, "fthung:", 100), f.keysOn(1, "ftok:", 50)
-	c := dialClient(t, f.addr)
+	proxytest.RunParallel(t)
+	b := proxytest.StartRedisBackends(t, 2)
+	f := proxytest.StartFixture(t, proxytest.Pool{Keys: []string{"timeout: 500"}}, b)
+	hung, healthy := f.KeysOn(0, "fthung:", 100), f.KeysOn(1, "ftok:", 50)
+	c := proxytest.Dial(t, f.Addr)
 	var req []byte
 	var want []string
 	for i, k := range healthy {
-		if got := c.do("SET", k, fmt.Sprint("v", i)); got != "+OK\r\n" {
+		if got := c.Do("SET", k, fmt.Sprint("v", i)); got != "+OK\r\n" {
 			t.Fatalf("SET %s: %q", k, got)
 		}
 	}
-	timedOut := "-ERR timeout: " + f.idents[0] + ": no reply within 500ms\r\n"
+	timedOut := "-ERR timeout: " + f.Idents[0] + ": no reply within 500ms\r\n"
 	for i, k := range hung {
-		req, want = encodeCommand(req, "GET", k), append(want, timedOut)
+		req, want = proxytest.EncodeCommand(req, "GET", k), append(want, timedOut)
 		if i%2 == 0 {
-			req, want = encodeCommand(req, "GET", healthy[i/2]), append(want, bulk(fmt.Sprint("v", i/2)))
+			req, want = proxytest.EncodeCommand(req, "GET", healthy[i/2]), append(want, proxytest.Bulk(fmt.Sprint("v", i/2)))
 		}
 	}
-	stopServer(t, b[0])
+	proxytest.StopServer(t, b[0])
 	defer b[0].Continue()
 	start := time.Now()
-	c.nc.SetDeadline(start.Add(10 * time.Second))
-	if _, err := c.nc.Write(req); err != nil {
+	c.Net.SetDeadline(start.Add(10 * time.Second))
+	if _, err := c.Net.Write(req); err != nil {
 		t.Fatal(err)
 	}
 	for i, w := range want {
-		rep, err := readReply(c.r)
+		rep, err := proxytest.ReadReply(c.R)
 		if err != nil {
 			t.Fatalf("reply %d of %d: %v", i+1, len(want), err)
 		}
-		if rep.raw != w {
-			t.Fatalf("reply %d of %d: got %q, want %q", i+1, len(want), rep.raw, w)
+		if rep.Raw != w {
+			t.Fatalf("reply %d of %d: got %q, want %q", i+1, len(want), rep.Raw, w)
 		}
 	}
 	elapsed := time.Since(start)
@@ -266,21 +267,21 @@ func TestFaultPipelineTimeout(t *testing.T) {
 	}
 	b[0].Continue()
 	untilOK(t, c, "SET", hung[0], "after")
-	if got := c.do("GET", hung[0]); got != bulk("after") {
+	if got := c.Do("GET", hung[0]); got != proxytest.Bulk("after") {
 		t.Errorf("GET after the server resumed: %q", got)
 	}
 }
 
 // untilOK repeats a command until it succeeds, for up to 3 s.
-func untilOK(t *testing.T, c *clientConn, args ...string) {
+func untilOK(t *testing.T, c *proxytest.Conn, args ...string) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		rep, err := c.tryDo(5*time.Second, args...)
+		rep, err := c.TryDo(5*time.Second, args...)
 		if err != nil {
 			t.Fatalf("%v: %v", args, err)
 		}
-		if rep.kind != '-' {
+		if rep.Kind != '-' {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -295,20 +296,20 @@ func untilOK(t *testing.T, c *clientConn, args ...string) {
 // it fails whole, the other server's keys are unaffected, and it is served
 // again once it is back.
 func TestFaultMemcache(t *testing.T) {
-	runParallel(t)
-	b := startMemcacheBackends(t, 2)
-	f := startFixture(t, pool{memcache: true, keys: []string{"timeout: 500"}}, b)
-	k0, k1 := f.keysOn(0, "ftmc:", 1)[0], f.keysOn(1, "ftmc:", 1)[0]
-	c := dialClient(t, f.addr)
+	proxytest.RunParallel(t)
+	b := proxytest.StartMemcacheBackends(t, 2)
+	f := proxytest.StartFixture(t, proxytest.Pool{Memcache: true, Keys: []string{"timeout: 500"}}, b)
+	k0, k1 := f.KeysOn(0, "ftmc:", 1)[0], f.KeysOn(1, "ftmc:", 1)[0]
+	c := proxytest.Dial(t, f.Addr)
 	expect := func(req, want string) {
 		t.Helper()
-		if got := c.roundTrip(req); got != want {
+		if got := c.RoundTrip(req); got != want {
 			t.Errorf("%q: got %q, want %q", req, got, want)
 		}
 	}
 	expectPrefix := func(req, prefix string) {
 		t.Helper()
-		if got := c.roundTrip(req); !strings.HasPrefix(got, prefix) {
+		if got := c.RoundTrip(req); !strings.HasPrefix(got, prefix) {
 			t.Errorf("%q: got %q, want %q...", req, got, prefix)
 		}
 	}
@@ -317,7 +318,7 @@ func TestFaultMemcache(t *testing.T) {
 	untilStored := func(req string) {
 		t.Helper()
 		deadline := time.Now().Add(3 * time.Second)
-		for got := c.roundTrip(req); got != "STORED\r\n"; got = c.roundTrip(req) {
+		for got := c.RoundTrip(req); got != "STORED\r\n"; got = c.RoundTrip(req) {
 			if time.Now().After(deadline) {
 				t.Fatalf("%q: still %q after 3 s", req, got)
 			}
@@ -325,8 +326,8 @@ func TestFaultMemcache(t *testing.T) {
 		}
 	}
 	expect("set "+k1+" 0 0 2\r\nv1\r\n", "STORED\r\n")
-	down := "SERVER_ERROR server unavailable: " + f.idents[0] + ": "
-	hung := "SERVER_ERROR timeout: " + f.idents[0] + ": no reply within 500ms\r\n"
+	down := "SERVER_ERROR server unavailable: " + f.Idents[0] + ": "
+	hung := "SERVER_ERROR timeout: " + f.Idents[0] + ": no reply within 500ms\r\n"
 	b[0].Kill()
 	expectPrefix("get "+k0+"\r\n", down)
 	expect("get "+k1+"\r\n", "VALUE "+k1+" 0 2\r\nv1\r\nEND\r\n")
@@ -334,7 +335,7 @@ func TestFaultMemcache(t *testing.T) {
 	b[0].Restart()
 	untilStored("set " + k0 + " 0 0 2\r\nv0\r\n")
 	expect("get "+k1+" "+k0+"\r\n", "VALUE "+k1+" 0 2\r\nv1\r\nVALUE "+k0+" 0 2\r\nv0\r\nEND\r\n")
-	stopServer(t, b[0])
+	proxytest.StopServer(t, b[0])
 	start := time.Now()
 	expect("get "+k0+"\r\n", hung)
 	if d := time.Since(start); d > 900*time.Millisecond {

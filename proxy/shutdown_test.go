@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"testing"
 	"time"
+
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 )
 
 // TestShutdownAnswersInFlight: Shutdown (SIGINT, SIGTERM) stops accepting
@@ -10,30 +12,30 @@ import (
 // on its server), closes an idle client at once, and returns when the
 // busy client has its reply, well before its bound.
 func TestShutdownAnswersInFlight(t *testing.T) {
-	b := startRedisBackends(t, 2)
-	listen := freeListen(t)
-	px := startProxy(t, poolYAML(listen, b))
-	busy, idle := dialClient(t, listen), dialClient(t, listen)
-	for _, c := range []*clientConn{busy, idle} {
-		if got := c.do("PING"); got != "+PONG\r\n" {
+	b := proxytest.StartRedisBackends(t, 2)
+	listen := proxytest.FreeListen(t)
+	px := proxytest.StartProxy(t, proxytest.PoolYAML(listen, b))
+	busy, idle := proxytest.Dial(t, listen), proxytest.Dial(t, listen)
+	for _, c := range []*proxytest.Conn{busy, idle} {
+		if got := c.Do("PING"); got != "+PONG\r\n" {
 			t.Fatalf("PING: %q", got)
 		}
 	}
 	// A script busy for 300 ms on the key's server.
 	slow := "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] " +
 		"repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - s > 300000 return 'done'"
-	busy.write(encodeCommand(nil, "EVAL", slow, "1", "k"))
+	busy.Write(proxytest.EncodeCommand(nil, "EVAL", slow, "1", "k"))
 	time.Sleep(50 * time.Millisecond) // forwarded, not answered
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- px.Shutdown(5 * time.Second) }()
-	if _, err := idle.readToEOF(2 * time.Second); err != nil && !isReset(err) {
+	if _, err := idle.ReadToEOF(2 * time.Second); err != nil && !proxytest.IsReset(err) {
 		t.Fatalf("idle client: %v, want closed at once", err)
 	}
-	if got := busy.read(); got != "$4\r\ndone\r\n" {
+	if got := busy.Read(); got != "$4\r\ndone\r\n" {
 		t.Fatalf("request in flight at shutdown: %q, want its reply", got)
 	}
-	if _, err := busy.readToEOF(2 * time.Second); err != nil && !isReset(err) {
+	if _, err := busy.ReadToEOF(2 * time.Second); err != nil && !proxytest.IsReset(err) {
 		t.Fatalf("busy client after its reply: %v, want closed", err)
 	}
 	if err := <-done; err != nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
@@ -15,13 +16,13 @@ import (
 // effect, and the connection stays usable; EXISTS and TOUCH, which a
 // replica serves, are summed over every part. The README documents this.
 func TestSplitCommandPartFails(t *testing.T) {
-	primary := startRedisBackends(t, 2)
+	primary := proxytest.StartRedisBackends(t, 2)
 	writable := primary[0]
-	replica := startRedisBackends(t, 1, "--replicaof", primary[1].Host, strconv.Itoa(primary[1].Port))[0]
-	listen := freeListen(t)
-	rp := pool{servers: serverLines([]*testservers.Server{writable, replica}, nil, nil)}
-	startProxy(t, rp.yaml("alpha", listen))
-	rc := dialClient(t, listen)
+	replica := proxytest.StartRedisBackends(t, 1, "--replicaof", primary[1].Host, strconv.Itoa(primary[1].Port))[0]
+	listen := proxytest.FreeListen(t)
+	rp := proxytest.Pool{Servers: proxytest.ServerLines([]*testservers.Server{writable, replica}, nil, nil)}
+	proxytest.StartProxy(t, rp.YAML("alpha", listen))
+	rc := proxytest.Dial(t, listen)
 
 	var keys []string
 	for i := 0; i < 40; i++ {
@@ -30,26 +31,26 @@ func TestSplitCommandPartFails(t *testing.T) {
 	for _, cmd := range []string{"DEL", "UNLINK"} {
 		t.Run(cmd, func(t *testing.T) {
 			for _, k := range keys {
-				rc.do("SET", k, "v") // the replica's keys answer -READONLY
+				rc.Do("SET", k, "v") // the replica's keys answer -READONLY
 			}
-			onWritable := dbsize(t, writable.Addr)
+			onWritable := proxytest.Dbsize(t, writable.Addr)
 			if onWritable == 0 || onWritable == len(keys) {
 				t.Fatalf("%d of %d keys on the writable server: the test needs both servers", onWritable, len(keys))
 			}
-			if got := rc.do(append([]string{"EXISTS"}, keys...)...); got != ":"+strconv.Itoa(onWritable)+"\r\n" {
+			if got := rc.Do(append([]string{"EXISTS"}, keys...)...); got != ":"+strconv.Itoa(onWritable)+"\r\n" {
 				t.Fatalf("EXISTS over both servers: %q, want :%d", got, onWritable)
 			}
-			if got := rc.do(append([]string{"TOUCH"}, keys...)...); got != ":"+strconv.Itoa(onWritable)+"\r\n" {
+			if got := rc.Do(append([]string{"TOUCH"}, keys...)...); got != ":"+strconv.Itoa(onWritable)+"\r\n" {
 				t.Fatalf("TOUCH over both servers: %q, want :%d", got, onWritable)
 			}
-			got := rc.do(append([]string{cmd}, keys...)...)
+			got := rc.Do(append([]string{cmd}, keys...)...)
 			if !strings.HasPrefix(got, "-READONLY ") {
 				t.Fatalf("%s with a part on a replica: %q, want the replica's -READONLY", cmd, got)
 			}
-			if n := dbsize(t, writable.Addr); n != 0 {
+			if n := proxytest.Dbsize(t, writable.Addr); n != 0 {
 				t.Fatalf("%s: %d keys left on the writable server; its part should have run", cmd, n)
 			}
-			if got := rc.do("PING"); got != "+PONG\r\n" {
+			if got := rc.Do("PING"); got != "+PONG\r\n" {
 				t.Fatalf("PING after the failed part: %q", got)
 			}
 		})

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
 )
@@ -71,7 +72,7 @@ func runStatsFault(t *testing.T, f statsFault, eject, nutcracker bool) map[strin
 		}
 		server = backend.Addr
 	}
-	listen := freeListen(t)
+	listen := proxytest.FreeListen(t)
 	yaml := statsFaultYAML(f, eject, listen, server)
 	var stats string
 	if nutcracker {
@@ -80,7 +81,7 @@ func runStatsFault(t *testing.T, f statsFault, eject, nutcracker bool) map[strin
 		nc := testservers.NutcrackerWith(t, yaml, testservers.NutcrackerOptions{StatsInterval: 100 * time.Millisecond}, listen)
 		stats = nc.Addr
 	} else {
-		px := startProxyOpts(t, yaml, proxy.Options{StatsAddr: "127.0.0.1:0"})
+		px := proxytest.StartProxyOpts(t, yaml, proxy.Options{StatsAddr: "127.0.0.1:0"})
 		stats = px.StatsAddr().String()
 	}
 	// Settled: nutcracker's start was waited for by connecting to its
@@ -113,7 +114,7 @@ func settledCounters(t *testing.T, stats string) map[string]int64 {
 // faultCounters reads the compared counters of pool sf and server s0.
 func faultCounters(t *testing.T, stats string) map[string]int64 {
 	t.Helper()
-	doc := fetchStats(t, stats)
+	doc := proxytest.FetchStats(t, stats)
 	pool, _ := doc["sf"].(map[string]any)
 	server, _ := pool["s0"].(map[string]any)
 	out := map[string]int64{}
@@ -169,7 +170,7 @@ func firstLineOrClose(t *testing.T, nc net.Conn, req string) string {
 		t.Fatalf("write %q: %v", req, err)
 	}
 	line, err := bufio.NewReader(nc).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) && !isReset(err) {
+	if err != nil && !errors.Is(err, io.EOF) && !proxytest.IsReset(err) {
 		t.Fatalf("reply to %q: %v (read %q)", req, err, line)
 	}
 	return line
@@ -179,7 +180,7 @@ func firstLineOrClose(t *testing.T, nc net.Conn, req string) string {
 func readUntilClosed(t *testing.T, nc net.Conn) {
 	t.Helper()
 	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.Copy(io.Discard, nc); err != nil && !isReset(err) {
+	if _, err := io.Copy(io.Discard, nc); err != nil && !proxytest.IsReset(err) {
 		t.Fatalf("want the connection closed: %v", err)
 	}
 }
@@ -200,9 +201,9 @@ var statsFaults = []statsFault{
 	{
 		name: "redis answered (control)",
 		run: func(t *testing.T, addr string, _ *testservers.Server) {
-			rc := dialClient(t, addr)
+			rc := proxytest.Dial(t, addr)
 			for range 3 {
-				if got := rc.do("SET", "sf:k", "v"); got != "+OK\r\n" {
+				if got := rc.Do("SET", "sf:k", "v"); got != "+OK\r\n" {
 					t.Fatalf("SET: %q", got)
 				}
 			}
@@ -212,9 +213,9 @@ var statsFaults = []statsFault{
 		name:       "redis connection refused",
 		closedPort: true,
 		run: func(t *testing.T, addr string, _ *testservers.Server) {
-			rc := dialClient(t, addr)
+			rc := proxytest.Dial(t, addr)
 			for range faultRequests {
-				if got := rc.do("GET", "sf:k"); !strings.HasPrefix(got, "-") {
+				if got := rc.Do("GET", "sf:k"); !strings.HasPrefix(got, "-") {
 					t.Fatalf("GET from a closed port: %q, want an error", got)
 				}
 			}
@@ -223,14 +224,14 @@ var statsFaults = []statsFault{
 	{
 		name: "redis server killed",
 		run: func(t *testing.T, addr string, backend *testservers.Server) {
-			rc := dialClient(t, addr)
-			if got := rc.do("SET", "sf:k", "v"); got != "+OK\r\n" {
+			rc := proxytest.Dial(t, addr)
+			if got := rc.Do("SET", "sf:k", "v"); got != "+OK\r\n" {
 				t.Fatalf("SET: %q", got)
 			}
 			backend.Kill()
 			time.Sleep(200 * time.Millisecond) // the proxy sees the EOF
 			for range faultRequests {
-				if got := rc.do("GET", "sf:k"); !strings.HasPrefix(got, "-") {
+				if got := rc.Do("GET", "sf:k"); !strings.HasPrefix(got, "-") {
 					t.Fatalf("GET from a killed server: %q, want an error", got)
 				}
 			}
@@ -241,9 +242,9 @@ var statsFaults = []statsFault{
 		timeoutMS: 200,
 		run: func(t *testing.T, addr string, backend *testservers.Server) {
 			backend.Stop()
-			rc := dialClient(t, addr)
+			rc := proxytest.Dial(t, addr)
 			for range 5 {
-				if got := rc.do("GET", "sf:k"); !strings.HasPrefix(got, "-") {
+				if got := rc.Do("GET", "sf:k"); !strings.HasPrefix(got, "-") {
 					t.Fatalf("GET from a stopped server: %q, want an error", got)
 				}
 			}
@@ -252,17 +253,17 @@ var statsFaults = []statsFault{
 	{
 		name: "redis server EOF with a request in flight",
 		run: func(t *testing.T, addr string, backend *testservers.Server) {
-			rc := dialClient(t, addr)
-			if got := rc.do("SET", "sf:k", "v"); got != "+OK\r\n" {
+			rc := proxytest.Dial(t, addr)
+			if got := rc.Do("SET", "sf:k", "v"); got != "+OK\r\n" {
 				t.Fatalf("SET: %q", got)
 			}
 			// The script never returns: the server has read the request
 			// and answers nothing until it dies, which closes the
 			// connection with no unread bytes (a FIN, not a reset).
-			rc.write(encodeCommand(nil, "EVAL", "while true do end", "1", "sf:k"))
+			rc.Write(proxytest.EncodeCommand(nil, "EVAL", "while true do end", "1", "sf:k"))
 			time.Sleep(300 * time.Millisecond)
 			backend.Kill()
-			if got := rc.read(); !strings.HasPrefix(got, "-") {
+			if got := rc.Read(); !strings.HasPrefix(got, "-") {
 				t.Fatalf("EVAL on a server that died: %q, want an error", got)
 			}
 		},
@@ -270,20 +271,20 @@ var statsFaults = []statsFault{
 	{
 		name: "redis client protocol error",
 		run: func(t *testing.T, addr string, _ *testservers.Server) {
-			rc := dialClient(t, addr)
-			if got := rc.do("SET", "sf:k", "v"); got != "+OK\r\n" {
+			rc := proxytest.Dial(t, addr)
+			if got := rc.Do("SET", "sf:k", "v"); got != "+OK\r\n" {
 				t.Fatalf("SET: %q", got)
 			}
-			rc.write([]byte("*1\r\n$x\r\n"))
-			readUntilClosed(t, rc.nc)
+			rc.Write([]byte("*1\r\n$x\r\n"))
+			readUntilClosed(t, rc.Net)
 		},
 	},
 	{
 		// nutcracker closes the client; shardproxy answers as Redis does.
 		name: "redis unknown command",
 		run: func(t *testing.T, addr string, _ *testservers.Server) {
-			nc := dialConn(t, addr)
-			if got := firstLineOrClose(t, nc, string(encodeCommand(nil, "NOSUCHCOMMAND", "sf:k"))); got != "" && !strings.HasPrefix(got, "-ERR unknown command") {
+			nc := proxytest.DialNet(t, addr)
+			if got := firstLineOrClose(t, nc, string(proxytest.EncodeCommand(nil, "NOSUCHCOMMAND", "sf:k"))); got != "" && !strings.HasPrefix(got, "-ERR unknown command") {
 				t.Fatalf("unknown command: %q", got)
 			}
 		},
@@ -294,8 +295,8 @@ var statsFaults = []statsFault{
 		// +OK first, as Redis does.
 		name: "redis QUIT",
 		run: func(t *testing.T, addr string, _ *testservers.Server) {
-			nc := dialConn(t, addr)
-			if got := firstLineOrClose(t, nc, string(encodeCommand(nil, "QUIT"))); got != "" && got != "+OK\r\n" {
+			nc := proxytest.DialNet(t, addr)
+			if got := firstLineOrClose(t, nc, string(proxytest.EncodeCommand(nil, "QUIT"))); got != "" && got != "+OK\r\n" {
 				t.Fatalf("QUIT: %q", got)
 			}
 			readUntilClosed(t, nc)
@@ -304,8 +305,8 @@ var statsFaults = []statsFault{
 	{
 		name: "redis client EOF with a request in flight",
 		run: func(t *testing.T, addr string, _ *testservers.Server) {
-			nc := dialConn(t, addr)
-			if _, err := nc.Write(encodeCommand(nil, "SET", "sf:k", "v")); err != nil {
+			nc := proxytest.DialNet(t, addr)
+			if _, err := nc.Write(proxytest.EncodeCommand(nil, "SET", "sf:k", "v")); err != nil {
 				t.Fatal(err)
 			}
 			nc.Close()
@@ -316,7 +317,7 @@ var statsFaults = []statsFault{
 		memcache:   true,
 		closedPort: true,
 		run: func(t *testing.T, addr string, _ *testservers.Server) {
-			nc := dialConn(t, addr)
+			nc := proxytest.DialNet(t, addr)
 			r := bufio.NewReader(nc)
 			for range faultRequests {
 				if got := firstLine(t, nc, r, "get sf:k\r\n"); !strings.HasPrefix(got, "SERVER_ERROR") {
@@ -330,7 +331,7 @@ var statsFaults = []statsFault{
 		name:     "memcache client protocol error",
 		memcache: true,
 		run: func(t *testing.T, addr string, _ *testservers.Server) {
-			nc := dialConn(t, addr)
+			nc := proxytest.DialNet(t, addr)
 			if got := firstLine(t, nc, bufio.NewReader(nc), "set sf:k 0 0 1\r\nv\r\n"); got != "STORED\r\n" {
 				t.Fatalf("set: %q", got)
 			}
@@ -344,7 +345,7 @@ var statsFaults = []statsFault{
 		name:     "memcache bad command line",
 		memcache: true,
 		run: func(t *testing.T, addr string, _ *testservers.Server) {
-			nc := dialConn(t, addr)
+			nc := proxytest.DialNet(t, addr)
 			if got := firstLineOrClose(t, nc, "set sf:k 0 0 abc\r\n"); got != "" && got != "CLIENT_ERROR bad command line format\r\n" {
 				t.Fatalf("bad command line: %q", got)
 			}

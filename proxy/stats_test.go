@@ -4,6 +4,7 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
 )
@@ -12,18 +13,18 @@ import (
 // key nutcracker's has, at the top, per pool and per server, with the same
 // JSON type, so that dashboards reading nutcracker's stats keep working.
 func TestStatsKeysMatchNutcracker(t *testing.T) {
-	backends := startRedisBackends(t, 2)
-	ncListen := freeListen(t)
-	nc := testservers.Nutcracker(t, poolYAML(ncListen, backends), ncListen)
-	px := startProxyOpts(t, poolYAML(freeListen(t), backends), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	backends := proxytest.StartRedisBackends(t, 2)
+	ncListen := proxytest.FreeListen(t)
+	nc := testservers.Nutcracker(t, proxytest.PoolYAML(ncListen, backends), ncListen)
+	px := proxytest.StartProxyOpts(t, proxytest.PoolYAML(proxytest.FreeListen(t), backends), proxy.Options{StatsAddr: "127.0.0.1:0"})
 	for _, addr := range []string{ncListen, px.Addr(0).String()} {
-		rc := dialClient(t, addr)
-		if got := rc.do("SET", "stats:k", "v"); got != "+OK\r\n" {
+		rc := proxytest.Dial(t, addr)
+		if got := rc.Do("SET", "stats:k", "v"); got != "+OK\r\n" {
 			t.Fatalf("SET through %s: %q", addr, got)
 		}
 	}
-	want := fetchStats(t, nc.Addr)
-	got := fetchStats(t, px.StatsAddr().String())
+	want := proxytest.FetchStats(t, nc.Addr)
+	got := proxytest.FetchStats(t, px.StatsAddr().String())
 	var missing []string
 	var compare func(path string, w, g map[string]any)
 	compare = func(path string, w, g map[string]any) {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
 )
@@ -27,12 +28,12 @@ func timeoutContext(t *testing.T) context.Context {
 // splits MGET over three servers; a plain-TCP client gets nothing usable
 // and the proxy keeps serving.
 func TestTLSClients(t *testing.T) {
-	pki := newPKI(t, "proxy")
-	backends := startRedisBackends(t, 3)
-	px := startProxy(t, poolYAML(freeListen(t), backends, "tls_cert_file: "+pki.ServerCert, "tls_key_file: "+pki.ServerKey))
+	pki := proxytest.NewPKI(t, "proxy")
+	backends := proxytest.StartRedisBackends(t, 3)
+	px := proxytest.StartProxy(t, proxytest.PoolYAML(proxytest.FreeListen(t), backends, "tls_cert_file: "+pki.ServerCert, "tls_key_file: "+pki.ServerKey))
 	addr := px.Addr(0).String()
 	ctx := timeoutContext(t)
-	c := noRetryClient(t, addr, pki.clientConfig(false), 0)
+	c := proxytest.NoRetryClient(t, addr, pki.ClientConfig(false), 0)
 	var keys []string
 	for i := 0; i < 30; i++ {
 		k := strconv.Itoa(i) + ":tls"
@@ -55,7 +56,7 @@ func TestTLSClients(t *testing.T) {
 	}
 	holding := 0
 	for _, b := range backends {
-		if dbsize(t, b.Addr) > 0 {
+		if proxytest.Dbsize(t, b.Addr) > 0 {
 			holding++
 		}
 	}
@@ -63,11 +64,11 @@ func TestTLSClients(t *testing.T) {
 		t.Errorf("the keys live on %d backend(s): MGET was not split", holding)
 	}
 
-	plain := dialClient(t, addr)
-	plain.write(encodeCommand(nil, "PING"))
-	plain.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	got, err := io.ReadAll(plain.r)
-	if err != nil && !isReset(err) {
+	plain := proxytest.Dial(t, addr)
+	plain.Write(proxytest.EncodeCommand(nil, "PING"))
+	plain.Net.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(plain.R)
+	if err != nil && !proxytest.IsReset(err) {
 		t.Errorf("plain client on the TLS port: want the connection closed, got %v", err)
 	}
 	if strings.Contains(string(got), "PONG") || strings.HasPrefix(string(got), "+") {
@@ -76,7 +77,7 @@ func TestTLSClients(t *testing.T) {
 	if v, err := c.Get(ctx, "1:tls").Result(); err != nil || v != "v1" {
 		t.Errorf("TLS client after the plain one: %q %v", v, err)
 	}
-	if err := noRetryClient(t, addr, pki.clientConfig(false), 0).Ping(ctx).Err(); err != nil {
+	if err := proxytest.NoRetryClient(t, addr, pki.ClientConfig(false), 0).Ping(ctx).Err(); err != nil {
 		t.Errorf("new TLS client after the plain one: %v", err)
 	}
 }
@@ -84,25 +85,25 @@ func TestTLSClients(t *testing.T) {
 // TestTLSClientCertificates checks tls_client_ca_file: only clients with a
 // certificate signed by that CA are served.
 func TestTLSClientCertificates(t *testing.T) {
-	pki, other := newPKI(t, "proxy"), newPKI(t, "other")
-	backends := startRedisBackends(t, 1)
-	px := startProxy(t, poolYAML(freeListen(t), backends, "tls_cert_file: "+pki.ServerCert,
+	pki, other := proxytest.NewPKI(t, "proxy"), proxytest.NewPKI(t, "other")
+	backends := proxytest.StartRedisBackends(t, 1)
+	px := proxytest.StartProxy(t, proxytest.PoolYAML(proxytest.FreeListen(t), backends, "tls_cert_file: "+pki.ServerCert,
 		"tls_key_file: "+pki.ServerKey, "tls_client_ca_file: "+pki.CAFile))
 	addr := px.Addr(0).String()
-	foreign := pki.clientConfig(false)
-	foreign.Certificates = []tls.Certificate{other.client}
+	foreign := pki.ClientConfig(false)
+	foreign.Certificates = []tls.Certificate{other.Client}
 	tests := []struct {
 		name string
 		tc   *tls.Config
 		ok   bool
 	}{
-		{"no certificate", pki.clientConfig(false), false},
+		{"no certificate", pki.ClientConfig(false), false},
 		{"certificate of another CA", foreign, false},
-		{"certificate of the CA", pki.clientConfig(true), true},
+		{"certificate of the CA", pki.ClientConfig(true), true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := noRetryClient(t, addr, tc.tc, 0).Set(timeoutContext(t), "cert:k", tc.name, 0).Err()
+			err := proxytest.NoRetryClient(t, addr, tc.tc, 0).Set(timeoutContext(t), "cert:k", tc.name, 0).Err()
 			if tc.ok && err != nil {
 				t.Fatalf("client refused: %v", err)
 			}
@@ -120,7 +121,7 @@ func TestTLSClientCertificates(t *testing.T) {
 // TLS: verified connections work, and a failed verification is the error
 // every request for that server gets.
 func TestTLSBackends(t *testing.T) {
-	pki, other := newPKI(t, "redis"), newPKI(t, "other")
+	pki, other := proxytest.NewPKI(t, "redis"), proxytest.NewPKI(t, "other")
 	port := testservers.FreePort(t, "127.0.0.1")
 	srv := testservers.RedisOn(t, "127.0.0.1", port, "--port", "0", "--tls-port", strconv.Itoa(port),
 		"--tls-cert-file", pki.ServerCert, "--tls-key-file", pki.ServerKey, "--tls-ca-cert-file", pki.CAFile,
@@ -146,10 +147,10 @@ func TestTLSBackends(t *testing.T) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			px := startProxy(t, poolYAML(freeListen(t), []*testservers.Server{srv}, tc.extra...))
-			rc := dialClient(t, px.Addr(0).String())
+			px := proxytest.StartProxy(t, proxytest.PoolYAML(proxytest.FreeListen(t), []*testservers.Server{srv}, tc.extra...))
+			rc := proxytest.Dial(t, px.Addr(0).String())
 			key, val := "tlsb:"+strconv.Itoa(i), tc.name
-			got := rc.do("SET", key, val)
+			got := rc.Do("SET", key, val)
 			if tc.wantErr != "" {
 				if !strings.HasPrefix(got, "-ERR server unavailable: "+srv.Addr+": ") || !strings.Contains(got, tc.wantErr) {
 					t.Fatalf("SET: %q; want -ERR server unavailable naming %q", got, tc.wantErr)
@@ -159,11 +160,11 @@ func TestTLSBackends(t *testing.T) {
 			if got != "+OK\r\n" {
 				t.Fatalf("SET: %q", got)
 			}
-			if got := rc.do("GET", key); got != bulk(val) {
+			if got := rc.Do("GET", key); got != proxytest.Bulk(val) {
 				t.Errorf("GET: %q", got)
 			}
-			if got := tlsDo(t, srv.Addr, pki.clientConfig(false), "GET", key); got != bulk(val) {
-				t.Errorf("GET straight from the backend: %q; want %q", got, bulk(val))
+			if got := tlsDo(t, srv.Addr, pki.ClientConfig(false), "GET", key); got != proxytest.Bulk(val) {
+				t.Errorf("GET straight from the backend: %q; want %q", got, proxytest.Bulk(val))
 			}
 		})
 	}
@@ -178,32 +179,32 @@ func tlsDo(t *testing.T, addr string, tc *tls.Config, args ...string) string {
 	}
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(5 * time.Second))
-	rc := newClientConn(t, nc)
-	return rc.do(args...)
+	rc := proxytest.NewConn(t, nc)
+	return rc.Do(args...)
 }
 
 // TestTLSRefusalDoesNotBlockAccept checks that clients turned away by
 // client_connections on a TLS listener, which must handshake before they
 // can read the refusal, never stall the accept loop, even when silent.
 func TestTLSRefusalDoesNotBlockAccept(t *testing.T) {
-	pki := newPKI(t, "proxy")
-	backends := startRedisBackends(t, 1)
-	px := startProxy(t, poolYAML(freeListen(t), backends, "tls_cert_file: "+pki.ServerCert,
+	pki := proxytest.NewPKI(t, "proxy")
+	backends := proxytest.StartRedisBackends(t, 1)
+	px := proxytest.StartProxy(t, proxytest.PoolYAML(proxytest.FreeListen(t), backends, "tls_cert_file: "+pki.ServerCert,
 		"tls_key_file: "+pki.ServerKey, "client_connections: 2"))
 	addr := px.Addr(0).String()
 	ctx := timeoutContext(t)
-	first := noRetryClient(t, addr, pki.clientConfig(false), 0)
+	first := proxytest.NoRetryClient(t, addr, pki.ClientConfig(false), 0)
 	if err := first.Ping(ctx).Err(); err != nil {
 		t.Fatalf("first client: %v", err)
 	}
-	holder := dialClient(t, addr) // silent: holds the second place mid-handshake
-	silent := dialClient(t, addr) // silent and over the limit
+	holder := proxytest.Dial(t, addr) // silent: holds the second place mid-handshake
+	silent := proxytest.Dial(t, addr) // silent and over the limit
 	time.Sleep(100 * time.Millisecond)
-	holder.nc.Close()
+	holder.Net.Close()
 	start := time.Now()
 	var err error
 	for time.Since(start) < 5*time.Second {
-		if err = noRetryClient(t, addr, pki.clientConfig(false), 0).Ping(ctx).Err(); err == nil {
+		if err = proxytest.NoRetryClient(t, addr, pki.ClientConfig(false), 0).Ping(ctx).Err(); err == nil {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -211,35 +212,35 @@ func TestTLSRefusalDoesNotBlockAccept(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no new TLS client served while a refused one stays silent: %v", err)
 	}
-	silent.nc.Close()
+	silent.Net.Close()
 }
 
 // TestTLSIdleClients checks TLS clients past client_park_after: they park
 // (Linux) and answer their next request, whole or split across records,
 // and the idle timeout still closes them, counted from their last request.
 func TestTLSIdleClients(t *testing.T) {
-	pki := newPKI(t, "proxy")
-	backends := startRedisBackends(t, 2)
-	px := startProxyOpts(t, poolYAML(freeListen(t), backends, "tls_cert_file: "+pki.ServerCert,
+	pki := proxytest.NewPKI(t, "proxy")
+	backends := proxytest.StartRedisBackends(t, 2)
+	px := proxytest.StartProxyOpts(t, proxytest.PoolYAML(proxytest.FreeListen(t), backends, "tls_cert_file: "+pki.ServerCert,
 		"tls_key_file: "+pki.ServerKey, "client_park_after: 50", "client_idle_timeout: 600"),
 		proxy.Options{StatsAddr: "127.0.0.1:0"})
 	addr := px.Addr(0).String()
-	dial := func() *clientConn {
-		nc, err := tls.Dial("tcp", addr, pki.clientConfig(false))
+	dial := func() *proxytest.Conn {
+		nc, err := tls.Dial("tcp", addr, pki.ClientConfig(false))
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
 		t.Cleanup(func() { nc.Close() })
 		nc.SetDeadline(time.Now().Add(10 * time.Second))
-		return newClientConn(t, nc)
+		return proxytest.NewConn(t, nc)
 	}
 	parks := runtime.GOOS == "linux"
 	busy, idle := dial(), dial()
-	if got := idle.do("PING"); got != "+PONG\r\n" {
+	if got := idle.Do("PING"); got != "+PONG\r\n" {
 		t.Fatalf("PING: %q", got)
 	}
 	lastReply := time.Now()
-	if got := busy.do("PING"); got != "+PONG\r\n" {
+	if got := busy.Do("PING"); got != "+PONG\r\n" {
 		t.Fatalf("PING: %q", got)
 	}
 	// busy goes idle (parks) three times, and speaks again each time:
@@ -250,33 +251,33 @@ func TestTLSIdleClients(t *testing.T) {
 		{"*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$8\r\ntls:idle\r\n$1\r\n2\r\n"},
 	} {
 		if parks {
-			waitStat(t, px, "client_parked", 2)
+			proxytest.WaitStat(t, px, "client_parked", 2)
 		} else {
 			time.Sleep(150 * time.Millisecond)
 		}
 		for _, part := range send {
-			io.WriteString(busy.nc, part)
+			io.WriteString(busy.Net, part)
 			time.Sleep(10 * time.Millisecond)
 		}
 		if i == 2 {
-			if got := busy.read(); got != "+PONG\r\n" {
+			if got := busy.Read(); got != "+PONG\r\n" {
 				t.Fatalf("pipelined PING after parking: %q", got)
 			}
 		}
-		if got := busy.read(); got != "+OK\r\n" {
+		if got := busy.Read(); got != "+OK\r\n" {
 			t.Fatalf("SET %d after parking: %q", i, got)
 		}
 	}
 	// idle hears nothing more and is closed by the idle timeout, counted
 	// from its last request, not from when it parked.
-	idle.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := idle.r.ReadByte(); err == nil {
+	idle.Net.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := idle.R.ReadByte(); err == nil {
 		t.Fatal("idle TLS client got bytes instead of being closed")
 	}
 	if waited := time.Since(lastReply); waited < 540*time.Millisecond || waited > 1500*time.Millisecond {
 		t.Fatalf("idle TLS client closed after %v, want about 600 ms", waited)
 	}
-	if got := busy.do("GET", "tls:idle"); got != "$1\r\n2\r\n" {
+	if got := busy.Do("GET", "tls:idle"); got != "$1\r\n2\r\n" {
 		t.Fatalf("GET: %q", got)
 	}
 
@@ -290,21 +291,21 @@ func TestTLSIdleClients(t *testing.T) {
 	// Between the halves, busy and this client are parked.
 	pause := func() { time.Sleep(200 * time.Millisecond) }
 	if parks {
-		pause = func() { waitStat(t, px, "client_parked", 2) }
+		pause = func() { proxytest.WaitStat(t, px, "client_parked", 2) }
 	}
 	halves := &halvingConn{Conn: raw, pause: pause}
-	tc := tls.Client(halves, pki.clientConfig(false))
+	tc := tls.Client(halves, pki.ClientConfig(false))
 	t.Cleanup(func() { tc.Close() })
 	tc.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := tc.Handshake(); err != nil {
 		t.Fatalf("handshake: %v", err)
 	}
 	halves.armed.Store(true)
-	split := newClientConn(t, tc)
-	if got := split.do("GET", "tls:idle"); got != "$1\r\n2\r\n" {
+	split := proxytest.NewConn(t, tc)
+	if got := split.Do("GET", "tls:idle"); got != "$1\r\n2\r\n" {
 		t.Fatalf("GET in a record cut in two: %q", got)
 	}
-	if got := split.do("PING"); got != "+PONG\r\n" {
+	if got := split.Do("PING"); got != "+PONG\r\n" {
 		t.Fatalf("PING in a record cut in two: %q", got)
 	}
 }

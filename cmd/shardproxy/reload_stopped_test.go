@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
@@ -40,7 +41,7 @@ func testReloadNewOwnerStopped(t *testing.T, watch bool) {
 	}
 	p := startProxyConf(t, writeConf(t, conf(20)), fmt.Sprintf("127.0.0.1:%d", port), os.Stderr, extra...)
 	p.waitFor(t, "moving keys", func() bool {
-		pool, _ := statsDoc(t, p.stats)["alpha"].(map[string]any)
+		pool, _ := proxytest.FetchStats(t, p.stats)["alpha"].(map[string]any)
 		n, _ := pool["keys_migrated"].(float64)
 		return n > 0
 	})

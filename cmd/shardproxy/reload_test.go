@@ -5,7 +5,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
@@ -141,22 +141,6 @@ func TestWatchConfig(t *testing.T) {
 	p.stop(t)
 }
 
-// statsDoc fetches the stats JSON of a running binary.
-func statsDoc(t *testing.T, addr string) map[string]any {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		t.Fatalf("stats: %v", err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(3 * time.Second))
-	var doc map[string]any
-	if err := json.NewDecoder(c).Decode(&doc); err != nil {
-		t.Fatalf("stats: %v", err)
-	}
-	return doc
-}
-
 // sockets counts the process's open sockets.
 func sockets(t *testing.T, pid int) int {
 	t.Helper()
@@ -212,7 +196,7 @@ func TestReloadUnderBenchmark(t *testing.T) {
 	go func() { bm.Wait(); close(bmDone) }()
 	t.Cleanup(func() { bm.Process.Kill(); <-bmDone })
 	requests := func() float64 {
-		v, _ := statsDoc(t, p.stats)["alpha"].(map[string]any)["requests"].(float64)
+		v, _ := proxytest.FetchStats(t, p.stats)["alpha"].(map[string]any)["requests"].(float64)
 		return v
 	}
 	withBeta, beta := withPool(t, base, "beta")
@@ -231,7 +215,7 @@ func TestReloadUnderBenchmark(t *testing.T) {
 	pid := p.cmd.Process.Pid
 	// The benchmark's clients are connected by now (its first connection,
 	// which reads the server's configuration, has come and gone).
-	eofBefore := statsDoc(t, p.stats)["alpha"].(map[string]any)["client_eof"]
+	eofBefore := proxytest.FetchStats(t, p.stats)["alpha"].(map[string]any)["client_eof"]
 	for i, st := range steps {
 		if err := os.WriteFile(conf, st.conf, 0o644); err != nil {
 			t.Fatal(err)
@@ -239,7 +223,7 @@ func TestReloadUnderBenchmark(t *testing.T) {
 		before := requests()
 		p.signal(t, syscall.SIGUSR1)
 		p.waitFor(t, st.name+": reloaded", func() bool {
-			v, _ := statsDoc(t, p.stats)["reloads"].(float64)
+			v, _ := proxytest.FetchStats(t, p.stats)["reloads"].(float64)
 			return v == float64(i+1)
 		})
 		p.waitFor(t, st.name+": the benchmark goes on", func() bool { return requests() > before+10000 })
@@ -249,7 +233,7 @@ func TestReloadUnderBenchmark(t *testing.T) {
 		// Listeners (pools and stats) plus the connections the stats
 		// count: nothing left over from the configuration before.
 		p.waitFor(t, st.name+": sockets", func() bool {
-			doc := statsDoc(t, p.stats)
+			doc := proxytest.FetchStats(t, p.stats)
 			conns, _ := doc["curr_connections"].(float64)
 			return sockets(t, pid) == st.pools+1+int(conns)
 		})
@@ -260,7 +244,7 @@ func TestReloadUnderBenchmark(t *testing.T) {
 		default:
 		}
 	}
-	doc := statsDoc(t, p.stats)
+	doc := proxytest.FetchStats(t, p.stats)
 	a := doc["alpha"].(map[string]any)
 	if a["client_err"] != float64(0) || a["client_eof"] != eofBefore || a["forward_error"] != float64(0) {
 		t.Fatalf("alpha's clients saw errors or closes: client_err %v, client_eof %v (before the reloads %v), forward_error %v",

@@ -3,69 +3,23 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/shardproxy/shardproxy/hashring"
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
-
-// redisPipeline sends cmds to a redis-server on one connection and returns
-// its replies, a bulk string as its content, nil as "(nil)".
-func redisPipeline(t *testing.T, addr string, cmds [][]string) []string {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	var req strings.Builder
-	for _, cmd := range cmds {
-		fmt.Fprintf(&req, "*%d\r\n", len(cmd))
-		for _, a := range cmd {
-			fmt.Fprintf(&req, "$%d\r\n%s\r\n", len(a), a)
-		}
-	}
-	go io.WriteString(c, req.String())
-	r := bufio.NewReader(c)
-	out := make([]string, len(cmds))
-	for i := range out {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("%s: reply %d of %d: %v", addr, i, len(cmds), err)
-		}
-		line = strings.TrimSuffix(line, "\r\n")
-		if line == "$-1" {
-			out[i] = "(nil)"
-			continue
-		}
-		if line[0] != '$' {
-			out[i] = line
-			continue
-		}
-		n, _ := strconv.Atoi(line[1:])
-		b := make([]byte, n+2)
-		if _, err := io.ReadFull(r, b); err != nil {
-			t.Fatalf("%s: reply %d: %v", addr, i, err)
-		}
-		out[i] = string(b[:n])
-	}
-	return out
-}
 
 // poolStatOf returns a counter of pool alpha from a running binary's stats.
 func poolStatOf(t *testing.T, p *proxyProcess, key string) int64 {
 	t.Helper()
-	pool, _ := statsDoc(t, p.stats)["alpha"].(map[string]any)
+	pool, _ := proxytest.FetchStats(t, p.stats)["alpha"].(map[string]any)
 	v, ok := pool[key].(float64)
 	if !ok {
 		t.Fatalf("stats: no number alpha.%s", key)
@@ -115,7 +69,7 @@ func TestReshardResumeAfterKill(t *testing.T) {
 		}
 	}
 	for o, cmds := range fill {
-		for _, rep := range redisPipeline(t, r[o].Addr, cmds) {
+		for _, rep := range proxytest.Texts(t, r[o].Addr, cmds) {
 			if rep != "+OK" {
 				t.Fatalf("SET on server %d: %q", o, rep)
 			}
@@ -142,7 +96,7 @@ func TestReshardResumeAfterKill(t *testing.T) {
 	<-p.done
 	// At 300 keys per second, about 1,000 keys to move take more than 3 s:
 	// killed after some 100, most have not moved.
-	moved := dbsizeOf(t, r[2].Addr)
+	moved := proxytest.Dbsize(t, r[2].Addr)
 	if moved == 0 || moved >= moving {
 		t.Fatalf("after SIGKILL the new server holds %d keys, want some of the %d that move, not all", moved, moving)
 	}
@@ -163,16 +117,6 @@ func TestReshardResumeAfterKill(t *testing.T) {
 	checkOwners(t, r, keys, func(k string) int { return newPlace.Pick([]byte(k)) })
 }
 
-// dbsizeOf returns the number of keys a redis-server holds.
-func dbsizeOf(t *testing.T, addr string) int {
-	t.Helper()
-	n, err := strconv.Atoi(strings.TrimPrefix(redisPipeline(t, addr, [][]string{{"DBSIZE"}})[0], ":"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // checkOwners checks that key i ("<i>:key") is on server owner(key) only,
 // with value i, and with a TTL when i is even.
 func checkOwners(t *testing.T, r []*testservers.Server, keys []string, owner func(string) int) {
@@ -183,7 +127,7 @@ func checkOwners(t *testing.T, r []*testservers.Server, keys []string, owner fun
 	}
 	total, bad := 0, 0
 	for s, srv := range r {
-		replies := redisPipeline(t, srv.Addr, cmds)
+		replies := proxytest.Texts(t, srv.Addr, cmds)
 		for i, k := range keys {
 			val, pttl := replies[2*i], replies[2*i+1]
 			want, wantTTL := "(nil)", "none"
@@ -205,7 +149,7 @@ func checkOwners(t *testing.T, r []*testservers.Server, keys []string, owner fun
 				t.Errorf("server %d, key %s (owner %d): %q, %s (%s); want %q, %s", s, k, owner(k), val, ttl, pttl, want, wantTTL)
 			}
 		}
-		total += dbsizeOf(t, srv.Addr)
+		total += proxytest.Dbsize(t, srv.Addr)
 	}
 	if total != len(keys) {
 		t.Errorf("the servers hold %d keys, want %d", total, len(keys))

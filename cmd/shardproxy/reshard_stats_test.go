@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
 	"github.com/shardproxy/shardproxy/stats"
@@ -20,24 +21,12 @@ import (
 // its stats on a free port, and returns it and its stats address.
 func startInProcess(t *testing.T, path string) (*proxy.Proxy, string) {
 	t.Helper()
-	cfg, err := config.Load(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	px, err := proxy.New(cfg, proxy.Options{StatsAddr: "127.0.0.1:0", ConfigPath: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := px.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { px.Close() })
+	px := proxytest.StartProxyOpts(t, string(data), proxy.Options{StatsAddr: "127.0.0.1:0", ConfigPath: path})
 	return px, px.StatsAddr().String()
-}
-
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr(t *testing.T) string {
-	return fmt.Sprintf("127.0.0.1:%d", testservers.FreePort(t, "127.0.0.1"))
 }
 
 // TestReshardStatsMigration fills a pool of 3 servers through the proxy,
@@ -50,7 +39,7 @@ func TestReshardStatsMigration(t *testing.T) {
 		addrs = append(addrs, testservers.Redis(t).Addr)
 	}
 	lines := namedLines(addrs)
-	listen := freeAddr(t)
+	listen := proxytest.FreeListen(t)
 	conf := writeConf(t, poolYAML(listen, lines[:3]))
 	px, stats := startInProcess(t, conf)
 	var keys []string
@@ -94,8 +83,8 @@ func TestReshardStatsMigration(t *testing.T) {
 // that cannot complete each exit non-zero, naming the cause.
 func TestReshardStatsFailures(t *testing.T) {
 	r := testservers.Redis(t)
-	confA := writeConf(t, poolYAML(freeAddr(t), []string{r.Addr + ":1"}))
-	confB := writeConf(t, poolYAML(freeAddr(t), []string{r.Addr + ":1"}))
+	confA := writeConf(t, poolYAML(proxytest.FreeListen(t), []string{r.Addr + ":1"}))
+	confB := writeConf(t, poolYAML(proxytest.FreeListen(t), []string{r.Addr + ":1"}))
 	_, statsA := startInProcess(t, confA)
 	_, statsB := startInProcess(t, confB)
 	cfgA, err := config.Load(confA)
@@ -106,7 +95,7 @@ func TestReshardStatsFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nobody := freeAddr(t)
+	nobody := proxytest.FreeListen(t)
 	tests := []struct {
 		name string
 		args []string
@@ -141,7 +130,7 @@ func TestReshardStatsFailures(t *testing.T) {
 // goes on until --timeout.
 func TestReshardStatsStuck(t *testing.T) {
 	r := testservers.Redis(t)
-	listen := freeAddr(t)
+	listen := proxytest.FreeListen(t)
 	lines := []string{r.Addr + ":1 s0", closingServer(t) + ":1 s1"}
 	conf := writeConf(t, poolYAML(listen, lines[:1]))
 	px, stats := startInProcess(t, conf)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
@@ -30,7 +31,7 @@ func TestTestConfLikeStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	stale := filepath.Join(dir, "stale.sock")
-	staleSocket(t, stale)
+	proxytest.StaleSocket(t, stale)
 	pool := func(listen, server string) string {
 		return "alpha:\n  listen: " + listen + "\n  redis: true\n  servers:\n    - " + server + "\n"
 	}
@@ -79,15 +80,4 @@ func TestTestConfLikeStart(t *testing.T) {
 	} else {
 		nc.Close()
 	}
-}
-
-// staleSocket leaves a unix socket file at path that nobody accepts on.
-func staleSocket(t *testing.T, path string) {
-	t.Helper()
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.SetUnlinkOnClose(false)
-	ln.Close()
 }

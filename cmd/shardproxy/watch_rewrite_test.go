@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
@@ -105,39 +106,6 @@ func (l *counterLoad) stop() {
 		close(l.quit)
 	}
 	l.wg.Wait()
-}
-
-// redisCommand sends one command on a new connection to addr and returns
-// the reply's first line and, for a bulk string, its value.
-func redisCommand(t *testing.T, addr string, args ...string) string {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(3 * time.Second))
-	cmd := fmt.Sprintf("*%d\r\n", len(args))
-	for _, a := range args {
-		cmd += fmt.Sprintf("$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := c.Write([]byte(cmd)); err != nil {
-		t.Fatal(err)
-	}
-	r := bufio.NewReader(c)
-	line, err := r.ReadString('\n')
-	if err != nil {
-		t.Fatalf("%v: %v", args, err)
-	}
-	line = strings.TrimSuffix(line, "\r\n")
-	if strings.HasPrefix(line, "$") && line != "$-1" {
-		v, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-		return strings.TrimSuffix(v, "\r\n")
-	}
-	return line
 }
 
 // watchPing pings addr on one connection every 20 ms until stop, and
@@ -247,7 +215,7 @@ func TestWatchConfigHalfWritten(t *testing.T) {
 	ld.stop()
 	stopBeta()
 
-	doc := statsDoc(t, p.stats)
+	doc := proxytest.FetchStats(t, p.stats)
 	t.Logf("written in %v, applied %v after the first write; %d INCRs: %d wrong (%d answering 1); "+
 		"beta's pings failed %d; reloads %v, reload_failures %v", written.Round(time.Millisecond),
 		applied.Round(time.Millisecond), ld.ops.Load(), ld.wrong.Load(), ld.ones.Load(), betaFailed(),
@@ -278,12 +246,12 @@ func checkCounters(t *testing.T, ld *counterLoad, addr string, servers []*testse
 	t.Helper()
 	badValues, twice := 0, 0
 	for key, n := range ld.incrs {
-		if got := redisCommand(t, addr, "GET", key); got != strconv.FormatInt(n, 10) {
+		if got := proxytest.Command(t, addr, "GET", key); got != strconv.FormatInt(n, 10) {
 			badValues++
 		}
 		held := 0
 		for _, r := range servers {
-			if redisCommand(t, r.Addr, "EXISTS", key) == ":1" {
+			if proxytest.Command(t, r.Addr, "EXISTS", key) == ":1" {
 				held++
 			}
 		}

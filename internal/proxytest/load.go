@@ -1,4 +1,4 @@
-package proxy_test
+package proxytest
 
 import (
 	"context"
@@ -23,7 +23,7 @@ type loadPhase struct {
 	ops, errs []int           // per shard
 	maxLat    []time.Duration // per shard, over every request
 	firstOK   []time.Time     // per shard, first success in the phase
-	lastErr   []time.Time     // per shard
+	LastErr   []time.Time     // per shard
 	stale     []int           // per shard: nil or an older value of the same key
 	late      int             // older value whose SET had failed (applied late)
 	wrong     []string        // values of another key or client
@@ -33,14 +33,14 @@ type loadPhase struct {
 func newLoadPhase(name string, shards int) *loadPhase {
 	return &loadPhase{name: name, started: time.Now(), ops: make([]int, shards), errs: make([]int, shards),
 		maxLat: make([]time.Duration, shards), firstOK: make([]time.Time, shards),
-		lastErr: make([]time.Time, shards), stale: make([]int, shards), causes: map[string]int{}}
+		LastErr: make([]time.Time, shards), stale: make([]int, shards), causes: map[string]int{}}
 }
 
-// load runs client goroutines through a go-redis client; each SETs then
+// Load runs client goroutines through a go-redis client; each SETs then
 // GETs its own keys, which span every shard, and records every outcome in
 // the current phase.
-type load struct {
-	f    *fixture
+type Load struct {
+	f    *Fixture
 	rc   *redis.Client
 	mu   sync.Mutex
 	ph   *loadPhase
@@ -48,31 +48,31 @@ type load struct {
 	wg   sync.WaitGroup
 }
 
-// startLoad starts n goroutines; each owns keysPerShard keys per shard,
+// StartLoad starts n goroutines; each owns keysPerShard keys per shard,
 // but the first one per shard owns keys on its shard only.
-func startLoad(t *testing.T, f *fixture, n, keysPerShard int) *load {
-	l := &load{f: f, rc: noRetryClient(t, f.addr, nil, n+8), stop: make(chan struct{}),
-		ph: newLoadPhase("start", len(f.backends))}
+func StartLoad(t *testing.T, f *Fixture, n, keysPerShard int) *Load {
+	l := &Load{f: f, rc: NoRetryClient(t, f.Addr, nil, n+8), stop: make(chan struct{}),
+		ph: newLoadPhase("start", len(f.Backends))}
 	for g := 0; g < n; g++ {
 		var keys []string
-		for s := range f.backends {
+		for s := range f.Backends {
 			// The first clients each keep to one shard: clients that
 			// cycle through every shard can all end up waiting on a
 			// hung one, and then no request tests the healthy ones.
-			if g < len(f.backends) && s != g {
+			if g < len(f.Backends) && s != g {
 				continue
 			}
-			keys = append(keys, f.keysOn(s, fmt.Sprintf("ftload:%d:", g), keysPerShard)...)
+			keys = append(keys, f.KeysOn(s, fmt.Sprintf("ftload:%d:", g), keysPerShard)...)
 		}
 		l.wg.Add(1)
 		go l.run(g, keys)
 	}
-	t.Cleanup(l.halt)
+	t.Cleanup(l.Halt)
 	return l
 }
 
-// halt stops the goroutines and waits for them.
-func (l *load) halt() {
+// Halt stops the goroutines and waits for them.
+func (l *Load) Halt() {
 	select {
 	case <-l.stop:
 	default:
@@ -81,19 +81,19 @@ func (l *load) halt() {
 	l.wg.Wait()
 }
 
-// phase ends the current phase and starts a new one; it returns the ended
-// phase.
-func (l *load) phase(name string) *loadPhase {
+// Phase ends the current Phase and starts a new one; it returns the ended
+// Phase.
+func (l *Load) Phase(name string) *loadPhase {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	old := l.ph
 	old.ended = time.Now()
-	l.ph = newLoadPhase(name, len(l.f.backends))
+	l.ph = newLoadPhase(name, len(l.f.Backends))
 	return old
 }
 
 // run is one client goroutine.
-func (l *load) run(g int, keys []string) {
+func (l *Load) run(g int, keys []string) {
 	defer l.wg.Done()
 	failed := map[string]map[int]bool{}
 	for seq := 0; ; seq++ {
@@ -138,7 +138,7 @@ type outcome struct {
 }
 
 // op runs one request and measures it.
-func (l *load) op(fn func(context.Context) error) outcome {
+func (l *Load) op(fn func(context.Context) error) outcome {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -156,7 +156,7 @@ func (l *load) op(fn func(context.Context) error) outcome {
 }
 
 // record adds an outcome to the current phase and reports success.
-func (l *load) record(shard int, o outcome) bool {
+func (l *Load) record(shard int, o outcome) bool {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -170,13 +170,13 @@ func (l *load) record(shard int, o outcome) bool {
 		return true
 	}
 	ph.errs[shard]++
-	ph.lastErr[shard] = now
+	ph.LastErr[shard] = now
 	ph.causes[fmt.Sprintf("shard %d: %s", shard, o.err)]++
 	return false
 }
 
 // mismatch classifies a GET that did not return the value just written.
-func (l *load) mismatch(shard int, prefix, got string, failed map[int]bool) {
+func (l *Load) mismatch(shard int, prefix, got string, failed map[int]bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if got == "" {
@@ -195,9 +195,9 @@ func (l *load) mismatch(shard int, prefix, got string, failed map[int]bool) {
 	}
 }
 
-// waitOK waits until the current phase has a success on shard, and
+// WaitOK waits until the current phase has a success on shard, and
 // returns how long that took from since.
-func (l *load) waitOK(shard int, since time.Time, limit time.Duration) (time.Duration, bool) {
+func (l *Load) WaitOK(shard int, since time.Time, limit time.Duration) (time.Duration, bool) {
 	for time.Since(since) < limit {
 		l.mu.Lock()
 		ok := l.ph.firstOK[shard]
@@ -210,10 +210,10 @@ func (l *load) waitOK(shard int, since time.Time, limit time.Duration) (time.Dur
 	return 0, false
 }
 
-// check verifies a phase: no error and no stale read outside the faulty
+// Check verifies a phase: no error and no stale read outside the faulty
 // shard (-1: none), errors on it matching cause, every request within
 // maxLat, and no value of another key or client. It returns a summary.
-func (ph *loadPhase) check(t *testing.T, faulty int, cause *regexp.Regexp, maxLat time.Duration) string {
+func (ph *loadPhase) Check(t *testing.T, faulty int, cause *regexp.Regexp, maxLat time.Duration) string {
 	t.Helper()
 	var sum strings.Builder
 	fmt.Fprintf(&sum, "%-12s", ph.name)
@@ -256,10 +256,10 @@ func (ph *loadPhase) sortedCauses() []string {
 	return out
 }
 
-// errorCause matches the errors a client may see for shard's server: an -ERR
+// ErrorCause matches the errors a client may see for shard's server: an -ERR
 // with the given kinds (such as "server unavailable") naming the server,
 // and a cause matching causes.
-func errorCause(f *fixture, shard int, kinds, causes string) *regexp.Regexp {
+func ErrorCause(f *Fixture, shard int, kinds, causes string) *regexp.Regexp {
 	return regexp.MustCompile(fmt.Sprintf(`^shard %d: ERR (%s): %s: (%s)`, shard, kinds,
-		regexp.QuoteMeta(f.idents[shard]), causes))
+		regexp.QuoteMeta(f.Idents[shard]), causes))
 }

@@ -1,4 +1,4 @@
-package proxy_test
+package proxytest
 
 import (
 	"crypto/ecdsa"
@@ -16,18 +16,18 @@ import (
 	"time"
 )
 
-// testPKI is a test certificate authority with a server certificate (for
+// PKI is a test certificate authority with a server certificate (for
 // 127.0.0.1, ::1 and localhost) and a client certificate, each written as
 // PEM files.
-type testPKI struct {
+type PKI struct {
 	CAFile, ServerCert, ServerKey, ClientCert, ClientKey string
 
 	pool   *x509.CertPool  // the CA, for clients that verify the proxy
-	client tls.Certificate // the client certificate and key
+	Client tls.Certificate // the client certificate and key
 }
 
-// newPKI makes a CA and its certificates in a temporary directory.
-func newPKI(t *testing.T, name string) *testPKI {
+// NewPKI makes a CA and its certificates in a temporary directory.
+func NewPKI(t *testing.T, name string) *PKI {
 	t.Helper()
 	dir := t.TempDir()
 	caKey := newKey(t)
@@ -48,7 +48,7 @@ func newPKI(t *testing.T, name string) *testPKI {
 	if err != nil {
 		t.Fatalf("CA certificate: %v", err)
 	}
-	p := &testPKI{CAFile: filepath.Join(dir, "ca.pem"), pool: x509.NewCertPool()}
+	p := &PKI{CAFile: filepath.Join(dir, "ca.pem"), pool: x509.NewCertPool()}
 	p.pool.AddCert(ca)
 	writePEM(t, p.CAFile, "CERTIFICATE", caDER)
 	server := &x509.Certificate{
@@ -64,16 +64,16 @@ func newPKI(t *testing.T, name string) *testPKI {
 		Subject:      pkix.Name{CommonName: "test client"},
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	p.ClientCert, p.ClientKey, p.client = issueCert(t, dir, "client", client, ca, caKey)
+	p.ClientCert, p.ClientKey, p.Client = issueCert(t, dir, "client", client, ca, caKey)
 	return p
 }
 
-// clientConfig is a TLS configuration that trusts the CA, with the client
+// ClientConfig is a TLS configuration that trusts the CA, with the client
 // certificate when withCert.
-func (p *testPKI) clientConfig(withCert bool) *tls.Config {
+func (p *PKI) ClientConfig(withCert bool) *tls.Config {
 	c := &tls.Config{RootCAs: p.pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
 	if withCert {
-		c.Certificates = []tls.Certificate{p.client}
+		c.Certificates = []tls.Certificate{p.Client}
 	}
 	return c
 }

@@ -1,10 +1,14 @@
-package proxy_test
-
-// The harness every test of this package starts from: configurations, the
-// proxy and its leak check, fixtures and the stats port. harness_conn_test.go
-// is the raw client connection, harness_redis_test.go and
-// harness_memcache_test.go speak each protocol over it,
-// harness_backends_test.go starts and stops the servers.
+// Package proxytest is the harness the tests of proxy, metrics and
+// cmd/shardproxy start from: pool configurations (Pool, PoolYAML), an
+// in-process proxy and its goroutine leak check (StartProxy, CloseProxy),
+// fixtures over real redis-server and memcached processes (StartFixture,
+// NewRedisFixture, NewMemcacheFixture), the stats port (FetchStats,
+// PoolStat), a raw client connection that reads replies byte for byte
+// (Conn, Dial, ReadReply), backends started, stopped and asked directly
+// (backends.go), tables of malformed input (badinput.go), a checking load
+// (load.go) and a test PKI (tls.go). Its functions fail the test they are
+// given; nothing in it is used outside tests.
+package proxytest
 
 import (
 	"encoding/json"
@@ -25,72 +29,72 @@ import (
 	"github.com/shardproxy/shardproxy/proxy"
 )
 
-// pool describes one pool of a test configuration; the same value renders
+// Pool describes one Pool of a test configuration; the same value renders
 // the YAML for the proxy and for nutcracker.
-type pool struct {
-	memcache                    bool
-	hash, distribution, hashTag string
-	serverConnections           int
-	auth                        string // redis_auth, written as given
-	db                          int
-	keys                        []string // further "key: value" lines
-	servers                     []string // "host:port:weight [name]"
+type Pool struct {
+	Memcache                    bool
+	Hash, Distribution, HashTag string
+	ServerConnections           int
+	Auth                        string // redis_auth, written as given
+	DB                          int
+	Keys                        []string // further "key: value" lines
+	Servers                     []string // "host:port:weight [name]"
 }
 
-// yaml renders the pool as a configuration file; listen is on line 2.
-func (p pool) yaml(name, listen string) string {
+// Yaml renders the pool as a configuration file; listen is on line 2.
+func (p Pool) YAML(name, listen string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s:\n  listen: %q\n  redis: %v\n", name, listen, !p.memcache)
-	if p.hash != "" {
-		fmt.Fprintf(&b, "  hash: %s\n", p.hash)
+	fmt.Fprintf(&b, "%s:\n  listen: %q\n  redis: %v\n", name, listen, !p.Memcache)
+	if p.Hash != "" {
+		fmt.Fprintf(&b, "  hash: %s\n", p.Hash)
 	}
-	if p.distribution != "" {
-		fmt.Fprintf(&b, "  distribution: %s\n", p.distribution)
+	if p.Distribution != "" {
+		fmt.Fprintf(&b, "  distribution: %s\n", p.Distribution)
 	}
-	if p.hashTag != "" {
-		fmt.Fprintf(&b, "  hash_tag: %q\n", p.hashTag)
+	if p.HashTag != "" {
+		fmt.Fprintf(&b, "  hash_tag: %q\n", p.HashTag)
 	}
-	if p.serverConnections > 0 {
-		fmt.Fprintf(&b, "  server_connections: %d\n", p.serverConnections)
+	if p.ServerConnections > 0 {
+		fmt.Fprintf(&b, "  server_connections: %d\n", p.ServerConnections)
 	}
-	if p.auth != "" {
-		fmt.Fprintf(&b, "  redis_auth: %s\n", p.auth)
+	if p.Auth != "" {
+		fmt.Fprintf(&b, "  redis_auth: %s\n", p.Auth)
 	}
-	if p.db != 0 {
-		fmt.Fprintf(&b, "  redis_db: %d\n", p.db)
+	if p.DB != 0 {
+		fmt.Fprintf(&b, "  redis_db: %d\n", p.DB)
 	}
-	for _, k := range p.keys {
+	for _, k := range p.Keys {
 		fmt.Fprintf(&b, "  %s\n", k)
 	}
 	b.WriteString("  servers:\n")
-	for _, s := range p.servers {
+	for _, s := range p.Servers {
 		fmt.Fprintf(&b, "    - %s\n", s)
 	}
 	return b.String()
 }
 
-// poolYAML renders redis pool "alpha" over backends, with further key
+// PoolYAML renders redis pool "alpha" over backends, with further key
 // lines (such as "timeout: 500").
-func poolYAML(listen string, backends []*testservers.Server, keys ...string) string {
-	return pool{keys: keys, servers: serverLines(backends, nil, nil)}.yaml("alpha", listen)
+func PoolYAML(listen string, backends []*testservers.Server, keys ...string) string {
+	return Pool{Keys: keys, Servers: ServerLines(backends, nil, nil)}.YAML("alpha", listen)
 }
 
-// freeListen returns a free loopback listen address.
-func freeListen(tb testing.TB) string {
+// FreeListen returns a free loopback listen address.
+func FreeListen(tb testing.TB) string {
 	tb.Helper()
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testservers.FreePort(tb, "127.0.0.1")))
 }
 
-// startProxy parses yaml, starts the proxy in-process and returns it. The
+// StartProxy parses yaml, starts the proxy in-process and returns it. The
 // cleanup closes it and checks that every goroutine started since the call
 // has ended: start every other server before calling it.
-func startProxy(tb testing.TB, yaml string) *proxy.Proxy {
+func StartProxy(tb testing.TB, yaml string) *proxy.Proxy {
 	tb.Helper()
-	return startProxyOpts(tb, yaml, proxy.Options{})
+	return StartProxyOpts(tb, yaml, proxy.Options{})
 }
 
-// startProxyOpts is startProxy with options (a stats address, say).
-func startProxyOpts(tb testing.TB, yaml string, opt proxy.Options) *proxy.Proxy {
+// StartProxyOpts is startProxy with options (a stats address, say).
+func StartProxyOpts(tb testing.TB, yaml string, opt proxy.Options) *proxy.Proxy {
 	tb.Helper()
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
@@ -105,16 +109,16 @@ func startProxyOpts(tb testing.TB, yaml string, opt proxy.Options) *proxy.Proxy 
 		tb.Fatalf("proxy.Start: %v", err)
 	}
 	tb.Cleanup(func() {
-		if closeProxy(tb, px) {
-			checkGoroutines(tb, baseline)
+		if CloseProxy(tb, px) {
+			CheckGoroutines(tb, baseline)
 		}
 	})
 	return px
 }
 
-// closeProxy closes px and reports whether Close returned within 10 s; when
+// CloseProxy closes px and reports whether Close returned within 10 s; when
 // it does not, the test fails with the stacks of the proxy's goroutines.
-func closeProxy(tb testing.TB, px *proxy.Proxy) bool {
+func CloseProxy(tb testing.TB, px *proxy.Proxy) bool {
 	done := make(chan error, 1)
 	go func() { done <- px.Close() }()
 	select {
@@ -133,18 +137,18 @@ func closeProxy(tb testing.TB, px *proxy.Proxy) bool {
 // any runs, the process's goroutine count says nothing about one proxy.
 var parallelTests atomic.Int32
 
-// runParallel runs the test in parallel with the other parallel tests; the
+// RunParallel runs the test in parallel with the other parallel tests; the
 // goroutine checks of its proxies are skipped.
-func runParallel(t *testing.T) {
+func RunParallel(t *testing.T) {
 	t.Parallel()
 	parallelTests.Add(1)
 	t.Cleanup(func() { parallelTests.Add(-1) })
 }
 
-// checkGoroutines waits up to 2 s for the goroutine count to fall back to
+// CheckGoroutines waits up to 2 s for the goroutine count to fall back to
 // baseline, and fails with the leftover stacks if it does not. It checks
 // nothing while tests run in parallel.
-func checkGoroutines(tb testing.TB, baseline int) {
+func CheckGoroutines(tb testing.TB, baseline int) {
 	tb.Helper()
 	deadline := time.Now().Add(2 * time.Second)
 	for parallelTests.Load() == 0 {
@@ -177,9 +181,9 @@ func proxyStacks() string {
 	return strings.Join(out, "\n\n")
 }
 
-// startErr builds and starts a proxy from yaml and returns the error of New
+// StartErr builds and starts a proxy from yaml and returns the error of New
 // or Start; a proxy that starts is closed at once.
-func startErr(t *testing.T, yaml string) error {
+func StartErr(t *testing.T, yaml string) error {
 	t.Helper()
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
@@ -195,8 +199,8 @@ func startErr(t *testing.T, yaml string) error {
 	return px.Close()
 }
 
-// wantErr checks that err is not nil and contains every part.
-func wantErr(t *testing.T, err error, parts ...string) {
+// WantErr checks that err is not nil and contains every part.
+func WantErr(t *testing.T, err error, parts ...string) {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("no error; want one containing %q", parts)
@@ -208,48 +212,48 @@ func wantErr(t *testing.T, err error, parts ...string) {
 	}
 }
 
-// fixture is a proxy with one pool, "alpha", in front of real servers.
-type fixture struct {
-	backends []*testservers.Server
+// Fixture is a proxy with one pool, "alpha", in front of real servers.
+type Fixture struct {
+	Backends []*testservers.Server
 	px       *proxy.Proxy
-	addr     string              // the pool's listen address
-	idents   []string            // the servers' names, as errors name them
+	Addr     string              // the pool's listen address
+	Idents   []string            // the servers' names, as errors name them
 	place    *hashring.Placement // where keys live while every server is live
 }
 
-// startFixture starts a proxy with pool p over backends (p.servers, when
+// StartFixture starts a proxy with pool p over backends (p.servers, when
 // empty, is one line of weight 1 per backend).
-func startFixture(t *testing.T, p pool, backends []*testservers.Server) *fixture {
+func StartFixture(t *testing.T, p Pool, backends []*testservers.Server) *Fixture {
 	t.Helper()
-	if p.servers == nil {
-		p.servers = serverLines(backends, nil, nil)
+	if p.Servers == nil {
+		p.Servers = ServerLines(backends, nil, nil)
 	}
-	yaml := p.yaml("alpha", freeListen(t))
+	yaml := p.YAML("alpha", FreeListen(t))
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)
 	}
 	pc := cfg.Pools[0]
 	hc := hashring.Config{Hash: pc.Hash, HashTag: pc.HashTag, Distribution: pc.Distribution}
-	f := &fixture{backends: backends}
+	f := &Fixture{Backends: backends}
 	for _, s := range pc.Servers {
 		hc.Servers = append(hc.Servers, hashring.Server{Name: s.Ident, Weight: s.Weight})
-		f.idents = append(f.idents, s.Ident)
+		f.Idents = append(f.Idents, s.Ident)
 	}
 	if f.place, err = hashring.New(hc); err != nil {
 		t.Fatalf("placement: %v", err)
 	}
-	f.px = startProxy(t, yaml)
-	f.addr = f.px.Addr(0).String()
+	f.px = StartProxy(t, yaml)
+	f.Addr = f.px.Addr(0).String()
 	return f
 }
 
 // shardOf returns the index of the backend that holds key while every
 // server is live.
-func (f *fixture) shardOf(key string) int { return f.place.Pick([]byte(key)) }
+func (f *Fixture) shardOf(key string) int { return f.place.Pick([]byte(key)) }
 
-// keysOn returns n distinct keys "<prefix><i>" that live on shard.
-func (f *fixture) keysOn(shard int, prefix string, n int) []string {
+// KeysOn returns n distinct keys "<prefix><i>" that live on shard.
+func (f *Fixture) KeysOn(shard int, prefix string, n int) []string {
 	var keys []string
 	for i := 0; len(keys) < n; i++ {
 		k := prefix + strconv.Itoa(i)
@@ -260,8 +264,8 @@ func (f *fixture) keysOn(shard int, prefix string, n int) []string {
 	return keys
 }
 
-// fetchStats reads the stats JSON served at addr.
-func fetchStats(t *testing.T, addr string) map[string]any {
+// FetchStats reads the stats JSON served at addr.
+func FetchStats(t *testing.T, addr string) map[string]any {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -280,10 +284,10 @@ func fetchStats(t *testing.T, addr string) map[string]any {
 	return doc
 }
 
-// poolStat reads one counter of pool "alpha" from the proxy's stats port.
-func poolStat(t *testing.T, px *proxy.Proxy, key string) int64 {
+// PoolStat reads one counter of pool "alpha" from the proxy's stats port.
+func PoolStat(t *testing.T, px *proxy.Proxy, key string) int64 {
 	t.Helper()
-	doc := fetchStats(t, px.StatsAddr().String())
+	doc := FetchStats(t, px.StatsAddr().String())
 	pool, _ := doc["alpha"].(map[string]any)
 	v, ok := pool[key].(float64)
 	if !ok {
@@ -292,12 +296,12 @@ func poolStat(t *testing.T, px *proxy.Proxy, key string) int64 {
 	return int64(v)
 }
 
-// waitStat waits up to 3 s for a pool counter to reach want.
-func waitStat(t *testing.T, px *proxy.Proxy, key string, want int64) {
+// WaitStat waits up to 3 s for a pool counter to reach want.
+func WaitStat(t *testing.T, px *proxy.Proxy, key string, want int64) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		got := poolStat(t, px, key)
+		got := PoolStat(t, px, key)
 		if got == want {
 			return
 		}
@@ -308,8 +312,8 @@ func waitStat(t *testing.T, px *proxy.Proxy, key string, want int64) {
 	}
 }
 
-// staleSocket leaves a unix socket file at path that nobody accepts on.
-func staleSocket(t *testing.T, path string) {
+// StaleSocket leaves a unix socket file at path that nobody accepts on.
+func StaleSocket(t *testing.T, path string) {
 	t.Helper()
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
@@ -326,8 +330,8 @@ func staleSocket(t *testing.T, path string) {
 	}
 }
 
-// writeFile writes data to path.
-func writeFile(t *testing.T, path, data string) {
+// WriteFile writes data to path.
+func WriteFile(t *testing.T, path, data string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package proxy_test
+package proxytest
 
 import (
 	"fmt"
@@ -12,8 +12,8 @@ import (
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
-// startRedisBackends starts n redis-server processes with extra arguments.
-func startRedisBackends(t *testing.T, n int, extra ...string) []*testservers.Server {
+// StartRedisBackends starts n redis-server processes with extra arguments.
+func StartRedisBackends(t *testing.T, n int, extra ...string) []*testservers.Server {
 	t.Helper()
 	out := make([]*testservers.Server, n)
 	for i := range out {
@@ -22,8 +22,8 @@ func startRedisBackends(t *testing.T, n int, extra ...string) []*testservers.Ser
 	return out
 }
 
-// startMemcacheBackends starts n memcached processes with extra arguments.
-func startMemcacheBackends(t *testing.T, n int, extra ...string) []*testservers.Server {
+// StartMemcacheBackends starts n memcached processes with extra arguments.
+func StartMemcacheBackends(t *testing.T, n int, extra ...string) []*testservers.Server {
 	t.Helper()
 	out := make([]*testservers.Server, n)
 	for i := range out {
@@ -32,9 +32,9 @@ func startMemcacheBackends(t *testing.T, n int, extra ...string) []*testservers.
 	return out
 }
 
-// serverLines makes "addr:weight [name]" lines; weights and names may be
+// ServerLines makes "addr:weight [name]" lines; weights and names may be
 // nil (weight 1, no name).
-func serverLines(backends []*testservers.Server, weights []int, names []string) []string {
+func ServerLines(backends []*testservers.Server, weights []int, names []string) []string {
 	lines := make([]string, len(backends))
 	for i, s := range backends {
 		w := 1
@@ -49,9 +49,9 @@ func serverLines(backends []*testservers.Server, weights []int, names []string) 
 	return lines
 }
 
-// stopServer pauses a server with SIGSTOP and waits until the kernel shows
+// StopServer pauses a server with SIGSTOP and waits until the kernel shows
 // it stopped, so that no request sent afterwards is answered.
-func stopServer(t *testing.T, s *testservers.Server) {
+func StopServer(t *testing.T, s *testservers.Server) {
 	t.Helper()
 	s.Stop()
 	stat := fmt.Sprintf("/proc/%d/stat", s.Cmd.Process.Pid)
@@ -69,9 +69,9 @@ func stopServer(t *testing.T, s *testservers.Server) {
 	t.Fatalf("%s did not stop", s.Addr)
 }
 
-// killServer kills a server with SIGKILL and waits until its port is
+// KillServer kills a server with SIGKILL and waits until its port is
 // closed.
-func killServer(t *testing.T, s *testservers.Server) {
+func KillServer(t *testing.T, s *testservers.Server) {
 	t.Helper()
 	if err := s.Cmd.Process.Kill(); err != nil {
 		t.Fatalf("kill %s: %v", s.Addr, err)
@@ -89,32 +89,32 @@ func killServer(t *testing.T, s *testservers.Server) {
 	}
 }
 
-// backendDo runs commands on one connection straight to a backend (for
+// BackendDo runs commands on one connection straight to a backend (for
 // AUTH and SELECT before a check) and returns the last reply.
-func backendDo(t *testing.T, addr string, cmds ...[]string) string {
+func BackendDo(t *testing.T, addr string, cmds ...[]string) string {
 	t.Helper()
-	c := dialClient(t, addr)
-	defer c.nc.Close()
+	c := Dial(t, addr)
+	defer c.Net.Close()
 	var last string
 	for _, cmd := range cmds {
-		last = c.do(cmd...)
+		last = c.Do(cmd...)
 	}
 	return last
 }
 
-// dbsize returns the number of keys in db 0 of a backend.
-func dbsize(t *testing.T, addr string) int {
+// Dbsize returns the number of keys in db 0 of a backend.
+func Dbsize(t *testing.T, addr string) int {
 	t.Helper()
-	n, err := dbsizeErr(t, addr)
+	n, err := DbsizeErr(t, addr)
 	if err != nil {
 		t.Fatalf("DBSIZE %s: %v", addr, err)
 	}
 	return n
 }
 
-// dbsizeErr is dbsize for a backend that may be down: it returns the error
+// DbsizeErr is Dbsize for a backend that may be down: it returns the error
 // of asking it, and fails only on a reply that is no count.
-func dbsizeErr(t *testing.T, addr string) (int, error) {
+func DbsizeErr(t *testing.T, addr string) (int, error) {
 	t.Helper()
 	s, err := testservers.Do(addr, "DBSIZE")
 	if err != nil {
@@ -127,9 +127,9 @@ func dbsizeErr(t *testing.T, addr string) (int, error) {
 	return n, nil
 }
 
-// commandCalls returns how many times server s ran cmd (lower case), from
+// CommandCalls returns how many times server s ran cmd (lower case), from
 // its INFO commandstats.
-func commandCalls(t *testing.T, s *testservers.Server, cmd string) int {
+func CommandCalls(t *testing.T, s *testservers.Server, cmd string) int {
 	t.Helper()
 	info, err := testservers.Do(s.Addr, "INFO", "commandstats")
 	if err != nil {

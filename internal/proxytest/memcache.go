@@ -1,4 +1,4 @@
-package proxy_test
+package proxytest
 
 import (
 	"fmt"
@@ -14,40 +14,40 @@ import (
 // memcacheFixture is a proxy in front of real memcached servers, and one
 // more memcached to compare with.
 type memcacheFixture struct {
-	*fixture
-	direct *testservers.Server
+	*Fixture
+	Direct *testservers.Server
 }
 
-// newMemcacheFixture starts n backends behind a ketama/md5 proxy pool and
+// NewMemcacheFixture starts n backends behind a ketama/md5 proxy pool and
 // one direct memcached. extra are further memcached arguments for all of
 // them. md5, not fnv1a_64: nutcracker's fnv1a_64 is 32-bit with a small
 // prime, so keys that differ only in their last bytes ("multi:1",
 // "multi:2") hash to nearby points and can miss some servers altogether.
-func newMemcacheFixture(t *testing.T, n int, extra ...string) *memcacheFixture {
+func NewMemcacheFixture(t *testing.T, n int, extra ...string) *memcacheFixture {
 	t.Helper()
 	direct := testservers.Memcached(t, extra...)
-	backends := startMemcacheBackends(t, n, extra...)
-	p := pool{memcache: true, hash: "md5", distribution: "ketama"}
-	return &memcacheFixture{fixture: startFixture(t, p, backends), direct: direct}
+	backends := StartMemcacheBackends(t, n, extra...)
+	p := Pool{Memcache: true, Hash: "md5", Distribution: "ketama"}
+	return &memcacheFixture{Fixture: StartFixture(t, p, backends), Direct: direct}
 }
 
-// count returns how many of keys backend i holds.
-func (f *memcacheFixture) count(t *testing.T, i int, keys []string) int {
+// Count returns how many of keys backend i holds.
+func (f *memcacheFixture) Count(t *testing.T, i int, keys []string) int {
 	t.Helper()
-	c := dialClient(t, f.backends[i].Addr)
-	defer c.nc.Close()
-	return strings.Count(c.roundTrip("get "+strings.Join(keys, " ")+"\r\n"), "VALUE ")
+	c := Dial(t, f.Backends[i].Addr)
+	defer c.Net.Close()
+	return strings.Count(c.RoundTrip("get "+strings.Join(keys, " ")+"\r\n"), "VALUE ")
 }
 
-// checkSpread checks that every key is on exactly one backend and that the
+// CheckSpread checks that every key is on exactly one backend and that the
 // keys span several backends, so multi-key requests really are split.
 // Placement depends on the servers' names, which hold run-time ports: with
 // few keys one backend may get none, so only two are required.
-func (f *memcacheFixture) checkSpread(t *testing.T, keys []string) {
+func (f *memcacheFixture) CheckSpread(t *testing.T, keys []string) {
 	t.Helper()
 	total, holding := 0, 0
-	for i := range f.backends {
-		n := f.count(t, i, keys)
+	for i := range f.Backends {
+		n := f.Count(t, i, keys)
 		if n > 0 {
 			holding++
 		}
@@ -61,8 +61,8 @@ func (f *memcacheFixture) checkSpread(t *testing.T, keys []string) {
 	}
 }
 
-// numberedKeys returns n distinct keys "<prefix>:<i>".
-func numberedKeys(prefix string, n int) []string {
+// NumberedKeys returns n distinct keys "<prefix>:<i>".
+func NumberedKeys(prefix string, n int) []string {
 	keys := make([]string, n)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("%s:%d", prefix, i)
@@ -73,11 +73,11 @@ func numberedKeys(prefix string, n int) []string {
 // writeAsync sends raw bytes from a goroutine, so that a large request and
 // its replies cannot deadlock on full socket buffers; the returned channel
 // yields the write's error.
-func (c *clientConn) writeAsync(s string) <-chan error {
+func (c *Conn) writeAsync(s string) <-chan error {
 	done := make(chan error, 1)
 	go func() {
-		c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		_, err := io.WriteString(c.nc, s)
+		c.Net.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		_, err := io.WriteString(c.Net, s)
 		done <- err
 	}()
 	return done
@@ -87,54 +87,54 @@ func (c *clientConn) writeAsync(s string) <-chan error {
 // with "MN".
 const noOp = "mn\r\n"
 
-// roundTrip sends req followed by "mn" and returns every byte answered
+// RoundTrip sends req followed by "mn" and returns every byte answered
 // before that "MN" (req may hold "mn" requests of its own, but no value that
 // contains "mn\r\n"), with VERSION lines and cas uniques normalised.
-func (c *clientConn) roundTrip(req string) string {
+func (c *Conn) RoundTrip(req string) string {
 	c.tb.Helper()
-	s, err := c.tryRoundTrip(req)
+	s, err := c.TryRoundTrip(req)
 	if err != nil {
 		c.tb.Fatal(err)
 	}
 	return s
 }
 
-// tryRoundTrip is roundTrip returning its error.
-func (c *clientConn) tryRoundTrip(req string) (string, error) {
+// TryRoundTrip is roundTrip returning its error.
+func (c *Conn) TryRoundTrip(req string) (string, error) {
 	werr := c.writeAsync(req + noOp)
-	c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	c.Net.SetReadDeadline(time.Now().Add(30 * time.Second))
 	var b strings.Builder
 	for left := strings.Count(req, noOp) + 1; left > 0; {
-		line, err := c.r.ReadString('\n')
+		line, err := c.R.ReadString('\n')
 		b.WriteString(line)
 		if err != nil {
-			return "", fmt.Errorf("%s: reading replies to %.200q: %w; got %.500q", c.nc.RemoteAddr(), req, err, b.String())
+			return "", fmt.Errorf("%s: reading replies to %.200q: %w; got %.500q", c.Net.RemoteAddr(), req, err, b.String())
 		}
 		if line == "MN\r\n" {
 			left--
 		}
 	}
 	if err := <-werr; err != nil {
-		return "", fmt.Errorf("%s: write: %w", c.nc.RemoteAddr(), err)
+		return "", fmt.Errorf("%s: write: %w", c.Net.RemoteAddr(), err)
 	}
 	return normalizeMemcache(strings.TrimSuffix(b.String(), "MN\r\n")), nil
 }
 
-// roundTripNoMn sends req, which must be answered by n one-line replies, and
+// RoundTripNoMn sends req, which must be answered by n one-line replies, and
 // returns them. nutcracker does not know the meta no-op "mn".
-func (c *clientConn) roundTripNoMn(req string, n int) string {
+func (c *Conn) RoundTripNoMn(req string, n int) string {
 	c.tb.Helper()
 	werr := c.writeAsync(req)
 	var b strings.Builder
 	for range n {
-		line, err := c.r.ReadString('\n')
+		line, err := c.R.ReadString('\n')
 		b.WriteString(line)
 		if err != nil {
-			c.tb.Fatalf("%s: reply %d of %d: %v; got %.300q", c.nc.RemoteAddr(), b.Len(), n, err, b.String())
+			c.tb.Fatalf("%s: reply %d of %d: %v; got %.300q", c.Net.RemoteAddr(), b.Len(), n, err, b.String())
 		}
 	}
 	if err := <-werr; err != nil {
-		c.tb.Fatalf("%s: write: %v", c.nc.RemoteAddr(), err)
+		c.tb.Fatalf("%s: write: %v", c.Net.RemoteAddr(), err)
 	}
 	return b.String()
 }
@@ -148,6 +148,6 @@ var (
 // servers: the VERSION text (see anyVersion) and the cas unique of gets
 // and gats.
 func normalizeMemcache(s string) string {
-	s = versionLine.ReplaceAllString(s, strings.TrimSuffix(anyVersion, "\n"))
+	s = versionLine.ReplaceAllString(s, strings.TrimSuffix(AnyVersion, "\n"))
 	return casField.ReplaceAllString(s, "$1 CAS\r")
 }

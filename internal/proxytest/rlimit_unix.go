@@ -1,16 +1,16 @@
 //go:build !windows
 
-package proxy_test
+package proxytest
 
 import (
 	"syscall"
 	"testing"
 )
 
-// raiseFileLimit lifts the soft RLIMIT_NOFILE to at least need where it
+// RaiseFileLimit lifts the soft RLIMIT_NOFILE to at least need where it
 // can (up to the hard limit, which root may raise too), restores it when
 // the test ends, and returns the soft limit in force.
-func raiseFileLimit(t *testing.T, need uint64) uint64 {
+func RaiseFileLimit(t *testing.T, need uint64) uint64 {
 	t.Helper()
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
