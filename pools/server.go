@@ -104,8 +104,8 @@ type Stats struct {
 
 // Server is one backend server and its connections.
 type Server struct {
-	opt   Options
-	addr  atomic.Pointer[string] // where it is dialled: opt.Addr until SetAddr
+	opt  Options
+	addr atomic.Pointer[string] // where it is dialled: opt.Addr until SetAddr
 	// conns are the connections: opt.Connections of them, then as many
 	// that say Hello3 when opt.Hello3 is set (Conn3).
 	conns []*Conn
@@ -272,7 +272,6 @@ func (s *Server) Close() {
 	}
 	s.wg.Wait()
 }
-
 
 // dialTo opens a connection to the server at addr, with its TLS and
 // protocol handshakes. A failure counts as server_err (as nutcracker
