@@ -259,7 +259,13 @@ func (c *Conn) dial() error {
 		calls := c.inflight.drain()
 		c.dropQueue()
 		c.mu.Unlock()
-		err = fmt.Errorf("%w: %s: %w", ErrUnavailable, c.s.opt.Name, err)
+		if errors.Is(err, os.ErrDeadlineExceeded) && c.s.opt.Timeout > 0 {
+			// Connected, but the handshake had no answer in time: a
+			// server that hangs, as a request's timeout tells it.
+			err = fmt.Errorf("%w: %s: no reply within %v", ErrTimeout, c.s.opt.Name, c.s.opt.Timeout)
+		} else {
+			err = fmt.Errorf("%w: %s: %w", ErrUnavailable, c.s.opt.Name, err)
+		}
 		// Count the failure first: a client told of it may send its
 		// next request at once, which must find the server ejected if
 		// this failure ejects it (as in nutcracker, where nothing runs

@@ -113,6 +113,14 @@ func (w *failoverWriter) run(t *testing.T, addr string) {
 						time.Sleep(10 * time.Millisecond)
 						continue
 					}
+					if g%2 == 1 { // half the writers speak RESP3
+						if r, err := c.TryDo(3*time.Second, "HELLO", "3"); err != nil || r.Kind != '%' {
+							c.Net.Close()
+							c = nil
+							time.Sleep(10 * time.Millisecond)
+							continue
+						}
+					}
 				}
 				key, val := fmt.Sprintf("w%d:%d", g, n), strconv.Itoa(n)
 				r, err := c.TryDo(3*time.Second, "SET", key, val)

@@ -72,7 +72,11 @@ func (l *reshardLoad) run(t *testing.T, addrs ...string) {
 	for g := range reshardClients {
 		var conns []*proxytest.Conn
 		for _, a := range addrs {
-			conns = append(conns, proxytest.Dial(t, a))
+			c := proxytest.Dial(t, a)
+			if g%2 == 1 {
+				c.Hello3() // half the clients speak RESP3
+			}
+			conns = append(conns, c)
 		}
 		l.wg.Add(1)
 		go func() {

@@ -42,6 +42,7 @@ func newLoadPhase(name string, shards int) *loadPhase {
 type Load struct {
 	f    *Fixture
 	rc   *redis.Client
+	rc3  *redis.Client // the odd goroutines speak RESP3 (HELLO 3)
 	mu   sync.Mutex
 	ph   *loadPhase
 	stop chan struct{}
@@ -51,7 +52,7 @@ type Load struct {
 // StartLoad starts n goroutines; each owns keysPerShard keys per shard,
 // but the first one per shard owns keys on its shard only.
 func StartLoad(t *testing.T, f *Fixture, n, keysPerShard int) *Load {
-	l := &Load{f: f, rc: NoRetryClient(t, f.Addr, nil, n+8), stop: make(chan struct{}),
+	l := &Load{f: f, rc: NoRetryClient(t, f.Addr, nil, n+8), rc3: noRetryClient(t, f.Addr, nil, n+8, 3), stop: make(chan struct{}),
 		ph: newLoadPhase("start", len(f.Backends))}
 	for g := 0; g < n; g++ {
 		var keys []string
@@ -105,7 +106,11 @@ func (l *Load) run(g int, keys []string) {
 		key := keys[seq%len(keys)]
 		shard := l.f.shardOf(key)
 		val := fmt.Sprintf("g%d:%s:%d", g, key, seq)
-		if !l.record(shard, l.op(func(ctx context.Context) error { return l.rc.Set(ctx, key, val, 0).Err() })) {
+		rc := l.rc
+		if g%2 == 1 {
+			rc = l.rc3
+		}
+		if !l.record(shard, l.op(func(ctx context.Context) error { return rc.Set(ctx, key, val, 0).Err() })) {
 			if failed[key] == nil {
 				failed[key] = map[int]bool{}
 			}
@@ -115,7 +120,7 @@ func (l *Load) run(g int, keys []string) {
 		var got string
 		var gerr error
 		ok := l.record(shard, l.op(func(ctx context.Context) error {
-			got, gerr = l.rc.Get(ctx, key).Result()
+			got, gerr = rc.Get(ctx, key).Result()
 			return ignoreNil(gerr)
 		}))
 		if ok && got != val {

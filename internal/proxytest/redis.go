@@ -35,14 +35,14 @@ func Array(elems ...string) string {
 // NilBulk is the RESP2 null bulk string.
 const NilBulk = "$-1\r\n"
 
-// Reply is one RESP2 Reply: its exact bytes, and what they say.
+// Reply is one RESP2 or RESP3 reply: its exact bytes, and what they say.
 type Reply struct {
 	Raw   string  // the exact bytes (of a whole reply, not of an element)
-	Kind  byte    // '+', '-', ':', '$' or '*'
+	Kind  byte    // the type byte: '+', '-', ':', '$', '*' or a RESP3 one
 	Str   string  // a simple string, error or bulk string
-	Null  bool    // a null bulk string or array
+	Null  bool    // a null bulk string or array, or RESP3's null
 	Num   int64   // an integer, or a bulk string's or array's length
-	Elems []Reply // an array's elements
+	Elems []Reply // an aggregate's elements (a map's keys and values alternating)
 }
 
 // String renders the reply for failure messages.
@@ -66,7 +66,8 @@ func (r Reply) String() string {
 	return string(r.Kind) + s
 }
 
-// ReadReply reads one RESP2 reply. On an error, raw holds what was read.
+// ReadReply reads one RESP2 or RESP3 reply (not the streamed forms). On an
+// error, Raw holds what was read.
 func ReadReply(r *bufio.Reader) (Reply, error) {
 	var b strings.Builder
 	rep, err := readReplyInto(r, &b, 0)
@@ -85,9 +86,12 @@ func readReplyInto(r *bufio.Reader, b *strings.Builder, depth int) (Reply, error
 	}
 	rep := Reply{Kind: line[0], Str: line[1 : len(line)-2]}
 	switch rep.Kind {
-	case '+', '-':
+	case '+', '-', ',', '(', '#':
 		return rep, nil
-	case ':', '$', '*':
+	case '_':
+		rep.Null = true
+		return rep, nil
+	case ':', '$', '*', '%', '~', '>', '=', '!':
 	default:
 		return rep, fmt.Errorf("unknown reply type in %q", line)
 	}
@@ -102,13 +106,16 @@ func readReplyInto(r *bufio.Reader, b *strings.Builder, depth int) (Reply, error
 	case n < 0:
 		rep.Null = true
 		return rep, nil
-	case rep.Kind == '$':
+	case rep.Kind == '$' || rep.Kind == '=' || rep.Kind == '!':
 		if _, err := io.CopyN(b, r, n+2); err != nil {
 			return rep, err
 		}
 		s := b.String()
 		rep.Str = s[len(s)-int(n)-2 : len(s)-2]
 		return rep, nil
+	}
+	if rep.Kind == '%' {
+		n *= 2
 	}
 	for i := int64(0); i < n; i++ {
 		e, err := readReplyInto(r, b, depth+1)
@@ -118,6 +125,15 @@ func readReplyInto(r *bufio.Reader, b *strings.Builder, depth int) (Reply, error
 		rep.Elems = append(rep.Elems, e)
 	}
 	return rep, nil
+}
+
+// Hello3 switches the connection to RESP3 (HELLO 3) and checks the
+// answer is Redis's map.
+func (c *Conn) Hello3() {
+	c.tb.Helper()
+	if got := c.Do("HELLO", "3"); !strings.HasPrefix(got, "%7\r\n$6\r\nserver\r\n") {
+		c.tb.Fatalf("HELLO 3: %q", got)
+	}
 }
 
 // Read returns the next reply's exact bytes.
@@ -181,7 +197,12 @@ func NewGoRedis(t *testing.T, addr string) *redis.Client {
 // every error the proxy answers is seen; it speaks TLS with tc when tc is
 // not nil, and poolSize 0 is go-redis's default.
 func NoRetryClient(t *testing.T, addr string, tc *tls.Config, poolSize int) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true, MaxRetries: -1,
+	return noRetryClient(t, addr, tc, poolSize, 2)
+}
+
+// noRetryClient is NoRetryClient speaking protocol (2 or 3).
+func noRetryClient(t *testing.T, addr string, tc *tls.Config, poolSize, protocol int) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: addr, Protocol: protocol, DisableIdentity: true, MaxRetries: -1,
 		TLSConfig: tc, PoolSize: poolSize, DialTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 10 * time.Second})
 	t.Cleanup(func() { c.Close() })
