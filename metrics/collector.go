@@ -108,6 +108,8 @@ var serverMetrics = []serverMetric{
 		prometheus.CounterValue, func(s *proxy.ServerSnapshot) float64 { return counter(s.Responses) }},
 	{serverDesc("response_bytes_total", "Bytes of replies read from the server (response_bytes)."),
 		prometheus.CounterValue, func(s *proxy.ServerSnapshot) float64 { return counter(s.ResponseBytes) }},
+	{serverDesc("pushes_dropped_total", "RESP3 push messages from the server that answered no request, dropped."),
+		prometheus.CounterValue, func(s *proxy.ServerSnapshot) float64 { return counter(s.PushesDropped) }},
 	{serverDesc("in_queue", "Requests waiting to be written (in_queue)."),
 		prometheus.GaugeValue, func(s *proxy.ServerSnapshot) float64 { return float64(s.InQueue) }},
 	{serverDesc("in_queue_bytes", "Bytes of requests waiting to be written (in_queue_bytes)."),

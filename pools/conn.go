@@ -17,7 +17,8 @@ import (
 // Conn is one connection to a server, shared by many clients. Calls are
 // answered in the order they were enqueued.
 type Conn struct {
-	s *Server
+	s      *Server
+	hello3 bool // it says Options.Hello3 (Server.Conn3)
 
 	mu      sync.Mutex
 	nc      net.Conn      // nil while down
@@ -237,7 +238,7 @@ func (c *Conn) connect() error {
 // one queue of calls and take each other's replies).
 func (c *Conn) dial() error {
 	addr := c.s.Addr()
-	nc, err := c.s.dialTo(addr)
+	nc, err := c.s.dialTo(addr, c.hello3)
 	for range 3 {
 		if err != nil || addr == c.s.Addr() {
 			break
@@ -246,7 +247,7 @@ func (c *Conn) dial() error {
 		// address: dial the new one.
 		nc.Close()
 		addr = c.s.Addr()
-		nc, err = c.s.dialTo(addr)
+		nc, err = c.s.dialTo(addr, c.hello3)
 	}
 	c.mu.Lock()
 	c.dialing = false
@@ -474,14 +475,28 @@ func (c *Conn) take(nc net.Conn, r *reader) (mine bool, bad error) {
 	if c.nc != nc {
 		return false, nil
 	}
-	for c.inflight.len() > 0 {
-		m, err := c.s.opt.Frame(r.buf[r.off:], c.inflight.peek().Kind)
+	isPush := c.s.opt.IsPush
+	for r.off < len(r.buf) && (c.inflight.len() > 0 || isPush != nil) {
+		var kind uint8
+		if c.inflight.len() > 0 {
+			kind = c.inflight.peek().Kind
+		}
+		m, err := c.s.opt.Frame(r.buf[r.off:], kind)
 		if err != nil {
 			bad = fmt.Errorf("%w: %s: bad reply: %w", ErrUnavailable, c.s.opt.Name, err)
 			break
 		}
 		if m == 0 {
 			break
+		}
+		if isPush != nil && isPush(r.buf[r.off:r.off+m]) {
+			// It answers no request: never taken for a call's reply.
+			c.s.Stats.Pushes.Add(1)
+			r.off += m
+			continue
+		}
+		if c.inflight.len() == 0 {
+			break // a reply without a request: see below
 		}
 		if r.buf[r.off] == '-' && c.s.opt.OnDemoted != nil && bytes.HasPrefix(r.buf[r.off:], c.s.opt.Demoted) {
 			r.demoted = true
@@ -493,7 +508,7 @@ func (c *Conn) take(nc net.Conn, r *reader) (mine bool, bad error) {
 		r.spans = append(r.spans, r.off, r.off+m)
 		r.off += m
 	}
-	if bad == nil && c.inflight.len() == 0 && r.off < len(r.buf) {
+	if bad == nil && c.inflight.len() == 0 && r.off < len(r.buf) && (isPush == nil || complete(c.s.opt.Frame, r.buf[r.off:])) {
 		bad = fmt.Errorf("%w: %s: reply without a request", ErrUnavailable, c.s.opt.Name)
 	}
 	if bad == nil && (len(c.out) > 0 || len(c.pieces) > 0) {
@@ -509,6 +524,13 @@ func (c *Conn) take(nc net.Conn, r *reader) (mine bool, bad error) {
 		c.s.Stats.ResponseBytes.Add(int64(r.off))
 	}
 	return true, bad
+}
+
+// complete reports whether b starts with a whole reply (or bytes that
+// cannot be one).
+func complete(frame Framer, b []byte) bool {
+	m, err := frame(b, 0)
+	return m > 0 || err != nil
 }
 
 // deliver gives each framed call its reply and tells it it is done, except

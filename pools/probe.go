@@ -43,10 +43,10 @@ func (s *Server) Probe() <-chan struct{} {
 // probe is Probe's check.
 func (s *Server) probe() {
 	timeout := s.timeout()
-	nc, err := s.open(s.Addr(), timeout)
+	nc, err := s.open(s.Addr(), timeout, false)
 	if err == nil {
 		if s.opt.Ping != nil {
-			err = s.handshake(nc, timeout, [][]byte{s.opt.Ping}, nil)
+			err = s.handshake(nc, timeout, [][]byte{s.opt.Ping}, 0, nil)
 		}
 		nc.Close()
 	}

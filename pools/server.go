@@ -36,6 +36,15 @@ type Options struct {
 	// Verify, if set, checks the reply to the last Handshake frame (such
 	// as ROLE, which must say master); an error fails the connection.
 	Verify func(reply []byte) error
+	// Hello3, if set, gives the server a second set of Connections
+	// connections (Conn3) that send this frame after the Handshake: for
+	// Redis, HELLO 3, so that they answer in RESP3 and carry the requests
+	// of RESP3 clients only. They are dialled when first used.
+	Hello3 []byte
+	// IsPush, if set, tells a reply that answers no request (a RESP3 push,
+	// '>'): it is counted (Stats.Pushes) and dropped, never matched to a
+	// call.
+	IsPush func(reply []byte) bool
 	// Ping is the health check request sent before an ejected server returns.
 	Ping []byte
 	// Frame finds the end of replies; IsError tells an error reply.
@@ -86,14 +95,19 @@ type Stats struct {
 	ServerEjectedAt                                  atomic.Int64 // unix microseconds, 0 when never
 	// Failovers counts the moves to another address (SetAddr).
 	Failovers atomic.Int64
+	// Pushes counts the replies dropped because they answer no request
+	// (Options.IsPush).
+	Pushes atomic.Int64
 	// Latency is the time from each call's Enqueue to its reply.
 	Latency Latency
 }
 
 // Server is one backend server and its connections.
 type Server struct {
-	opt   Options
-	addr  atomic.Pointer[string] // where it is dialled: opt.Addr until SetAddr
+	opt  Options
+	addr atomic.Pointer[string] // where it is dialled: opt.Addr until SetAddr
+	// conns are the connections: opt.Connections of them, then as many
+	// that say Hello3 when opt.Hello3 is set (Conn3).
 	conns []*Conn
 	// Stats counts this server's traffic.
 	Stats Stats
@@ -134,9 +148,13 @@ func NewServer(opt Options) *Server {
 	s := &Server{opt: opt, done: make(chan struct{}), recheck: make(chan struct{}, 1), log: opt.Logger.With("server", opt.Name)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.addr.Store(&opt.Addr)
-	s.conns = make([]*Conn, opt.Connections)
+	n := opt.Connections
+	if opt.Hello3 != nil {
+		n *= 2
+	}
+	s.conns = make([]*Conn, n)
 	for i := range s.conns {
-		s.conns[i] = &Conn{s: s}
+		s.conns[i] = &Conn{s: s, hello3: i >= opt.Connections}
 	}
 	return s
 }
@@ -197,7 +215,17 @@ func (s *Server) SetAddr(addr string) bool {
 // the given id: one client always uses the same connection, so its requests
 // to this server stay in order.
 func (s *Server) Conn(client uint64) *Conn {
-	return s.conns[client%uint64(len(s.conns))]
+	return s.conns[client%uint64(s.opt.Connections)]
+}
+
+// Conn3 is Conn among the connections that said Options.Hello3; without
+// Hello3 it is Conn.
+func (s *Server) Conn3(client uint64) *Conn {
+	n := uint64(s.opt.Connections)
+	if s.opt.Hello3 == nil {
+		return s.conns[client%n]
+	}
+	return s.conns[n+client%n]
 }
 
 // Ejected reports whether the server is ejected.
@@ -215,10 +243,11 @@ func (s *Server) Down() bool { return s.state.Load() == stateDown }
 // serve.
 func (s *Server) Up() bool { return s.state.Load() == stateUp }
 
-// Preconnect dials every connection now and returns the first error.
+// Preconnect dials every connection now (those of Conn3 when first used)
+// and returns the first error.
 func (s *Server) Preconnect() error {
 	var first error
-	for _, c := range s.conns {
+	for _, c := range s.conns[:s.opt.Connections] {
 		if err := c.connect(); err != nil && first == nil {
 			first = err
 		}
@@ -244,14 +273,11 @@ func (s *Server) Close() {
 	s.wg.Wait()
 }
 
-// dial opens a connection to the server at its address now.
-func (s *Server) dial() (net.Conn, error) { return s.dialTo(s.Addr()) }
-
 // dialTo opens a connection to the server at addr, with its TLS and
 // protocol handshakes. A failure counts as server_err (as nutcracker
 // counts a connect that fails), unless the server is closing.
-func (s *Server) dialTo(addr string) (net.Conn, error) {
-	nc, err := s.open(addr, s.timeout())
+func (s *Server) dialTo(addr string, hello3 bool) (net.Conn, error) {
+	nc, err := s.open(addr, s.timeout(), hello3)
 	switch {
 	case err == nil:
 		s.state.Store(stateUp)
@@ -272,8 +298,8 @@ func (s *Server) timeout() time.Duration {
 }
 
 // open connects to addr and runs the TLS and protocol handshakes, each
-// within timeout; Close stops it.
-func (s *Server) open(addr string, timeout time.Duration) (net.Conn, error) {
+// within timeout, the latter with Hello3 when hello3; Close stops it.
+func (s *Server) open(addr string, timeout time.Duration, hello3 bool) (net.Conn, error) {
 	d := net.Dialer{Timeout: timeout, KeepAlive: -1}
 	if s.opt.KeepAlive {
 		d.KeepAlive = 0
@@ -295,7 +321,11 @@ func (s *Server) open(addr string, timeout time.Duration) (net.Conn, error) {
 	// Close ends a handshake that a server which accepted and then went
 	// silent (a stopped process) would keep waiting for.
 	stop := context.AfterFunc(s.ctx, func() { nc.Close() })
-	err = s.handshake(nc, timeout, s.opt.Handshake, s.opt.Verify)
+	frames := s.opt.Handshake
+	if hello3 {
+		frames = append(frames[:len(frames):len(frames)], s.opt.Hello3)
+	}
+	err = s.handshake(nc, timeout, frames, len(s.opt.Handshake)-1, s.opt.Verify)
 	if !stop() && err == nil {
 		err = ErrClosed // Close closed nc
 	}
@@ -307,8 +337,8 @@ func (s *Server) open(addr string, timeout time.Duration) (net.Conn, error) {
 }
 
 // handshake sends frames and checks that none of the replies is an error,
-// and that verify, if set, accepts the last one.
-func (s *Server) handshake(nc net.Conn, timeout time.Duration, frames [][]byte, verify func([]byte) error) error {
+// and that verify, if set, accepts the one to frames[last].
+func (s *Server) handshake(nc net.Conn, timeout time.Duration, frames [][]byte, last int, verify func([]byte) error) error {
 	if len(frames) == 0 {
 		return nil
 	}
@@ -342,7 +372,7 @@ func (s *Server) handshake(nc net.Conn, timeout time.Duration, frames [][]byte, 
 			if s.opt.IsError != nil && s.opt.IsError(buf[:m]) {
 				return fmt.Errorf("handshake refused: %s", trimReply(buf[:m]))
 			}
-			if verify != nil && i == len(frames)-1 {
+			if verify != nil && i == last {
 				if err := verify(buf[:m]); err != nil {
 					return err
 				}
@@ -421,7 +451,7 @@ func (s *Server) healthLoop() {
 
 // check dials a fresh connection and sends the health check request.
 func (s *Server) check() error {
-	nc, err := s.dial()
+	nc, err := s.dialTo(s.Addr(), false)
 	if err != nil {
 		return err
 	}
@@ -429,7 +459,7 @@ func (s *Server) check() error {
 	if s.opt.Ping == nil {
 		return nil
 	}
-	return s.handshake(nc, s.timeout(), [][]byte{s.opt.Ping}, nil)
+	return s.handshake(nc, s.timeout(), [][]byte{s.opt.Ping}, 0, nil)
 }
 
 func trimReply(b []byte) string {

@@ -137,7 +137,7 @@ func (bt *batch) forward(cl *client, srv *pools.Server, frame []byte, kind uint8
 func (bt *batch) send(cl *client, srv *pools.Server, frame []byte, kind uint8, noReply bool) {
 	c := bt.newCall()
 	c.Frame, c.Kind, c.NoReply, c.Done, c.Sent, c.Queued = frame, kind, noReply, cl, cl.received, bt.queued
-	conn := srv.Conn(cl.id)
+	conn := cl.conn(srv)
 	cl.pending.Add(1)
 	conn.Enqueue(c)
 	bt.addConn(conn)

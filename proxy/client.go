@@ -37,7 +37,10 @@ type client struct {
 	counted bool
 
 	// Per-client protocol state.
-	authed  bool
+	authed bool
+	// resp3 says the client said HELLO 3: it is answered in RESP3, its
+	// requests go on server connections that said HELLO 3 too.
+	resp3   bool
 	name    string
 	swallow int // bytes still to discard (memcache: a rejected value's block)
 
@@ -59,6 +62,15 @@ type client struct {
 	// first receives, without a buffer, the first byte an idle client
 	// sends over a connection that cannot wait for readability (TLS).
 	first [1]byte
+}
+
+// conn is the connection of srv that carries the client's requests: one
+// that said HELLO 3 for a RESP3 client.
+func (cl *client) conn(srv *pools.Server) *pools.Conn {
+	if cl.resp3 {
+		return srv.Conn3(cl.id)
+	}
+	return srv.Conn(cl.id)
 }
 
 // takeBatch gives the client a batch to read into.

@@ -70,6 +70,10 @@ func (memcacheServers) handshake(*config.Pool) [][]byte { return nil }
 
 func (memcacheServers) ping() []byte { return []byte("version\r\n") }
 
+func (memcacheServers) hello3() []byte { return nil }
+
+func (memcacheServers) isPush([]byte) bool { return false }
+
 func (m *memcacheProto) refuse(dst []byte) []byte {
 	return append(dst, "SERVER_ERROR max number of clients reached\r\n"...)
 }

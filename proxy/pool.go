@@ -159,6 +159,8 @@ func (p *pool) baseServerOptions(cfg *config.Pool, s config.Server, roots *x509.
 		KeepAlive:    cfg.TCPKeepalive,
 		TLS:          cfg.ServerTLSConfig(s, roots),
 		Handshake:    p.servers.handshake(cfg),
+		Hello3:       p.servers.hello3(),
+		IsPush:       p.servers.isPush,
 		Ping:         p.servers.ping(),
 		Frame:        p.servers.framer(),
 		FailFast:     failFast(cfg),

@@ -46,4 +46,9 @@ type serverProtocol interface {
 	// this configuration (AUTH, SELECT); ping is the health check.
 	handshake(cfg *config.Pool) [][]byte
 	ping() []byte
+	// hello3 is what a server connection that carries RESP3 clients says
+	// after the handshake (nil: the protocol has no RESP3); isPush tells
+	// a reply that answers no request.
+	hello3() []byte
+	isPush(reply []byte) bool
 }

@@ -30,6 +30,14 @@ func (redisServers) isError(reply []byte) bool { return resp.IsError(reply) }
 
 func (redisServers) ping() []byte { return resp.AppendCommand(nil, []byte("PING")) }
 
+// hello3Frame switches a server connection to RESP3: its replies go to
+// RESP3 clients as the server wrote them.
+var hello3Frame = resp.AppendCommand(nil, []byte("HELLO"), []byte("3"))
+
+func (redisServers) hello3() []byte { return hello3Frame }
+
+func (redisServers) isPush(reply []byte) bool { return reply[0] == '>' }
+
 // handshake authenticates and selects the database on each new server
 // connection, as nutcracker does with redis_auth and redis_db; with
 // redis_username it authenticates as that ACL user.
@@ -90,6 +98,13 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 		frame = bt.scratch[start:]
 	}
 	cmd := lookup(args[0])
+	if cmd != nil && cmd.name == "HELLO" && len(args) > 1 && bt.ncalls > 0 {
+		// A HELLO that may switch the protocol waits for the replies of
+		// the requests before it, which run on the connections of the
+		// protocol they were sent in: it starts the next batch, so that
+		// no later request can overtake them on another connection.
+		return 0, false
+	}
 	if cmd != nil {
 		bt.countCommand(&r.p.stats, cmd.id)
 	} else {

@@ -1,9 +1,9 @@
 package proxy
 
 import (
-	"bytes"
 	"crypto/subtle"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,12 +58,12 @@ func (r *redisProto) local(cl *client, bt *batch, cmd *command, args [][]byte) b
 	case "CLIENT":
 		dst = r.clientCmd(cl, dst, args)
 	case "COMMAND":
-		dst = r.commandCmd(dst, args)
+		dst = r.commandCmd(cl, dst, args)
 	case "INFO":
-		dst = resp.AppendBulk(dst, r.info())
+		dst = appendText(dst, cl.resp3, r.info())
 	case "CONFIG":
 		if len(args) >= 3 && strings.EqualFold(string(args[1]), "GET") {
-			dst = resp.AppendArray(dst, 0)
+			dst = appendMap(dst, cl.resp3, 0)
 		} else {
 			dst = resp.AppendError(dst, "ERR command 'config' is not supported by the proxy (only CONFIG GET, which answers an empty list)")
 		}
@@ -99,44 +99,66 @@ func (r *redisProto) checkAuth(cred [][]byte) bool {
 	return subtle.ConstantTimeCompare(pw, []byte(r.p.routing().cfg.RedisAuth)) == 1
 }
 
-// hello answers HELLO [2 [AUTH user pass] [SETNAME name]] in RESP2.
+// hello answers HELLO [protover [AUTH user pass] [SETNAME name]] as Redis
+// 7 does: it checks the version, then the options, authenticates, names
+// the client and only then switches its protocol (2: RESP2, 3: RESP3), and
+// answers in the protocol now in force.
 func (r *redisProto) hello(cl *client, dst []byte, args [][]byte) []byte {
+	resp3 := cl.resp3
 	if len(args) >= 2 {
-		if string(args[1]) != "2" {
-			if _, ok := parseCount(args[1]); ok {
-				return resp.AppendError(dst, "NOPROTO unsupported protocol version")
-			}
+		ver, err := strconv.ParseInt(string(args[1]), 10, 64)
+		switch {
+		case err != nil:
 			return resp.AppendError(dst, "ERR Protocol version is not an integer or out of range")
+		case ver < 2 || ver > 3:
+			return resp.AppendError(dst, "NOPROTO unsupported protocol version")
 		}
-		for i := 2; i < len(args); i++ {
-			switch {
-			case strings.EqualFold(string(args[i]), "AUTH") && i+2 < len(args):
-				if r.p.routing().cfg.RedisAuth == "" {
-					return resp.AppendError(dst, "ERR Client sent AUTH, but no password is set")
-				}
-				if !r.checkAuth(args[i+1 : i+3]) {
-					return resp.AppendError(dst, "WRONGPASS invalid username-password pair or user is disabled.")
-				}
-				cl.authed = true
-				i += 2
-			case strings.EqualFold(string(args[i]), "SETNAME") && i+1 < len(args):
-				cl.name = string(args[i+1])
-				i++
-			default:
-				return resp.AppendError(dst, fmt.Sprintf("ERR Syntax error in HELLO option '%s'", resp.Clip(args[i])))
-			}
+		resp3 = ver == 3
+	}
+	var cred [][]byte
+	var name []byte
+	for i := 2; i < len(args); i++ {
+		switch {
+		case strings.EqualFold(string(args[i]), "AUTH") && i+2 < len(args):
+			cred = args[i+1 : i+3]
+			i += 2
+		case strings.EqualFold(string(args[i]), "SETNAME") && i+1 < len(args):
+			name = args[i+1]
+			i++
+		default:
+			return resp.AppendError(dst, fmt.Sprintf("ERR Syntax error in HELLO option '%s'", resp.Clip(args[i])))
 		}
+	}
+	if cred != nil {
+		if r.p.routing().cfg.RedisAuth == "" {
+			return resp.AppendError(dst, "ERR Client sent AUTH, but no password is set")
+		}
+		if !r.checkAuth(cred) {
+			return resp.AppendError(dst, "WRONGPASS invalid username-password pair or user is disabled.")
+		}
+		cl.authed = true
 	}
 	if r.p.routing().cfg.RedisAuth != "" && !cl.authed {
 		return resp.AppendError(dst, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 	}
-	dst = resp.AppendArray(dst, 14)
+	if name != nil {
+		if !validClientName(name) {
+			return resp.AppendError(dst, badClientName)
+		}
+		cl.name = string(name)
+	}
+	cl.resp3 = resp3
+	proto := int64(2)
+	if resp3 {
+		proto = 3
+	}
+	dst = appendMap(dst, resp3, 7)
 	dst = resp.AppendBulkString(dst, "server")
 	dst = resp.AppendBulkString(dst, "redis")
 	dst = resp.AppendBulkString(dst, "version")
 	dst = resp.AppendBulkString(dst, redisCompat)
 	dst = resp.AppendBulkString(dst, "proto")
-	dst = resp.AppendInt(dst, 2)
+	dst = resp.AppendInt(dst, proto)
 	dst = resp.AppendBulkString(dst, "id")
 	dst = resp.AppendInt(dst, int64(cl.id))
 	dst = resp.AppendBulkString(dst, "mode")
@@ -147,6 +169,20 @@ func (r *redisProto) hello(cl *client, dst []byte, args [][]byte) []byte {
 	return resp.AppendArray(dst, 0)
 }
 
+// badClientName is Redis's error for a client name it refuses.
+const badClientName = "ERR Client names cannot contain spaces, newlines or special characters."
+
+// validClientName reports whether Redis accepts name as a client name:
+// printable ASCII without spaces.
+func validClientName(name []byte) bool {
+	for _, c := range name {
+		if c < '!' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
+
 // clientCmd answers the CLIENT subcommands that make sense per proxy client.
 func (r *redisProto) clientCmd(cl *client, dst []byte, args [][]byte) []byte {
 	if len(args) < 2 {
@@ -155,14 +191,14 @@ func (r *redisProto) clientCmd(cl *client, dst []byte, args [][]byte) []byte {
 	sub := strings.ToUpper(string(args[1]))
 	switch {
 	case sub == "SETNAME" && len(args) == 3:
-		if bytes.ContainsAny(args[2], " \n\r") {
-			return resp.AppendError(dst, "ERR Client names cannot contain spaces, newlines or special characters.")
+		if !validClientName(args[2]) {
+			return resp.AppendError(dst, badClientName)
 		}
 		cl.name = string(args[2])
 		return append(dst, okReply...)
 	case sub == "GETNAME" && len(args) == 2:
 		if cl.name == "" {
-			return resp.AppendNull(dst)
+			return appendNull(dst, cl.resp3)
 		}
 		return resp.AppendBulkString(dst, cl.name)
 	case sub == "SETINFO" && len(args) == 4:
@@ -177,19 +213,21 @@ func (r *redisProto) clientCmd(cl *client, dst []byte, args [][]byte) []byte {
 
 // commandCmd answers COMMAND, COMMAND COUNT, COMMAND DOCS and COMMAND INFO
 // with what the proxy knows: its table has no per-command documentation.
-func (r *redisProto) commandCmd(dst []byte, args [][]byte) []byte {
+func (r *redisProto) commandCmd(cl *client, dst []byte, args [][]byte) []byte {
 	if len(args) == 1 {
 		return resp.AppendArray(dst, 0)
 	}
 	switch strings.ToUpper(string(args[1])) {
 	case "COUNT":
 		return resp.AppendInt(dst, int64(len(commands)))
-	case "DOCS", "LIST":
+	case "DOCS":
+		return appendMap(dst, cl.resp3, 0)
+	case "LIST":
 		return resp.AppendArray(dst, 0)
 	case "INFO":
 		dst = resp.AppendArray(dst, len(args)-2)
 		for range args[2:] {
-			dst = resp.AppendNull(dst)
+			dst = appendNull(dst, cl.resp3)
 		}
 		return dst
 	}

@@ -46,7 +46,7 @@ func (cl *client) retryOnPrimary(bt *batch) bool {
 		frame, kind := c.Frame, c.Kind
 		c.Reset(64 << 10)
 		c.Frame, c.Kind, c.Done = frame, kind, cl
-		conn := rr.primary.Conn(cl.id)
+		conn := cl.conn(rr.primary)
 		cl.pending.Add(1)
 		conn.Enqueue(c)
 		bt.addConn(conn)

@@ -106,6 +106,10 @@ type ServerSnapshot struct {
 	// none when to Addr.
 	Replicas []string
 
+	// PushesDropped counts the RESP3 pushes the server sent where no
+	// request waited: dropped, never taken for a reply.
+	PushesDropped int64
+
 	ServerEOF         int64 // connections the server closed
 	ServerErr         int64 // connection errors, failed connects included
 	ServerTimedout    int64 // connections closed for a reply's timeout
@@ -234,6 +238,7 @@ func serverSnapshot(s *pools.Server, inRing bool, bounds []time.Duration) Server
 		Down:              !s.Up(),
 		Addr:              s.Addr(),
 		Failovers:         st.Failovers.Load(),
+		PushesDropped:     st.Pushes.Load(),
 		ServerEOF:         st.ServerEOF.Load(),
 		ServerErr:         st.ServerErr.Load(),
 		ServerTimedout:    st.ServerTimedout.Load(),
