@@ -81,6 +81,11 @@ var resp3Battery = [][]string{
 	{"EVAL", "return redis.error_reply('MY custom error')", "1", "e:k"}, {"EVAL", "return {err='boom'}", "1", "e:k"},
 	{"EVAL", "return redis.status_reply('FINE')", "1", "e:k"}, {"EVAL", "return 42", "1", "e:k"},
 	{"EVALSHA", "ffffffffffffffffffffffffffffffffffffffff", "1", "e:k"},
+	// Replies larger than a read buffer: nested doubles, a verbatim string.
+	{"EVAL", "for i = 1, 4000 do redis.call('ZADD', KEYS[1], i / 3, 'member' .. i) end return 1", "1", "big:z"},
+	{"ZRANGE", "big:z", "0", "-1", "WITHSCORES"}, {"ZRANDMEMBER", "big:z", "0", "WITHSCORES"},
+	{"EVAL", "return {verbatim_string={format='txt', string=string.rep('v', 200000)}}", "1", "e:k"},
+	{"EVAL", "local t = {} for i = 1, 3000 do t[i] = {double=i / 7} end return t", "1", "e:k"},
 	// Split and merged across servers: RESP3 nulls for missing keys, sums.
 	{"MSET", "m:1", "a", "m:2", "b", "m:3", "c", "m:4", "d", "m:5", "e", "m:6", "f", "m:7", "g", "m:8", "h"},
 	{"MGET", "m:1", "m:2", "m:3", "m:4", "m:5", "m:6", "m:7", "m:8", "m:missing", "h:1", "m:1", "m:8"},
