@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/shardproxy/shardproxy/internal/proxytest"
-	"github.com/shardproxy/shardproxy/proxy"
 	"github.com/shardproxy/shardproxy/internal/testservers"
+	"github.com/shardproxy/shardproxy/proxy"
 )
 
 // TestRESP3ProxyErrors checks every kind of error the proxy words itself,
