@@ -2,7 +2,8 @@
 # test.sh: runs every test of shardproxy on a fresh Debian machine.
 #
 # It installs what the tests use when it is missing (redis-server,
-# redis-sentinel, memcached, nutcracker, memcslap, promtool), then runs
+# redis-sentinel, memcached, nutcracker, memcslap, promtool, node and npm,
+# and node-redis with npm), then runs
 # gofmt, go vet, go mod tidy -diff, staticcheck (installed with go install
 # when missing), the unit and integration tests (which start their own
 # redis-server, redis-sentinel, memcached and nutcracker processes on free
@@ -27,6 +28,8 @@ install_missing() {
 	command -v nutcracker >/dev/null || missing+=(nutcracker)
 	command -v memcslap >/dev/null || missing+=(libmemcached-tools)
 	command -v promtool >/dev/null || missing+=(prometheus)
+	command -v node >/dev/null || missing+=(nodejs)
+	command -v npm >/dev/null || missing+=(npm)
 	if [ ${#missing[@]} -gt 0 ]; then
 		echo "== installing ${missing[*]}"
 		local sudo=""
@@ -38,6 +41,14 @@ install_missing() {
 }
 
 install_missing
+
+# node-redis 5, which the RESP3 client tests run, at the version its
+# package-lock.json pins, once, in a directory git ignores.
+node_redis=proxy/testdata/node-redis
+if [ ! -f "$node_redis/node_modules/redis/package.json" ]; then
+	echo "== installing node-redis into $node_redis"
+	npm ci --prefix "$node_redis" --no-audit --no-fund >/dev/null
+fi
 
 echo "== gofmt"
 bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
