@@ -62,9 +62,12 @@ func (r *redisProto) local(cl *client, bt *batch, cmd *command, args [][]byte) b
 	case "INFO":
 		dst = appendText(dst, cl.resp3, r.info())
 	case "CONFIG":
-		if len(args) >= 3 && strings.EqualFold(string(args[1]), "GET") {
+		switch {
+		case len(args) >= 3 && strings.EqualFold(string(args[1]), "GET"):
 			dst = appendMap(dst, cl.resp3, 0)
-		} else {
+		case len(args) == 2 && strings.EqualFold(string(args[1]), "GET"):
+			dst = resp.AppendError(dst, "ERR wrong number of arguments for 'config|get' command")
+		default:
 			dst = resp.AppendError(dst, "ERR command 'config' is not supported by the proxy (only CONFIG GET, which answers an empty list)")
 		}
 	}
@@ -130,16 +133,15 @@ func (r *redisProto) hello(cl *client, dst []byte, args [][]byte) []byte {
 		}
 	}
 	if cred != nil {
-		if r.p.routing().cfg.RedisAuth == "" {
-			return resp.AppendError(dst, "ERR Client sent AUTH, but no password is set")
-		}
-		if !r.checkAuth(cred) {
+		// Without redis_auth the proxy's only user is "default", who
+		// needs no password, as Redis's is by default.
+		if r.p.routing().cfg.RedisAuth == "" && string(cred[0]) != "default" || r.p.routing().cfg.RedisAuth != "" && !r.checkAuth(cred) {
 			return resp.AppendError(dst, "WRONGPASS invalid username-password pair or user is disabled.")
 		}
 		cl.authed = true
 	}
 	if r.p.routing().cfg.RedisAuth != "" && !cl.authed {
-		return resp.AppendError(dst, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+		return resp.AppendError(dst, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 	}
 	if name != nil {
 		if !validClientName(name) {
@@ -207,9 +209,16 @@ func (r *redisProto) clientCmd(cl *client, dst []byte, args [][]byte) []byte {
 		return resp.AppendInt(dst, int64(cl.id))
 	case (sub == "NO-EVICT" || sub == "NO-TOUCH") && len(args) == 3:
 		return append(dst, okReply...)
+	case clientServed[sub]:
+		// A subcommand the proxy serves, with the wrong number of
+		// arguments: Redis's error names it as "client|sub".
+		return resp.AppendError(dst, fmt.Sprintf("ERR wrong number of arguments for 'client|%s' command", strings.ToLower(sub)))
 	}
 	return resp.AppendError(dst, fmt.Sprintf("ERR 'client %s' is not supported by the proxy", strings.ToLower(resp.Clip(args[1]))))
 }
+
+// clientServed are the CLIENT subcommands clientCmd serves.
+var clientServed = map[string]bool{"SETNAME": true, "GETNAME": true, "SETINFO": true, "ID": true, "NO-EVICT": true, "NO-TOUCH": true}
 
 // commandCmd answers COMMAND, COMMAND COUNT, COMMAND DOCS and COMMAND INFO
 // with what the proxy knows: its table has no per-command documentation.

@@ -10,39 +10,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shardproxy/shardproxy/codec/resp"
 	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
-
-// do3 sends one command on c and returns its reply's exact bytes, of any
-// RESP2 or RESP3 type.
-func do3(t *testing.T, c *proxytest.Conn, args ...string) string {
-	t.Helper()
-	c.Write(proxytest.EncodeCommand(nil, args...))
-	return read3(t, c)
-}
-
-// read3 reads one reply of any RESP2 or RESP3 type.
-func read3(t *testing.T, c *proxytest.Conn) string {
-	t.Helper()
-	c.Net.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var buf []byte
-	for {
-		n, err := resp.ReadReply(buf)
-		if err != nil {
-			t.Fatalf("reply %q: %v", buf, err)
-		}
-		if n > 0 {
-			return string(buf)
-		}
-		b, err := c.R.ReadByte()
-		if err != nil {
-			t.Fatalf("read reply (%q so far): %v", buf, err)
-		}
-		buf = append(buf, b)
-	}
-}
 
 // TestRESP3Auth checks HELLO's authentication in front of servers that
 // require a password, as Redis answers it, and that the proxy's RESP3
@@ -57,7 +27,7 @@ func TestRESP3Auth(t *testing.T) {
 		name, want string
 		args       []string
 	}{
-		{"HELLO 3 before AUTH", "-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n", []string{"HELLO", "3"}},
+		{"HELLO 3 before AUTH", "-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n", []string{"HELLO", "3"}},
 		{"still RESP2", "-NOAUTH Authentication required.\r\n", []string{"GET", "k"}},
 		{"HELLO 3 wrong password", "-WRONGPASS invalid username-password pair or user is disabled.\r\n", []string{"HELLO", "3", "AUTH", "default", "nope"}},
 		{"HELLO 3 bad name", "-ERR Client names cannot contain spaces, newlines or special characters.\r\n", []string{"HELLO", "3", "AUTH", "default", password, "SETNAME", "a b"}},
@@ -75,15 +45,15 @@ func TestRESP3Auth(t *testing.T) {
 		{"GET missing in RESP2", "$-1\r\n", []string{"GET", "missing"}},
 	}
 	proxytest.BackendDo(t, backends[0].Addr, []string{"AUTH", password}, []string{"FLUSHALL"})
-	if got := do3(t, rc, "ZADD", "z", "1.5", "m"); got != "-NOAUTH Authentication required.\r\n" {
+	if got := rc.DoAny("ZADD", "z", "1.5", "m"); got != "-NOAUTH Authentication required.\r\n" {
 		t.Fatalf("ZADD before AUTH: %q", got)
 	}
 	for i, s := range steps {
 		if s.name == "ZSCORE is a double" {
 			// set up under RESP3, as the client is authenticated now
-			do3(t, rc, "ZADD", "z", "1.5", "m")
+			rc.DoAny("ZADD", "z", "1.5", "m")
 		}
-		got := do3(t, rc, s.args...)
+		got := rc.DoAny(s.args...)
 		switch {
 		case s.want != "" && got != s.want:
 			t.Errorf("%d %s: %q, want %q", i, s.name, got, s.want)
@@ -109,11 +79,11 @@ func TestRESP3ACLUser(t *testing.T) {
 	b := aclBackend(t)
 	px := proxytest.StartProxy(t, proxytest.PoolYAML(proxytest.FreeListen(t), []*testservers.Server{b}, "redis_username: app", "redis_auth: secret"))
 	rc := proxytest.Dial(t, px.Addr(0).String())
-	if got := do3(t, rc, "HELLO", "3", "AUTH", "app", "secret"); !strings.HasPrefix(got, "%7\r\n") {
+	if got := rc.DoAny("HELLO", "3", "AUTH", "app", "secret"); !strings.HasPrefix(got, "%7\r\n") {
 		t.Fatalf("HELLO 3 AUTH app: %q", got)
 	}
-	do3(t, rc, "SADD", "s", "x")
-	if got := do3(t, rc, "SMEMBERS", "s"); got != "~1\r\n$1\r\nx\r\n" {
+	rc.DoAny("SADD", "s", "x")
+	if got := rc.DoAny("SMEMBERS", "s"); got != "~1\r\n$1\r\nx\r\n" {
 		t.Fatalf("SMEMBERS: %q, want a RESP3 set", got)
 	}
 	list := proxytest.BackendDo(t, b.Addr, []string{"AUTH", "app", "secret"}, []string{"CLIENT", "LIST"})
@@ -148,7 +118,7 @@ func TestRESP3SwitchInPipeline(t *testing.T) {
 		v := fmt.Sprint(i)
 		want := []string{"+OK\r\n", "%7", proxytest.Bulk(v), "+OK\r\n", "*14", proxytest.Bulk(v + "b")}
 		for j, w := range want {
-			if got := read3(t, rc); !strings.HasPrefix(got, w) {
+			if got := rc.ReadAny(); !strings.HasPrefix(got, w) {
 				t.Fatalf("round %d, reply %d: %q, want %q", i, j, got, w)
 			}
 		}

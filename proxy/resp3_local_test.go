@@ -55,6 +55,9 @@ var resp3LocalSteps = []localStep{
 	{[]string{"HELLO", "abc"}, sameBytes}, {[]string{"HELLO", "3", "FOO"}, sameBytes},
 	{[]string{"HELLO", "3", "SETNAME", "a b"}, sameBytes}, {[]string{"FOOBAR", "x"}, sameBytes},
 	{[]string{"GET"}, sameBytes}, {[]string{"CONFIG", "GET"}, sameBytes},
+	{[]string{"CLIENT", "GETNAME", "x"}, sameBytes}, {[]string{"CLIENT", "SETNAME"}, sameBytes},
+	{[]string{"CLIENT", "ID", "x"}, sameBytes}, {[]string{"HELLO", "3", "AUTH", "default", "anything"}, sameShape},
+	{[]string{"HELLO", "3", "AUTH", "nobody", "x"}, sameBytes},
 	// Errors the proxy words itself.
 	{[]string{"SELECT", "1"}, proxyError}, {[]string{"CONFIG", "SET", "maxmemory", "0"}, proxyError},
 	{[]string{"CLIENT", "LIST"}, proxyError}, {[]string{"MULTI"}, proxyError}, {[]string{"KEYS", "*"}, proxyError},
