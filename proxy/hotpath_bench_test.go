@@ -27,8 +27,18 @@ func benchProxy(b *testing.B) net.Conn {
 // benchPipeline sends the same pipeline of 16 requests b.N/16 times and
 // reads every reply. allocs/op is the proxy's allocations per request
 // (the client side allocates nothing in the loop).
-func benchPipeline(b *testing.B, args ...string) {
+func benchPipeline(b *testing.B, args ...string) { benchPipelineIn(b, false, args...) }
+
+// benchPipelineIn is benchPipeline from a client that said HELLO 3 first
+// when resp3.
+func benchPipelineIn(b *testing.B, resp3 bool, args ...string) {
 	nc := benchProxy(b)
+	if resp3 {
+		c := proxytest.NewConn(b, nc)
+		if got := c.DoAny("HELLO", "3"); got[0] != '%' {
+			b.Fatalf("HELLO 3: %q", got)
+		}
+	}
 	bs := make([][]byte, len(args))
 	for i, a := range args {
 		bs[i] = []byte(a)
@@ -82,6 +92,10 @@ func benchPipeline(b *testing.B, args ...string) {
 func BenchmarkProxyGet(b *testing.B) { benchPipeline(b, "GET", "key:1") }
 
 func BenchmarkProxySet(b *testing.B) { benchPipeline(b, "SET", "key:1", "value") }
+
+func BenchmarkProxyGet3(b *testing.B) { benchPipelineIn(b, true, "GET", "key:1") }
+
+func BenchmarkProxySet3(b *testing.B) { benchPipelineIn(b, true, "SET", "key:1", "value") }
 
 func BenchmarkProxyMGet10(b *testing.B) {
 	args := []string{"MGET"}
