@@ -35,6 +35,7 @@ type options struct {
 	proxyBin      string
 	proxyBuilt    bool     // proxyBin was built from ./cmd/shardproxy by this run
 	proxyFlags    []string // flags proxyBin runs with besides the config's: -T 1 for shardproxy
+	proxyRESP3    bool     // proxyBin is shardproxy, which RESP3 rows go through (a nutcracker stand-in is not)
 	nutcrackerBin string
 	out           string
 }
@@ -160,6 +161,7 @@ func (b *bench) prepare(p *procs) error {
 		b.o.proxyBin, b.o.proxyBuilt = bin, true
 	}
 	b.o.proxyFlags = proxyFlags(b.o.proxyBin)
+	b.o.proxyRESP3 = isShardproxy(b.o.proxyBin)
 	nc, err := lookPath(b.o.nutcrackerBin)
 	if err != nil {
 		return err
@@ -196,6 +198,11 @@ func (b *bench) runSections() error {
 		switch s {
 		case "redis":
 			text, err = b.redisSection(s, "Redis: redis-benchmark -c 50 -r 1000000", redisCases(b.o.n, b.o.quick))
+			if err == nil {
+				b.emit(text)
+				text, err = b.resp3Section("Redis RESP3: redis-benchmark -3 -c 50 -r 1000000 (HELLO 3 on each connection)",
+					resp3Cases(b.o.n, b.o.quick))
+			}
 		case "memcache":
 			text, err = b.memcacheSection(fmt.Sprintf("Memcache: memcslap --concurrency=%d", memcslapClients))
 		case "idle":

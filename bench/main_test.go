@@ -112,6 +112,9 @@ func TestQuickRun(t *testing.T) {
 	if strings.Contains(report, "ERR") {
 		t.Errorf("report has failed cells:\n%s", report)
 	}
+	resp3 := sectionOf(report, "### Redis RESP3")
+	checkQuickRESP3(t, resp3)
+	report = strings.Replace(report, resp3, "", 1)
 	rows := 0
 	for _, l := range strings.Split(report, "\n") {
 		if !strings.HasPrefix(l, "| set ") {
@@ -141,6 +144,44 @@ func TestQuickRun(t *testing.T) {
 			if _, err := strconv.ParseFloat(c[i], 64); err != nil {
 				t.Errorf("bare hop column %d is %q in %s", i, c[i], l)
 			}
+		}
+	}
+}
+
+// sectionOf returns the part of report from the line starting with title to
+// the next "### " title.
+func sectionOf(report, title string) string {
+	i := strings.Index(report, title)
+	if i < 0 {
+		return ""
+	}
+	rest := report[i:]
+	if j := strings.Index(rest[len(title):], "\n### "); j >= 0 {
+		return rest[:len(title)+j+1]
+	}
+	return rest
+}
+
+// checkQuickRESP3 checks the RESP3 table of a quick run with a nutcracker
+// standing in for shardproxy: direct's RESP3 run has numbers, the proxies'
+// columns are n/a.
+func checkQuickRESP3(t *testing.T, text string) {
+	t.Helper()
+	var set []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, "| set ") {
+			set = cols(l)
+		}
+	}
+	if len(set) != len(resp3Header) {
+		t.Fatalf("RESP3 table has no set row of %d columns:\n%s", len(resp3Header), text)
+	}
+	if _, err := strconv.ParseFloat(set[2], 64); err != nil || set[1] != "1" {
+		t.Errorf("RESP3 set row: P %q, direct rps %q: %s", set[1], set[2], text)
+	}
+	for i := 3; i < len(set); i++ {
+		if set[i] != "n/a" {
+			t.Errorf("RESP3 column %s is %q, want n/a with no shardproxy", resp3Header[i], set[i])
 		}
 	}
 }

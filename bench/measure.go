@@ -16,40 +16,67 @@ const coarseTicks = 20
 // runner is one load-generator run against addr.
 type runner func(ctx context.Context, addr string) (runResult, error)
 
+// leg is one column of a row: an address, the process whose CPU is sampled
+// around each run (0 for none), and the run itself.
+type leg struct {
+	name string // in progress and failure lines
+	addr string
+	pid  int
+	fn   runner
+}
+
 // measureRow runs fn on direct, nutcracker and shardproxy (and the bare hop
-// when addrs has one), -rounds times,
-// reversing the order every other round so that drift hits all targets
-// alike, and sampling each proxy's CPU time around its runs. A failed run is
-// recorded and the row goes on, unless the proxy process died or the bench
-// was interrupted.
+// when addrs has one), as measureLegs does.
 func (b *bench) measureRow(test, pipeline string, addrs [numTargets]string, fn runner) (row, error) {
-	var runs [numTargets][]cell
-	finish := func(err error) (row, error) {
-		r := row{test: test, pipeline: pipeline}
-		for t := range numTargets {
-			r.cells[t] = merge(runs[t])
-		}
-		return r, err
-	}
-	order := []target{direct, nutcracker, shardproxy}
+	targets := []target{direct, nutcracker, shardproxy}
 	if addrs[hop] != "" {
-		order = append(order, hop)
+		targets = append(targets, hop)
+	}
+	legs := make([]leg, len(targets))
+	for i, t := range targets {
+		legs[i] = leg{name: targetNames[t], addr: addrs[t], pid: b.cl.pid[t], fn: fn}
+	}
+	cells, err := b.measureLegs(test, pipeline, legs)
+	r := row{test: test, pipeline: pipeline}
+	for i, t := range targets {
+		r.cells[t] = cells[i]
+	}
+	return r, err
+}
+
+// measureLegs runs every leg -rounds times, reversing the order every other
+// round so that drift hits all legs alike, and returns one merged cell per
+// leg. A failed run is recorded and the row goes on, unless the sampled
+// process died or the bench was interrupted.
+func (b *bench) measureLegs(test, pipeline string, legs []leg) ([]cell, error) {
+	runs := make([][]cell, len(legs))
+	finish := func(err error) ([]cell, error) {
+		cells := make([]cell, len(legs))
+		for i := range legs {
+			cells[i] = merge(runs[i])
+		}
+		return cells, err
+	}
+	order := make([]int, len(legs))
+	for i := range order {
+		order[i] = i
 	}
 	for round := range b.o.rounds {
-		for _, t := range order {
-			c := b.measure(t, addrs[t], fn)
-			runs[t] = append(runs[t], c)
+		for _, i := range order {
+			l := legs[i]
+			c := b.measure(l)
+			runs[i] = append(runs[i], c)
 			if c.err == nil {
-				b.progress("%s P=%s %s round %d: %.0f rps", test, pipeline, targetNames[t], round+1, c.res.rps)
+				b.progress("%s P=%s %s round %d: %.0f rps", test, pipeline, l.name, round+1, c.res.rps)
 				continue
 			}
-			b.failures = append(b.failures, fmt.Sprintf("%s P=%s on %s: %v", test, pipeline, targetNames[t], c.err))
-			b.progress("%s P=%s %s: FAILED: %v", test, pipeline, targetNames[t], c.err)
+			b.failures = append(b.failures, fmt.Sprintf("%s P=%s on %s: %v", test, pipeline, l.name, c.err))
+			b.progress("%s P=%s %s: FAILED: %v", test, pipeline, l.name, c.err)
 			if err := b.ctx.Err(); err != nil {
 				return finish(err)
 			}
-			if pid := b.cl.pid[t]; pid != 0 && !alive(pid) {
-				return finish(fmt.Errorf("%s (pid %d) is no longer running", targetNames[t], pid))
+			if l.pid != 0 && !alive(l.pid) {
+				return finish(fmt.Errorf("%s (pid %d) is no longer running", l.name, l.pid))
 			}
 		}
 		slices.Reverse(order)
@@ -57,18 +84,17 @@ func (b *bench) measureRow(test, pipeline string, addrs [numTargets]string, fn r
 	return finish(nil)
 }
 
-// measure runs fn once against target t.
-func (b *bench) measure(t target, addr string, fn runner) cell {
-	pid := b.cl.pid[t]
+// measure runs the leg once.
+func (b *bench) measure(l leg) cell {
 	var before time.Duration
 	var cpuErr error
-	if pid != 0 {
-		before, cpuErr = cpuOf(pid)
+	if l.pid != 0 {
+		before, cpuErr = cpuOf(l.pid)
 	}
-	res, err := fn(b.ctx, addr)
+	res, err := l.fn(b.ctx, l.addr)
 	c := cell{ran: true, res: res, err: err}
-	if pid != 0 && cpuErr == nil {
-		if after, err := cpuOf(pid); err == nil {
+	if l.pid != 0 && cpuErr == nil {
+		if after, err := cpuOf(l.pid); err == nil {
 			c.cpu, c.hasCPU = after-before, true
 		}
 	}

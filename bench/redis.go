@@ -26,8 +26,9 @@ type redisCase struct {
 	pipeline int
 	clients  int
 	requests int
-	keyspace int // -r; 0 means one fixed key
-	dataSize int // -d; 0 means redis-benchmark's default
+	keyspace int  // -r; 0 means one fixed key
+	dataSize int  // -d; 0 means redis-benchmark's default
+	resp3    bool // -3: HELLO 3 on each connection, RESP3 replies
 }
 
 // mget10 is MGET of ten random keys, sent as a custom command.
@@ -93,6 +94,9 @@ func (c redisCase) args(addr string) ([]string, error) {
 	}
 	if c.dataSize > 0 {
 		a = append(a, "-d", strconv.Itoa(c.dataSize))
+	}
+	if c.resp3 {
+		a = append(a, "-3")
 	}
 	if c.test != "" {
 		return append(a, "-t", c.test), nil

@@ -165,8 +165,7 @@ func startProxy(p *procs, t target, bin string, redisPorts, mcPorts []int, flags
 // core (its default). A -proxy-bin that is not shardproxy (a second
 // nutcracker standing in) gets none: nutcracker refuses -T.
 func proxyFlags(bin string) []string {
-	out, err := exec.Command(bin, "-V").Output()
-	if err != nil || !strings.HasPrefix(string(out), "This is shardproxy-") {
+	if !isShardproxy(bin) {
 		return nil
 	}
 	return []string{"-T", "1"}

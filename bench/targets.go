@@ -8,11 +8,12 @@ import (
 )
 
 // results are the measurements of one run that the targets are checked
-// against: throughput rows by section ("redis", "memcache", "large") and
-// the idle connections, when those sections ran.
+// against: throughput rows by section ("redis", "memcache", "large"), the
+// RESP3 rows and the idle connections, when those sections ran.
 type results struct {
-	rows map[string][]row
-	idle *[numTargets]idleResult
+	rows  map[string][]row
+	resp3 []protoRow
+	idle  *[numTargets]idleResult
 }
 
 func (rs *results) add(section string, r []row) {
@@ -40,7 +41,8 @@ type check struct {
 
 // targetChecks compares the run with the performance targets: throughput
 // against nutcracker's, CPU per request against nutcracker's, idle memory
-// against nutcracker's growth, and large values against direct Redis.
+// against nutcracker's growth, large values against direct Redis, and RESP3
+// against RESP2 through shardproxy.
 func targetChecks(rs *results) []check {
 	var out []check
 	rpsRatio := func(target, section, test, p string, min float64, p99 bool) {
@@ -119,7 +121,7 @@ func targetChecks(rs *results) []check {
 		}
 		out = append(out, c)
 	}
-	return out
+	return append(out, resp3Checks(rs.resp3)...)
 }
 
 // renderTargets formats the checks as a Markdown table with a count.
@@ -135,7 +137,7 @@ func renderTargets(checks []check) string {
 			}
 		}
 	}
-	text := markdown("Targets: shardproxy against nutcracker (and direct Redis for large values)",
+	text := markdown("Targets: shardproxy against nutcracker (direct Redis for large values, its RESP2 runs for RESP3)",
 		[]string{"target", "row", "measured ratio", "required", "met"}, lines)
 	return text + fmt.Sprintf("%d of %d measured targets met\n\n", met, measured)
 }
