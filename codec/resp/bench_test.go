@@ -84,6 +84,17 @@ func BenchmarkReadReplyNested(b *testing.B) {
 	benchReply(b, in)
 }
 
+// BenchmarkReadReplyStreamed is a RESP3 streamed map of 10 pairs, each
+// value a streamed string of 2 chunks.
+func BenchmarkReadReplyStreamed(b *testing.B) {
+	in := []byte("%?\r\n")
+	for i := 0; i < 10; i++ {
+		in = AppendBulkString(in, "field:"+strconv.Itoa(i))
+		in = append(in, "$?\r\n;6\r\nvalue:\r\n;1\r\n"+strconv.Itoa(i)+"\r\n;0\r\n"...)
+	}
+	benchReply(b, append(in, ".\r\n"...))
+}
+
 func BenchmarkAppendCommand(b *testing.B) {
 	args := [][]byte{[]byte("GET"), []byte("key:000123")}
 	buf := make([]byte, 0, 64)

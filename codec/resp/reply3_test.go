@@ -171,3 +171,24 @@ func TestReadBulkStringStreamed(t *testing.T) {
 		t.Fatalf("got %q, %d, %v", v, n, err)
 	}
 }
+
+// TestReaderResp3: a Reader decodes streamed replies arriving a byte at a
+// time, and refuses a streamed string or aggregate longer than its limit.
+func TestReaderResp3(t *testing.T) {
+	var in []byte
+	for _, tt := range resp3Replies {
+		in = append(in, tt.reply...)
+	}
+	r := NewReader(&chunkReader{in: in, chunk: 1}, len(in))
+	for _, tt := range resp3Replies {
+		if v, err := r.ReadValue(); err != nil || !reflect.DeepEqual(v, tt.want) {
+			t.Fatalf("%s: %s, %v; want %s", tt.name, show(v), err, show(tt.want))
+		}
+	}
+	for _, in := range []string{"$?\r\n" + strings.Repeat(";1\r\nx\r\n", 20) + ";0\r\n", "*?\r\n" + strings.Repeat(":1\r\n", 30) + ".\r\n"} {
+		r := NewReader(strings.NewReader(in), 64)
+		if v, err := r.ReadValue(); errText(err) != msgReplyTooLarge {
+			t.Errorf("%d bytes, limit 64: %s, %v; want %q", len(in), show(v), err, msgReplyTooLarge)
+		}
+	}
+}

@@ -146,6 +146,7 @@ func TestReadArrayHeader(t *testing.T) {
 		{"not an array", "$3\r\nabc\r\n", 0, 0, "Protocol error: expected '*', got '$'"},
 		{"bad count", "*-2\r\n", 0, 0, msgInvalidLength},
 		{"garbage count", "*x\r\n", 0, 0, msgInvalidLength},
+		{"streamed", "*?\r\n:1\r\n.\r\n", 0, 0, msgInvalidLength},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
