@@ -57,6 +57,11 @@ func readNumberLine(b []byte) (v int64, n int, ok bool) {
 	if v, n := readShortNumberLine(b); n > 0 {
 		return v, n, true
 	}
+	return readAnyNumberLine(b)
+}
+
+// readAnyNumberLine is readNumberLine for any b.
+func readAnyNumberLine(b []byte) (v int64, n int, ok bool) {
 	end := min(len(b), 1+maxNumLen+1)
 	if end <= 1 {
 		return 0, 0, true
