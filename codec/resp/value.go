@@ -87,9 +87,9 @@ func parseValue(b []byte) (Value, int) {
 // parseBulk decodes into v the length-prefixed reply b starts with, a
 // streamed string included.
 func parseBulk(v Value, b []byte) (Value, int) {
-	var m int
 	if b[1] == '?' {
-		v.Str, m = parseStreamedString(b)
+		str, m := parseStreamedString(b)
+		v.Str = str
 		return v, m
 	}
 	size, m, _ := readNumberLine(b)
@@ -104,9 +104,9 @@ func parseBulk(v Value, b []byte) (Value, int) {
 // parseAggregate decodes into v the array, map, set or push b starts
 // with, counted or streamed.
 func parseAggregate(v Value, b []byte) (Value, int) {
-	var m int
 	if b[1] == '?' {
-		v.Elems, m = parseStreamedElems(b)
+		elems, m := parseStreamedElems(b)
+		v.Elems = elems
 		return v, m
 	}
 	count, m, _ := readNumberLine(b)
