@@ -16,6 +16,8 @@ func TestBulkNeed(t *testing.T) {
 		{"null", "$-1\r\n", 0},
 		{"not a bulk", "+OK\r\n", 0},
 		{"too long a header", "$1234567890123\r\n", 0},
+		{"streamed string", "$?\r\n;3\r\nabc\r\n;0\r\n", 0},
+		{"streamed header cut", "$?", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := BulkNeed([]byte(tc.in)); got != tc.want {

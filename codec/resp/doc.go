@@ -12,9 +12,13 @@
 // Requests (client to proxy) are read by ReadRequest, in both forms Redis
 // accepts: multibulk ("*N\r\n" followed by N bulk strings) and inline (one
 // line split on blanks with Redis's quoting rules). Replies (server to proxy)
-// are framed by ReadReply, which knows every RESP2 and RESP3 type and nests
-// iteratively up to a fixed depth. The proxy forwards the raw bytes of each
-// frame unchanged; only inline requests are re-encoded, with AppendCommand.
+// are framed by ReadReply, which knows every RESP2 and RESP3 type, RESP3's
+// streamed strings and aggregates included, and nests iteratively up to a
+// fixed depth. The proxy forwards the raw bytes of each frame unchanged;
+// only inline requests are re-encoded, with AppendCommand. The replies the
+// proxy writes itself are encoded with the Append* functions: the RESP2
+// ones, and AppendMap, AppendSet, AppendPush, AppendNull3, AppendBool,
+// AppendDouble, AppendBigNumber and AppendVerbatim for RESP3 clients.
 //
 // Code off the hot path that needs a reply's contents (the Sentinel
 // client, the reshard command, the migration's SCANs, test helpers)

@@ -31,6 +31,9 @@ const (
 	msgReplyTooDeep    = "Protocol error: reply nesting too deep"
 	msgExpectedArray   = "Protocol error: expected '*', got '"
 	msgExpectedInteger = "Protocol error: expected ':', got '"
+	msgExpectedChunk   = "Protocol error: expected ';', got '"
+	msgUnexpectedEnd   = "Protocol error: unexpected end of a streamed aggregate"
+	msgStreamedString  = "Protocol error: streamed string where a bulk string was expected"
 )
 
 // protoError returns a new *Error with message msg.

@@ -57,6 +57,9 @@ func FuzzReadReply(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
+	for _, seed := range resp3Seeds {
+		f.Add([]byte(seed))
+	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		n, err := ReadReply(in)
 		if n < 0 || n > len(in) || err != nil && n != 0 {
@@ -95,6 +98,9 @@ func FuzzParseValue(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
+	for _, seed := range resp3Seeds {
+		f.Add([]byte(seed))
+	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		v, n, err := ParseValue(in)
 		rn, rerr := ReadReply(in)
@@ -111,6 +117,47 @@ func FuzzParseValue(f *testing.F) {
 		got, err := NewReader(&chunkReader{in: in, chunk: 3}, len(in)).ReadValue()
 		if err != nil || !reflect.DeepEqual(got, v) {
 			t.Fatalf("Reader: %s, %v; ParseValue: %s", show(got), err, show(v))
+		}
+	})
+}
+
+// resp3Seeds are RESP3 replies for the fuzz targets: every type, streamed
+// strings and aggregates, attributes, pushes, nesting, and near misses.
+var resp3Seeds = []string{
+	"$?\r\n;4\r\nHell\r\n;5\r\no wor\r\n;0\r\n", "$?\r\n;0\r\n", "*?\r\n:1\r\n*?\r\n.\r\n.\r\n",
+	"%?\r\n+a\r\n:1\r\n.\r\n", "~?\r\n#t\r\n_\r\n.\r\n", "%?\r\n+a\r\n.\r\n", "*2\r\n.\r\n:1\r\n",
+	"|1\r\n+ttl\r\n:3\r\n%?\r\n$?\r\n;1\r\nk\r\n;0\r\n,1.5\r\n.\r\n", ">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n",
+	"%2\r\n*1\r\n:1\r\n~0\r\n(1234567890123456789012\r\n=7\r\ntxt:abc\r\n", "!?\r\n;1\r\nE\r\n;0\r\n", ">?\r\n.\r\n",
+	strings.Repeat("*?\r\n", 1001) + strings.Repeat(".\r\n", 1001), strings.Repeat("%?\r\n+k\r\n", 20) + "_\r\n" + strings.Repeat(".\r\n", 20),
+}
+
+// FuzzReadReply3 checks ReadReply on RESP3 input: it never panics, n is
+// within b, errors are *Error, ParseValue agrees with it on n and on the
+// error, and a reply it frames is framed the same when its bytes arrive
+// split anywhere (every prefix but the whole needs more bytes) and in
+// chunks of any size.
+func FuzzReadReply3(f *testing.F) {
+	for i, seed := range resp3Seeds {
+		f.Add([]byte(seed), uint8(i))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
+		n, err := ReadReply(in)
+		if n < 0 || n > len(in) || err != nil && n != 0 {
+			t.Fatalf("n=%d err=%v for %d bytes", n, err, len(in))
+		}
+		if _, ok := err.(*Error); err != nil && !ok {
+			t.Fatalf("error %T is not an *Error", err)
+		}
+		if _, pn, perr := ParseValue(in); pn != n || errText(perr) != errText(err) {
+			t.Fatalf("ParseValue: n=%d err=%v; ReadReply: n=%d err=%v", pn, perr, n, err)
+		}
+		checkReplyPrefixes(t, in)
+		if n == 0 {
+			return
+		}
+		size := max(1+int(chunk), n/32) // at most 32 pieces: each piece walks the reply again
+		if got, err := feedReplies(in[:n], size); err != nil || len(got) != 1 || got[0] != n {
+			t.Fatalf("in chunks of %d: %v, %v; want [%d]", size, got, err, n)
 		}
 	})
 }

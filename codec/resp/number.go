@@ -54,6 +54,14 @@ func parseInt(p []byte) (int64, bool) {
 // It decides as soon as a prefix of b settles the answer, so a long line of
 // garbage is refused without waiting for its end.
 func readNumberLine(b []byte) (v int64, n int, ok bool) {
+	if v, n := readShortNumberLine(b); n > 0 {
+		return v, n, true
+	}
+	return readAnyNumberLine(b)
+}
+
+// readAnyNumberLine is readNumberLine for any b.
+func readAnyNumberLine(b []byte) (v int64, n int, ok bool) {
 	end := min(len(b), 1+maxNumLen+1)
 	if end <= 1 {
 		return 0, 0, true
@@ -77,4 +85,27 @@ func readNumberLine(b []byte) (v int64, n int, ok bool) {
 		return 0, 0, false
 	}
 	return v, cr + 2, true
+}
+
+// maxShortDigits is the most digits readShortNumberLine reads: any 18
+// digits fit an int64.
+const maxShortDigits = 18
+
+// readShortNumberLine is readNumberLine's fast path, for the lengths,
+// counts and integers of nearly every reply and request: a complete line
+// of a positive number of at most maxShortDigits digits, parsed in one
+// pass. n == 0 means b is anything else, for readNumberLine to decide.
+func readShortNumberLine(b []byte) (v int64, n int) {
+	if len(b) < 4 || b[1] < '1' || b[1] > '9' {
+		return 0, 0
+	}
+	u := uint64(b[1] - '0')
+	i := 2
+	for ; i < len(b) && i <= maxShortDigits && b[i] >= '0' && b[i] <= '9'; i++ {
+		u = u*10 + uint64(b[i]-'0')
+	}
+	if i+1 >= len(b) || b[i] != '\r' || b[i+1] != '\n' {
+		return 0, 0
+	}
+	return int64(u), i + 2
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -149,6 +150,9 @@ func appendRandomReply(r *rand.Rand, dst []byte, depth int) []byte {
 		if k == '$' && r.IntN(5) == 0 {
 			return AppendNull(dst)
 		}
+		if k == '$' && r.IntN(4) == 0 {
+			return appendStreamedString(r, dst)
+		}
 		dst = append(append(dst, k), strconv.Itoa(len(arg))+"\r\n"...)
 		return append(append(dst, arg...), "\r\n"...)
 	case '_':
@@ -157,6 +161,9 @@ func appendRandomReply(r *rand.Rand, dst []byte, depth int) []byte {
 		return append(dst, "#t\r\n"...)
 	default:
 		n := r.IntN(4)
+		if strings.IndexByte("*%~", k) >= 0 && r.IntN(3) == 0 {
+			return appendStreamedAggregate(r, dst, k, n, depth)
+		}
 		dst = append(append(dst, k), strconv.Itoa(n)+"\r\n"...)
 		elems := n
 		switch k {
@@ -172,6 +179,33 @@ func appendRandomReply(r *rand.Rand, dst []byte, depth int) []byte {
 	}
 }
 
+// appendStreamedString appends a streamed string of random chunks to dst.
+func appendStreamedString(r *rand.Rand, dst []byte) []byte {
+	dst = append(dst, "$?\r\n"...)
+	for i := r.IntN(4); i > 0; i-- {
+		chunk := randomArg(r)
+		if len(chunk) == 0 {
+			continue // a chunk of 0 bytes ends the string
+		}
+		dst = append(append(dst, ';'), strconv.Itoa(len(chunk))+"\r\n"...)
+		dst = append(append(dst, chunk...), "\r\n"...)
+	}
+	return append(dst, ";0\r\n"...)
+}
+
+// appendStreamedAggregate appends a streamed array, set or map (k) of n
+// random elements (a map's: n pairs) to dst.
+func appendStreamedAggregate(r *rand.Rand, dst []byte, k byte, n, depth int) []byte {
+	dst = append(dst, k, '?', '\r', '\n')
+	if k == '%' {
+		n *= 2
+	}
+	for range n {
+		dst = appendRandomReply(r, dst, depth+1)
+	}
+	return append(dst, ".\r\n"...)
+}
+
 func TestRepliesByteByByte(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for round := 0; round < 300; round++ {
@@ -182,7 +216,14 @@ func TestRepliesByteByByte(t *testing.T) {
 			in = appendRandomReply(r, in, 0)
 			want = append(want, len(in)-before)
 		}
-		for _, chunk := range []int{0, 1, 3, 7} {
+		pos := 0
+		for _, n := range want {
+			if _, m, err := ParseValue(in[pos:]); m != n || err != nil {
+				t.Fatalf("round %d: ParseValue n=%d err=%v, want %d\ninput %q", round, m, err, n, in[pos:])
+			}
+			pos += n
+		}
+		for _, chunk := range []int{0, 1, 3, 7, 2 + r.IntN(30)} {
 			got, err := feedReplies(in, chunk)
 			if err != nil || !reflect.DeepEqual(got, want) {
 				t.Fatalf("round %d chunk %d: got %v, %v; want %v\ninput %q", round, chunk, got, err, want, in)

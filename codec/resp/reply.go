@@ -9,22 +9,27 @@ import (
 // attributes) may nest; ReadReply refuses deeper nesting with an error.
 const MaxReplyDepth = 1000
 
-// maxAggregate bounds the element count of one aggregate reply.
+// maxAggregate bounds the element count a counted aggregate reply claims
+// (a map's or an attribute's: its pairs).
 const maxAggregate = math.MaxInt32
 
 // ReadReply returns the length of the first complete reply in b, of any
 // RESP2 or RESP3 type: simple string '+', error '-', integer ':', bulk '$',
 // array '*', null '_', double ',', boolean '#', blob error '!', verbatim
 // string '=', big number '(', map '%', set '~', push '>' and attribute '|'
-// (an attribute is framed together with the reply it annotates). Streamed
-// ("?") lengths are not supported. n == 0 with a nil error means the reply
-// is incomplete; an error means b does not start with a valid reply.
+// (an attribute is framed together with the reply it annotates). The
+// streamed forms of RESP3 are framed whole: a streamed string "$?\r\n"
+// with its chunks ";<len>\r\n<bytes>\r\n" up to the last ";0\r\n", and
+// a streamed array, set or map ("*?\r\n", "~?\r\n", "%?\r\n") up to the
+// end ".\r\n" of its elements (a map's keys and values, an even number).
+// n == 0 with a nil error means the reply is incomplete; an error means b
+// does not start with a valid reply.
 //
 // Aggregates are walked iteratively, with a fixed-size stack of pending
 // element counts: nesting deeper than MaxReplyDepth is an error, never a
 // stack overflow.
 func ReadReply(b []byte) (n int, err error) {
-	var pending [shallowDepth]uint32
+	var pending [shallowDepth]uint64
 	n, err = walkReply(b, pending[:])
 	if err == errDeeper {
 		return readDeepReply(b)
@@ -35,14 +40,14 @@ func ReadReply(b []byte) (n int, err error) {
 // shallowDepth is the nesting ReadReply handles with a small stack; deeper
 // replies are walked again by readDeepReply, so that the common case does
 // not clear a large array on every call.
-const shallowDepth = 32
+const shallowDepth = 16
 
 // errDeeper tells that a reply nests deeper than the stack walkReply got.
 var errDeeper = &Error{Msg: msgReplyTooDeep}
 
 // readDeepReply frames a reply nesting deeper than shallowDepth.
 func readDeepReply(b []byte) (int, error) {
-	var pending [MaxReplyDepth]uint32
+	var pending [MaxReplyDepth]uint64
 	n, err := walkReply(b, pending[:])
 	if err == errDeeper {
 		return 0, protoError(msgReplyTooDeep)
@@ -51,9 +56,10 @@ func readDeepReply(b []byte) (int, error) {
 }
 
 // walkReply frames the first reply of b with pending as its stack of
-// element counts still expected per open aggregate; it returns errDeeper
-// when the reply nests deeper than len(pending).
-func walkReply(b []byte, pending []uint32) (int, error) {
+// element counts still expected per open aggregate (see streamStart for
+// a streamed one's); it returns errDeeper when the reply nests deeper than
+// len(pending).
+func walkReply(b []byte, pending []uint64) (int, error) {
 	depth, pos := 0, 0
 	for {
 		m, children, err := readElement(b[pos:])
@@ -64,13 +70,18 @@ func walkReply(b []byte, pending []uint32) (int, error) {
 		if depth > 0 {
 			pending[depth-1]--
 		}
-		if children > 0 {
-			if depth == len(pending) {
-				return 0, errDeeper
+		if children != 0 {
+			if children > 0 {
+				if depth == len(pending) {
+					return 0, errDeeper
+				}
+				pending[depth] = uint64(children)
+				depth++
+				continue
 			}
-			pending[depth] = uint32(children)
-			depth++
-			continue
+			if depth, err = walkStream(pending, depth, children); err != nil {
+				return 0, err
+			}
 		}
 		for depth > 0 && pending[depth-1] == 0 {
 			depth--
@@ -83,8 +94,10 @@ func walkReply(b []byte, pending []uint32) (int, error) {
 
 // readElement reads one reply element at the start of b: a whole scalar, or
 // the header of an aggregate, in which case children is how many elements
-// follow (an attribute's pairs plus the reply it annotates). m == 0 with a
-// nil error means more bytes are needed.
+// follow (an attribute's pairs plus the reply it annotates), or
+// streamedAggregate or streamedMap for a streamed one; the end of a
+// streamed aggregate is children == endOfStream. m == 0 with a nil error
+// means more bytes are needed.
 func readElement(b []byte) (m int, children int64, err error) {
 	if len(b) == 0 {
 		return 0, 0, nil
@@ -103,7 +116,7 @@ func readElement(b []byte) (m int, children int64, err error) {
 	case '*', '%', '~', '>', '|':
 		return readAggregate(b)
 	default:
-		err = gotError(msgUnknownType, b[0])
+		return readEnd(b)
 	}
 	return m, 0, err
 }
@@ -159,11 +172,12 @@ func readBoolean(b []byte) (int, error) {
 }
 
 // readBulk reads a length-prefixed reply ('$', '!' or '='): "$-1\r\n" is
-// the RESP2 null bulk; otherwise the payload must be followed by CRLF.
+// the RESP2 null bulk, "$?\r\n" starts a streamed string; otherwise the
+// payload must be followed by CRLF.
 func readBulk(b []byte) (int, error) {
 	size, m, ok := readNumberLine(b)
 	if !ok || size < -1 || size == -1 && b[0] != '$' {
-		return 0, protoError(msgInvalidLength)
+		return readStreamedString(b)
 	}
 	if m == 0 {
 		return 0, nil
@@ -171,6 +185,12 @@ func readBulk(b []byte) (int, error) {
 	if size == -1 {
 		return m, nil
 	}
+	return readPayload(b, m, size)
+}
+
+// readPayload reads the size bytes at b[m:] and the CRLF after them, and
+// returns the length up to that CRLF.
+func readPayload(b []byte, m int, size int64) (int, error) {
 	if size > int64(len(b)-m-2) {
 		return 0, nil
 	}
@@ -184,11 +204,12 @@ func readBulk(b []byte) (int, error) {
 // readAggregate reads the header of an aggregate reply and returns how many
 // elements follow it: "*-1\r\n" is the RESP2 null array (no elements); maps
 // have two elements per entry; an attribute is followed by its pairs and by
-// the reply it annotates.
+// the reply it annotates; a streamed array, set or map ("*?\r\n", "~?\r\n",
+// "%?\r\n") is followed by elements up to its end ".\r\n".
 func readAggregate(b []byte) (int, int64, error) {
 	count, m, ok := readNumberLine(b)
 	if !ok || count < -1 || count == -1 && b[0] != '*' || count > maxAggregate {
-		return 0, 0, protoError(msgInvalidLength)
+		return readStreamedAggregate(b)
 	}
 	if m == 0 || count <= 0 && b[0] != '|' {
 		return m, 0, nil
@@ -240,13 +261,18 @@ func ReadInteger(b []byte) (v int64, n int, err error) {
 // ReadBulkString parses a bulk string reply "$N\r\n<payload>\r\n" at the
 // start of b and returns its payload (aliasing b; nil for the null bulk
 // "$-1\r\n") and its length n; n == 0 with a nil error means more bytes
-// are needed. The proxy uses it to read the fields of a replica's ROLE.
+// are needed. A streamed string, whose payload is in pieces, is an error
+// here (ParseValue decodes it). The proxy uses it to read the fields of a
+// replica's ROLE.
 func ReadBulkString(b []byte) (val []byte, n int, err error) {
 	if len(b) == 0 {
 		return nil, 0, nil
 	}
 	if b[0] != '$' {
 		return nil, 0, gotError(msgExpectedDollar, b[0])
+	}
+	if len(b) > 1 && b[1] == '?' {
+		return nil, 0, protoError(msgStreamedString)
 	}
 	n, err = readBulk(b)
 	if n == 0 || err != nil {
@@ -263,28 +289,4 @@ func ReadBulkString(b []byte) (val []byte, n int, err error) {
 // or a RESP3 blob error ('!').
 func IsError(reply []byte) bool {
 	return len(reply) > 0 && (reply[0] == '-' || reply[0] == '!')
-}
-
-// BulkNeed returns the total length of the bulk string reply that b
-// starts with, from its header alone, or 0 when b does not start with a
-// complete bulk header: a reader grows its buffer once to that size.
-func BulkNeed(b []byte) int {
-	if len(b) < 4 || b[0] != '$' {
-		return 0
-	}
-	n := 0
-	for i := 1; i < len(b) && i < 12; i++ {
-		c := b[i]
-		if c == '\r' {
-			if i == 1 {
-				return 0
-			}
-			return i + 2 + n + 2
-		}
-		if c < '0' || c > '9' {
-			return 0
-		}
-		n = n*10 + int(c-'0')
-	}
-	return 0
 }

@@ -27,11 +27,12 @@ const (
 // Value is one decoded reply. An error reply is a Value of KindError or
 // KindBlobError, not a Go error: the connection that carried it is still
 // in step. Str and the Str of every element alias the bytes the value was
-// parsed from.
+// parsed from, except a streamed string's, a copy of its chunks joined.
+// A streamed array, set or map is decoded as a counted one would be.
 type Value struct {
 	Kind  Kind
 	Null  bool    // "_", "$-1" or "*-1"
-	Str   []byte  // the text or payload of a string, error, double or big number
+	Str   []byte  // the text or payload of a string (streamed or not), error, double or big number
 	Int   int64   // an integer, or a boolean as 1 or 0
 	Elems []Value // the elements of an array, set or push; a map's keys and values, alternating
 	Attrs []Value // the attribute pairs ('|') that came before the reply, keys and values alternating
@@ -76,15 +77,37 @@ func parseValue(b []byte) (Value, int) {
 		}
 		return v, 4
 	case KindBulk, KindBlobError, KindVerbatim:
-		size, m, _ := readNumberLine(b)
-		if size < 0 {
-			v.Null = true
-			return v, m
-		}
-		v.Str = b[m : m+int(size)]
-		return v, m + int(size) + 2
+		return parseBulk(v, b)
 	case '|':
 		return parseAttribute(b)
+	}
+	return parseAggregate(v, b)
+}
+
+// parseBulk decodes into v the length-prefixed reply b starts with, a
+// streamed string included.
+func parseBulk(v Value, b []byte) (Value, int) {
+	if b[1] == '?' {
+		str, m := parseStreamedString(b)
+		v.Str = str
+		return v, m
+	}
+	size, m, _ := readNumberLine(b)
+	if size < 0 {
+		v.Null = true
+		return v, m
+	}
+	v.Str = b[m : m+int(size)]
+	return v, m + int(size) + 2
+}
+
+// parseAggregate decodes into v the array, map, set or push b starts
+// with, counted or streamed.
+func parseAggregate(v Value, b []byte) (Value, int) {
+	if b[1] == '?' {
+		elems, m := parseStreamedElems(b)
+		v.Elems = elems
+		return v, m
 	}
 	count, m, _ := readNumberLine(b)
 	if count < 0 {
@@ -96,6 +119,37 @@ func parseValue(b []byte) (Value, int) {
 	}
 	v.Elems, m = parseElems(b, m, int(count))
 	return v, m
+}
+
+// parseStreamedString decodes a streamed string, which ReadReply has
+// framed and checked, into the concatenation of its chunks, and returns
+// it with the streamed string's length.
+func parseStreamedString(b []byte) ([]byte, int) {
+	n, _ := readStreamedString(b)
+	str := make([]byte, 0, n)
+	for pos := len("$?\r\n"); ; {
+		size, m, _ := readNumberLine(b[pos:])
+		pos += m
+		if size == 0 {
+			return str, pos
+		}
+		str = append(str, b[pos:pos+int(size)]...)
+		pos += int(size) + 2
+	}
+}
+
+// parseStreamedElems decodes the elements of a streamed aggregate, which
+// ReadReply has framed and checked, and returns them with the position
+// after its end ".\r\n".
+func parseStreamedElems(b []byte) ([]Value, int) {
+	elems := []Value{}
+	pos := len("*?\r\n")
+	for b[pos] != '.' {
+		e, m := parseValue(b[pos:])
+		elems = append(elems, e)
+		pos += m
+	}
+	return elems, pos + len(".\r\n")
 }
 
 // parseElems decodes count replies from b[pos:] and returns them with the
