@@ -1,10 +1,6 @@
 package proxy
 
-import (
-	"strconv"
-
-	"github.com/shardproxy/shardproxy/codec/resp"
-)
+import "github.com/shardproxy/shardproxy/codec/resp"
 
 // The replies the proxy writes itself whose encoding differs between RESP2
 // and RESP3 (resp3: the client said HELLO 3), as Redis encodes them.
@@ -12,7 +8,7 @@ import (
 // appendNull appends a null: "$-1" in RESP2, "_" in RESP3.
 func appendNull(dst []byte, resp3 bool) []byte {
 	if resp3 {
-		return append(dst, "_\r\n"...)
+		return resp.AppendNull3(dst)
 	}
 	return resp.AppendNull(dst)
 }
@@ -21,9 +17,7 @@ func appendNull(dst []byte, resp3 bool) []byte {
 // 2n elements, keys and values alternating.
 func appendMap(dst []byte, resp3 bool, n int) []byte {
 	if resp3 {
-		dst = append(dst, '%')
-		dst = strconv.AppendInt(dst, int64(n), 10)
-		return append(dst, '\r', '\n')
+		return resp.AppendMap(dst, n)
 	}
 	return resp.AppendArray(dst, 2*n)
 }
@@ -31,12 +25,8 @@ func appendMap(dst []byte, resp3 bool, n int) []byte {
 // appendText appends text as Redis answers INFO: a bulk string in RESP2, a
 // verbatim string of format "txt" in RESP3.
 func appendText(dst []byte, resp3 bool, text []byte) []byte {
-	if !resp3 {
-		return resp.AppendBulk(dst, text)
+	if resp3 {
+		return resp.AppendVerbatim(dst, "txt", text)
 	}
-	dst = append(dst, '=')
-	dst = strconv.AppendInt(dst, int64(len(text)+4), 10)
-	dst = append(dst, "\r\ntxt:"...)
-	dst = append(dst, text...)
-	return append(dst, '\r', '\n')
+	return resp.AppendBulk(dst, text)
 }
