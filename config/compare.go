@@ -23,7 +23,7 @@ func (p *Pool) SameListener(q *Pool) bool {
 func (p *Pool) SameServerSettings(q *Pool) bool {
 	return p.Redis == q.Redis && p.Timeout == q.Timeout && p.TCPKeepalive == q.TCPKeepalive &&
 		p.RedisAuth == q.RedisAuth && p.RedisUsername == q.RedisUsername && p.RedisDB == q.RedisDB &&
-		p.ServerConnections == q.ServerConnections && p.ServerTLS == q.ServerTLS &&
+		p.ServerConnections == q.ServerConnections && p.ServerSessions == q.ServerSessions && p.ServerTLS == q.ServerTLS &&
 		p.AutoEjectHosts == q.AutoEjectHosts && p.ServerFailureLimit == q.ServerFailureLimit &&
 		p.ServerRetryTimeout == q.ServerRetryTimeout && p.failFast() == q.failFast() &&
 		reflect.DeepEqual(p.Sentinel, q.Sentinel)

@@ -38,7 +38,10 @@ type Pool struct {
 	RedisAuth string
 	RedisDB   int
 
-	ServerConnections  int
+	ServerConnections int
+	// ServerSessions bounds the session connections per server: those a
+	// client has to itself during a transaction or a blocking command.
+	ServerSessions     int
 	ServerRetryTimeout time.Duration
 	ServerFailureLimit int
 	ClientConnections  int // 0 = unlimited

@@ -21,6 +21,9 @@ const (
 	DefaultMaxArgs            = 1 << 20
 	DefaultClientWriteTimeout = 30 * time.Second
 	DefaultClientParkAfter    = time.Second
+	// DefaultServerSessions bounds the session connections per server
+	// (server_sessions): transactions and blocking commands in progress.
+	DefaultServerSessions = 256
 	// DefaultClientOutputLimit bounds the replies one client has not read
 	// yet (Redis's client-output-buffer-limit, which is unlimited for
 	// normal clients by default).

@@ -41,6 +41,9 @@ type Options struct {
 	// Redis, HELLO 3, so that they answer in RESP3 and carry the requests
 	// of RESP3 clients only. They are dialled when first used.
 	Hello3 []byte
+	// SessionLimit bounds the session connections open to the server
+	// (Session); 0 is no bound.
+	SessionLimit int
 	// IsPush, if set, tells a reply that answers no request (a RESP3 push,
 	// '>'): it is counted (Stats.Pushes) and dropped, never matched to a
 	// call.
@@ -98,6 +101,9 @@ type Stats struct {
 	// Pushes counts the replies dropped because they answer no request
 	// (Options.IsPush).
 	Pushes atomic.Int64
+	// SessionsOpen is the session connections open now (Session);
+	// SessionRefusals counts the sessions refused over SessionLimit.
+	SessionsOpen, SessionRefusals atomic.Int64
 	// Latency is the time from each call's Enqueue to its reply.
 	Latency Latency
 }
@@ -106,6 +112,8 @@ type Stats struct {
 type Server struct {
 	opt  Options
 	addr atomic.Pointer[string] // where it is dialled: opt.Addr until SetAddr
+	// sessions are the session connections (session.go).
+	sessions sessions
 	// conns are the connections: opt.Connections of them, then as many
 	// that say Hello3 when opt.Hello3 is set (Conn3).
 	conns []*Conn
@@ -197,6 +205,7 @@ func (s *Server) SetAddr(addr string) bool {
 	for _, c := range s.conns {
 		c.move(err)
 	}
+	s.endSessions(err, false)
 	// Counted once no reply of the old address can come any more.
 	s.Stats.Failovers.Add(1)
 	// The failures were the old address's: an ejected server is checked
@@ -267,6 +276,7 @@ func (s *Server) Close() {
 	}
 	close(s.done)
 	s.cancel()
+	s.endSessions(ErrClosed, true)
 	for _, c := range s.conns {
 		c.shutdown()
 	}

@@ -40,7 +40,9 @@ type client struct {
 	authed bool
 	// resp3 says the client said HELLO 3: it is answered in RESP3, its
 	// requests go on server connections that said HELLO 3 too.
-	resp3   bool
+	resp3 bool
+	// sess is the client's transaction or watch in progress (session.go).
+	sess    *session
 	name    string
 	swallow int // bytes still to discard (memcache: a rejected value's block)
 

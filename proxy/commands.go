@@ -12,6 +12,18 @@ const (
 	kindSplit               // multi-key, split per server and merged
 	kindLocal               // answered by the proxy
 	kindUnsupported         // known, but cannot be served through a proxy
+	kindSession             // a transaction's own command (MULTI, EXEC, ...): see session.go
+)
+
+// What a command does to a client's session (session.go).
+const (
+	sessNone     uint8 = iota
+	sessMulti          // MULTI
+	sessExec           // EXEC
+	sessDiscard        // DISCARD
+	sessWatch          // WATCH keys
+	sessUnwatch        // UNWATCH
+	sessBlocking       // a command that may block (BLPOP ...): run on a session connection
 )
 
 // mergeKind says how the fragments of a split command are merged.
@@ -37,6 +49,7 @@ type command struct {
 	optsAt    int         // first option argument, when opts is set
 	opts      []keyOption // options the server parses from optsAt on (SORT, GEORADIUS)
 	merge     uint8       // kindSplit
+	sess      uint8       // sessNone, or what it does to the client's session
 	id        uint16      // the index of its request counter (commandcount.go)
 	// readonly says the command only reads (the server flags it
 	// readonly, and it writes nothing): with replica_reads it may go to a
@@ -181,10 +194,27 @@ func buildCommands() map[string]*command {
 	// Answered by the proxy, which checks their arguments itself.
 	add(command{kind: kindLocal, arity: -1}, "PING ECHO QUIT SELECT HELLO CLIENT COMMAND INFO AUTH CONFIG")
 
+	// Transactions and blocking commands run on a session connection of
+	// the client's own (session.go).
+	tx := func(sess uint8, names string) { add(command{kind: kindSession, arity: 1, sess: sess}, names) }
+	tx(sessMulti, "MULTI")
+	tx(sessExec, "EXEC")
+	tx(sessDiscard, "DISCARD")
+	tx(sessUnwatch, "UNWATCH")
+	add(command{kind: kindSession, arity: -2, keyAt: 1, lastKey: -1, step: 1, sess: sessWatch}, "WATCH")
+	blocking := func(c command, names string) {
+		c.kind, c.sess = kindSameServer, sessBlocking
+		add(c, names)
+	}
+	blocking(command{arity: -3, keyAt: 1, lastKey: -2, step: 1}, "BLPOP BRPOP BZPOPMIN BZPOPMAX")
+	blocking(command{arity: 4, keyAt: 1, lastKey: 2, step: 1}, "BRPOPLPUSH")
+	blocking(command{arity: 6, keyAt: 1, lastKey: 2, step: 1}, "BLMOVE")
+	blocking(command{arity: -5, numkeysAt: 2}, "BLMPOP BZMPOP")
+
 	unsupported := func(names string) { add(command{kind: kindUnsupported, arity: -1}, names) }
-	unsupported("MULTI EXEC DISCARD WATCH UNWATCH SUBSCRIBE PSUBSCRIBE UNSUBSCRIBE")
+	unsupported("SUBSCRIBE PSUBSCRIBE UNSUBSCRIBE")
 	unsupported("PUNSUBSCRIBE SSUBSCRIBE SUNSUBSCRIBE PUBLISH SPUBLISH PUBSUB")
-	unsupported("BLPOP BRPOP BRPOPLPUSH BLMOVE BLMPOP BZPOPMIN BZPOPMAX BZMPOP LMPOP ZMPOP")
+	unsupported("LMPOP ZMPOP")
 	unsupported("KEYS SCAN RANDOMKEY DBSIZE FLUSHDB FLUSHALL SWAPDB MOVE MIGRATE WAIT WAITAOF")
 	unsupported("SAVE BGSAVE BGREWRITEAOF LASTSAVE SHUTDOWN SLAVEOF REPLICAOF SYNC PSYNC")
 	unsupported("MONITOR DEBUG SLOWLOG LATENCY MEMORY MODULE ACL CLUSTER READONLY READWRITE")

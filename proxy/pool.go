@@ -155,6 +155,7 @@ func (p *pool) baseServerOptions(cfg *config.Pool, s config.Server, roots *x509.
 		Addr:         p.primaryAddr(cfg, s),
 		Name:         s.Ident,
 		Connections:  cfg.ServerConnections,
+		SessionLimit: cfg.ServerSessions,
 		Timeout:      cfg.Timeout,
 		KeepAlive:    cfg.TCPKeepalive,
 		TLS:          cfg.ServerTLSConfig(s, roots),
@@ -282,6 +283,7 @@ func (p *pool) run(cl *client, handshake bool) {
 	if cl.serve() {
 		return // parked: the parker holds it now
 	}
+	cl.endSession(false)
 	p.forget(cl)
 }
 

@@ -98,11 +98,11 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 		frame = bt.scratch[start:]
 	}
 	cmd := lookup(args[0])
-	if cmd != nil && cmd.name == "HELLO" && len(args) > 1 && bt.ncalls > 0 {
-		// A HELLO that may switch the protocol waits for the replies of
-		// the requests before it, which run on the connections of the
-		// protocol they were sent in: it starts the next batch, so that
-		// no later request can overtake them on another connection.
+	if cmd != nil && bt.ncalls > 0 && (cmd.name == "HELLO" && len(args) > 1 || cl.sess != nil || cmd.sess != sessNone) {
+		// A HELLO that may switch the protocol, and a request of a
+		// session (session.go), wait for the replies of the requests
+		// before them, which run on other connections: it starts the
+		// next batch, so that no later request can overtake them.
 		return 0, false
 	}
 	if cmd != nil {
@@ -112,13 +112,16 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 	}
 	switch {
 	case cmd == nil:
-		errorReply(bt, fmt.Sprintf("ERR unknown command '%s', with args beginning with: %s", resp.Clip(args[0]), argList(args[1:])))
+		r.reject(cl, bt, fmt.Sprintf("ERR unknown command '%s', with args beginning with: %s", resp.Clip(args[0]), argList(args[1:])))
 		return n, false
 	case bt.rt.cfg.RedisAuth != "" && !cl.authed && cmd.name != "AUTH" && cmd.name != "HELLO" && cmd.name != "QUIT":
 		errorReply(bt, "NOAUTH Authentication required.")
 		return n, false
 	case !cmd.arityOK(len(args)):
-		errorReply(bt, wrongArgs(args[0]))
+		r.reject(cl, bt, wrongArgs(args[0]))
+		return n, false
+	case (cl.sess != nil || cmd.sess != sessNone) && cmd.name != "QUIT":
+		r.inSession(cl, bt, cmd, args, frame)
 		return n, false
 	}
 	switch cmd.kind {

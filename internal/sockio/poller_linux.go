@@ -52,6 +52,13 @@ func (p *Poller) Add(fd int) error {
 	return p.ctl(syscall.EPOLL_CTL_ADD, fd, &ev)
 }
 
+// AddHangup puts the socket fd in the set to be reported once when its
+// peer closes or resets it, not when bytes come.
+func (p *Poller) AddHangup(fd int) error {
+	ev := syscall.EpollEvent{Events: syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(fd)}
+	return p.ctl(syscall.EPOLL_CTL_ADD, fd, &ev)
+}
+
 // Delete takes the socket fd out of the set.
 func (p *Poller) Delete(fd int) error {
 	return p.ctl(syscall.EPOLL_CTL_DEL, fd, nil)

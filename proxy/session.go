@@ -1,0 +1,410 @@
+package proxy
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/shardproxy/shardproxy/codec/resp"
+	"github.com/shardproxy/shardproxy/internal/sockio"
+	"github.com/shardproxy/shardproxy/pools"
+)
+
+// A session is a client's transaction (MULTI ... EXEC), its watched keys
+// (WATCH), or a blocking command: the requests run on a session connection
+// of the client's own (pools.Server.Session) to the one server the keys
+// live on, one at a time, each answered before the next is read, so that
+// the server sees them as Redis would from the client itself. Whatever the
+// server answers is the client's reply, byte for byte; the proxy answers
+// only what it must decide itself (a key on another server, a transaction
+// before its server is known).
+//
+// A transaction's server is chosen by its first command with a key (WATCH
+// included): MULTI, and the keyless commands queued before, are sent then.
+// A command whose keys live on another server is refused, and EXEC then
+// answers Redis's -EXECABORT, nothing run. A connection goes back clean
+// (after EXEC, DISCARD, or UNWATCH outside MULTI); a client that leaves
+// mid-session has its connection closed, which the server forgets.
+type session struct {
+	srv       *pools.Server
+	conn      *pools.SessionConn // nil until a keyed command chose srv
+	multi     bool               // inside MULTI
+	sentMulti bool               // MULTI was sent on conn
+	dirty     bool               // a command was refused inside MULTI: EXEC aborts
+	queued    []byte             // keyless frames queued inside MULTI before conn
+	nqueued   int
+}
+
+const (
+	errExecAbort   = "EXECABORT Transaction discarded because of previous errors."
+	errNestedMulti = "ERR MULTI calls can not be nested"
+)
+
+// inSession answers a request of a client that is in a session, or whose
+// command starts one.
+func (r *redisProto) inSession(cl *client, bt *batch, cmd *command, args [][]byte, frame []byte) {
+	s := cl.sess
+	switch {
+	case cmd.sess == sessMulti:
+		r.multi(cl, bt, frame)
+	case cmd.sess == sessExec || cmd.sess == sessDiscard:
+		r.endMulti(cl, bt, cmd, frame)
+	case cmd.sess == sessUnwatch && (s == nil || !s.multi):
+		if s == nil {
+			localReply(bt, okReply)
+			return
+		}
+		r.sessionDo(cl, bt, frame)
+		cl.endSession(true)
+	case s == nil && cmd.sess == sessBlocking:
+		r.block(cl, bt, cmd, args, frame)
+	case s == nil && cmd.sess == sessWatch:
+		cl.sess = &session{}
+		r.keyed(cl, bt, cmd, args, frame)
+		if cl.sess != nil && cl.sess.conn == nil {
+			cl.sess = nil // refused before it had a server
+		}
+	case s.multi && cmd.kind == kindLocal:
+		if cmd.name != "PING" && cmd.name != "ECHO" {
+			r.reject(cl, bt, fmt.Sprintf("ERR '%s' inside a transaction is not supported by the proxy", strings.ToLower(cmd.name)))
+			return
+		}
+		r.queue(cl, bt, frame)
+	case s.multi && cmd.kind == kindSession: // UNWATCH inside MULTI: queued
+		r.queue(cl, bt, frame)
+	case cmd.kind == kindLocal:
+		r.local(cl, bt, cmd, args)
+	default:
+		r.keyed(cl, bt, cmd, args, frame)
+	}
+}
+
+// multi starts a transaction: answered by the proxy until a command
+// chooses the server, then sent there ahead of it.
+func (r *redisProto) multi(cl *client, bt *batch, frame []byte) {
+	s := cl.sess
+	switch {
+	case s == nil:
+		cl.sess = &session{multi: true}
+		localReply(bt, okReply)
+	case s.multi && s.conn == nil:
+		errorReply(bt, errNestedMulti)
+	case s.multi:
+		r.sessionDo(cl, bt, frame)
+	default: // watching: the server's MULTI
+		if rep := r.sessionDo(cl, bt, frame); rep != nil && string(rep) == string(okReply) {
+			s.multi, s.sentMulti = true, true
+		}
+	}
+}
+
+// endMulti answers EXEC or DISCARD, and ends the session.
+func (r *redisProto) endMulti(cl *client, bt *batch, cmd *command, frame []byte) {
+	s := cl.sess
+	exec := cmd.sess == sessExec
+	switch {
+	case s == nil || !s.multi:
+		if s != nil && s.conn != nil {
+			r.sessionDo(cl, bt, frame) // the server's own "without MULTI"
+			return
+		}
+		errorReply(bt, fmt.Sprintf("ERR %s without MULTI", cmd.name))
+		return
+	case s.dirty || !exec:
+		if s.sentMulti {
+			if rep, err := r.roundTrip(s, discardFrame); err != nil || string(rep) != string(okReply) {
+				cl.endSession(false)
+				s = nil
+			}
+		}
+		if exec {
+			errorReply(bt, errExecAbort)
+		} else {
+			localReply(bt, okReply)
+		}
+		if s != nil {
+			cl.endSession(true)
+		}
+		return
+	}
+	if s.conn == nil && !r.choose(cl, bt, bt.rt.anyServer()) {
+		return
+	}
+	if rep := r.sessionDo(cl, bt, frame); rep != nil {
+		cl.endSession(true)
+	}
+}
+
+var discardFrame = resp.AppendCommand(nil, []byte("DISCARD"))
+
+var multiFrame = resp.AppendCommand(nil, []byte("MULTI"))
+
+// queue queues a keyless command of a transaction: sent at once when the
+// server is known, else kept and answered +QUEUED as the server will.
+func (r *redisProto) queue(cl *client, bt *batch, frame []byte) {
+	s := cl.sess
+	if s.conn != nil {
+		r.sessionDo(cl, bt, frame)
+		return
+	}
+	s.queued = append(s.queued, frame...)
+	s.nqueued++
+	localReply(bt, queuedReply)
+}
+
+var queuedReply = []byte("+QUEUED\r\n")
+
+// keyed runs a command with keys in the session: on its server, which the
+// first such command chooses. Outside MULTI (while watching) a command for
+// another server is served as any other.
+func (r *redisProto) keyed(cl *client, bt *batch, cmd *command, args [][]byte, frame []byte) {
+	s := cl.sess
+	keys, err := cmd.keys(bt.keys[:0], args)
+	defer func() {
+		clear(keys)
+		bt.keys = keys[:0]
+	}()
+	switch {
+	case cmd.kind == kindUnsupported:
+		r.reject(cl, bt, fmt.Sprintf("ERR command '%s' is not supported by the proxy", strings.ToLower(cmd.name)))
+		return
+	case err == keysNone && s.multi: // EVAL with no key, say: it runs where the transaction does
+		r.queue(cl, bt, frame)
+		return
+	case err == keysNone:
+		r.route(cl, bt, cmd, args, frame) // answers why it cannot
+		return
+	case err == keysNumkeys:
+		r.reject(cl, bt, "ERR numkeys is not a valid count of the keys that follow")
+		return
+	case err != keysOK:
+		r.reject(cl, bt, wrongArgs(args[0]))
+		return
+	}
+	si := bt.rt.locate(keys[0])
+	for _, k := range keys[1:] {
+		if bt.rt.locate(k) != si {
+			r.reject(cl, bt, fmt.Sprintf("ERR the keys of '%s' live on different servers: the proxy cannot serve it (put the keys under one hash tag)", strings.ToLower(cmd.name)))
+			return
+		}
+	}
+	if si < 0 {
+		r.noServer(bt)
+		s.dirty = s.dirty || s.multi
+		return
+	}
+	srv := bt.rt.servers[si]
+	switch {
+	case s.conn == nil:
+		if bt.rt.mig != nil && !r.moveKeys(bt, keys) {
+			s.dirty = s.dirty || s.multi
+			return
+		}
+		if !r.choose(cl, bt, si) {
+			return
+		}
+	case srv != s.srv && (s.multi || cmd.sess == sessWatch):
+		r.reject(cl, bt, fmt.Sprintf("ERR the keys of '%s' live on another server than the transaction's: the proxy cannot serve it (put the transaction's keys under one hash tag)", strings.ToLower(cmd.name)))
+		return
+	case srv != s.srv: // watching: served as any other command
+		r.route(cl, bt, cmd, args, frame)
+		return
+	case bt.rt.mig != nil && !r.moveKeys(bt, keys):
+		s.dirty = s.dirty || s.multi
+		return
+	}
+	if cmd.sess == sessBlocking && !s.multi {
+		r.await(cl, bt, s.conn, frame)
+		return
+	}
+	r.sessionDo(cl, bt, frame)
+}
+
+// choose gives the session its server (ring index si) and a connection to
+// it, and sends what the transaction owes it: MULTI and the commands
+// queued before. It reports false, answered, when it cannot.
+func (r *redisProto) choose(cl *client, bt *batch, si int) bool {
+	s := cl.sess
+	if si < 0 {
+		r.noServer(bt)
+		s.dirty = true
+		return false
+	}
+	srv := bt.rt.servers[si]
+	conn, err := srv.Session(cl.resp3)
+	if err != nil {
+		r.reject(cl, bt, "ERR "+err.Error())
+		if !s.multi {
+			cl.sess = nil
+		}
+		return false
+	}
+	s.srv, s.conn = srv, conn
+	if !s.multi {
+		return true
+	}
+	owed := append(append([]byte(nil), multiFrame...), s.queued...)
+	n := 1 + s.nqueued
+	s.queued, s.nqueued = nil, 0
+	if err := conn.Write(owed); err != nil {
+		r.sessionFailed(cl, bt, err)
+		return false
+	}
+	for i := range n {
+		rep, err := conn.ReadReply()
+		if err != nil {
+			r.sessionFailed(cl, bt, err)
+			return false
+		}
+		if i == 0 && string(rep) != string(okReply) || i > 0 && resp.IsError(rep) {
+			r.reject(cl, bt, "ERR the transaction's server refused it: "+resp.Clip(rep))
+			return false
+		}
+	}
+	s.sentMulti = true
+	return true
+}
+
+// sessionDo sends frame on the session's connection and answers the
+// client with the server's reply, which it returns (nil when the
+// connection failed: the client is answered an error and the session
+// fails).
+func (r *redisProto) sessionDo(cl *client, bt *batch, frame []byte) []byte {
+	rep, err := r.roundTrip(cl.sess, frame)
+	if err != nil {
+		r.sessionFailed(cl, bt, err)
+		return nil
+	}
+	localReply(bt, rep)
+	return rep
+}
+
+// roundTrip sends frame on the session's connection and reads the reply.
+func (r *redisProto) roundTrip(s *session, frame []byte) ([]byte, error) {
+	if err := s.conn.Write(frame); err != nil {
+		return nil, err
+	}
+	return s.conn.ReadReply()
+}
+
+// sessionFailed answers a request whose session connection failed: the
+// connection is closed, and a transaction under way can only abort.
+func (r *redisProto) sessionFailed(cl *client, bt *batch, err error) {
+	errorReply(bt, "ERR "+err.Error())
+	s := cl.sess
+	cl.endSession(false)
+	if s != nil && s.multi {
+		cl.sess = &session{multi: true, dirty: true}
+	}
+}
+
+// reject answers an error of the proxy's own; inside MULTI it also dooms
+// the transaction, as the server does with a command it refuses.
+func (r *redisProto) reject(cl *client, bt *batch, msg string) {
+	errorReply(bt, msg)
+	if cl.sess != nil && cl.sess.multi {
+		cl.sess.dirty = true
+	}
+}
+
+// endSession ends the client's session: its connection goes back when
+// clean, else it is closed.
+func (cl *client) endSession(clean bool) {
+	s := cl.sess
+	cl.sess = nil
+	if s == nil || s.conn == nil {
+		return
+	}
+	if clean {
+		s.conn.Release()
+	} else {
+		s.conn.Close()
+	}
+}
+
+// block runs a blocking command on a session connection of its own to the
+// server of its keys, and waits for its reply (see await).
+func (r *redisProto) block(cl *client, bt *batch, cmd *command, args [][]byte, frame []byte) {
+	cl.sess = &session{}
+	r.keyed(cl, bt, cmd, args, frame)
+	cl.endSession(true)
+}
+
+// await sends a blocking command on conn and waits for its reply, or for
+// the client to hang up: then the connection is closed under the command,
+// so that the server unblocks it at once and pops nothing for nobody.
+func (r *redisProto) await(cl *client, bt *batch, conn *pools.SessionConn, frame []byte) {
+	if err := conn.Write(frame); err != nil {
+		r.sessionFailed(cl, bt, err)
+		return
+	}
+	type result struct {
+		rep []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rep, err := conn.ReadReply()
+		done <- result{rep, err}
+	}()
+	hup, stop := cl.hangup()
+	defer stop()
+	var res result
+	select {
+	case res = <-done:
+	case <-hup:
+		conn.Interrupt()
+		<-done
+		cl.endSession(false)
+		cl.leaving = true
+		return
+	}
+	if res.err != nil {
+		r.sessionFailed(cl, bt, res.err)
+		return
+	}
+	localReply(bt, res.rep)
+}
+
+// hangup returns a channel closed when the client's peer closes or resets
+// the connection, and the function that stops watching; where that cannot
+// be watched (not Linux) the channel is never closed.
+func (cl *client) hangup() (<-chan struct{}, func()) {
+	hup := make(chan struct{})
+	if cl.fd < 0 {
+		return hup, func() {}
+	}
+	p, err := sockio.NewPoller()
+	if err != nil {
+		return hup, func() {}
+	}
+	if err := p.AddHangup(cl.fd); err != nil {
+		p.Close()
+		return hup, func() {}
+	}
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		var fds [1]int
+		if n, err := p.Wait(fds[:], time.Time{}); n > 0 && err == nil {
+			close(hup)
+		}
+	}()
+	return hup, func() {
+		p.Close()
+		<-ended
+	}
+}
+
+// localReply records reply as the answer to the current request.
+func localReply(bt *batch, reply []byte) {
+	start := bt.localStart()
+	bt.local = append(bt.local, reply...)
+	bt.localEnd(start)
+}
+
+// anyServer is the ring index of the server of a transaction with no key:
+// the first in the ring (-1 when there is none).
+func (rt *routing) anyServer() int {
+	return rt.locate(nil)
+}
