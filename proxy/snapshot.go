@@ -109,6 +109,10 @@ type ServerSnapshot struct {
 	// PushesDropped counts the RESP3 pushes the server sent where no
 	// request waited: dropped, never taken for a reply.
 	PushesDropped int64
+	// SessionsOpen and SessionsInUse are the session connections (a
+	// transaction's, a blocking command's) open and in use now;
+	// SessionRefusals counts the sessions refused over server_sessions.
+	SessionsOpen, SessionsInUse, SessionRefusals int64
 
 	ServerEOF         int64 // connections the server closed
 	ServerErr         int64 // connection errors, failed connects included
@@ -239,6 +243,9 @@ func serverSnapshot(s *pools.Server, inRing bool, bounds []time.Duration) Server
 		Addr:              s.Addr(),
 		Failovers:         st.Failovers.Load(),
 		PushesDropped:     st.Pushes.Load(),
+		SessionsOpen:      st.SessionsOpen.Load(),
+		SessionsInUse:     int64(s.SessionsInUse()),
+		SessionRefusals:   st.SessionRefusals.Load(),
 		ServerEOF:         st.ServerEOF.Load(),
 		ServerErr:         st.ServerErr.Load(),
 		ServerTimedout:    st.ServerTimedout.Load(),
