@@ -42,7 +42,10 @@ type client struct {
 	// requests go on server connections that said HELLO 3 too.
 	resp3 bool
 	// sess is the client's transaction or watch in progress (session.go).
-	sess    *session
+	sess *session
+	// sub is the client's subscriptions (pubsub.go), nil when it has none:
+	// set by the client's goroutine, read by its subscriptions' readers.
+	sub     atomic.Pointer[subscriber]
 	name    string
 	swallow int // bytes still to discard (memcache: a rejected value's block)
 
@@ -273,8 +276,9 @@ func (cl *client) serve() (parked bool) {
 				// Not idle while its replies are being written.
 				cl.rdl = time.Time{}
 				continue
-			case idle > 0 && waited >= idle-deadlineSlack(idle):
-				// An idle timeout: counted and closed below.
+			case idle > 0 && waited >= idle-deadlineSlack(idle) && cl.sub.Load() == nil:
+				// An idle timeout (a subscriber has none, as in Redis):
+				// counted and closed below.
 			case parkAfter > 0 && waited >= parkAfter-deadlineSlack(parkAfter) && cl.bt == nil:
 				cl.idleSince, cl.rdl = cl.waitStart, time.Time{}
 				if cl.p.park.park(cl) {

@@ -13,6 +13,7 @@ const (
 	kindLocal               // answered by the proxy
 	kindUnsupported         // known, but cannot be served through a proxy
 	kindSession             // a transaction's own command (MULTI, EXEC, ...): see session.go
+	kindPubSub              // a subscription command, or PUBSUB: see pubsub.go
 )
 
 // What a command does to a client's session (session.go).
@@ -50,7 +51,11 @@ type command struct {
 	opts      []keyOption // options the server parses from optsAt on (SORT, GEORADIUS)
 	merge     uint8       // kindSplit
 	sess      uint8       // sessNone, or what it does to the client's session
-	id        uint16      // the index of its request counter (commandcount.go)
+	sub       uint8       // subNone, or which subscription command it is (pubsub.go)
+	// channel says its "key" is a pub/sub channel, placed as a key is but
+	// not one to the server (PUBLISH).
+	channel bool
+	id      uint16 // the index of its request counter (commandcount.go)
 	// readonly says the command only reads (the server flags it
 	// readonly, and it writes nothing): with replica_reads it may go to a
 	// replica.
@@ -193,6 +198,7 @@ func buildCommands() map[string]*command {
 
 	// Answered by the proxy, which checks their arguments itself.
 	add(command{kind: kindLocal, arity: -1}, "PING ECHO QUIT SELECT HELLO CLIENT COMMAND INFO AUTH CONFIG")
+	add(command{kind: kindLocal, arity: 1}, "RESET")
 
 	// Transactions and blocking commands run on a session connection of
 	// the client's own (session.go).
@@ -211,14 +217,25 @@ func buildCommands() map[string]*command {
 	blocking(command{arity: 6, keyAt: 1, lastKey: 2, step: 1}, "BLMOVE")
 	blocking(command{arity: -5, numkeysAt: 2}, "BLMPOP BZMPOP")
 
+	// Pub/sub (pubsub.go): a channel lives where a key of its name does.
+	pubsub := func(sub uint8, arity int, names string) {
+		add(command{kind: kindPubSub, arity: arity, sub: sub}, names)
+	}
+	pubsub(subChannel, -2, "SUBSCRIBE")
+	pubsub(subChannel|subEnd, -1, "UNSUBSCRIBE")
+	pubsub(subPattern, -2, "PSUBSCRIBE")
+	pubsub(subPattern|subEnd, -1, "PUNSUBSCRIBE")
+	pubsub(subShard, -2, "SSUBSCRIBE")
+	pubsub(subShard|subEnd, -1, "SUNSUBSCRIBE")
+	pubsub(subInfo, -2, "PUBSUB")
+	add(command{kind: kindSingle, arity: 3, keyAt: 1, lastKey: 1, step: 1, channel: true}, "PUBLISH SPUBLISH")
+
 	unsupported := func(names string) { add(command{kind: kindUnsupported, arity: -1}, names) }
-	unsupported("SUBSCRIBE PSUBSCRIBE UNSUBSCRIBE")
-	unsupported("PUNSUBSCRIBE SSUBSCRIBE SUNSUBSCRIBE PUBLISH SPUBLISH PUBSUB")
 	unsupported("LMPOP ZMPOP")
 	unsupported("KEYS SCAN RANDOMKEY DBSIZE FLUSHDB FLUSHALL SWAPDB MOVE MIGRATE WAIT WAITAOF")
 	unsupported("SAVE BGSAVE BGREWRITEAOF LASTSAVE SHUTDOWN SLAVEOF REPLICAOF SYNC PSYNC")
 	unsupported("MONITOR DEBUG SLOWLOG LATENCY MEMORY MODULE ACL CLUSTER READONLY READWRITE")
-	unsupported("SCRIPT FUNCTION TIME LOLWUT RESET FAILOVER ROLE OBJECT_FREQ")
+	unsupported("SCRIPT FUNCTION TIME LOLWUT FAILOVER ROLE OBJECT_FREQ")
 	for _, n := range strings.Fields(readOnlyNames) {
 		m[n].readonly = true
 	}

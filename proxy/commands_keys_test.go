@@ -9,7 +9,7 @@ import (
 
 // forwarded reports whether the proxy sends a command to its servers.
 func forwarded(c *command) bool {
-	return c != nil && (c.kind == kindSingle || c.kind == kindSameServer || c.kind == kindSplit)
+	return c != nil && (c.kind == kindSingle || c.kind == kindSameServer || c.kind == kindSplit) && !c.channel
 }
 
 // keyProblem compares the keys the proxy routes a sample by with the keys

@@ -38,6 +38,17 @@ type output struct {
 // is left is queued for the client's writer. It returns false when the
 // client must be closed.
 func (cl *client) send(out []byte, iov [][]byte) bool {
+	if sb := cl.sub.Load(); sb != nil {
+		// Subscribed: messages are written from other goroutines too.
+		sb.mu.Lock()
+		defer sb.mu.Unlock()
+	}
+	return cl.sendNow(out, iov)
+}
+
+// sendNow is send for the client's goroutine, or for the holder of its
+// subscriber's lock.
+func (cl *client) sendNow(out []byte, iov [][]byte) bool {
 	o := &cl.out
 	o.mu.Lock()
 	active, err := o.active, o.err
@@ -45,8 +56,9 @@ func (cl *client) send(out []byte, iov [][]byte) bool {
 	if err != nil {
 		return false
 	}
-	// Only the client's goroutine starts a writer, so a writer found
-	// gone stays gone until this goroutine starts another.
+	// Only the client's goroutine (or, subscribed, the holder of the
+	// subscriber's lock) starts a writer, so a writer found gone stays
+	// gone until it starts another.
 	if !active {
 		cl.refreshWriteDeadline()
 		if iov == nil {

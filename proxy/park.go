@@ -118,7 +118,7 @@ func (pk *parker) tick() {
 	if idle := pk.p.routing().lim.idleTimeout; idle > 0 {
 		now := time.Now()
 		for fd, cl := range pk.byFD {
-			if now.Sub(cl.idleSince) >= idle-deadlineSlack(idle) {
+			if now.Sub(cl.idleSince) >= idle-deadlineSlack(idle) && cl.sub.Load() == nil {
 				expired = append(expired, pk.take(fd))
 			}
 		}

@@ -284,6 +284,7 @@ func (p *pool) run(cl *client, handshake bool) {
 		return // parked: the parker holds it now
 	}
 	cl.endSession(false)
+	cl.endSubscriptions()
 	p.forget(cl)
 }
 

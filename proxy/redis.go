@@ -98,7 +98,8 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 		frame = bt.scratch[start:]
 	}
 	cmd := lookup(args[0])
-	if cmd != nil && bt.ncalls > 0 && (cmd.name == "HELLO" && len(args) > 1 || cl.sess != nil || cmd.sess != sessNone) {
+	if cmd != nil && bt.ncalls > 0 && (cmd.name == "HELLO" && len(args) > 1 || cl.sess != nil || cmd.sess != sessNone ||
+		cmd.kind == kindPubSub || cmd.name == "RESET" || cl.sub.Load() != nil) {
 		// A HELLO that may switch the protocol, and a request of a
 		// session (session.go), wait for the replies of the requests
 		// before them, which run on other connections: it starts the
@@ -120,7 +121,10 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 	case !cmd.arityOK(len(args)):
 		r.reject(cl, bt, wrongArgs(args[0]))
 		return n, false
-	case (cl.sess != nil || cmd.sess != sessNone) && cmd.name != "QUIT":
+	case cmd.kind == kindPubSub || cl.sub.Load() != nil && !cl.resp3 && cmd.name != "QUIT" && cmd.name != "RESET":
+		r.pubsubRequest(cl, bt, cmd, args)
+		return n, false
+	case (cl.sess != nil || cmd.sess != sessNone) && cmd.name != "QUIT" && cmd.name != "RESET":
 		r.inSession(cl, bt, cmd, args, frame)
 		return n, false
 	}

@@ -53,6 +53,13 @@ func (r *redisProto) local(cl *client, bt *batch, cmd *command, args [][]byte) b
 		}
 	case "AUTH":
 		dst = r.authenticate(cl, dst, args)
+	case "RESET":
+		// As Redis: no transaction, watch or subscription left, RESP2,
+		// no name, and authenticated again only without redis_auth.
+		cl.endSession(false)
+		cl.endSubscriptions()
+		cl.resp3, cl.name, cl.authed = false, "", false
+		dst = append(dst, "+RESET\r\n"...)
 	case "HELLO":
 		dst = r.hello(cl, dst, args)
 	case "CLIENT":

@@ -61,7 +61,7 @@ var resp3LocalSteps = []localStep{
 	// Errors the proxy words itself.
 	{[]string{"SELECT", "1"}, proxyError}, {[]string{"CONFIG", "SET", "maxmemory", "0"}, proxyError},
 	{[]string{"CLIENT", "LIST"}, proxyError}, {[]string{"EXEC"}, sameBytes}, {[]string{"KEYS", "*"}, proxyError},
-	{[]string{"SUBSCRIBE", "ch"}, proxyError}, {[]string{"CLIENT", "TRACKING", "ON"}, proxyError},
+	{[]string{"UNSUBSCRIBE"}, sameBytes}, {[]string{"CLIENT", "TRACKING", "ON"}, proxyError},
 	{[]string{"EVAL", "return 1", "0"}, proxyError},
 	// Still in step, still RESP3.
 	{[]string{"GET", "nosuchkey"}, sameBytes}, {[]string{"HGETALL", "nosuchkey"}, sameBytes},

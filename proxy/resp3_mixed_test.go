@@ -27,7 +27,7 @@ func TestRESP3ProxyErrors(t *testing.T) {
 		t.Fatalf("HELLO 3: %s", got)
 	}
 	cmds := [][]string{
-		{"EXEC"}, {"KEYS", "*"}, {"SUBSCRIBE", "ch"}, {"CLIENT", "LIST"}, {"CLIENT", "TRACKING", "ON"},
+		{"EXEC"}, {"KEYS", "*"}, {"CLIENT", "LIST"}, {"CLIENT", "TRACKING", "ON"},
 		{"CONFIG", "SET", "maxmemory", "0"}, {"SELECT", "1"}, {"EVAL", "return 1", "0"},
 		{"EVAL", "return 1", "5", "k"}, {"MSETNX", k1, "a", k2, "b"}, {"RENAME", k1, k2}, {"FOOBAR", "x"},
 		{strings.Repeat("X", 100)}, {"GET"}, {"PING", "a", "b"}, {"COMMAND", "FOO"}, {"HELLO", "4"},

@@ -1,0 +1,528 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shardproxy/shardproxy/codec/resp"
+	"github.com/shardproxy/shardproxy/pools"
+)
+
+// Pub/sub. A channel lives on one server, the one a key of the same name
+// lives on, so that PUBLISH and SUBSCRIBE of a channel meet; a pattern is
+// subscribed on every server. A subscribed client has a session connection
+// (pools.Server.Session) of its own to each server it subscribed on, and a
+// reader goroutine per connection that writes the messages to the client
+// as the server sent them (in the client's protocol: the connection said
+// HELLO 3 for a RESP3 client). The client's goroutine sends each
+// subscription command to the servers concerned, waits for their
+// confirmations, and writes Redis's confirmations itself, with the
+// client's own counts, in the order of the command's arguments; messages
+// that come meanwhile wait until they are written.
+
+// The subscription commands (command.sub): the kind of subscription and
+// whether it ends some.
+const (
+	subNone    uint8 = 0
+	subChannel uint8 = 1 << iota // SUBSCRIBE, UNSUBSCRIBE
+	subPattern                   // PSUBSCRIBE, PUNSUBSCRIBE
+	subShard                     // SSUBSCRIBE, SUNSUBSCRIBE
+	subInfo                      // PUBSUB
+	subEnd                       // the UN- form
+)
+
+// confirmWait bounds the wait for a server's confirmation.
+const confirmWait = 10 * time.Second
+
+// subscriber is a subscribed client's subscriptions.
+type subscriber struct {
+	cl *client
+	// mu guards everything below and every write to the client while it
+	// is subscribed (client.send takes it); no other lock is taken
+	// under it but the client's output lock.
+	mu       sync.Mutex
+	conns    map[*pools.Server]*pools.SessionConn
+	channels map[string]*pools.Server
+	patterns map[string]bool
+	shards   map[string]*pools.Server
+	holding  bool   // the client's goroutine is confirming: messages wait in held
+	held     []byte // messages come while holding
+	closing  bool
+	// confirms carries the servers' confirmations (and errors) to the
+	// client's goroutine, which waits for them.
+	confirms chan []byte
+	done     chan struct{} // closed by end: readers stop handing over
+	wg       sync.WaitGroup
+}
+
+func newSubscriber(cl *client) *subscriber {
+	return &subscriber{cl: cl, conns: map[*pools.Server]*pools.SessionConn{}, channels: map[string]*pools.Server{},
+		patterns: map[string]bool{}, shards: map[string]*pools.Server{}, confirms: make(chan []byte, 64),
+		done: make(chan struct{})}
+}
+
+// count is Redis's subscription count of the kind: channels and patterns
+// together, shard channels apart.
+func (sb *subscriber) count(kind uint8) int {
+	if kind&subShard != 0 {
+		return len(sb.shards)
+	}
+	return len(sb.channels) + len(sb.patterns)
+}
+
+// pubsubRequest answers a subscription command or PUBSUB, and any
+// request of a RESP2 client while it is subscribed (RESP3 clients may send
+// any command then).
+func (r *redisProto) pubsubRequest(cl *client, bt *batch, cmd *command, args [][]byte) {
+	sb := cl.sub.Load()
+	switch {
+	case cmd.sub == subInfo:
+		r.pubsubInfo(cl, bt, args)
+		return
+	case cmd.sub != subNone:
+	case cmd.name == "PING":
+		// RESP2's subscribed PING: ["pong", message].
+		dst := resp.AppendArray(nil, 2)
+		dst = resp.AppendBulkString(dst, "pong")
+		msg := []byte{}
+		if len(args) == 2 {
+			msg = args[1]
+		}
+		r.write(cl, bt, resp.AppendBulk(dst, msg))
+		return
+	default:
+		r.write(cl, bt, resp.AppendError(nil, fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", strings.ToLower(cmd.name))))
+		return
+	}
+	if sb == nil {
+		if cmd.sub&subEnd != 0 {
+			r.write(cl, bt, r.confirmation(nil, cl, cmd, nil, 0))
+			return
+		}
+		sb = newSubscriber(cl)
+		cl.sub.Store(sb)
+	}
+	r.flushAnswers(cl, bt)
+	out, err := r.subscribe(cl, sb, bt.rt, cmd, args[1:])
+	sb.mu.Lock()
+	if err != nil {
+		out = resp.AppendError(out, "ERR "+err.Error())
+	}
+	out = append(out, sb.held...)
+	sb.held, sb.holding = sb.held[:0], false
+	empty := sb.count(subChannel)+sb.count(subShard) == 0
+	ok := cl.sendNow(out, nil)
+	sb.mu.Unlock()
+	if !ok {
+		cl.leaving = true
+	}
+	if empty {
+		cl.endSubscriptions()
+	}
+}
+
+// write writes a reply of the proxy's own to a subscribed client, after
+// the replies before it.
+func (r *redisProto) write(cl *client, bt *batch, reply []byte) {
+	r.flushAnswers(cl, bt)
+	if !cl.send(reply, nil) {
+		cl.leaving = true
+	}
+}
+
+// flushAnswers writes the replies the batch holds so far: they come
+// before what is written now. The batch holds no calls (a subscription
+// command starts a batch of its own) but local answers.
+func (r *redisProto) flushAnswers(cl *client, bt *batch) {
+	if len(bt.answers) == 0 {
+		return
+	}
+	cl.p.stats.requests.Add(int64(len(bt.answers)))
+	if !cl.writeReplies(bt, r) {
+		cl.leaving = true
+	}
+	bt.answers = bt.answers[:0]
+	bt.local = bt.local[:0]
+}
+
+// subscribe runs one subscription command for targets (channels or
+// patterns; none: all of the kind, for an UN- form) and returns Redis's
+// confirmations, one per target. It leaves sb holding: the caller writes
+// the confirmations, then the messages held.
+func (r *redisProto) subscribe(cl *client, sb *subscriber, rt *routing, cmd *command, targets [][]byte) ([]byte, error) {
+	kind, end := cmd.sub&^subEnd, cmd.sub&subEnd != 0
+	sb.mu.Lock()
+	sb.holding = true
+	if end && len(targets) == 0 {
+		for _, t := range sb.names(kind) {
+			targets = append(targets, []byte(t))
+		}
+	}
+	// Which servers each target concerns, for the targets that change.
+	send := map[*pools.Server][][]byte{}
+	expect := 0
+	seen := map[string]bool{}
+	for _, t := range targets {
+		name := string(t)
+		if seen[name] || sb.has(kind, name) != end {
+			continue
+		}
+		seen[name] = true
+		for _, srv := range sb.servers(kind, name, rt) {
+			send[srv] = append(send[srv], t)
+			expect++
+		}
+	}
+	sb.mu.Unlock()
+	if end && len(targets) == 0 {
+		return r.confirmation(nil, cl, cmd, nil, sb.count(kind)), nil
+	}
+	if err := r.sendSubscriptions(cl, sb, cmd, send); err != nil {
+		return nil, err
+	}
+	if err := sb.awaitConfirmations(expect); err != nil {
+		return nil, err
+	}
+	var out []byte
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	for _, t := range targets {
+		name := string(t)
+		if end {
+			sb.remove(kind, name)
+		} else {
+			sb.add(kind, name, rt)
+		}
+		out = r.confirmation(out, cl, cmd, t, sb.count(kind))
+	}
+	return out, nil
+}
+
+// sendSubscriptions sends the command, with its targets, to each server,
+// opening the subscriber's connection to a server it has none to yet.
+func (r *redisProto) sendSubscriptions(cl *client, sb *subscriber, cmd *command, send map[*pools.Server][][]byte) error {
+	for srv, ts := range send {
+		sb.mu.Lock()
+		conn := sb.conns[srv]
+		sb.mu.Unlock()
+		if conn == nil {
+			var err error
+			if conn, err = srv.Session(cl.resp3); err != nil {
+				return err
+			}
+			sb.mu.Lock()
+			sb.conns[srv] = conn
+			sb.mu.Unlock()
+			sb.wg.Add(1)
+			go sb.read(conn)
+		}
+		frame := resp.AppendCommand(nil, append([][]byte{[]byte(cmd.name)}, ts...)...)
+		if err := conn.Write(frame); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// awaitConfirmations waits for n confirmations from the servers.
+func (sb *subscriber) awaitConfirmations(n int) error {
+	timer := time.NewTimer(confirmWait)
+	defer timer.Stop()
+	for range n {
+		select {
+		case rep := <-sb.confirms:
+			if resp.IsError(rep) {
+				return fmt.Errorf("a server refused the subscription: %s", resp.Clip(rep))
+			}
+		case <-sb.done:
+			return errors.New("the subscriptions ended: a server connection failed")
+		case <-timer.C:
+			return fmt.Errorf("no confirmation from the servers within %v", confirmWait)
+		}
+	}
+	return nil
+}
+
+// confirmation appends Redis's confirmation of cmd for target (nil: none)
+// with the client's count.
+func (r *redisProto) confirmation(dst []byte, cl *client, cmd *command, target []byte, count int) []byte {
+	if cl.resp3 {
+		dst = resp.AppendPush(dst, 3)
+	} else {
+		dst = resp.AppendArray(dst, 3)
+	}
+	dst = resp.AppendBulkString(dst, strings.ToLower(cmd.name))
+	if target == nil {
+		dst = appendNull(dst, cl.resp3)
+	} else {
+		dst = resp.AppendBulk(dst, target)
+	}
+	return resp.AppendInt(dst, int64(count))
+}
+
+// names lists the subscriptions of a kind, sorted. Under mu.
+func (sb *subscriber) names(kind uint8) []string {
+	var out []string
+	switch kind {
+	case subChannel:
+		for n := range sb.channels {
+			out = append(out, n)
+		}
+	case subPattern:
+		for n := range sb.patterns {
+			out = append(out, n)
+		}
+	default:
+		for n := range sb.shards {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// has reports whether the client is subscribed to name. Under mu.
+func (sb *subscriber) has(kind uint8, name string) bool {
+	switch kind {
+	case subChannel:
+		return sb.channels[name] != nil
+	case subPattern:
+		return sb.patterns[name]
+	default:
+		return sb.shards[name] != nil
+	}
+}
+
+// servers are the servers a subscription to name concerns: its channel's
+// (the one it was made on, once made), or every server for a pattern.
+// Under mu.
+func (sb *subscriber) servers(kind uint8, name string, rt *routing) []*pools.Server {
+	switch {
+	case kind == subPattern:
+		return rt.servers
+	case kind == subChannel && sb.channels[name] != nil:
+		return []*pools.Server{sb.channels[name]}
+	case kind == subShard && sb.shards[name] != nil:
+		return []*pools.Server{sb.shards[name]}
+	}
+	i := rt.locate([]byte(name))
+	if i < 0 {
+		return nil
+	}
+	return []*pools.Server{rt.servers[i]}
+}
+
+// add and remove record a subscription made or ended. Under mu.
+func (sb *subscriber) add(kind uint8, name string, rt *routing) {
+	switch kind {
+	case subPattern:
+		sb.patterns[name] = true
+	case subChannel, subShard:
+		srvs := sb.servers(kind, name, rt)
+		if len(srvs) == 0 {
+			return
+		}
+		if kind == subChannel {
+			sb.channels[name] = srvs[0]
+		} else {
+			sb.shards[name] = srvs[0]
+		}
+	}
+}
+
+func (sb *subscriber) remove(kind uint8, name string) {
+	switch kind {
+	case subPattern:
+		delete(sb.patterns, name)
+	case subChannel:
+		delete(sb.channels, name)
+	default:
+		delete(sb.shards, name)
+	}
+}
+
+// read forwards what a server sends on a subscription connection:
+// messages to the client, confirmations to the client's goroutine. A
+// connection that fails ends the client, which Redis's would have lost
+// too: it reconnects and subscribes again.
+func (sb *subscriber) read(conn *pools.SessionConn) {
+	defer sb.wg.Done()
+	for {
+		rep, err := conn.ReadReply()
+		if err != nil {
+			sb.mu.Lock()
+			closing := sb.closing
+			sb.mu.Unlock()
+			if !closing {
+				sb.cl.closeConn()
+			}
+			return
+		}
+		if isMessage(rep) {
+			sb.mu.Lock()
+			if sb.holding {
+				sb.held = append(sb.held, rep...)
+			} else {
+				sb.cl.sendNow(rep, nil)
+			}
+			sb.mu.Unlock()
+			continue
+		}
+		select {
+		case sb.confirms <- append([]byte(nil), rep...):
+		case <-sb.done:
+			return
+		}
+	}
+}
+
+// isMessage reports whether a reply on a subscription connection is a
+// message (message, pmessage, smessage) rather than a confirmation.
+func isMessage(rep []byte) bool {
+	v, _, err := resp.ParseValue(rep)
+	if err != nil || v.Kind != resp.KindArray && v.Kind != resp.KindPush || len(v.Elems) < 3 {
+		return false
+	}
+	switch string(v.Elems[0].Str) {
+	case "message", "pmessage", "smessage":
+		return true
+	}
+	return false
+}
+
+// endSubscriptions ends the client's subscriptions: their connections
+// are closed, their readers stopped.
+func (cl *client) endSubscriptions() {
+	sb := cl.sub.Load()
+	if sb == nil {
+		return
+	}
+	sb.mu.Lock()
+	sb.closing = true
+	conns := sb.conns
+	sb.conns = nil
+	sb.mu.Unlock()
+	close(sb.done)
+	for _, c := range conns {
+		c.Interrupt()
+	}
+	sb.wg.Wait()
+	for _, c := range conns {
+		c.Close()
+	}
+	cl.sub.Store(nil)
+}
+
+// pubsubInfo answers PUBSUB: CHANNELS and SHARDCHANNELS merged from every
+// server, NUMSUB and SHARDNUMSUB from each channel's server, NUMPAT the
+// most any server has (every pattern is subscribed on every server).
+func (r *redisProto) pubsubInfo(cl *client, bt *batch, args [][]byte) {
+	sub := strings.ToUpper(string(args[1]))
+	rt := bt.rt
+	switch sub {
+	case "CHANNELS", "SHARDCHANNELS":
+		if len(args) > 3 {
+			errorReply(bt, fmt.Sprintf("ERR wrong number of arguments for 'pubsub|%s' command", strings.ToLower(sub)))
+			return
+		}
+		seen := map[string]bool{}
+		var all [][]byte
+		for _, srv := range rt.servers {
+			v, err := askServer(cl, srv, args)
+			if err != nil {
+				errorReply(bt, "ERR "+err.Error())
+				return
+			}
+			for _, e := range v.Elems {
+				if !seen[string(e.Str)] {
+					seen[string(e.Str)] = true
+					all = append(all, e.Str)
+				}
+			}
+		}
+		dst := resp.AppendArray(nil, len(all))
+		for _, c := range all {
+			dst = resp.AppendBulk(dst, c)
+		}
+		localReply(bt, dst)
+	case "NUMSUB", "SHARDNUMSUB":
+		dst := resp.AppendArray(nil, 2*(len(args)-2))
+		for _, ch := range args[2:] {
+			i := rt.locate(ch)
+			var n int64
+			if i >= 0 {
+				v, err := askServer(cl, rt.servers[i], [][]byte{args[0], args[1], ch})
+				if err != nil {
+					errorReply(bt, "ERR "+err.Error())
+					return
+				}
+				if len(v.Elems) == 2 {
+					n = v.Elems[1].Int
+				}
+			}
+			dst = resp.AppendInt(resp.AppendBulk(dst, ch), n)
+		}
+		localReply(bt, dst)
+	case "NUMPAT":
+		if len(args) != 2 {
+			errorReply(bt, "ERR wrong number of arguments for 'pubsub|numpat' command")
+			return
+		}
+		var most int64
+		for _, srv := range rt.servers {
+			v, err := askServer(cl, srv, args)
+			if err != nil {
+				errorReply(bt, "ERR "+err.Error())
+				return
+			}
+			most = max(most, v.Int)
+		}
+		localReply(bt, resp.AppendInt(nil, most))
+	default:
+		if len(rt.servers) == 0 {
+			r.noServer(bt)
+			return
+		}
+		v, err := askServer(cl, rt.servers[0], args)
+		if err != nil {
+			errorReply(bt, "ERR "+err.Error())
+			return
+		}
+		localReply(bt, v.Raw)
+	}
+}
+
+// asked is a server's reply to askServer: decoded, and its bytes.
+type asked struct {
+	resp.Value
+	Raw []byte
+}
+
+// askServer sends one command to srv on a session connection and returns
+// its reply.
+func askServer(cl *client, srv *pools.Server, args [][]byte) (asked, error) {
+	conn, err := srv.Session(cl.resp3)
+	if err != nil {
+		return asked{}, err
+	}
+	if err := conn.Write(resp.AppendCommand(nil, args...)); err != nil {
+		conn.Close()
+		return asked{}, err
+	}
+	rep, err := conn.ReadReply()
+	if err != nil {
+		conn.Close()
+		return asked{}, err
+	}
+	raw := append([]byte(nil), rep...)
+	conn.Release()
+	v, _, err := resp.ParseValue(raw)
+	if err != nil {
+		return asked{}, err
+	}
+	return asked{v, raw}, nil
+}
