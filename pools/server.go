@@ -205,7 +205,7 @@ func (s *Server) SetAddr(addr string) bool {
 	for _, c := range s.conns {
 		c.move(err)
 	}
-	s.endSessions(err, false)
+	s.endSessions(err)
 	// Counted once no reply of the old address can come any more.
 	s.Stats.Failovers.Add(1)
 	// The failures were the old address's: an ejected server is checked
@@ -276,7 +276,7 @@ func (s *Server) Close() {
 	}
 	close(s.done)
 	s.cancel()
-	s.endSessions(ErrClosed, true)
+	s.closeIdleSessions()
 	for _, c := range s.conns {
 		c.shutdown()
 	}
@@ -422,6 +422,7 @@ func (s *Server) failure(err error) {
 	s.failures.Store(0)
 	s.Stats.ServerEjectedAt.Store(time.Now().UnixMicro())
 	s.log.Warn("server ejected", "retry_after", s.opt.RetryTimeout)
+	s.endSessions(fmt.Errorf("%w: %s", ErrEjected, s.opt.Name))
 	if s.opt.OnStateChange != nil {
 		s.opt.OnStateChange()
 	}

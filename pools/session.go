@@ -133,10 +133,9 @@ func closeAll(conns []*SessionConn) {
 }
 
 // endSessions closes every session connection of the server, idle and in
-// use; a session in use reads err. Later Session calls fail with err
-// when it is final (the server closed), and dial afresh otherwise (the
-// server moved).
-func (s *Server) endSessions(err error, final bool) {
+// use (it moved, or was ejected); a session in use reads err. Later
+// Session calls dial afresh.
+func (s *Server) endSessions(err error) {
 	ss := &s.sessions
 	ss.mu.Lock()
 	var all []*SessionConn
@@ -150,14 +149,29 @@ func (s *Server) endSessions(err error, final bool) {
 		c.dead = err
 		inUse = append(inUse, c.nc)
 	}
-	if final {
-		ss.closed = err
-	}
 	ss.mu.Unlock()
 	closeAll(all)
 	for _, nc := range inUse {
 		nc.Close() // the session's owner sees the error and closes it
 	}
+}
+
+// closeIdleSessions closes the idle session connections of a server
+// being closed, and refuses new ones; those in use are left to their
+// sessions (a reload replaced the server: a session runs on until it
+// ends), whose owners close them.
+func (s *Server) closeIdleSessions() {
+	ss := &s.sessions
+	ss.mu.Lock()
+	var idle []*SessionConn
+	for p := range ss.idle {
+		idle = append(idle, ss.idle[p]...)
+		ss.open -= len(ss.idle[p])
+		ss.idle[p] = nil
+	}
+	ss.closed = ErrClosed
+	ss.mu.Unlock()
+	closeAll(idle)
 }
 
 // Write sends frames to the server.
