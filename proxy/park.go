@@ -150,12 +150,18 @@ func (pk *parker) giveUp() {
 func (pk *parker) close() {
 	pk.mu.Lock()
 	pk.closed = true
+	var out []*client
 	for fd, cl := range pk.byFD {
 		pk.take(fd)
 		cl.closeConn()
+		out = append(out, cl)
 	}
 	pk.mu.Unlock()
 	pk.poll.Close()
+	for _, cl := range out {
+		cl.endSession(false)
+		cl.endSubscriptions()
+	}
 }
 
 // evict closes and forgets every parked client, leaving the parker

@@ -283,8 +283,6 @@ func (p *pool) run(cl *client, handshake bool) {
 	if cl.serve() {
 		return // parked: the parker holds it now
 	}
-	cl.endSession(false)
-	cl.endSubscriptions()
 	p.forget(cl)
 }
 
@@ -301,8 +299,11 @@ func (p *pool) resume(cl *client) {
 	go p.run(cl, false)
 }
 
-// forget drops a closed client from the pool.
+// forget drops a closed client from the pool, and ends its session and
+// subscriptions: it has no goroutine any more.
 func (p *pool) forget(cl *client) {
+	cl.endSession(false)
+	cl.endSubscriptions()
 	p.mu.Lock()
 	delete(p.clients, cl)
 	p.mu.Unlock()
