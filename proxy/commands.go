@@ -11,6 +11,7 @@ const (
 	kindSameServer          // several keys (see command.keys), all on one server, else refused
 	kindSplit               // multi-key, split per server and merged
 	kindLocal               // answered by the proxy
+	kindKeyspace            // over the whole keyspace: every server of the pool (keyspace.go)
 	kindUnsupported         // known, but cannot be served through a proxy
 )
 
@@ -20,6 +21,10 @@ const (
 	mergeArray       // MGET: element per key, in key order
 	mergeSum         // DEL, UNLINK, EXISTS, TOUCH: integers added
 	mergeOK          // MSET: +OK once every part is +OK
+	// The keyspace commands' merges (keyspace.go), from mergeConcat on.
+	mergeConcat // KEYS: the arrays of every server, one after another
+	mergeRandom // RANDOMKEY: a random server's key, if it has one
+	mergeScan   // SCAN: one server's page, its cursor made the pool's
 )
 
 // command is one row of the command table. Its keys are where the server's
@@ -37,6 +42,13 @@ type command struct {
 	optsAt    int         // first option argument, when opts is set
 	opts      []keyOption // options the server parses from optsAt on (SORT, GEORADIUS)
 	merge     uint8       // kindSplit
+	// keysFunc finds the keys where no fixed position says where they
+	// are (XREAD's, after its STREAMS option); nil for the others.
+	keysFunc func(dst, args [][]byte) ([][]byte, keysErr)
+	// subs are the subcommands of a command whose keys depend on its
+	// first argument (XINFO, XGROUP): each a row of its own, named
+	// "XINFO|STREAM", found by args[1] (see subKeys).
+	subs []command
 	id        uint16      // the index of its request counter (commandcount.go)
 	// readonly says the command only reads (the server flags it
 	// readonly, and it writes nothing): with replica_reads it may go to a
@@ -52,7 +64,7 @@ const readOnlyNames = `GET STRLEN TTL PTTL TYPE DUMP EXPIRETIME PEXPIRETIME BITC
 	LRANGE SCARD SMEMBERS SRANDMEMBER SISMEMBER SMISMEMBER SSCAN ZCARD ZRANDMEMBER ZRANK ZREVRANK ZSCORE ZMSCORE
 	ZSCAN ZCOUNT ZLEXCOUNT ZRANGE ZRANGEBYSCORE ZREVRANGE ZREVRANGEBYSCORE ZRANGEBYLEX ZREVRANGEBYLEX GEOHASH
 	GEOPOS GEODIST GEORADIUSBYMEMBER_RO GEORADIUS_RO GEOSEARCH LCS SDIFF SINTER SUNION ZUNION ZINTER ZDIFF
-	ZINTERCARD SINTERCARD EVAL_RO EVALSHA_RO FCALL_RO MGET EXISTS TOUCH`
+	ZINTERCARD SINTERCARD EVAL_RO EVALSHA_RO FCALL_RO MGET EXISTS TOUCH XRANGE XREVRANGE XLEN XPENDING XREAD`
 
 // keyOption is an option a command parses after its fixed arguments: its
 // name, how many arguments follow it, and whether that argument is a key
@@ -141,6 +153,14 @@ func buildCommands() map[string]*command {
 	// OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key: at least their arity, 3;
 	// the server judges more (OBJECT HELP has no key and is refused).
 	add(command{kind: kindSingle, arity: -3, keyAt: 2, lastKey: 2, step: 1}, "OBJECT")
+	// Streams (streams.go): one key, or subcommands with their key at 2,
+	// or XREAD's keys after STREAMS.
+	single(2, "XLEN")
+	single(-3, "XDEL XPENDING XSETID")
+	single(-4, "XRANGE XREVRANGE XTRIM XACK")
+	single(-5, "XADD")
+	single(-6, "XCLAIM XAUTOCLAIM")
+	addStreams(add)
 
 	// Several keys that must live on one server.
 	same := func(arity, keyAt, lastKey, step int, names string) {
@@ -160,6 +180,7 @@ func buildCommands() map[string]*command {
 	// Keys counted by a numkeys argument, after a destination for the
 	// STORE forms.
 	add(command{kind: kindSameServer, arity: -3, numkeysAt: 1}, "ZUNION ZINTER ZDIFF ZINTERCARD SINTERCARD")
+	add(command{kind: kindSameServer, arity: -4, numkeysAt: 1}, "LMPOP ZMPOP")
 	add(command{kind: kindSameServer, arity: -3, numkeysAt: 2}, "EVAL EVALSHA EVAL_RO EVALSHA_RO FCALL FCALL_RO")
 	add(command{kind: kindSameServer, arity: -4, keyAt: 1, lastKey: 1, step: 1, numkeysAt: 2}, "ZUNIONSTORE ZINTERSTORE ZDIFFSTORE")
 
@@ -181,13 +202,22 @@ func buildCommands() map[string]*command {
 	// Answered by the proxy, which checks their arguments itself.
 	add(command{kind: kindLocal, arity: -1}, "PING ECHO QUIT SELECT HELLO CLIENT COMMAND INFO AUTH CONFIG")
 
+	// Sent to every server of the pool and merged (keyspace.go); the
+	// server's arity.
+	add(command{kind: kindKeyspace, arity: 1}, "DBSIZE RANDOMKEY")
+	add(command{kind: kindKeyspace, arity: 2}, "KEYS")
+	add(command{kind: kindKeyspace, arity: -2}, "SCAN")
+	add(command{kind: kindKeyspace, arity: -1}, "FLUSHDB FLUSHALL")
+
 	unsupported := func(names string) { add(command{kind: kindUnsupported, arity: -1}, names) }
 	unsupported("MULTI EXEC DISCARD WATCH UNWATCH SUBSCRIBE PSUBSCRIBE UNSUBSCRIBE")
 	unsupported("PUNSUBSCRIBE SSUBSCRIBE SUNSUBSCRIBE PUBLISH SPUBLISH PUBSUB")
-	unsupported("BLPOP BRPOP BRPOPLPUSH BLMOVE BLMPOP BZPOPMIN BZPOPMAX BZMPOP LMPOP ZMPOP")
-	unsupported("KEYS SCAN RANDOMKEY DBSIZE FLUSHDB FLUSHALL SWAPDB MOVE MIGRATE WAIT WAITAOF")
+	unsupported("BLPOP BRPOP BRPOPLPUSH BLMOVE BLMPOP BZPOPMIN BZPOPMAX BZMPOP")
+	// MOVE and MIGRATE take a key out of the pool's database, SWAPDB
+	// swaps whole databases.
+	unsupported("SWAPDB MOVE MIGRATE WAIT WAITAOF")
 	unsupported("SAVE BGSAVE BGREWRITEAOF LASTSAVE SHUTDOWN SLAVEOF REPLICAOF SYNC PSYNC")
-	unsupported("MONITOR DEBUG SLOWLOG LATENCY MEMORY MODULE ACL CLUSTER READONLY READWRITE")
+	unsupported("MONITOR DEBUG SLOWLOG LATENCY MODULE ACL CLUSTER READONLY READWRITE")
 	unsupported("SCRIPT FUNCTION TIME LOLWUT RESET FAILOVER ROLE OBJECT_FREQ")
 	for _, n := range strings.Fields(readOnlyNames) {
 		m[n].readonly = true
@@ -215,10 +245,17 @@ func lookup(name []byte) *command {
 type keysErr uint8
 
 const (
-	keysOK      keysErr = iota
-	keysArity           // the fixed range does not fit the arguments
-	keysNumkeys         // numkeys is not a count of the arguments that follow it
-	keysNone            // the request names no key (EVAL with numkeys 0)
+	keysOK         keysErr = iota
+	keysArity              // the fixed range does not fit the arguments
+	keysNumkeys            // numkeys is not a count of the arguments that follow it
+	keysNone               // the request names no key (EVAL with numkeys 0)
+	keysSubcommand         // no such subcommand (XINFO FOO)
+	keysSubArity           // the subcommand's arity does not fit
+	keysSyntax             // XREAD without a STREAMS option where the server looks for it
+	keysUnbalanced         // XREAD's STREAMS not followed by as many IDs as keys
+	// keysBlocking: XREAD or XREADGROUP with BLOCK, whose keys are
+	// found all the same.
+	keysBlocking
 )
 
 // arityOK reports whether a request of n arguments (with the name) has the
@@ -234,6 +271,12 @@ func (c *command) arityOK(n int) bool {
 // (COMMAND GETKEYS) and so writes or reads. args has as many arguments as
 // c.arity asks.
 func (c *command) keys(dst, args [][]byte) ([][]byte, keysErr) {
+	switch {
+	case c.subs != nil:
+		return c.subKeys(dst, args)
+	case c.keysFunc != nil:
+		return c.keysFunc(dst, args)
+	}
 	start := len(dst)
 	if c.keyAt > 0 {
 		last := c.lastKey
