@@ -49,7 +49,7 @@ type command struct {
 	// first argument (XINFO, XGROUP): each a row of its own, named
 	// "XINFO|STREAM", found by args[1] (see subKeys).
 	subs []command
-	id        uint16      // the index of its request counter (commandcount.go)
+	id   uint16 // the index of its request counter (commandcount.go)
 	// readonly says the command only reads (the server flags it
 	// readonly, and it writes nothing): with replica_reads it may go to a
 	// replica.
