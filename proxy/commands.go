@@ -46,8 +46,8 @@ type command struct {
 	// are (XREAD's, after its STREAMS option); nil for the others.
 	keysFunc func(dst, args [][]byte) ([][]byte, keysErr)
 	// subs are the subcommands of a command whose keys depend on its
-	// first argument (XINFO, XGROUP): each a row of its own, named
-	// "XINFO|STREAM", found by args[1] (see subKeys).
+	// first argument (XINFO, XGROUP): each a row of its own, named as
+	// the subcommand ("STREAM"), found by args[1] (see subKeys).
 	subs []command
 	id   uint16 // the index of its request counter (commandcount.go)
 	// readonly says the command only reads (the server flags it
