@@ -72,6 +72,9 @@ type Pool struct {
 	// Sentinel is how the pool follows Redis Sentinel failovers
 	// (sentinels:); its zero value follows none.
 	Sentinel Sentinel
+	// AllowFlush lets FLUSHDB and FLUSHALL through to every server of
+	// the pool (allow_flush; redis pools only); off by default.
+	AllowFlush bool
 
 	line  int            // line of the pool's name; 0 when not read from a file
 	lines map[string]int // key -> line where the file gives it

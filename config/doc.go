@@ -90,6 +90,8 @@
 //	                        server line; required for unix servers)
 //	server_tls_insecure     true: do not verify server certificates;
 //	                        not with server_tls_ca_file              (false)
+//	allow_flush             true: FLUSHDB and FLUSHALL go to every server
+//	                        of a redis pool; else they are refused  (false)
 //
 // A Redis pool may state a migration (see migrate.go):
 //

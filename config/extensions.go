@@ -85,6 +85,7 @@ func (pp *poolParse) finishExtensions() error {
 		{"eject_mode", p.Distribution == "jump" && p.EjectMode == EjectRehash && ejectGiven,
 			"distribution jump never moves keys: eject_mode must be fail_fast"},
 		{"redis_username", p.RedisUsername != "" && !p.Redis, "redis_username needs redis: true"},
+		{"allow_flush", p.AllowFlush && !p.Redis, "allow_flush needs redis: true (memcache pools serve flush_all as nutcracker does)"},
 		{"redis_username", p.RedisUsername != "" && p.RedisAuth == "", "redis_username needs redis_auth (the password)"},
 		{"tls_cert_file", p.TLS.CertFile != "" && p.TLS.KeyFile == "", "tls_cert_file needs tls_key_file"},
 		{"tls_key_file", p.TLS.KeyFile != "" && p.TLS.CertFile == "", "tls_key_file needs tls_cert_file"},

@@ -46,12 +46,16 @@ func TestExtensionGoodValues(t *testing.T) {
 		{"server_tls insecure", "  server_tls: true\n  server_tls_insecure: true\n",
 			func(p *Pool) bool { return p.ServerTLS == ServerTLS{Enabled: true, Insecure: true} }},
 		{"server_tls false", "  server_tls: false\n", func(p *Pool) bool { return !p.ServerTLS.Enabled }},
+		{"allow_flush", "  redis: true\n  allow_flush: true\n", func(p *Pool) bool { return p.AllowFlush }},
+		{"allow_flush default", "  redis: true\n", func(p *Pool) bool { return !p.AllowFlush }},
 	}
 	runGood(t, tests)
 }
 
 func TestExtensionBadValues(t *testing.T) {
 	tests := []badCase{
+		{"allow_flush on memcache", "  allow_flush: true\n", "allow_flush", "needs redis: true", 3},
+		{"allow_flush yes", "  redis: true\n  allow_flush: yes\n", "allow_flush", `"yes"`, 4},
 		{"eject_mode unknown", ejecting + "  eject_mode: drop\n", "eject_mode", `unknown eject_mode "drop"`, 4},
 		{"eject_mode case", ejecting + "  eject_mode: FAIL_FAST\n", "eject_mode", `"FAIL_FAST"`, 4},
 		{"eject_mode without auto_eject_hosts", "  eject_mode: fail_fast\n", "eject_mode", "auto_eject_hosts: true", 3},

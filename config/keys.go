@@ -72,6 +72,7 @@ var poolKeys = []keySpec{
 	{"sentinel_auth", yaml.ScalarNode, text(func(p *Pool, s string) error { p.Sentinel.Password = s; return nil })},
 	{"sentinel_username", yaml.ScalarNode, text(func(p *Pool, s string) error { p.Sentinel.Username = s; return nil })},
 	{"replica_reads", yaml.ScalarNode, flag(func(p *Pool) *bool { return &p.Sentinel.ReplicaReads })},
+	{"allow_flush", yaml.ScalarNode, flag(func(p *Pool) *bool { return &p.AllowFlush })},
 }
 
 // newPool returns a pool holding nutcracker's defaults, and ours for the

@@ -11,6 +11,7 @@ const (
 	kindSameServer          // several keys (see command.keys), all on one server, else refused
 	kindSplit               // multi-key, split per server and merged
 	kindLocal               // answered by the proxy
+	kindKeyspace            // over the whole keyspace: every server of the pool (keyspace.go)
 	kindUnsupported         // known, but cannot be served through a proxy
 	kindSession             // a transaction's own command (MULTI, EXEC, ...): see session.go
 	kindPubSub              // a subscription command, or PUBSUB: see pubsub.go
@@ -33,6 +34,10 @@ const (
 	mergeArray       // MGET: element per key, in key order
 	mergeSum         // DEL, UNLINK, EXISTS, TOUCH: integers added
 	mergeOK          // MSET: +OK once every part is +OK
+	// The keyspace commands' merges (keyspace.go), from mergeConcat on.
+	mergeConcat // KEYS: the arrays of every server, one after another
+	mergeRandom // RANDOMKEY: a random server's key, if it has one
+	mergeScan   // SCAN: one server's page, its cursor made the pool's
 )
 
 // command is one row of the command table. Its keys are where the server's
@@ -40,22 +45,29 @@ const (
 // counted by a numkeys argument, and an option that names a key. Every row
 // is checked against the server's COMMAND GETKEYS in commands_keys_test.go.
 type command struct {
-	name      string // upper case
-	kind      cmdKind
-	arity     int         // the server's arity (COMMAND INFO), counting the name: n exactly, -n at least n
-	keyAt     int         // first key of the fixed range; 0: none
-	lastKey   int         // last key of the fixed range; negative counts from the end (-1 = last)
-	step      int         // distance between keys of the fixed range (MSET: 2)
-	numkeysAt int         // argument that counts the keys right after it (ZUNIONSTORE, EVAL); 0: none
-	optsAt    int         // first option argument, when opts is set
-	opts      []keyOption // options the server parses from optsAt on (SORT, GEORADIUS)
-	merge     uint8       // kindSplit
-	sess      uint8       // sessNone, or what it does to the client's session
-	sub       uint8       // subNone, or which subscription command it is (pubsub.go)
+	name         string // upper case
+	kind         cmdKind
+	arity        int         // the server's arity (COMMAND INFO), counting the name: n exactly, -n at least n
+	keyAt        int         // first key of the fixed range; 0: none
+	lastKey      int         // last key of the fixed range; negative counts from the end (-1 = last)
+	step         int         // distance between keys of the fixed range (MSET: 2)
+	numkeysAt    int         // argument that counts the keys right after it (ZUNIONSTORE, EVAL); 0: none
+	optsAt       int         // first option argument, when opts is set
+	opts         []keyOption // options the server parses from optsAt on (SORT, GEORADIUS)
+	merge        uint8       // kindSplit
+	sess         uint8       // sessNone, or what it does to the client's session
+	subscription uint8       // subNone, or which subscription command it is (pubsub.go)
 	// channel says its "key" is a pub/sub channel, placed as a key is but
 	// not one to the server (PUBLISH).
 	channel bool
-	id      uint16 // the index of its request counter (commandcount.go)
+	// keysFunc finds the keys where no fixed position says where they
+	// are (XREAD's, after its STREAMS option); nil for the others.
+	keysFunc func(dst, args [][]byte) ([][]byte, keysErr)
+	// subs are the subcommands of a command whose keys depend on its
+	// first argument (XINFO, XGROUP): each a row of its own, named as
+	// the subcommand ("STREAM"), found by args[1] (see subKeys).
+	subs []command
+	id   uint16 // the index of its request counter (commandcount.go)
 	// readonly says the command only reads (the server flags it
 	// readonly, and it writes nothing): with replica_reads it may go to a
 	// replica.
@@ -70,7 +82,7 @@ const readOnlyNames = `GET STRLEN TTL PTTL TYPE DUMP EXPIRETIME PEXPIRETIME BITC
 	LRANGE SCARD SMEMBERS SRANDMEMBER SISMEMBER SMISMEMBER SSCAN ZCARD ZRANDMEMBER ZRANK ZREVRANK ZSCORE ZMSCORE
 	ZSCAN ZCOUNT ZLEXCOUNT ZRANGE ZRANGEBYSCORE ZREVRANGE ZREVRANGEBYSCORE ZRANGEBYLEX ZREVRANGEBYLEX GEOHASH
 	GEOPOS GEODIST GEORADIUSBYMEMBER_RO GEORADIUS_RO GEOSEARCH LCS SDIFF SINTER SUNION ZUNION ZINTER ZDIFF
-	ZINTERCARD SINTERCARD EVAL_RO EVALSHA_RO FCALL_RO MGET EXISTS TOUCH`
+	ZINTERCARD SINTERCARD EVAL_RO EVALSHA_RO FCALL_RO MGET EXISTS TOUCH XRANGE XREVRANGE XLEN XPENDING XREAD`
 
 // keyOption is an option a command parses after its fixed arguments: its
 // name, how many arguments follow it, and whether that argument is a key
@@ -159,6 +171,14 @@ func buildCommands() map[string]*command {
 	// OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key: at least their arity, 3;
 	// the server judges more (OBJECT HELP has no key and is refused).
 	add(command{kind: kindSingle, arity: -3, keyAt: 2, lastKey: 2, step: 1}, "OBJECT")
+	// Streams (streams.go): one key, or subcommands with their key at 2,
+	// or XREAD's keys after STREAMS.
+	single(2, "XLEN")
+	single(-3, "XDEL XPENDING XSETID")
+	single(-4, "XRANGE XREVRANGE XTRIM XACK")
+	single(-5, "XADD")
+	single(-6, "XCLAIM XAUTOCLAIM")
+	addStreams(add)
 
 	// Several keys that must live on one server.
 	same := func(arity, keyAt, lastKey, step int, names string) {
@@ -178,6 +198,7 @@ func buildCommands() map[string]*command {
 	// Keys counted by a numkeys argument, after a destination for the
 	// STORE forms.
 	add(command{kind: kindSameServer, arity: -3, numkeysAt: 1}, "ZUNION ZINTER ZDIFF ZINTERCARD SINTERCARD")
+	add(command{kind: kindSameServer, arity: -4, numkeysAt: 1}, "LMPOP ZMPOP")
 	add(command{kind: kindSameServer, arity: -3, numkeysAt: 2}, "EVAL EVALSHA EVAL_RO EVALSHA_RO FCALL FCALL_RO")
 	add(command{kind: kindSameServer, arity: -4, keyAt: 1, lastKey: 1, step: 1, numkeysAt: 2}, "ZUNIONSTORE ZINTERSTORE ZDIFFSTORE")
 
@@ -219,7 +240,7 @@ func buildCommands() map[string]*command {
 
 	// Pub/sub (pubsub.go): a channel lives where a key of its name does.
 	pubsub := func(sub uint8, arity int, names string) {
-		add(command{kind: kindPubSub, arity: arity, sub: sub}, names)
+		add(command{kind: kindPubSub, arity: arity, subscription: sub}, names)
 	}
 	pubsub(subChannel, -2, "SUBSCRIBE")
 	pubsub(subChannel|subEnd, -1, "UNSUBSCRIBE")
@@ -230,11 +251,19 @@ func buildCommands() map[string]*command {
 	pubsub(subInfo, -2, "PUBSUB")
 	add(command{kind: kindSingle, arity: 3, keyAt: 1, lastKey: 1, step: 1, channel: true}, "PUBLISH SPUBLISH")
 
+	// Sent to every server of the pool and merged (keyspace.go); the
+	// server's arity.
+	add(command{kind: kindKeyspace, arity: 1}, "DBSIZE RANDOMKEY")
+	add(command{kind: kindKeyspace, arity: 2}, "KEYS")
+	add(command{kind: kindKeyspace, arity: -2}, "SCAN")
+	add(command{kind: kindKeyspace, arity: -1}, "FLUSHDB FLUSHALL")
+
 	unsupported := func(names string) { add(command{kind: kindUnsupported, arity: -1}, names) }
-	unsupported("LMPOP ZMPOP")
-	unsupported("KEYS SCAN RANDOMKEY DBSIZE FLUSHDB FLUSHALL SWAPDB MOVE MIGRATE WAIT WAITAOF")
+	// MOVE and MIGRATE take a key out of the pool's database, SWAPDB
+	// swaps whole databases.
+	unsupported("SWAPDB MOVE MIGRATE WAIT WAITAOF")
 	unsupported("SAVE BGSAVE BGREWRITEAOF LASTSAVE SHUTDOWN SLAVEOF REPLICAOF SYNC PSYNC")
-	unsupported("MONITOR DEBUG SLOWLOG LATENCY MEMORY MODULE ACL CLUSTER READONLY READWRITE")
+	unsupported("MONITOR DEBUG SLOWLOG LATENCY MODULE ACL CLUSTER READONLY READWRITE")
 	unsupported("SCRIPT FUNCTION TIME LOLWUT FAILOVER ROLE OBJECT_FREQ")
 	for _, n := range strings.Fields(readOnlyNames) {
 		m[n].readonly = true
@@ -262,10 +291,17 @@ func lookup(name []byte) *command {
 type keysErr uint8
 
 const (
-	keysOK      keysErr = iota
-	keysArity           // the fixed range does not fit the arguments
-	keysNumkeys         // numkeys is not a count of the arguments that follow it
-	keysNone            // the request names no key (EVAL with numkeys 0)
+	keysOK         keysErr = iota
+	keysArity              // the fixed range does not fit the arguments
+	keysNumkeys            // numkeys is not a count of the arguments that follow it
+	keysNone               // the request names no key (EVAL with numkeys 0)
+	keysSubcommand         // no such subcommand (XINFO FOO)
+	keysSubArity           // the subcommand's arity does not fit
+	keysSyntax             // XREAD without a STREAMS option where the server looks for it
+	keysUnbalanced         // XREAD's STREAMS not followed by as many IDs as keys
+	// keysBlocking: XREAD or XREADGROUP with BLOCK, whose keys are
+	// found all the same.
+	keysBlocking
 )
 
 // arityOK reports whether a request of n arguments (with the name) has the
@@ -281,6 +317,12 @@ func (c *command) arityOK(n int) bool {
 // (COMMAND GETKEYS) and so writes or reads. args has as many arguments as
 // c.arity asks.
 func (c *command) keys(dst, args [][]byte) ([][]byte, keysErr) {
+	switch {
+	case c.subs != nil:
+		return c.subKeys(dst, args)
+	case c.keysFunc != nil:
+		return c.keysFunc(dst, args)
+	}
 	start := len(dst)
 	if c.keyAt > 0 {
 		last := c.lastKey

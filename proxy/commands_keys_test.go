@@ -29,7 +29,7 @@ func keyProblem(c *command, s keySample) string {
 	}
 	got, err := c.keys(nil, args)
 	switch err {
-	case keysArity, keysNumkeys:
+	case keysArity, keysNumkeys, keysSubcommand, keysSubArity, keysSyntax, keysUnbalanced:
 		return fmt.Sprintf("refused: keys error %d, server keys %q", err, s.keys)
 	case keysNone:
 		if len(s.keys) > 0 {
@@ -180,6 +180,10 @@ func TestCommandArityMatchesServer(t *testing.T) {
 		if !forwarded(c) || sc == nil {
 			continue
 		}
+		if c.subs != nil {
+			checkSubArity(t, c, sc, o)
+			continue
+		}
 		want := sc.arity
 		for _, sub := range sc.subs {
 			if !sub.hasKeys {
@@ -194,6 +198,28 @@ func TestCommandArityMatchesServer(t *testing.T) {
 		if c.arity != want {
 			t.Errorf("%s: arity %d in the table, the server's is %d", name, c.arity, want)
 		}
+	}
+}
+
+// checkSubArity checks the arity of a row with subcommands, and of each of
+// its subcommands, against the server's; and that every subcommand of the
+// server has a row, so that none is taken for an unknown one.
+func checkSubArity(t *testing.T, c *command, sc *serverCommand, o *commandOracle) {
+	t.Helper()
+	if c.arity != sc.arity {
+		t.Errorf("%s: arity %d in the table, the server's is %d", c.name, c.arity, sc.arity)
+	}
+	for _, sub := range sc.subs {
+		row := c.sub([]byte(sub.words[1]))
+		switch {
+		case row == nil:
+			t.Errorf("%s: the server's subcommand %s has no row", c.name, sub.name)
+		case row.arity != sub.arity:
+			t.Errorf("%s: arity %d in the table, the server's is %d", sub.name, row.arity, sub.arity)
+		}
+	}
+	if len(c.subs) != len(sc.subs) {
+		t.Errorf("%s: %d subcommands in the table, the server has %d", c.name, len(c.subs), len(sc.subs))
 	}
 }
 
@@ -233,6 +259,9 @@ func TestCommandKeysDoNotAllocate(t *testing.T) {
 		"EVAL s 2 a b arg",
 		"sort src by w_* limit 0 5 get # store dst",
 		"GEORADIUS src 15 37 200 km COUNT 1 STOREDIST dst",
+		"XREAD COUNT 2 STREAMS a b 0 0",
+		"xinfo stream s FULL",
+		"LMPOP 2 a b LEFT",
 	} {
 		var args [][]byte
 		for _, a := range strings.Fields(req) {

@@ -80,10 +80,10 @@ func (sb *subscriber) count(kind uint8) int {
 func (r *redisProto) pubsubRequest(cl *client, bt *batch, cmd *command, args [][]byte) {
 	sb := cl.sub.Load()
 	switch {
-	case cmd.sub == subInfo:
+	case cmd.subscription == subInfo:
 		r.pubsubInfo(cl, bt, args)
 		return
-	case cmd.sub != subNone:
+	case cmd.subscription != subNone:
 	case cmd.name == "PING":
 		// RESP2's subscribed PING: ["pong", message].
 		dst := resp.AppendArray(nil, 2)
@@ -99,7 +99,7 @@ func (r *redisProto) pubsubRequest(cl *client, bt *batch, cmd *command, args [][
 		return
 	}
 	if sb == nil {
-		if cmd.sub&subEnd != 0 {
+		if cmd.subscription&subEnd != 0 {
 			r.write(cl, bt, r.confirmation(nil, cl, cmd, nil, 0))
 			return
 		}
@@ -154,7 +154,7 @@ func (r *redisProto) flushAnswers(cl *client, bt *batch) {
 // confirmations, one per target. It leaves sb holding: the caller writes
 // the confirmations, then the messages held.
 func (r *redisProto) subscribe(cl *client, sb *subscriber, rt *routing, cmd *command, targets [][]byte) ([]byte, error) {
-	kind, end := cmd.sub&^subEnd, cmd.sub&subEnd != 0
+	kind, end := cmd.subscription&^subEnd, cmd.subscription&subEnd != 0
 	sb.mu.Lock()
 	sb.holding = true
 	if end && len(targets) == 0 {

@@ -133,6 +133,8 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 		r.route(cl, bt, cmd, args, frame)
 	case kindLocal:
 		return n, r.local(cl, bt, cmd, args)
+	case kindKeyspace:
+		r.keyspace(cl, bt, cmd, args, frame)
 	default:
 		errorReply(bt, fmt.Sprintf("ERR command '%s' is not supported by the proxy", strings.ToLower(cmd.name)))
 	}
@@ -145,12 +147,8 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 func (r *redisProto) route(cl *client, bt *batch, cmd *command, args [][]byte, frame []byte) {
 	keys, err := cmd.keys(bt.keys[:0], args)
 	switch {
-	case err == keysArity:
-		errorReply(bt, wrongArgs(args[0]))
-	case err == keysNumkeys:
-		errorReply(bt, "ERR numkeys is not a valid count of the keys that follow")
-	case err == keysNone:
-		errorReply(bt, fmt.Sprintf("ERR '%s' without keys cannot be routed by the proxy", strings.ToLower(cmd.name)))
+	case err != keysOK:
+		errorReply(bt, cmd.keysError(err, args))
 	case bt.rt.mig != nil && !r.moveKeys(bt, keys):
 		// A key could not move: answered with the error.
 	case cmd.kind == kindSplit:
@@ -244,6 +242,9 @@ func (r *redisProto) split(cl *client, bt *batch, cmd *command, args [][]byte, f
 // reply appends a forwarded or split request's reply.
 func (r *redisProto) reply(dst []byte, bt *batch, s *answer) []byte {
 	calls := bt.calls[s.first : s.first+s.n]
+	if s.merge >= mergeConcat {
+		return r.mergeKeyspace(dst, bt, s, calls)
+	}
 	for _, c := range calls {
 		if c.Err != nil {
 			r.p.stats.forwardError.Add(1)
