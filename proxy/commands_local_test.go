@@ -100,7 +100,6 @@ func localCases(k1, k2 string) []localCase {
 		{"punsubscribe, none", []string{"PUNSUBSCRIBE"}, replyCheck{want: "*3\r\n$12\r\npunsubscribe\r\n$-1\r\n:0\r\n"}},
 		{"flushall", []string{"FLUSHALL"}, replyCheck{prefix: "-ERR 'flushall' would empty every server of pool alpha"}},
 		{"flushdb async", []string{"FLUSHDB", "ASYNC"}, replyCheck{prefix: "-ERR 'flushdb' would empty every server"}},
-		{"xread block", []string{"XREAD", "BLOCK", "0", "STREAMS", "s", "$"}, replyCheck{want: "-ERR 'xread' with BLOCK is not supported by the proxy\r\n"}},
 		{"xinfo help", []string{"XINFO", "HELP"}, replyCheck{want: "-ERR 'xinfo help' without keys cannot be routed by the proxy\r\n"}},
 		{"xinfo unknown", []string{"xinfo", "foo", "s"}, replyCheck{want: "-ERR unknown subcommand 'foo'. Try XINFO HELP.\r\n"}},
 		{"xgroup arity", []string{"XGROUP", "create", "s"}, replyCheck{want: "-ERR wrong number of arguments for 'xgroup|create' command\r\n"}},

@@ -99,7 +99,7 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 	}
 	cmd := lookup(args[0])
 	if cmd != nil && bt.ncalls > 0 && (cmd.name == "HELLO" && len(args) > 1 || cl.sess != nil || cmd.sess != sessNone ||
-		cmd.kind == kindPubSub || cmd.name == "RESET" || cl.sub.Load() != nil) {
+		cmd.kind == kindPubSub || cmd.name == "RESET" || cl.sub.Load() != nil || cmd.keysFunc != nil && blockingRead(args)) {
 		// A HELLO that may switch the protocol, and a request of a
 		// session (session.go), wait for the replies of the requests
 		// before them, which run on other connections: it starts the
@@ -147,6 +147,8 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 func (r *redisProto) route(cl *client, bt *batch, cmd *command, args [][]byte, frame []byte) {
 	keys, err := cmd.keys(bt.keys[:0], args)
 	switch {
+	case err == keysBlocking: // XREAD or XREADGROUP with BLOCK: a session's
+		r.block(cl, bt, cmd, args, frame)
 	case err != keysOK:
 		errorReply(bt, cmd.keysError(err, args))
 	case bt.rt.mig != nil && !r.moveKeys(bt, keys):
@@ -158,6 +160,13 @@ func (r *redisProto) route(cl *client, bt *batch, cmd *command, args [][]byte, f
 	}
 	clear(keys)
 	bt.keys = keys[:0]
+}
+
+// blockingRead reports whether an XREAD or XREADGROUP request has a BLOCK
+// option: it may block, so it runs in a batch of its own.
+func blockingRead(args [][]byte) bool {
+	_, block, _ := streamKeys(nil, args)
+	return block > 0
 }
 
 // parseCount parses a small non-negative decimal.

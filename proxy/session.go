@@ -160,6 +160,7 @@ var queuedReply = []byte("+QUEUED\r\n")
 func (r *redisProto) keyed(cl *client, bt *batch, cmd *command, args [][]byte, frame []byte) {
 	s := cl.sess
 	keys, err := cmd.keys(bt.keys[:0], args)
+	blocking := cmd.sess == sessBlocking || err == keysBlocking
 	defer func() {
 		clear(keys)
 		bt.keys = keys[:0]
@@ -174,6 +175,8 @@ func (r *redisProto) keyed(cl *client, bt *batch, cmd *command, args [][]byte, f
 	case err == keysNone:
 		r.route(cl, bt, cmd, args, frame) // answers why it cannot
 		return
+	case err == keysBlocking: // XREAD ... BLOCK: keys found, and it blocks
+		err = keysOK
 	case err == keysNumkeys:
 		r.reject(cl, bt, "ERR numkeys is not a valid count of the keys that follow")
 		return
@@ -213,7 +216,7 @@ func (r *redisProto) keyed(cl *client, bt *batch, cmd *command, args [][]byte, f
 		s.dirty = s.dirty || s.multi
 		return
 	}
-	if cmd.sess == sessBlocking && !s.multi {
+	if blocking && !s.multi {
 		r.await(cl, bt, s.conn, frame)
 		return
 	}

@@ -123,8 +123,6 @@ func (c *command) keysError(err keysErr, args [][]byte) string {
 		return "ERR syntax error"
 	case keysUnbalanced:
 		return "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."
-	case keysBlocking:
-		return fmt.Sprintf("ERR '%s' with BLOCK is not supported by the proxy", name)
 	}
 	if c.subs != nil {
 		name += " " + strings.ToLower(c.sub(args[1]).name)

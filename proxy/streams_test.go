@@ -107,7 +107,7 @@ func TestStreamsAsRedis(t *testing.T) {
 }
 
 // TestStreamsRefusals checks the stream requests the proxy cannot serve:
-// keys on different servers, BLOCK (for now), and subcommands without a
+// keys on different servers (BLOCK or not), and subcommands without a
 // key.
 func TestStreamsRefusals(t *testing.T) {
 	f := proxytest.NewRedisFixture(t, 3, proxytest.Pool{HashTag: "{}"})
@@ -119,8 +119,9 @@ func TestStreamsRefusals(t *testing.T) {
 	}{
 		{[]string{"XREAD", "STREAMS", a, b, "0", "0"}, "-ERR the keys of 'xread' live on different servers"},
 		{[]string{"XREADGROUP", "GROUP", "g", "c", "STREAMS", a, b, ">", ">"}, "-ERR the keys of 'xreadgroup' live on different servers"},
-		{[]string{"XREAD", "BLOCK", "10", "STREAMS", a, "$"}, "-ERR 'xread' with BLOCK is not supported by the proxy"},
-		{[]string{"XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", a, ">"}, "-ERR 'xreadgroup' with BLOCK is not supported"},
+		{[]string{"XREAD", "BLOCK", "10", "STREAMS", a, b, "$", "$"}, "-ERR the keys of 'xread' live on different servers"},
+		{[]string{"XREAD", "BLOCK", "10", "STREAMS", a, "$"}, "*-1\r\n"}, // served: a blocking session
+		{[]string{"XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", a, ">"}, "-NOGROUP"},
 		{[]string{"XINFO", "HELP"}, "-ERR 'xinfo help' without keys cannot be routed by the proxy"},
 		{[]string{"MEMORY", "STATS"}, "-ERR 'memory stats' without keys cannot be routed by the proxy"},
 	} {
