@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -55,8 +56,10 @@ type bullmqResult struct {
 // which validates the script, then through a pool of one server and
 // through a pool of three with hash_tag "{}" and BullMQ's prefix "{bull}",
 // where every key of the queue, those the scripts make up from their
-// arguments included, lives on one server. Only a machine without node
-// skips it.
+// arguments included, lives on one server. Through a pool of three
+// without the hash tag in the prefix, BullMQ's scripts name keys on
+// several servers: the run must fail at once with the proxy's reason.
+// Only a machine without node skips it.
 func TestAppBullMQ(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -98,12 +101,39 @@ func TestAppBullMQ(t *testing.T) {
 			t.Errorf("keys per server %v: want every key of prefix {bull} on one server", sizes)
 		}
 	})
+	t.Run("pool_of_3_no_hash_tag_refused", func(t *testing.T) {
+		f := proxytest.StartFixture(t, proxytest.Pool{HashTag: "{}"}, proxytest.StartRedisBackends(t, 3))
+		res, err := tryBullMQ(t, node, dir, f.Addr, "bull")
+		t.Logf("BullMQ through a pool of three, prefix bull: %v, at stage %q: %s", err, res.Stage, strings.Join(res.Errors, "; "))
+		if err == nil {
+			t.Fatalf("BullMQ with keys on three servers ran its %d jobs; want its scripts refused", res.Completed)
+		}
+		if !slices.ContainsFunc(res.Errors, crossServer.MatchString) {
+			t.Errorf("BullMQ with keys on three servers failed with %q; want the proxy's reason, keys on different servers", res.Errors)
+		}
+	})
 }
 
 // runBullMQ runs testdata/bullmq/jobs.mjs against addr with BullMQ's key
 // prefix and returns what it printed; a run that fails, or prints no
 // result, fails the test with the script's output.
 func runBullMQ(t *testing.T, node, dir, addr, prefix string) bullmqResult {
+	t.Helper()
+	start := time.Now()
+	res, err := tryBullMQ(t, node, dir, addr, prefix)
+	elapsed := time.Since(start).Round(time.Millisecond)
+	if err != nil {
+		t.Fatalf("BullMQ against %s failed after %v: %v", addr, elapsed, err)
+	}
+	t.Logf("BullMQ against %s: %d jobs completed, %d failed, in %v (script: %.3f s)",
+		addr, res.Completed, res.Failed, elapsed, res.Seconds)
+	return res
+}
+
+// tryBullMQ runs testdata/bullmq/jobs.mjs against addr with BullMQ's key
+// prefix and returns what it printed, and an error that says why and
+// where a run failed; a run that prints no result fails the test.
+func tryBullMQ(t *testing.T, node, dir, addr, prefix string) (bullmqResult, error) {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -112,20 +142,15 @@ func runBullMQ(t *testing.T, node, dir, addr, prefix string) bullmqResult {
 	env := []string{"REDIS_HOST=" + host, "REDIS_PORT=" + port, "BULL_PREFIX=" + prefix,
 		"JOBS=" + strconv.Itoa(bullmqJobs), "DEADLINE_MS=40000"}
 	var res bullmqResult
-	start := time.Now()
 	stdout, stderr, runErr := runApp(t, dir, env, node, filepath.Join(dir, "jobs.mjs"))
-	elapsed := time.Since(start)
 	if err := decodeLastLine(stdout, &res); err != nil {
-		t.Fatalf("BullMQ against %s (%v, after %v): %v\nstdout: %s\nstderr: %s", addr, runErr, elapsed, err, stdout, stderr)
+		t.Fatalf("BullMQ against %s (%v): %v\nstdout: %s\nstderr: %s", addr, runErr, err, stdout, lastLines(stderr, 20))
 	}
 	if runErr != nil || !res.OK {
-		t.Fatalf("BullMQ against %s failed after %v (%v) at stage %q: %s (%d jobs completed, %d failed)\nerrors:\n  %s\nstderr: %s",
-			addr, elapsed.Round(time.Millisecond), runErr, res.Stage, res.Why, res.Completed, res.Failed,
-			strings.Join(res.Errors, "\n  "), lastLines(stderr, 10))
+		return res, fmt.Errorf("%v at stage %q: %s (%d jobs completed, %d failed)\nerrors:\n  %s\nstderr: %s",
+			runErr, res.Stage, res.Why, res.Completed, res.Failed, strings.Join(res.Errors, "\n  "), lastLines(stderr, 10))
 	}
-	t.Logf("BullMQ against %s: %d jobs completed, %d failed, in %v (script: %.3f s)",
-		addr, res.Completed, res.Failed, elapsed.Round(time.Millisecond), res.Seconds)
-	return res
+	return res, nil
 }
 
 // checkBullMQ compares a run's counts with what the jobs of the script
