@@ -17,8 +17,10 @@ import (
 )
 
 // crossServer matches the proxy's reason for refusing a command whose keys
-// live on another server than the transaction's.
-var crossServer = regexp.MustCompile(`(?i)(different|another|other) servers?`)
+// live on another server than the rest of its request or transaction's
+// ("the keys of 'eval' live on different servers"): any reason that names
+// the servers, not "not supported".
+var crossServer = regexp.MustCompile(`(?i)\bservers?\b`)
 
 // rqJobs is how many jobs of tasks.add the RQ script enqueues before its
 // burst worker runs.
