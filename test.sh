@@ -3,7 +3,7 @@
 #
 # It installs what the tests use when it is missing (redis-server,
 # redis-sentinel, memcached, nutcracker, memcslap, promtool, node and npm,
-# and node-redis with npm), then runs
+# Debian's python3-rq, and node-redis and BullMQ with npm), then runs
 # gofmt, go vet, go mod tidy -diff, staticcheck (installed with go install
 # when missing), the unit and integration tests (which start their own
 # redis-server, redis-sentinel, memcached and nutcracker processes on free
@@ -30,6 +30,8 @@ install_missing() {
 	command -v promtool >/dev/null || missing+=(prometheus)
 	command -v node >/dev/null || missing+=(nodejs)
 	command -v npm >/dev/null || missing+=(npm)
+	# RQ for Debian's own python3, the one its rq command runs with.
+	{ [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import rq' 2>/dev/null; } || missing+=(python3-rq)
 	if [ ${#missing[@]} -gt 0 ]; then
 		echo "== installing ${missing[*]}"
 		local sudo=""
@@ -48,6 +50,13 @@ node_redis=proxy/testdata/node-redis
 if [ ! -f "$node_redis/node_modules/redis/package.json" ]; then
 	echo "== installing node-redis into $node_redis"
 	npm ci --prefix "$node_redis" --no-audit --no-fund >/dev/null
+fi
+
+# BullMQ 5, which the application tests run, the same way.
+bullmq=proxy/testdata/bullmq
+if [ ! -f "$bullmq/node_modules/bullmq/package.json" ]; then
+	echo "== installing BullMQ into $bullmq"
+	npm ci --prefix "$bullmq" --no-audit --no-fund >/dev/null
 fi
 
 echo "== gofmt"
