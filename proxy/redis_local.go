@@ -216,6 +216,10 @@ func (r *redisProto) clientCmd(cl *client, dst []byte, args [][]byte) []byte {
 		return resp.AppendInt(dst, int64(cl.id))
 	case (sub == "NO-EVICT" || sub == "NO-TOUCH") && len(args) == 3:
 		return append(dst, okReply...)
+	case sub == "INFO" && len(args) == 2, sub == "LIST" && (len(args) == 2 || len(args) == 4 && strings.EqualFold(string(args[2]), "TYPE")):
+		// The caller's own line, as Redis writes it: the proxy's other
+		// clients are no one else's business (RQ finds its address here).
+		return appendText(dst, cl.resp3, []byte(r.clientLine(cl)))
 	case clientServed[sub]:
 		// A subcommand the proxy serves, with the wrong number of
 		// arguments: Redis's error names it as "client|sub".
@@ -225,7 +229,32 @@ func (r *redisProto) clientCmd(cl *client, dst []byte, args [][]byte) []byte {
 }
 
 // clientServed are the CLIENT subcommands clientCmd serves.
-var clientServed = map[string]bool{"SETNAME": true, "GETNAME": true, "SETINFO": true, "ID": true, "NO-EVICT": true, "NO-TOUCH": true}
+var clientServed = map[string]bool{"SETNAME": true, "GETNAME": true, "SETINFO": true, "ID": true, "NO-EVICT": true, "NO-TOUCH": true,
+	"INFO": true, "LIST": true}
+
+// clientLine is the client's line of CLIENT LIST and CLIENT INFO, with
+// Redis 7's fields.
+func (r *redisProto) clientLine(cl *client) string {
+	sub, psub, ssub := 0, 0, 0
+	if sb := cl.sub.Load(); sb != nil {
+		sb.mu.Lock()
+		sub, psub, ssub = len(sb.channels), len(sb.patterns), len(sb.shards)
+		sb.mu.Unlock()
+	}
+	multi, flags := -1, "N"
+	if cl.sess != nil && cl.sess.multi {
+		multi, flags = 0, "x"
+	}
+	if sub+psub+ssub > 0 {
+		flags = "P"
+	}
+	proto := 2
+	if cl.resp3 {
+		proto = 3
+	}
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=%d name=%s age=0 idle=0 flags=%s db=0 sub=%d psub=%d ssub=%d multi=%d qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|list user=default redir=-1 resp=%d\n",
+		cl.id, cl.nc.RemoteAddr(), cl.nc.LocalAddr(), max(cl.fd, 0), cl.name, flags, sub, psub, ssub, multi, proto)
+}
 
 // commandCmd answers COMMAND, COMMAND COUNT, COMMAND DOCS and COMMAND INFO
 // with what the proxy knows: its table has no per-command documentation.

@@ -60,7 +60,7 @@ var resp3LocalSteps = []localStep{
 	{[]string{"HELLO", "3", "AUTH", "nobody", "x"}, sameBytes},
 	// Errors the proxy words itself.
 	{[]string{"SELECT", "1"}, proxyError}, {[]string{"CONFIG", "SET", "maxmemory", "0"}, proxyError},
-	{[]string{"CLIENT", "LIST"}, proxyError}, {[]string{"EXEC"}, sameBytes}, {[]string{"FLUSHALL"}, proxyError},
+	{[]string{"CLIENT", "KILL", "x"}, proxyError}, {[]string{"EXEC"}, sameBytes}, {[]string{"FLUSHALL"}, proxyError},
 	{[]string{"UNSUBSCRIBE"}, sameBytes}, {[]string{"CLIENT", "TRACKING", "ON"}, proxyError},
 	{[]string{"EVAL", "return 1", "0"}, proxyError},
 	// Still in step, still RESP3.

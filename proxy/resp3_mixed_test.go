@@ -27,11 +27,11 @@ func TestRESP3ProxyErrors(t *testing.T) {
 		t.Fatalf("HELLO 3: %s", got)
 	}
 	cmds := [][]string{
-		{"EXEC"}, {"FLUSHALL"}, {"CLIENT", "LIST"}, {"CLIENT", "TRACKING", "ON"},
+		{"EXEC"}, {"FLUSHALL"}, {"CLIENT", "KILL", "x"}, {"CLIENT", "TRACKING", "ON"},
 		{"CONFIG", "SET", "maxmemory", "0"}, {"SELECT", "1"}, {"EVAL", "return 1", "0"},
 		{"EVAL", "return 1", "5", "k"}, {"MSETNX", k1, "a", k2, "b"}, {"RENAME", k1, k2}, {"FOOBAR", "x"},
 		{strings.Repeat("X", 100)}, {"GET"}, {"PING", "a", "b"}, {"COMMAND", "FOO"}, {"HELLO", "4"},
-		{"HELLO", "x"}, {"HELLO", "3", "BAD"}, {"AUTH", "pw"}, {"DEBUG", "SLEEP", "0"}, {"XREAD", "BLOCK", "0", "STREAMS", "s", "$"},
+		{"HELLO", "x"}, {"HELLO", "3", "BAD"}, {"AUTH", "pw"}, {"DEBUG", "SLEEP", "0"}, {"XREAD", "BLOCK", "0", "STREAMS", k1, k2, "$", "$"},
 	}
 	check := func(stage string) {
 		t.Helper()
