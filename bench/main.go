@@ -36,6 +36,7 @@ type options struct {
 	proxyBuilt    bool     // proxyBin was built from ./cmd/shardproxy by this run
 	proxyFlags    []string // flags proxyBin runs with besides the config's: -T 1 for shardproxy
 	proxyRESP3    bool     // proxyBin is shardproxy, which RESP3 rows go through (a nutcracker stand-in is not)
+	proxyApps     bool     // proxyBin is shardproxy, which the apps rows go through (pub/sub, blocking commands)
 	nutcrackerBin string
 	out           string
 }
@@ -43,8 +44,8 @@ type options struct {
 // sectionOrder runs idle first, while both proxies are fresh: what a proxy
 // keeps from earlier sections (nutcracker's buffer free lists) would hide
 // what idle connections cost. reshard starts servers and a proxy of its
-// own.
-var sectionOrder = []string{"idle", "redis", "memcache", "large", "reshard"}
+// own. apps comes last, after every section it was added to.
+var sectionOrder = []string{"idle", "redis", "memcache", "large", "reshard", "apps"}
 
 func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -162,6 +163,7 @@ func (b *bench) prepare(p *procs) error {
 	}
 	b.o.proxyFlags = proxyFlags(b.o.proxyBin)
 	b.o.proxyRESP3 = isShardproxy(b.o.proxyBin)
+	b.o.proxyApps = b.o.proxyRESP3
 	nc, err := lookPath(b.o.nutcrackerBin)
 	if err != nil {
 		return err
@@ -175,7 +177,7 @@ func (b *bench) prepare(p *procs) error {
 		return fmt.Errorf("open file limit %d is too low for -conns %d", limit, b.o.conns)
 	}
 	b.cl = &cluster{}
-	if b.o.sections["idle"] || b.o.sections["redis"] || b.o.sections["memcache"] || b.o.sections["large"] {
+	if b.o.sections["idle"] || b.o.sections["redis"] || b.o.sections["memcache"] || b.o.sections["large"] || b.o.sections["apps"] {
 		if b.cl, err = setup(b.ctx, p, b.o); err != nil {
 			return err
 		}
@@ -212,6 +214,8 @@ func (b *bench) runSections() error {
 		case "reshard":
 			text, err = b.reshardSection(fmt.Sprintf("Resharding: %d keys from %d servers onto %d (migrate_from)",
 				reshardKeys(b.o.quick), reshardOld, reshardOld+1))
+		case "apps":
+			text, err = b.appsSection(appsCases(b.o.n))
 		}
 		b.emit(text)
 		if err != nil {

@@ -24,8 +24,9 @@ func TestParseFlags(t *testing.T) {
 		sections         string
 		wantErr          bool
 	}{
-		{name: "defaults", args: nil, n: 60000, conns: 10000, rounds: 3, sections: "idle,large,memcache,redis"},
-		{name: "quick shrinks", args: []string{"-quick"}, n: 2000, conns: 1000, rounds: 1, sections: "idle,large,memcache,redis"},
+		{name: "defaults", args: nil, n: 60000, conns: 10000, rounds: 3, sections: "apps,idle,large,memcache,redis"},
+		{name: "quick shrinks", args: []string{"-quick"}, n: 2000, conns: 1000, rounds: 1, sections: "apps,idle,large,memcache,redis"},
+		{name: "apps alone", args: []string{"-sections", "apps"}, n: 60000, conns: 10000, rounds: 3, sections: "apps"},
 		{name: "quick keeps explicit n", args: []string{"-quick", "-n", "5000", "-sections", "redis"}, n: 5000, conns: 1000, rounds: 1, sections: "redis"},
 		{name: "unknown section", args: []string{"-sections", "redis,cluster"}, wantErr: true},
 		{name: "tiny n", args: []string{"-n", "5"}, wantErr: true},
@@ -41,7 +42,7 @@ func TestParseFlags(t *testing.T) {
 				return
 			}
 			var secs []string
-			for _, s := range []string{"idle", "large", "memcache", "redis"} {
+			for _, s := range []string{"apps", "idle", "large", "memcache", "redis"} {
 				if o.sections[s] {
 					secs = append(secs, s)
 				}
@@ -115,6 +116,7 @@ func TestQuickRun(t *testing.T) {
 	resp3 := sectionOf(report, "### Redis RESP3")
 	checkQuickRESP3(t, resp3)
 	report = strings.Replace(report, resp3, "", 1)
+	checkQuickApps(t, sectionOf(report, "### Pub/sub"), sectionOf(report, "### Blocking commands"))
 	rows := 0
 	for _, l := range strings.Split(report, "\n") {
 		if !strings.HasPrefix(l, "| set ") {
@@ -182,6 +184,33 @@ func checkQuickRESP3(t *testing.T, text string) {
 	for i := 3; i < len(set); i++ {
 		if set[i] != "n/a" {
 			t.Errorf("RESP3 column %s is %q, want n/a with no shardproxy", resp3Header[i], set[i])
+		}
+	}
+}
+
+// checkQuickApps checks the apps tables of a quick run with a nutcracker
+// standing in for shardproxy: all three rows, direct measured, the proxies
+// n/a.
+func checkQuickApps(t *testing.T, pub, ping string) {
+	t.Helper()
+	var rows [][]string
+	for _, text := range []string{pub, ping} {
+		for _, l := range strings.Split(text, "\n")[4:] {
+			if strings.HasPrefix(l, "| ") {
+				rows = append(rows, cols(l))
+			}
+		}
+	}
+	if len(rows) != 3 {
+		t.Fatalf("apps tables have %d rows, want 3:\n%s%s", len(rows), pub, ping)
+	}
+	for i, r := range rows {
+		direct, proxy := 3, 5 // pub/sub: subscribers, published and delivered first
+		if i == 2 {
+			direct, proxy = 2, 4
+		}
+		if _, err := strconv.ParseFloat(r[direct], 64); err != nil || r[proxy-1] != "n/a" || r[proxy] != "n/a" {
+			t.Errorf("apps row %q: want direct measured, nutcracker and shardproxy n/a", r)
 		}
 	}
 }

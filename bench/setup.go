@@ -44,7 +44,7 @@ func setup(ctx context.Context, p *procs, o *options) (*cluster, error) {
 	var cl cluster
 	var redisPorts, mcPorts []int
 	var err error
-	if o.sections["redis"] || o.sections["idle"] || o.sections["large"] {
+	if o.sections["redis"] || o.sections["idle"] || o.sections["large"] || o.sections["apps"] {
 		if redisPorts, err = startBackends(p, "redis", startRedis); err != nil {
 			return nil, err
 		}

@@ -9,10 +9,12 @@ import (
 
 // results are the measurements of one run that the targets are checked
 // against: throughput rows by section ("redis", "memcache", "large"), the
-// RESP3 rows and the idle connections, when those sections ran.
+// RESP3 rows and the idle connections, when those sections ran. The apps
+// rows have no target; they are kept for the tests.
 type results struct {
 	rows  map[string][]row
 	resp3 []protoRow
+	apps  []appRow
 	idle  *[numTargets]idleResult
 }
 
