@@ -210,6 +210,13 @@ func (c *SessionConn) ReadReply() ([]byte, error) {
 	}
 }
 
+// Buffered reports whether a whole reply is already read and waiting:
+// the next ReadReply returns it without reading the connection.
+func (c *SessionConn) Buffered() bool {
+	n, err := c.s.opt.Frame(c.buf[c.off:], 0)
+	return n > 0 && err == nil
+}
+
 // failed turns a connection error into the error its session ends with.
 func (c *SessionConn) failed(err error) error {
 	c.s.sessions.mu.Lock()

@@ -37,6 +37,7 @@ type pool struct {
 	tls     *tls.Config // client-side TLS; nil for plain TCP
 	stats   poolStats
 	park    *parker // nil when idle clients keep their goroutines
+	hangups hangups // clients blocked in a command, watched for hanging up
 
 	nextID  atomic.Uint64
 	mu      sync.Mutex
@@ -328,6 +329,7 @@ func (p *pool) close() {
 	if p.park != nil {
 		p.park.close()
 	}
+	p.hangups.close()
 	p.mover.Stop()
 	p.follower.Close()
 	for _, s := range p.routing().servers {

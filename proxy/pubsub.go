@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -346,11 +347,13 @@ func (sb *subscriber) remove(kind uint8, name string) {
 }
 
 // read forwards what a server sends on a subscription connection:
-// messages to the client, confirmations to the client's goroutine. A
-// connection that fails ends the client, which Redis's would have lost
-// too: it reconnects and subscribes again.
+// messages to the client, those read together in one write, and
+// confirmations to the client's goroutine. A connection that fails ends
+// the client, which Redis's would have lost too: it reconnects and
+// subscribes again.
 func (sb *subscriber) read(conn *pools.SessionConn) {
 	defer sb.wg.Done()
+	var out []byte
 	for {
 		rep, err := conn.ReadReply()
 		if err != nil {
@@ -362,37 +365,54 @@ func (sb *subscriber) read(conn *pools.SessionConn) {
 			}
 			return
 		}
-		if isMessage(rep) {
-			sb.mu.Lock()
-			if sb.holding {
-				sb.held = append(sb.held, rep...)
-			} else {
-				sb.cl.sendNow(rep, nil)
+		if !isMessage(rep) {
+			select {
+			case sb.confirms <- append([]byte(nil), rep...):
+			case <-sb.done:
+				return
 			}
-			sb.mu.Unlock()
 			continue
 		}
-		select {
-		case sb.confirms <- append([]byte(nil), rep...):
-		case <-sb.done:
-			return
+		out = append(out, rep...)
+		if conn.Buffered() && len(out) < 64<<10 {
+			continue // more already here: one write for them all
+		}
+		sb.mu.Lock()
+		if sb.holding {
+			sb.held = append(sb.held, out...)
+		} else {
+			sb.cl.sendNow(out, nil)
+		}
+		sb.mu.Unlock()
+		out = out[:0]
+		if cap(out) > 256<<10 {
+			out = nil
 		}
 	}
 }
 
 // isMessage reports whether a reply on a subscription connection is a
-// message (message, pmessage, smessage) rather than a confirmation.
+// message (message, pmessage, smessage: an array or push of 3 or 4 whose
+// first element says so) rather than a confirmation.
 func isMessage(rep []byte) bool {
-	v, _, err := resp.ParseValue(rep)
-	if err != nil || v.Kind != resp.KindArray && v.Kind != resp.KindPush || len(v.Elems) < 3 {
+	if len(rep) < 4 || rep[0] != '*' && rep[0] != '>' || rep[2] != '\r' {
 		return false
 	}
-	switch string(v.Elems[0].Str) {
-	case "message", "pmessage", "smessage":
-		return true
+	rest := rep[4:]
+	switch rep[1] {
+	case '3':
+		return bytes.HasPrefix(rest, msgMessage) || bytes.HasPrefix(rest, msgSmessage)
+	case '4':
+		return bytes.HasPrefix(rest, msgPmessage)
 	}
 	return false
 }
+
+var (
+	msgMessage  = []byte("$7\r\nmessage\r\n")
+	msgSmessage = []byte("$8\r\nsmessage\r\n")
+	msgPmessage = []byte("$8\r\npmessage\r\n")
+)
 
 // endSubscriptions ends the client's subscriptions: their connections
 // are closed, their readers stopped.

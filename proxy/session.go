@@ -3,10 +3,8 @@ package proxy
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/shardproxy/shardproxy/codec/resp"
-	"github.com/shardproxy/shardproxy/internal/sockio"
 	"github.com/shardproxy/shardproxy/pools"
 )
 
@@ -350,7 +348,7 @@ func (r *redisProto) await(cl *client, bt *batch, conn *pools.SessionConn, frame
 		rep, err := conn.ReadReply()
 		done <- result{rep, err}
 	}()
-	hup, stop := cl.hangup()
+	hup, stop := cl.p.hangups.watch(cl.fd)
 	defer stop()
 	var res result
 	select {
@@ -367,36 +365,6 @@ func (r *redisProto) await(cl *client, bt *batch, conn *pools.SessionConn, frame
 		return
 	}
 	localReply(bt, res.rep)
-}
-
-// hangup returns a channel closed when the client's peer closes or resets
-// the connection, and the function that stops watching; where that cannot
-// be watched (not Linux) the channel is never closed.
-func (cl *client) hangup() (<-chan struct{}, func()) {
-	hup := make(chan struct{})
-	if cl.fd < 0 {
-		return hup, func() {}
-	}
-	p, err := sockio.NewPoller()
-	if err != nil {
-		return hup, func() {}
-	}
-	if err := p.AddHangup(cl.fd); err != nil {
-		p.Close()
-		return hup, func() {}
-	}
-	ended := make(chan struct{})
-	go func() {
-		defer close(ended)
-		var fds [1]int
-		if n, err := p.Wait(fds[:], time.Time{}); n > 0 && err == nil {
-			close(hup)
-		}
-	}()
-	return hup, func() {
-		p.Close()
-		<-ended
-	}
 }
 
 // localReply records reply as the answer to the current request.
