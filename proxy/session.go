@@ -133,6 +133,20 @@ func (r *redisProto) endMulti(cl *client, bt *batch, cmd *command, frame []byte)
 	}
 }
 
+// execRefused answers an EXEC the proxy refuses as Redis does: the
+// transaction, if any, is discarded, and the error is an -EXECABORT.
+func (r *redisProto) execRefused(cl *client, bt *batch, why string) {
+	if s := cl.sess; s != nil && s.multi {
+		clean := !s.sentMulti
+		if s.sentMulti {
+			rep, err := r.roundTrip(s, discardFrame)
+			clean = err == nil && string(rep) == string(okReply)
+		}
+		cl.endSession(clean)
+	}
+	errorReply(bt, "EXECABORT Transaction discarded because of: "+why)
+}
+
 var discardFrame = resp.AppendCommand(nil, []byte("DISCARD"))
 
 var multiFrame = resp.AppendCommand(nil, []byte("MULTI"))
