@@ -36,8 +36,9 @@ type session struct {
 }
 
 const (
-	errExecAbort   = "EXECABORT Transaction discarded because of previous errors."
-	errNestedMulti = "ERR MULTI calls can not be nested"
+	errExecAbort    = "EXECABORT Transaction discarded because of previous errors."
+	errNestedMulti  = "ERR MULTI calls can not be nested"
+	errWatchInMulti = "ERR WATCH inside MULTI is not allowed"
 )
 
 // inSession answers a request of a client that is in a session, or whose
@@ -65,11 +66,21 @@ func (r *redisProto) inSession(cl *client, bt *batch, cmd *command, args [][]byt
 			cl.sess = nil // refused before it had a server
 		}
 	case s.multi && cmd.kind == kindLocal:
-		if cmd.name != "PING" && cmd.name != "ECHO" {
+		switch {
+		case cmd.name != "PING" && cmd.name != "ECHO":
 			r.reject(cl, bt, fmt.Sprintf("ERR '%s' inside a transaction is not supported by the proxy", strings.ToLower(cmd.name)))
-			return
+		case cmd.name == "ECHO" && len(args) != 2:
+			// Refused when queued, as the server does (its arity;
+			// PING's is checked when EXEC runs it): the proxy may
+			// queue it before the server is known.
+			r.reject(cl, bt, wrongArgs(args[0]))
+		default:
+			r.queue(cl, bt, frame)
 		}
-		r.queue(cl, bt, frame)
+	case s.multi && cmd.sess == sessWatch && s.conn == nil:
+		// Redis's answer, which does not doom the transaction; once
+		// the server is known it answers itself.
+		errorReply(bt, errWatchInMulti)
 	case s.multi && cmd.kind == kindSession: // UNWATCH inside MULTI: queued
 		r.queue(cl, bt, frame)
 	case cmd.kind == kindLocal:
@@ -250,6 +261,9 @@ func (r *redisProto) choose(cl *client, bt *batch, si int) bool {
 		r.sessionFailed(cl, bt, err)
 		return false
 	}
+	// From here the server may be in MULTI: EXEC or DISCARD ends it
+	// there, even when a queued command was refused.
+	s.sentMulti = true
 	for i := range n {
 		rep, err := conn.ReadReply()
 		if err != nil {
@@ -257,11 +271,10 @@ func (r *redisProto) choose(cl *client, bt *batch, si int) bool {
 			return false
 		}
 		if i == 0 && string(rep) != string(okReply) || i > 0 && resp.IsError(rep) {
-			r.reject(cl, bt, "ERR the transaction's server refused it: "+resp.Clip(rep))
+			r.reject(cl, bt, "ERR the transaction's server refused it: "+strings.TrimPrefix(strings.TrimSpace(resp.Clip(rep)), "-"))
 			return false
 		}
 	}
-	s.sentMulti = true
 	return true
 }
 
