@@ -217,6 +217,11 @@ func (r *redisProto) keyed(cl *client, bt *batch, cmd *command, args [][]byte, f
 	case srv != s.srv && (s.multi || cmd.sess == sessWatch):
 		r.reject(cl, bt, fmt.Sprintf("ERR the keys of '%s' live on another server than the transaction's: the proxy cannot serve it (put the transaction's keys under one hash tag)", strings.ToLower(cmd.name)))
 		return
+	case srv != s.srv && cmd.sess == sessBlocking: // watching: it blocks on a connection of its own
+		if bt.rt.mig == nil || r.moveKeys(bt, keys) {
+			r.blockAside(cl, bt, si, frame)
+		}
+		return
 	case srv != s.srv: // watching: served as any other command
 		r.route(cl, bt, cmd, args, frame)
 		return
@@ -341,6 +346,20 @@ func (r *redisProto) block(cl *client, bt *batch, cmd *command, args [][]byte, f
 	cl.sess = &session{}
 	r.keyed(cl, bt, cmd, args, frame)
 	cl.endSession(true)
+}
+
+// blockAside runs a blocking command of a watching client whose keys
+// live on another server (ring index si) than its watched keys: on a
+// session connection of its own, as block does, and never on a connection
+// that other clients share. The watch stays.
+func (r *redisProto) blockAside(cl *client, bt *batch, si int, frame []byte) {
+	watch := cl.sess
+	cl.sess = &session{}
+	if r.choose(cl, bt, si) {
+		r.await(cl, bt, cl.sess.conn, frame)
+	}
+	cl.endSession(true)
+	cl.sess = watch
 }
 
 // await sends a blocking command on conn and waits for its reply, or for
