@@ -283,7 +283,6 @@ func (p *pool) run(cl *client, handshake bool) {
 	if cl.serve() {
 		return // parked: the parker holds it now
 	}
-	cl.endSession(false)
 	p.forget(cl)
 }
 
@@ -300,8 +299,10 @@ func (p *pool) resume(cl *client) {
 	go p.run(cl, false)
 }
 
-// forget drops a closed client from the pool.
+// forget drops a closed client from the pool, and ends its session (a
+// parked client too, which the idle timeout or a leaving pool closes).
 func (p *pool) forget(cl *client) {
+	cl.endSession(false)
 	p.mu.Lock()
 	delete(p.clients, cl)
 	p.mu.Unlock()

@@ -315,3 +315,51 @@ func TestBlockedClientDelaysNoOne(t *testing.T) {
 		t.Errorf("UNWATCH: %q", got)
 	}
 }
+
+// TestSessionLimit sets server_sessions: 2 and blocks 3 clients: the
+// third is refused at once with an error naming the bound, a transaction
+// too; once a blocked client is served, its connection takes the next.
+func TestSessionLimit(t *testing.T) {
+	f := proxytest.NewRedisFixture(t, 1, proxytest.Pool{Keys: []string{"server_sessions: 2"}})
+	b := f.Backends[0].Addr
+	var blocked []*proxytest.Conn
+	for i := range 2 {
+		c := proxytest.Dial(t, f.Addr)
+		c.Write(proxytest.EncodeCommand(nil, "BLPOP", fmt.Sprint("q", i), "0"))
+		blocked = append(blocked, c)
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(sessionStates(t, b)) < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("2 clients not blocked after 5 s: %q", sessionStates(t, b))
+		}
+	}
+	third := proxytest.Dial(t, f.Addr)
+	start := time.Now()
+	got := third.Do("BLPOP", "q2", "0")
+	took := time.Since(start)
+	t.Logf("third BLPOP: %q after %v", got, took)
+	if !strings.HasPrefix(got, "-ERR too many sessions") || !strings.Contains(got, "server_sessions") {
+		t.Errorf("third BLPOP: %q, want an error naming server_sessions", got)
+	}
+	if took > time.Second {
+		t.Errorf("refused after %v", took)
+	}
+	tx := proxytest.PipelineAny(t, third, [][]string{{"MULTI"}, {"SET", "k", "v"}, {"EXEC"}, {"GET", "k"}})
+	if !strings.HasPrefix(tx[1], "-ERR too many sessions") || tx[2] != "-EXECABORT Transaction discarded because of previous errors.\r\n" || tx[3] != "$-1\r\n" {
+		t.Errorf("transaction over the bound: %q", tx)
+	}
+	if got := third.Do("RPUSH", "q0", "x"); got != ":1\r\n" {
+		t.Fatalf("RPUSH: %q", got)
+	}
+	if got := blocked[0].Read(); got != proxytest.Array(proxytest.Bulk("q0"), proxytest.Bulk("x")) {
+		t.Errorf("BLPOP q0: %q", got)
+	}
+	third.Write(proxytest.EncodeCommand(nil, "BLPOP", "q2", "0"))
+	waitBlocked(t, b)
+	if got := proxytest.Dial(t, f.Addr).Do("RPUSH", "q2", "y"); got != ":1\r\n" {
+		t.Fatalf("RPUSH: %q", got)
+	}
+	if got := third.Read(); got != proxytest.Array(proxytest.Bulk("q2"), proxytest.Bulk("y")) {
+		t.Errorf("BLPOP q2 once a session ended: %q", got)
+	}
+}
