@@ -214,15 +214,15 @@ func (r *redisProto) keyed(cl *client, bt *batch, cmd *command, args [][]byte, f
 		if !r.choose(cl, bt, si) {
 			return
 		}
-	case srv != s.srv && (s.multi || cmd.sess == sessWatch):
+	case !sameServer(srv, s.srv) && (s.multi || cmd.sess == sessWatch):
 		r.reject(cl, bt, fmt.Sprintf("ERR the keys of '%s' live on another server than the transaction's: the proxy cannot serve it (put the transaction's keys under one hash tag)", strings.ToLower(cmd.name)))
 		return
-	case srv != s.srv && cmd.sess == sessBlocking: // watching: it blocks on a connection of its own
+	case !sameServer(srv, s.srv) && cmd.sess == sessBlocking: // watching: it blocks on a connection of its own
 		if bt.rt.mig == nil || r.moveKeys(bt, keys) {
 			r.blockAside(cl, bt, si, frame)
 		}
 		return
-	case srv != s.srv: // watching: served as any other command
+	case !sameServer(srv, s.srv): // watching: served as any other command
 		r.route(cl, bt, cmd, args, frame)
 		return
 	case bt.rt.mig != nil && !r.moveKeys(bt, keys):
@@ -234,6 +234,13 @@ func (r *redisProto) keyed(cl *client, bt *batch, cmd *command, args [][]byte, f
 		return
 	}
 	r.sessionDo(cl, bt, frame)
+}
+
+// sameServer says whether a and b are the same server: one object, or,
+// across a reload that replaced the pool's servers, the same name at the
+// same address (the session goes on on its connection to the old one).
+func sameServer(a, b *pools.Server) bool {
+	return a == b || a.Name() == b.Name() && a.Addr() == b.Addr()
 }
 
 // choose gives the session its server (ring index si) and a connection to

@@ -56,3 +56,41 @@ func TestSessionParkedClientTimesOut(t *testing.T) {
 	took := waitNoSessionStates(t, b)
 	t.Logf("their server connections ended %v later", took)
 }
+
+// TestSessionSurvivesReload reloads the configuration while a client is
+// in a transaction, another watches a key and a third is blocked: with
+// the servers kept (a client setting changed) and with the servers
+// replaced (their timeout changed), each session runs on to its end on
+// its connection.
+func TestSessionSurvivesReload(t *testing.T) {
+	for _, change := range []string{"client_idle_timeout: 60000", "timeout: 4000"} {
+		t.Run(strings.Fields(change)[0], func(t *testing.T) {
+			b := proxytest.StartRedisBackends(t, 1)
+			listen := proxytest.FreeListen(t)
+			px := proxytest.StartProxy(t, proxytest.PoolYAML(listen, b))
+			tx, watcher, blocked, other := proxytest.Dial(t, listen), proxytest.Dial(t, listen), proxytest.Dial(t, listen), proxytest.Dial(t, listen)
+			proxytest.PipelineAny(t, tx, [][]string{{"MULTI"}, {"SET", "k", "1"}})
+			watcher.Do("WATCH", "w")
+			blocked.Write(proxytest.EncodeCommand(nil, "BLPOP", "q", "0"))
+			waitBlocked(t, b[0].Addr)
+			applyYAML(t, px, proxytest.PoolYAML(listen, b, change))
+			time.Sleep(100 * time.Millisecond) // a replaced server is drained meanwhile
+			got := proxytest.PipelineAny(t, tx, [][]string{{"INCR", "k"}, {"EXEC"}})
+			if want := "+QUEUED\r\n*2\r\n+OK\r\n:2\r\n"; strings.Join(got, "") != want {
+				t.Errorf("transaction across the reload: %q, want %q", got, want)
+			}
+			other.Do("SET", "w", "changed")
+			got = proxytest.PipelineAny(t, watcher, [][]string{{"MULTI"}, {"SET", "w", "mine"}, {"EXEC"}})
+			if want := "+OK\r\n+QUEUED\r\n*-1\r\n"; strings.Join(got, "") != want {
+				t.Errorf("watch across the reload: %q, want %q (the change aborts it)", got, want)
+			}
+			other.Do("RPUSH", "q", "job")
+			if got, want := blocked.Read(), proxytest.Array(proxytest.Bulk("q"), proxytest.Bulk("job")); got != want {
+				t.Errorf("BLPOP across the reload: %q, want %q", got, want)
+			}
+			if got := tx.Do("GET", "w"); got != proxytest.Bulk("changed") {
+				t.Errorf("GET w: %q", got)
+			}
+		})
+	}
+}
