@@ -51,8 +51,9 @@ func (r *redisProto) inSession(cl *client, bt *batch, cmd *command, args [][]byt
 	case cmd.sess == sessExec || cmd.sess == sessDiscard:
 		r.endMulti(cl, bt, cmd, frame)
 	case cmd.sess == sessUnwatch && (s == nil || !s.multi):
-		if s == nil {
+		if s == nil || s.conn == nil { // nothing watched, or the watch was lost
 			localReply(bt, okReply)
+			cl.sess = nil
 			return
 		}
 		r.sessionDo(cl, bt, frame)
@@ -102,8 +103,21 @@ func (r *redisProto) multi(cl *client, bt *batch, frame []byte) {
 		errorReply(bt, errNestedMulti)
 	case s.multi:
 		r.sessionDo(cl, bt, frame)
+	case s.conn == nil: // the watch was lost with its connection: EXEC aborts
+		s.multi = true
+		localReply(bt, okReply)
 	default: // watching: the server's MULTI
-		if rep := r.sessionDo(cl, bt, frame); rep != nil && string(rep) == string(okReply) {
+		rep, err := r.roundTrip(s, frame)
+		if err != nil {
+			// The watch is lost: the transaction starts, to abort
+			// at EXEC, so that none of its commands runs unwatched.
+			cl.endSession(false)
+			cl.sess = &session{multi: true, dirty: true}
+			localReply(bt, okReply)
+			return
+		}
+		localReply(bt, rep)
+		if string(rep) == string(okReply) {
 			s.multi, s.sentMulti = true, true
 		}
 	}
@@ -143,6 +157,8 @@ func (r *redisProto) endMulti(cl *client, bt *batch, cmd *command, frame []byte)
 	}
 	if rep := r.sessionDo(cl, bt, frame); rep != nil {
 		cl.endSession(true)
+	} else {
+		cl.endSession(false) // answered the error: the client is out of MULTI, as after any EXEC
 	}
 }
 
@@ -313,13 +329,15 @@ func (r *redisProto) roundTrip(s *session, frame []byte) ([]byte, error) {
 }
 
 // sessionFailed answers a request whose session connection failed: the
-// connection is closed, and a transaction under way can only abort.
+// connection is closed, a transaction under way can only abort, and a
+// watch is lost, so that the transaction that follows aborts too (a
+// blocking command's session ends with the command).
 func (r *redisProto) sessionFailed(cl *client, bt *batch, err error) {
 	errorReply(bt, "ERR "+err.Error())
 	s := cl.sess
 	cl.endSession(false)
-	if s != nil && s.multi {
-		cl.sess = &session{multi: true, dirty: true}
+	if s != nil {
+		cl.sess = &session{multi: s.multi, dirty: true}
 	}
 }
 

@@ -1,11 +1,13 @@
 package proxy_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/shardproxy/shardproxy/internal/proxytest"
+	"github.com/shardproxy/shardproxy/internal/testservers"
 )
 
 // TestSessionClientLeavesMidTransaction closes clients in the middle of a
@@ -93,4 +95,79 @@ func TestSessionSurvivesReload(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSessionServerKilled kills the server under a transaction, a watch
+// and a blocked client: each gets an error, nothing of the transaction
+// runs anywhere (not on the restarted server, not on the server its keys
+// fall to once it is ejected), a lost watch aborts the transaction that
+// follows, and the client is out of MULTI after its EXEC.
+func TestSessionServerKilled(t *testing.T) {
+	b := proxytest.StartRedisBackends(t, 2)
+	listen := proxytest.FreeListen(t)
+	proxytest.StartProxy(t, proxytest.PoolYAML(listen, b, "auto_eject_hosts: true", "server_failure_limit: 1",
+		"server_retry_timeout: 60000"))
+	keys := keysOnFirst(t, listen, b, 3)
+	tx, execer, watcher, blocked := proxytest.Dial(t, listen), proxytest.Dial(t, listen), proxytest.Dial(t, listen), proxytest.Dial(t, listen)
+	for _, c := range []*proxytest.Conn{tx, execer} {
+		if got := strings.Join(proxytest.PipelineAny(t, c, [][]string{{"MULTI"}, {"SET", keys[0], "1"}}), ""); got != "+OK\r\n+QUEUED\r\n" {
+			t.Fatalf("MULTI SET: %q", got)
+		}
+	}
+	watcher.Do("WATCH", keys[1])
+	blocked.Write(proxytest.EncodeCommand(nil, "BLPOP", keys[2], "0"))
+	waitBlocked(t, b[0].Addr)
+	start := time.Now()
+	proxytest.KillServer(t, b[0])
+	got := blocked.Read()
+	t.Logf("blocked client: %q %v after the kill", got, time.Since(start))
+	if !strings.HasPrefix(got, "-ERR ") {
+		t.Errorf("BLPOP under a killed server: %q, want an error", got)
+	}
+	b[0].Restart()
+	// The first request on the dead connection fails; the transaction
+	// then aborts, whatever comes between.
+	got1 := proxytest.PipelineAny(t, tx, [][]string{{"INCR", keys[0]}, {"SET", keys[1], "x"}, {"EXEC"}, {"GET", keys[0]}})
+	t.Logf("transaction: %q", got1)
+	if !strings.HasPrefix(got1[0], "-ERR ") || got1[2] != "-EXECABORT Transaction discarded because of previous errors.\r\n" {
+		t.Errorf("transaction under a killed server: %q, want an error, then -EXECABORT", got1)
+	}
+	if strings.HasPrefix(got1[3], "+QUEUED") {
+		t.Errorf("GET after EXEC: %q: the client is still in MULTI", got1[3])
+	}
+	got3 := proxytest.PipelineAny(t, execer, [][]string{{"EXEC"}, {"GET", keys[0]}})
+	t.Logf("EXEC first: %q", got3)
+	if !strings.HasPrefix(got3[0], "-ERR ") || got3[1] != "$-1\r\n" {
+		t.Errorf("EXEC on a killed server, then GET: %q, want an error, then $-1 (out of MULTI)", got3)
+	}
+	got2 := proxytest.PipelineAny(t, watcher, [][]string{{"MULTI"}, {"SET", keys[1], "mine"}, {"EXEC"}})
+	t.Logf("transaction after a lost watch: %q", got2)
+	if strings.HasPrefix(got2[2], "*1") || got2[1] == "+OK\r\n" {
+		t.Errorf("transaction after its watch was lost with the server: %q, want it aborted", got2)
+	}
+	for _, s := range b {
+		for _, k := range keys {
+			if v, err := testservers.Do(s.Addr, "EXISTS", k); err != nil || v != ":0" {
+				t.Errorf("EXISTS %s on %s: %q %v, want :0 (nothing of the transactions ran)", k, s.Addr, v, err)
+			}
+		}
+	}
+}
+
+// keysOnFirst returns n keys that live on the first server of a pool over
+// backends b (a value set through addr lands there).
+func keysOnFirst(t *testing.T, addr string, b []*testservers.Server, n int) []string {
+	t.Helper()
+	var keys []string
+	c := proxytest.Dial(t, addr)
+	defer c.Net.Close()
+	for i := 0; len(keys) < n; i++ {
+		k := fmt.Sprint("k", i)
+		c.Do("SET", k, "probe")
+		if v, _ := testservers.Do(b[0].Addr, "GET", k); v == "probe" {
+			keys = append(keys, k)
+		}
+		c.Do("DEL", k)
+	}
+	return keys
 }
