@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/hashring"
 	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 )
@@ -170,4 +171,52 @@ func keysOnFirst(t *testing.T, addr string, b []*testservers.Server, n int) []st
 		c.Do("DEL", k)
 	}
 	return keys
+}
+
+// TestSessionMigration grows a pool of 2 to 3 with migrate_from (the
+// background mover slowed to 1 key a second, 200 other keys to move): a
+// transaction, a watch and a blocking pop on keys whose owner changed
+// find them moved to the new server before their first command.
+func TestSessionMigration(t *testing.T) {
+	b := proxytest.StartRedisBackends(t, 3)
+	lines := proxytest.ServerLines(b, nil, nil)
+	listen := proxytest.FreeListen(t)
+	px := proxytest.StartProxy(t, proxytest.Pool{Servers: lines[:2]}.YAML("alpha", listen))
+	oldPlace, newPlace := placer(t, hashring.Config{}, lines[:2]), placer(t, hashring.Config{}, lines)
+	var moving []string
+	var fill [][]string
+	for i := 0; len(moving) < 4 || len(fill) < 200; i++ {
+		k := fmt.Sprint("m", i)
+		switch {
+		case newPlace(k) != 2:
+		case len(moving) < 4:
+			moving = append(moving, k)
+		default:
+			fill = append(fill, []string{"SET", k, "x"})
+		}
+	}
+	c := proxytest.Dial(t, listen)
+	proxytest.PipelineAny(t, c, append(fill, []string{"SET", moving[0], "10"}, []string{"RPUSH", moving[1], "a"},
+		[]string{"SET", moving[2], "20"}, []string{"RPUSH", moving[3], "job"}))
+	applyYAML(t, px, proxytest.Pool{Servers: lines, Keys: []string{"migrate_rate: 1",
+		"migrate_from: {servers: " + flowList(lines[:2]) + "}"}}.YAML("alpha", listen))
+	got := proxytest.PipelineAny(t, c, [][]string{{"MULTI"}, {"INCR", moving[0]}, {"RPUSH", moving[1], "b"}, {"EXEC"}})
+	if want := "+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:11\r\n:2\r\n"; strings.Join(got, "") != want {
+		t.Errorf("transaction on moving keys: %q, want %q", got, want)
+	}
+	got = proxytest.PipelineAny(t, c, [][]string{{"WATCH", moving[2]}, {"MULTI"}, {"INCR", moving[2]}, {"EXEC"}})
+	if want := "+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n:21\r\n"; strings.Join(got, "") != want {
+		t.Errorf("watched transaction on a moving key: %q, want %q", got, want)
+	}
+	if got, want := c.Do("BLPOP", moving[3], "1"), proxytest.Array(proxytest.Bulk(moving[3]), proxytest.Bulk("job")); got != want {
+		t.Errorf("BLPOP of a moving list: %q, want %q", got, want)
+	}
+	for i, k := range moving[:3] {
+		if n, _ := testservers.Do(b[oldPlace(k)].Addr, "EXISTS", k); n != ":0" {
+			t.Errorf("key %d still on its old server: EXISTS %s", i, n)
+		}
+		if n, _ := testservers.Do(b[2].Addr, "EXISTS", k); n != ":1" {
+			t.Errorf("key %d not on its new server: EXISTS %s", i, n)
+		}
+	}
 }

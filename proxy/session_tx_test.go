@@ -1,10 +1,15 @@
 package proxy_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
@@ -235,5 +240,127 @@ func waitNoSessionStates(t *testing.T, addrs ...string) time.Duration {
 			t.Fatalf("server connections still in a session after 5 s: %q", left)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestTransactionKeyOnAnotherServer queues, in a pool of three, a command
+// whose key lives on another server than the transaction's: the proxy
+// refuses it naming why, EXEC answers Redis's -EXECABORT, and no server
+// holds any of its keys. A WATCH of keys on two servers and a blocking
+// command over two servers are refused the same way.
+func TestTransactionKeyOnAnotherServer(t *testing.T) {
+	f := proxytest.NewRedisFixture(t, 3, proxytest.Pool{})
+	k0, k1 := f.KeysOn(0, "a", 2), f.KeysOn(1, "b", 1)
+	c := proxytest.Dial(t, f.Addr)
+	for _, pipelined := range []bool{false, true} {
+		cmds := [][]string{{"MULTI"}, {"SET", k0[0], "1"}, {"SET", k1[0], "2"}, {"INCR", k0[1]}, {"EXEC"}}
+		var got []string
+		if pipelined {
+			got = proxytest.PipelineAny(t, c, cmds)
+		} else {
+			for _, cmd := range cmds {
+				got = append(got, c.DoAny(cmd...))
+			}
+		}
+		t.Logf("pipelined=%v: %q", pipelined, got)
+		if got[1] != "+QUEUED\r\n" || !strings.HasPrefix(got[2], "-ERR the keys of 'set' live on another server") ||
+			got[3] != "+QUEUED\r\n" || got[4] != "-EXECABORT Transaction discarded because of previous errors.\r\n" {
+			t.Errorf("pipelined=%v: %q", pipelined, got)
+		}
+		for _, b := range f.Backends {
+			if n := proxytest.Dbsize(t, b.Addr); n != 0 {
+				t.Errorf("%s holds %d keys after the aborted transaction", b.Addr, n)
+			}
+		}
+	}
+	if got := c.Do("WATCH", k0[0], k1[0]); !strings.HasPrefix(got, "-ERR the keys of 'watch' live on different servers") {
+		t.Errorf("WATCH over two servers: %q", got)
+	}
+	if got := c.Do("BLPOP", k0[0], k1[0], "0"); !strings.HasPrefix(got, "-ERR the keys of 'blpop' live on different servers") {
+		t.Errorf("BLPOP over two servers: %q", got)
+	}
+	c.Do("WATCH", k0[0])
+	if got := c.Do("WATCH", k1[0]); !strings.HasPrefix(got, "-ERR the keys of 'watch' live on another server") {
+		t.Errorf("WATCH of a second server's key: %q", got)
+	}
+	// While watching, a command for another server is served as ever.
+	if got := c.Do("SET", k1[0], "v"); got != "+OK\r\n" {
+		t.Errorf("SET on another server while watching: %q", got)
+	}
+	if got := proxytest.PipelineAny(t, c, [][]string{{"MULTI"}, {"SET", k0[0], "x"}, {"EXEC"}}); got[2] != "*1\r\n+OK\r\n" {
+		t.Errorf("transaction after: %q", got)
+	}
+}
+
+// TestGoRedisTransactions runs go-redis v9's TxPipelined and its
+// optimistic lock (Watch, retried on TxFailedErr) through a pool of three,
+// in RESP2 and RESP3: 10 goroutines increment one counter 50 times each,
+// and it ends at exactly 500.
+func TestGoRedisTransactions(t *testing.T) {
+	f := proxytest.NewRedisFixture(t, 3, proxytest.Pool{HashTag: "{}"})
+	for _, proto := range []int{2, 3} {
+		t.Run(fmt.Sprintf("RESP%d", proto), func(t *testing.T) {
+			rdb := redis.NewClient(&redis.Options{Addr: f.Addr, Protocol: proto, DisableIdentity: true, MaxRetries: -1,
+				ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, PoolSize: 10})
+			defer rdb.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			tag := fmt.Sprintf("{p%d}", proto)
+			cmds, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, tag+"a", "1", 0)
+				p.Incr(ctx, tag+"a")
+				p.Get(ctx, tag+"a")
+				return nil
+			})
+			if err != nil || len(cmds) != 3 || cmds[2].(*redis.StringCmd).Val() != "2" {
+				t.Fatalf("TxPipelined: %v %v", cmds, err)
+			}
+			counter := tag + "counter"
+			var retries atomic.Int64
+			incr := func() error {
+				for {
+					err := rdb.Watch(ctx, func(tx *redis.Tx) error {
+						n, err := tx.Get(ctx, counter).Int()
+						if err != nil && err != redis.Nil {
+							return err
+						}
+						_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+							p.Set(ctx, counter, n+1, 0)
+							return nil
+						})
+						return err
+					}, counter)
+					if err != redis.TxFailedErr {
+						return err
+					}
+					retries.Add(1)
+				}
+			}
+			start := time.Now()
+			var wg sync.WaitGroup
+			errs := make(chan error, 10)
+			for range 10 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range 50 {
+						if err := incr(); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			got, err := rdb.Get(ctx, counter).Int()
+			t.Logf("counter %d after 10 x 50 optimistic increments in %v, %d retries (WATCH aborts)", got, time.Since(start), retries.Load())
+			if err != nil || got != 500 {
+				t.Errorf("counter: %d %v, want 500", got, err)
+			}
+		})
 	}
 }
