@@ -74,6 +74,12 @@ func (s *Server) Session(resp3 bool) (*SessionConn, error) {
 		closeAll(stale)
 		return c, nil
 	}
+	if q := 1 - p; s.opt.SessionLimit > 0 && ss.open >= s.opt.SessionLimit && len(ss.idle[q]) > 0 {
+		// An idle connection of the other protocol gives up its place.
+		stale = append(stale, ss.idle[q][0])
+		ss.idle[q] = append(ss.idle[q][:0], ss.idle[q][1:]...)
+		ss.open--
+	}
 	if s.opt.SessionLimit > 0 && ss.open >= s.opt.SessionLimit {
 		ss.mu.Unlock()
 		closeAll(stale)
@@ -83,7 +89,8 @@ func (s *Server) Session(resp3 bool) (*SessionConn, error) {
 	ss.open++
 	ss.mu.Unlock()
 	closeAll(stale)
-	nc, err := s.dialTo(s.Addr(), resp3)
+	addr := s.Addr()
+	nc, err := s.dialTo(addr, resp3)
 	if err != nil {
 		ss.mu.Lock()
 		ss.open--
@@ -92,8 +99,13 @@ func (s *Server) Session(resp3 bool) (*SessionConn, error) {
 	}
 	c := &SessionConn{s: s, nc: nc, resp3: resp3}
 	ss.mu.Lock()
-	if ss.closed != nil {
+	if ss.closed != nil || s.Addr() != addr {
+		// Closed, or moved (SetAddr) while it was dialled: the
+		// connection would outlive the end of the sessions there.
 		err := ss.closed
+		if err == nil {
+			err = fmt.Errorf("%w: %s: moved from %s while a session connection was dialled", ErrFailover, s.opt.Name, addr)
+		}
 		ss.open--
 		ss.mu.Unlock()
 		nc.Close()
