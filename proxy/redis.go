@@ -118,7 +118,7 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 		errorReply(bt, "NOAUTH Authentication required.")
 		return n, false
 	case !cmd.arityOK(len(args)):
-		r.reject(cl, bt, wrongArgs(args[0]))
+		r.wrongArity(cl, bt, cmd, args)
 		return n, false
 	case (cl.sess != nil || cmd.sess != sessNone) && cmd.name != "QUIT":
 		r.inSession(cl, bt, cmd, args, frame)

@@ -350,6 +350,18 @@ func (r *redisProto) reject(cl *client, bt *batch, msg string) {
 	}
 }
 
+// wrongArity answers a request with a wrong number of arguments as the
+// server does: it dooms the transaction under way, and EXEC's ends it
+// (and the watch) with -EXECABORT, in MULTI or not.
+func (r *redisProto) wrongArity(cl *client, bt *batch, cmd *command, args [][]byte) {
+	if cmd.sess != sessExec {
+		r.reject(cl, bt, wrongArgs(args[0]))
+		return
+	}
+	errorReply(bt, "EXECABORT Transaction discarded because of: "+strings.TrimPrefix(wrongArgs(args[0]), "ERR "))
+	cl.endSession(false) // closed: the server forgets its MULTI and watch
+}
+
 // endSession ends the client's session: its connection goes back when
 // clean, else it is closed.
 func (cl *client) endSession(clean bool) {
