@@ -24,7 +24,11 @@ import (
 // A command whose keys live on another server is refused, and EXEC then
 // answers Redis's -EXECABORT, nothing run. A connection goes back clean
 // (after EXEC, DISCARD, or UNWATCH outside MULTI); a client that leaves
-// mid-session has its connection closed, which the server forgets.
+// mid-session has its connection closed, which the server forgets. A
+// session whose connection fails (the server killed or moved) answers
+// the error, and the transaction under way, or the one that follows a
+// lost watch, aborts at EXEC: none of its commands runs unwatched or on
+// another server.
 type session struct {
 	srv       *pools.Server
 	conn      *pools.SessionConn // nil until a keyed command chose srv
