@@ -276,7 +276,7 @@ func (s *Server) Close() {
 	}
 	close(s.done)
 	s.cancel()
-	s.closeIdleSessions()
+	s.closeSessions()
 	for _, c := range s.conns {
 		c.shutdown()
 	}

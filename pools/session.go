@@ -74,6 +74,12 @@ func (s *Server) Session(resp3 bool) (*SessionConn, error) {
 		closeAll(stale)
 		return c, nil
 	}
+	if q := 1 - p; s.opt.SessionLimit > 0 && ss.open >= s.opt.SessionLimit && len(ss.idle[q]) > 0 {
+		// An idle connection of the other protocol gives up its place.
+		stale = append(stale, ss.idle[q][0])
+		ss.idle[q] = append(ss.idle[q][:0], ss.idle[q][1:]...)
+		ss.open--
+	}
 	if s.opt.SessionLimit > 0 && ss.open >= s.opt.SessionLimit {
 		ss.mu.Unlock()
 		closeAll(stale)
@@ -83,7 +89,8 @@ func (s *Server) Session(resp3 bool) (*SessionConn, error) {
 	ss.open++
 	ss.mu.Unlock()
 	closeAll(stale)
-	nc, err := s.dialTo(s.Addr(), resp3)
+	addr := s.Addr()
+	nc, err := s.dialTo(addr, resp3)
 	if err != nil {
 		ss.mu.Lock()
 		ss.open--
@@ -92,8 +99,13 @@ func (s *Server) Session(resp3 bool) (*SessionConn, error) {
 	}
 	c := &SessionConn{s: s, nc: nc, resp3: resp3}
 	ss.mu.Lock()
-	if ss.closed != nil {
+	if ss.closed != nil || s.Addr() != addr {
+		// Closed, or moved (SetAddr) while it was dialled: the
+		// connection would outlive the end of the sessions there.
 		err := ss.closed
+		if err == nil {
+			err = fmt.Errorf("%w: %s: moved from %s while a session connection was dialled", ErrFailover, s.opt.Name, addr)
+		}
 		ss.open--
 		ss.mu.Unlock()
 		nc.Close()
@@ -156,22 +168,14 @@ func (s *Server) endSessions(err error) {
 	}
 }
 
-// closeIdleSessions closes the idle session connections of a server
-// being closed, and refuses new ones; those in use are left to their
-// sessions (a reload replaced the server: a session runs on until it
-// ends), whose owners close them.
-func (s *Server) closeIdleSessions() {
-	ss := &s.sessions
-	ss.mu.Lock()
-	var idle []*SessionConn
-	for p := range ss.idle {
-		idle = append(idle, ss.idle[p]...)
-		ss.open -= len(ss.idle[p])
-		ss.idle[p] = nil
-	}
-	ss.closed = ErrClosed
-	ss.mu.Unlock()
-	closeAll(idle)
+// closeSessions ends every session connection of a server being closed
+// (a session in use reads ErrClosed; a reload waits for them first, up to
+// its drain timeout) and refuses new ones.
+func (s *Server) closeSessions() {
+	s.sessions.mu.Lock()
+	s.sessions.closed = ErrClosed
+	s.sessions.mu.Unlock()
+	s.endSessions(ErrClosed)
 }
 
 // Write sends frames to the server.

@@ -55,6 +55,8 @@ func TestWrongArityAnswersAsRedis(t *testing.T) {
 				continue
 			}
 			want := direct.Do(req...)
+			// EXEC's is Redis's one other answer: it ends the
+			// transaction (-EXECABORT ... because of: wrong number ...).
 			if !strings.HasPrefix(want, "-ERR wrong number of arguments") && !strings.HasPrefix(want, "-EXECABORT Transaction discarded because of: wrong number of arguments") {
 				t.Errorf("%q: the server answers %q", req, want)
 			}

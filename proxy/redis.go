@@ -118,12 +118,8 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 	case bt.rt.cfg.RedisAuth != "" && !cl.authed && cmd.name != "AUTH" && cmd.name != "HELLO" && cmd.name != "QUIT":
 		errorReply(bt, "NOAUTH Authentication required.")
 		return n, false
-	case !cmd.arityOK(len(args)) && cmd.sess == sessExec:
-		// Redis aborts the transaction of an EXEC it refuses.
-		r.execRefused(cl, bt, strings.TrimPrefix(wrongArgs(args[0]), "ERR "))
-		return n, false
 	case !cmd.arityOK(len(args)):
-		r.reject(cl, bt, wrongArgs(args[0]))
+		r.wrongArity(cl, bt, cmd, args)
 		return n, false
 	case cmd.kind == kindPubSub || cl.sub.Load() != nil && !cl.resp3 && cmd.name != "QUIT" && cmd.name != "RESET":
 		r.pubsubRequest(cl, bt, cmd, args)

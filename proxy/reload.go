@@ -366,12 +366,13 @@ func (px *Proxy) commitChange(ch *poolChange) {
 }
 
 // drainServer closes a server that left the ring once the requests queued
-// on it are answered, or after drainTimeout.
+// on it are answered and its sessions (transactions, blocking commands)
+// have ended, or after drainTimeout.
 func (p *pool) drainServer(s *pools.Server) {
 	deadline := time.Now().Add(drainTimeout)
 	for time.Now().Before(deadline) {
 		q := s.Queues()
-		if q.In+q.Out == 0 {
+		if q.In+q.Out == 0 && s.SessionsInUse() == 0 {
 			break
 		}
 		select {

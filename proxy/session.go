@@ -22,7 +22,11 @@ import (
 // A command whose keys live on another server is refused, and EXEC then
 // answers Redis's -EXECABORT, nothing run. A connection goes back clean
 // (after EXEC, DISCARD, or UNWATCH outside MULTI); a client that leaves
-// mid-session has its connection closed, which the server forgets.
+// mid-session has its connection closed, which the server forgets. A
+// session whose connection fails (the server killed or moved) answers
+// the error, and the transaction under way, or the one that follows a
+// lost watch, aborts at EXEC: none of its commands runs unwatched or on
+// another server.
 type session struct {
 	srv       *pools.Server
 	conn      *pools.SessionConn // nil until a keyed command chose srv
@@ -34,8 +38,9 @@ type session struct {
 }
 
 const (
-	errExecAbort   = "EXECABORT Transaction discarded because of previous errors."
-	errNestedMulti = "ERR MULTI calls can not be nested"
+	errExecAbort    = "EXECABORT Transaction discarded because of previous errors."
+	errNestedMulti  = "ERR MULTI calls can not be nested"
+	errWatchInMulti = "ERR WATCH inside MULTI is not allowed"
 )
 
 // inSession answers a request of a client that is in a session, or whose
@@ -48,8 +53,9 @@ func (r *redisProto) inSession(cl *client, bt *batch, cmd *command, args [][]byt
 	case cmd.sess == sessExec || cmd.sess == sessDiscard:
 		r.endMulti(cl, bt, cmd, frame)
 	case cmd.sess == sessUnwatch && (s == nil || !s.multi):
-		if s == nil {
+		if s == nil || s.conn == nil { // nothing watched, or the watch was lost
 			localReply(bt, okReply)
+			cl.sess = nil
 			return
 		}
 		r.sessionDo(cl, bt, frame)
@@ -63,11 +69,21 @@ func (r *redisProto) inSession(cl *client, bt *batch, cmd *command, args [][]byt
 			cl.sess = nil // refused before it had a server
 		}
 	case s.multi && cmd.kind == kindLocal:
-		if cmd.name != "PING" && cmd.name != "ECHO" {
+		switch {
+		case cmd.name != "PING" && cmd.name != "ECHO":
 			r.reject(cl, bt, fmt.Sprintf("ERR '%s' inside a transaction is not supported by the proxy", strings.ToLower(cmd.name)))
-			return
+		case cmd.name == "ECHO" && len(args) != 2:
+			// Refused when queued, as the server does (its arity;
+			// PING's is checked when EXEC runs it): the proxy may
+			// queue it before the server is known.
+			r.reject(cl, bt, wrongArgs(args[0]))
+		default:
+			r.queue(cl, bt, frame)
 		}
-		r.queue(cl, bt, frame)
+	case s.multi && cmd.sess == sessWatch && s.conn == nil:
+		// Redis's answer, which does not doom the transaction; once
+		// the server is known it answers itself.
+		errorReply(bt, errWatchInMulti)
 	case s.multi && cmd.kind == kindSession: // UNWATCH inside MULTI: queued
 		r.queue(cl, bt, frame)
 	case cmd.kind == kindLocal:
@@ -89,8 +105,21 @@ func (r *redisProto) multi(cl *client, bt *batch, frame []byte) {
 		errorReply(bt, errNestedMulti)
 	case s.multi:
 		r.sessionDo(cl, bt, frame)
+	case s.conn == nil: // the watch was lost with its connection: EXEC aborts
+		s.multi = true
+		localReply(bt, okReply)
 	default: // watching: the server's MULTI
-		if rep := r.sessionDo(cl, bt, frame); rep != nil && string(rep) == string(okReply) {
+		rep, err := r.roundTrip(s, frame)
+		if err != nil {
+			// The watch is lost: the transaction starts, to abort
+			// at EXEC, so that none of its commands runs unwatched.
+			cl.endSession(false)
+			cl.sess = &session{multi: true, dirty: true}
+			localReply(bt, okReply)
+			return
+		}
+		localReply(bt, rep)
+		if string(rep) == string(okReply) {
 			s.multi, s.sentMulti = true, true
 		}
 	}
@@ -130,21 +159,9 @@ func (r *redisProto) endMulti(cl *client, bt *batch, cmd *command, frame []byte)
 	}
 	if rep := r.sessionDo(cl, bt, frame); rep != nil {
 		cl.endSession(true)
+	} else {
+		cl.endSession(false) // answered the error: the client is out of MULTI, as after any EXEC
 	}
-}
-
-// execRefused answers an EXEC the proxy refuses as Redis does: the
-// transaction, if any, is discarded, and the error is an -EXECABORT.
-func (r *redisProto) execRefused(cl *client, bt *batch, why string) {
-	if s := cl.sess; s != nil && s.multi {
-		clean := !s.sentMulti
-		if s.sentMulti {
-			rep, err := r.roundTrip(s, discardFrame)
-			clean = err == nil && string(rep) == string(okReply)
-		}
-		cl.endSession(clean)
-	}
-	errorReply(bt, "EXECABORT Transaction discarded because of: "+why)
 }
 
 var discardFrame = resp.AppendCommand(nil, []byte("DISCARD"))
@@ -218,10 +235,15 @@ func (r *redisProto) keyed(cl *client, bt *batch, cmd *command, args [][]byte, f
 		if !r.choose(cl, bt, si) {
 			return
 		}
-	case srv != s.srv && (s.multi || cmd.sess == sessWatch):
+	case !sameServer(srv, s.srv) && (s.multi || cmd.sess == sessWatch):
 		r.reject(cl, bt, fmt.Sprintf("ERR the keys of '%s' live on another server than the transaction's: the proxy cannot serve it (put the transaction's keys under one hash tag)", strings.ToLower(cmd.name)))
 		return
-	case srv != s.srv: // watching: served as any other command
+	case !sameServer(srv, s.srv) && cmd.sess == sessBlocking: // watching: it blocks on a connection of its own
+		if bt.rt.mig == nil || r.moveKeys(bt, keys) {
+			r.blockAside(cl, bt, si, frame)
+		}
+		return
+	case !sameServer(srv, s.srv): // watching: served as any other command
 		r.route(cl, bt, cmd, args, frame)
 		return
 	case bt.rt.mig != nil && !r.moveKeys(bt, keys):
@@ -233,6 +255,13 @@ func (r *redisProto) keyed(cl *client, bt *batch, cmd *command, args [][]byte, f
 		return
 	}
 	r.sessionDo(cl, bt, frame)
+}
+
+// sameServer says whether a and b are the same server: one object, or,
+// across a reload that replaced the pool's servers, the same name at the
+// same address (the session goes on on its connection to the old one).
+func sameServer(a, b *pools.Server) bool {
+	return a == b || a.Name() == b.Name() && a.Addr() == b.Addr()
 }
 
 // choose gives the session its server (ring index si) and a connection to
@@ -265,6 +294,9 @@ func (r *redisProto) choose(cl *client, bt *batch, si int) bool {
 		r.sessionFailed(cl, bt, err)
 		return false
 	}
+	// From here the server may be in MULTI: EXEC or DISCARD ends it
+	// there, even when a queued command was refused.
+	s.sentMulti = true
 	for i := range n {
 		rep, err := conn.ReadReply()
 		if err != nil {
@@ -272,11 +304,10 @@ func (r *redisProto) choose(cl *client, bt *batch, si int) bool {
 			return false
 		}
 		if i == 0 && string(rep) != string(okReply) || i > 0 && resp.IsError(rep) {
-			r.reject(cl, bt, "ERR the transaction's server refused it: "+resp.Clip(rep))
+			r.reject(cl, bt, "ERR the transaction's server refused it: "+strings.TrimPrefix(strings.TrimSpace(resp.Clip(rep)), "-"))
 			return false
 		}
 	}
-	s.sentMulti = true
 	return true
 }
 
@@ -303,13 +334,15 @@ func (r *redisProto) roundTrip(s *session, frame []byte) ([]byte, error) {
 }
 
 // sessionFailed answers a request whose session connection failed: the
-// connection is closed, and a transaction under way can only abort.
+// connection is closed, a transaction under way can only abort, and a
+// watch is lost, so that the transaction that follows aborts too (a
+// blocking command's session ends with the command).
 func (r *redisProto) sessionFailed(cl *client, bt *batch, err error) {
 	errorReply(bt, "ERR "+err.Error())
 	s := cl.sess
 	cl.endSession(false)
-	if s != nil && s.multi {
-		cl.sess = &session{multi: true, dirty: true}
+	if s != nil {
+		cl.sess = &session{multi: s.multi, dirty: true}
 	}
 }
 
@@ -320,6 +353,18 @@ func (r *redisProto) reject(cl *client, bt *batch, msg string) {
 	if cl.sess != nil && cl.sess.multi {
 		cl.sess.dirty = true
 	}
+}
+
+// wrongArity answers a request with a wrong number of arguments as the
+// server does: it dooms the transaction under way, and EXEC's ends it
+// (and the watch) with -EXECABORT, in MULTI or not.
+func (r *redisProto) wrongArity(cl *client, bt *batch, cmd *command, args [][]byte) {
+	if cmd.sess != sessExec {
+		r.reject(cl, bt, wrongArgs(args[0]))
+		return
+	}
+	errorReply(bt, "EXECABORT Transaction discarded because of: "+strings.TrimPrefix(wrongArgs(args[0]), "ERR "))
+	cl.endSession(false) // closed: the server forgets its MULTI and watch
 }
 
 // endSession ends the client's session: its connection goes back when
@@ -343,6 +388,20 @@ func (r *redisProto) block(cl *client, bt *batch, cmd *command, args [][]byte, f
 	cl.sess = &session{}
 	r.keyed(cl, bt, cmd, args, frame)
 	cl.endSession(true)
+}
+
+// blockAside runs a blocking command of a watching client whose keys
+// live on another server (ring index si) than its watched keys: on a
+// session connection of its own, as block does, and never on a connection
+// that other clients share. The watch stays.
+func (r *redisProto) blockAside(cl *client, bt *batch, si int, frame []byte) {
+	watch := cl.sess
+	cl.sess = &session{}
+	if r.choose(cl, bt, si) {
+		r.await(cl, bt, cl.sess.conn, frame)
+	}
+	cl.endSession(true)
+	cl.sess = watch
 }
 
 // await sends a blocking command on conn and waits for its reply, or for
