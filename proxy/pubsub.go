@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -38,6 +39,18 @@ const (
 // confirmWait bounds the wait for a server's confirmation.
 const confirmWait = 10 * time.Second
 
+// confirm is a reply other than a message on a subscription connection:
+// a confirmation, an error, or RESET's.
+type confirm struct {
+	srv *pools.Server
+	rep []byte
+}
+
+// errSubsLost: a subscription command did not end as it does on Redis
+// (a server's connection failed, or one server refused what another
+// made), so what the servers hold for the client is not known.
+var errSubsLost = errors.New("the subscriptions are lost")
+
 // subscriber is a subscribed client's subscriptions.
 type subscriber struct {
 	cl *client
@@ -54,14 +67,14 @@ type subscriber struct {
 	closing  bool
 	// confirms carries the servers' confirmations (and errors) to the
 	// client's goroutine, which waits for them.
-	confirms chan []byte
+	confirms chan confirm
 	done     chan struct{} // closed by end: readers stop handing over
 	wg       sync.WaitGroup
 }
 
 func newSubscriber(cl *client) *subscriber {
 	return &subscriber{cl: cl, conns: map[*pools.Server]*pools.SessionConn{}, channels: map[string]*pools.Server{},
-		patterns: map[string]bool{}, shards: map[string]*pools.Server{}, confirms: make(chan []byte, 64),
+		patterns: map[string]bool{}, shards: map[string]*pools.Server{}, confirms: make(chan confirm, 64),
 		done: make(chan struct{})}
 }
 
@@ -80,10 +93,13 @@ func (sb *subscriber) count(kind uint8) int {
 func (r *redisProto) pubsubRequest(cl *client, bt *batch, cmd *command, args [][]byte) {
 	sb := cl.sub.Load()
 	switch {
-	case cmd.sub == subInfo:
+	case cmd.sub == subInfo && (sb == nil || cl.resp3):
 		r.pubsubInfo(cl, bt, args)
 		return
-	case cmd.sub != subNone:
+	case cmd.sub != subNone && cmd.sub != subInfo:
+	case cmd.name == "PING" && len(args) > 2:
+		r.write(cl, bt, resp.AppendError(nil, wrongArgs(args[0])))
+		return
 	case cmd.name == "PING":
 		// RESP2's subscribed PING: ["pong", message].
 		dst := resp.AppendArray(nil, 2)
@@ -95,12 +111,21 @@ func (r *redisProto) pubsubRequest(cl *client, bt *batch, cmd *command, args [][
 		r.write(cl, bt, resp.AppendBulk(dst, msg))
 		return
 	default:
-		r.write(cl, bt, resp.AppendError(nil, fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", strings.ToLower(cmd.name))))
+		r.write(cl, bt, resp.AppendError(nil, fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", fullName(cmd, args))))
 		return
 	}
 	if sb == nil {
 		if cmd.sub&subEnd != 0 {
-			r.write(cl, bt, r.confirmation(nil, cl, cmd, nil, 0))
+			// Subscribed to nothing: each name is confirmed (none: a
+			// null), with a count of 0, as Redis does.
+			var out []byte
+			for _, t := range args[1:] {
+				out = r.confirmation(out, cl, cmd, t, 0)
+			}
+			if len(args) == 1 {
+				out = r.confirmation(out, cl, cmd, nil, 0)
+			}
+			r.write(cl, bt, out)
 			return
 		}
 		sb = newSubscriber(cl)
@@ -117,12 +142,29 @@ func (r *redisProto) pubsubRequest(cl *client, bt *batch, cmd *command, args [][
 	empty := sb.count(subChannel)+sb.count(subShard) == 0
 	ok := cl.sendNow(out, nil)
 	sb.mu.Unlock()
-	if !ok {
+	if !ok || errors.Is(err, errSubsLost) {
+		// What the servers hold for the client is not known: it is
+		// closed, and subscribes again as after a lost connection.
 		cl.leaving = true
+		cl.closeConn()
 	}
 	if empty {
 		cl.endSubscriptions()
 	}
+}
+
+// containers are the commands with subcommands, which Redis names
+// "command|subcommand" in its errors.
+var containers = map[string]bool{"ACL": true, "CLIENT": true, "CLUSTER": true, "COMMAND": true, "CONFIG": true,
+	"FUNCTION": true, "LATENCY": true, "MEMORY": true, "MODULE": true, "OBJECT": true, "PUBSUB": true, "SCRIPT": true,
+	"SLOWLOG": true, "XGROUP": true, "XINFO": true}
+
+// fullName is a command's name as Redis's errors give it: "client|id".
+func fullName(cmd *command, args [][]byte) string {
+	if containers[cmd.name] && len(args) > 1 {
+		return strings.ToLower(cmd.name + "|" + string(args[1]))
+	}
+	return strings.ToLower(cmd.name)
 }
 
 // write writes a reply of the proxy's own to a subscribed client, after
@@ -164,7 +206,6 @@ func (r *redisProto) subscribe(cl *client, sb *subscriber, rt *routing, cmd *com
 	}
 	// Which servers each target concerns, for the targets that change.
 	send := map[*pools.Server][][]byte{}
-	expect := 0
 	seen := map[string]bool{}
 	for _, t := range targets {
 		name := string(t)
@@ -174,7 +215,6 @@ func (r *redisProto) subscribe(cl *client, sb *subscriber, rt *routing, cmd *com
 		seen[name] = true
 		for _, srv := range sb.servers(kind, name, rt) {
 			send[srv] = append(send[srv], t)
-			expect++
 		}
 	}
 	sb.mu.Unlock()
@@ -183,6 +223,10 @@ func (r *redisProto) subscribe(cl *client, sb *subscriber, rt *routing, cmd *com
 	}
 	if err := r.sendSubscriptions(cl, sb, cmd, send); err != nil {
 		return nil, err
+	}
+	expect := make(map[*pools.Server]int, len(send))
+	for srv, ts := range send {
+		expect[srv] = len(ts)
 	}
 	if err := sb.awaitConfirmations(expect); err != nil {
 		return nil, err
@@ -202,10 +246,13 @@ func (r *redisProto) subscribe(cl *client, sb *subscriber, rt *routing, cmd *com
 	return out, nil
 }
 
-// sendSubscriptions sends the command, with its targets, to each server,
-// opening the subscriber's connection to a server it has none to yet.
+// sendSubscriptions sends the command, with its targets, to each server.
+// It first opens the subscriber's connection to each server it has none
+// to yet, so that a refusal (server_sessions) comes before any server
+// was sent anything: the subscriptions are then as they were.
 func (r *redisProto) sendSubscriptions(cl *client, sb *subscriber, cmd *command, send map[*pools.Server][][]byte) error {
-	for srv, ts := range send {
+	conns := make(map[*pools.Server]*pools.SessionConn, len(send))
+	for srv := range send {
 		sb.mu.Lock()
 		conn := sb.conns[srv]
 		sb.mu.Unlock()
@@ -218,31 +265,58 @@ func (r *redisProto) sendSubscriptions(cl *client, sb *subscriber, cmd *command,
 			sb.conns[srv] = conn
 			sb.mu.Unlock()
 			sb.wg.Add(1)
-			go sb.read(conn)
+			go sb.read(srv, conn)
 		}
+		conns[srv] = conn
+	}
+	for srv, ts := range send {
 		frame := resp.AppendCommand(nil, append([][]byte{[]byte(cmd.name)}, ts...)...)
-		if err := conn.Write(frame); err != nil {
-			return err
+		if err := conns[srv].Write(frame); err != nil {
+			return fmt.Errorf("%w: %w", errSubsLost, err)
 		}
 	}
 	return nil
 }
 
-// awaitConfirmations waits for n confirmations from the servers.
-func (sb *subscriber) awaitConfirmations(n int) error {
+// awaitConfirmations waits for the confirmations each server owes (a
+// confirmation per target, or one error for them all). A server's error
+// fails the command, which leaves the subscriptions as they were only
+// when no other server confirmed; else they are lost (errSubsLost), as
+// they are when a server does not answer.
+func (sb *subscriber) awaitConfirmations(expect map[*pools.Server]int) error {
 	timer := time.NewTimer(confirmWait)
 	defer timer.Stop()
-	for range n {
+	left, confirmed := 0, false
+	for _, n := range expect {
+		left += n
+	}
+	var refused []byte
+	for left > 0 {
 		select {
-		case rep := <-sb.confirms:
-			if resp.IsError(rep) {
-				return fmt.Errorf("a server refused the subscription: %s", resp.Clip(rep))
+		case c := <-sb.confirms:
+			if expect[c.srv] == 0 {
+				return fmt.Errorf("%w: unexpected reply from %s: %s", errSubsLost, c.srv.Name(), resp.Clip(c.rep))
 			}
+			if resp.IsError(c.rep) {
+				left -= expect[c.srv]
+				expect[c.srv] = 0
+				refused = c.rep
+				continue
+			}
+			expect[c.srv]--
+			left--
+			confirmed = true
 		case <-sb.done:
-			return errors.New("the subscriptions ended: a server connection failed")
+			return fmt.Errorf("%w: a server connection failed", errSubsLost)
 		case <-timer.C:
-			return fmt.Errorf("no confirmation from the servers within %v", confirmWait)
+			return fmt.Errorf("%w: no confirmation from the servers within %v", errSubsLost, confirmWait)
 		}
+	}
+	switch {
+	case refused != nil && confirmed:
+		return fmt.Errorf("%w: a server refused the subscription: %s", errSubsLost, resp.Clip(refused))
+	case refused != nil:
+		return fmt.Errorf("a server refused the subscription: %s", resp.Clip(refused))
 	}
 	return nil
 }
@@ -349,7 +423,7 @@ func (sb *subscriber) remove(kind uint8, name string) {
 // messages to the client, confirmations to the client's goroutine. A
 // connection that fails ends the client, which Redis's would have lost
 // too: it reconnects and subscribes again.
-func (sb *subscriber) read(conn *pools.SessionConn) {
+func (sb *subscriber) read(srv *pools.Server, conn *pools.SessionConn) {
 	defer sb.wg.Done()
 	for {
 		rep, err := conn.ReadReply()
@@ -373,7 +447,7 @@ func (sb *subscriber) read(conn *pools.SessionConn) {
 			continue
 		}
 		select {
-		case sb.confirms <- append([]byte(nil), rep...):
+		case sb.confirms <- confirm{srv, append([]byte(nil), rep...)}:
 		case <-sb.done:
 			return
 		}
@@ -392,6 +466,33 @@ func isMessage(rep []byte) bool {
 		return true
 	}
 	return false
+}
+
+var resetFrame = resp.AppendCommand(nil, []byte("RESET"))
+
+// resetSubscriptions ends the client's subscriptions for its RESET. Each
+// connection is reset first, and its +RESET awaited, so that the servers
+// have forgotten the subscriptions when the client reads its +RESET (a
+// PUBLISH then reaches nobody, as on Redis); the messages that come
+// before are written to the client first.
+func (cl *client) resetSubscriptions() {
+	sb := cl.sub.Load()
+	if sb == nil {
+		return
+	}
+	sb.mu.Lock()
+	conns := maps.Clone(sb.conns)
+	sb.mu.Unlock()
+	expect := make(map[*pools.Server]int, len(conns))
+	for srv, c := range conns {
+		if c.Write(resetFrame) == nil {
+			expect[srv] = 1
+		}
+	}
+	if err := sb.awaitConfirmations(expect); err != nil {
+		cl.p.log.Debug("RESET of a subscriber", "err", err)
+	}
+	cl.endSubscriptions()
 }
 
 // endSubscriptions ends the client's subscriptions: their connections
@@ -426,7 +527,7 @@ func (r *redisProto) pubsubInfo(cl *client, bt *batch, args [][]byte) {
 	switch sub {
 	case "CHANNELS", "SHARDCHANNELS":
 		if len(args) > 3 {
-			errorReply(bt, fmt.Sprintf("ERR wrong number of arguments for 'pubsub|%s' command", strings.ToLower(sub)))
+			errorReply(bt, fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try PUBSUB HELP.", resp.Clip(args[1])))
 			return
 		}
 		seen := map[string]bool{}

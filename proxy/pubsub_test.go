@@ -90,7 +90,7 @@ func runPubsubScript(t *testing.T, addr string, steps []psStep) []string {
 				t.Fatalf("step %d %q: reply %q", i, st.pub, n)
 			}
 			for range count {
-				got = append(got, psRead(t, sub, i, st.pub))
+				got = append(got, psRead(t, sub, i, append(st.pub, n, addr)))
 			}
 			out = append(out, fmt.Sprintf("%d %q: %q", i, st.pub, got))
 			continue
@@ -270,4 +270,48 @@ func sortedElems(t *testing.T, raw string) string {
 	}
 	slices.Sort(elems)
 	return head + "\r\n" + strings.Join(elems, "")
+}
+
+// TestPubSubResetForgets checks that once a subscriber has read +RESET
+// (and, likewise, the last UNSUBSCRIBE's confirmation) no server holds its
+// subscriptions: a PUBLISH right after reaches nobody, as on Redis.
+func TestPubSubResetForgets(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprintf("servers=%d", n), func(t *testing.T) { resetForgets(t, n) })
+	}
+}
+
+func resetForgets(t *testing.T, n int) {
+	f := proxytest.NewRedisFixture(t, n, proxytest.Pool{HashTag: "{}"})
+	sub, pub := proxytest.Dial(t, f.Addr), proxytest.Dial(t, f.Addr)
+	stale := 0
+	const rounds = 300
+	for i := range rounds {
+		if i%2 == 1 {
+			sub.Hello3()
+		}
+		sub.Write(proxytest.EncodeCommand(nil, "SUBSCRIBE", "c", "d"))
+		sub.Write(proxytest.EncodeCommand(nil, "PSUBSCRIBE", "c*"))
+		for range 3 {
+			sub.ReadAny()
+		}
+		if got := pub.DoAny("PUBLISH", "c", "before"); got != ":2\r\n" {
+			t.Fatalf("round %d: PUBLISH before RESET: %q", i, got)
+		}
+		sub.ReadAny()
+		sub.ReadAny()
+		if got := sub.DoAny("RESET"); got != "+RESET\r\n" {
+			t.Fatalf("round %d: RESET: %q", i, got)
+		}
+		if got := pub.DoAny("PUBLISH", "c", "m"); got != ":0\r\n" {
+			stale++
+		}
+	}
+	t.Logf("%d of %d PUBLISHes right after RESET reached a subscription", stale, rounds)
+	if stale > 0 {
+		t.Errorf("a PUBLISH after RESET was received %d times in %d", stale, rounds)
+	}
+	if got := sub.DoAny("PING"); got != "+PONG\r\n" {
+		t.Errorf("PING after RESET: %q", got)
+	}
 }

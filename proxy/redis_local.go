@@ -57,7 +57,7 @@ func (r *redisProto) local(cl *client, bt *batch, cmd *command, args [][]byte) b
 		// As Redis: no transaction, watch or subscription left, RESP2,
 		// no name, and authenticated again only without redis_auth.
 		cl.endSession(false)
-		cl.endSubscriptions()
+		cl.resetSubscriptions()
 		cl.resp3, cl.name, cl.authed = false, "", false
 		dst = append(dst, "+RESET\r\n"...)
 	case "HELLO":
