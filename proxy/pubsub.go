@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
@@ -64,18 +66,20 @@ type subscriber struct {
 	shards   map[string]*pools.Server
 	holding  bool   // the client's goroutine is confirming: messages wait in held
 	held     []byte // messages come while holding
-	closing  bool
+	closing  bool   // endSubscriptions is closing the connections
+	failed   bool   // a reader ended the client: messages are dropped
 	// confirms carries the servers' confirmations (and errors) to the
 	// client's goroutine, which waits for them.
 	confirms chan confirm
-	done     chan struct{} // closed by end: readers stop handing over
+	done     chan struct{} // closed by endSubscriptions: readers stop handing over
+	lost     chan struct{} // closed by the reader that failed first
 	wg       sync.WaitGroup
 }
 
 func newSubscriber(cl *client) *subscriber {
 	return &subscriber{cl: cl, conns: map[*pools.Server]*pools.SessionConn{}, channels: map[string]*pools.Server{},
-		patterns: map[string]bool{}, shards: map[string]*pools.Server{}, confirms: make(chan confirm, 64),
-		done: make(chan struct{})}
+		patterns: map[string]bool{}, shards: map[string]*pools.Server{}, confirms: make(chan confirm, 4),
+		done: make(chan struct{}), lost: make(chan struct{})}
 }
 
 // count is Redis's subscription count of the kind: channels and patterns
@@ -138,7 +142,7 @@ func (r *redisProto) pubsubRequest(cl *client, bt *batch, cmd *command, args [][
 		out = resp.AppendError(out, "ERR "+err.Error())
 	}
 	out = append(out, sb.held...)
-	sb.held, sb.holding = sb.held[:0], false
+	sb.held, sb.holding = nil, false // an idle subscriber holds no buffer
 	empty := sb.count(subChannel)+sb.count(subShard) == 0
 	ok := cl.sendNow(out, nil)
 	sb.mu.Unlock()
@@ -308,6 +312,8 @@ func (sb *subscriber) awaitConfirmations(expect map[*pools.Server]int) error {
 			confirmed = true
 		case <-sb.done:
 			return fmt.Errorf("%w: a server connection failed", errSubsLost)
+		case <-sb.lost:
+			return fmt.Errorf("%w: a server connection failed", errSubsLost)
 		case <-timer.C:
 			return fmt.Errorf("%w: no confirmation from the servers within %v", errSubsLost, confirmWait)
 		}
@@ -422,28 +428,21 @@ func (sb *subscriber) remove(kind uint8, name string) {
 // read forwards what a server sends on a subscription connection:
 // messages to the client, confirmations to the client's goroutine. A
 // connection that fails ends the client, which Redis's would have lost
-// too: it reconnects and subscribes again.
+// too: it reconnects and subscribes again; so does a client over
+// client_output_limit, as Redis's pubsub output buffer limit ends it.
 func (sb *subscriber) read(srv *pools.Server, conn *pools.SessionConn) {
 	defer sb.wg.Done()
 	for {
 		rep, err := conn.ReadReply()
 		if err != nil {
-			sb.mu.Lock()
-			closing := sb.closing
-			sb.mu.Unlock()
-			if !closing {
-				sb.cl.closeConn()
-			}
+			sb.fail()
 			return
 		}
 		if isMessage(rep) {
-			sb.mu.Lock()
-			if sb.holding {
-				sb.held = append(sb.held, rep...)
-			} else {
-				sb.cl.sendNow(rep, nil)
+			if !sb.forward(rep) {
+				sb.fail()
+				return
 			}
-			sb.mu.Unlock()
 			continue
 		}
 		select {
@@ -454,16 +453,73 @@ func (sb *subscriber) read(srv *pools.Server, conn *pools.SessionConn) {
 	}
 }
 
-// isMessage reports whether a reply on a subscription connection is a
-// message (message, pmessage, smessage) rather than a confirmation.
-func isMessage(rep []byte) bool {
-	v, _, err := resp.ParseValue(rep)
-	if err != nil || v.Kind != resp.KindArray && v.Kind != resp.KindPush || len(v.Elems) < 3 {
+// forward writes a message to the client, or holds it while the client's
+// goroutine confirms a command. It returns false when the client must be
+// ended.
+func (sb *subscriber) forward(msg []byte) bool {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	switch {
+	case sb.failed:
 		return false
-	}
-	switch string(v.Elems[0].Str) {
-	case "message", "pmessage", "smessage":
+	case sb.holding:
+		sb.held = append(sb.held, msg...)
 		return true
+	}
+	return sb.cl.sendNow(msg, nil)
+}
+
+// fail ends the client from a reader, unless its subscriptions are
+// ending anyway. Its socket is shut down, not closed: whoever waits on
+// it, the client's goroutine or, while the client is parked, the parker,
+// sees the end and ends the client as one that left, subscriptions and
+// all. (A closed socket would leave the epoll set unseen, and the parked
+// client, its readers and its session connections, never ended.)
+func (sb *subscriber) fail() {
+	sb.mu.Lock()
+	first := !sb.closing && !sb.failed
+	sb.failed = true
+	sb.mu.Unlock()
+	if first {
+		close(sb.lost)
+		sb.cl.shutdown()
+	}
+}
+
+// shutdown ends the client's connection from another goroutine without
+// closing it (see subscriber.fail); the client's end closes it.
+func (cl *client) shutdown() {
+	nc := cl.nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	hc, ok := nc.(interface {
+		CloseRead() error
+		CloseWrite() error
+	})
+	if !ok {
+		cl.closeConn()
+		return
+	}
+	hc.CloseRead()
+	hc.CloseWrite()
+}
+
+// Messages as servers send them, RESP2 and RESP3: each starts so.
+var messagePrefixes = [][]byte{
+	[]byte("*3\r\n$7\r\nmessage\r\n"), []byte(">3\r\n$7\r\nmessage\r\n"),
+	[]byte("*4\r\n$8\r\npmessage\r\n"), []byte(">4\r\n$8\r\npmessage\r\n"),
+	[]byte("*3\r\n$8\r\nsmessage\r\n"), []byte(">3\r\n$8\r\nsmessage\r\n"),
+}
+
+// isMessage reports whether a reply on a subscription connection is a
+// message (message, pmessage, smessage) rather than a confirmation: by
+// its first bytes, without decoding it.
+func isMessage(rep []byte) bool {
+	for _, p := range messagePrefixes {
+		if bytes.HasPrefix(rep, p) {
+			return true
+		}
 	}
 	return false
 }

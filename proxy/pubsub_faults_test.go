@@ -112,25 +112,77 @@ func roundTrip(t *testing.T, nc net.Conn, buf, req []byte, want string) {
 
 // TestPubSubServerKilled checks that a server's death closes the
 // connections of the clients subscribed on it (they reconnect and
-// subscribe again, as they would to Redis), and no other client's.
+// subscribe again, as they would to Redis), and no other client's; their
+// subscriptions on the other servers end too. Parked subscribers, which
+// have no goroutine of their own, are ended as well.
 func TestPubSubServerKilled(t *testing.T) {
-	f := proxytest.NewRedisFixture(t, 3, proxytest.Pool{HashTag: "{}"})
-	on := func(shard int, prefix string) string { return f.KeysOn(shard, prefix, 1)[0] }
-	dead, live := on(0, "dead"), on(1, "live")
-	subDead, subPat, subLive := proxytest.Dial(t, f.Addr), proxytest.Dial(t, f.Addr), proxytest.Dial(t, f.Addr)
+	for _, park := range []bool{false, true} {
+		t.Run(fmt.Sprintf("parked=%v", park), func(t *testing.T) { serverKilled(t, park) })
+	}
+}
+
+func serverKilled(t *testing.T, park bool) {
+	backends := proxytest.StartRedisBackends(t, 3)
+	p := proxytest.Pool{HashTag: "{}", Servers: proxytest.ServerLines(backends, nil, nil)}
+	if park {
+		p.Keys = []string{"client_park_after: 100"}
+	}
+	px := proxytest.StartProxyOpts(t, p.YAML("alpha", proxytest.FreeListen(t)), proxy.Options{StatsAddr: "127.0.0.1:0"})
+	addr := px.Addr(0).String()
+	subDead, subPat, subLive, other := proxytest.Dial(t, addr), proxytest.Dial(t, addr), proxytest.Dial(t, addr), proxytest.Dial(t, addr)
+	var chans []string
+	for i := range 40 {
+		chans = append(chans, fmt.Sprintf("news.%d.feed", i))
+	}
+	psSubscribe(t, subDead, "SUBSCRIBE", chans...)
+	holder := map[string]int{} // channel: index of its server
+	for i, b := range backends {
+		rep := proxytest.BackendDo(t, b.Addr, append([]string{"PUBSUB", "NUMSUB"}, chans...))
+		for _, ch := range chans {
+			if strings.Contains(rep, proxytest.Bulk(ch)+":1\r\n") {
+				holder[ch] = i
+			}
+		}
+	}
+	dead := holder[chans[0]]
+	live := ""
+	for _, ch := range chans {
+		if holder[ch] != dead {
+			live = ch
+		}
+	}
+	if live == "" {
+		t.Fatalf("every channel on one server: %v", holder)
+	}
 	subLive.Hello3()
-	psSubscribe(t, subDead, "SUBSCRIBE", dead, live)
 	psSubscribe(t, subPat, "PSUBSCRIBE", "x*")
 	psSubscribe(t, subLive, "SUBSCRIBE", live)
-	other := proxytest.Dial(t, f.Addr)
-	key := on(1, "key")
-	proxytest.KillServer(t, f.Backends[0])
+	if got := other.Do("PING"); got != "+PONG\r\n" {
+		t.Fatalf("PING: %q", got)
+	}
+	if park {
+		proxytest.WaitStat(t, px, "client_parked", 4)
+	}
+	proxytest.KillServer(t, backends[dead])
 	start := time.Now()
 	subDead.ExpectClosed()
 	subPat.ExpectClosed()
 	t.Logf("subscribers on the killed server closed within %v", time.Since(start).Round(time.Millisecond))
-	if got := other.Do("SET", key, "v"); got != "+OK\r\n" {
-		t.Errorf("SET on a live server: %q", got)
+	for i, b := range backends {
+		if i == dead {
+			continue
+		}
+		for {
+			pat := proxytest.BackendDo(t, b.Addr, []string{"PUBSUB", "NUMPAT"})
+			subs := proxytest.BackendDo(t, b.Addr, append([]string{"PUBSUB", "NUMSUB"}, chans...))
+			if pat == ":0\r\n" && strings.Count(subs, ":1\r\n") == map[bool]int{true: 1}[holder[live] == i] {
+				break
+			}
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("server %d: NUMPAT %q, NUMSUB %q 5 s after the subscribers were closed", i, pat, subs)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	if got := other.Do("PUBLISH", live, "still"); got != ":1\r\n" {
 		t.Errorf("PUBLISH on a live server: %q", got)
@@ -139,8 +191,8 @@ func TestPubSubServerKilled(t *testing.T) {
 	if err != nil || m.channel != live || m.payload != "still" {
 		t.Errorf("subscriber on a live server: %q %v", rep.Raw, err)
 	}
-	if got := subLive.DoAny("GET", key); got != "$1\r\nv\r\n" {
-		t.Errorf("subscriber on a live server, GET: %q", got)
+	if got := subLive.DoAny("PING"); got != "+PONG\r\n" {
+		t.Errorf("subscriber on a live server, PING: %q", got)
 	}
 }
 

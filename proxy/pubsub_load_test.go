@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shardproxy/shardproxy/internal/proxytest"
+	"github.com/shardproxy/shardproxy/proxy"
 )
 
 // psSubscribe sends a subscription command for names and reads its
@@ -242,4 +244,50 @@ func TestPubSubIdleSubscriber(t *testing.T) {
 	start = time.Now()
 	sub2.ExpectClosed()
 	t.Logf("unsubscribed, the client was closed after %v", time.Since(start).Round(time.Millisecond))
+}
+
+// TestPubSubSlowSubscriber checks that a subscriber that does not read
+// is closed once its unread messages pass client_output_limit (as Redis's
+// client-output-buffer-limit closes it), not left to grow the proxy's
+// memory without end; and that subscribers that leave while messages
+// pour in are ended cleanly.
+func TestPubSubSlowSubscriber(t *testing.T) {
+	backends := proxytest.StartRedisBackends(t, 2)
+	px := proxytest.StartProxyOpts(t, proxytest.PoolYAML(proxytest.FreeListen(t), backends, "client_output_limit: 1048576"),
+		proxy.Options{StatsAddr: "127.0.0.1:0"})
+	addr := px.Addr(0).String()
+	slow := proxytest.Dial(t, addr)
+	psSubscribe(t, slow, "SUBSCRIBE", "flood")
+	var leaving []*proxytest.Conn
+	for range 20 {
+		c := proxytest.Dial(t, addr)
+		psSubscribe(t, c, "SUBSCRIBE", "flood")
+		leaving = append(leaving, c)
+	}
+	pub := proxytest.Dial(t, addr)
+	payload := strings.Repeat("x", 64<<10)
+	start := time.Now()
+	sent := 0
+	for ; sent < 1000 && proxytest.PoolStat(t, px, "client_overflow") == 0; sent++ {
+		if got := pub.Do("PUBLISH", "flood", payload); !strings.HasPrefix(got, ":") {
+			t.Fatalf("PUBLISH: %q", got)
+		}
+		if sent == 10 {
+			for _, c := range leaving {
+				c.Net.Close()
+			}
+		}
+	}
+	t.Logf("client_overflow after %d messages of 64 KiB (%v)", sent, time.Since(start).Round(time.Millisecond))
+	proxytest.WaitStat(t, px, "client_connections", 1) // the publisher
+	slow.Net.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, slow.R); err != nil && !proxytest.IsReset(err) {
+		t.Errorf("slow subscriber: %v, want its connection closed", err)
+	}
+	for _, b := range backends {
+		if got := proxytest.BackendDo(t, b.Addr, []string{"PUBSUB", "NUMSUB", "flood"}); strings.HasSuffix(got, ":0\r\n") {
+			continue
+		}
+		t.Errorf("%s still has subscribers of flood", b.Addr)
+	}
 }
