@@ -68,6 +68,7 @@ type subscriber struct {
 	held     []byte // messages come while holding
 	closing  bool   // endSubscriptions is closing the connections
 	failed   bool   // a reader ended the client: messages are dropped
+	resp2    bool   // the client speaks RESP2 (it may have said HELLO 2 since it subscribed)
 	// confirms carries the servers' confirmations (and errors) to the
 	// client's goroutine, which waits for them.
 	confirms chan confirm
@@ -77,7 +78,7 @@ type subscriber struct {
 }
 
 func newSubscriber(cl *client) *subscriber {
-	return &subscriber{cl: cl, conns: map[*pools.Server]*pools.SessionConn{}, channels: map[string]*pools.Server{},
+	return &subscriber{cl: cl, resp2: !cl.resp3, conns: map[*pools.Server]*pools.SessionConn{}, channels: map[string]*pools.Server{},
 		patterns: map[string]bool{}, shards: map[string]*pools.Server{}, confirms: make(chan confirm, 4),
 		done: make(chan struct{}), lost: make(chan struct{})}
 }
@@ -462,11 +463,26 @@ func (sb *subscriber) forward(msg []byte) bool {
 	switch {
 	case sb.failed:
 		return false
-	case sb.holding:
+	case sb.resp2 && msg[0] == '>':
+		// A RESP3 connection's push, to a client that said HELLO 2
+		// since: the same message as a RESP2 array.
+		msg = append([]byte{'*'}, msg[1:]...)
+	}
+	if sb.holding {
 		sb.held = append(sb.held, msg...)
 		return true
 	}
 	return sb.cl.sendNow(msg, nil)
+}
+
+// subscriptionProtocol records the protocol a subscribed client speaks
+// from now on (HELLO): its messages are written in it.
+func (cl *client) subscriptionProtocol(resp3 bool) {
+	if sb := cl.sub.Load(); sb != nil {
+		sb.mu.Lock()
+		sb.resp2 = !resp3
+		sb.mu.Unlock()
+	}
 }
 
 // fail ends the client from a reader, unless its subscriptions are

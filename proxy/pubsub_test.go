@@ -315,3 +315,21 @@ func resetForgets(t *testing.T, n int) {
 		t.Errorf("PING after RESET: %q", got)
 	}
 }
+
+// TestPubSubHelloWhileSubscribed checks a RESP3 subscriber that says
+// HELLO 2: from then on it is a RESP2 subscriber, whose messages are
+// arrays, as Redis sends them.
+func TestPubSubHelloWhileSubscribed(t *testing.T) {
+	ref := proxytest.StartRedisBackends(t, 1)[0]
+	f := proxytest.NewRedisFixture(t, 3, proxytest.Pool{HashTag: "{}"})
+	steps := []psStep{
+		{sub: []string{"HELLO", "3"}, n: 1, skip: true},
+		psSub(2, "SUBSCRIBE", "a", "b"), psSub(1, "PSUBSCRIBE", "n*"), psPub("PUBLISH", "a", "m1"),
+		{sub: []string{"HELLO", "2"}, n: 1, skip: true},
+		psPub("PUBLISH", "a", "m2"), psPub("PUBLISH", "news", "m3"), psSub(1, "PING"), psSub(1, "GET", "k"),
+		psSub(1, "SUBSCRIBE", "c"), psPub("PUBLISH", "c", "m4"), psSub(1, "UNSUBSCRIBE", "a"),
+		{sub: []string{"HELLO", "3"}, n: 1, skip: true},
+		psPub("PUBLISH", "b", "m5"), psSub(1, "PING"), psSub(1, "UNSUBSCRIBE", "b"),
+	}
+	comparePubsub(t, ref.Addr, f.Addr, steps)
+}

@@ -157,6 +157,7 @@ func (r *redisProto) hello(cl *client, dst []byte, args [][]byte) []byte {
 		cl.name = string(name)
 	}
 	cl.resp3 = resp3
+	cl.subscriptionProtocol(resp3)
 	proto := int64(2)
 	if resp3 {
 		proto = 3
