@@ -33,8 +33,9 @@ type client struct {
 	// replies it was sent are still written before the connection closes.
 	leaving bool
 	// counted says how the connection ends is counted (client_eof or
-	// client_err): the first cause counts, once.
-	counted bool
+	// client_err): the first cause counts, once. A subscriber's readers
+	// count a failed write too, from their goroutines.
+	counted atomic.Bool
 
 	// Per-client protocol state.
 	authed bool
@@ -450,8 +451,7 @@ func isEOF(err error) bool {
 // client_err), unless a cause is counted already: a protocol error or QUIT
 // is the cause, not the failed write of its reply that may follow.
 func (cl *client) countEnd(c *atomic.Int64) {
-	if !cl.counted {
-		cl.counted = true
+	if cl.counted.CompareAndSwap(false, true) {
 		c.Add(1)
 	}
 }

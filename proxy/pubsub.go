@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -39,6 +38,18 @@ const (
 // confirmWait bounds the wait for a server's confirmation.
 const confirmWait = 10 * time.Second
 
+// confirm is a reply other than a message on a subscription connection:
+// a confirmation, an error, or RESET's.
+type confirm struct {
+	srv *pools.Server
+	rep []byte
+}
+
+// errSubsLost: a subscription command did not end as it does on Redis
+// (a server's connection failed, or one server refused what another
+// made), so what the servers hold for the client is not known.
+var errSubsLost = errors.New("the subscriptions are lost")
+
 // subscriber is a subscribed client's subscriptions.
 type subscriber struct {
 	cl *client
@@ -52,18 +63,21 @@ type subscriber struct {
 	shards   map[string]*pools.Server
 	holding  bool   // the client's goroutine is confirming: messages wait in held
 	held     []byte // messages come while holding
-	closing  bool
+	closing  bool   // endSubscriptions is closing the connections
+	failed   bool   // a reader ended the client: messages are dropped
+	resp2    bool   // the client speaks RESP2 (it may have said HELLO 2 since it subscribed)
 	// confirms carries the servers' confirmations (and errors) to the
 	// client's goroutine, which waits for them.
-	confirms chan []byte
-	done     chan struct{} // closed by end: readers stop handing over
+	confirms chan confirm
+	done     chan struct{} // closed by endSubscriptions: readers stop handing over
+	lost     chan struct{} // closed by the reader that failed first
 	wg       sync.WaitGroup
 }
 
 func newSubscriber(cl *client) *subscriber {
-	return &subscriber{cl: cl, conns: map[*pools.Server]*pools.SessionConn{}, channels: map[string]*pools.Server{},
-		patterns: map[string]bool{}, shards: map[string]*pools.Server{}, confirms: make(chan []byte, 64),
-		done: make(chan struct{})}
+	return &subscriber{cl: cl, resp2: !cl.resp3, conns: map[*pools.Server]*pools.SessionConn{}, channels: map[string]*pools.Server{},
+		patterns: map[string]bool{}, shards: map[string]*pools.Server{}, confirms: make(chan confirm, 4),
+		done: make(chan struct{}), lost: make(chan struct{})}
 }
 
 // count is Redis's subscription count of the kind: channels and patterns
@@ -81,10 +95,13 @@ func (sb *subscriber) count(kind uint8) int {
 func (r *redisProto) pubsubRequest(cl *client, bt *batch, cmd *command, args [][]byte) {
 	sb := cl.sub.Load()
 	switch {
-	case cmd.subscription == subInfo:
+	case cmd.subscription == subInfo && (sb == nil || cl.resp3):
 		r.pubsubInfo(cl, bt, args)
 		return
-	case cmd.subscription != subNone:
+	case cmd.subscription != subNone && cmd.subscription != subInfo:
+	case cmd.name == "PING" && len(args) > 2:
+		r.write(cl, bt, resp.AppendError(nil, wrongArgs(args[0])))
+		return
 	case cmd.name == "PING":
 		// RESP2's subscribed PING: ["pong", message].
 		dst := resp.AppendArray(nil, 2)
@@ -96,12 +113,21 @@ func (r *redisProto) pubsubRequest(cl *client, bt *batch, cmd *command, args [][
 		r.write(cl, bt, resp.AppendBulk(dst, msg))
 		return
 	default:
-		r.write(cl, bt, resp.AppendError(nil, fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", strings.ToLower(cmd.name))))
+		r.write(cl, bt, resp.AppendError(nil, fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", fullName(cmd, args))))
 		return
 	}
 	if sb == nil {
 		if cmd.subscription&subEnd != 0 {
-			r.write(cl, bt, r.confirmation(nil, cl, cmd, nil, 0))
+			// Subscribed to nothing: each name is confirmed (none: a
+			// null), with a count of 0, as Redis does.
+			var out []byte
+			for _, t := range args[1:] {
+				out = r.confirmation(out, cl, cmd, t, 0)
+			}
+			if len(args) == 1 {
+				out = r.confirmation(out, cl, cmd, nil, 0)
+			}
+			r.write(cl, bt, out)
 			return
 		}
 		sb = newSubscriber(cl)
@@ -114,16 +140,33 @@ func (r *redisProto) pubsubRequest(cl *client, bt *batch, cmd *command, args [][
 		out = resp.AppendError(out, "ERR "+err.Error())
 	}
 	out = append(out, sb.held...)
-	sb.held, sb.holding = sb.held[:0], false
+	sb.held, sb.holding = nil, false // an idle subscriber holds no buffer
 	empty := sb.count(subChannel)+sb.count(subShard) == 0
 	ok := cl.sendNow(out, nil)
 	sb.mu.Unlock()
-	if !ok {
+	if !ok || errors.Is(err, errSubsLost) {
+		// What the servers hold for the client is not known: it is
+		// closed, and subscribes again as after a lost connection.
 		cl.leaving = true
+		cl.closeConn()
 	}
 	if empty {
 		cl.endSubscriptions()
 	}
+}
+
+// containers are the commands with subcommands, which Redis names
+// "command|subcommand" in its errors.
+var containers = map[string]bool{"ACL": true, "CLIENT": true, "CLUSTER": true, "COMMAND": true, "CONFIG": true,
+	"FUNCTION": true, "LATENCY": true, "MEMORY": true, "MODULE": true, "OBJECT": true, "PUBSUB": true, "SCRIPT": true,
+	"SLOWLOG": true, "XGROUP": true, "XINFO": true}
+
+// fullName is a command's name as Redis's errors give it: "client|id".
+func fullName(cmd *command, args [][]byte) string {
+	if containers[cmd.name] && len(args) > 1 {
+		return strings.ToLower(cmd.name + "|" + string(args[1]))
+	}
+	return strings.ToLower(cmd.name)
 }
 
 // write writes a reply of the proxy's own to a subscribed client, after
@@ -165,7 +208,6 @@ func (r *redisProto) subscribe(cl *client, sb *subscriber, rt *routing, cmd *com
 	}
 	// Which servers each target concerns, for the targets that change.
 	send := map[*pools.Server][][]byte{}
-	expect := 0
 	seen := map[string]bool{}
 	for _, t := range targets {
 		name := string(t)
@@ -175,7 +217,6 @@ func (r *redisProto) subscribe(cl *client, sb *subscriber, rt *routing, cmd *com
 		seen[name] = true
 		for _, srv := range sb.servers(kind, name, rt) {
 			send[srv] = append(send[srv], t)
-			expect++
 		}
 	}
 	sb.mu.Unlock()
@@ -184,6 +225,10 @@ func (r *redisProto) subscribe(cl *client, sb *subscriber, rt *routing, cmd *com
 	}
 	if err := r.sendSubscriptions(cl, sb, cmd, send); err != nil {
 		return nil, err
+	}
+	expect := make(map[*pools.Server]int, len(send))
+	for srv, ts := range send {
+		expect[srv] = len(ts)
 	}
 	if err := sb.awaitConfirmations(expect); err != nil {
 		return nil, err
@@ -203,10 +248,13 @@ func (r *redisProto) subscribe(cl *client, sb *subscriber, rt *routing, cmd *com
 	return out, nil
 }
 
-// sendSubscriptions sends the command, with its targets, to each server,
-// opening the subscriber's connection to a server it has none to yet.
+// sendSubscriptions sends the command, with its targets, to each server.
+// It first opens the subscriber's connection to each server it has none
+// to yet, so that a refusal (server_sessions) comes before any server
+// was sent anything: the subscriptions are then as they were.
 func (r *redisProto) sendSubscriptions(cl *client, sb *subscriber, cmd *command, send map[*pools.Server][][]byte) error {
-	for srv, ts := range send {
+	conns := make(map[*pools.Server]*pools.SessionConn, len(send))
+	for srv := range send {
 		sb.mu.Lock()
 		conn := sb.conns[srv]
 		sb.mu.Unlock()
@@ -219,31 +267,60 @@ func (r *redisProto) sendSubscriptions(cl *client, sb *subscriber, cmd *command,
 			sb.conns[srv] = conn
 			sb.mu.Unlock()
 			sb.wg.Add(1)
-			go sb.read(conn)
+			go sb.read(srv, conn)
 		}
+		conns[srv] = conn
+	}
+	for srv, ts := range send {
 		frame := resp.AppendCommand(nil, append([][]byte{[]byte(cmd.name)}, ts...)...)
-		if err := conn.Write(frame); err != nil {
-			return err
+		if err := conns[srv].Write(frame); err != nil {
+			return fmt.Errorf("%w: %w", errSubsLost, err)
 		}
 	}
 	return nil
 }
 
-// awaitConfirmations waits for n confirmations from the servers.
-func (sb *subscriber) awaitConfirmations(n int) error {
+// awaitConfirmations waits for the confirmations each server owes (a
+// confirmation per target, or one error for them all). A server's error
+// fails the command, which leaves the subscriptions as they were only
+// when no other server confirmed; else they are lost (errSubsLost), as
+// they are when a server does not answer.
+func (sb *subscriber) awaitConfirmations(expect map[*pools.Server]int) error {
 	timer := time.NewTimer(confirmWait)
 	defer timer.Stop()
-	for range n {
+	left, confirmed := 0, false
+	for _, n := range expect {
+		left += n
+	}
+	var refused []byte
+	for left > 0 {
 		select {
-		case rep := <-sb.confirms:
-			if resp.IsError(rep) {
-				return fmt.Errorf("a server refused the subscription: %s", resp.Clip(rep))
+		case c := <-sb.confirms:
+			if expect[c.srv] == 0 {
+				return fmt.Errorf("%w: unexpected reply from %s: %s", errSubsLost, c.srv.Name(), resp.Clip(c.rep))
 			}
+			if resp.IsError(c.rep) {
+				left -= expect[c.srv]
+				expect[c.srv] = 0
+				refused = c.rep
+				continue
+			}
+			expect[c.srv]--
+			left--
+			confirmed = true
 		case <-sb.done:
-			return errors.New("the subscriptions ended: a server connection failed")
+			return fmt.Errorf("%w: a server connection failed", errSubsLost)
+		case <-sb.lost:
+			return fmt.Errorf("%w: a server connection failed", errSubsLost)
 		case <-timer.C:
-			return fmt.Errorf("no confirmation from the servers within %v", confirmWait)
+			return fmt.Errorf("%w: no confirmation from the servers within %v", errSubsLost, confirmWait)
 		}
+	}
+	switch {
+	case refused != nil && confirmed:
+		return fmt.Errorf("%w: a server refused the subscription: %s", errSubsLost, resp.Clip(refused))
+	case refused != nil:
+		return fmt.Errorf("a server refused the subscription: %s", resp.Clip(refused))
 	}
 	return nil
 }
@@ -344,205 +421,4 @@ func (sb *subscriber) remove(kind uint8, name string) {
 	default:
 		delete(sb.shards, name)
 	}
-}
-
-// read forwards what a server sends on a subscription connection:
-// messages to the client, those read together in one write, and
-// confirmations to the client's goroutine. A connection that fails ends
-// the client, which Redis's would have lost too: it reconnects and
-// subscribes again.
-func (sb *subscriber) read(conn *pools.SessionConn) {
-	defer sb.wg.Done()
-	var out []byte
-	for {
-		rep, err := conn.ReadReply()
-		if err != nil {
-			sb.mu.Lock()
-			closing := sb.closing
-			sb.mu.Unlock()
-			if !closing {
-				sb.cl.closeConn()
-			}
-			return
-		}
-		if !isMessage(rep) {
-			select {
-			case sb.confirms <- append([]byte(nil), rep...):
-			case <-sb.done:
-				return
-			}
-			continue
-		}
-		out = append(out, rep...)
-		if conn.Buffered() && len(out) < 64<<10 {
-			continue // more already here: one write for them all
-		}
-		sb.mu.Lock()
-		if sb.holding {
-			sb.held = append(sb.held, out...)
-		} else {
-			sb.cl.sendNow(out, nil)
-		}
-		sb.mu.Unlock()
-		out = out[:0]
-		if cap(out) > 256<<10 {
-			out = nil
-		}
-	}
-}
-
-// isMessage reports whether a reply on a subscription connection is a
-// message (message, pmessage, smessage: an array or push of 3 or 4 whose
-// first element says so) rather than a confirmation.
-func isMessage(rep []byte) bool {
-	if len(rep) < 4 || rep[0] != '*' && rep[0] != '>' || rep[2] != '\r' {
-		return false
-	}
-	rest := rep[4:]
-	switch rep[1] {
-	case '3':
-		return bytes.HasPrefix(rest, msgMessage) || bytes.HasPrefix(rest, msgSmessage)
-	case '4':
-		return bytes.HasPrefix(rest, msgPmessage)
-	}
-	return false
-}
-
-var (
-	msgMessage  = []byte("$7\r\nmessage\r\n")
-	msgSmessage = []byte("$8\r\nsmessage\r\n")
-	msgPmessage = []byte("$8\r\npmessage\r\n")
-)
-
-// endSubscriptions ends the client's subscriptions: their connections
-// are closed, their readers stopped.
-func (cl *client) endSubscriptions() {
-	sb := cl.sub.Load()
-	if sb == nil {
-		return
-	}
-	sb.mu.Lock()
-	sb.closing = true
-	conns := sb.conns
-	sb.conns = nil
-	sb.mu.Unlock()
-	close(sb.done)
-	for _, c := range conns {
-		c.Interrupt()
-	}
-	sb.wg.Wait()
-	for _, c := range conns {
-		c.Close()
-	}
-	cl.sub.Store(nil)
-}
-
-// pubsubInfo answers PUBSUB: CHANNELS and SHARDCHANNELS merged from every
-// server, NUMSUB and SHARDNUMSUB from each channel's server, NUMPAT the
-// most any server has (every pattern is subscribed on every server).
-func (r *redisProto) pubsubInfo(cl *client, bt *batch, args [][]byte) {
-	sub := strings.ToUpper(string(args[1]))
-	rt := bt.rt
-	switch sub {
-	case "CHANNELS", "SHARDCHANNELS":
-		if len(args) > 3 {
-			errorReply(bt, fmt.Sprintf("ERR wrong number of arguments for 'pubsub|%s' command", strings.ToLower(sub)))
-			return
-		}
-		seen := map[string]bool{}
-		var all [][]byte
-		for _, srv := range rt.servers {
-			v, err := askServer(cl, srv, args)
-			if err != nil {
-				errorReply(bt, "ERR "+err.Error())
-				return
-			}
-			for _, e := range v.Elems {
-				if !seen[string(e.Str)] {
-					seen[string(e.Str)] = true
-					all = append(all, e.Str)
-				}
-			}
-		}
-		dst := resp.AppendArray(nil, len(all))
-		for _, c := range all {
-			dst = resp.AppendBulk(dst, c)
-		}
-		localReply(bt, dst)
-	case "NUMSUB", "SHARDNUMSUB":
-		dst := resp.AppendArray(nil, 2*(len(args)-2))
-		for _, ch := range args[2:] {
-			i := rt.locate(ch)
-			var n int64
-			if i >= 0 {
-				v, err := askServer(cl, rt.servers[i], [][]byte{args[0], args[1], ch})
-				if err != nil {
-					errorReply(bt, "ERR "+err.Error())
-					return
-				}
-				if len(v.Elems) == 2 {
-					n = v.Elems[1].Int
-				}
-			}
-			dst = resp.AppendInt(resp.AppendBulk(dst, ch), n)
-		}
-		localReply(bt, dst)
-	case "NUMPAT":
-		if len(args) != 2 {
-			errorReply(bt, "ERR wrong number of arguments for 'pubsub|numpat' command")
-			return
-		}
-		var most int64
-		for _, srv := range rt.servers {
-			v, err := askServer(cl, srv, args)
-			if err != nil {
-				errorReply(bt, "ERR "+err.Error())
-				return
-			}
-			most = max(most, v.Int)
-		}
-		localReply(bt, resp.AppendInt(nil, most))
-	default:
-		if len(rt.servers) == 0 {
-			r.noServer(bt)
-			return
-		}
-		v, err := askServer(cl, rt.servers[0], args)
-		if err != nil {
-			errorReply(bt, "ERR "+err.Error())
-			return
-		}
-		localReply(bt, v.Raw)
-	}
-}
-
-// asked is a server's reply to askServer: decoded, and its bytes.
-type asked struct {
-	resp.Value
-	Raw []byte
-}
-
-// askServer sends one command to srv on a session connection and returns
-// its reply.
-func askServer(cl *client, srv *pools.Server, args [][]byte) (asked, error) {
-	conn, err := srv.Session(cl.resp3)
-	if err != nil {
-		return asked{}, err
-	}
-	if err := conn.Write(resp.AppendCommand(nil, args...)); err != nil {
-		conn.Close()
-		return asked{}, err
-	}
-	rep, err := conn.ReadReply()
-	if err != nil {
-		conn.Close()
-		return asked{}, err
-	}
-	raw := append([]byte(nil), rep...)
-	conn.Release()
-	v, _, err := resp.ParseValue(raw)
-	if err != nil {
-		return asked{}, err
-	}
-	return asked{v, raw}, nil
 }

@@ -57,7 +57,7 @@ func (r *redisProto) local(cl *client, bt *batch, cmd *command, args [][]byte) b
 		// As Redis: no transaction, watch or subscription left, RESP2,
 		// no name, and authenticated again only without redis_auth.
 		cl.endSession(false)
-		cl.endSubscriptions()
+		cl.resetSubscriptions()
 		cl.resp3, cl.name, cl.authed = false, "", false
 		dst = append(dst, "+RESET\r\n"...)
 	case "HELLO":
@@ -157,6 +157,7 @@ func (r *redisProto) hello(cl *client, dst []byte, args [][]byte) []byte {
 		cl.name = string(name)
 	}
 	cl.resp3 = resp3
+	cl.subscriptionProtocol(resp3)
 	proto := int64(2)
 	if resp3 {
 		proto = 3

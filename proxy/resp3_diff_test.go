@@ -111,7 +111,11 @@ func TestRESP3SameRepliesAsRedis(t *testing.T) {
 		for _, pipelined := range []bool{false, true} {
 			name := map[bool]string{false: "one_by_one", true: "pipelined"}[pipelined]
 			t.Run(name+"/"+[]string{1: "pool_of_1", 3: "pool_of_3"}[servers], func(t *testing.T) {
-				f := proxytest.NewRedisFixture(t, servers, proxytest.Pool{HashTag: "{}"})
+				// Named servers: where the keys go does not depend on
+				// the ports the servers got.
+				backends := proxytest.StartRedisBackends(t, servers)
+				names := []string{"alpha", "beta", "gamma"}[:servers]
+				f := proxytest.StartFixture(t, proxytest.Pool{HashTag: "{}", Servers: proxytest.ServerLines(backends, nil, names)}, backends)
 				direct := testservers.Redis(t)
 				viaProxy, viaRedis := proxytest.Dial(t, f.Addr), proxytest.Dial(t, direct.Addr)
 				got, want := runResp3Battery(t, viaProxy, pipelined), runResp3Battery(t, viaRedis, pipelined)
