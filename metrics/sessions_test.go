@@ -44,3 +44,26 @@ func TestMetricsSessions(t *testing.T) {
 		t.Errorf("session refusals: %v, want 1", n)
 	}
 }
+
+// TestMetricsSubscribers checks the subscriber gauges: two subscribed
+// clients with three subscriptions, then none once they leave.
+func TestMetricsSubscribers(t *testing.T) {
+	r := testservers.Redis(t)
+	listen := proxytest.FreeListen(t)
+	_, maddr := startProxy(t, redisPool("alpha", listen, []string{r.Addr}))
+	a, b := proxytest.Dial(t, listen), proxytest.Dial(t, listen)
+	a.Do("SUBSCRIBE", "ch1")
+	a.Do("PSUBSCRIBE", "p*")
+	b.Do("SUBSCRIBE", "ch1")
+	pool := labels{"pool": "alpha"}
+	_, fams := scrape(t, maddr)
+	if n, s := value(t, fams, "shardproxy_pool_subscribers", pool), value(t, fams, "shardproxy_pool_subscriptions", pool); n != 2 || s != 3 {
+		t.Fatalf("subscribers %v, subscriptions %v; want 2 and 3", n, s)
+	}
+	a.Net.Close()
+	b.Net.Close()
+	waitFor(t, "no subscriber left", func() bool {
+		_, fams := scrape(t, maddr)
+		return value(t, fams, "shardproxy_pool_subscribers", pool) == 0 && value(t, fams, "shardproxy_pool_subscriptions", pool) == 0
+	})
+}

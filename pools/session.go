@@ -22,7 +22,7 @@ var ErrTooManySessions = errors.New("too many sessions")
 
 // sessionIdle is how long a clean session connection waits for its next
 // session before it is closed.
-const sessionIdle = 30 * time.Second
+var sessionIdle = 30 * time.Second
 
 // sessions are a server's session connections. mu is taken after no
 // other lock of the server.
@@ -32,6 +32,9 @@ type sessions struct {
 	inUse  map[*SessionConn]struct{}
 	open   int   // idle and in use
 	closed error // set by Close and SetAddr's end of the sessions
+	// sweep closes the idle connections past sessionIdle while any is
+	// idle (nil when none is).
+	sweep *time.Timer
 }
 
 // SessionConn is a session connection (see Server.Session).
@@ -174,6 +177,10 @@ func (s *Server) endSessions(err error) {
 func (s *Server) closeSessions() {
 	s.sessions.mu.Lock()
 	s.sessions.closed = ErrClosed
+	if s.sessions.sweep != nil {
+		s.sessions.sweep.Stop()
+		s.sessions.sweep = nil
+	}
 	s.sessions.mu.Unlock()
 	s.endSessions(ErrClosed)
 }
@@ -257,7 +264,24 @@ func (c *SessionConn) Release() {
 	}
 	delete(ss.inUse, c)
 	ss.idle[p] = append(ss.idle[p], c)
+	if ss.sweep == nil {
+		ss.sweep = time.AfterFunc(sessionIdle, c.s.sweepSessions)
+	}
 	ss.mu.Unlock()
+}
+
+// sweepSessions closes the idle session connections unused for
+// sessionIdle, and comes back while some stay idle.
+func (s *Server) sweepSessions() {
+	ss := &s.sessions
+	ss.mu.Lock()
+	stale := ss.expire(time.Now())
+	ss.sweep = nil
+	if ss.closed == nil && len(ss.idle[0])+len(ss.idle[1]) > 0 {
+		ss.sweep = time.AfterFunc(sessionIdle/2, s.sweepSessions)
+	}
+	ss.mu.Unlock()
+	closeAll(stale)
 }
 
 // SessionsInUse is how many session connections are in use now.

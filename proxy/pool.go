@@ -19,7 +19,8 @@ import (
 // pool is one configured pool: its listener, its routing (servers,
 // placement, limits) and its clients.
 //
-// Lock order: moverMu before mu (setMover reads closed); ringMu is taken
+// Lock order: moverMu before mu (setMover reads closed); mu before a
+// client's subscriber's mu (subscriptions counts them); ringMu is taken
 // alone. The follower's and the pools.Server's locks are never taken
 // under any of them but moverMu (a move's servers).
 type pool struct {

@@ -49,11 +49,14 @@ type PoolSnapshot struct {
 	ClientRefused     int64 // clients turned away at client_connections
 	ClientOverflow    int64 // clients closed over client_output_limit
 	ClientParked      int64 // idle clients now waiting without a goroutine
-	ClientBuffered    int64 // clients now holding a request buffer
-	ServerEjects      int64 // ejections of its servers
-	ForwardError      int64 // requests answered with an error instead of a server's reply
-	Fragments         int64 // fragments of multi-key requests split over servers
-	Requests          int64 // requests answered, local replies included
+	// Subscribers are the clients subscribed now; Subscriptions their
+	// channels, patterns and shard channels, all together.
+	Subscribers, Subscriptions int64
+	ClientBuffered             int64 // clients now holding a request buffer
+	ServerEjects               int64 // ejections of its servers
+	ForwardError               int64 // requests answered with an error instead of a server's reply
+	Fragments                  int64 // fragments of multi-key requests split over servers
+	Requests                   int64 // requests answered, local replies included
 
 	// A migration (migrate_from): the old owners still to scan (0 when
 	// complete or when none is configured), the keys moved (MIGRATEs
@@ -171,6 +174,7 @@ func (px *Proxy) Snapshot() Snapshot {
 
 // snapshot reads the pool's counters and its servers'.
 func (p *pool) snapshot(bounds []time.Duration) PoolSnapshot {
+	subs, subscriptions := p.subscriptions()
 	p.mu.Lock()
 	listening := p.ln != nil && !p.closed
 	p.mu.Unlock()
@@ -189,6 +193,8 @@ func (p *pool) snapshot(bounds []time.Duration) PoolSnapshot {
 		ClientRefused:       st.clientRefused.Load(),
 		ClientOverflow:      st.clientOverflow.Load(),
 		ClientParked:        st.clientParked.Load(),
+		Subscribers:         subs,
+		Subscriptions:       subscriptions,
 		ClientBuffered:      st.clientBuffered.Load(),
 		ServerEjects:        st.serverEjects.Load(),
 		ForwardError:        st.forwardError.Load(),
@@ -301,4 +307,22 @@ func (ps *PoolSnapshot) Ready() (bool, string) {
 		return true, ""
 	}
 	return false, fmt.Sprintf("no reachable server among %d (%d ejected, %d down)", len(ps.Servers), ejected, down)
+}
+
+// subscriptions counts the pool's subscribed clients and their
+// subscriptions.
+func (p *pool) subscriptions() (clients, subscriptions int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for cl := range p.clients {
+		sb := cl.sub.Load()
+		if sb == nil {
+			continue
+		}
+		sb.mu.Lock()
+		clients++
+		subscriptions += int64(len(sb.channels) + len(sb.patterns) + len(sb.shards))
+		sb.mu.Unlock()
+	}
+	return clients, subscriptions
 }
