@@ -56,6 +56,17 @@
 // -ERR or SERVER_ERROR reply; only input that cannot be framed closes the
 // client.
 //
+// A client speaks RESP2 until HELLO 3 (resp3.go, redis_local.go); a RESP3
+// client's requests go on server connections that said HELLO 3
+// (pools.Server.Conn3), so the servers encode its replies. Transactions,
+// blocking commands (session.go) and subscriptions (pubsub.go) run on
+// session connections a client has to itself (pools.Server.Session):
+// one request at a time, the server's reply being the client's; a
+// request of a session starts a batch of its own, so that nothing the
+// client sent before can overtake it on another connection. Streams and
+// the keyspace commands (SCAN, KEYS, ...) are in streams.go and
+// keyspace.go.
+//
 // Counting stays off the request's way: counters are atomics (a pool's
 // requests per command in a fixed array indexed by the command table's
 // ids, commandcount.go; each server's latency histogram in pools), and
