@@ -83,7 +83,7 @@ func TestPubSubIdleSubscriberCost(t *testing.T) {
 	perSub := float64(int64(subscribed)-int64(base)) / n
 	t.Logf("%d clients: %.0f bytes each idle, %.0f bytes each subscribed (heap+stack, test side included), %.0f bytes per subscription; goroutines %d -> %d idle -> %d subscribed: %.2f per subscriber",
 		n, perIdle, perSub, perSub-perIdle, g0, g1, g2, float64(g2-g1)/n)
-	if g2-g1 > n {
+	if g2-g1 > n+n/100 { // one reader each, and a few that come and go
 		t.Errorf("%d goroutines for %d idle subscribers", g2-g1, n)
 	}
 	if perSub-perIdle > 32<<10 {
