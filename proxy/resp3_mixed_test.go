@@ -37,6 +37,12 @@ func TestRESP3ProxyErrors(t *testing.T) {
 		t.Helper()
 		for _, cmd := range cmds {
 			got2, got3 := resp2.DoAny(cmd...), resp3.DoAny(cmd...)
+			if stage == "a killed server" {
+				// Each protocol has its own server connection: one may
+				// have seen the server close it, the other a refused
+				// dial. The kind of error and the server are the same.
+				got2, got3 = errorKind(got2), errorKind(got3)
+			}
 			if got3 != got2 || !strings.HasPrefix(got3, "-") || strings.Count(got3, "\r\n") != 1 {
 				t.Errorf("%s %q:\nRESP3: %q\nRESP2: %q\nwant the same simple error", stage, cmd, got3, got2)
 			}
@@ -58,6 +64,16 @@ func TestRESP3ProxyErrors(t *testing.T) {
 	if got := resp3.DoAny("GET", live); got != "$1\r\n1\r\n" && got != "_\r\n" {
 		t.Errorf("GET of a key on the live server: %q", got)
 	}
+}
+
+// errorKind keeps of an error reply its kind and server ("-ERR server
+// unavailable: host:port"), dropping the cause.
+func errorKind(reply string) string {
+	parts := strings.SplitN(reply, ": ", 3)
+	if len(parts) < 3 {
+		return reply
+	}
+	return parts[0] + ": " + parts[1] + "\r\n"
 }
 
 // mixedExpect is a request and its reply in RESP2 and in RESP3.
