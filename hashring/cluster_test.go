@@ -95,7 +95,7 @@ func TestClusterSlotMatchesBitwiseCRC(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 20000 {
 		key := randomSlotKey(rng)
-		if bytesIndexTag(key) {
+		if hasBrace(key) {
 			continue // tagged keys are covered by the edge cases and the server test
 		}
 		want := int(crc16Bitwise(key) % hashring.ClusterSlots)
@@ -105,8 +105,8 @@ func TestClusterSlotMatchesBitwiseCRC(t *testing.T) {
 	}
 }
 
-// bytesIndexTag reports whether key may have a hash tag.
-func bytesIndexTag(key []byte) bool {
+// hasBrace reports whether key holds a brace, so may have a hash tag.
+func hasBrace(key []byte) bool {
 	for _, c := range key {
 		if c == '{' || c == '}' {
 			return true
