@@ -79,7 +79,10 @@ type Cluster struct {
 // cluster-enabled, joins them with redis-cli --cluster create, and waits
 // until every node reports cluster_state:ok, all nodes return the same
 // CLUSTER SLOTS, and every replica is in sync with its primary. The nodes
-// stop when tb ends. A package whose tests only read and write through the
+// stop when tb ends. Replicas ping their primary every second
+// (repl-ping-replica-period 1, not 10): CLUSTER SLOTS lists a replica only
+// once its replication offset is not 0, which a primary that has no writes
+// moves only with those pings. A package whose tests only read and write through the
 // cluster should share one: see SharedCluster.
 func NewCluster(tb testing.TB, opts ClusterOptions) *Cluster {
 	tb.Helper()
@@ -89,7 +92,7 @@ func NewCluster(tb testing.TB, opts ClusterOptions) *Cluster {
 	n := opts.Primaries * (1 + opts.Replicas)
 	args := []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
 		"--cluster-node-timeout", strconv.FormatInt(max(opts.NodeTimeout.Milliseconds(), 1), 10),
-		"--repl-diskless-sync-delay", "0"}
+		"--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1"}
 	args = append(args, opts.Extra...)
 	create := []string{"--cluster", "create"}
 	for range n {

@@ -17,9 +17,42 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// TestClusterKillRestart kills a primary of a cluster of its own, waits for
+// its replica to take its slots, and restarts it: it comes back, with its
+// node id, as a replica of the node that replaced it.
+func TestClusterKillRestart(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	c := NewCluster(t, ClusterOptions{})
+	t.Logf("cluster up after %v", time.Since(start))
+	p := c.Primaries()[0]
+	slots := c.Slots(p)
+	r := c.ReplicasOf(p)[0]
+
+	start = time.Now()
+	c.Kill(p)
+	c.WaitHealthy(t, 30*time.Second)
+	t.Logf("failover after SIGKILL: %v", time.Since(start))
+	if c.Role(r) != "master" || fmt.Sprint(c.Slots(r)) != fmt.Sprint(slots) {
+		t.Fatalf("replica %s: role %q, slots %v; want master of %v", r.Addr, c.Role(r), c.Slots(r), slots)
+	}
+
+	start = time.Now()
+	c.Restart(p)
+	c.WaitHealthy(t, 30*time.Second)
+	t.Logf("rejoined after restart: %v", time.Since(start))
+	if got := c.ReplicasOf(r); len(got) != 1 || got[0] != p {
+		t.Fatalf("replicas of %s: %v, want the restarted %s", r.Addr, got, p.Addr)
+	}
+	if c.Role(p) != "slave" {
+		t.Fatalf("restarted %s has role %q", p.Addr, c.Role(p))
+	}
+}
+
 // TestClusterUp checks the shared cluster: three primaries with one replica
 // each, every slot covered once, every node's bus port reserved.
 func TestClusterUp(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	c := SharedCluster(t)
 	t.Logf("shared cluster up (or already up) after %v", time.Since(start))
