@@ -12,6 +12,7 @@ import (
 
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/failover"
+	"github.com/shardproxy/shardproxy/internal/sockio"
 	"github.com/shardproxy/shardproxy/migration"
 	"github.com/shardproxy/shardproxy/pools"
 )
@@ -37,8 +38,8 @@ type pool struct {
 	ln      net.Listener
 	tls     *tls.Config // client-side TLS; nil for plain TCP
 	stats   poolStats
-	park    *parker // nil when idle clients keep their goroutines
-	hangups hangups // clients blocked in a command, watched for hanging up
+	park    *parker        // nil when idle clients keep their goroutines
+	hangups sockio.Hangups // clients blocked in a command, watched for hanging up
 
 	nextID  atomic.Uint64
 	mu      sync.Mutex
@@ -330,7 +331,7 @@ func (p *pool) close() {
 	if p.park != nil {
 		p.park.close()
 	}
-	p.hangups.close()
+	p.hangups.Close()
 	p.mover.Stop()
 	p.follower.Close()
 	for _, s := range p.routing().servers {

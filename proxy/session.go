@@ -421,7 +421,7 @@ func (r *redisProto) await(cl *client, bt *batch, conn *pools.SessionConn, frame
 		rep, err := conn.ReadReply()
 		done <- result{rep, err}
 	}()
-	hup, stop := cl.p.hangups.watch(cl.fd)
+	hup, stop := cl.p.hangups.Watch(cl.fd)
 	defer stop()
 	var res result
 	select {

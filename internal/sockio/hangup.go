@@ -1,29 +1,28 @@
-package proxy
+package sockio
 
 import (
 	"sync"
 	"time"
-
-	"github.com/shardproxy/shardproxy/internal/sockio"
 )
 
-// hangups tells the clients of a pool that wait for a blocking command
-// when their peer hangs up (see redisProto.await): one epoll set for the
-// pool, and one goroutine waiting on it while any client is watched.
-// Where there is no epoll (not Linux) a hang-up is never told.
-type hangups struct {
+// Hangups tells the owners of sockets that wait for something else (a
+// client blocked in a command) when their peer hangs up: one epoll set,
+// and one goroutine waiting on it while any socket is watched. Where
+// there is no epoll (not Linux) a hang-up is never told. The zero value
+// is ready to use.
+type Hangups struct {
 	mu      sync.Mutex
-	poll    *sockio.Poller // nil until first needed, or when it cannot be had
-	failed  bool           // the set could not be made: watch tells nothing
+	poll    *Poller // nil until first needed, or when it cannot be had
+	failed  bool    // the set could not be made: Watch tells nothing
 	closed  bool
 	waiting map[int]chan struct{} // by socket
 	wg      sync.WaitGroup
 }
 
-// watch returns a channel closed when the peer of socket fd closes or
+// Watch returns a channel closed when the peer of socket fd closes or
 // resets it, and the function that stops watching (called before fd is
 // closed).
-func (h *hangups) watch(fd int) (<-chan struct{}, func()) {
+func (h *Hangups) Watch(fd int) (<-chan struct{}, func()) {
 	hup := make(chan struct{})
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -47,11 +46,11 @@ func (h *hangups) watch(fd int) (<-chan struct{}, func()) {
 }
 
 // start makes the epoll set and its goroutine, once. Under mu.
-func (h *hangups) start() bool {
+func (h *Hangups) start() bool {
 	if h.poll != nil || h.failed {
 		return h.poll != nil
 	}
-	p, err := sockio.NewPoller()
+	p, err := NewPoller()
 	if err != nil {
 		h.failed = true
 		return false
@@ -63,7 +62,7 @@ func (h *hangups) start() bool {
 }
 
 // loop tells the watchers of the sockets reported, until the set closes.
-func (h *hangups) loop(p *sockio.Poller) {
+func (h *Hangups) loop(p *Poller) {
 	defer h.wg.Done()
 	fds := make([]int, 64)
 	for {
@@ -82,8 +81,8 @@ func (h *hangups) loop(p *sockio.Poller) {
 	}
 }
 
-// close stops the goroutine; watch tells nothing afterwards.
-func (h *hangups) close() {
+// Close stops the goroutine; watch tells nothing afterwards.
+func (h *Hangups) Close() {
 	h.mu.Lock()
 	h.closed = true
 	p := h.poll
