@@ -75,6 +75,12 @@ type Pool struct {
 	// AllowFlush lets FLUSHDB and FLUSHALL through to every server of
 	// the pool (allow_flush; redis pools only); off by default.
 	AllowFlush bool
+	// RedisCluster says the servers are seed nodes of a Redis Cluster
+	// (redis_cluster): the cluster's slot map places keys.
+	RedisCluster bool
+	// ClusterRetryTimeout bounds how long a cluster pool retries a
+	// request the cluster cannot serve yet (cluster_retry_timeout).
+	ClusterRetryTimeout time.Duration
 
 	line  int            // line of the pool's name; 0 when not read from a file
 	lines map[string]int // key -> line where the file gives it

@@ -100,6 +100,9 @@ func (pp *poolParse) finishExtensions() error {
 		{"server_tls", p.ServerTLS.Enabled && unixServer && p.ServerTLS.ServerName == "" && !p.ServerTLS.Insecure,
 			"a unix socket server has no host name to verify: set server_tls_server_name"},
 	}
+	if err := pp.clusterError(); err != nil {
+		return err
+	}
 	rules = append(rules, pp.sentinelRules()...)
 	for _, r := range rules {
 		if r.bad {

@@ -73,26 +73,29 @@ var poolKeys = []keySpec{
 	{"sentinel_username", yaml.ScalarNode, text(func(p *Pool, s string) error { p.Sentinel.Username = s; return nil })},
 	{"replica_reads", yaml.ScalarNode, flag(func(p *Pool) *bool { return &p.Sentinel.ReplicaReads })},
 	{"allow_flush", yaml.ScalarNode, flag(func(p *Pool) *bool { return &p.AllowFlush })},
+	{"redis_cluster", yaml.ScalarNode, flag(func(p *Pool) *bool { return &p.RedisCluster })},
+	{"cluster_retry_timeout", yaml.ScalarNode, millis(1, func(p *Pool) *time.Duration { return &p.ClusterRetryTimeout })},
 }
 
 // newPool returns a pool holding nutcracker's defaults, and ours for the
 // extension keys.
 func newPool(name string) *Pool {
 	return &Pool{
-		Name:               name,
-		Hash:               "fnv1a_64",
-		Distribution:       "ketama",
-		Backlog:            512,
-		ServerConnections:  1,
-		ServerSessions:     DefaultServerSessions,
-		ServerRetryTimeout: 30 * time.Second,
-		ServerFailureLimit: 2,
-		EjectMode:          EjectRehash,
-		ClientWriteTimeout: DefaultClientWriteTimeout,
-		ClientParkAfter:    DefaultClientParkAfter,
-		MaxRequestSize:     DefaultMaxRequestSize,
-		MaxArgs:            DefaultMaxArgs,
-		ClientOutputLimit:  DefaultClientOutputLimit,
+		Name:                name,
+		Hash:                "fnv1a_64",
+		Distribution:        "ketama",
+		Backlog:             512,
+		ServerConnections:   1,
+		ServerSessions:      DefaultServerSessions,
+		ServerRetryTimeout:  30 * time.Second,
+		ServerFailureLimit:  2,
+		EjectMode:           EjectRehash,
+		ClientWriteTimeout:  DefaultClientWriteTimeout,
+		ClientParkAfter:     DefaultClientParkAfter,
+		MaxRequestSize:      DefaultMaxRequestSize,
+		MaxArgs:             DefaultMaxArgs,
+		ClientOutputLimit:   DefaultClientOutputLimit,
+		ClusterRetryTimeout: DefaultClusterRetryTimeout,
 	}
 }
 

@@ -78,6 +78,7 @@ func (pp *poolParse) sentinelRules() []rule {
 		{"sentinel_auth", authGiven && !s.Enabled(), "sentinel_auth needs sentinels"},
 		{"sentinel_username", userGiven && !s.Enabled(), "sentinel_username needs sentinels"},
 		{"sentinel_username", userGiven && s.Password == "", "sentinel_username needs sentinel_auth (the password)"},
-		{"replica_reads", readsGiven && !s.Enabled(), "replica_reads needs sentinels (they name each shard's replicas)"},
+		{"replica_reads", readsGiven && !s.Enabled() && !p.RedisCluster,
+			"replica_reads needs sentinels or redis_cluster (they name each shard's replicas)"},
 	}
 }

@@ -140,7 +140,20 @@ var (
 	// request was written to the old address: it may or may not have run
 	// there, and it is not sent again.
 	ErrFailover = errors.New("server failed over")
+	// ErrNotSent marks a call that failed before any byte of it was
+	// written (its connection could not be made, or broke while the
+	// call still waited in its queue): it did not run, and may be sent
+	// again. It joins the error's other kinds; errors.Is tells it, and
+	// the error's text is that of the failure alone.
+	ErrNotSent = errors.New("not sent")
 )
+
+// notSent wraps a failure of a call that was never written (ErrNotSent).
+type notSent struct{ error }
+
+func (e notSent) Is(target error) bool { return target == ErrNotSent }
+
+func (e notSent) Unwrap() error { return e.error }
 
 // queue is a FIFO of calls, reusing its backing array.
 type queue struct {

@@ -272,7 +272,7 @@ func (c *Conn) dial() error {
 		// in between).
 		c.s.failure(err)
 		for _, call := range calls {
-			call.fail(err)
+			call.fail(notSent{err})
 		}
 		return err
 	}
@@ -310,6 +310,8 @@ func (c *Conn) broken(nc net.Conn, err error, fromWriter bool) {
 	c.nc = nil
 	close(c.quit)
 	nc.Close()
+	// The last calls of inflight were never handed to the writer.
+	sent := c.inflight.len() - c.unwritten
 	calls := c.inflight.drain()
 	c.dropQueue()
 	wdone := c.wdone
@@ -336,8 +338,12 @@ func (c *Conn) broken(nc net.Conn, err error, fromWriter bool) {
 		}
 		c.s.failure(err)
 	}
-	for _, call := range calls {
-		call.fail(err)
+	for i, call := range calls {
+		if i >= sent {
+			call.fail(notSent{err})
+		} else {
+			call.fail(err)
+		}
 	}
 }
 

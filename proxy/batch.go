@@ -162,15 +162,16 @@ func (bt *batch) flush() {
 
 // group gives each key (keys[0], keys[step], ...) a fragment: one per server,
 // numbered in order of first appearance. It appends the fragment number of
-// each key to bt.order and the key to bt.okeys, and returns the ring index
-// (in bt.rt) of each fragment's server (valid until the next group) and
+// each key to bt.order and the key to bt.okeys, and returns each
+// fragment's placed.fragment (fragServer gives the ring index of its
+// server in bt.rt; valid until the next group) and
 // where the keys start in bt.order. ok is false, and nothing is recorded,
 // when a key has no server.
 func (bt *batch) group(keys [][]byte, step int) (frags []int, start int, ok bool) {
 	start = len(bt.order)
 	frags = bt.cursors[:0]
 	for k := 0; k < len(keys); k += step {
-		si := bt.rt.locate(keys[k])
+		si := bt.rt.fragment(keys[k])
 		if si < 0 {
 			bt.ungroup(start)
 			return nil, start, false

@@ -338,6 +338,9 @@ func (cl *client) handle(bt *batch, proto clientProtocol) bool {
 				bt.flush()
 				cl.await()
 			}
+			if cl.p.cluster != nil {
+				cl.followCluster(bt)
+			}
 			if !cl.writeReplies(bt, proto) {
 				return false
 			}

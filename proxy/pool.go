@@ -58,6 +58,9 @@ type pool struct {
 	// follower follows the pool's shards under Sentinel, and keeps their
 	// replicas with replica_reads (failover.go).
 	follower *failover.Follower
+	// cluster is a cluster pool's nodes and topology (cluster.go); nil
+	// in other pools.
+	cluster *clusterState
 }
 
 // poolStats are a pool's counters, in nutcracker's terms.
@@ -99,6 +102,11 @@ func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 	}
 	if cfg.ServerTLS.Insecure {
 		p.log.Warn("server_tls_insecure: server certificates are not verified")
+	}
+	if cfg.RedisCluster {
+		p.cluster = newClusterState(p, cfg, roots)
+		p.rt.Store(newClusterRouting(cfg, nil, nil, nil))
+		return p, nil
 	}
 	lines := serverLines(cfg)
 	servers := make([]*pools.Server, len(lines))
@@ -336,6 +344,9 @@ func (p *pool) close() {
 	p.follower.Close()
 	for _, s := range p.routing().servers {
 		s.Close()
+	}
+	if p.cluster != nil {
+		p.cluster.closeNodes()
 	}
 	p.wg.Wait()
 }

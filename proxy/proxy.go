@@ -130,6 +130,13 @@ func (px *Proxy) startPool(p *pool) []<-chan struct{} {
 	p.setMover()
 	p.follow()
 	checks := p.startProber()
+	if p.cluster != nil {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.cluster.topo.Run(p.done)
+		}()
+	}
 	p.wg.Add(1)
 	go p.serve(p.ln)
 	px.log.Info("pool listening", "pool", p.cfg.Name, "listen", p.ln.Addr().String(), "servers", len(p.routing().servers))

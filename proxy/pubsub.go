@@ -391,7 +391,7 @@ func (sb *subscriber) servers(kind uint8, name string, rt *routing) []*pools.Ser
 	if i < 0 {
 		return nil
 	}
-	return []*pools.Server{rt.servers[i]}
+	return []*pools.Server{rt.ring[i]}
 }
 
 // add and remove record a subscription made or ended. Under mu.

@@ -23,7 +23,18 @@ func newRedisProto(p *pool) *redisProto {
 type redisServers struct{}
 
 func (redisServers) framer() pools.Framer {
-	return func(b []byte, _ uint8) (int, error) { return resp.ReadReply(b) }
+	return func(b []byte, kind uint8) (int, error) {
+		n, err := resp.ReadReply(b)
+		if kind != kindAsking || n == 0 || err != nil {
+			return n, err
+		}
+		// ASKING's reply, then the request's.
+		m, err := resp.ReadReply(b[n:])
+		if m == 0 || err != nil {
+			return 0, err
+		}
+		return n + m, nil
+	}
 }
 
 func (redisServers) isError(reply []byte) bool { return resp.IsError(reply) }
@@ -67,6 +78,10 @@ func (r *redisProto) tooLarge(dst []byte) []byte {
 // server ejected): a forwarding error, as nutcracker counts it.
 func (r *redisProto) noServer(bt *batch) {
 	r.p.stats.forwardError.Add(1)
+	if bt.rt.slots != nil {
+		errorReply(bt, "CLUSTERDOWN Hash slot not served")
+		return
+	}
 	errorReply(bt, "ERR no server available in pool "+bt.rt.cfg.Name)
 }
 
@@ -189,6 +204,10 @@ func parseCount(b []byte) (int, bool) {
 func (r *redisProto) forward(cl *client, bt *batch, cmd *command, keys [][]byte, frame []byte) {
 	rt := bt.rt
 	i := rt.locate(keys[0])
+	if rt.slots != nil && !sameSlot(keys) {
+		errorReply(bt, crossSlot)
+		return
+	}
 	for _, k := range keys[1:] {
 		if rt.locate(k) != i {
 			errorReply(bt, fmt.Sprintf("ERR the keys of '%s' live on different servers: the proxy cannot serve it (put the keys under one hash tag)", strings.ToLower(cmd.name)))
@@ -216,7 +235,7 @@ func (r *redisProto) split(cl *client, bt *batch, cmd *command, args [][]byte, f
 	}
 	if len(frags) == 1 {
 		bt.ungroup(orderStart)
-		srv, primary := r.p.readServer(rt, cmd, frags[0], cl.id)
+		srv, primary := r.p.readServer(rt, cmd, fragServer(frags[0]), cl.id)
 		bt.forward(cl, srv, frame, 0, false)
 		bt.viaReplica(primary)
 		return
@@ -242,7 +261,7 @@ func (r *redisProto) split(cl *client, bt *batch, cmd *command, args [][]byte, f
 				bt.scratch = resp.AppendBulk(bt.scratch, args[1+k*step+j])
 			}
 		}
-		srv, primary := r.p.readServer(rt, cmd, si, cl.id)
+		srv, primary := r.p.readServer(rt, cmd, fragServer(si), cl.id)
 		bt.send(cl, srv, bt.scratch[start:], 0, false)
 		bt.viaReplica(primary)
 	}

@@ -159,7 +159,10 @@ func (px *Proxy) prepare(old []*pool, cfg *config.Config) (*reloadPlan, error) {
 		switch {
 		case ok && p.cfg.Same(pc) && p.routing().cfg.Same(pc):
 			plan.pools = append(plan.pools, p)
-		case ok && p.cfg.Redis == pc.Redis:
+		case ok && p.cfg.Redis == pc.Redis && p.cfg.RedisCluster == pc.RedisCluster &&
+			(!pc.RedisCluster || p.routing().cfg.SameServerSettings(pc)):
+			// A cluster pool keeps its nodes when their settings stay;
+			// else it is a new pool.
 			ch, err := px.prepareChange(p, pc)
 			if ch != nil {
 				plan.changed = append(plan.changed, ch)
@@ -204,6 +207,11 @@ func (px *Proxy) prepare(old []*pool, cfg *config.Config) (*reloadPlan, error) {
 func (px *Proxy) prepareChange(p *pool, pc *config.Pool) (*poolChange, error) {
 	ch := &poolChange{p: p, cfg: pc}
 	cur := p.routing()
+	if p.cluster != nil {
+		// Its nodes stay; commitChange takes the map current then.
+		ch.rt = newClusterRouting(pc, cur.clusterMap, cur.ring, cur.clusterReplicas)
+		return ch, p.prepareListener(ch, pc)
+	}
 	p.follower.Resolve(pc.Sentinel, pc.Servers)
 	var roots *x509.CertPool
 	if pc.ServerTLS.Enabled {
@@ -241,19 +249,25 @@ func (px *Proxy) prepareChange(p *pool, pc *config.Pool) (*poolChange, error) {
 		return ch, err
 	}
 	ch.rt = rt
+	return ch, p.prepareListener(ch, pc)
+}
+
+// prepareListener prepares the new listener of a pool whose listen
+// address or client TLS changed.
+func (p *pool) prepareListener(ch *poolChange, pc *config.Pool) error {
 	if !p.cfg.SameListener(pc) {
 		tc, err := pc.ClientTLSConfig()
 		if err != nil {
-			return ch, err
+			return err
 		}
 		ch.listener, ch.tls = true, tc
 		if p.cfg.Listen == pc.Listen {
 			ch.rebind = true
 		} else if ch.ln, err = openListener(pc, tc); err != nil {
-			return ch, err
+			return err
 		}
 	}
-	return ch, nil
+	return nil
 }
 
 // serverKey identifies a server line for reuse across a reload: its
@@ -316,6 +330,11 @@ func (px *Proxy) commit(plan *reloadPlan) {
 func (px *Proxy) commitChange(ch *poolChange) {
 	p := ch.p
 	p.ringMu.Lock()
+	if p.cluster != nil {
+		cur := p.routing()
+		ch.rt = newClusterRouting(ch.cfg, cur.clusterMap, cur.ring, cur.clusterReplicas)
+		p.cluster.setConfig(ch.cfg)
+	}
 	p.rt.Store(ch.rt)
 	p.ringMu.Unlock()
 	p.setMover()

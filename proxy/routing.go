@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/shardproxy/shardproxy/cluster"
 	"github.com/shardproxy/shardproxy/codec/memcache"
 	"github.com/shardproxy/shardproxy/codec/resp"
 	"github.com/shardproxy/shardproxy/config"
@@ -43,6 +44,10 @@ type routing struct {
 	// replicaReads sends read-only commands to replicas (replica_reads;
 	// never during a migration).
 	replicaReads bool
+	// A cluster pool's slot map (cluster.go), nil before the first and
+	// in other pools; clusterReplicas[i] are the replicas of ring[i].
+	clusterMap      *cluster.Map
+	clusterReplicas [][]*pools.Server
 }
 
 // limits are the bounds a pool's clients are held to, from its
@@ -156,6 +161,9 @@ func (rt *routing) active() *routing {
 // rebuilt returns the routing of the same pool for its servers' current
 // ejection states; a migration goes on with its state.
 func (rt *routing) rebuilt() (*routing, error) {
+	if rt.slots != nil {
+		return rt, nil // a cluster's nodes are never ejected
+	}
 	next, err := newRouting(rt.cfg, rt.servers)
 	if err == nil && next.mig != nil {
 		next.mig = rt.mig
@@ -180,10 +188,13 @@ func failFast(cfg *config.Pool) bool {
 }
 
 // placed is a placement of keys over servers: ring[i] is the server of
-// place's index i.
+// place's index i. In a cluster pool, slots places keys instead: the
+// ring index of each of the cluster's slots (cluster.Uncovered for a
+// slot no node serves).
 type placed struct {
 	place *hashring.Placement
 	ring  []*pools.Server // placement index -> server
+	slots *[hashring.ClusterSlots]uint16
 }
 
 // locate returns the ring index of the server that holds key, or -1 when
@@ -192,12 +203,38 @@ type placed struct {
 // (routing.locate), and a key's owner before a migration is found
 // through migrate_from's (Owners).
 func (pl *placed) locate(key []byte) int {
+	if pl.slots != nil {
+		s := pl.slots[hashring.ClusterSlot(key)]
+		if s == cluster.Uncovered {
+			return -1
+		}
+		return int(s)
+	}
 	i := pl.place.Pick(key)
 	if i < 0 || i >= len(pl.ring) {
 		return -1
 	}
 	return i
 }
+
+// fragment identifies the part of a split request key goes in: its ring
+// index (fragServer), and in a cluster pool its slot too, since a
+// cluster serves a multi-key request only within one slot. It is -1
+// when no server holds key.
+func (pl *placed) fragment(key []byte) int {
+	if pl.slots == nil {
+		return pl.locate(key)
+	}
+	slot := hashring.ClusterSlot(key)
+	s := pl.slots[slot]
+	if s == cluster.Uncovered {
+		return -1
+	}
+	return slot<<16 | int(s)
+}
+
+// fragServer is the ring index of a fragment of placed.fragment.
+func fragServer(f int) int { return f & 0xffff }
 
 // Owners returns, for package migration, the server that held key before
 // the migration (its old owner; nil without a migration) and the server

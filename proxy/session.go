@@ -225,7 +225,7 @@ func (r *redisProto) keyed(cl *client, bt *batch, cmd *command, args [][]byte, f
 		s.dirty = s.dirty || s.multi
 		return
 	}
-	srv := bt.rt.servers[si]
+	srv := bt.rt.ring[si]
 	switch {
 	case s.conn == nil:
 		if bt.rt.mig != nil && !r.moveKeys(bt, keys) {
@@ -274,7 +274,7 @@ func (r *redisProto) choose(cl *client, bt *batch, si int) bool {
 		s.dirty = true
 		return false
 	}
-	srv := bt.rt.servers[si]
+	srv := bt.rt.ring[si]
 	conn, err := srv.Session(cl.resp3)
 	if err != nil {
 		r.reject(cl, bt, "ERR "+err.Error())

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/shardproxy/shardproxy/hashring"
 	"github.com/shardproxy/shardproxy/pools"
 )
 
@@ -80,8 +81,43 @@ type PoolSnapshot struct {
 	// the proxy's command table as "unknown"; commands never requested
 	// are left out.
 	Commands []CommandCount
-	Servers  []ServerSnapshot // in file order
+	Servers  []ServerSnapshot // in file order; a cluster pool's primaries, in its map's order
+	// Cluster is a cluster pool's view of its cluster; nil for other
+	// pools.
+	Cluster *ClusterSnapshot
 }
+
+// ClusterSnapshot is what a cluster pool (redis_cluster) knows of its
+// cluster and what its redirects cost.
+type ClusterSnapshot struct {
+	// Epoch is the current epoch of the slot map's node; Nodes the
+	// nodes the pool knows (primaries, replicas, and those met in
+	// redirects); SlotsCovered the slots with a primary in the map.
+	Epoch        int64
+	Nodes        int
+	SlotsCovered int
+	// MapFrom is the node the map came from, MapAge how long ago
+	// (-1 before the first map).
+	MapFrom string
+	MapAge  time.Duration
+	// Refreshes of the map, those where no node gave one
+	// (RefreshFailures) and the views refused for an older epoch.
+	Refreshes, RefreshFailures, StaleViews int64
+	// LastRefreshError is why the last refresh failed ("" when it
+	// took a map).
+	LastRefreshError string
+	// Redirects followed, by kind: MOVED, ASK, TRYAGAIN and CLUSTERDOWN
+	// retried; UnsentRetries the requests sent again because their
+	// connection failed before they were written; RetriesExhausted the
+	// requests whose error went to the client once the retries ran out
+	// (cluster_retry_timeout, or 16 redirects).
+	Moved, Ask, TryAgain, ClusterDown int64
+	UnsentRetries, RetriesExhausted   int64
+}
+
+// ClusterMapMaxAge is how old a cluster pool's map may be and the pool
+// still ready: several periods of refresh that all failed.
+const ClusterMapMaxAge = 30 * time.Second
 
 // CommandCount is the number of requests for one command. Name comes from
 // the proxy's command table (lower case: "get", "mget", "flush_all"), or
@@ -221,6 +257,9 @@ func (p *pool) snapshot(bounds []time.Duration) PoolSnapshot {
 			ps.Commands = append(ps.Commands, CommandCount{Name: name, Requests: n})
 		}
 	}
+	if p.cluster != nil {
+		ps.Cluster = p.cluster.snapshot(rt)
+	}
 	inRing := make(map[*pools.Server]bool, len(rt.ring))
 	for _, s := range rt.ring {
 		inRing[s] = true
@@ -290,6 +329,17 @@ func (s *ServerSnapshot) Reachable() bool { return s.InRing && !s.Ejected && !s.
 func (ps *PoolSnapshot) Ready() (bool, string) {
 	if !ps.Listening {
 		return false, "not listening"
+	}
+	if c := ps.Cluster; c != nil {
+		switch {
+		case c.MapAge < 0:
+			return false, "no slot map yet: " + c.LastRefreshError
+		case c.SlotsCovered < hashring.ClusterSlots:
+			return false, fmt.Sprintf("%d of %d slots have no node", hashring.ClusterSlots-c.SlotsCovered, hashring.ClusterSlots)
+		case c.MapAge > ClusterMapMaxAge:
+			return false, fmt.Sprintf("slot map %v old: %s", c.MapAge.Round(time.Second), c.LastRefreshError)
+		}
+		return true, ""
 	}
 	ejected, down := 0, 0
 	for i := range ps.Servers {

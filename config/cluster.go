@@ -1,0 +1,56 @@
+package config
+
+import (
+	"errors"
+	"time"
+)
+
+// DefaultClusterRetryTimeout is how long a cluster pool retries a request
+// a cluster cannot serve yet (TRYAGAIN, CLUSTERDOWN, a node that cannot
+// be reached before the request was written) before the client gets the
+// error: long enough for a replica to take over a failed primary with a
+// node timeout of a few seconds.
+const DefaultClusterRetryTimeout = 5 * time.Second
+
+// clusterRules are the rules of a cluster pool (redis_cluster: true): its
+// servers are seed nodes, and the cluster, not the file, places keys and
+// fails over, so the keys that place keys, eject servers or follow
+// Sentinel make no sense there.
+func (pp *poolParse) clusterRules() []rule {
+	p := pp.pool
+	given := func(key string) bool { _, ok := pp.keys[key]; return ok }
+	if !p.RedisCluster {
+		return []rule{{"cluster_retry_timeout", given("cluster_retry_timeout"), "cluster_retry_timeout needs redis_cluster: true"}}
+	}
+	unix := false
+	for _, s := range p.Servers {
+		unix = unix || s.Network == "unix"
+	}
+	placed := "a cluster places keys itself (CRC16 of the key's {hash tag}, 16384 slots): remove "
+	ejects := "a cluster fails over itself and the proxy follows its slot map, so servers are never ejected: remove "
+	return []rule{
+		{"redis_cluster", !p.Redis, "redis_cluster needs redis: true"},
+		{"servers", unix, "with redis_cluster, servers are TCP seed nodes: cluster nodes announce host and port"},
+		{"hash", given("hash"), placed + "hash"},
+		{"hash_tag", given("hash_tag"), placed + "hash_tag"},
+		{"distribution", given("distribution"), placed + "distribution"},
+		{"slots", given("slots"), placed + "slots"},
+		{"redis_db", p.RedisDB != 0, "a cluster has only database 0: remove redis_db"},
+		{"sentinels", p.Sentinel.Enabled(), "a cluster fails over itself: remove sentinels"},
+		{"auto_eject_hosts", p.AutoEjectHosts, ejects + "auto_eject_hosts"},
+		{"eject_mode", given("eject_mode"), ejects + "eject_mode"},
+		{"server_failure_limit", given("server_failure_limit"), ejects + "server_failure_limit"},
+		{"server_retry_timeout", given("server_retry_timeout"), ejects + "server_retry_timeout"},
+		{"migrate_from", p.MigrateFrom != nil, "migrate_from into a cluster pool is not supported yet"},
+	}
+}
+
+// clusterError is the first rule of a cluster pool that fails, or nil.
+func (pp *poolParse) clusterError() error {
+	for _, r := range pp.clusterRules() {
+		if r.bad {
+			return &Error{Pool: pp.pool.Name, Key: r.key, Line: pp.lineOf(r.key), Err: errors.New(r.msg)}
+		}
+	}
+	return nil
+}
