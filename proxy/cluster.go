@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -161,7 +162,8 @@ func (cs *clusterState) apply(v *cluster.View) {
 	p := cs.p
 	p.ringMu.Lock()
 	cur := p.routing()
-	if cur.clusterMap == nil || cur.clusterMap.Slots != v.Map.Slots || !sameServers(cur.ring, primaries) {
+	if cur.clusterMap == nil || cur.clusterMap.Slots != v.Map.Slots || !sameServers(cur.ring, primaries) ||
+		!slices.EqualFunc(cur.clusterReplicas, replicas, sameServers) {
 		p.rt.Store(newClusterRouting(cur.cfg, v.Map, primaries, replicas))
 	}
 	p.ringMu.Unlock()
@@ -310,7 +312,7 @@ func (cl *client) followCluster(bt *batch) {
 			if c.Kind == kindAsking {
 				dropAskingReply(c)
 			}
-			kind, addr := cs.classify(c, rt.cfg.Servers[0].Host)
+			kind, slot, addr := cs.classify(c, rt.cfg.Servers[0].Host)
 			var srv *pools.Server
 			switch kind {
 			case cluster.Served:
@@ -320,10 +322,11 @@ func (cl *client) followCluster(bt *batch) {
 					cs.retriesExhausted.Add(1)
 					continue
 				}
+				srv = cs.node(addr)
 				if kind == cluster.Moved {
+					cs.patch(slot, addr, srv)
 					cs.topo.Refresh()
 				}
-				srv = cs.node(addr)
 			default:
 				if deadline.IsZero() {
 					deadline = time.Now().Add(rt.cfg.ClusterRetryTimeout)
@@ -393,20 +396,49 @@ const unsent = -1
 // node that names only its port: the first seed's). A call that failed after
 // it was written gets an error that says it may have run, and asks for a
 // refresh: its node may be gone.
-func (cs *clusterState) classify(c *pools.Call, hostOf string) (kind int, addr string) {
+func (cs *clusterState) classify(c *pools.Call, hostOf string) (kind, slot int, addr string) {
 	if c.Err != nil {
 		switch {
 		case errors.Is(c.Err, pools.ErrClosed):
 		case errors.Is(c.Err, pools.ErrNotSent):
-			return unsent, ""
+			return unsent, 0, ""
 		case errors.Is(c.Err, pools.ErrUnavailable) || errors.Is(c.Err, pools.ErrTimeout):
 			cs.topo.Refresh()
 			c.Err = fmt.Errorf("%w (the request was sent and may have run)", c.Err)
 		}
-		return cluster.Served, ""
+		return cluster.Served, 0, ""
 	}
-	kind, _, addr = cluster.Classify(c.Reply, hostOf)
-	return kind, addr
+	return cluster.Classify(c.Reply, hostOf)
+}
+
+// patch makes srv (at addr) the owner of slot in the pool's routing, as
+// a MOVED says, until the next refresh brings the whole map: the
+// requests of later batches go there at once.
+func (cs *clusterState) patch(slot int, addr string, srv *pools.Server) {
+	p := cs.p
+	p.ringMu.Lock()
+	defer p.ringMu.Unlock()
+	cur := p.routing()
+	if cur.clusterMap == nil {
+		return
+	}
+	if i := cur.slots[slot]; i != cluster.Uncovered && cur.ring[i] == srv {
+		return
+	}
+	m := &cluster.Map{Shards: cur.clusterMap.Shards, Slots: cur.clusterMap.Slots}
+	ring, replicas := cur.ring, cur.clusterReplicas
+	i := slices.Index(ring, srv)
+	if i < 0 {
+		if len(ring) >= int(cluster.Uncovered) {
+			return
+		}
+		i = len(ring)
+		m.Shards = append(slices.Clip(m.Shards), cluster.Shard{Primary: cluster.Node{Addr: addr}})
+		ring = append(slices.Clip(ring), srv)
+		replicas = append(slices.Clip(replicas), nil)
+	}
+	m.Slots[slot] = uint16(i)
+	p.rt.Store(newClusterRouting(cur.cfg, m, ring, replicas))
 }
 
 // dropAskingReply takes ASKING's reply off the front of a glued call's.
