@@ -119,6 +119,23 @@
 //	replica_reads           true: read-only commands go to a replica of
 //	                        each shard when one is up                (false)
 //
+// A Redis pool may front a Redis Cluster (see cluster.go):
+//
+//	redis_cluster           true: servers are seed nodes of a cluster,
+//	                        whose slot map (CLUSTER SLOTS) places keys:
+//	                        CRC16 of the key or its {hash tag}, 16384
+//	                        slots. hash, hash_tag, distribution, slots,
+//	                        sentinels, a redis_db other than 0 and the
+//	                        ejection keys are refused; servers are TCP
+//	                                                                 (false)
+//	cluster_retry_timeout   milliseconds a request the cluster cannot
+//	                        serve yet (TRYAGAIN, CLUSTERDOWN, a node not
+//	                        reached before it was written) is retried
+//	                        before the client gets the error; >= 1  (5000)
+//
+// With redis_cluster, replica_reads sends read-only commands to the
+// replicas the slot map names.
+//
 // Errors in migrate_from name its keys as "migrate_from.servers" and the
 // like. Config.Warnings reports a configured migration, which shardproxy
 // -t prints: it should be removed once complete; the warning adds a hint
