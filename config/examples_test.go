@@ -52,6 +52,12 @@ func TestExampleFiles(t *testing.T) {
 				t.Errorf("ha pool: %+v", p)
 			}
 		}},
+		{"cluster.yml", func(t *testing.T, c *Config) {
+			p := onlyPool(t, c, "cluster")
+			if !p.RedisCluster || len(p.Servers) != 3 || p.ClusterRetryTimeout != 5*time.Second || p.Sentinel.ReplicaReads {
+				t.Errorf("cluster pool: %+v", p)
+			}
+		}},
 		{"nutcracker.yml", func(t *testing.T, c *Config) {
 			if len(c.Pools) != 2 || c.Pools[0].Name != "cache" || c.Pools[1].Name != "sessions" {
 				t.Fatalf("pools: %+v", c.Pools)

@@ -128,7 +128,7 @@ func compatCases(t *testing.T) []compatCase {
 		{"servers same address two names", serversAre("127.0.0.1:7001:1 a", "127.0.0.1:7001:1 b"), ""},
 		{"servers 11211 host clash", serversAre("127.0.0.1:11211:1", "127.0.0.1:11212:1 127.0.0.1"), ""},
 	}
-	for _, f := range []string{"demo.yml", "memcache.yml", "nutcracker.yml", "jump.yml", "secure.yml", "sentinel.yml"} {
+	for _, f := range []string{"demo.yml", "memcache.yml", "nutcracker.yml", "jump.yml", "secure.yml", "sentinel.yml", "cluster.yml"} {
 		data, err := os.ReadFile(filepath.Join("..", "configs", f))
 		if err != nil {
 			t.Fatal(err)
@@ -141,6 +141,8 @@ func compatCases(t *testing.T) []compatCase {
 			c.differs = "TLS, ACL, limit and eject_mode keys are our extensions"
 		case "sentinel.yml":
 			c.differs = "the sentinels keys are our extension"
+		case "cluster.yml":
+			c.differs = "the cluster keys are our extension"
 		}
 		cases = append(cases, c)
 	}
