@@ -32,7 +32,12 @@ func benchPipeline(b *testing.B, args ...string) { benchPipelineIn(b, false, arg
 // benchPipelineIn is benchPipeline from a client that said HELLO 3 first
 // when resp3.
 func benchPipelineIn(b *testing.B, resp3 bool, args ...string) {
-	nc := benchProxy(b)
+	benchPipelineOn(b, benchProxy(b), resp3, args...)
+}
+
+// benchPipelineOn is benchPipelineIn on a connection to a proxy of the
+// caller's.
+func benchPipelineOn(b *testing.B, nc net.Conn, resp3 bool, args ...string) {
 	if resp3 {
 		c := proxytest.NewConn(b, nc)
 		if got := c.DoAny("HELLO", "3"); got[0] != '%' {
@@ -111,4 +116,26 @@ func BenchmarkProxyMSet10(b *testing.B) {
 		args = append(args, fmt.Sprintf("key:%d", i), "v")
 	}
 	benchPipeline(b, args...)
+}
+
+// benchCluster returns a raw connection to a cluster pool in front of the
+// package's shared cluster.
+func benchCluster(b *testing.B) net.Conn {
+	addr, _ := proxytest.StartClusterProxy(b, testservers.SharedCluster(b))
+	return proxytest.DialNet(b, addr)
+}
+
+func BenchmarkProxyClusterGet(b *testing.B) { benchPipelineOn(b, benchCluster(b), false, "GET", "key:1") }
+
+func BenchmarkProxyClusterSet(b *testing.B) {
+	benchPipelineOn(b, benchCluster(b), false, "SET", "key:1", "value")
+}
+
+// BenchmarkProxyClusterMGet10 reads 10 keys of 10 slots: 10 fragments.
+func BenchmarkProxyClusterMGet10(b *testing.B) {
+	args := []string{"MGET"}
+	for i := 0; i < 10; i++ {
+		args = append(args, fmt.Sprintf("key:%d", i))
+	}
+	benchPipelineOn(b, benchCluster(b), false, args...)
 }
