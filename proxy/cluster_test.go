@@ -194,3 +194,39 @@ func TestClusterRedirects(t *testing.T) {
 		t.Fatalf("the new key on the slot's new owner: %q", got)
 	}
 }
+
+// TestClusterReload: a reload that changes a cluster pool's seeds and a
+// client limit keeps the pool, its clients and its slot map (a client
+// connected before goes on without a reconnect); one that turns it into
+// a plain pool of the same address replaces it.
+func TestClusterReload(t *testing.T) {
+	c := testservers.SharedCluster(t)
+	addr, px := proxytest.StartClusterProxy(t, c)
+	cl := proxytest.Dial(t, addr)
+	if got := cl.Do("SET", "reload:a", "1"); got != "+OK\r\n" {
+		t.Fatalf("SET: %q", got)
+	}
+	before := px.Snapshot().Pools[0].Cluster
+	seeds := []string{c.Nodes[1].Addr, c.Nodes[2].Addr}
+	if err := px.ReloadBytes([]byte(proxytest.ClusterYAML("cluster", addr, seeds, "client_output_limit: 1000000"))); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if got := cl.Do("GET", "reload:a"); got != "$1\r\n1\r\n" {
+		t.Fatalf("GET after the reload, same connection: %q", got)
+	}
+	after := px.Snapshot().Pools[0]
+	if after.Cluster == nil || after.Cluster.SlotsCovered != 16384 || after.Cluster.Nodes < before.Nodes {
+		t.Fatalf("after the reload: %+v", after.Cluster)
+	}
+	if ok, why := after.Ready(); !ok {
+		t.Fatalf("not ready after the reload: %s", why)
+	}
+	// The same address as a plain pool of one node: a new pool.
+	plain := proxytest.Pool{Servers: []string{c.Nodes[0].Addr + ":1"}}.YAML("cluster", addr)
+	if err := px.ReloadBytes([]byte(plain)); err != nil {
+		t.Fatalf("reload to a plain pool: %v", err)
+	}
+	if ps := px.Snapshot().Pools[0]; ps.Cluster != nil {
+		t.Fatalf("still a cluster pool: %+v", ps.Cluster)
+	}
+}
