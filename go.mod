@@ -12,7 +12,7 @@ require (
 	github.com/redis/go-redis/v9 v9.17.3
 	github.com/redis/rueidis v1.0.80
 	github.com/tidwall/redcon v1.6.4
-	gopkg.in/yaml.v3 v3.0.1
+	go.yaml.in/yaml/v3 v3.0.6
 )
 
 require (

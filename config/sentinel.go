@@ -6,7 +6,7 @@ import (
 	"net"
 	"strconv"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Sentinel is how a Redis pool follows Redis Sentinel (sentinels:): each
