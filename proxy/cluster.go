@@ -319,7 +319,11 @@ func (cl *client) followCluster(bt *batch) {
 				continue
 			case cluster.Moved, cluster.Ask:
 				if redirects >= maxRedirects {
+					// Never a MOVED or ASK to the client: it would
+					// go around the proxy.
 					cs.retriesExhausted.Add(1)
+					c.Reply = resp.AppendError(c.Reply[:0], fmt.Sprintf(
+						"TRYAGAIN the cluster redirected the request %d times (slot %d): its slot map is changing", maxRedirects, slot))
 					continue
 				}
 				srv = cs.node(addr)
