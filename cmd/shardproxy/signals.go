@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -32,6 +33,8 @@ type signalLoop struct {
 	// stop and act are apart because package signal drops what a full
 	// channel cannot take: a burst of SIGTTOU must not cost a SIGTERM.
 	stop, act chan os.Signal
+	// fatal receives fatalSignals: logged, then the process dies by them.
+	fatal chan os.Signal
 	log       *logger
 	// reload applies the configuration file again; nil until the proxy
 	// runs (startReloads). It runs in a goroutine of its own, off the
@@ -70,9 +73,13 @@ const reloadWait = 2 * time.Second
 // before starting the proxy, so that a signal during startup waits for the
 // loop instead of taking its default action; call Stop when done.
 func catchSignals(log *logger) *signalLoop {
-	l := &signalLoop{stop: make(chan os.Signal, 1), act: make(chan os.Signal, len(actionSignals)), log: log}
+	l := &signalLoop{stop: make(chan os.Signal, 1), act: make(chan os.Signal, len(actionSignals)),
+		fatal: make(chan os.Signal, 1), log: log}
 	signal.Notify(l.stop, stopSignals...)
 	signal.Notify(l.act, actionSignals...)
+	if len(fatalSignals) > 0 {
+		signal.Notify(l.fatal, fatalSignals...)
+	}
 	return l
 }
 
@@ -86,6 +93,8 @@ func (l *signalLoop) waitForStop() os.Signal {
 		select {
 		case s = <-l.stop:
 		case s = <-l.act:
+		case s = <-l.fatal:
+			l.die(s)
 		}
 		if l.dispatch(s) {
 			signal.Reset(syscall.SIGINT, syscall.SIGTERM)
@@ -130,6 +139,25 @@ func (l *signalLoop) dispatch(s os.Signal) (stop bool) {
 	return false
 }
 
+// die logs a fatal signal sent from outside as nutcracker does ("signal 11
+// (SIGSEGV) received, core dumping"), then ends the process by it.
+func (l *signalLoop) die(s os.Signal) {
+	sig := s.(syscall.Signal)
+	l.log.notice.Error(fmt.Sprintf("signal %d (%s) received, core dumping", int(sig), signalName(sig)))
+	dieBySignal(sig)
+}
+
+// signalName is a signal's name as nutcracker writes it: "SIGSEGV".
+func signalName(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGSEGV:
+		return "SIGSEGV"
+	case syscall.SIGBUS:
+		return "SIGBUS"
+	}
+	return sig.String()
+}
+
 // reopenLog reopens the -o log file, for logrotate: after it renamed the
 // file, new lines go to a new file at the -o path.
 func (l *signalLoop) reopenLog() {
@@ -166,6 +194,7 @@ func (l *signalLoop) stepLevel(name string, step int) {
 func (l *signalLoop) Stop() {
 	signal.Stop(l.stop)
 	signal.Stop(l.act)
+	signal.Stop(l.fatal)
 	if l.quit == nil {
 		return
 	}

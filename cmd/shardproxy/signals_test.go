@@ -334,3 +334,44 @@ func TestBrokenStderrPipe(t *testing.T) {
 	}
 	p.stop(t)
 }
+
+// TestFatalSignalFromOutside is twemproxy's test_signal: SIGSEGV (and
+// SIGBUS) sent with kill are logged in the -o log as nutcracker logs them,
+// "signal 11 (SIGSEGV) received, core dumping", and the process then dies
+// by that signal (a core dump where enabled; none here: the test sets
+// RLIMIT_CORE to 0, which the proxy inherits).
+func TestFatalSignalFromOutside(t *testing.T) {
+	var was syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_CORE, &was); err == nil {
+		syscall.Setrlimit(syscall.RLIMIT_CORE, &syscall.Rlimit{Cur: 0, Max: was.Max})
+		t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_CORE, &was) })
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGSEGV, syscall.SIGBUS} {
+		t.Run(sig.String(), func(t *testing.T) {
+			logFile := filepath.Join(t.TempDir(), "proxy.log")
+			p := startProxy(t, io.Discard, "-o", logFile)
+			p.signal(t, sig)
+			select {
+			case <-p.done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("still running 10 s after %v", sig)
+			}
+			var ee *exec.ExitError
+			if !errors.As(p.err, &ee) {
+				t.Fatalf("exit: %v", p.err)
+			}
+			ws := ee.Sys().(syscall.WaitStatus)
+			if !ws.Signaled() || ws.Signal() != sig {
+				t.Fatalf("the process ended with %v (status %d), not by %v", p.err, ws.ExitStatus(), sig)
+			}
+			b, err := os.ReadFile(logFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf("signal %d (SIG%s) received, core dumping", int(sig), map[syscall.Signal]string{syscall.SIGSEGV: "SEGV", syscall.SIGBUS: "BUS"}[sig])
+			if !strings.Contains(string(b), want) {
+				t.Fatalf("log has no %q:\n%s", want, b)
+			}
+		})
+	}
+}
