@@ -35,7 +35,7 @@ type signalLoop struct {
 	stop, act chan os.Signal
 	// fatal receives fatalSignals: logged, then the process dies by them.
 	fatal chan os.Signal
-	log       *logger
+	log   *logger
 	// reload applies the configuration file again; nil until the proxy
 	// runs (startReloads). It runs in a goroutine of its own, off the
 	// loop, so that a stop signal is served while it runs: pending holds
