@@ -131,16 +131,21 @@ type logger struct {
 	verbosity int
 }
 
-// newLogger logs to the -o file (path) or stderr at nutcracker's verbosity.
-func newLogger(path string, verbosity int, stderr io.Writer) (*logger, error) {
+// newLogger logs to the -o file (path) or stderr at nutcracker's
+// verbosity, in format. Logging to stderr under journald, each line
+// carries its priority (see logFormat).
+func newLogger(path string, verbosity int, format logFormat, stderr io.Writer) (*logger, error) {
 	out, err := openLogOutput(path, stderr)
 	if err != nil {
 		return nil, err
 	}
+	if path == "" && underJournal(stderr) {
+		format.journal = true
+	}
 	l := &logger{out: out}
 	l.setVerbosity(verbosity)
-	l.Logger = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: &l.level}))
-	l.notice = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.Level(math.MinInt)}))
+	l.Logger = slog.New(newHandler(out, format, &l.level))
+	l.notice = slog.New(newHandler(out, format, slog.Level(math.MinInt)))
 	return l, nil
 }
 

@@ -30,7 +30,7 @@ func TestSlogLevel(t *testing.T) {
 // the renamed file keeps the earlier line, a new file gets the later one.
 func TestLogOutputReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")
-	lg, err := newLogger(path, 6, nil)
+	lg, err := newLogger(path, 6, logFormat{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestLogOutputReopenFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "log")
-	lg, err := newLogger(path, 6, nil)
+	lg, err := newLogger(path, 6, logFormat{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestLogOutputReopenFails(t *testing.T) {
 // TestDispatch runs each signal's action in process, without sending it.
 func TestDispatch(t *testing.T) {
 	var buf bytes.Buffer
-	lg, err := newLogger("", 6, &buf)
+	lg, err := newLogger("", 6, logFormat{}, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}

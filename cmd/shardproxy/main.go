@@ -23,6 +23,7 @@ type options struct {
 	watchConfig                                       bool
 	verbose                                           int
 	output, confFile, statsAddr, pidFile, metricsAddr string
+	logFormat                                         logFormat
 	statsPort, statsInterval, mbufSize, threads       int
 	given                                             []*flag.Flag // the flags set on the command line
 }
@@ -55,6 +56,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	both("m", "mbuf-size", func(n string) {
 		fs.IntVar(&o.mbufSize, n, 16384, "accepted for compatibility; buffers are sized per request")
 	})
+	logFormatFlag := fs.String("log-format", "text", "log lines as slog's text or json")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "",
 		"serve Prometheus metrics (/metrics), /healthz and /readyz over HTTP on host:port (default: off)")
 	fs.BoolVar(&o.watchConfig, "watch-config", false,
@@ -65,12 +67,23 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	// bad says what is wrong on stderr (the flag package says it for
+	// the errors it finds).
+	bad := func(format string, args ...any) (*options, error) {
+		err := fmt.Errorf(format, args...)
+		fmt.Fprintf(stderr, "shardproxy: %v\n", err)
+		return nil, err
+	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return bad("unexpected argument %q", fs.Arg(0))
 	}
 	o.given = givenFlags(fs)
+	var ok bool
+	if o.logFormat, ok = parseLogFormat(*logFormatFlag); !ok {
+		return bad("log-format must be text or json, not %q", *logFormatFlag)
+	}
 	if o.threads < 0 {
-		return nil, fmt.Errorf("threads must be 0 (default) or more, not %d", o.threads)
+		return bad("threads must be 0 (default) or more, not %d", o.threads)
 	}
 	if o.help {
 		fs.SetOutput(stderr)
@@ -137,7 +150,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	log, err := newLogger(o.output, o.verbose, stderr)
+	log, err := newLogger(o.output, o.verbose, o.logFormat, stderr)
 	if err != nil {
 		return fail(err)
 	}
