@@ -287,3 +287,35 @@ func errorCount(t *testing.T, addr, prefix string) int {
 	n, _ := strconv.Atoi(rest[:end])
 	return n
 }
+
+// TestClusterReplicaReadsSpread reads every key through 8 clients, one
+// after the other, from a cluster with 2 replicas per primary: each
+// client's reads of a shard go to one replica, chosen by client, so each
+// replica serves the reads of exactly 4 clients (INFO commandstats: 4
+// times the keys its primary owns), and the primaries none.
+func TestClusterReplicaReadsSpread(t *testing.T) {
+	c := testservers.NewCluster(t, testservers.ClusterOptions{Replicas: 2})
+	addr, _ := startReplicaReads(t, c, "2000")
+	const prefix, n, clients = "spread", 300, 8
+	writeAndWait(t, c, addr, prefix, n)
+	before := getCalls(t, c, c.Nodes)
+	for range clients {
+		readBack(t, addr, prefix, n, 1)
+	}
+	after := getCalls(t, c, c.Nodes)
+	owned := keysByPrimary(c, prefix, n)
+	for _, p := range c.Primaries() {
+		if d := after[p.Addr] - before[p.Addr]; d != 0 {
+			t.Errorf("primary %s ran %d GETs, want 0", p.Addr, d)
+		}
+		var got []int
+		for _, r := range c.ReplicasOf(p) {
+			got = append(got, after[r.Addr]-before[r.Addr])
+		}
+		want := []int{clients / 2 * owned[p.Addr], clients / 2 * owned[p.Addr]}
+		if !slices.Equal(got, want) {
+			t.Errorf("replicas of %s (%d keys) ran %v GETs, want %v", p.Addr, owned[p.Addr], got, want)
+		}
+		t.Logf("primary %s: %d keys; its replicas ran %v GETs for %d clients", p.Addr, owned[p.Addr], got, clients)
+	}
+}
