@@ -190,6 +190,7 @@ func TestClusterReplicaReads(t *testing.T) {
 	pc := proxytest.Dial(t, addr)
 	for i := range 50 {
 		k := fmt.Sprintf("%s:w%d", prefix, i)
+		pc.Do("DEL", k) // the shared cluster outlives the test
 		if got := pc.Do("INCR", k); got != ":1\r\n" {
 			t.Fatalf("INCR %s: %q", k, got)
 		}
