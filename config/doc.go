@@ -117,7 +117,9 @@
 //	sentinel_username       ACL user: Sentinels get AUTH user password;
 //	                        needs sentinel_auth                       (none)
 //	replica_reads           true: read-only commands go to a replica of
-//	                        each shard when one is up                (false)
+//	                        each shard when one is up; also with
+//	                        redis_cluster (a replica of the slot's
+//	                        primary, over READONLY)                  (false)
 //
 // A Redis pool may front a Redis Cluster (see cluster.go):
 //

@@ -184,6 +184,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		reloadFailuresDesc, lastReloadSuccessfulDesc, lastReloadTimeDesc, buildInfoDesc} {
 		ch <- d
 	}
+	describeCluster(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -195,6 +196,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for _, m := range poolMetrics {
 			ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.value(p), p.Name)
 		}
+		collectCluster(ch, p)
 		for _, cmd := range p.Commands {
 			ch <- prometheus.MustNewConstMetric(commandRequestsDesc, prometheus.CounterValue, float64(cmd.Requests), p.Name, cmd.Name)
 		}

@@ -3,8 +3,9 @@
 //
 //   - /metrics: the counters of the stats JSON per pool and per server,
 //     requests per command, ejection state, reload counters, each server's
-//     request-to-reply latency histogram, and the Go runtime's and the
-//     process's metrics;
+//     request-to-reply latency histogram, a cluster pool's slot map,
+//     refreshes and redirects (shardproxy_cluster_*, cluster.go), and the
+//     Go runtime's and the process's metrics;
 //   - /healthz: 200 "ok" while the process serves HTTP;
 //   - /readyz: 200 when every pool is ready (proxy.PoolSnapshot.Ready),
 //     else 503; the body has one line per pool with its state.

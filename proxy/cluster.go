@@ -47,6 +47,9 @@ type clusterState struct {
 	redirects        [cluster.Down + 1]atomic.Int64
 	unsentRetries    atomic.Int64
 	retriesExhausted atomic.Int64
+	// replicaFallbacks counts the reads a replica did not serve, sent
+	// to the primary (cluster_replicas.go).
+	replicaFallbacks atomic.Int64
 }
 
 // clusterNode is one node the pool knows: from the map, a redirect or

@@ -61,6 +61,7 @@ func (p *pool) probe() []<-chan struct{} {
 		}
 	}
 	p.follower.EachReplica(func(r *pools.Server) { r.Probe() })
+	probeClusterReplicas(p.routing())
 	return started
 }
 

@@ -63,7 +63,7 @@ func (redisServers) handshake(cfg *config.Pool) [][]byte {
 	if cfg.RedisDB != 0 {
 		frames = append(frames, resp.AppendCommand(nil, []byte("SELECT"), fmt.Appendf(nil, "%d", cfg.RedisDB)))
 	}
-	return frames
+	return append(frames, clusterHandshake(cfg)...)
 }
 
 func (r *redisProto) refuse(dst []byte) []byte {

@@ -26,8 +26,9 @@ func (bt *batch) viaReplica(primary *pools.Server) {
 }
 
 // retryOnPrimary sends each read of the batch that a replica did not serve
-// (its call failed, or the replica refused it) to its primary, on the
-// client's connection there. It reports whether it sent any: the client
+// (its call failed, or the replica refused it, or in a cluster answered a
+// redirect: clusterReplicaRefuses) to its primary, on the client's
+// connection there. It reports whether it sent any: the client
 // then waits for them too before it writes the batch's replies, which so
 // keep their order. Only read-only commands go to replicas, so running one
 // twice changes nothing.
@@ -35,7 +36,7 @@ func (cl *client) retryOnPrimary(bt *batch) bool {
 	sent := false
 	for _, rr := range bt.replicaReads {
 		c := bt.calls[rr.call]
-		if c.Err == nil && !failover.Refuses(c.Reply) {
+		if c.Err == nil && !failover.Refuses(c.Reply) && !cl.clusterReplicaRefuses(c.Reply) {
 			continue
 		}
 		if !sent {
@@ -43,6 +44,7 @@ func (cl *client) retryOnPrimary(bt *batch) bool {
 			bt.conns = bt.conns[:0]
 			sent = true
 		}
+		cl.countReplicaFallback()
 		frame, kind := c.Frame, c.Kind
 		c.Reset(64 << 10)
 		c.Frame, c.Kind, c.Done = frame, kind, cl

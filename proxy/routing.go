@@ -254,8 +254,9 @@ func (rt *routing) Owners(key []byte) (before, now *pools.Server) {
 }
 
 // With replica_reads, a read-only command (command.readonly) of a shard
-// goes to one of its replicas that the pool's failover.Follower keeps,
-// spread by client, when one is up; else to its primary. Never during a
+// goes to one of its replicas that the pool's failover.Follower keeps (in
+// a cluster pool, those of its slot map: cluster_replicas.go), spread by
+// client, when one is up; else to its primary. Never during a
 // migration: the new owner's replica may not have a moved key yet. A read
 // a replica does not serve (its call failed, or it refused:
 // failover.Refuses) is sent to the primary before the client is answered
@@ -268,7 +269,13 @@ func (rt *routing) Owners(key []byte) (before, now *pools.Server) {
 func (p *pool) readServer(rt *routing, cmd *command, i int, id uint64) (srv, primary *pools.Server) {
 	srv = rt.ring[i]
 	if cmd.readonly && rt.replicaReads {
-		if r := p.follower.Replica(srv, id); r != nil {
+		var r *pools.Server
+		if rt.slots != nil {
+			r = rt.clusterReplica(i, id)
+		} else {
+			r = p.follower.Replica(srv, id)
+		}
+		if r != nil {
 			return r, srv
 		}
 	}

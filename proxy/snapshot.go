@@ -113,6 +113,10 @@ type ClusterSnapshot struct {
 	// (cluster_retry_timeout, or 16 redirects).
 	Moved, Ask, TryAgain, ClusterDown int64
 	UnsentRetries, RetriesExhausted   int64
+	// ReplicaFallbacks counts the reads (replica_reads) a replica did
+	// not serve, sent to the slot's primary: its call failed, or it
+	// answered -LOADING, MOVED, CLUSTERDOWN and the like.
+	ReplicaFallbacks int64
 }
 
 // ClusterMapMaxAge is how old a cluster pool's map may be and the pool
@@ -259,18 +263,20 @@ func (p *pool) snapshot(bounds []time.Duration) PoolSnapshot {
 	}
 	if p.cluster != nil {
 		ps.Cluster = p.cluster.snapshot(rt)
+		ps.Cluster.ReplicaFallbacks = p.cluster.replicaFallbacks.Load()
 	}
 	inRing := make(map[*pools.Server]bool, len(rt.ring))
 	for _, s := range rt.ring {
 		inRing[s] = true
 	}
-	for _, s := range rt.servers {
+	for i, s := range rt.servers {
 		ss := serverSnapshot(s, inRing[s], bounds)
 		for _, r := range p.follower.Replicas(s.Name()) {
 			if rt.replicaReads && r.Up() {
 				ss.Replicas = append(ss.Replicas, r.Addr())
 			}
 		}
+		ss.Replicas = rt.clusterReplicaAddrs(ss.Replicas, i)
 		ps.Servers = append(ps.Servers, ss)
 	}
 	return ps

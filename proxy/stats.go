@@ -92,12 +92,17 @@ func (px *Proxy) statsJSON(started time.Time) []byte {
 				srv := ps[s.Name].(map[string]any)
 				srv["primary"] = s.Addr
 				srv["failovers"] = s.Failovers
-				srv["replicas"] = append([]string{}, s.Replicas...)
+			}
+			if p.Sentinel || p.Cluster != nil {
+				ps[s.Name].(map[string]any)["replicas"] = append([]string{}, s.Replicas...)
 			}
 		}
 		if p.Sentinel {
 			ps["sentinels"] = p.Sentinels
 			ps["sentinels_up"] = p.SentinelsUp
+		}
+		if p.Cluster != nil {
+			clusterStats(ps, p.Cluster)
 		}
 		doc[p.Name] = ps
 	}
