@@ -135,9 +135,6 @@
 //	                        reached before it was written) is retried
 //	                        before the client gets the error; >= 1  (5000)
 //
-// With redis_cluster, replica_reads sends read-only commands to the
-// replicas the slot map names.
-//
 // Errors in migrate_from name its keys as "migrate_from.servers" and the
 // like. Config.Warnings reports a configured migration, which shardproxy
 // -t prints: it should be removed once complete; the warning adds a hint
