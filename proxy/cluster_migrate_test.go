@@ -217,6 +217,19 @@ func (l *migrateLoad) halt(t *testing.T) {
 	}
 }
 
+// waitSlotMap waits until px's pool has a slot map that covers every
+// slot: before it, the pool answers CLUSTERDOWN, as it does without a
+// migration.
+func waitSlotMap(t *testing.T, px *proxy.Proxy) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); px.Snapshot().Pools[0].Cluster.SlotsCovered != hashring.ClusterSlots; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no slot map: %+v", px.Snapshot().Pools[0].Cluster)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // waitMigration waits until px's pool has scanned every old server.
 func waitMigration(t *testing.T, px *proxy.Proxy, limit time.Duration) time.Duration {
 	t.Helper()
@@ -338,6 +351,7 @@ func TestClusterMigrate(t *testing.T) {
 	listen := proxytest.FreeListen(t)
 	px := proxytest.StartProxy(t, proxytest.ClusterYAML("cluster", listen, []string{c.Nodes[0].Addr},
 		"migrate_rate: 2500", o.migrateFrom()))
+	waitSlotMap(t, px)
 	l := startMigrateLoad(t, listen, o, 4)
 	took := waitMigration(t, px, 30*time.Second)
 	time.Sleep(100 * time.Millisecond)
