@@ -124,9 +124,10 @@ func (sc *scanner) scan(j int) bool {
 	}
 }
 
-// move moves the keys of old owner j whose owner changed, in MIGRATEs of
-// at most migrate_rate keys, each followed by a pause that keeps the rate.
-// It asks the pool's routing now where each key was and is.
+// move moves the keys of old owner j whose owner changed (into a cluster,
+// every key of it), in MIGRATEs of at most migrate_rate keys, each
+// followed by a pause that keeps the rate. It asks the pool's routing now
+// where each key was and is.
 func (sc *scanner) move(j int, keys [][]byte) bool {
 	place := sc.mv.pool.Placement(sc.mig)
 	if place == nil {
