@@ -27,6 +27,10 @@ func (pp *poolParse) clusterRules() []rule {
 		unix = unix || s.Network == "unix"
 	}
 	placed := "a cluster places keys itself (CRC16 of the key's {hash tag}, 16384 slots): remove "
+	if pp.migrate != nil {
+		placed = "a cluster places keys itself (CRC16 of the key's {hash tag}, 16384 slots); " +
+			"the old pool's placement goes in migrate_from: remove "
+	}
 	ejects := "a cluster fails over itself and the proxy follows its slot map, so servers are never ejected: remove "
 	return []rule{
 		{"redis_cluster", !p.Redis, "redis_cluster needs redis: true"},
@@ -41,7 +45,6 @@ func (pp *poolParse) clusterRules() []rule {
 		{"eject_mode", given("eject_mode"), ejects + "eject_mode"},
 		{"server_failure_limit", given("server_failure_limit"), ejects + "server_failure_limit"},
 		{"server_retry_timeout", given("server_retry_timeout"), ejects + "server_retry_timeout"},
-		{"migrate_from", p.MigrateFrom != nil, "migrate_from into a cluster pool is not supported yet"},
 	}
 }
 

@@ -100,7 +100,11 @@
 //	                        slots, each defaulting to the pool's own; a
 //	                        server named in both lists must be the same
 //	                        server, and all must be TCP. Refused on
-//	                        memcache pools                            (none)
+//	                        memcache pools. In a cluster pool it is
+//	                        the nutcracker pool the keys move from into
+//	                        the cluster: servers is required (no seed
+//	                        node among them), and the others default
+//	                        to nutcracker's: fnv1a_64, ketama        (none)
 //	  start_at              in migrate_from: when the migration starts, an
 //	                        RFC 3339 time; before it the pool routes by
 //	                        migrate_from's placement alone         (at once)

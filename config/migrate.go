@@ -58,8 +58,14 @@ func (pp *poolParse) finishMigration() error {
 	}
 	// The old placement is parsed as a pool of its own that starts from
 	// the pool's placement, so its keys have a pool's rules and setters.
-	old := &poolParse{pool: &Pool{Name: p.Name, Redis: true, Servers: p.Servers, Hash: p.Hash,
-		HashTag: p.HashTag, Distribution: p.Distribution}, line: pp.keys["migrate_from"], keys: map[string]int{}}
+	// A cluster pool has no placement of its own: the old pool's starts
+	// from nutcracker's defaults, and its servers must be given.
+	from := &Pool{Name: p.Name, Redis: true, Servers: p.Servers, Hash: p.Hash, HashTag: p.HashTag, Distribution: p.Distribution}
+	if p.RedisCluster {
+		d := newPool(p.Name)
+		from = &Pool{Name: p.Name, Redis: true, Hash: d.Hash, Distribution: d.Distribution}
+	}
+	old := &poolParse{pool: from, line: pp.keys["migrate_from"], keys: map[string]int{}}
 	m := pp.migrate
 	var start time.Time
 	for i := 0; i+1 < len(m.Content); i += 2 {
@@ -77,6 +83,11 @@ func (pp *poolParse) finishMigration() error {
 		}
 	}
 	op := old.pool
+	if p.RedisCluster && old.keys["servers"] == 0 {
+		return &Error{Pool: p.Name, Key: "migrate_from.servers", Line: old.line,
+			Err: errors.New("required in a cluster pool: the servers of the old pool the keys move from " +
+				"(the pool's servers are the cluster's seed nodes)")}
+	}
 	if p.Distribution == "random" || op.Distribution == "random" {
 		key, line := "distribution", pp.lineOf("distribution")
 		if op.Distribution == "random" {
@@ -155,8 +166,13 @@ func (pp *poolParse) setMigrateKey(k, v *yaml.Node) error {
 
 // migrationServers checks the servers of both placements: a server named
 // in both must be the same server, and every server of the pool must be
-// reachable by MIGRATE, which connects by host and port.
+// reachable by MIGRATE, which connects by host and port. Into a cluster
+// pool, no old server may be a seed node: the keys move out of every old
+// server, into the cluster.
 func migrationServers(p, old *Pool, line int) error {
+	if p.RedisCluster {
+		return clusterMigrationServers(p, old, line)
+	}
 	at := map[string]Server{}
 	for _, s := range p.Servers {
 		at[s.Ident] = s
@@ -173,6 +189,27 @@ func migrationServers(p, old *Pool, line int) error {
 		if s.Network != "tcp" {
 			return &Error{Pool: p.Name, Key: "migrate_from.servers", Line: line,
 				Err: fmt.Errorf("server %q is a unix socket: MIGRATE moves keys from a host and port", s.Ident)}
+		}
+	}
+	return nil
+}
+
+// clusterMigrationServers checks the old servers of a migration into a
+// cluster pool: TCP, and none of them a seed node of the cluster.
+func clusterMigrationServers(p, old *Pool, line int) error {
+	seeds := map[string]bool{}
+	for _, s := range p.Servers {
+		seeds[s.Addr] = true
+	}
+	for _, s := range old.Servers {
+		if s.Network != "tcp" {
+			return &Error{Pool: p.Name, Key: "migrate_from.servers", Line: line,
+				Err: fmt.Errorf("server %q is a unix socket: MIGRATE moves keys from a host and port", s.Ident)}
+		}
+		if seeds[s.Addr] {
+			return &Error{Pool: p.Name, Key: "migrate_from.servers", Value: s.Addr, Line: line,
+				Err: fmt.Errorf("server %q is also a seed node of the cluster: migrate_from lists the servers "+
+					"of the old (nutcracker) pool, which are not cluster nodes", s.Ident)}
 		}
 	}
 	return nil

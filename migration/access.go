@@ -59,8 +59,9 @@ func (mv *Mover) Access(m *State, place Placement, keys [][]byte) (failed string
 		mv.pool.Go(func() {
 			for _, g := range groups {
 				// One at a time: this goroutine holds no lane while it waits.
-				err := m.move(mv, &m.conns, g.from, g.to, g.keys, false)
-				m.release(g.keys, moveError(g.from, g.to, err))
+				m.moveFollowing(mv, &m.conns, g, false, func(part *moveGroup, err error) {
+					m.release(part.keys, moveError(part.from, part.to, err))
+				})
 			}
 		})
 	}
@@ -103,26 +104,65 @@ func findGroup(groups *[]*moveGroup, from, to *pools.Server) *moveGroup {
 }
 
 // migrate sends a MIGRATE of keys from one server to another on conn, a
-// connection to from, once acquire lets it, and waits for its answer.
-func (m *State) migrate(conn *pools.Conn, from, to *pools.Server, keys [][]byte) *waitCall {
-	call := newWaitCall(migrateFrame(m.cfg, to, keys))
+// connection to from, once acquire lets it, and waits for its answer. It
+// returns the call and how many of the keys the source held just before
+// (present): for several keys, an EXISTS of them goes in the same write,
+// ahead of the MIGRATE, so that keys_migrated counts the keys moved, not
+// those a client moved first or that expired.
+func (m *State) migrate(conn *pools.Conn, from, to *pools.Server, keys [][]byte) (call *waitCall, present int) {
+	call = newWaitCall(migrateFrame(m.cfg, to, keys))
+	calls := []*waitCall{call}
+	if len(keys) > 1 {
+		calls = []*waitCall{existsCall(keys), call}
+	}
 	m.lanes.acquire(from, to)
-	call.send(conn)
-	<-call.done
+	sendAll(conn, calls)
 	m.lanes.release(from, to)
-	return call
+	present = len(keys)
+	if len(calls) > 1 {
+		if n, ok := existing(calls[0]); ok {
+			present = n
+		}
+	}
+	return call, present
 }
 
-// migrated counts the keys of an answered MIGRATE of n keys and returns
-// its error: OK moved them, NOKEY found none of them (moved already, or
-// never written), an error reply is an *errMigrate, anything else failed.
-func (mv *Mover) migrated(c *pools.Call, n int) error {
+// existsCall is EXISTS of keys.
+func existsCall(keys [][]byte) *waitCall {
+	return newWaitCall(resp.AppendCommand(nil, append([][]byte{existsCommand}, keys...)...))
+}
+
+// existing reads the reply of an EXISTS.
+func existing(c *waitCall) (int, bool) {
+	if c.Err != nil {
+		return 0, false
+	}
+	n, _, err := resp.ReadInteger(c.Reply)
+	return int(n), err == nil
+}
+
+// migrated counts the keys of an answered MIGRATE of keys, of which the
+// source held present, and returns its error: OK moved them, NOKEY found
+// none of them (moved already, or never written), an error reply is an
+// *errMigrate, anything else failed. MIGRATE moves every key the target
+// accepts, even past one it refuses: after an error reply, the keys the
+// source no longer holds (EXISTS on conn, its connection) count as moved.
+func (mv *Mover) migrated(conn *pools.Conn, c *pools.Call, keys [][]byte, present int) error {
 	switch {
 	case c.Err != nil:
 		return c.Err
 	case bytes.Equal(c.Reply, okReply):
-		mv.pool.Migrated(n)
+		if present > 0 {
+			mv.pool.Migrated(present)
+		}
 	case bytes.Equal(c.Reply, nokeyReply):
+	case resp.IsError(c.Reply) && len(keys) > 1:
+		ex := existsCall(keys)
+		sendAll(conn, []*waitCall{ex})
+		if left, ok := existing(ex); ok && left < present {
+			mv.pool.Migrated(present - left)
+		}
+		return &errMigrate{string(bytes.TrimRight(c.Reply[1:], "\r\n"))}
 	case resp.IsError(c.Reply):
 		return &errMigrate{string(bytes.TrimRight(c.Reply[1:], "\r\n"))}
 	default:

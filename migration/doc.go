@@ -18,4 +18,10 @@
 // owner with SCAN within migrate_rate (scanner.go). Every move runs on
 // connections of the migration's own (moveconn.go), never on the
 // clients' shared ones, and without the pool's timeout.
+//
+// Into a Redis Cluster (a cluster pool with migrate_from), the new owners
+// are the primaries of the keys' slots, none of them an old owner, so the
+// scanner moves every key it finds; a target that no longer serves a
+// key's slot refuses it inside MIGRATE's error, and the keys left are
+// placed again by the pool's fresher map and moved again (redirect.go).
 package migration

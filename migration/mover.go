@@ -28,6 +28,13 @@ type Pool interface {
 	KeysMigrated() int64
 	// Go runs f in a goroutine that closing the pool waits for.
 	Go(f func())
+	// Redirected is told the error a MIGRATE's target answered (msg,
+	// as MIGRATE reports it). When the target is a Redis Cluster node
+	// that does not serve a key's slot now (MOVED, ASK, TRYAGAIN,
+	// CLUSTERDOWN), the pool follows it (its slot map is patched or
+	// refreshed) and reports ok with how long to wait before the keys
+	// left are placed again and moved again; otherwise it reports false.
+	Redirected(msg string) (pause time.Duration, ok bool)
 }
 
 // Placement is where a pool's routing places keys, at one moment.

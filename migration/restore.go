@@ -56,14 +56,17 @@ func (m *State) move(mv *Mover, mc *moveConns, from, to *pools.Server, keys [][]
 	defer mc.put(from, src)
 	var merr error
 	if !m.through(from, to) {
-		call := m.migrate(src.Conn(0), from, to, keys)
-		merr = mv.migrated(&call.Call, len(keys))
+		call, present := m.migrate(src.Conn(0), from, to, keys)
+		merr = mv.migrated(src.Conn(0), &call.Call, keys, present)
 		var em *errMigrate
 		if !errors.As(merr, &em) {
 			if merr != nil {
 				mv.pool.Failed()
 			}
 			return merr
+		}
+		if pause, ok := mv.pool.Redirected(em.msg); ok {
+			return &errRedirect{msg: em.msg, pause: pause} // counted if it is not followed
 		}
 		m.proxied.Store(lane(from, to), time.Now().Add(throughRetry))
 		mv.log.Warn("migration: MIGRATE failed, moving keys through the proxy", "from", from.Name(), "to", to.Name(),
@@ -140,6 +143,7 @@ var (
 	pttlCommand    = []byte("PTTL")
 	restoreCommand = []byte("RESTORE")
 	delCommand     = []byte("DEL")
+	existsCommand  = []byte("EXISTS")
 	memoryCommand  = []byte("MEMORY")
 	usageArg       = []byte("USAGE")
 	replaceArg     = []byte("REPLACE")

@@ -124,9 +124,10 @@ func (sc *scanner) scan(j int) bool {
 	}
 }
 
-// move moves the keys of old owner j whose owner changed, in MIGRATEs of
-// at most migrate_rate keys, each followed by a pause that keeps the rate.
-// It asks the pool's routing now where each key was and is.
+// move moves the keys of old owner j whose owner changed (into a cluster,
+// every key of it), in MIGRATEs of at most migrate_rate keys, each
+// followed by a pause that keeps the rate. It asks the pool's routing now
+// where each key was and is.
 func (sc *scanner) move(j int, keys [][]byte) bool {
 	place := sc.mv.pool.Placement(sc.mig)
 	if place == nil {
@@ -136,7 +137,10 @@ func (sc *scanner) move(j int, keys [][]byte) bool {
 	var groups []*moveGroup
 	for _, k := range keys {
 		before, now := place.Owners(k)
-		if before != m.from[j] {
+		switch {
+		case m.every:
+			before = m.from[j] // wherever migrate_from places it
+		case before != m.from[j]:
 			continue // not placed here before: moved here, or staying
 		}
 		if now == nil {
@@ -156,13 +160,16 @@ func (sc *scanner) move(j int, keys [][]byte) bool {
 		for len(g.keys) > 0 {
 			n := min(len(g.keys), rate, scanCount)
 			began := time.Now()
-			err := m.move(sc.mv, &sc.conns, g.from, g.to, g.keys[:n], true)
+			part := &moveGroup{from: g.from, to: g.to, keys: g.keys[:n]}
+			m.moveFollowing(sc.mv, &sc.conns, part, true, func(part *moveGroup, err error) {
+				if err != nil {
+					sc.mv.log.Warn("migration: a move failed", "from", part.from.Name(), "to", part.to.Name(),
+						"keys", len(part.keys), "err", err)
+					ok = false
+				}
+			})
 			if sc.stopped() {
 				return false
-			}
-			if err != nil {
-				sc.mv.log.Warn("migration: a move failed", "from", g.from.Name(), "to", g.to.Name(), "keys", n, "err", err)
-				ok = false
 			}
 			g.keys = g.keys[n:]
 			if !sc.sleep(time.Duration(n)*time.Second/time.Duration(rate) - time.Since(began)) {

@@ -20,6 +20,10 @@ type State struct {
 	from []*pools.Server
 	// start is migrate_from's start_at; zero: at once.
 	start time.Time
+	// every says every key an old owner holds moves, wherever
+	// migrate_from places it: into a cluster pool, no old owner is a
+	// new one.
+	every bool
 
 	mu sync.Mutex
 	// inflight are the keys a client is moving now: another request for
@@ -51,7 +55,7 @@ type State struct {
 // It starts nothing: a Mover moves its keys.
 func New(cfg *config.Pool, from []*pools.Server) *State {
 	m := newState(len(from), cfg.MigrateFrom.StartAt.IsZero())
-	m.cfg, m.from, m.start = cfg, from, cfg.MigrateFrom.StartAt
+	m.cfg, m.from, m.start, m.every = cfg, from, cfg.MigrateFrom.StartAt, cfg.RedisCluster
 	return m
 }
 

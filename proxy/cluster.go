@@ -167,7 +167,7 @@ func (cs *clusterState) apply(v *cluster.View) {
 	cur := p.routing()
 	if cur.clusterMap == nil || cur.clusterMap.Slots != v.Map.Slots || !sameServers(cur.ring, primaries) ||
 		!slices.EqualFunc(cur.clusterReplicas, replicas, sameServers) {
-		p.rt.Store(newClusterRouting(cur.cfg, v.Map, primaries, replicas))
+		p.rt.Store(newClusterRouting(cur.cfg, v.Map, primaries, replicas).migrating(cur))
 	}
 	p.ringMu.Unlock()
 	for _, s := range gone {
@@ -302,6 +302,9 @@ type resend struct {
 // after, so that they keep their order. A call written to a node whose
 // connection then failed is not sent again: it may have run there.
 func (cl *client) followCluster(bt *batch) {
+	if bt.rt.slots == nil {
+		return // routed by migrate_from's placement, before its start_at
+	}
 	cs := cl.p.cluster
 	var deadline time.Time
 	var redirects int
@@ -445,7 +448,7 @@ func (cs *clusterState) patch(slot int, addr string, srv *pools.Server) {
 		replicas = append(slices.Clip(replicas), nil)
 	}
 	m.Slots[slot] = uint16(i)
-	p.rt.Store(newClusterRouting(cur.cfg, m, ring, replicas))
+	p.rt.Store(newClusterRouting(cur.cfg, m, ring, replicas).migrating(cur))
 }
 
 // dropAskingReply takes ASKING's reply off the front of a glued call's.

@@ -33,6 +33,10 @@
 // shared ones. Without a migration the check is one nil comparison.
 // A migration with a start_at routes each batch by the old placement
 // alone until then (routing.active), so that proxies of a fleet agree.
+// A cluster pool's migration (cluster_migrate.go) moves a nutcracker
+// pool's keys into the cluster: each routing of a slot map carries it
+// over (routing.migrating), and a MIGRATE a node refuses for a slot it
+// no longer serves is followed as a client's redirect is.
 //
 // Following Sentinel is package failover, behind the same kind of seam
 // (failover.go: failover.Pool). The pool asks its failover.Follower where

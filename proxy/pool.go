@@ -105,7 +105,11 @@ func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 	}
 	if cfg.RedisCluster {
 		p.cluster = newClusterState(p, cfg, roots)
-		p.rt.Store(newClusterRouting(cfg, nil, nil, nil))
+		mig, err := p.newClusterMigration(cfg, roots) // nil without migrate_from
+		if err != nil {
+			return nil, err
+		}
+		p.rt.Store(newClusterRouting(cfg, nil, nil, nil).migrating(mig))
 		return p, nil
 	}
 	lines := serverLines(cfg)

@@ -209,7 +209,11 @@ func (px *Proxy) prepareChange(p *pool, pc *config.Pool) (*poolChange, error) {
 	cur := p.routing()
 	if p.cluster != nil {
 		// Its nodes stay; commitChange takes the map current then.
-		ch.rt = newClusterRouting(pc, cur.clusterMap, cur.ring, cur.clusterReplicas)
+		mig, err := p.reloadClusterMigration(ch, cur, pc)
+		if err != nil {
+			return ch, err
+		}
+		ch.rt = newClusterRouting(pc, cur.clusterMap, cur.ring, cur.clusterReplicas).migrating(mig)
 		return ch, p.prepareListener(ch, pc)
 	}
 	p.follower.Resolve(pc.Sentinel, pc.Servers)
@@ -332,7 +336,7 @@ func (px *Proxy) commitChange(ch *poolChange) {
 	p.ringMu.Lock()
 	if p.cluster != nil {
 		cur := p.routing()
-		ch.rt = newClusterRouting(ch.cfg, cur.clusterMap, cur.ring, cur.clusterReplicas)
+		ch.rt = newClusterRouting(ch.cfg, cur.clusterMap, cur.ring, cur.clusterReplicas).migrating(ch.rt)
 		p.cluster.setConfig(ch.cfg)
 	}
 	p.rt.Store(ch.rt)
