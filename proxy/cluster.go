@@ -241,15 +241,6 @@ func (cs *clusterState) closeNodes() {
 	}
 }
 
-// eachNode calls f for every node the pool knows.
-func (cs *clusterState) eachNode(f func(*pools.Server)) {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	for _, n := range cs.nodes {
-		f(n.srv)
-	}
-}
-
 // noSlots is the slot table of a cluster pool before its first map.
 var noSlots = func() *[hashring.ClusterSlots]uint16 {
 	var s [hashring.ClusterSlots]uint16

@@ -125,7 +125,9 @@ func benchCluster(b *testing.B) net.Conn {
 	return proxytest.DialNet(b, addr)
 }
 
-func BenchmarkProxyClusterGet(b *testing.B) { benchPipelineOn(b, benchCluster(b), false, "GET", "key:1") }
+func BenchmarkProxyClusterGet(b *testing.B) {
+	benchPipelineOn(b, benchCluster(b), false, "GET", "key:1")
+}
 
 func BenchmarkProxyClusterSet(b *testing.B) {
 	benchPipelineOn(b, benchCluster(b), false, "SET", "key:1", "value")
