@@ -1,0 +1,182 @@
+//go:build linux
+
+package proxy_test
+
+import (
+	"bufio"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/shardproxy/shardproxy/hashring"
+	"github.com/shardproxy/shardproxy/internal/proxytest"
+	"github.com/shardproxy/shardproxy/internal/testservers"
+)
+
+// Transactions, blocking commands, pub/sub, the keyspace commands and
+// applications through a cluster pool (redis_cluster: true).
+
+// slotKeys finds keys of the form prefix:N: one per condition, in the
+// order asked; each condition sees the slot's owner and the slot.
+func slotKeys(t *testing.T, c *testservers.Cluster, prefix string, conds ...func(owner *testservers.ClusterNode, slot int) bool) []string {
+	t.Helper()
+	out := make([]string, len(conds))
+	found := 0
+	for i := 0; found < len(conds) && i < 100000; i++ {
+		k := fmt.Sprintf("%s:%d", prefix, i)
+		slot := hashring.ClusterSlot([]byte(k))
+		for j, cond := range conds {
+			if out[j] == "" && cond(c.Owner(slot), slot) {
+				out[j] = k
+				found++
+				break
+			}
+		}
+	}
+	if found < len(conds) {
+		t.Fatalf("keys of prefix %s: found %d of %d", prefix, found, len(conds))
+	}
+	return out
+}
+
+// scanAll walks SCAN through addr from cursor 0 and returns every key it
+// gave, in order, and the number of calls.
+func scanAll(t *testing.T, addr string, args ...string) ([]string, int) {
+	t.Helper()
+	pc := proxytest.Dial(t, addr)
+	var keys []string
+	cursor, calls := "0", 0
+	for {
+		rep, err := proxytest.ReadReply(sendRaw(t, pc, append([]string{"SCAN", cursor}, args...)))
+		if err != nil {
+			t.Fatalf("SCAN %s: %v", cursor, err)
+		}
+		calls++
+		if len(rep.Elems) != 2 {
+			t.Fatalf("SCAN %s: %s", cursor, rep)
+		}
+		for _, e := range rep.Elems[1].Elems {
+			keys = append(keys, e.Str)
+		}
+		if cursor = rep.Elems[0].Str; cursor == "0" {
+			return keys, calls
+		}
+	}
+}
+
+// sendRaw sends one command on c and returns its reader.
+func sendRaw(t *testing.T, c *proxytest.Conn, args []string) *bufio.Reader {
+	t.Helper()
+	c.Write(proxytest.EncodeCommand(nil, args...))
+	return c.R
+}
+
+// dbsizeSum is the sum of DBSIZE over nodes.
+func dbsizeSum(t *testing.T, nodes []*testservers.ClusterNode) int {
+	t.Helper()
+	sum := 0
+	for _, n := range nodes {
+		sum += proxytest.Dbsize(t, n.Addr)
+	}
+	return sum
+}
+
+// TestClusterKeyspace writes 3,000 keys through a cluster pool and walks
+// them with SCAN (the cursor goes over the primaries one after another):
+// every key is seen exactly once, with COUNT and MATCH; KEYS gives the
+// same set; DBSIZE is the sum over the primaries (not the replicas, which
+// hold a copy of every key).
+func TestClusterKeyspace(t *testing.T) {
+	c := testservers.SharedCluster(t)
+	addr, _ := proxytest.StartClusterProxy(t, c)
+	const n = 3000
+	var sets [][]string
+	want := map[string]bool{}
+	for i := range n {
+		k := fmt.Sprintf("keyspace:%d", i)
+		want[k] = true
+		sets = append(sets, []string{"SET", k, "v"})
+	}
+	for i, rep := range proxytest.Texts(t, addr, sets) {
+		if rep != "+OK" {
+			t.Fatalf("%v: %q", sets[i], rep)
+		}
+	}
+	for _, count := range []string{"10", "1000"} {
+		keys, calls := scanAll(t, addr, "MATCH", "keyspace:*", "COUNT", count)
+		seen := map[string]int{}
+		for _, k := range keys {
+			seen[k]++
+		}
+		for k := range want {
+			if seen[k] != 1 {
+				t.Fatalf("SCAN COUNT %s: %s seen %d times", count, k, seen[k])
+			}
+		}
+		if len(keys) != n {
+			t.Fatalf("SCAN COUNT %s: %d keys, want %d", count, len(keys), n)
+		}
+		t.Logf("SCAN COUNT %s: %d keys in %d calls", count, len(keys), calls)
+	}
+	rep, err := proxytest.ReadReply(sendRaw(t, proxytest.Dial(t, addr), []string{"KEYS", "keyspace:*"}))
+	if err != nil || len(rep.Elems) != n {
+		t.Fatalf("KEYS: %d keys (%v), want %d", len(rep.Elems), err, n)
+	}
+	for _, e := range rep.Elems {
+		if !want[e.Str] {
+			t.Fatalf("KEYS: %q", e.Str)
+		}
+	}
+	primaries := dbsizeSum(t, c.Primaries())
+	all := dbsizeSum(t, c.Nodes)
+	got := proxytest.Command(t, addr, "DBSIZE")
+	if got != ":"+strconv.Itoa(primaries) || primaries < n {
+		t.Fatalf("DBSIZE: %s, the primaries hold %d keys (every node: %d)", got, primaries, all)
+	}
+	t.Logf("DBSIZE %s (every node, replicas too: %d)", got, all)
+	if got := proxytest.Command(t, addr, "FLUSHALL"); !strings.HasPrefix(got, "-ERR 'flushall' would empty") {
+		t.Fatalf("FLUSHALL without allow_flush: %q", got)
+	}
+}
+
+// TestClusterFlush empties a cluster of its own through a pool with
+// allow_flush: FLUSHALL and FLUSHDB run on every primary (the replicas
+// follow), DBSIZE is then 0 and RANDOMKEY null; with one key left, it is
+// the key RANDOMKEY gives, whichever primary is asked first.
+func TestClusterFlush(t *testing.T) {
+	c := testservers.NewCluster(t, testservers.ClusterOptions{Replicas: -1})
+	addr, _ := proxytest.StartClusterProxy(t, c, "allow_flush: true")
+	fill := func() {
+		var sets [][]string
+		for i := range 300 {
+			sets = append(sets, []string{"SET", fmt.Sprintf("flush:%d", i), "v"})
+		}
+		proxytest.Texts(t, addr, sets)
+		if got := proxytest.Command(t, addr, "DBSIZE"); got != ":300" {
+			t.Fatalf("DBSIZE after 300 SETs: %s", got)
+		}
+	}
+	for _, cmd := range []string{"FLUSHALL", "FLUSHDB"} {
+		fill()
+		if got := proxytest.Command(t, addr, cmd); got != "+OK" {
+			t.Fatalf("%s: %q", cmd, got)
+		}
+		if got := dbsizeSum(t, c.Nodes); got != 0 {
+			t.Fatalf("after %s the nodes hold %d keys", cmd, got)
+		}
+		if got := proxytest.Command(t, addr, "DBSIZE"); got != ":0" {
+			t.Fatalf("DBSIZE after %s: %s", cmd, got)
+		}
+	}
+	pc := proxytest.Dial(t, addr)
+	if got := pc.Do("RANDOMKEY"); got != "$-1\r\n" {
+		t.Fatalf("RANDOMKEY of an empty cluster: %q", got)
+	}
+	pc.Do("SET", "flush:only", "v")
+	for range 10 {
+		if got := pc.Do("RANDOMKEY"); got != proxytest.Bulk("flush:only") {
+			t.Fatalf("RANDOMKEY with one key: %q", got)
+		}
+	}
+}
