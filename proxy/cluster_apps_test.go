@@ -4,6 +4,7 @@ package proxy_test
 
 import (
 	"bufio"
+	"slices"
 	"fmt"
 	"strconv"
 	"strings"
@@ -180,3 +181,113 @@ func TestClusterFlush(t *testing.T) {
 		}
 	}
 }
+
+// doAll sends each command on c in turn and returns the replies.
+func doAll(c *proxytest.Conn, cmds [][]string) []string {
+	out := make([]string, len(cmds))
+	for i, cmd := range cmds {
+		out[i] = c.Do(cmd...)
+	}
+	return out
+}
+
+// TestClusterTransactions runs transactions and WATCH through a cluster
+// pool. Within one slot they run on the slot's owner, keyless commands
+// queued before the first key included, and WATCH guards them. Over two
+// slots the client gets what a node answers, byte for byte: the node
+// itself when both slots are its own (-CROSSSLOT at EXEC, -CROSSSLOT to a
+// command or a WATCH whose keys span slots), and the same bytes from the
+// proxy when the second slot lives on another node, with nothing run.
+func TestClusterTransactions(t *testing.T) {
+	c := testservers.SharedCluster(t)
+	addr, _ := proxytest.StartClusterProxy(t, c)
+	pc := proxytest.Dial(t, addr)
+
+	want := "*6\r\n+PONG\r\n+OK\r\n:2\r\n$-1\r\n+PONG\r\n:1\r\n"
+	got := strings.Join(doAll(pc, [][]string{{"MULTI"}, {"PING"}, {"SET", "{tx}a", "1"}, {"INCR", "{tx}a"}, {"GET", "{tx}b"},
+		{"PING"}, {"EXISTS", "{tx}a"}, {"EXEC"}}), "")
+	if got != "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n"+want {
+		t.Fatalf("a transaction in one slot: %q", got)
+	}
+	owner := c.Owner(hashring.ClusterSlot([]byte("{tx}a")))
+	if v := proxytest.Command(t, owner.Addr, "GET", "{tx}a"); v != "2" {
+		t.Fatalf("{tx}a on its owner: %q", v)
+	}
+
+	// WATCH: a change by another client makes EXEC answer a null.
+	other := proxytest.Dial(t, addr)
+	if got := strings.Join(doAll(pc, [][]string{{"WATCH", "{tx}a"}, {"GET", "{tx}a"}}), ""); got != "+OK\r\n$1\r\n2\r\n" {
+		t.Fatalf("WATCH, GET: %q", got)
+	}
+	other.Do("SET", "{tx}a", "changed")
+	if got := strings.Join(doAll(pc, [][]string{{"MULTI"}, {"SET", "{tx}a", "mine"}, {"EXEC"}}), ""); got != "+OK\r\n+QUEUED\r\n*-1\r\n" {
+		t.Fatalf("a watched key changed: %q", got)
+	}
+	if got := strings.Join(doAll(pc, [][]string{{"WATCH", "{tx}a"}, {"MULTI"}, {"SET", "{tx}a", "mine"}, {"EXEC"}}), ""); got != "+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n" {
+		t.Fatalf("a watched key unchanged: %q", got)
+	}
+
+	// a and b: two slots of one node; o: a slot of another node.
+	keys := slotKeys(t, c, "txslots",
+		func(n *testservers.ClusterNode, _ int) bool { return n == owner },
+		func(n *testservers.ClusterNode, s int) bool {
+			return n == owner && s != hashring.ClusterSlot([]byte("txslots:0"))
+		},
+		func(n *testservers.ClusterNode, _ int) bool { return n != owner })
+	a, b, o := keys[0], keys[1], keys[2]
+	if hashring.ClusterSlot([]byte(a)) == hashring.ClusterSlot([]byte(b)) {
+		t.Fatalf("%s and %s: one slot", a, b)
+	}
+	node := proxytest.Dial(t, owner.Addr)
+	for _, seq := range []struct {
+		name string
+		cmds func(second string) [][]string
+	}{
+		{"transaction over two slots", func(k string) [][]string {
+			return [][]string{{"MULTI"}, {"SET", a, "1"}, {"SET", k, "1"}, {"EXEC"}}
+		}},
+		{"transaction starting on the second slot", func(k string) [][]string {
+			return [][]string{{"MULTI"}, {"INCR", k}, {"PING"}, {"SET", a, "1"}, {"EXEC"}}
+		}},
+		{"a command over two slots in a transaction", func(k string) [][]string {
+			return [][]string{{"MULTI"}, {"SET", a, "1"}, {"MSET", a, "1", k, "2"}, {"EXEC"}}
+		}},
+		{"a transaction discarded", func(k string) [][]string {
+			return [][]string{{"MULTI"}, {"SET", a, "1"}, {"SET", k, "1"}, {"DISCARD"}, {"EXEC"}}
+		}},
+		{"WATCH over two slots", func(k string) [][]string {
+			return [][]string{{"WATCH", a, k}, {"MULTI"}, {"EXEC"}}
+		}},
+		{"a blocking command over two slots", func(k string) [][]string {
+			return [][]string{{"BLPOP", a, k, "1"}, {"BLMOVE", a, k, "LEFT", "LEFT", "1"}}
+		}},
+		{"a script over two slots", func(k string) [][]string {
+			return [][]string{{"MULTI"}, {"EVAL", "return 1", "2", a, k}, {"EXEC"}}
+		}},
+	} {
+		direct := doAll(node, seq.cmds(b))
+		if v := proxytest.Texts(t, owner.Addr, [][]string{{"EXISTS", a}, {"EXISTS", b}}); v[0] != ":0" || v[1] != ":0" {
+			t.Fatalf("%s: the node ran it: EXISTS %v", seq.name, v)
+		}
+		for _, second := range []string{b, o} {
+			got := doAll(pc, seq.cmds(second))
+			if !slices.Equal(got, direct) {
+				t.Errorf("%s, %s and %s: %q; a node answers %q", seq.name, a, second, got, direct)
+			}
+			if v := pc.Do("EXISTS", a, second); v != ":0\r\n" {
+				t.Fatalf("%s: it ran: EXISTS %s", seq.name, v)
+			}
+		}
+		t.Logf("%s: %q", seq.name, direct)
+	}
+	// Watching two slots of one node is the node's business: it serves
+	// them. Two nodes cannot: the second WATCH is refused.
+	if got := strings.Join(doAll(pc, [][]string{{"WATCH", a}, {"WATCH", b}, {"MULTI"}, {"SET", b, "1"}, {"EXEC"}, {"DEL", b}}), ""); got != "+OK\r\n+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n:1\r\n" {
+		t.Fatalf("WATCH of two slots of a node: %q", got)
+	}
+	if got := strings.Join(doAll(pc, [][]string{{"WATCH", a}, {"WATCH", o}, {"UNWATCH"}}), ""); got != "+OK\r\n-"+crossSlotText+"\r\n+OK\r\n" {
+		t.Fatalf("WATCH of two nodes' slots: %q", got)
+	}
+}
+
+const crossSlotText = "CROSSSLOT Keys in request don't hash to the same slot"
