@@ -4,8 +4,8 @@ package proxy_test
 
 import (
 	"bufio"
-	"slices"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
