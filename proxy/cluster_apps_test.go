@@ -291,3 +291,178 @@ func TestClusterTransactions(t *testing.T) {
 }
 
 const crossSlotText = "CROSSSLOT Keys in request don't hash to the same slot"
+
+// blockThen sends a blocking command on c, waits until node has it
+// blocked, runs then, and returns the blocking command's reply.
+func blockThen(t *testing.T, c *proxytest.Conn, node *testservers.ClusterNode, cmd []string, then func()) string {
+	t.Helper()
+	c.Write(proxytest.EncodeCommand(nil, cmd...))
+	waitBlocked(t, node.Addr)
+	then()
+	return c.Read()
+}
+
+// TestClusterBlocking runs the blocking commands through a cluster pool,
+// each on the owner of its keys' slot, blocked there until another
+// client gives it what it waits for: BLPOP, BLMOVE and BRPOPLPUSH within
+// one slot, BZPOPMIN, XREAD BLOCK; and a timeout's null.
+func TestClusterBlocking(t *testing.T) {
+	c := testservers.SharedCluster(t)
+	addr, _ := proxytest.StartClusterProxy(t, c)
+	pc, other := proxytest.Dial(t, addr), proxytest.Dial(t, addr)
+	owner := c.Owner(hashring.ClusterSlot([]byte("{blk}")))
+	for _, tc := range []struct {
+		cmd, push []string
+		want      string
+	}{
+		{[]string{"BLPOP", "{blk}l1", "{blk}l2", "5"}, []string{"RPUSH", "{blk}l2", "x"}, proxytest.Array(proxytest.Bulk("{blk}l2"), proxytest.Bulk("x"))},
+		{[]string{"BLMOVE", "{blk}src", "{blk}dst", "LEFT", "RIGHT", "5"}, []string{"RPUSH", "{blk}src", "y"}, proxytest.Bulk("y")},
+		{[]string{"BRPOPLPUSH", "{blk}dst", "{blk}l3", "5"}, nil, proxytest.Bulk("y")},
+		{[]string{"BZPOPMIN", "{blk}z", "5"}, []string{"ZADD", "{blk}z", "3", "m"}, proxytest.Array(proxytest.Bulk("{blk}z"), proxytest.Bulk("m"), proxytest.Bulk("3"))},
+		{[]string{"BLPOP", "{blk}none", "0.1"}, nil, "*-1\r\n"},
+	} {
+		var got string
+		if tc.push == nil {
+			got = pc.Do(tc.cmd...)
+		} else {
+			got = blockThen(t, pc, owner, tc.cmd, func() {
+				if rep := other.Do(tc.push...); strings.HasPrefix(rep, "-") {
+					t.Fatalf("%v: %q", tc.push, rep)
+				}
+			})
+		}
+		if got != tc.want {
+			t.Fatalf("%v: %q, want %q", tc.cmd, got, tc.want)
+		}
+	}
+	var id string
+	got := blockThen(t, pc, owner, []string{"XREAD", "BLOCK", "5000", "STREAMS", "{blk}s", "$"}, func() {
+		id = proxytest.Text(other.Do("XADD", "{blk}s", "*", "f", "v"))
+	})
+	want := proxytest.Array(proxytest.Array(proxytest.Bulk("{blk}s"), proxytest.Array(proxytest.Array(proxytest.Bulk(id),
+		proxytest.Array(proxytest.Bulk("f"), proxytest.Bulk("v"))))))
+	if got != want {
+		t.Fatalf("XREAD BLOCK: %q, want %q", got, want)
+	}
+	if v := proxytest.Command(t, owner.Addr, "LPOP", "{blk}l3"); v != "y" {
+		t.Fatalf("BRPOPLPUSH's list on the slot's owner: %q", v)
+	}
+	other.Do("DEL", "{blk}l3", "{blk}s", "{blk}z")
+}
+
+// moveEmptySlot gives an empty slot to dst on every primary, the new
+// owner first, as redis-cli --cluster reshard ends a slot's move: the
+// proxy's map is stale until its next refresh, or a MOVED.
+func moveEmptySlot(t *testing.T, c *testservers.Cluster, slot int, dst *testservers.ClusterNode) {
+	t.Helper()
+	nodes := append([]*testservers.ClusterNode{dst}, slices.DeleteFunc(c.Primaries(), func(n *testservers.ClusterNode) bool { return n == dst })...)
+	for _, n := range nodes {
+		if got := proxytest.Command(t, n.Addr, "CLUSTER", "SETSLOT", strconv.Itoa(slot), "NODE", dst.ID); got != "+OK" {
+			t.Fatalf("%s: SETSLOT %d NODE: %q", n.Addr, slot, got)
+		}
+	}
+}
+
+// TestClusterSessionsMoved moves slots between primaries of a cluster of
+// its own behind the pool's back. A blocking command sent to the old
+// owner meets MOVED and blocks on the new one, and meets ASK while the
+// slot migrates and blocks on the importing node, behind ASKING; a
+// transaction or a WATCH that meets MOVED with its first key moves to the
+// new owner and runs there. A transaction whose slot moves after it
+// started, or whose slot is migrating, cannot follow: the command is
+// answered -TRYAGAIN and EXEC -EXECABORT, nothing run; run again, it
+// runs. No MOVED or ASK reaches the client.
+func TestClusterSessionsMoved(t *testing.T) {
+	c := testservers.NewCluster(t, testservers.ClusterOptions{Replicas: -1})
+	addr, px := proxytest.StartClusterProxy(t, c)
+	pc, other := proxytest.Dial(t, addr), proxytest.Dial(t, addr)
+	slotOf := func(k string) int { return hashring.ClusterSlot([]byte(k)) }
+	away := func(tag string) (src, dst *testservers.ClusterNode) {
+		src = c.Owner(slotOf(tag))
+		for _, p := range c.Primaries() {
+			if p != src {
+				return src, p
+			}
+		}
+		t.Fatal("one primary")
+		return nil, nil
+	}
+	moved := func() int64 { return px.Snapshot().Pools[0].Cluster.Moved }
+
+	// A blocking command.
+	_, dst := away("{mv1}")
+	moveEmptySlot(t, c, slotOf("{mv1}"), dst)
+	before := moved()
+	got := blockThen(t, pc, dst, []string{"BLPOP", "{mv1}l", "5"}, func() {
+		proxytest.Command(t, dst.Addr, "RPUSH", "{mv1}l", "x")
+	})
+	if want := proxytest.Array(proxytest.Bulk("{mv1}l"), proxytest.Bulk("x")); got != want || moved() == before {
+		t.Fatalf("BLPOP of a moved slot: %q (MOVED followed: %d), want %q", got, moved()-before, want)
+	}
+
+	// A transaction, and a WATCH, whose first key meets MOVED.
+	_, dst = away("{mv2}")
+	moveEmptySlot(t, c, slotOf("{mv2}"), dst)
+	before = moved()
+	got = strings.Join(doAll(pc, [][]string{{"MULTI"}, {"PING"}, {"SET", "{mv2}k", "1"}, {"INCR", "{mv2}k"}, {"EXEC"}}), "")
+	if got != "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n+PONG\r\n+OK\r\n:2\r\n" || moved() == before {
+		t.Fatalf("a transaction of a moved slot: %q (MOVED followed: %d)", got, moved()-before)
+	}
+	if v := proxytest.Command(t, dst.Addr, "GET", "{mv2}k"); v != "2" {
+		t.Fatalf("{mv2}k on the slot's new owner: %q", v)
+	}
+	_, dst = away("{mv3}")
+	moveEmptySlot(t, c, slotOf("{mv3}"), dst)
+	got = strings.Join(doAll(pc, [][]string{{"WATCH", "{mv3}k"}, {"MULTI"}, {"SET", "{mv3}k", "1"}, {"EXEC"}}), "")
+	if got != "+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n" {
+		t.Fatalf("a watch of a moved slot: %q", got)
+	}
+
+	// The slot moves after the session chose its node.
+	_, dst = away("{mv4}")
+	if got := pc.Do("WATCH", "{mv4}k"); got != "+OK\r\n" {
+		t.Fatalf("WATCH: %q", got)
+	}
+	moveEmptySlot(t, c, slotOf("{mv4}"), dst)
+	got = strings.Join(doAll(pc, [][]string{{"MULTI"}, {"SET", "{mv4}k", "1"}, {"EXEC"}}), "")
+	if got != "+OK\r\n-"+sessionMovedText+"\r\n-EXECABORT Transaction discarded because of previous errors.\r\n" {
+		t.Fatalf("a transaction whose slot moved under its watch: %q", got)
+	}
+	got = strings.Join(doAll(pc, [][]string{{"WATCH", "{mv4}k"}, {"MULTI"}, {"SET", "{mv4}k", "1"}, {"EXEC"}}), "")
+	if got != "+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n" {
+		t.Fatalf("the transaction run again: %q", got)
+	}
+
+	// A migrating slot: ASK.
+	src, dst := away("{mv5}")
+	slot := strconv.Itoa(slotOf("{mv5}"))
+	for _, step := range []struct {
+		n    *testservers.ClusterNode
+		args []string
+	}{{dst, []string{"IMPORTING", src.ID}}, {src, []string{"MIGRATING", dst.ID}}} {
+		if got := proxytest.Command(t, step.n.Addr, append([]string{"CLUSTER", "SETSLOT", slot}, step.args...)...); got != "+OK" {
+			t.Fatalf("SETSLOT %v: %q", step.args, got)
+		}
+	}
+	asks := px.Snapshot().Pools[0].Cluster.Ask
+	got = blockThen(t, pc, dst, []string{"BLPOP", "{mv5}l", "5"}, func() {
+		if rep := proxytest.Texts(t, dst.Addr, [][]string{{"ASKING"}, {"RPUSH", "{mv5}l", "z"}}); rep[1] != ":1" {
+			t.Fatalf("RPUSH on the importing node: %q", rep)
+		}
+	})
+	if want := proxytest.Array(proxytest.Bulk("{mv5}l"), proxytest.Bulk("z")); got != want || px.Snapshot().Pools[0].Cluster.Ask == asks {
+		t.Fatalf("BLPOP of a migrating slot: %q, want %q", got, want)
+	}
+	got = strings.Join(doAll(pc, [][]string{{"MULTI"}, {"SET", "{mv5}k", "1"}, {"EXEC"}}), "")
+	if got != "+OK\r\n-"+sessionMigratingText+"\r\n-EXECABORT Transaction discarded because of previous errors.\r\n" {
+		t.Fatalf("a transaction in a migrating slot: %q", got)
+	}
+	if v := other.Do("EXISTS", "{mv5}k"); v != ":0\r\n" {
+		t.Fatalf("EXISTS {mv5}k: %q", v)
+	}
+}
+
+const (
+	sessionMovedText     = "TRYAGAIN the slot of the keys moved to another node during the transaction or watch: run it again"
+	sessionMigratingText = "TRYAGAIN the slot of the keys is migrating to another node: run the transaction or watch again"
+)
