@@ -5,10 +5,12 @@ package proxy_test
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shardproxy/shardproxy/hashring"
 	"github.com/shardproxy/shardproxy/internal/proxytest"
@@ -466,3 +468,150 @@ const (
 	sessionMovedText     = "TRYAGAIN the slot of the keys moved to another node during the transaction or watch: run it again"
 	sessionMigratingText = "TRYAGAIN the slot of the keys is migrating to another node: run the transaction or watch again"
 )
+
+// readMessages reads from c until it has n pushes or d passes without
+// one, and returns them as "kind channel payload" lines (a pmessage's
+// pattern before its channel).
+func readMessages(t *testing.T, c *proxytest.Conn, n int, d time.Duration) []string {
+	t.Helper()
+	var out []string
+	for {
+		c.Net.SetReadDeadline(time.Now().Add(d))
+		rep, err := proxytest.ReadReply(c.R)
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				c.Net.SetDeadline(time.Now().Add(30 * time.Second))
+				return out
+			}
+			t.Fatalf("reading messages: %v (%d read)", err, len(out))
+		}
+		var parts []string
+		for _, e := range rep.Elems {
+			parts = append(parts, e.Str)
+		}
+		out = append(out, strings.Join(parts, " "))
+		if len(out) == n {
+			// Any more (a message twice) comes soon after.
+			d = 200 * time.Millisecond
+		}
+	}
+}
+
+// TestClusterPubSub subscribes through a cluster pool to channels of
+// every node, to patterns and to shard channels, and publishes through
+// the proxy and straight to each node: a cluster sends every PUBLISH to
+// every node, so the proxy subscribes a channel or a pattern on one node
+// only, and each message arrives exactly once; SPUBLISH reaches the
+// shard channel's subscribers on its slot's owner. PUBSUB's counts are
+// those of the clients subscribed.
+func TestClusterPubSub(t *testing.T) {
+	c := testservers.SharedCluster(t)
+	addr, _ := proxytest.StartClusterProxy(t, c)
+	pub := proxytest.Dial(t, addr)
+	numpat := pub.Do("PUBSUB", "NUMPAT")
+
+	channels := slotKeys(t, c, "ps:c",
+		func(n *testservers.ClusterNode, _ int) bool { return n == c.Primaries()[0] },
+		func(n *testservers.ClusterNode, _ int) bool { return n == c.Primaries()[1] },
+		func(n *testservers.ClusterNode, _ int) bool { return n == c.Primaries()[2] })
+	patterns := []string{"ps:p:*", "ps:q:?"}
+	sub := proxytest.Dial(t, addr)
+	got := sub.Do(append([]string{"SUBSCRIBE"}, channels...)...)
+	got += proxytest.Text(sub.Read())
+	got += proxytest.Text(sub.Read())
+	sub.Write(proxytest.EncodeCommand(nil, append([]string{"PSUBSCRIBE"}, patterns...)...))
+	rep := readMessages(t, sub, 2, 5*time.Second)
+	if len(rep) != 2 || rep[1] != "psubscribe ps:q:? " {
+		t.Fatalf("PSUBSCRIBE: %q", rep)
+	}
+	ssub := proxytest.Dial(t, addr)
+	if got := ssub.Do("SSUBSCRIBE", "{sh}a", "{sh}b"); got != proxytest.Array(proxytest.Bulk("ssubscribe"), proxytest.Bulk("{sh}a"), ":1\r\n") {
+		t.Fatalf("SSUBSCRIBE: %q", got)
+	}
+	readMessages(t, ssub, 1, 5*time.Second)
+	if got := ssub.Do("SSUBSCRIBE", "{sh}a", "sh:other"); got != "-"+crossSlotText+"\r\n" {
+		t.Fatalf("SSUBSCRIBE over two slots: %q", got)
+	}
+
+	// Counts.
+	for _, q := range []struct{ cmd []string }{
+		{[]string{"PUBSUB", "NUMSUB", channels[0], channels[1], channels[2], "ps:none"}},
+		{[]string{"PUBSUB", "SHARDNUMSUB", "{sh}a", "{sh}b", "{sh}c"}},
+	} {
+		r, err := proxytest.ReadReply(sendRaw(t, pub, q.cmd))
+		if err != nil || len(r.Elems) != 2*(len(q.cmd)-2) {
+			t.Fatalf("%v: %s %v", q.cmd, r, err)
+		}
+		for i := 0; i < len(r.Elems); i += 2 {
+			want := int64(1)
+			if strings.HasSuffix(q.cmd[2+i/2], "none") || strings.HasSuffix(q.cmd[2+i/2], "c}") || q.cmd[2+i/2] == "{sh}c" {
+				want = 0
+			}
+			if r.Elems[i+1].Num != want {
+				t.Errorf("%v: %s", q.cmd, r)
+			}
+		}
+	}
+	if n0, _ := strconv.Atoi(strings.Trim(numpat, ":\r\n")); pub.Do("PUBSUB", "NUMPAT") != fmt.Sprintf(":%d\r\n", n0+2) {
+		t.Errorf("PUBSUB NUMPAT: %q, before the test's 2 patterns %q", pub.Do("PUBSUB", "NUMPAT"), numpat)
+	}
+	perNode := 0
+	for _, p := range c.Primaries() {
+		n, _ := strconv.Atoi(proxytest.Text(proxytest.Dial(t, p.Addr).Do("PUBSUB", "NUMPAT"))[1:])
+		perNode += n
+	}
+	if n0, _ := strconv.Atoi(strings.Trim(numpat, ":\r\n")); perNode != n0+2 {
+		t.Errorf("the primaries hold %d patterns; want the test's 2 once each", perNode-n0)
+	}
+	r, _ := proxytest.ReadReply(sendRaw(t, pub, []string{"PUBSUB", "CHANNELS", "ps:*"}))
+	var names []string
+	for _, e := range r.Elems {
+		names = append(names, e.Str)
+	}
+	slices.Sort(names)
+	if want := slices.Sorted(slices.Values(channels)); !slices.Equal(names, want) {
+		t.Errorf("PUBSUB CHANNELS ps:*: %q, want %q", names, want)
+	}
+	if got := pub.Do("PUBSUB", "SHARDCHANNELS", "{sh}*"); got != proxytest.Array(proxytest.Bulk("{sh}a"), proxytest.Bulk("{sh}b")) &&
+		got != proxytest.Array(proxytest.Bulk("{sh}b"), proxytest.Bulk("{sh}a")) {
+		t.Errorf("PUBSUB SHARDCHANNELS: %q", got)
+	}
+
+	// Messages: through the proxy, and straight to each node.
+	var want []string
+	publish := func(conn *proxytest.Conn, cmd, ch, msg string) {
+		t.Helper()
+		if got := conn.Do(cmd, ch, msg); got != ":1\r\n" && got != ":0\r\n" {
+			t.Fatalf("%s %s: %q", cmd, ch, got)
+		}
+	}
+	nodes := []*proxytest.Conn{pub}
+	for _, p := range c.Primaries() {
+		nodes = append(nodes, proxytest.Dial(t, p.Addr))
+	}
+	for i, conn := range nodes {
+		for _, ch := range channels {
+			msg := fmt.Sprintf("m%d", i)
+			publish(conn, "PUBLISH", ch, msg)
+			want = append(want, "message "+ch+" "+msg)
+		}
+		for j, ch := range []string{"ps:p:1", "ps:p:22", "ps:q:3"} {
+			msg := fmt.Sprintf("p%d.%d", i, j)
+			publish(conn, "PUBLISH", ch, msg)
+			want = append(want, fmt.Sprintf("pmessage %s %s %s", patterns[j/2], ch, msg))
+		}
+	}
+	got2 := readMessages(t, sub, len(want), 5*time.Second)
+	slices.Sort(got2)
+	slices.Sort(want)
+	if !slices.Equal(got2, want) {
+		t.Fatalf("messages: %d, want %d once each:\n got %q\nwant %q", len(got2), len(want), got2, want)
+	}
+	if got := pub.Do("SPUBLISH", "{sh}b", "s1"); got != ":1\r\n" {
+		t.Fatalf("SPUBLISH: %q", got)
+	}
+	if got := readMessages(t, ssub, 1, 5*time.Second); !slices.Equal(got, []string{"smessage {sh}b s1"}) {
+		t.Fatalf("shard messages: %q", got)
+	}
+	t.Logf("%d messages, each once; PUBSUB NUMPAT %q", len(want), pub.Do("PUBSUB", "NUMPAT"))
+}

@@ -59,7 +59,7 @@ type subscriber struct {
 	mu       sync.Mutex
 	conns    map[*pools.Server]*pools.SessionConn
 	channels map[string]*pools.Server
-	patterns map[string]bool
+	patterns map[string]*pools.Server // nil: every server; in a cluster pool, the one it was made on
 	shards   map[string]*pools.Server
 	holding  bool   // the client's goroutine is confirming: messages wait in held
 	held     []byte // messages come while holding
@@ -76,7 +76,7 @@ type subscriber struct {
 
 func newSubscriber(cl *client) *subscriber {
 	return &subscriber{cl: cl, resp2: !cl.resp3, conns: map[*pools.Server]*pools.SessionConn{}, channels: map[string]*pools.Server{},
-		patterns: map[string]bool{}, shards: map[string]*pools.Server{}, confirms: make(chan confirm, 4),
+		patterns: map[string]*pools.Server{}, shards: map[string]*pools.Server{}, confirms: make(chan confirm, 4),
 		done: make(chan struct{}), lost: make(chan struct{})}
 }
 
@@ -114,6 +114,11 @@ func (r *redisProto) pubsubRequest(cl *client, bt *batch, cmd *command, args [][
 		return
 	default:
 		r.write(cl, bt, resp.AppendError(nil, fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", fullName(cmd, args))))
+		return
+	}
+	if bt.rt.slots != nil && cmd.subscription&subShard != 0 && !sameSlot(args[1:]) {
+		// Shard channels of several slots: a node's answer.
+		r.write(cl, bt, resp.AppendError(nil, crossSlot))
 		return
 	}
 	if sb == nil {
@@ -369,19 +374,24 @@ func (sb *subscriber) has(kind uint8, name string) bool {
 	case subChannel:
 		return sb.channels[name] != nil
 	case subPattern:
-		return sb.patterns[name]
+		_, ok := sb.patterns[name]
+		return ok
 	default:
 		return sb.shards[name] != nil
 	}
 }
 
 // servers are the servers a subscription to name concerns: its channel's
-// (the one it was made on, once made), or every server for a pattern.
-// Under mu.
+// (the one it was made on, once made), or every server for a pattern. In
+// a cluster pool, which sends every PUBLISH to every node, a pattern is
+// subscribed on one node, its name's slot's owner, as a channel is, so
+// that each message comes once. Under mu.
 func (sb *subscriber) servers(kind uint8, name string, rt *routing) []*pools.Server {
 	switch {
-	case kind == subPattern:
+	case kind == subPattern && rt.slots == nil:
 		return rt.servers
+	case kind == subPattern && sb.patterns[name] != nil:
+		return []*pools.Server{sb.patterns[name]}
 	case kind == subChannel && sb.channels[name] != nil:
 		return []*pools.Server{sb.channels[name]}
 	case kind == subShard && sb.shards[name] != nil:
@@ -398,7 +408,12 @@ func (sb *subscriber) servers(kind uint8, name string, rt *routing) []*pools.Ser
 func (sb *subscriber) add(kind uint8, name string, rt *routing) {
 	switch kind {
 	case subPattern:
-		sb.patterns[name] = true
+		sb.patterns[name] = nil
+		if rt.slots != nil {
+			if srvs := sb.servers(kind, name, rt); len(srvs) == 1 {
+				sb.patterns[name] = srvs[0]
+			}
+		}
 	case subChannel, subShard:
 		srvs := sb.servers(kind, name, rt)
 		if len(srvs) == 0 {

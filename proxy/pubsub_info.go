@@ -10,7 +10,9 @@ import (
 
 // pubsubInfo answers PUBSUB: CHANNELS and SHARDCHANNELS merged from every
 // server, NUMSUB and SHARDNUMSUB from each channel's server, NUMPAT the
-// most any server has (every pattern is subscribed on every server).
+// most any server has (every pattern is subscribed on every server), in
+// a cluster pool the sum over the primaries (a pattern is subscribed on
+// one node, the same for every client).
 func (r *redisProto) pubsubInfo(cl *client, bt *batch, args [][]byte) {
 	sub := strings.ToUpper(string(args[1]))
 	rt := bt.rt
@@ -63,14 +65,19 @@ func (r *redisProto) pubsubInfo(cl *client, bt *batch, args [][]byte) {
 			errorReply(bt, "ERR wrong number of arguments for 'pubsub|numpat' command")
 			return
 		}
-		var most int64
+		// Every server has every pattern; a cluster's nodes each have
+		// their own (subscriber.servers).
+		var most, sum int64
 		for _, srv := range rt.servers {
 			v, err := askServer(cl, srv, args)
 			if err != nil {
 				errorReply(bt, "ERR "+err.Error())
 				return
 			}
-			most = max(most, v.Int)
+			most, sum = max(most, v.Int), sum+v.Int
+		}
+		if rt.slots != nil {
+			most = sum
 		}
 		localReply(bt, resp.AppendInt(nil, most))
 	default:
