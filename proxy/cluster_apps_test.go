@@ -4,14 +4,20 @@ package proxy_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/shardproxy/shardproxy/hashring"
 	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
@@ -614,4 +620,129 @@ func TestClusterPubSub(t *testing.T) {
 		t.Fatalf("shard messages: %q", got)
 	}
 	t.Logf("%d messages, each once; PUBSUB NUMPAT %q", len(want), pub.Do("PUBSUB", "NUMPAT"))
+}
+
+// TestClusterAppBullMQ runs BullMQ (testdata/bullmq, as TestAppBullMQ
+// does) through a cluster pool, with the queue prefix "{bullc}" that
+// BullMQ asks for in a cluster: its Lua scripts, its MULTI flows, its
+// BZPOPMIN on the queue's marker and its QueueEvents' XREAD BLOCK all run
+// on the slot's owner, and every job is processed exactly once.
+func TestClusterAppBullMQ(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed (test.sh installs it)")
+	}
+	dir, err := filepath.Abs(filepath.Join("testdata", "bullmq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "bullmq", "package.json")); err != nil {
+		t.Fatalf("BullMQ is not installed: run ./test.sh, or npm ci --prefix %s (%v)", dir, err)
+	}
+	c := testservers.SharedCluster(t)
+	addr, px := proxytest.StartClusterProxy(t, c)
+	const prefix = "{bullc}"
+	clear := func() {
+		keys, _ := scanAll(t, addr, "MATCH", prefix+"*", "COUNT", "1000")
+		if len(keys) > 0 {
+			proxytest.Command(t, addr, append([]string{"DEL"}, keys...)...)
+		}
+	}
+	clear()
+	checkBullMQ(t, runBullMQ(t, node, dir, addr, prefix))
+	owner := c.Owner(hashring.ClusterSlot([]byte(prefix)))
+	keys, _ := scanAll(t, addr, "MATCH", prefix+"*", "COUNT", "1000")
+	onOwner, _ := proxytest.ReadReply(sendRaw(t, proxytest.Dial(t, owner.Addr), []string{"KEYS", prefix + "*"}))
+	if len(keys) == 0 || len(onOwner.Elems) != len(keys) {
+		t.Errorf("BullMQ's keys: %d through the proxy, %d on the slot's owner", len(keys), len(onOwner.Elems))
+	}
+	cs := px.Snapshot().Pools[0].Cluster
+	t.Logf("%d keys of the queue, all on %s; redirects: %d MOVED, %d ASK", len(keys), owner.Addr, cs.Moved, cs.Ask)
+	clear()
+}
+
+// TestClusterAppGoRedisTx runs go-redis's plain Client (not its
+// ClusterClient) through a cluster pool: TxPipelined within a hash tag
+// (MULTI, the commands and EXEC in one pipeline) and Watch with its
+// optimistic retry, under 8 goroutines incrementing one counter: the
+// count is exact. A TxPipelined over two slots fails with Redis's
+// -CROSSSLOT and changes nothing.
+func TestClusterAppGoRedisTx(t *testing.T) {
+	c := testservers.SharedCluster(t)
+	addr, _ := proxytest.StartClusterProxy(t, c)
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 8})
+	t.Cleanup(func() { rdb.Close() })
+	rdb.Del(ctx, "{gotx}n", "{gotx}log", "{gotx}w")
+
+	const workers, rounds = 8, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rounds {
+				_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+					p.Incr(ctx, "{gotx}n")
+					p.RPush(ctx, "{gotx}log", fmt.Sprintf("%d.%d", w, i))
+					return nil
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+				// Watch: read, then write in a transaction, again
+				// when another client wrote between.
+				for {
+					err := rdb.Watch(ctx, func(tx *redis.Tx) error {
+						v, err := tx.Get(ctx, "{gotx}w").Int()
+						if err != nil && err != redis.Nil {
+							return err
+						}
+						_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+							p.Set(ctx, "{gotx}w", v+1, 0)
+							return nil
+						})
+						return err
+					}, "{gotx}w")
+					if err == redis.TxFailedErr {
+						continue
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+					break
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	n, _ := rdb.Get(ctx, "{gotx}n").Int()
+	w, _ := rdb.Get(ctx, "{gotx}w").Int()
+	l, _ := rdb.LLen(ctx, "{gotx}log").Result()
+	if n != workers*rounds || w != workers*rounds || l != workers*rounds {
+		t.Fatalf("after %d transactions: INCR %d, WATCHed counter %d, list %d", workers*rounds, n, w, l)
+	}
+	owner := c.Owner(hashring.ClusterSlot([]byte("{gotx}")))
+	if v := proxytest.Command(t, owner.Addr, "GET", "{gotx}n"); v != strconv.Itoa(workers*rounds) {
+		t.Fatalf("the counter on the slot's owner: %q", v)
+	}
+	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Incr(ctx, "{gotx}n")
+		p.Incr(ctx, "gotx:elsewhere")
+		return nil
+	})
+	if err == nil || err.Error() != crossSlotText {
+		t.Fatalf("TxPipelined over two slots: %v", err)
+	}
+	if n2, _ := rdb.Get(ctx, "{gotx}n").Int(); n2 != n || rdb.Exists(ctx, "gotx:elsewhere").Val() != 0 {
+		t.Fatalf("a refused transaction ran: %d", n2)
+	}
+	rdb.Del(ctx, "{gotx}n", "{gotx}log", "{gotx}w")
 }
