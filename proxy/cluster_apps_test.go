@@ -746,3 +746,85 @@ func TestClusterAppGoRedisTx(t *testing.T) {
 	}
 	rdb.Del(ctx, "{gotx}n", "{gotx}log", "{gotx}w")
 }
+
+// TestClusterShardChannelMoved moves the slot of a shard channel a client
+// is subscribed to through a cluster pool. Redis drops the subscription
+// on the old owner with a sunsubscribe push; the proxy keeps it from the
+// client and subscribes the channel again on the new owner, so that the
+// client gets the channel's messages from there, each once, and counts
+// stay right. A SSUBSCRIBE that a node refuses with MOVED (the pool's
+// map is stale) is made on the node named.
+func TestClusterShardChannelMoved(t *testing.T) {
+	c := testservers.NewCluster(t, testservers.ClusterOptions{Replicas: -1})
+	addr, px := proxytest.StartClusterProxy(t, c)
+	slotOf := func(k string) int { return hashring.ClusterSlot([]byte(k)) }
+	other := func(n *testservers.ClusterNode) *testservers.ClusterNode {
+		for _, p := range c.Primaries() {
+			if p != n {
+				return p
+			}
+		}
+		return nil
+	}
+	sub, pub := proxytest.Dial(t, addr), proxytest.Dial(t, addr)
+	confirm := func(kind, ch string, n int) string {
+		return proxytest.Array(proxytest.Bulk(kind), proxytest.Bulk(ch), fmt.Sprintf(":%d\r\n", n))
+	}
+	if got := sub.Do("SSUBSCRIBE", "{smv}a"); got != confirm("ssubscribe", "{smv}a", 1) {
+		t.Fatalf("SSUBSCRIBE: %q", got)
+	}
+	if got := sub.Do("SUBSCRIBE", "smv:plain"); got != confirm("subscribe", "smv:plain", 1) {
+		t.Fatalf("SUBSCRIBE: %q", got)
+	}
+	src := c.Owner(slotOf("{smv}a"))
+	dst := other(src)
+	moveEmptySlot(t, c, slotOf("{smv}a"), dst)
+	// Until the proxy subscribed again on dst, SPUBLISH reaches nobody.
+	deadline := time.Now().Add(5 * time.Second)
+	for pub.Do("SPUBLISH", "{smv}a", "probe") != ":1\r\n" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the shard channel has no subscriber on its new owner: PUBSUB SHARDNUMSUB on %s: %q", dst.Addr,
+				proxytest.Dial(t, dst.Addr).Do("PUBSUB", "SHARDNUMSUB", "{smv}a"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := range 5 {
+		if got := pub.Do("SPUBLISH", "{smv}a", fmt.Sprint(i)); got != ":1\r\n" {
+			t.Fatalf("SPUBLISH %d: %q", i, got)
+		}
+	}
+	pub.Do("PUBLISH", "smv:plain", "plain")
+	got := readMessages(t, sub, 7, 5*time.Second)
+	want := []string{"smessage {smv}a probe", "smessage {smv}a 0", "smessage {smv}a 1", "smessage {smv}a 2", "smessage {smv}a 3",
+		"smessage {smv}a 4", "message smv:plain plain"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("after the move: %q, want %q", got, want)
+	}
+	if got := pub.Do("PUBSUB", "SHARDNUMSUB", "{smv}a"); got != proxytest.Array(proxytest.Bulk("{smv}a"), ":1\r\n") {
+		t.Fatalf("PUBSUB SHARDNUMSUB after the move: %q", got)
+	}
+	if got := sub.Do("SUNSUBSCRIBE"); got != confirm("sunsubscribe", "{smv}a", 0) {
+		t.Fatalf("SUNSUBSCRIBE: %q", got)
+	}
+	if n := proxytest.Dial(t, dst.Addr).Do("PUBSUB", "SHARDNUMSUB", "{smv}a"); n != proxytest.Array(proxytest.Bulk("{smv}a"), ":0\r\n") {
+		t.Fatalf("PUBSUB SHARDNUMSUB on the new owner after SUNSUBSCRIBE: %q", n)
+	}
+
+	// A stale map: SSUBSCRIBE meets MOVED.
+	src = c.Owner(slotOf("{smv2}a"))
+	dst = other(src)
+	moveEmptySlot(t, c, slotOf("{smv2}a"), dst)
+	moved := px.Snapshot().Pools[0].Cluster.Moved
+	if got := sub.Do("SSUBSCRIBE", "{smv2}a"); got != confirm("ssubscribe", "{smv2}a", 1) {
+		t.Fatalf("SSUBSCRIBE of a moved slot: %q", got)
+	}
+	if px.Snapshot().Pools[0].Cluster.Moved == moved {
+		t.Fatalf("SSUBSCRIBE met no MOVED")
+	}
+	if got := pub.Do("SPUBLISH", "{smv2}a", "x"); got != ":1\r\n" {
+		t.Fatalf("SPUBLISH: %q", got)
+	}
+	if got := readMessages(t, sub, 1, 5*time.Second); !slices.Equal(got, []string{"smessage {smv2}a x"}) {
+		t.Fatalf("messages: %q", got)
+	}
+}

@@ -61,11 +61,16 @@ type subscriber struct {
 	channels map[string]*pools.Server
 	patterns map[string]*pools.Server // nil: every server; in a cluster pool, the one it was made on
 	shards   map[string]*pools.Server
-	holding  bool   // the client's goroutine is confirming: messages wait in held
-	held     []byte // messages come while holding
-	closing  bool   // endSubscriptions is closing the connections
-	failed   bool   // a reader ended the client: messages are dropped
-	resp2    bool   // the client speaks RESP2 (it may have said HELLO 2 since it subscribed)
+	// In a cluster pool: the shard channels a SUNSUBSCRIBE was sent for,
+	// and those a node dropped (its slot moved away) that are being
+	// subscribed again on the slot's new owner (cluster_pubsub.go).
+	leaving map[string]bool
+	moving  map[string]*shardMove
+	holding bool   // the client's goroutine is confirming: messages wait in held
+	held    []byte // messages come while holding
+	closing bool   // endSubscriptions is closing the connections
+	failed  bool   // a reader ended the client: messages are dropped
+	resp2   bool   // the client speaks RESP2 (it may have said HELLO 2 since it subscribed)
 	// confirms carries the servers' confirmations (and errors) to the
 	// client's goroutine, which waits for them.
 	confirms chan confirm
@@ -77,6 +82,7 @@ type subscriber struct {
 func newSubscriber(cl *client) *subscriber {
 	return &subscriber{cl: cl, resp2: !cl.resp3, conns: map[*pools.Server]*pools.SessionConn{}, channels: map[string]*pools.Server{},
 		patterns: map[string]*pools.Server{}, shards: map[string]*pools.Server{}, confirms: make(chan confirm, 4),
+		leaving: map[string]bool{}, moving: map[string]*shardMove{},
 		done: make(chan struct{}), lost: make(chan struct{})}
 }
 
@@ -140,6 +146,9 @@ func (r *redisProto) pubsubRequest(cl *client, bt *batch, cmd *command, args [][
 	}
 	r.flushAnswers(cl, bt)
 	out, err := r.subscribe(cl, sb, bt.rt, cmd, args[1:])
+	if bt.rt.slots != nil {
+		out, err = r.followSubscribe(cl, sb, bt, cmd, args[1:], out, err)
+	}
 	sb.mu.Lock()
 	if err != nil {
 		out = resp.AppendError(out, "ERR "+err.Error())
@@ -223,8 +232,16 @@ func (r *redisProto) subscribe(cl *client, sb *subscriber, rt *routing, cmd *com
 		for _, srv := range sb.servers(kind, name, rt) {
 			send[srv] = append(send[srv], t)
 		}
+		if kind == subShard && end {
+			sb.leaving[name] = true
+		}
 	}
 	sb.mu.Unlock()
+	defer func() {
+		sb.mu.Lock()
+		clear(sb.leaving)
+		sb.mu.Unlock()
+	}()
 	if end && len(targets) == 0 {
 		return r.confirmation(nil, cl, cmd, nil, sb.count(kind)), nil
 	}
@@ -325,9 +342,18 @@ func (sb *subscriber) awaitConfirmations(expect map[*pools.Server]int) error {
 	case refused != nil && confirmed:
 		return fmt.Errorf("%w: a server refused the subscription: %s", errSubsLost, resp.Clip(refused))
 	case refused != nil:
-		return fmt.Errorf("a server refused the subscription: %s", resp.Clip(refused))
+		return refusal{refused}
 	}
 	return nil
+}
+
+// refusal is the error of a subscription command that every server
+// concerned refused, with the (last) refusal: the subscriptions are as
+// they were.
+type refusal struct{ rep []byte }
+
+func (e refusal) Error() string {
+	return "a server refused the subscription: " + resp.Clip(e.rep)
 }
 
 // confirmation appends Redis's confirmation of cmd for target (nil: none)
