@@ -14,7 +14,8 @@ import (
 
 // Pub/sub. A channel lives on one server, the one a key of the same name
 // lives on, so that PUBLISH and SUBSCRIBE of a channel meet; a pattern is
-// subscribed on every server. A subscribed client has a session connection
+// subscribed on every server (in a cluster pool, which sends every
+// message to every node, on one: see cluster_pubsub.go). A subscribed client has a session connection
 // (pools.Server.Session) of its own to each server it subscribed on, and a
 // reader goroutine per connection that writes the messages to the client
 // as the server sent them (in the client's protocol: the connection said

@@ -26,7 +26,9 @@ import (
 // session whose connection fails (the server killed or moved) answers
 // the error, and the transaction under way, or the one that follows a
 // lost watch, aborts at EXEC: none of its commands runs unwatched or on
-// another server.
+// another server. In a cluster pool the rule is Redis Cluster's, one
+// slot, with its replies, and a stale map's MOVED is followed where it
+// can be: see cluster_session.go.
 type session struct {
 	srv       *pools.Server
 	conn      *pools.SessionConn // nil until a keyed command chose srv
