@@ -752,7 +752,8 @@ func TestClusterAppGoRedisTx(t *testing.T) {
 // on the old owner with a sunsubscribe push; the proxy keeps it from the
 // client and subscribes the channel again on the new owner, so that the
 // client gets the channel's messages from there, each once, and counts
-// stay right. A SSUBSCRIBE that a node refuses with MOVED (the pool's
+// stay right. A plain channel's subscription stays on its node when its
+// slot moves: PUBLISH reaches every node. A SSUBSCRIBE that a node refuses with MOVED (the pool's
 // map is stale) is made on the node named.
 func TestClusterShardChannelMoved(t *testing.T) {
 	c := testservers.NewCluster(t, testservers.ClusterOptions{Replicas: -1})
@@ -808,6 +809,17 @@ func TestClusterShardChannelMoved(t *testing.T) {
 	}
 	if n := proxytest.Dial(t, dst.Addr).Do("PUBSUB", "SHARDNUMSUB", "{smv}a"); n != proxytest.Array(proxytest.Bulk("{smv}a"), ":0\r\n") {
 		t.Fatalf("PUBSUB SHARDNUMSUB on the new owner after SUNSUBSCRIBE: %q", n)
+	}
+
+	// A plain channel's slot moves: its subscription stays where it was
+	// made, which every PUBLISH still reaches, and NUMSUB counts it.
+	moveEmptySlot(t, c, slotOf("smv:plain"), other(c.Owner(slotOf("smv:plain"))))
+	if got := pub.Do("PUBSUB", "NUMSUB", "smv:plain"); got != proxytest.Array(proxytest.Bulk("smv:plain"), ":1\r\n") {
+		t.Fatalf("PUBSUB NUMSUB after the channel's slot moved: %q", got)
+	}
+	pub.Do("PUBLISH", "smv:plain", "again")
+	if got := readMessages(t, sub, 1, 5*time.Second); !slices.Equal(got, []string{"message smv:plain again"}) {
+		t.Fatalf("messages after the channel's slot moved: %q", got)
 	}
 
 	// A stale map: SSUBSCRIBE meets MOVED.

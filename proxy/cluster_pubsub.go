@@ -210,3 +210,31 @@ func (sb *subscriber) connTo(srv *pools.Server) (*pools.SessionConn, error) {
 	go sb.read(srv, conn)
 	return conn, nil
 }
+
+// clusterNumsub answers PUBSUB NUMSUB in a cluster pool: each channel's
+// subscribers on every primary, summed. A node counts only its own, and
+// a channel's subscriptions may be on any node: the proxy's on the
+// owner of the channel's slot when they were made, other clients'
+// wherever they connected.
+func (r *redisProto) clusterNumsub(cl *client, bt *batch, args [][]byte) {
+	counts := make([]int64, len(args)-2)
+	for _, srv := range bt.rt.servers {
+		v, err := askServer(cl, srv, args)
+		if err != nil {
+			errorReply(bt, "ERR "+err.Error())
+			return
+		}
+		if len(v.Elems) != 2*len(counts) {
+			errorReply(bt, "ERR unexpected reply from server: "+resp.Clip(v.Raw))
+			return
+		}
+		for i := range counts {
+			counts[i] += v.Elems[2*i+1].Int
+		}
+	}
+	dst := resp.AppendArray(nil, 2*len(counts))
+	for i, ch := range args[2:] {
+		dst = resp.AppendInt(resp.AppendBulk(dst, ch), counts[i])
+	}
+	localReply(bt, dst)
+}

@@ -12,7 +12,8 @@ import (
 // server, NUMSUB and SHARDNUMSUB from each channel's server, NUMPAT the
 // most any server has (every pattern is subscribed on every server), in
 // a cluster pool the sum over the primaries (a pattern is subscribed on
-// one node, the same for every client).
+// one node, the same for every client), and NUMSUB too (a channel's
+// subscription stays on its node when the channel's slot moves).
 func (r *redisProto) pubsubInfo(cl *client, bt *batch, args [][]byte) {
 	sub := strings.ToUpper(string(args[1]))
 	rt := bt.rt
@@ -43,6 +44,10 @@ func (r *redisProto) pubsubInfo(cl *client, bt *batch, args [][]byte) {
 		}
 		localReply(bt, dst)
 	case "NUMSUB", "SHARDNUMSUB":
+		if rt.slots != nil && sub == "NUMSUB" {
+			r.clusterNumsub(cl, bt, args)
+			return
+		}
 		dst := resp.AppendArray(nil, 2*(len(args)-2))
 		for _, ch := range args[2:] {
 			i := rt.locate(ch)
