@@ -18,7 +18,10 @@ import (
 // the union of every server's keys, DBSIZE their sum, FLUSHDB and
 // FLUSHALL run on every server when the pool allows it (allow_flush), and
 // RANDOMKEY is a random server's random key, the others' when it has
-// none. SCAN walks the servers one after another (scanCursor).
+// none. SCAN walks the servers one after another (scanCursor). In a
+// cluster pool the servers are the primaries of the slot map, in its
+// order (replicas hold copies): a SCAN sees every key once while the map
+// does not change.
 
 // keyspace serves a keyspace command.
 func (r *redisProto) keyspace(cl *client, bt *batch, cmd *command, args [][]byte, frame []byte) {

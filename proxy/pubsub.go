@@ -14,7 +14,8 @@ import (
 
 // Pub/sub. A channel lives on one server, the one a key of the same name
 // lives on, so that PUBLISH and SUBSCRIBE of a channel meet; a pattern is
-// subscribed on every server. A subscribed client has a session connection
+// subscribed on every server (in a cluster pool, which sends every
+// message to every node, on one: see cluster_pubsub.go). A subscribed client has a session connection
 // (pools.Server.Session) of its own to each server it subscribed on, and a
 // reader goroutine per connection that writes the messages to the client
 // as the server sent them (in the client's protocol: the connection said
@@ -59,13 +60,18 @@ type subscriber struct {
 	mu       sync.Mutex
 	conns    map[*pools.Server]*pools.SessionConn
 	channels map[string]*pools.Server
-	patterns map[string]bool
+	patterns map[string]*pools.Server // nil: every server; in a cluster pool, the one it was made on
 	shards   map[string]*pools.Server
-	holding  bool   // the client's goroutine is confirming: messages wait in held
-	held     []byte // messages come while holding
-	closing  bool   // endSubscriptions is closing the connections
-	failed   bool   // a reader ended the client: messages are dropped
-	resp2    bool   // the client speaks RESP2 (it may have said HELLO 2 since it subscribed)
+	// In a cluster pool: the shard channels a SUNSUBSCRIBE was sent for,
+	// and those a node dropped (its slot moved away) that are being
+	// subscribed again on the slot's new owner (cluster_pubsub.go).
+	leaving map[string]bool
+	moving  map[string]*shardMove
+	holding bool   // the client's goroutine is confirming: messages wait in held
+	held    []byte // messages come while holding
+	closing bool   // endSubscriptions is closing the connections
+	failed  bool   // a reader ended the client: messages are dropped
+	resp2   bool   // the client speaks RESP2 (it may have said HELLO 2 since it subscribed)
 	// confirms carries the servers' confirmations (and errors) to the
 	// client's goroutine, which waits for them.
 	confirms chan confirm
@@ -76,7 +82,8 @@ type subscriber struct {
 
 func newSubscriber(cl *client) *subscriber {
 	return &subscriber{cl: cl, resp2: !cl.resp3, conns: map[*pools.Server]*pools.SessionConn{}, channels: map[string]*pools.Server{},
-		patterns: map[string]bool{}, shards: map[string]*pools.Server{}, confirms: make(chan confirm, 4),
+		patterns: map[string]*pools.Server{}, shards: map[string]*pools.Server{}, confirms: make(chan confirm, 4),
+		leaving: map[string]bool{}, moving: map[string]*shardMove{},
 		done: make(chan struct{}), lost: make(chan struct{})}
 }
 
@@ -116,6 +123,11 @@ func (r *redisProto) pubsubRequest(cl *client, bt *batch, cmd *command, args [][
 		r.write(cl, bt, resp.AppendError(nil, fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", fullName(cmd, args))))
 		return
 	}
+	if bt.rt.slots != nil && cmd.subscription&subShard != 0 && !sameSlot(args[1:]) {
+		// Shard channels of several slots: a node's answer.
+		r.write(cl, bt, resp.AppendError(nil, crossSlot))
+		return
+	}
 	if sb == nil {
 		if cmd.subscription&subEnd != 0 {
 			// Subscribed to nothing: each name is confirmed (none: a
@@ -135,6 +147,9 @@ func (r *redisProto) pubsubRequest(cl *client, bt *batch, cmd *command, args [][
 	}
 	r.flushAnswers(cl, bt)
 	out, err := r.subscribe(cl, sb, bt.rt, cmd, args[1:])
+	if bt.rt.slots != nil {
+		out, err = r.followSubscribe(cl, sb, bt, cmd, args[1:], out, err)
+	}
 	sb.mu.Lock()
 	if err != nil {
 		out = resp.AppendError(out, "ERR "+err.Error())
@@ -218,8 +233,16 @@ func (r *redisProto) subscribe(cl *client, sb *subscriber, rt *routing, cmd *com
 		for _, srv := range sb.servers(kind, name, rt) {
 			send[srv] = append(send[srv], t)
 		}
+		if kind == subShard && end {
+			sb.leaving[name] = true
+		}
 	}
 	sb.mu.Unlock()
+	defer func() {
+		sb.mu.Lock()
+		clear(sb.leaving)
+		sb.mu.Unlock()
+	}()
 	if end && len(targets) == 0 {
 		return r.confirmation(nil, cl, cmd, nil, sb.count(kind)), nil
 	}
@@ -320,9 +343,18 @@ func (sb *subscriber) awaitConfirmations(expect map[*pools.Server]int) error {
 	case refused != nil && confirmed:
 		return fmt.Errorf("%w: a server refused the subscription: %s", errSubsLost, resp.Clip(refused))
 	case refused != nil:
-		return fmt.Errorf("a server refused the subscription: %s", resp.Clip(refused))
+		return refusal{refused}
 	}
 	return nil
+}
+
+// refusal is the error of a subscription command that every server
+// concerned refused, with the (last) refusal: the subscriptions are as
+// they were.
+type refusal struct{ rep []byte }
+
+func (e refusal) Error() string {
+	return "a server refused the subscription: " + resp.Clip(e.rep)
 }
 
 // confirmation appends Redis's confirmation of cmd for target (nil: none)
@@ -369,19 +401,24 @@ func (sb *subscriber) has(kind uint8, name string) bool {
 	case subChannel:
 		return sb.channels[name] != nil
 	case subPattern:
-		return sb.patterns[name]
+		_, ok := sb.patterns[name]
+		return ok
 	default:
 		return sb.shards[name] != nil
 	}
 }
 
 // servers are the servers a subscription to name concerns: its channel's
-// (the one it was made on, once made), or every server for a pattern.
-// Under mu.
+// (the one it was made on, once made), or every server for a pattern. In
+// a cluster pool, which sends every PUBLISH to every node, a pattern is
+// subscribed on one node, its name's slot's owner, as a channel is, so
+// that each message comes once. Under mu.
 func (sb *subscriber) servers(kind uint8, name string, rt *routing) []*pools.Server {
 	switch {
-	case kind == subPattern:
+	case kind == subPattern && rt.slots == nil:
 		return rt.servers
+	case kind == subPattern && sb.patterns[name] != nil:
+		return []*pools.Server{sb.patterns[name]}
 	case kind == subChannel && sb.channels[name] != nil:
 		return []*pools.Server{sb.channels[name]}
 	case kind == subShard && sb.shards[name] != nil:
@@ -398,7 +435,12 @@ func (sb *subscriber) servers(kind uint8, name string, rt *routing) []*pools.Ser
 func (sb *subscriber) add(kind uint8, name string, rt *routing) {
 	switch kind {
 	case subPattern:
-		sb.patterns[name] = true
+		sb.patterns[name] = nil
+		if rt.slots != nil {
+			if srvs := sb.servers(kind, name, rt); len(srvs) == 1 {
+				sb.patterns[name] = srvs[0]
+			}
+		}
 	case subChannel, subShard:
 		srvs := sb.servers(kind, name, rt)
 		if len(srvs) == 0 {

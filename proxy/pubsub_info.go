@@ -10,7 +10,10 @@ import (
 
 // pubsubInfo answers PUBSUB: CHANNELS and SHARDCHANNELS merged from every
 // server, NUMSUB and SHARDNUMSUB from each channel's server, NUMPAT the
-// most any server has (every pattern is subscribed on every server).
+// most any server has (every pattern is subscribed on every server), in
+// a cluster pool the sum over the primaries (a pattern is subscribed on
+// one node, the same for every client), and NUMSUB too (a channel's
+// subscription stays on its node when the channel's slot moves).
 func (r *redisProto) pubsubInfo(cl *client, bt *batch, args [][]byte) {
 	sub := strings.ToUpper(string(args[1]))
 	rt := bt.rt
@@ -41,6 +44,10 @@ func (r *redisProto) pubsubInfo(cl *client, bt *batch, args [][]byte) {
 		}
 		localReply(bt, dst)
 	case "NUMSUB", "SHARDNUMSUB":
+		if rt.slots != nil && sub == "NUMSUB" {
+			r.clusterNumsub(cl, bt, args)
+			return
+		}
 		dst := resp.AppendArray(nil, 2*(len(args)-2))
 		for _, ch := range args[2:] {
 			i := rt.locate(ch)
@@ -63,14 +70,19 @@ func (r *redisProto) pubsubInfo(cl *client, bt *batch, args [][]byte) {
 			errorReply(bt, "ERR wrong number of arguments for 'pubsub|numpat' command")
 			return
 		}
-		var most int64
+		// Every server has every pattern; a cluster's nodes each have
+		// their own (subscriber.servers).
+		var most, sum int64
 		for _, srv := range rt.servers {
 			v, err := askServer(cl, srv, args)
 			if err != nil {
 				errorReply(bt, "ERR "+err.Error())
 				return
 			}
-			most = max(most, v.Int)
+			most, sum = max(most, v.Int), sum+v.Int
+		}
+		if rt.slots != nil {
+			most = sum
 		}
 		localReply(bt, resp.AppendInt(nil, most))
 	default:

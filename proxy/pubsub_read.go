@@ -42,6 +42,9 @@ func (sb *subscriber) read(srv *pools.Server, conn *pools.SessionConn) {
 			}
 			continue
 		}
+		if sb.shardMoved(srv, conn, rep) {
+			continue
+		}
 		select {
 		case sb.confirms <- confirm{srv, append([]byte(nil), rep...)}:
 		case <-sb.done:

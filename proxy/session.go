@@ -26,13 +26,16 @@ import (
 // session whose connection fails (the server killed or moved) answers
 // the error, and the transaction under way, or the one that follows a
 // lost watch, aborts at EXEC: none of its commands runs unwatched or on
-// another server.
+// another server. In a cluster pool the rule is Redis Cluster's, one
+// slot, with its replies, and a stale map's MOVED is followed where it
+// can be: see cluster_session.go.
 type session struct {
 	srv       *pools.Server
 	conn      *pools.SessionConn // nil until a keyed command chose srv
 	multi     bool               // inside MULTI
 	sentMulti bool               // MULTI was sent on conn
 	dirty     bool               // a command was refused inside MULTI: EXEC aborts
+	crossSlot bool               // cluster: a command of another node's slot was queued: EXEC answers -CROSSSLOT
 	queued    []byte             // keyless frames queued inside MULTI before conn
 	nqueued   int
 }
@@ -137,16 +140,20 @@ func (r *redisProto) endMulti(cl *client, bt *batch, cmd *command, frame []byte)
 		}
 		errorReply(bt, fmt.Sprintf("ERR %s without MULTI", cmd.name))
 		return
-	case s.dirty || !exec:
+	case s.dirty || !exec || s.crossSlot:
+		dirty := s.dirty
 		if s.sentMulti {
 			if rep, err := r.roundTrip(s, discardFrame); err != nil || string(rep) != string(okReply) {
 				cl.endSession(false)
 				s = nil
 			}
 		}
-		if exec {
+		switch {
+		case exec && dirty:
 			errorReply(bt, errExecAbort)
-		} else {
+		case exec: // keys of two nodes' slots, as a node answers a transaction over two of its slots
+			errorReply(bt, crossSlot)
+		default:
 			localReply(bt, okReply)
 		}
 		if s != nil {
@@ -214,6 +221,10 @@ func (r *redisProto) keyed(cl *client, bt *batch, cmd *command, args [][]byte, f
 		return
 	}
 	si := bt.rt.locate(keys[0])
+	if bt.rt.slots != nil && !sameSlot(keys) {
+		r.reject(cl, bt, crossSlot) // the node's answer, which dooms a transaction too
+		return
+	}
 	for _, k := range keys[1:] {
 		if bt.rt.locate(k) != si {
 			r.reject(cl, bt, fmt.Sprintf("ERR the keys of '%s' live on different servers: the proxy cannot serve it (put the keys under one hash tag)", strings.ToLower(cmd.name)))
@@ -226,6 +237,8 @@ func (r *redisProto) keyed(cl *client, bt *batch, cmd *command, args [][]byte, f
 		return
 	}
 	srv := bt.rt.ring[si]
+	fresh := s.conn == nil // this command chooses the session's server
+	owed := owedFrames{s.queued, s.nqueued}
 	switch {
 	case s.conn == nil:
 		if bt.rt.mig != nil && !r.moveKeys(bt, keys) {
@@ -235,6 +248,9 @@ func (r *redisProto) keyed(cl *client, bt *batch, cmd *command, args [][]byte, f
 		if !r.choose(cl, bt, si) {
 			return
 		}
+	case !sameServer(srv, s.srv) && bt.rt.slots != nil:
+		r.otherNode(cl, bt, cmd, args, frame, si, blocking)
+		return
 	case !sameServer(srv, s.srv) && (s.multi || cmd.sess == sessWatch):
 		r.reject(cl, bt, fmt.Sprintf("ERR the keys of '%s' live on another server than the transaction's: the proxy cannot serve it (put the transaction's keys under one hash tag)", strings.ToLower(cmd.name)))
 		return
@@ -254,6 +270,10 @@ func (r *redisProto) keyed(cl *client, bt *batch, cmd *command, args [][]byte, f
 		r.await(cl, bt, s.conn, frame)
 		return
 	}
+	if bt.rt.slots != nil {
+		r.clusterSessionDo(cl, bt, frame, fresh, owed)
+		return
+	}
 	r.sessionDo(cl, bt, frame)
 }
 
@@ -268,13 +288,17 @@ func sameServer(a, b *pools.Server) bool {
 // it, and sends what the transaction owes it: MULTI and the commands
 // queued before. It reports false, answered, when it cannot.
 func (r *redisProto) choose(cl *client, bt *batch, si int) bool {
-	s := cl.sess
 	if si < 0 {
 		r.noServer(bt)
-		s.dirty = true
+		cl.sess.dirty = true
 		return false
 	}
-	srv := bt.rt.ring[si]
+	return r.chooseServer(cl, bt, bt.rt.ring[si])
+}
+
+// chooseServer is choose for server srv.
+func (r *redisProto) chooseServer(cl *client, bt *batch, srv *pools.Server) bool {
+	s := cl.sess
 	conn, err := srv.Session(cl.resp3)
 	if err != nil {
 		r.reject(cl, bt, "ERR "+err.Error())
@@ -408,9 +432,32 @@ func (r *redisProto) blockAside(cl *client, bt *batch, si int, frame []byte) {
 // the client to hang up: then the connection is closed under the command,
 // so that the server unblocks it at once and pops nothing for nobody.
 func (r *redisProto) await(cl *client, bt *batch, conn *pools.SessionConn, frame []byte) {
-	if err := conn.Write(frame); err != nil {
+	rep, hup, err := cl.waitReply(conn, frame, false)
+	switch {
+	case hup:
+		cl.endSession(false)
+		cl.leaving = true
+	case err != nil:
 		r.sessionFailed(cl, bt, err)
-		return
+	case bt.rt.slots != nil:
+		r.followBlocking(cl, bt, frame, rep)
+	default:
+		localReply(bt, rep)
+	}
+}
+
+// waitReply writes frame on conn (glued behind ASKING when asking) and
+// waits for its reply, or for the client to hang up: then the connection
+// is interrupted under the command (hup), so that the server unblocks it
+// at once and pops nothing for nobody, and the caller closes it.
+func (cl *client) waitReply(conn *pools.SessionConn, frame []byte, asking bool) (rep []byte, hup bool, err error) {
+	if asking {
+		err = conn.Write(append(append([]byte(nil), askingFrame...), frame...))
+	} else {
+		err = conn.Write(frame)
+	}
+	if err != nil {
+		return nil, false, err
 	}
 	type result struct {
 		rep []byte
@@ -419,25 +466,21 @@ func (r *redisProto) await(cl *client, bt *batch, conn *pools.SessionConn, frame
 	done := make(chan result, 1)
 	go func() {
 		rep, err := conn.ReadReply()
+		if asking && err == nil {
+			rep, err = conn.ReadReply() // the request's, after ASKING's +OK
+		}
 		done <- result{rep, err}
 	}()
-	hup, stop := cl.p.hangups.Watch(cl.fd)
+	hups, stop := cl.p.hangups.Watch(cl.fd)
 	defer stop()
-	var res result
 	select {
-	case res = <-done:
-	case <-hup:
+	case res := <-done:
+		return res.rep, false, res.err
+	case <-hups:
 		conn.Interrupt()
 		<-done
-		cl.endSession(false)
-		cl.leaving = true
-		return
+		return nil, true, nil
 	}
-	if res.err != nil {
-		r.sessionFailed(cl, bt, res.err)
-		return
-	}
-	localReply(bt, res.rep)
 }
 
 // localReply records reply as the answer to the current request.
