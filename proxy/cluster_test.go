@@ -90,6 +90,7 @@ func TestClusterRoutes(t *testing.T) {
 		}
 	}
 	// Keys of one slot, by hash tag: served whole.
+	pc.Do("DEL", "{t}a", "{t}b", "{t}c")
 	if got := pc.Do("MSETNX", "{t}a", "1", "{t}b", "2"); got != ":1\r\n" {
 		t.Fatalf("MSETNX in one slot: %q", got)
 	}
