@@ -44,8 +44,8 @@ type options struct {
 // sectionOrder runs idle first, while both proxies are fresh: what a proxy
 // keeps from earlier sections (nutcracker's buffer free lists) would hide
 // what idle connections cost. reshard starts servers and a proxy of its
-// own. apps comes last, after every section it was added to.
-// cluster starts a Redis Cluster and a proxy of its own, and runs last.
+// own. apps comes after every section it was added to; cluster, which
+// starts a Redis Cluster and a proxy of its own, runs last.
 var sectionOrder = []string{"idle", "redis", "memcache", "large", "reshard", "apps", "cluster"}
 
 func parseFlags(args []string) (*options, error) {

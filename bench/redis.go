@@ -30,6 +30,7 @@ type redisCase struct {
 	dataSize int  // -d; 0 means redis-benchmark's default
 	resp3    bool // -3: HELLO 3 on each connection, RESP3 replies
 	cluster  bool // --cluster: addr is a Redis Cluster node, the benchmark spreads over the primaries
+	threads  int  // --threads; 0 for none (one thread; --cluster makes one per primary)
 }
 
 // mget10 is MGET of ten random keys, sent as a custom command.
@@ -101,6 +102,9 @@ func (c redisCase) args(addr string) ([]string, error) {
 	}
 	if c.cluster {
 		a = append(a, "--cluster")
+	}
+	if c.threads > 0 {
+		a = append(a, "--threads", strconv.Itoa(c.threads))
 	}
 	if c.test != "" {
 		return append(a, "-t", c.test), nil
