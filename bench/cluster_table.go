@@ -61,8 +61,9 @@ func renderCluster(title string, rows []clusterRow) string {
 		}
 	}
 	text := strings.TrimSuffix(markdown(title, clusterHeader, lines), "\n")
-	text += "\nredis-benchmark rows: direct is `redis-benchmark --cluster` to the nodes, proxy the same command without " +
-		"`--cluster` to shardproxy's cluster pool. go-redis rows: the bench's load generator, direct with go-redis's " +
+	text += fmt.Sprintf("\nredis-benchmark rows: direct is `redis-benchmark --cluster` to the nodes (one thread per primary), "+
+		"proxy the same command without `--cluster`, with `--threads %d`, to shardproxy's cluster pool. go-redis rows:", clusterPrimaries) +
+		" the bench's load generator, direct with go-redis's " +
 		"ClusterClient (an MSET is sent as one MSET per slot), proxy with a plain client (one MSET of 10 keys, which " +
 		"the proxy splits per slot). CPU counts the cluster's nodes and, through the proxy, the proxy process; not the " +
 		"load generators. predixy, the issue's outside reference, is not measured: it is not installable here.\n"
