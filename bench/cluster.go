@@ -36,7 +36,8 @@ const clusterKeyspace = 1000000
 // requests are done only on its 250 ms progress timer: the run's time is
 // rounded up to that step, which would lower direct's rps by a quarter on
 // a run of one second. Four times the requests (two to four seconds here)
-// keep the error to a few percent. Both legs of the row send the same.
+// keep the error to a few percent. Both legs of the row send the same, with
+// the same threads.
 const clusterBenchLonger = 4
 
 // clusterCase is one test at one pipeline depth of the cluster section.
@@ -71,10 +72,13 @@ func clusterCases(n int, quick bool) []clusterCase {
 	return cases
 }
 
-// redisCase is the case as redis-benchmark runs it; cluster adds --cluster.
+// redisCase is the case as redis-benchmark runs it, with as many threads
+// as primaries, which --cluster gives the direct runs on its own: so the
+// runs through the proxy have the same client, and the same 250 ms step.
 func (c clusterCase) redisCase(cluster bool) redisCase {
 	return redisCase{label: c.test, test: c.test, want: strings.ToUpper(c.test), pipeline: c.pipeline,
-		clients: clusterClients, requests: c.benchRequests, keyspace: clusterKeyspace, cluster: cluster}
+		clients: clusterClients, requests: c.benchRequests, keyspace: clusterKeyspace, cluster: cluster,
+		threads: clusterPrimaries}
 }
 
 // goLoad is the case as the bench's go-redis load generator runs it.

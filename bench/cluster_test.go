@@ -147,3 +147,44 @@ func checkQuickCluster(t *testing.T, text string, withProxy bool) {
 		}
 	}
 }
+
+// TestClusterBenchArgs checks redis-benchmark's command lines: through the
+// proxy and direct alike, 50 clients and 3 threads; direct adds --cluster;
+// SET and GET send 4 × the go-redis requests, MSET the same.
+func TestClusterBenchArgs(t *testing.T) {
+	cases := clusterCases(1000, false)
+	if len(cases) != 6 {
+		t.Fatalf("%d cases, want 6", len(cases))
+	}
+	want := map[string]string{
+		"set 1 proxy":    "-h 127.0.0.1 -p 1 -c 50 -n 4000 -P 1 --csv -r 1000000 --threads 3 -t set",
+		"set 1 direct":   "-h 127.0.0.1 -p 1 -c 50 -n 4000 -P 1 --csv -r 1000000 --cluster --threads 3 -t set",
+		"mset 16 proxy":  "-h 127.0.0.1 -p 1 -c 50 -n 5000 -P 16 --csv -r 1000000 --threads 3 -t mset",
+		"get 16 direct":  "-h 127.0.0.1 -p 1 -c 50 -n 20000 -P 16 --csv -r 1000000 --cluster --threads 3 -t get",
+		"mset 1 direct":  "-h 127.0.0.1 -p 1 -c 50 -n 1000 -P 1 --csv -r 1000000 --cluster --threads 3 -t mset",
+		"get 16 proxy":   "-h 127.0.0.1 -p 1 -c 50 -n 20000 -P 16 --csv -r 1000000 --threads 3 -t get",
+		"set 16 direct":  "-h 127.0.0.1 -p 1 -c 50 -n 20000 -P 16 --csv -r 1000000 --cluster --threads 3 -t set",
+		"mset 16 direct": "-h 127.0.0.1 -p 1 -c 50 -n 5000 -P 16 --csv -r 1000000 --cluster --threads 3 -t mset",
+	}
+	seen := 0
+	for _, c := range cases {
+		for _, leg := range []string{"proxy", "direct"} {
+			name := c.test + " " + strconv.Itoa(c.pipeline) + " " + leg
+			w, ok := want[name]
+			if !ok {
+				continue
+			}
+			seen++
+			a, err := c.redisCase(leg == "direct").args("127.0.0.1:1")
+			if got := strings.Join(a, " "); err != nil || got != w {
+				t.Errorf("%s: %q (%v), want %q", name, got, err, w)
+			}
+		}
+		if g := c.goLoad(false); g.requests != c.requests || g.clients != clusterClients || g.pipeline != c.pipeline {
+			t.Errorf("%s P=%d go-redis load %+v", c.test, c.pipeline, g)
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("checked %d command lines, want %d", seen, len(want))
+	}
+}
