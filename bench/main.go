@@ -44,8 +44,9 @@ type options struct {
 // sectionOrder runs idle first, while both proxies are fresh: what a proxy
 // keeps from earlier sections (nutcracker's buffer free lists) would hide
 // what idle connections cost. reshard starts servers and a proxy of its
-// own. apps comes last, after every section it was added to.
-var sectionOrder = []string{"idle", "redis", "memcache", "large", "reshard", "apps"}
+// own. apps comes after every section it was added to; cluster, which
+// starts a Redis Cluster and a proxy of its own, runs last.
+var sectionOrder = []string{"idle", "redis", "memcache", "large", "reshard", "apps", "cluster"}
 
 func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -216,6 +217,9 @@ func (b *bench) runSections() error {
 				reshardKeys(b.o.quick), reshardOld, reshardOld+1))
 		case "apps":
 			text, err = b.appsSection(appsCases(b.o.n))
+		case "cluster":
+			text, err = b.clusterSection(fmt.Sprintf("Redis Cluster (%d primaries): redis-benchmark and go-redis, -c %d -r %d",
+				clusterPrimaries, clusterClients, clusterKeyspace), clusterCases(b.o.n, b.o.quick))
 		}
 		b.emit(text)
 		if err != nil {

@@ -24,11 +24,12 @@ func TestParseFlags(t *testing.T) {
 		sections         string
 		wantErr          bool
 	}{
-		{name: "defaults", args: nil, n: 60000, conns: 10000, rounds: 3, sections: "apps,idle,large,memcache,redis"},
-		{name: "quick shrinks", args: []string{"-quick"}, n: 2000, conns: 1000, rounds: 1, sections: "apps,idle,large,memcache,redis"},
+		{name: "defaults", args: nil, n: 60000, conns: 10000, rounds: 3, sections: "apps,cluster,idle,large,memcache,redis"},
+		{name: "quick shrinks", args: []string{"-quick"}, n: 2000, conns: 1000, rounds: 1, sections: "apps,cluster,idle,large,memcache,redis"},
 		{name: "apps alone", args: []string{"-sections", "apps"}, n: 60000, conns: 10000, rounds: 3, sections: "apps"},
+		{name: "cluster alone", args: []string{"-sections", "cluster"}, n: 60000, conns: 10000, rounds: 3, sections: "cluster"},
 		{name: "quick keeps explicit n", args: []string{"-quick", "-n", "5000", "-sections", "redis"}, n: 5000, conns: 1000, rounds: 1, sections: "redis"},
-		{name: "unknown section", args: []string{"-sections", "redis,cluster"}, wantErr: true},
+		{name: "unknown section", args: []string{"-sections", "redis,predixy"}, wantErr: true},
 		{name: "tiny n", args: []string{"-n", "5"}, wantErr: true},
 		{name: "stray argument", args: []string{"extra"}, wantErr: true},
 	}
@@ -42,7 +43,7 @@ func TestParseFlags(t *testing.T) {
 				return
 			}
 			var secs []string
-			for _, s := range []string{"apps", "idle", "large", "memcache", "redis"} {
+			for _, s := range []string{"apps", "cluster", "idle", "large", "memcache", "redis"} {
 				if o.sections[s] {
 					secs = append(secs, s)
 				}
@@ -116,6 +117,9 @@ func TestQuickRun(t *testing.T) {
 	resp3 := sectionOf(report, "### Redis RESP3")
 	checkQuickRESP3(t, resp3)
 	report = strings.Replace(report, resp3, "", 1)
+	cl := sectionOf(report, "### Redis Cluster")
+	checkQuickCluster(t, cl, false)
+	report = strings.Replace(report, cl, "", 1)
 	checkQuickApps(t, sectionOf(report, "### Pub/sub"), sectionOf(report, "### Blocking commands"))
 	rows := 0
 	for _, l := range strings.Split(report, "\n") {

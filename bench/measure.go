@@ -22,6 +22,7 @@ type leg struct {
 	name string // in progress and failure lines
 	addr string
 	pid  int
+	more []int // further processes whose CPU is sampled apart (a cluster's nodes)
 	fn   runner
 }
 
@@ -75,8 +76,10 @@ func (b *bench) measureLegs(test, pipeline string, legs []leg) ([]cell, error) {
 			if err := b.ctx.Err(); err != nil {
 				return finish(err)
 			}
-			if l.pid != 0 && !alive(l.pid) {
-				return finish(fmt.Errorf("%s (pid %d) is no longer running", l.name, l.pid))
+			for _, pid := range append([]int{l.pid}, l.more...) {
+				if pid != 0 && !alive(pid) {
+					return finish(fmt.Errorf("%s: pid %d is no longer running", l.name, pid))
+				}
 			}
 		}
 		slices.Reverse(order)
@@ -84,21 +87,38 @@ func (b *bench) measureLegs(test, pipeline string, legs []leg) ([]cell, error) {
 	return finish(nil)
 }
 
-// measure runs the leg once.
+// measure runs the leg once, sampling the CPU of its process (cell.cpu)
+// and of its further processes (cell.moreCPU).
 func (b *bench) measure(l leg) cell {
-	var before time.Duration
-	var cpuErr error
+	var pids []int
 	if l.pid != 0 {
-		before, cpuErr = cpuOf(l.pid)
+		pids = []int{l.pid}
 	}
+	before, cpuErr := cpuOfAll(pids)
+	moreBefore, moreErr := cpuOfAll(l.more)
 	res, err := l.fn(b.ctx, l.addr)
 	c := cell{ran: true, res: res, err: err}
-	if l.pid != 0 && cpuErr == nil {
-		if after, err := cpuOf(l.pid); err == nil {
-			c.cpu, c.hasCPU = after-before, true
+	if len(pids)+len(l.more) > 0 && cpuErr == nil && moreErr == nil {
+		after, err1 := cpuOfAll(pids)
+		moreAfter, err2 := cpuOfAll(l.more)
+		if err1 == nil && err2 == nil {
+			c.cpu, c.moreCPU, c.hasCPU = after-before, moreAfter-moreBefore, true
 		}
 	}
 	return c
+}
+
+// cpuOfAll returns the CPU time the processes have used so far, summed.
+func cpuOfAll(pids []int) (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range pids {
+		t, err := cpuOf(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += t
+	}
+	return sum, nil
 }
 
 // merge combines the runs of one target: the median of each of rps, p50 and
@@ -119,10 +139,11 @@ func merge(runs []cell) cell {
 		m.res.hasLatency = m.res.hasLatency && c.res.hasLatency
 		m.hasCPU = m.hasCPU && c.hasCPU
 		m.cpu += c.cpu
+		m.moreCPU += c.moreCPU
 		m.res.requests += c.res.requests
 	}
 	m.res.rps, m.res.p50, m.res.p99 = median(rps), median(p50), median(p99)
-	m.coarse = m.cpu < coarseTicks*time.Second/time.Duration(clockTicks())
+	m.coarse = m.cpu+m.moreCPU < coarseTicks*time.Second/time.Duration(clockTicks())
 	return m
 }
 

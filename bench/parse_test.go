@@ -30,6 +30,8 @@ func TestParseRedisCSV(t *testing.T) {
 		{name: "custom mget", want: "MGET", out: csvHeader + `"MGET key:__rand_int__ key:__rand_int__","74349.45","0.355","0.096","0.343","0.471","0.823","1.783"` + "\n",
 			rps: 74349.45, p50: 0.343, p99: 0.823, lines: 1},
 		{name: "mset line is not set", want: "SET", out: csvHeader + `"MSET (10 keys)","140845.06","5.464","0.632","4.543","11.943","12.439","12.703"` + "\n", wantErr: true},
+		{name: "cluster preamble skipped", want: "SET", out: "Cluster has 3 master nodes:\n\nMaster 0: 61937af1 127.0.0.1:23002\n\n" + csvHeader +
+			`"SET","79365.08","0.830","0.072","0.535","1.999","6.151","6.247"` + "\n", rps: 79365.08, p50: 0.535, p99: 6.151, lines: 1},
 		{name: "header only", want: "SET", out: csvHeader, wantErr: true},
 		{name: "empty", want: "SET", out: "", wantErr: true},
 		{name: "bad number", want: "GET", out: csvHeader + `"GET","fast","0.720","0.280","0.695","1.023","1.207","1.399"` + "\n", wantErr: true},

@@ -29,6 +29,8 @@ type redisCase struct {
 	keyspace int  // -r; 0 means one fixed key
 	dataSize int  // -d; 0 means redis-benchmark's default
 	resp3    bool // -3: HELLO 3 on each connection, RESP3 replies
+	cluster  bool // --cluster: addr is a Redis Cluster node, the benchmark spreads over the primaries
+	threads  int  // --threads; 0 for none (one thread; --cluster makes one per primary)
 }
 
 // mget10 is MGET of ten random keys, sent as a custom command.
@@ -98,6 +100,12 @@ func (c redisCase) args(addr string) ([]string, error) {
 	if c.resp3 {
 		a = append(a, "-3")
 	}
+	if c.cluster {
+		a = append(a, "--cluster")
+	}
+	if c.threads > 0 {
+		a = append(a, "--threads", strconv.Itoa(c.threads))
+	}
 	if c.test != "" {
 		return append(a, "-t", c.test), nil
 	}
@@ -149,8 +157,12 @@ func benchErrors(stderr []byte) string {
 
 // parseRedisCSV finds the line of test want (by the first word of its name)
 // in redis-benchmark --csv output and returns its figures and the number of
-// result lines (each line is one run of -n requests).
+// result lines (each line is one run of -n requests). What precedes the
+// CSV header (--cluster lists the primaries first) is skipped.
 func parseRedisCSV(out []byte, want string) (runResult, int, error) {
+	if i := bytes.Index(out, []byte("\n\"test\",")); i >= 0 && !bytes.HasPrefix(out, []byte("\"test\",")) {
+		out = out[i+1:]
+	}
 	recs, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
 	if err != nil {
 		return runResult{}, 0, fmt.Errorf("csv: %w", err)

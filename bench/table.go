@@ -18,12 +18,15 @@ type runResult struct {
 
 // cell is one target's measurement in a row.
 type cell struct {
-	ran    bool
-	res    runResult
-	cpu    time.Duration // CPU the proxy process used during the run
-	hasCPU bool
-	coarse bool // cpu is only a few clock ticks, so CPU per request is rough
-	err    error
+	ran bool
+	res runResult
+	cpu time.Duration // CPU the proxy process used during the run
+	// moreCPU is the CPU of the leg's further processes (a cluster's
+	// nodes) during the run.
+	moreCPU time.Duration
+	hasCPU  bool
+	coarse  bool // cpu is only a few clock ticks, so CPU per request is rough
+	err     error
 }
 
 // cpuPerReq returns microseconds of proxy CPU per request.

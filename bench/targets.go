@@ -10,12 +10,14 @@ import (
 // results are the measurements of one run that the targets are checked
 // against: throughput rows by section ("redis", "memcache", "large"), the
 // RESP3 rows and the idle connections, when those sections ran. The apps
-// rows have no target; they are kept for the tests.
+// and cluster rows have no target (the cluster target is against
+// predixy, which is not installed here); they are kept for the tests.
 type results struct {
-	rows  map[string][]row
-	resp3 []protoRow
-	apps  []appRow
-	idle  *[numTargets]idleResult
+	rows    map[string][]row
+	resp3   []protoRow
+	apps    []appRow
+	cluster []clusterRow
+	idle    *[numTargets]idleResult
 }
 
 func (rs *results) add(section string, r []row) {
