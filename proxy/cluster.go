@@ -492,6 +492,25 @@ func (rt *routing) ownerOf(c *pools.Call) *pools.Server {
 	return nil
 }
 
+// Replies to a request whose slot has no node in the pool's map: Redis
+// Cluster's own, and the proxy's before it has a map at all (no seed
+// answered yet).
+const (
+	slotNotServed = "CLUSTERDOWN Hash slot not served"
+	noSlotMapYet  = "CLUSTERDOWN Hash slot not served: the proxy has no slot map yet (no cluster node answered)"
+)
+
+// noSlot is the error for a request whose slot no node serves by rt, and
+// asks for a refresh: the map may be missing, or older than the
+// cluster's.
+func (cs *clusterState) noSlot(rt *routing) string {
+	cs.topo.Refresh()
+	if rt.clusterMap == nil {
+		return noSlotMapYet
+	}
+	return slotNotServed
+}
+
 // crossSlot is Redis Cluster's reply to a request whose keys are in more
 // than one slot.
 const crossSlot = "CROSSSLOT Keys in request don't hash to the same slot"
