@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/hashring"
 	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
@@ -29,7 +31,7 @@ import (
 // Shape of the load's key space.
 const (
 	opsCounters  = 64  // INCR counters shared by every client
-	opsKeys      = 256 // read-your-writes keys per client
+	opsRYWKeys   = 256 // read-your-writes keys per client
 	opsPairs     = 4   // SET/GET pairs per batch
 	opsIncrs     = 5   // INCRs per batch
 	opsMultiKeys = 3   // keys of a client's MSET/MGET, in different slots
@@ -52,15 +54,33 @@ type opsLoad struct {
 	incrs, maybe [opsCounters]atomic.Int64
 	maxBatch     atomic.Int64 // the slowest batch, in nanoseconds
 
-	mu     sync.Mutex
-	errs   map[string]int // error reply or failure -> count
-	wrong  []string       // replies that are not what the request must get
-	errKey map[string]int // key of each request answered an error -> count
+	keys []opsKeys // by client
+
+	mu         sync.Mutex
+	errs       map[string]int // error reply or failure -> count
+	wrong      []string       // replies that are not what the request must get
+	errKey     map[string]int // the keys of a request answered an error, joined by spaces -> count
+	clientErrs []int          // by client
 }
 
 // startOpsLoad starts n clients of addr; the test's cleanup stops them.
 func startOpsLoad(t *testing.T, addr string, n int) *opsLoad {
-	l := &opsLoad{addr: addr, stop: make(chan struct{}), errs: map[string]int{}, errKey: map[string]int{}}
+	return startOpsLoadAvoiding(t, addr, n, 0, nil)
+}
+
+// startOpsLoadAvoiding starts n clients of addr, the last m of them
+// using only keys for which avoid is false; the test's cleanup stops
+// them.
+func startOpsLoadAvoiding(t *testing.T, addr string, n, m int, avoid func(key string) bool) *opsLoad {
+	l := &opsLoad{addr: addr, stop: make(chan struct{}), errs: map[string]int{}, errKey: map[string]int{},
+		clientErrs: make([]int, n)}
+	for g := range n {
+		var skip func(string) bool
+		if g >= n-m {
+			skip = avoid
+		}
+		l.keys = append(l.keys, newOpsKeys(g, skip))
+	}
 	for g := range n {
 		l.wg.Add(1)
 		go l.run(g)
@@ -75,6 +95,36 @@ func startOpsLoad(t *testing.T, addr string, n int) *opsLoad {
 	return l
 }
 
+// opsKeys are the keys of one client of an opsLoad.
+type opsKeys struct {
+	ryw      []string // its own, for read-your-writes
+	counters []int    // the shared counters it increments
+	multi    []string // its own, for MSET and MGET, in different slots
+}
+
+// newOpsKeys makes client g's keys, leaving out those skip says (nil:
+// none).
+func newOpsKeys(g int, skip func(string) bool) opsKeys {
+	var k opsKeys
+	keep := func(key string) bool { return skip == nil || !skip(key) }
+	for i := 0; len(k.ryw) < opsRYWKeys; i++ {
+		if key := fmt.Sprintf("ops:ryw:%d:%d", g, i); keep(key) {
+			k.ryw = append(k.ryw, key)
+		}
+	}
+	for i := range opsCounters {
+		if keep(opsCounter(i)) {
+			k.counters = append(k.counters, i)
+		}
+	}
+	for i := 0; len(k.multi) < opsMultiKeys; i++ {
+		if key := fmt.Sprintf("ops:multi:%d:%d", g, i); keep(key) {
+			k.multi = append(k.multi, key)
+		}
+	}
+	return k
+}
+
 // halt stops the clients and waits for them.
 func (l *opsLoad) halt() {
 	select {
@@ -85,13 +135,11 @@ func (l *opsLoad) halt() {
 	l.wg.Wait()
 }
 
-func opsCounter(i int) string     { return fmt.Sprintf("ops:ctr:%d", i) }
-func opsKey(g, i int) string      { return fmt.Sprintf("ops:ryw:%d:%d", g, i) }
-func opsMultiKey(g, i int) string { return fmt.Sprintf("ops:multi:%d:%d", g, i) }
-func (l *opsLoad) stopped() bool  { return isClosed(l.stop) }
-func isClosed(c chan struct{}) bool {
+func opsCounter(i int) string { return fmt.Sprintf("ops:ctr:%d", i) }
+
+func (l *opsLoad) stopped() bool {
 	select {
-	case <-c:
+	case <-l.stop:
 		return true
 	default:
 		return false
@@ -100,7 +148,7 @@ func isClosed(c chan struct{}) bool {
 
 // opsRequest is one request of a batch and what checks its reply.
 type opsRequest struct {
-	key   string // its (first) key
+	keys  []string
 	check func(rep proxytest.Reply) string
 	// after is the index of a request whose error excuses this one's
 	// value (the SET before a GET, the MSET before an MGET): a write that
@@ -126,7 +174,7 @@ func (l *opsLoad) run(g int) {
 		if nc == nil {
 			var err error
 			if nc, err = net.DialTimeout("tcp", l.addr, 5*time.Second); err != nil {
-				l.fail("dial: "+err.Error(), "")
+				l.fail(g, "dial: "+err.Error(), nil)
 				nc = nil
 				time.Sleep(50 * time.Millisecond)
 				continue
@@ -137,7 +185,7 @@ func (l *opsLoad) run(g int) {
 		start := time.Now()
 		nc.SetDeadline(start.Add(20 * time.Second))
 		if _, err := nc.Write(buf); err != nil {
-			l.fail("write: "+err.Error(), "")
+			l.fail(g, "write: "+err.Error(), nil)
 			nc.Close()
 			nc = nil
 			continue
@@ -146,14 +194,14 @@ func (l *opsLoad) run(g int) {
 		for i, q := range reqs {
 			rep, err := proxytest.ReadReply(r)
 			if err != nil {
-				l.fail("read: "+err.Error(), q.key)
+				l.fail(g, "read: "+err.Error(), q.keys)
 				nc.Close()
 				nc = nil
 				break
 			}
 			if rep.Kind == '-' {
 				failed[i] = true
-				l.fail(rep.Str, q.key)
+				l.fail(g, rep.Str, q.keys)
 				if q.incr >= 0 {
 					l.maybe[q.incr].Add(1)
 				}
@@ -164,7 +212,7 @@ func (l *opsLoad) run(g int) {
 			}
 			if why := q.check(rep); why != "" && (q.after < 0 || !failed[q.after]) {
 				l.mu.Lock()
-				l.wrong = append(l.wrong, fmt.Sprintf("client %d %s: %s", g, q.key, why))
+				l.wrong = append(l.wrong, fmt.Sprintf("client %d %v: %s", g, q.keys, why))
 				l.mu.Unlock()
 			}
 		}
@@ -181,29 +229,30 @@ func (l *opsLoad) run(g int) {
 
 // batch appends one batch of client g to buf and its requests to reqs.
 func (l *opsLoad) batch(g, seq int, buf []byte, reqs []opsRequest) ([]byte, []opsRequest) {
+	k := &l.keys[g]
 	for j := range opsPairs {
-		k := opsKey(g, (seq*opsPairs+j)%opsKeys)
+		key := k.ryw[(seq*opsPairs+j)%len(k.ryw)]
 		v := fmt.Sprintf("%d:%d:%d", g, seq, j)
-		buf = proxytest.EncodeCommand(buf, "SET", k, v)
-		reqs = append(reqs, opsRequest{key: k, check: wantSimple("OK"), after: -1, incr: -1})
-		buf = proxytest.EncodeCommand(buf, "GET", k)
-		reqs = append(reqs, opsRequest{key: k, check: wantBulk(v), after: len(reqs) - 1, incr: -1})
+		buf = proxytest.EncodeCommand(buf, "SET", key, v)
+		reqs = append(reqs, opsRequest{keys: []string{key}, check: wantSimple("OK"), after: -1, incr: -1})
+		buf = proxytest.EncodeCommand(buf, "GET", key)
+		reqs = append(reqs, opsRequest{keys: []string{key}, check: wantBulk(v), after: len(reqs) - 1, incr: -1})
 	}
 	for j := range opsIncrs {
-		c := (seq*7 + g*13 + j*17) % opsCounters
+		c := k.counters[(seq*7+g*13+j*17)%len(k.counters)]
 		buf = proxytest.EncodeCommand(buf, "INCR", opsCounter(c))
-		reqs = append(reqs, opsRequest{key: opsCounter(c), check: wantPositive, after: -1, incr: c})
+		reqs = append(reqs, opsRequest{keys: []string{opsCounter(c)}, check: wantPositive, after: -1, incr: c})
 	}
 	v := fmt.Sprintf("m%d:%d", g, seq)
 	mset, mget := []string{"MSET"}, []string{"MGET"}
-	for i := range opsMultiKeys {
-		mset = append(mset, opsMultiKey(g, i), v)
-		mget = append(mget, opsMultiKey(g, i))
+	for _, key := range k.multi {
+		mset = append(mset, key, v)
+		mget = append(mget, key)
 	}
 	buf = proxytest.EncodeCommand(buf, mset...)
-	reqs = append(reqs, opsRequest{key: mset[1], check: wantSimple("OK"), after: -1, incr: -1})
+	reqs = append(reqs, opsRequest{keys: k.multi, check: wantSimple("OK"), after: -1, incr: -1})
 	buf = proxytest.EncodeCommand(buf, mget...)
-	reqs = append(reqs, opsRequest{key: mget[1], check: wantAll(v, opsMultiKeys), after: len(reqs) - 1, incr: -1})
+	reqs = append(reqs, opsRequest{keys: k.multi, check: wantAll(v, len(k.multi)), after: len(reqs) - 1, incr: -1})
 	return buf, reqs
 }
 
@@ -245,16 +294,18 @@ func wantAll(v string, n int) func(proxytest.Reply) string {
 	}
 }
 
-// fail records an error reply or a failure of a request on key.
-func (l *opsLoad) fail(what, key string) {
+// fail records an error reply or a failure of client g's request on
+// keys.
+func (l *opsLoad) fail(g int, what string, keys []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(what) > 160 {
 		what = what[:160]
 	}
 	l.errs[what]++
-	if key != "" {
-		l.errKey[key]++
+	l.clientErrs[g]++
+	if len(keys) > 0 {
+		l.errKey[strings.Join(keys, " ")]++
 	}
 }
 
@@ -440,4 +491,285 @@ func TestClusterOpsReshard(t *testing.T) {
 	if cs.Moved == 0 || cs.Ask == 0 || cs.RetriesExhausted != 0 {
 		t.Errorf("want MOVED and ASK followed, none given up: %s", redirectSummary(cs))
 	}
+}
+
+// TestClusterOpsAddNode joins an empty primary with redis-cli --cluster
+// add-node, then reshards 2,000 slots onto it under load: the proxy's map
+// did not name the new node, so the first requests reach it by ASK and
+// MOVED. No client sees an error; the counters are exact; keys written
+// meanwhile live on the new node.
+func TestClusterOpsAddNode(t *testing.T) {
+	c := testservers.NewCluster(t, testservers.ClusterOptions{Replicas: -1})
+	addr, px := proxytest.StartClusterProxy(t, c)
+	fill(t, addr, 20000)
+	added := c.AddNode(t)
+	nodesBefore := clusterStats(px).Nodes
+	l := startOpsLoad(t, addr, 8)
+
+	start := time.Now()
+	redisCLI(t, "--cluster", "reshard", added.Addr, "--cluster-from", "all", "--cluster-to", added.ID,
+		"--cluster-slots", "2000", "--cluster-yes")
+	reshard := time.Since(start)
+	c.WaitHealthy(t, 20*time.Second)
+	// redis-cli takes from each source its share, rounded.
+	if n := slotCounts(t, c)[added.ID]; n < 1995 || n > 2000 {
+		t.Fatalf("the new node has %d slots, want 2000 or a few less", n)
+	}
+	time.Sleep(300 * time.Millisecond)
+	l.checkClean(t)
+	cs := clusterStats(px)
+	t.Logf("reshard of 2000 slots onto a new node %v; load: %s", reshard.Round(time.Millisecond), l.summary())
+	t.Logf("redirects: %s (nodes known before: %d)", redirectSummary(cs), nodesBefore)
+	if cs.Moved == 0 || cs.Ask == 0 || cs.RetriesExhausted != 0 || cs.Nodes != nodesBefore+1 {
+		t.Errorf("want MOVED and ASK followed to the new node, known since: %s", redirectSummary(cs))
+	}
+	// Keys of the client written last are on the slot's owner now.
+	on := 0
+	for _, k := range l.keys[0].ryw {
+		if c.Owner(hashringSlot(k)) != added {
+			continue
+		}
+		on++
+		direct := proxytest.Command(t, added.Addr, "GET", k)
+		if via := proxytest.Command(t, addr, "GET", k); via != direct || !strings.HasPrefix(direct, "0:") {
+			t.Errorf("%s: %q through the proxy, %q on the new node", k, via, direct)
+		}
+	}
+	if on == 0 {
+		t.Errorf("no key of client 0 moved to the new node")
+	}
+}
+
+// TestClusterOpsKillPrimary kills a primary with SIGKILL under load (a
+// replica per primary, node timeout 2 s): clients get errors only for
+// requests already written to it, each saying it may have run; no
+// -CLUSTERDOWN, MOVED or ASK reaches a client (cluster_retry_timeout
+// covers the failover), and the clients that never touch its slots get
+// no error at all, though the other primaries answer CLUSTERDOWN until
+// the failover; afterwards every key of its slots is served by the
+// replica that took them over.
+func TestClusterOpsKillPrimary(t *testing.T) {
+	c := testservers.NewCluster(t, testservers.ClusterOptions{NodeTimeout: 2 * time.Second})
+	addr, px := proxytest.StartClusterProxy(t, c)
+	victim := c.Primaries()[0]
+	heir := c.ReplicasOf(victim)[0]
+	victimSlots := c.Slots(victim)
+	onVictim := func(key string) bool {
+		s := hashringSlot(key)
+		for _, r := range victimSlots {
+			if s >= r[0] && s <= r[1] {
+				return true
+			}
+		}
+		return false
+	}
+	const clients, avoiding = 8, 4
+	l := startOpsLoadAvoiding(t, addr, clients, avoiding, onVictim)
+
+	time.Sleep(200 * time.Millisecond)
+	killed := time.Now()
+	c.Kill(victim)
+	c.WaitHealthy(t, 30*time.Second)
+	failover := time.Since(killed)
+	if c.Role(heir) != "master" {
+		t.Fatalf("%s did not take over from %s", heir.Addr, victim.Addr)
+	}
+	time.Sleep(500 * time.Millisecond)
+	l.halt()
+	l.checkWrong(t)
+	l.mu.Lock()
+	failed := 0
+	for e, n := range l.errs {
+		failed += n
+		if !strings.Contains(e, "may have run") || !strings.Contains(e, victim.Addr) {
+			t.Errorf("%d times %q: want only errors of requests written to %s, saying they may have run", n, e, victim.Addr)
+		}
+	}
+	for keys := range l.errKey {
+		if !slices.ContainsFunc(strings.Fields(keys), onVictim) {
+			t.Errorf("a request on %s failed, none of them the dead primary's", keys)
+		}
+	}
+	for g := clients - avoiding; g < clients; g++ {
+		if n := l.clientErrs[g]; n > 0 {
+			t.Errorf("client %d, off the dead primary's slots, had %d errors", g, n)
+		}
+	}
+	l.mu.Unlock()
+	lost := l.checkCounters(t, onVictim)
+
+	// Every key of the dead primary's slots is served by its heir.
+	var gets [][]string
+	for _, k := range l.keys {
+		for _, key := range k.ryw {
+			if onVictim(key) {
+				gets = append(gets, []string{"GET", key})
+			}
+		}
+	}
+	for i, rep := range proxytest.Texts(t, addr, gets) {
+		direct := proxytest.Command(t, heir.Addr, gets[i]...)
+		if rep != direct || rep == "(nil)" || strings.HasPrefix(rep, "-") {
+			t.Errorf("%v: %q through the proxy, %q on %s", gets[i], rep, direct, heir.Addr)
+		}
+	}
+	cs := clusterStats(px)
+	t.Logf("failover %v after the kill; %d keys of its slots checked; %d requests failed, %d INCRs answered then lost with the primary; load: %s",
+		failover.Round(time.Millisecond), len(gets), failed, lost, l.summary())
+	t.Logf("redirects: %s", redirectSummary(cs))
+	if failed == 0 {
+		t.Errorf("no request failed: the primary died with none in flight?")
+	}
+	if cs.RetriesExhausted != 0 {
+		t.Errorf("retries ran out: %s", redirectSummary(cs))
+	}
+}
+
+// hashringSlot is a key's cluster slot.
+func hashringSlot(key string) int { return int(hashring.ClusterSlot([]byte(key))) }
+
+// TestClusterOpsManualFailover runs CLUSTER FAILOVER on a replica under
+// load: its primary hands over without losing a write, and no client sees
+// an error.
+func TestClusterOpsManualFailover(t *testing.T) {
+	c := testservers.NewCluster(t, testservers.ClusterOptions{})
+	addr, px := proxytest.StartClusterProxy(t, c)
+	old := c.Primaries()[0]
+	heir := c.ReplicasOf(old)[0]
+	l := startOpsLoad(t, addr, 8)
+
+	start := time.Now()
+	if got := proxytest.Command(t, heir.Addr, "CLUSTER", "FAILOVER"); got != "+OK" {
+		t.Fatalf("CLUSTER FAILOVER on %s: %q", heir.Addr, got)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for c.Role(heir) != "master" || c.Role(old) != "slave" {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not take over from %s", heir.Addr, old.Addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+		c.WaitHealthy(t, 20*time.Second)
+	}
+	took := time.Since(start)
+	time.Sleep(500 * time.Millisecond)
+	l.checkClean(t)
+	cs := clusterStats(px)
+	t.Logf("manual failover %v; load: %s", took.Round(time.Millisecond), l.summary())
+	t.Logf("redirects: %s", redirectSummary(cs))
+	if cs.RetriesExhausted != 0 {
+		t.Errorf("retries ran out: %s", redirectSummary(cs))
+	}
+}
+
+// TestClusterOpsSeedsDown starts the proxy while its only seed is down: it
+// listens, its pool is not ready and says why, a request gets a clear
+// error; once the seed is back the pool takes a map and serves, without
+// a restart.
+func TestClusterOpsSeedsDown(t *testing.T) {
+	c := testservers.NewCluster(t, testservers.ClusterOptions{Replicas: -1})
+	seed := c.Nodes[0]
+	c.Kill(seed)
+	listen := proxytest.FreeListen(t)
+	px := proxytest.StartProxy(t, proxytest.ClusterYAML("cluster", listen, []string{seed.Addr}))
+	pc := proxytest.Dial(t, listen)
+	ps := px.Snapshot().Pools[0]
+	if ok, why := ps.Ready(); ok || !strings.Contains(why, "no slot map") || !strings.Contains(why, seed.Addr) {
+		t.Fatalf("ready %v (%q), want not ready: no slot map, naming the seed %s", ok, why, seed.Addr)
+	}
+	got := pc.Do("SET", "ops:seeds", "1")
+	if want := "-CLUSTERDOWN Hash slot not served: the proxy has no slot map yet (no cluster node answered)\r\n"; got != want {
+		t.Fatalf("SET without a slot map: %q, want %q", got, want)
+	}
+	t.Logf("before the seed answers: %q", got)
+	// Refreshes are retried meanwhile, without a request to ask for them.
+	failures := clusterStats(px).RefreshFailures
+	time.Sleep(1200 * time.Millisecond)
+	if n := clusterStats(px).RefreshFailures - failures; n < 2 {
+		t.Errorf("%d refreshes tried in 1.2s while the seed was down, want one each 500ms", n)
+	}
+
+	restarted := time.Now()
+	c.Restart(seed)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, why := px.Snapshot().Pools[0].Ready()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready 10s after the seed came back: %s", why)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ready := time.Since(restarted)
+	c.WaitHealthy(t, 20*time.Second)
+	healthy := time.Since(restarted)
+	if ready > 3*time.Second {
+		t.Errorf("ready %v after the seed came back, want a refresh within the retry gap (500ms)", ready)
+	}
+	if got := pc.Do("SET", "ops:seeds", "1"); got != "+OK\r\n" {
+		t.Fatalf("SET once ready: %q", got)
+	}
+	if got := pc.Do("GET", "ops:seeds"); got != proxytest.Bulk("1") {
+		t.Fatalf("GET once ready: %q", got)
+	}
+	t.Logf("seed back: pool ready after %v, cluster healthy after %v; %s", ready.Round(time.Millisecond),
+		healthy.Round(time.Millisecond), redirectSummary(clusterStats(px)))
+}
+
+// TestClusterOpsRefreshStorm keeps many clients on slots that move (a
+// reshard of 2,000 slots under 16 clients): every MOVED asks for a
+// refresh, but the Topology makes at most one per 100 ms and spreads them
+// over the nodes, so no node is asked CLUSTER SLOTS more than a few
+// times a second.
+func TestClusterOpsRefreshStorm(t *testing.T) {
+	c := testservers.NewCluster(t, testservers.ClusterOptions{Replicas: -1})
+	addr, px := proxytest.StartClusterProxy(t, c)
+	fill(t, addr, 20000)
+	for _, n := range c.Nodes {
+		if got := proxytest.Command(t, n.Addr, "CONFIG", "RESETSTAT"); got != "+OK" {
+			t.Fatalf("CONFIG RESETSTAT: %q", got)
+		}
+	}
+	before := clusterStats(px)
+	l := startOpsLoad(t, addr, 16)
+	ps := c.Primaries()
+	start := time.Now()
+	redisCLI(t, "--cluster", "reshard", ps[0].Addr, "--cluster-from", ps[0].ID, "--cluster-to", ps[1].ID,
+		"--cluster-slots", "2000", "--cluster-yes")
+	took := time.Since(start)
+	l.checkClean(t)
+	cs := clusterStats(px)
+	var calls []string
+	for _, n := range c.Nodes {
+		got := slotsCalls(t, n.Addr)
+		rate := float64(got) / took.Seconds()
+		calls = append(calls, fmt.Sprintf("%s: %d (%.1f/s)", n.Addr, got, rate))
+		if rate >= 15 {
+			t.Errorf("%s answered CLUSTER SLOTS %d times in %v", n.Addr, got, took)
+		}
+	}
+	refreshes := cs.Refreshes - before.Refreshes
+	t.Logf("reshard %v under 16 clients: %d MOVED, %d ASK, %d refreshes (%.1f/s); CLUSTER SLOTS per node: %s; load: %s",
+		took.Round(time.Millisecond), cs.Moved-before.Moved, cs.Ask-before.Ask, refreshes,
+		float64(refreshes)/took.Seconds(), strings.Join(calls, ", "), l.summary())
+	if cs.Moved-before.Moved < 100 {
+		t.Errorf("only %d MOVED: no storm", cs.Moved-before.Moved)
+	}
+}
+
+// slotsCalls is how many CLUSTER SLOTS the node at addr answered since
+// its stats were reset.
+func slotsCalls(t *testing.T, addr string) int {
+	t.Helper()
+	info, err := testservers.Do(addr, "INFO", "commandstats")
+	if err != nil {
+		t.Fatalf("INFO commandstats of %s: %v", addr, err)
+	}
+	_, rest, ok := strings.Cut(info, "cmdstat_cluster|slots:calls=")
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+	return n
 }
