@@ -37,12 +37,12 @@ const (
 	opsMultiKeys = 3   // keys of a client's MSET/MGET, in different slots
 )
 
-// opsLoad is clients pipelining through a cluster pool, each batch of 15
+// opsLoad is clients pipelining through a cluster pool, each batch of 17
 // requests: SET then GET of its own keys (the GET must return the value
 // just set: read-your-writes), INCRs of counters every client shares
-// (each answered INCR counted, to check the counters' final values), and
-// an MSET then MGET of keys in several slots (the MGET must return the
-// MSET's values). Every error reply and every wrong value is recorded.
+// (each answered INCR counted, to check the counters' final values), an
+// MSET then MGET of keys in several slots, and the same of keys in one
+// slot (the MGETs must return the MSETs' values). Every error reply and every wrong value is recorded.
 type opsLoad struct {
 	addr string
 	stop chan struct{}
@@ -100,6 +100,7 @@ type opsKeys struct {
 	ryw      []string // its own, for read-your-writes
 	counters []int    // the shared counters it increments
 	multi    []string // its own, for MSET and MGET, in different slots
+	tagged   []string // its own, for MSET and MGET, in one slot (a hash tag)
 }
 
 // newOpsKeys makes client g's keys, leaving out those skip says (nil:
@@ -122,8 +123,23 @@ func newOpsKeys(g int, skip func(string) bool) opsKeys {
 			k.multi = append(k.multi, key)
 		}
 	}
+	// A tag of a low slot if one is kept: the reshards of these tests
+	// move low slots first, and a multi-key request in a slot whose keys
+	// are half moved is answered TRYAGAIN.
+	tag := ""
+	for i := 0; tag == "" || i < 20000 && hashringSlot(tag) >= opsLowSlots; i++ {
+		if t := fmt.Sprintf("{ops:tag:%d:%d}", g, i); keep(t) && (tag == "" || hashringSlot(t) < opsLowSlots) {
+			tag = t
+		}
+	}
+	for i := range opsMultiKeys {
+		k.tagged = append(k.tagged, fmt.Sprintf("%s:%d", tag, i))
+	}
 	return k
 }
+
+// opsLowSlots bounds the slots of the clients' hash tags.
+const opsLowSlots = 600
 
 // halt stops the clients and waits for them.
 func (l *opsLoad) halt() {
@@ -253,6 +269,15 @@ func (l *opsLoad) batch(g, seq int, buf []byte, reqs []opsRequest) ([]byte, []op
 	reqs = append(reqs, opsRequest{keys: k.multi, check: wantSimple("OK"), after: -1, incr: -1})
 	buf = proxytest.EncodeCommand(buf, mget...)
 	reqs = append(reqs, opsRequest{keys: k.multi, check: wantAll(v, len(k.multi)), after: len(reqs) - 1, incr: -1})
+	mset, mget = []string{"MSET"}, []string{"MGET"}
+	for _, key := range k.tagged {
+		mset = append(mset, key, v)
+		mget = append(mget, key)
+	}
+	buf = proxytest.EncodeCommand(buf, mset...)
+	reqs = append(reqs, opsRequest{keys: k.tagged, check: wantSimple("OK"), after: -1, incr: -1})
+	buf = proxytest.EncodeCommand(buf, mget...)
+	reqs = append(reqs, opsRequest{keys: k.tagged, check: wantAll(v, len(k.tagged)), after: len(reqs) - 1, incr: -1})
 	return buf, reqs
 }
 
