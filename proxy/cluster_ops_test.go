@@ -642,9 +642,6 @@ func TestClusterOpsKillPrimary(t *testing.T) {
 	t.Logf("failover %v after the kill; %d keys of its slots checked; %d requests failed, %d INCRs answered then lost with the primary; load: %s",
 		failover.Round(time.Millisecond), len(gets), failed, lost, l.summary())
 	t.Logf("redirects: %s", redirectSummary(cs))
-	if failed == 0 {
-		t.Errorf("no request failed: the primary died with none in flight?")
-	}
 	if cs.RetriesExhausted != 0 {
 		t.Errorf("retries ran out: %s", redirectSummary(cs))
 	}
@@ -756,7 +753,7 @@ func TestClusterOpsRefreshStorm(t *testing.T) {
 			t.Fatalf("CONFIG RESETSTAT: %q", got)
 		}
 	}
-	before := clusterStats(px)
+	before, since := clusterStats(px), time.Now()
 	l := startOpsLoad(t, addr, 16)
 	ps := c.Primaries()
 	start := time.Now()
@@ -764,20 +761,33 @@ func TestClusterOpsRefreshStorm(t *testing.T) {
 		"--cluster-slots", "2000", "--cluster-yes")
 	took := time.Since(start)
 	l.checkClean(t)
-	cs := clusterStats(px)
+	cs, elapsed := clusterStats(px), time.Since(since)
+	refreshes := cs.Refreshes - before.Refreshes
+	// At most one refresh per 100 ms (cluster.DefaultMinGap), whatever
+	// the MOVED: a few more for the time the load took to stop.
+	if most := int64(elapsed/(100*time.Millisecond)) + 2; refreshes > most {
+		t.Errorf("%d refreshes in %v, want at most %d", refreshes, elapsed, most)
+	}
 	var calls []string
+	total := 0
 	for _, n := range c.Nodes {
 		got := slotsCalls(t, n.Addr)
-		rate := float64(got) / took.Seconds()
+		total += got
+		rate := float64(got) / elapsed.Seconds()
 		calls = append(calls, fmt.Sprintf("%s: %d (%.1f/s)", n.Addr, got, rate))
 		if rate >= 15 {
-			t.Errorf("%s answered CLUSTER SLOTS %d times in %v", n.Addr, got, took)
+			t.Errorf("%s answered CLUSTER SLOTS %d times in %v", n.Addr, got, elapsed)
 		}
 	}
-	refreshes := cs.Refreshes - before.Refreshes
-	t.Logf("reshard %v under 16 clients: %d MOVED, %d ASK, %d refreshes (%.1f/s); CLUSTER SLOTS per node: %s; load: %s",
-		took.Round(time.Millisecond), cs.Moved-before.Moved, cs.Ask-before.Ask, refreshes,
-		float64(refreshes)/took.Seconds(), strings.Join(calls, ", "), l.summary())
+	// Spread over the nodes: none answers much more than its share.
+	for _, n := range c.Nodes {
+		if got := slotsCalls(t, n.Addr); got > total/len(c.Nodes)+3 {
+			t.Errorf("%s answered %d of %d CLUSTER SLOTS, more than its share", n.Addr, got, total)
+		}
+	}
+	t.Logf("reshard %v under 16 clients, %v in all: %d MOVED, %d ASK, %d refreshes (%.1f/s); CLUSTER SLOTS per node: %s; load: %s",
+		took.Round(time.Millisecond), elapsed.Round(time.Millisecond), cs.Moved-before.Moved, cs.Ask-before.Ask, refreshes,
+		float64(refreshes)/elapsed.Seconds(), strings.Join(calls, ", "), l.summary())
 	if cs.Moved-before.Moved < 100 {
 		t.Errorf("only %d MOVED: no storm", cs.Moved-before.Moved)
 	}
