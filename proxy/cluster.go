@@ -302,12 +302,23 @@ func (cl *client) followCluster(bt *batch) {
 	cs := cl.p.cluster
 	var deadline time.Time
 	var redirects int
-	var again []resend
-	for {
+	// again are the calls sent again in this round; after the first
+	// round, only those of the last (sent) are looked at: the others
+	// have their replies, and looking again would count them again.
+	var again, sent []resend
+	for round := 0; ; round++ {
 		rt := cl.p.routing()
-		again = again[:0]
+		sent, again = again, sent[:0]
 		var wait time.Duration
-		for i := 0; i < bt.ncalls; i++ {
+		n := bt.ncalls
+		if round > 0 {
+			n = len(sent)
+		}
+		for j := range n {
+			i := j
+			if round > 0 {
+				i = sent[j].call
+			}
 			c := bt.calls[i]
 			if c.Kind == kindAsking {
 				dropAskingReply(c)

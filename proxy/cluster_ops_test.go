@@ -808,3 +808,53 @@ func slotsCalls(t *testing.T, addr string) int {
 	n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
 	return n
 }
+
+// TestClusterOpsMayHaveRunOnce kills a primary while a request runs on it
+// (a script that takes a second), in a batch whose other request waits for
+// a node that is down: the batch's redirects go round after round until
+// cluster_retry_timeout, and the dead primary's request gets its error
+// once, saying once that it may have run; the other gets the error of a
+// request never sent.
+func TestClusterOpsMayHaveRunOnce(t *testing.T) {
+	c := testservers.NewCluster(t, testservers.ClusterOptions{Replicas: -1})
+	addr, px := proxytest.StartClusterProxy(t, c, "cluster_retry_timeout: 1000")
+	ps := c.Primaries()
+	busy, down := ps[0], ps[2]
+	keyOn := func(n *testservers.ClusterNode) string {
+		for i := 0; ; i++ {
+			if k := fmt.Sprintf("ops:once:%d", i); c.Owner(hashringSlot(k)) == n {
+				return k
+			}
+		}
+	}
+	c.Kill(down)
+	script := "local t = redis.call('TIME') while true do local n = redis.call('TIME') " +
+		"if (n[1] - t[1]) * 1000000 + n[2] - t[2] > 1500000 then return 1 end end"
+	type result struct {
+		replies []string
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := proxytest.PipelineErr(addr, [][]string{{"EVAL", script, "1", keyOn(busy)}, {"GET", keyOn(down)}})
+		done <- result{r, err}
+	}()
+	time.Sleep(300 * time.Millisecond) // the script runs, the GET is retried
+	c.Kill(busy)
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	eval, get := r.replies[0], r.replies[1]
+	if !strings.HasPrefix(eval, "-ERR server unavailable: "+busy.Addr) || strings.Count(eval, "may have run") != 1 {
+		t.Errorf("the script on the primary that died: %q, want one error saying once that it may have run", eval)
+	}
+	if !strings.HasPrefix(get, "-ERR server unavailable: "+down.Addr) || strings.Contains(get, "may have run") {
+		t.Errorf("the GET on a node down: %q, want the error of a request never sent", get)
+	}
+	cs := clusterStats(px)
+	t.Logf("%q, %q; %s", eval, get, redirectSummary(cs))
+	if cs.RetriesExhausted != 1 {
+		t.Errorf("%d requests ran out of retries, want 1", cs.RetriesExhausted)
+	}
+}
