@@ -695,6 +695,15 @@ func TestClusterOpsSeedsDown(t *testing.T) {
 	px := proxytest.StartProxy(t, proxytest.ClusterYAML("cluster", listen, []string{seed.Addr}))
 	pc := proxytest.Dial(t, listen)
 	ps := px.Snapshot().Pools[0]
+	if ok, why := ps.Ready(); ok || why != "no slot map yet: the first refresh has not ended" && !strings.Contains(why, seed.Addr) {
+		t.Fatalf("at start: ready %v (%q)", ok, why)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ps.Cluster.RefreshFailures == 0; ps = px.Snapshot().Pools[0] {
+		if time.Now().After(deadline) {
+			t.Fatalf("no refresh ended in 5s: %+v", ps.Cluster)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	if ok, why := ps.Ready(); ok || !strings.Contains(why, "no slot map") || !strings.Contains(why, seed.Addr) {
 		t.Fatalf("ready %v (%q), want not ready: no slot map, naming the seed %s", ok, why, seed.Addr)
 	}
