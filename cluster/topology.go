@@ -39,6 +39,10 @@ type Options struct {
 	MinGap time.Duration
 	// FetchTimeout bounds one node's answer (DefaultFetchTimeout).
 	FetchTimeout time.Duration
+	// RetryGap is how soon a refresh that took no view is tried again,
+	// without a cause (DefaultRetryGap): seeds that were down at start
+	// are found once one answers, not a Period later.
+	RetryGap time.Duration
 }
 
 // Defaults of Options.
@@ -46,6 +50,7 @@ const (
 	DefaultPeriod       = 5 * time.Second
 	DefaultMinGap       = 100 * time.Millisecond
 	DefaultFetchTimeout = 2 * time.Second
+	DefaultRetryGap     = 500 * time.Millisecond
 )
 
 // staleAccept is how many refreshes in a row may find only views of an
@@ -92,6 +97,9 @@ func NewTopology(seeds []string, fetch Fetch, apply func(*View), opt Options, lo
 	if opt.FetchTimeout <= 0 {
 		opt.FetchTimeout = DefaultFetchTimeout
 	}
+	if opt.RetryGap <= 0 {
+		opt.RetryGap = DefaultRetryGap
+	}
 	return &Topology{fetch: fetch, apply: apply, log: log, opt: opt, kick: make(chan struct{}, 1),
 		seeds: slices.Clone(seeds)}
 }
@@ -121,7 +129,7 @@ func (t *Topology) Last() (*View, error) {
 }
 
 // Run refreshes until done is closed: at once, then on Refresh and every
-// Period.
+// Period, or RetryGap after a refresh that took no view.
 func (t *Topology) Run(done <-chan struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -136,8 +144,10 @@ func (t *Topology) Run(done <-chan struct{}) {
 	defer tick.Stop()
 	gap := time.NewTimer(0)
 	defer gap.Stop()
+	retry := time.NewTimer(t.opt.RetryGap)
+	defer retry.Stop()
 	for {
-		t.refresh(ctx)
+		took := t.refresh(ctx)
 		// At most one refresh per MinGap, whatever asks.
 		gap.Reset(t.opt.MinGap)
 		select {
@@ -145,17 +155,24 @@ func (t *Topology) Run(done <-chan struct{}) {
 			return
 		case <-gap.C:
 		}
+		var again <-chan time.Time
+		if !took {
+			retry.Reset(max(t.opt.RetryGap-t.opt.MinGap, 0))
+			again = retry.C
+		}
 		select {
 		case <-done:
 			return
 		case <-t.kick:
 		case <-tick.C:
+		case <-again:
 		}
 	}
 }
 
-// refresh asks the nodes in turn until one gives a view it takes.
-func (t *Topology) refresh(ctx context.Context) {
+// refresh asks the nodes in turn until one gives a view it takes, and
+// reports whether one did.
+func (t *Topology) refresh(ctx context.Context) bool {
 	t.Refreshes.Add(1)
 	t.mu.Lock()
 	order := make([]string, 0, len(t.known)+len(t.seeds))
@@ -176,7 +193,7 @@ func (t *Topology) refresh(ctx context.Context) {
 	var best *View
 	for _, addr := range order {
 		if ctx.Err() != nil {
-			return
+			return false
 		}
 		v, err := t.ask(ctx, addr)
 		if err != nil {
@@ -192,7 +209,7 @@ func (t *Topology) refresh(ctx context.Context) {
 			continue
 		}
 		t.take(v)
-		return
+		return true
 	}
 	t.mu.Lock()
 	if best != nil {
@@ -201,7 +218,7 @@ func (t *Topology) refresh(ctx context.Context) {
 			t.log.Warn("cluster: taking a slot map of an older epoch, the newest any node has",
 				"epoch", best.Epoch, "from", best.From)
 			t.take(best)
-			return
+			return true
 		}
 	}
 	t.lastErr = errors.Join(errs...)
@@ -212,6 +229,7 @@ func (t *Topology) refresh(ctx context.Context) {
 	t.mu.Unlock()
 	t.Failures.Add(1)
 	t.log.Warn("cluster: no node gave a slot map", "err", err)
+	return false
 }
 
 // take makes v the current view and applies it.

@@ -299,12 +299,23 @@ func (cl *client) followCluster(bt *batch) {
 	cs := cl.p.cluster
 	var deadline time.Time
 	var redirects int
-	var again []resend
-	for {
+	// again are the calls sent again in this round; after the first
+	// round, only those of the last (sent) are looked at: the others
+	// have their replies, and looking again would count them again.
+	var again, sent []resend
+	for round := 0; ; round++ {
 		rt := cl.p.routing()
-		again = again[:0]
+		sent, again = again, sent[:0]
 		var wait time.Duration
-		for i := 0; i < bt.ncalls; i++ {
+		n := bt.ncalls
+		if round > 0 {
+			n = len(sent)
+		}
+		for j := range n {
+			i := j
+			if round > 0 {
+				i = sent[j].call
+			}
 			c := bt.calls[i]
 			if c.Kind == kindAsking {
 				dropAskingReply(c)
@@ -491,6 +502,25 @@ func (rt *routing) ownerOf(c *pools.Call) *pools.Server {
 		return rt.ring[i]
 	}
 	return nil
+}
+
+// Replies to a request whose slot has no node in the pool's map: Redis
+// Cluster's own, and the proxy's before it has a map at all (no seed
+// answered yet).
+const (
+	slotNotServed = "CLUSTERDOWN Hash slot not served"
+	noSlotMapYet  = "CLUSTERDOWN Hash slot not served: the proxy has no slot map yet (no cluster node answered)"
+)
+
+// noSlot is the error for a request whose slot no node serves by rt, and
+// asks for a refresh: the map may be missing, or older than the
+// cluster's.
+func (cs *clusterState) noSlot(rt *routing) string {
+	cs.topo.Refresh()
+	if rt.clusterMap == nil {
+		return noSlotMapYet
+	}
+	return slotNotServed
 }
 
 // crossSlot is Redis Cluster's reply to a request whose keys are in more

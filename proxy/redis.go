@@ -79,7 +79,7 @@ func (r *redisProto) tooLarge(dst []byte) []byte {
 func (r *redisProto) noServer(bt *batch) {
 	r.p.stats.forwardError.Add(1)
 	if bt.rt.slots != nil {
-		errorReply(bt, "CLUSTERDOWN Hash slot not served")
+		errorReply(bt, r.p.cluster.noSlot(bt.rt))
 		return
 	}
 	errorReply(bt, "ERR no server available in pool "+bt.rt.cfg.Name)

@@ -338,6 +338,8 @@ func (ps *PoolSnapshot) Ready() (bool, string) {
 	}
 	if c := ps.Cluster; c != nil {
 		switch {
+		case c.MapAge < 0 && c.LastRefreshError == "":
+			return false, "no slot map yet: the first refresh has not ended"
 		case c.MapAge < 0:
 			return false, "no slot map yet: " + c.LastRefreshError
 		case c.SlotsCovered < hashring.ClusterSlots:

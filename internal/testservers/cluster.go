@@ -68,6 +68,7 @@ type ClusterNode struct {
 type Cluster struct {
 	Nodes []*ClusterNode // in the order they were started
 	opts  ClusterOptions
+	args  []string // redis-server arguments of every node
 	tb    testing.TB
 
 	mu   sync.Mutex
@@ -94,6 +95,7 @@ func NewCluster(tb testing.TB, opts ClusterOptions) *Cluster {
 		"--cluster-node-timeout", strconv.FormatInt(max(opts.NodeTimeout.Milliseconds(), 1), 10),
 		"--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1"}
 	args = append(args, opts.Extra...)
+	c.args = args
 	create := []string{"--cluster", "create"}
 	for range n {
 		s := RedisOn(tb, "127.0.0.1", FreeClusterPort(tb, "127.0.0.1"), args...)
