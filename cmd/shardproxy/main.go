@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/internal/sdnotify"
 	"github.com/shardproxy/shardproxy/proxy"
 )
 
@@ -96,7 +97,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			"  shardproxy reshard --plan -c conf file [--pool name]\n"+
 			"        what a migrate_from in the file moves: servers, slots, sampled keys and bytes\n"+
 			"  shardproxy reshard --stats host:port[,host:port...] [--pool name]\n"+
-			"        watch running proxies until their migration completes (shardproxy reshard -h)\n")
+			"        watch running proxies until their migration completes (shardproxy reshard -h)\n"+
+			"  shardproxy reload (--pid N | -p pid file)\n"+
+			"        reload a running proxy's configuration as SIGUSR1 does and wait: exit 1 if refused\n")
 	}
 	return o, nil
 }
@@ -114,6 +117,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "reshard" {
 		return runReshard(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "reload" {
+		return runReloadCmd(args[1:], stdout, stderr)
 	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
@@ -224,13 +230,24 @@ func serve(cfg *config.Config, o *options, log *slog.Logger, sigs *signalLoop, d
 		defer os.Remove(o.pidFile)
 	}
 	daemon.ready()
-	sigs.startReloads(px.Reload)
-	if o.watchConfig {
-		stop := watchConfig(o.confFile, time.Second, log, px)
+	// Each reload, however asked for, is told to systemd (notify.go).
+	notes := &reloadNotes{digest: px.ConfigDigest, log: log}
+	sigs.startReloads(func(by string) error { return notes.around(by, px.Reload) })
+	if stop, err := listenReloadRequests(sigs, px.ConfigDigest, log); err != nil {
+		log.Warn("`shardproxy reload` cannot reach this process; SIGUSR1 still reloads", "err", err)
+	} else {
 		defer stop()
 	}
+	if o.watchConfig {
+		stop := watchConfig(o.confFile, time.Second, log, notifiedReloader{px, notes})
+		defer stop()
+	}
+	// Every listener is open and the pid file written: READY=1 for
+	// systemd's Type=notify(-reload), a no-op without NOTIFY_SOCKET.
+	notes.sent(sdnotify.Ready(readyStatus(len(cfg.Pools), px.ConfigDigest())))
 	log.Info("shardproxy started", "version", proxy.Version, "conf", o.confFile, "pid", os.Getpid(), "daemon", daemon != nil)
 	s := sigs.waitForStop()
+	notes.sent(sdnotify.Stopping(stoppingStatus(s)))
 	log.Info("shutting down", "signal", s.String(), "answering_in_flight_within", stopDrain)
 	if err := px.Shutdown(stopDrain); err != nil {
 		log.Error("close", "err", err)

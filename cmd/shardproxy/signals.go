@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -36,19 +39,26 @@ type signalLoop struct {
 	// fatal receives fatalSignals: logged, then the process dies by them.
 	fatal chan os.Signal
 	log   *logger
-	// reload applies the configuration file again; nil until the proxy
-	// runs (startReloads). It runs in a goroutine of its own, off the
-	// loop, so that a stop signal is served while it runs: pending holds
-	// the one reload asked for meanwhile (SIGUSR1s coalesce), quit ends
-	// that goroutine and reloaded is closed when it has.
-	reload   func() error
+	// reload applies the configuration file again, for whoever asked
+	// (by: "SIGUSR1", "shardproxy reload"); nil until the proxy runs
+	// (startReloads). It runs in a goroutine of its own, off the loop, so
+	// that a stop signal is served while it runs: pending holds the one
+	// reload asked for meanwhile (requests coalesce), quit ends that
+	// goroutine and reloaded is closed when it has.
+	reload   func(by string) error
 	pending  chan struct{}
 	quit     chan struct{}
 	reloaded chan struct{}
+	// mu guards the reload waiting to run: who asked for it (askedBy)
+	// and the requests waiting for its outcome (waiting).
+	mu      sync.Mutex
+	askedBy []string
+	waiting []chan<- error
 }
 
-// startReloads makes SIGUSR1 run reload, in a goroutine of its own.
-func (l *signalLoop) startReloads(reload func() error) {
+// startReloads makes SIGUSR1, and requestReload, run reload in a
+// goroutine of its own.
+func (l *signalLoop) startReloads(reload func(by string) error) {
 	l.reload = reload
 	l.pending, l.quit, l.reloaded = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
 	go func() {
@@ -59,11 +69,47 @@ func (l *signalLoop) startReloads(reload func() error) {
 				return
 			case <-l.pending:
 			}
-			if err := reload(); err != nil {
-				l.log.notice.Error("SIGUSR1: reload refused, the running configuration is unchanged", "err", err)
+			// Whoever asked until now is served by this reload, which
+			// reads the file after this point: a request made since the
+			// receive above took a token it need not run again.
+			l.mu.Lock()
+			by, waiting := strings.Join(l.askedBy, " and "), l.waiting
+			l.askedBy, l.waiting = nil, nil
+			select {
+			case <-l.pending:
+			default:
+			}
+			l.mu.Unlock()
+			err := reload(by)
+			if err != nil {
+				l.log.notice.Error(by+": reload refused, the running configuration is unchanged", "err", err)
+			}
+			for _, w := range waiting {
+				w <- err
 			}
 		}
 	}()
+}
+
+// requestReload asks for a reload on behalf of by; done, when not nil,
+// receives its outcome and must have room for it. A request made while
+// another waits to run joins it (joined), as SIGUSR1s always did. Call it
+// after startReloads.
+func (l *signalLoop) requestReload(by string, done chan<- error) (joined bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !slices.Contains(l.askedBy, by) {
+		l.askedBy = append(l.askedBy, by)
+	}
+	if done != nil {
+		l.waiting = append(l.waiting, done)
+	}
+	select {
+	case l.pending <- struct{}{}:
+		return false
+	default:
+		return true
+	}
 }
 
 // reloadWait bounds how long Stop waits for a reload in progress.
@@ -121,11 +167,10 @@ func (l *signalLoop) dispatch(s os.Signal) (stop bool) {
 			l.log.notice.Info("SIGUSR1: the proxy is not running yet; nothing to reload")
 			break
 		}
-		select {
-		case l.pending <- struct{}{}:
-			l.log.notice.Info("SIGUSR1: reloading the configuration")
-		default:
+		if l.requestReload("SIGUSR1", nil) {
 			l.log.notice.Info("SIGUSR1: a reload is already waiting to run; this one joins it")
+		} else {
+			l.log.notice.Info("SIGUSR1: reloading the configuration")
 		}
 	case sigTermStop:
 		// A stopped proxy stalls every client: ^Z is logged, not obeyed
