@@ -2,7 +2,8 @@
 # test.sh: runs every test of shardproxy on a fresh Debian machine.
 #
 # It installs what the tests use when it is missing (redis-server,
-# redis-sentinel, memcached, nutcracker, memcslap, promtool, node and npm,
+# redis-sentinel, memcached, nutcracker, memcslap, promtool, systemd-analyze
+# (deploy/shardproxy.service's check), node and npm,
 # Debian's python3-rq, and node-redis and BullMQ with npm), then runs
 # gofmt, go vet, go mod tidy -diff, staticcheck (installed with go install
 # when missing), the unit and integration tests (which start their own
@@ -28,6 +29,7 @@ install_missing() {
 	command -v nutcracker >/dev/null || missing+=(nutcracker)
 	command -v memcslap >/dev/null || missing+=(libmemcached-tools)
 	command -v promtool >/dev/null || missing+=(prometheus)
+	command -v systemd-analyze >/dev/null || missing+=(systemd)
 	command -v node >/dev/null || missing+=(nodejs)
 	command -v npm >/dev/null || missing+=(npm)
 	# RQ for Debian's own python3, the one its rq command runs with.
