@@ -163,8 +163,8 @@ func sockets(t *testing.T, pid int) int {
 // a server added and removed, a pool added and removed, the pool's
 // timeout changed. redis-benchmark sees no error and no closed connection,
 // and after each step the process holds exactly the sockets the new
-// configuration needs: its listeners, the stats listener, and the client
-// and server connections the stats count.
+// configuration needs: its listeners, the stats listener, the reload
+// socket, and the client and server connections the stats count.
 func TestReloadUnderBenchmark(t *testing.T) {
 	bench, err := exec.LookPath("redis-benchmark")
 	if err != nil {
@@ -230,12 +230,13 @@ func TestReloadUnderBenchmark(t *testing.T) {
 		if st.pools == 2 && !ping(beta) {
 			t.Fatalf("%s: beta does not answer", st.name)
 		}
-		// Listeners (pools and stats) plus the connections the stats
-		// count: nothing left over from the configuration before.
+		// Listeners (pools, stats and the reload socket of `shardproxy
+		// reload`) plus the connections the stats count: nothing left
+		// over from the configuration before.
 		p.waitFor(t, st.name+": sockets", func() bool {
 			doc := proxytest.FetchStats(t, p.stats)
 			conns, _ := doc["curr_connections"].(float64)
-			return sockets(t, pid) == st.pools+1+int(conns)
+			return sockets(t, pid) == st.pools+2+int(conns)
 		})
 		p.check(t)
 		select {
