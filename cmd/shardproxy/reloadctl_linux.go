@@ -96,16 +96,18 @@ func (s *reloadSocket) serve(c *net.UnixConn) {
 		s.mu.Unlock()
 		c.Close()
 	}()
-	cred, err := peerCred(c)
-	if err != nil || (cred.Uid != 0 && int(cred.Uid) != os.Geteuid()) {
-		s.log.Warn("reload request refused: not from root or the proxy's user", "peer", cred, "err", err)
-		fmt.Fprintf(c, "refused not permitted: only root and uid %d may reload this proxy\n", os.Geteuid())
-		return
-	}
+	// The request is read before any answer, so that a client is never
+	// answered while its request is still being written.
 	c.SetReadDeadline(time.Now().Add(reloadRequestWait))
 	line, err := bufio.NewReader(io.LimitReader(c, 64)).ReadString('\n')
 	if err != nil || strings.TrimSpace(line) != "reload" {
 		fmt.Fprintf(c, "refused unknown request %q\n", strings.TrimSpace(line))
+		return
+	}
+	cred, err := peerCred(c)
+	if err != nil || (cred.Uid != 0 && int(cred.Uid) != os.Geteuid()) {
+		s.log.Warn("reload request refused: not from root or the proxy's user", "peer", cred, "err", err)
+		fmt.Fprintf(c, "refused not permitted: only root and uid %d may reload this proxy\n", os.Geteuid())
 		return
 	}
 	done := make(chan error, 1)
