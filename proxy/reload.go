@@ -358,6 +358,13 @@ func (px *Proxy) commit(plan *reloadPlan) {
 	for _, np := range plan.added {
 		px.startPool(np, plan.takes[np])
 	}
+	for _, ch := range plan.changed {
+		if ch.cfg.Preconnect {
+			// Its new servers, or all of them when preconnect was
+			// just turned on, as a start would.
+			ch.p.preconnect()
+		}
+	}
 	for _, p := range plan.removed {
 		px.mu.Lock()
 		px.leaving[p] = true
