@@ -118,7 +118,7 @@ type handover struct {
 // take halts the accept loop of the socket h passes, detaches it from
 // the pool that gives it, and returns a listener over it for the pool
 // that takes it, speaking TLS with tc when it is not nil. A unix socket
-// takes the new permissions, when they are set and differ.
+// takes the new permissions when they are set.
 func (h *handover) take(tc *tls.Config) *listener {
 	h.l.halt()
 	from := h.from
@@ -126,9 +126,8 @@ func (h *handover) take(tc *tls.Config) *listener {
 	if from.ln == h.l {
 		from.ln = nil // the socket is no longer from's to close
 	}
-	old := from.cfg.Listen
 	from.mu.Unlock()
-	if nl := h.to.Listen; nl.Network == "unix" && nl.Perm != 0 && nl.Perm != old.Perm {
+	if nl := h.to.Listen; nl.Network == "unix" && nl.Perm != 0 {
 		if err := os.Chmod(nl.Addr, nl.Perm); err != nil {
 			from.log.Error("reload: socket permissions", "listen", nl.Addr, "err", err)
 		}

@@ -315,13 +315,15 @@ func TestReloadHandoverUnderLoad(t *testing.T) {
 }
 
 // TestReloadHandoverUnix renames a pool listening on a unix socket, with
-// and without socket permissions: the socket file stays (same inode), it
-// takes the new pool's permissions, and no connect is refused.
+// and without socket permissions, and changes a pool's permissions only:
+// the socket file stays (same inode), it takes the new permissions, and
+// no connect is refused.
 func TestReloadHandoverUnix(t *testing.T) {
 	b := proxytest.StartRedisBackends(t, 2)
-	for _, tc := range []struct{ name, from, to string }{
-		{"no permissions", "", ""},
-		{"0600 then 0660", "0600", "0660"},
+	for _, tc := range []struct{ name, pool, from, to string }{
+		{"renamed, no permissions", "reload_test", "", ""},
+		{"renamed, 0600 then 0660", "reload_test", "0600", "0660"},
+		{"the same pool, 0600 then 0640", "ntest", "0600", "0640"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "s")
@@ -329,7 +331,7 @@ func TestReloadHandoverUnix(t *testing.T) {
 			ino := fileInode(t, path)
 			loop := startDialLoop(t, "unix", path, nil, 4)
 			loop.waitConnects(t, 200)
-			if err := px.ReloadBytes([]byte(ntestPool("reload_test", unixListen(path, tc.to), b))); err != nil {
+			if err := px.ReloadBytes([]byte(ntestPool(tc.pool, unixListen(path, tc.to), b))); err != nil {
 				t.Fatal(err)
 			}
 			loop.waitConnects(t, 200)
@@ -343,7 +345,7 @@ func TestReloadHandoverUnix(t *testing.T) {
 					t.Fatalf("socket permissions %s, want %s", got, tc.to)
 				}
 			}
-			if got := poolNames(px); got != "reload_test" {
+			if got := poolNames(px); got != tc.pool {
 				t.Fatalf("pools: %s", got)
 			}
 			if got := pingUnix(t, path); got != "+PONG\r\n" {
