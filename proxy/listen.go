@@ -54,17 +54,26 @@ func Check(cfg *config.Config) error {
 // tls_cert_file. A unix listen path is taken only when nothing is there or
 // a stale socket is (see checkListen).
 func (p *pool) listen() error {
-	ln, err := openListener(p.cfg, p.tls)
+	l, err := openListener(p.cfg, p.tls)
 	if err != nil {
 		return err
 	}
-	p.ln = ln
+	p.ln = l
 	return nil
 }
 
 // openListener opens the listener cfg describes, speaking TLS with tc
 // when it is not nil.
-func openListener(cfg *config.Pool, tc *tls.Config) (net.Listener, error) {
+func openListener(cfg *config.Pool, tc *tls.Config) (*listener, error) {
+	sock, err := openSocket(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return newListener(sock, tc), nil
+}
+
+// openSocket opens the listening socket cfg describes.
+func openSocket(cfg *config.Pool) (net.Listener, error) {
 	l := cfg.Listen
 	stale, err := checkListen(cfg)
 	if err != nil {
@@ -80,9 +89,6 @@ func openListener(cfg *config.Pool, tc *tls.Config) (net.Listener, error) {
 	}
 	if err != nil {
 		return nil, listenError(cfg, err)
-	}
-	if tc != nil {
-		ln = tls.NewListener(ln, tc)
 	}
 	return ln, nil
 }
@@ -235,13 +241,13 @@ func listenUnix(path string, perm os.FileMode, stale bool) (net.Listener, error)
 		ln.Close()
 		return nil, err
 	}
-	return &movedListener{Listener: ln, addr: &net.UnixAddr{Name: path, Net: "unix"}}, nil
+	return &movedListener{UnixListener: ln, addr: &net.UnixAddr{Name: path, Net: "unix"}}, nil
 }
 
 // movedListener is a listener whose socket was moved: Addr reports where
 // it is now, and Close removes it there.
 type movedListener struct {
-	net.Listener
+	*net.UnixListener
 	addr   *net.UnixAddr
 	remove sync.Once
 }
@@ -254,5 +260,5 @@ func (l *movedListener) Addr() net.Addr { return l.addr }
 // process could take and this one then remove.
 func (l *movedListener) Close() error {
 	l.remove.Do(func() { os.Remove(l.addr.Name) })
-	return l.Listener.Close()
+	return l.UnixListener.Close()
 }

@@ -3,7 +3,6 @@ package proxy
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -35,7 +34,7 @@ type pool struct {
 	servers serverProtocol
 	log     *slog.Logger
 	rt      atomic.Pointer[routing]
-	ln      net.Listener
+	ln      *listener   // nil once a reload handed its socket to another pool
 	tls     *tls.Config // client-side TLS; nil for plain TCP
 	stats   poolStats
 	park    *parker        // nil when idle clients keep their goroutines
@@ -213,27 +212,6 @@ func (p *pool) preconnect() {
 		if err := s.Preconnect(); err != nil {
 			p.log.Warn("preconnect", "server", s.Name(), "err", err)
 		}
-	}
-}
-
-// serve accepts clients on ln until it closes.
-func (p *pool) serve(ln net.Listener) {
-	defer p.wg.Done()
-	var delay time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors and the like: back off, keep serving.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			p.log.Warn("accept", "err", err, "retry_in", delay)
-			time.Sleep(delay)
-			continue
-		}
-		delay = 0
-		p.accept(nc)
 	}
 }
 

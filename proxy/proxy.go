@@ -89,7 +89,7 @@ func (px *Proxy) Start() error {
 	}
 	var checks []<-chan struct{}
 	for _, p := range px.pools {
-		checks = append(checks, px.startPool(p)...)
+		checks = append(checks, px.startPool(p, nil)...)
 	}
 	// Readiness counts a server only once checked (probe.go): loopback
 	// and LAN checks end in milliseconds.
@@ -120,9 +120,10 @@ func (px *Proxy) poolList() []*pool {
 	return px.pools
 }
 
-// startPool starts serving a pool whose listener is open; it returns the
-// ends of the first checks of its servers (probe.go).
-func (px *Proxy) startPool(p *pool) []<-chan struct{} {
+// startPool starts serving a pool whose listener is open, or which takes
+// its socket by the handover h; it returns the ends of the first checks of
+// its servers (probe.go).
+func (px *Proxy) startPool(p *pool, h *handover) []<-chan struct{} {
 	if p.cfg.Preconnect {
 		p.preconnect()
 	}
@@ -137,19 +138,29 @@ func (px *Proxy) startPool(p *pool) []<-chan struct{} {
 			p.cluster.topo.Run(p.done)
 		}()
 	}
-	p.wg.Add(1)
-	go p.serve(p.ln)
+	if h != nil {
+		// The socket of the pool that left its address, taken now that
+		// this pool is ready to accept.
+		p.ln = h.take(p.tls)
+	}
+	p.mu.Lock()
+	p.startServing(p.ln)
+	p.mu.Unlock()
 	px.log.Info("pool listening", "pool", p.cfg.Name, "listen", p.ln.Addr().String(), "servers", len(p.routing().servers))
 	return checks
 }
 
-// Addr returns the address pool i (in file order) listens on, after Start.
+// Addr returns the address pool i (in file order) listens on, after Start;
+// nil while a reload moves its listener.
 func (px *Proxy) Addr(i int) net.Addr {
 	px.mu.Lock()
 	p := px.pools[i]
 	px.mu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.ln == nil {
+		return nil
+	}
 	return p.ln.Addr()
 }
 

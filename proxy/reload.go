@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"sync"
 	"time"
@@ -76,6 +75,10 @@ func (px *Proxy) ConfigDigest() string {
 //     once drained; a new listen address is bound before the old one
 //     closes; limits and timeouts apply to the next batch of each client.
 //
+// A listen address that one pool leaves (removed, or moved elsewhere) and
+// another takes passes with its socket, never closed and bound again
+// (handover.go); so does a pool's own socket when its client TLS changes.
+//
 // Everything that can fail (listen addresses, certificate files, rings) is
 // prepared first: when any of it fails, nothing changes and the error is
 // returned and counted.
@@ -121,9 +124,13 @@ func (px *Proxy) reloadFailed(err error) error {
 // fail.
 type reloadPlan struct {
 	pools   []*pool // the pools after the reload, in file order
-	added   []*pool // new pools, listening, not yet serving
+	added   []*pool // new pools, listening or given a handover, not yet serving
 	removed []*pool // pools that leave
 	changed []*poolChange
+	// takes is the handover of each added pool that takes a leaving
+	// pool's socket; handed the listeners whose sockets pass.
+	takes  map[*pool]*handover
+	handed map[*listener]bool
 }
 
 // poolChange is the new state of a pool that stays with other settings.
@@ -133,11 +140,11 @@ type poolChange struct {
 	rt    *routing
 	fresh []*pools.Server // servers made for the new routing
 	gone  []*pools.Server // servers that leave
-	// ln is the new listener when the listen address changed; rebind says
-	// the same address takes new client TLS settings, so the listener is
-	// closed and opened again at commit.
-	ln     net.Listener
-	rebind bool
+	// ln is the new listener when the listen address changed to one no
+	// leaving pool listens on; h is the handover when one does (the pool
+	// itself when only its client TLS or socket permissions changed).
+	ln *listener
+	h  *handover
 	// listener says the listen address or the client TLS changed; tls is
 	// then the new client TLS (nil: plain).
 	listener bool
@@ -147,7 +154,7 @@ type poolChange struct {
 // prepare builds everything the reload needs without touching the running
 // pools.
 func (px *Proxy) prepare(old []*pool, cfg *config.Config) (*reloadPlan, error) {
-	plan := &reloadPlan{}
+	plan := &reloadPlan{takes: map[*pool]*handover{}, handed: map[*listener]bool{}}
 	byName := map[string]*pool{}
 	for _, p := range old {
 		byName[p.cfg.Name] = p
@@ -172,9 +179,7 @@ func (px *Proxy) prepare(old []*pool, cfg *config.Config) (*reloadPlan, error) {
 			}
 			plan.pools = append(plan.pools, p)
 		default:
-			// New, or a pool that changed protocol: a new pool. One that
-			// takes over its predecessor's address binds at commit,
-			// once the predecessor has let go of it.
+			// New, or a pool that changed protocol: a new pool.
 			np, err := newPool(pc, px.log)
 			if err != nil {
 				return plan, err
@@ -187,11 +192,6 @@ func (px *Proxy) prepare(old []*pool, cfg *config.Config) (*reloadPlan, error) {
 			if ok {
 				plan.removed = append(plan.removed, p)
 			}
-			if !ok || p.cfg.Listen != pc.Listen {
-				if err := np.listen(); err != nil {
-					return plan, err
-				}
-			}
 		}
 	}
 	for _, p := range old {
@@ -199,7 +199,48 @@ func (px *Proxy) prepare(old []*pool, cfg *config.Config) (*reloadPlan, error) {
 			plan.removed = append(plan.removed, p)
 		}
 	}
-	return plan, nil
+	return plan, plan.prepareListeners()
+}
+
+// prepareListeners gives each added pool, and each changed pool whose
+// listener changes, its listener: the socket of a pool that lets go of the
+// same address, handed over at commit, else a socket bound now.
+func (plan *reloadPlan) prepareListeners() error {
+	var rel []releasing
+	for _, p := range plan.removed {
+		if l := p.listener(); l != nil && l.handable() {
+			rel = append(rel, releasing{p, l})
+		}
+	}
+	for _, ch := range plan.changed {
+		if l := ch.p.listener(); ch.listener && l != nil && l.handable() {
+			rel = append(rel, releasing{ch.p, l})
+		}
+	}
+	for _, np := range plan.added {
+		var h *handover
+		if rel, h = claim(rel, np.cfg); h != nil {
+			plan.takes[np], plan.handed[h.l] = h, true
+			continue
+		}
+		if err := np.listen(); err != nil {
+			return err
+		}
+	}
+	for _, ch := range plan.changed {
+		if !ch.listener {
+			continue
+		}
+		if rel, ch.h = claim(rel, ch.cfg); ch.h != nil {
+			plan.handed[ch.h.l] = true
+			continue
+		}
+		var err error
+		if ch.ln, err = openListener(ch.cfg, ch.tls); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // prepareChange builds the new routing of a pool that stays with other
@@ -256,8 +297,9 @@ func (px *Proxy) prepareChange(p *pool, pc *config.Pool) (*poolChange, error) {
 	return ch, p.prepareListener(ch, pc)
 }
 
-// prepareListener prepares the new listener of a pool whose listen
-// address or client TLS changed.
+// prepareListener reads the new client TLS of a pool whose listen address,
+// socket permissions or client TLS changed; prepareListeners then finds
+// its socket.
 func (p *pool) prepareListener(ch *poolChange, pc *config.Pool) error {
 	if !p.cfg.SameListener(pc) {
 		tc, err := pc.ClientTLSConfig()
@@ -265,20 +307,23 @@ func (p *pool) prepareListener(ch *poolChange, pc *config.Pool) error {
 			return err
 		}
 		ch.listener, ch.tls = true, tc
-		if p.cfg.Listen == pc.Listen {
-			ch.rebind = true
-		} else if ch.ln, err = openListener(pc, tc); err != nil {
-			return err
-		}
 	}
 	return nil
+}
+
+// listener returns the pool's listener, nil when it has none.
+func (p *pool) listener() *listener {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ln
 }
 
 // serverKey identifies a server line for reuse across a reload: its
 // identity and where it is.
 func serverKey(s config.Server) string { return s.Ident + "\x00" + s.Network + "\x00" + s.Addr }
 
-// abort undoes a prepared plan: it closes what was made for it.
+// abort undoes a prepared plan: it closes what was made for it. A socket
+// a handover would have passed was not touched: its pool keeps it.
 func (plan *reloadPlan) abort() {
 	for _, np := range plan.added {
 		np.close()
@@ -294,26 +339,31 @@ func (plan *reloadPlan) abort() {
 }
 
 // commit applies a prepared plan.
+//
+// A socket that passes to another pool is accepted on by its old pool
+// until the new one takes it: then the old accept loop stops and the new
+// one starts at once.
 func (px *Proxy) commit(plan *reloadPlan) {
 	for _, ch := range plan.changed {
-		px.commitChange(ch)
+		px.commitChange(ch, plan.handed)
 	}
 	for _, p := range plan.removed {
-		p.stopListening()
+		if l := p.listener(); l != nil && !plan.handed[l] {
+			l.Close()
+		}
 	}
 	px.mu.Lock()
 	px.pools = plan.pools
 	px.mu.Unlock()
 	for _, np := range plan.added {
-		if np.ln == nil {
-			// It takes over the address of the pool it replaces, which
-			// has just let go of it.
-			if err := np.listen(); err != nil {
-				px.log.Error("reload: listening", "pool", np.cfg.Name, "err", err)
-				continue
-			}
+		px.startPool(np, plan.takes[np])
+	}
+	for _, ch := range plan.changed {
+		if ch.cfg.Preconnect {
+			// Its new servers, or all of them when preconnect was
+			// just turned on, as a start would.
+			ch.p.preconnect()
 		}
-		px.startPool(np)
 	}
 	for _, p := range plan.removed {
 		px.mu.Lock()
@@ -330,8 +380,9 @@ func (px *Proxy) commit(plan *reloadPlan) {
 	}
 }
 
-// commitChange swaps a changed pool's routing in and moves its listener.
-func (px *Proxy) commitChange(ch *poolChange) {
+// commitChange swaps a changed pool's routing in and moves its listener;
+// a listener in handed is another pool's to take, not closed here.
+func (px *Proxy) commitChange(ch *poolChange, handed map[*listener]bool) {
 	p := ch.p
 	p.ringMu.Lock()
 	if p.cluster != nil {
@@ -363,29 +414,24 @@ func (px *Proxy) commitChange(ch *poolChange) {
 	p.cfg = ch.cfg
 	p.tls = ch.tls
 	p.mu.Unlock()
-	if ch.rebind {
+	if old != nil && !handed[old] {
 		old.Close()
-		ln, err := openListener(ch.cfg, p.tls)
-		if err != nil {
-			px.log.Error("reload: listening again", "pool", ch.cfg.Name, "err", err)
-			return
-		}
-		ch.ln = ln
-	} else {
-		old.Close()
+	}
+	ln := ch.ln
+	if ch.h != nil {
+		ln = ch.h.take(ch.tls)
 	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		ch.ln.Close()
+		ln.Close()
 		return
 	}
-	p.ln = ch.ln
-	p.wg.Add(1)
+	p.ln = ln
+	p.startServing(ln)
 	p.mu.Unlock()
-	go p.serve(ch.ln)
 	p.ensureParker()
-	px.log.Info("pool listening", "pool", ch.cfg.Name, "listen", ch.ln.Addr().String())
+	px.log.Info("pool listening", "pool", ch.cfg.Name, "listen", ln.Addr().String())
 }
 
 // drainServer closes a server that left the ring once the requests queued

@@ -1,0 +1,196 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/shardproxy/shardproxy/config"
+)
+
+// A reload can move a listen address from one pool to another: a removed
+// pool's address given to an added one (a rename), a changed pool's old
+// address taken by another pool, or a pool's own socket kept under other
+// client TLS. The listening socket is then handed over, never closed and
+// bound again: the old accept loop stops at a deadline set in the past,
+// the new one accepts on the same socket, and a connect that arrives in
+// between waits in the socket's backlog instead of being refused.
+
+// listener is a pool's listening socket and what its accept loop accepts
+// on. Each accept loop has a listener of its own: a handover makes a new
+// one over the same socket.
+type listener struct {
+	sock net.Listener // the socket: *net.TCPListener, *net.UnixListener or *movedListener
+	ln   net.Listener // sock, or TLS over it
+	// halting asks the accept loop to return at the socket's deadline
+	// instead of accepting on; done is closed when it has returned (nil
+	// until it starts).
+	halting atomic.Bool
+	done    chan struct{}
+}
+
+// newListener accepts on sock, speaking TLS with tc when it is not nil.
+func newListener(sock net.Listener, tc *tls.Config) *listener {
+	l := &listener{sock: sock, ln: sock}
+	if tc != nil {
+		l.ln = tls.NewListener(sock, tc)
+	}
+	return l
+}
+
+// Addr is the socket's address.
+func (l *listener) Addr() net.Addr { return l.sock.Addr() }
+
+// Close closes the socket, which ends its accept loop.
+func (l *listener) Close() error { return l.sock.Close() }
+
+// deadliner is a socket whose Accept a deadline can interrupt.
+type deadliner interface{ SetDeadline(time.Time) error }
+
+// handable says l's socket can be handed over: its accept loop can be
+// stopped without closing it.
+func (l *listener) handable() bool {
+	_, ok := l.sock.(deadliner)
+	return ok
+}
+
+// halt stops l's accept loop without closing its socket, and returns once
+// the loop has returned. A connection the loop accepted before it stopped
+// stays its pool's client.
+func (l *listener) halt() {
+	if l.done == nil {
+		return // no loop started
+	}
+	d := l.sock.(deadliner)
+	l.halting.Store(true)
+	d.SetDeadline(time.Unix(1, 0))
+	<-l.done
+	d.SetDeadline(time.Time{})
+}
+
+// serve accepts clients on l until its socket closes or a handover halts
+// it.
+func (p *pool) serve(l *listener) {
+	defer p.wg.Done()
+	defer close(l.done)
+	var delay time.Duration
+	for {
+		nc, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || (l.halting.Load() && errors.Is(err, os.ErrDeadlineExceeded)) {
+				return
+			}
+			// Out of file descriptors and the like: back off, keep serving.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			p.log.Warn("accept", "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		p.accept(nc)
+	}
+}
+
+// startServing starts the accept loop on l, the pool's listener. The
+// caller holds p.mu.
+func (p *pool) startServing(l *listener) {
+	l.done = make(chan struct{})
+	p.wg.Add(1)
+	go p.serve(l)
+}
+
+// handover is a listening socket that passes, at commit, from the pool
+// that lets go of its address to the pool that takes it (the same pool
+// when only its client TLS or socket permissions change).
+type handover struct {
+	from *pool
+	l    *listener // from's listener, whose socket passes
+	to   *config.Pool
+}
+
+// take halts the accept loop of the socket h passes, detaches it from
+// the pool that gives it, and returns a listener over it for the pool
+// that takes it, speaking TLS with tc when it is not nil. A unix socket
+// takes the new permissions when they are set.
+func (h *handover) take(tc *tls.Config) *listener {
+	h.l.halt()
+	from := h.from
+	from.mu.Lock()
+	if from.ln == h.l {
+		from.ln = nil // the socket is no longer from's to close
+	}
+	from.mu.Unlock()
+	if nl := h.to.Listen; nl.Network == "unix" && nl.Perm != 0 {
+		if err := os.Chmod(nl.Addr, nl.Perm); err != nil {
+			from.log.Error("reload: socket permissions", "listen", nl.Addr, "err", err)
+		}
+	}
+	return newListener(h.l.sock, tc)
+}
+
+// releasing is a listener that a reload takes from its pool: the pool
+// leaves, or moves to another address, or changes how it listens.
+type releasing struct {
+	from *pool
+	l    *listener
+}
+
+// claim finds among rel the socket listening where pc listens, and when
+// there is one, removes it from rel and returns its handover.
+func claim(rel []releasing, pc *config.Pool) ([]releasing, *handover) {
+	for i, r := range rel {
+		if sameAddress(r.l.Addr(), pc.Listen) {
+			rest := append(rel[:i:i], rel[i+1:]...)
+			return rest, &handover{from: r.from, l: r.l, to: pc}
+		}
+	}
+	return rel, nil
+}
+
+// sameAddress says a socket listening at a listens where l says: the same
+// unix path, or the same TCP port on the same address (an unspecified
+// address, 0.0.0.0 or [::], being the same as another: both listen on
+// every address). Port 0 asks for a new port, never an old one.
+func sameAddress(a net.Addr, l config.Listen) bool {
+	switch a := a.(type) {
+	case *net.UnixAddr:
+		return l.Network == "unix" && filepath.Clean(a.Name) == filepath.Clean(l.Addr)
+	case *net.TCPAddr:
+		if l.Network != "tcp" {
+			return false
+		}
+		host, port, err := net.SplitHostPort(l.Addr)
+		if err != nil || port != strconv.Itoa(a.Port) || a.Port == 0 {
+			return false
+		}
+		if ip, err := netip.ParseAddr(host); err == nil || host == "" {
+			if host == "" || ip.IsUnspecified() {
+				return a.IP == nil || a.IP.IsUnspecified()
+			}
+			return net.IP(ip.AsSlice()).Equal(a.IP)
+		}
+		// A host name: the address it resolves to that a listen takes.
+		ctx, cancel := context.WithTimeout(context.Background(), listenResolveTimeout)
+		defer cancel()
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if err != nil || len(ips) == 0 {
+			return false
+		}
+		first := ips[0] // a listen prefers the first IPv4 address
+		for _, ip := range ips {
+			if ip.Unmap().Is4() {
+				first = ip
+				break
+			}
+		}
+		return net.IP(first.Unmap().AsSlice()).Equal(a.IP)
+	}
+	return false
+}
