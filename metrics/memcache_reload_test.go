@@ -68,7 +68,7 @@ func TestMetricsMemcache(t *testing.T) {
 		command string
 		want    float64
 	}{{"get", 4}, {"set", 2}, {"version", 1}, {"unknown", 1}} {
-		if got := value(t, fams, "shardproxy_pool_command_requests_total", labels{"pool": "mc", "command": c.command}); got != c.want {
+		if got := value(t, fams, "shardproxy_command_requests_total", labels{"pool": "mc", "command": c.command}); got != c.want {
 			t.Errorf("requests of %s: %v, want %v", c.command, got, c.want)
 		}
 	}
