@@ -44,7 +44,8 @@ func bucket(t *testing.T, text, pool, command, le string) int {
 // errors, for a wrong number of arguments and an unknown command (the
 // proxy's own replies), a server's error reply (INCR of a string), and
 // forwarding errors (beta's server refuses connections), alone and within
-// a pipeline; latency histograms that count every request. A BLPOP that
+// a pipeline, and a subscribed client's refused GET; latency histograms
+// that count every request. A BLPOP that
 // times out after 300 ms lands in the bucket (0.25 s, 0.5 s]: the latency
 // runs from the request's read to its reply's write.
 func TestCommandOutcomes(t *testing.T) {
@@ -84,6 +85,22 @@ func TestCommandOutcomes(t *testing.T) {
 		t.Fatalf("pipeline: %q, want %q", replies, want)
 	}
 
+	// A subscribed RESP2 client is answered by replies written one by
+	// one: a refused GET is an error, SUBSCRIBE and PING are not.
+	sub := proxytest.Dial(t, la)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"SUBSCRIBE", "ch"}, "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n"},
+		{[]string{"GET", "k0"}, "-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n"},
+		{[]string{"PING"}, "*2\r\n$4\r\npong\r\n$0\r\n\r\n"},
+	} {
+		if r := sub.Do(c.args...); r != c.want {
+			t.Fatalf("subscribed %q: %q, want %q", c.args, r, c.want)
+		}
+	}
+
 	b := proxytest.Dial(t, lb)
 	for _, args := range [][]string{{"GET", "x"}, {"SET", "x", "v"}, {"SET", "y", "v"}} {
 		if r := b.Do(args...); !strings.HasPrefix(r, "-ERR ") {
@@ -97,28 +114,34 @@ func TestCommandOutcomes(t *testing.T) {
 	text, _ := scrape(t, maddr)
 	promtoolCheck(t, text)
 	want := `shardproxy_command_duration_seconds_count{command="blpop",pool="alpha"} 1
-shardproxy_command_duration_seconds_count{command="get",pool="alpha"} 6
+shardproxy_command_duration_seconds_count{command="get",pool="alpha"} 7
 shardproxy_command_duration_seconds_count{command="get",pool="beta"} 1
 shardproxy_command_duration_seconds_count{command="incr",pool="alpha"} 4
+shardproxy_command_duration_seconds_count{command="ping",pool="alpha"} 1
 shardproxy_command_duration_seconds_count{command="ping",pool="beta"} 1
 shardproxy_command_duration_seconds_count{command="set",pool="alpha"} 4
 shardproxy_command_duration_seconds_count{command="set",pool="beta"} 2
+shardproxy_command_duration_seconds_count{command="subscribe",pool="alpha"} 1
 shardproxy_command_duration_seconds_count{command="unknown",pool="alpha"} 2
 shardproxy_command_errors_total{command="blpop",pool="alpha"} 0
-shardproxy_command_errors_total{command="get",pool="alpha"} 2
+shardproxy_command_errors_total{command="get",pool="alpha"} 3
 shardproxy_command_errors_total{command="get",pool="beta"} 1
 shardproxy_command_errors_total{command="incr",pool="alpha"} 2
+shardproxy_command_errors_total{command="ping",pool="alpha"} 0
 shardproxy_command_errors_total{command="ping",pool="beta"} 0
 shardproxy_command_errors_total{command="set",pool="alpha"} 1
 shardproxy_command_errors_total{command="set",pool="beta"} 2
+shardproxy_command_errors_total{command="subscribe",pool="alpha"} 0
 shardproxy_command_errors_total{command="unknown",pool="alpha"} 2
 shardproxy_command_requests_total{command="blpop",pool="alpha"} 1
-shardproxy_command_requests_total{command="get",pool="alpha"} 6
+shardproxy_command_requests_total{command="get",pool="alpha"} 7
 shardproxy_command_requests_total{command="get",pool="beta"} 1
 shardproxy_command_requests_total{command="incr",pool="alpha"} 4
+shardproxy_command_requests_total{command="ping",pool="alpha"} 1
 shardproxy_command_requests_total{command="ping",pool="beta"} 1
 shardproxy_command_requests_total{command="set",pool="alpha"} 4
 shardproxy_command_requests_total{command="set",pool="beta"} 2
+shardproxy_command_requests_total{command="subscribe",pool="alpha"} 1
 shardproxy_command_requests_total{command="unknown",pool="alpha"} 2
 `
 	if got := commandSeries(text); got != want {
@@ -127,7 +150,7 @@ shardproxy_command_requests_total{command="unknown",pool="alpha"} 2
 	for _, c := range []struct {
 		pool, command string
 		n             int
-	}{{"alpha", "get", 6}, {"alpha", "set", 4}, {"beta", "set", 2}} {
+	}{{"alpha", "get", 7}, {"alpha", "set", 4}, {"beta", "set", 2}} {
 		if got := bucket(t, text, c.pool, c.command, "+Inf"); got != c.n {
 			t.Errorf("%s %s: bucket +Inf %d, want %d", c.pool, c.command, got, c.n)
 		}
@@ -136,7 +159,7 @@ shardproxy_command_requests_total{command="unknown",pool="alpha"} 2
 		t.Errorf("BLPOP of 300 ms: %d requests within 0.25 s, %d within 0.5 s; want 0 and 1", lo, hi)
 	}
 	// GET, SET and PING over loopback take well under 250 ms.
-	if got := bucket(t, text, "alpha", "get", "0.25"); got != 6 {
-		t.Errorf("GET: %d of 6 requests within 0.25 s", got)
+	if got := bucket(t, text, "alpha", "get", "0.25"); got != 7 {
+		t.Errorf("GET: %d of 7 requests within 0.25 s", got)
 	}
 }

@@ -141,6 +141,34 @@ func (bt *batch) failedSilently() {
 	}
 }
 
+// holdServed takes the request counted last out of bt.served, for a reply
+// written by itself after the batch's replies so far (pubsub.go): those
+// are counted without it. putServed gives it back.
+func (bt *batch) holdServed() served {
+	n := len(bt.served)
+	if n == 0 {
+		return served{answer: -1, id: unknownServed}
+	}
+	cur := bt.served[n-1]
+	bt.served = bt.served[:n-1]
+	return cur
+}
+
+// unknownServed marks the served of holdServed when no request was
+// counted: putServed drops it.
+const unknownServed = ^uint16(0)
+
+// putServed gives back the request holdServed took, its reply written by
+// itself, failed when that reply is an error; it is counted with the
+// batch's next write, or at the batch's end.
+func (bt *batch) putServed(s served, failed bool) {
+	if s.id == unknownServed {
+		return
+	}
+	s.answer, s.failed = -1, s.failed || failed
+	bt.served = append(bt.served, s)
+}
+
 // countServed counts what became of the batch's requests whose replies
 // were written at now: per command, those answered by an error, and the
 // time since the batch's arrival. It forgets them.
