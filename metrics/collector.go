@@ -81,8 +81,6 @@ var poolMetrics = []poolMetric{
 		prometheus.CounterValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.KeysMigrated) }},
 	{poolDesc("migration_errors_total", "MIGRATEs and SCANs of a migration that failed (migration_errors)."),
 		prometheus.CounterValue, func(p *proxy.PoolSnapshot) float64 { return counter(p.MigrationErrors) }},
-	{poolDesc("migration_keys_per_second", "Keys a migration moved per second over the last ten seconds (keys_migrated_per_sec)."),
-		prometheus.GaugeValue, func(p *proxy.PoolSnapshot) float64 { return p.MigrationKeysPerSec }},
 	{poolDesc("migration_started", "1 once a migration (migrate_from) routes by the new placement (from its start_at), else 0 (migration_started)."),
 		prometheus.GaugeValue, func(p *proxy.PoolSnapshot) float64 { return flag(p.MigrationStarted) }},
 	{poolDesc("sentinels_up", "Sentinels the pool is subscribed to now for +switch-master (sentinels_up); 0 without sentinels."),
@@ -137,8 +135,14 @@ var serverMetrics = []serverMetric{
 }
 
 var (
-	commandRequestsDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "pool", "command_requests_total"),
+	commandRequestsDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "command", "requests_total"),
 		`Requests per command; command is a name of the proxy's command table, "unknown" for any other.`,
+		[]string{"pool", "command"}, nil)
+	commandErrorsDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "command", "errors_total"),
+		"Requests per command answered by an error: the server's, the proxy's own, or a forwarding error.",
+		[]string{"pool", "command"}, nil)
+	commandLatencyDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "command", "duration_seconds"),
+		"Time per command from the read that brought a request to the write of its reply, as the client sees it.",
 		[]string{"pool", "command"}, nil)
 	primaryDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "server", "primary"),
 		"1 for the address a server of a pool with sentinels is dialled at: its master's primary now.",
@@ -180,7 +184,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range serverMetrics {
 		ch <- m.desc
 	}
-	for _, d := range []*prometheus.Desc{commandRequestsDesc, primaryDesc, failoversDesc, latencyDesc, configInfoDesc, reloadsDesc,
+	for _, d := range []*prometheus.Desc{commandRequestsDesc, commandErrorsDesc, commandLatencyDesc, primaryDesc, failoversDesc, latencyDesc, configInfoDesc, reloadsDesc,
 		reloadFailuresDesc, lastReloadSuccessfulDesc, lastReloadTimeDesc, buildInfoDesc} {
 		ch <- d
 	}
@@ -197,15 +201,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.value(p), p.Name)
 		}
 		collectCluster(ch, p)
-		for _, cmd := range p.Commands {
+		for j := range p.Commands {
+			cmd := &p.Commands[j]
 			ch <- prometheus.MustNewConstMetric(commandRequestsDesc, prometheus.CounterValue, float64(cmd.Requests), p.Name, cmd.Name)
+			ch <- prometheus.MustNewConstMetric(commandErrorsDesc, prometheus.CounterValue, float64(cmd.Errors), p.Name, cmd.Name)
+			ch <- histogram(commandLatencyDesc, &cmd.Latency, p.Name, cmd.Name)
 		}
 		for j := range p.Servers {
 			s := &p.Servers[j]
 			for _, m := range serverMetrics {
 				ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.value(s), p.Name, s.Name)
 			}
-			ch <- latencyHistogram(&s.Latency, p.Name, s.Name)
+			ch <- histogram(latencyDesc, &s.Latency, p.Name, s.Name)
 			if p.Sentinel {
 				ch <- prometheus.MustNewConstMetric(primaryDesc, prometheus.GaugeValue, 1, p.Name, s.Name, s.Addr)
 				ch <- prometheus.MustNewConstMetric(failoversDesc, prometheus.CounterValue, float64(s.Failovers), p.Name, s.Name)
@@ -227,14 +234,14 @@ func collectConfig(ch chan<- prometheus.Metric, cfg *proxy.ConfigSnapshot) {
 	ch <- prometheus.MustNewConstMetric(lastReloadTimeDesc, prometheus.GaugeValue, at)
 }
 
-// latencyHistogram makes a server's latency a Prometheus histogram, whose
-// buckets are cumulative.
-func latencyHistogram(l *proxy.Latency, pool, server string) prometheus.Metric {
+// histogram makes a latency (a server's, a command's) a Prometheus
+// histogram of desc, whose buckets are cumulative.
+func histogram(desc *prometheus.Desc, l *proxy.Latency, labels ...string) prometheus.Metric {
 	buckets := make(map[float64]uint64, len(l.Bounds))
 	var cum uint64
 	for i, b := range l.Bounds {
 		cum += l.Buckets[i]
 		buckets[b.Seconds()] = cum
 	}
-	return prometheus.MustNewConstHistogram(latencyDesc, l.Count(), l.Sum.Seconds(), buckets, pool, server)
+	return prometheus.MustNewConstHistogram(desc, l.Count(), l.Sum.Seconds(), buckets, labels...)
 }

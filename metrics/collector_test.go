@@ -31,7 +31,11 @@ func sampleSnapshot() proxy.Snapshot {
 			LastReloadAt: time.Now(), LastReloadFailed: true, LastReloadError: "bad file"},
 		Pools: []proxy.PoolSnapshot{
 			{Name: "alpha", Redis: true, Listening: true, Requests: 10, MigrationPending: 2, KeysMigrated: 40, MigrationErrors: 1,
-				Commands: []proxy.CommandCount{{Name: "get", Requests: 7}, {Name: "unknown", Requests: 3}},
+				Commands: []proxy.CommandCount{
+					{Name: "get", Requests: 7, Errors: 1,
+						Latency: proxy.Latency{Bounds: bounds, Buckets: []uint64{5, 1, 1}, Sum: 30 * time.Millisecond}},
+					{Name: "unknown", Requests: 3, Errors: 3,
+						Latency: proxy.Latency{Bounds: bounds, Buckets: []uint64{3, 0, 0}, Sum: 600 * time.Microsecond}}},
 				Servers: []proxy.ServerSnapshot{
 					{Name: "a", InRing: true, Requests: 4, Responses: 4,
 						Latency: proxy.Latency{Bounds: bounds, Buckets: []uint64{1, 2, 1}, Sum: 20 * time.Millisecond}},
@@ -93,10 +97,26 @@ shardproxy_server_ejected{pool="beta",server="c"} 0
 shardproxy_server_last_ejection_timestamp_seconds{pool="alpha",server="a"} 0
 shardproxy_server_last_ejection_timestamp_seconds{pool="alpha",server="b"} 1.7e+09
 shardproxy_server_last_ejection_timestamp_seconds{pool="beta",server="c"} 0
-# HELP shardproxy_pool_command_requests_total Requests per command; command is a name of the proxy's command table, "unknown" for any other.
-# TYPE shardproxy_pool_command_requests_total counter
-shardproxy_pool_command_requests_total{command="get",pool="alpha"} 7
-shardproxy_pool_command_requests_total{command="unknown",pool="alpha"} 3
+# HELP shardproxy_command_requests_total Requests per command; command is a name of the proxy's command table, "unknown" for any other.
+# TYPE shardproxy_command_requests_total counter
+shardproxy_command_requests_total{command="get",pool="alpha"} 7
+shardproxy_command_requests_total{command="unknown",pool="alpha"} 3
+# HELP shardproxy_command_errors_total Requests per command answered by an error: the server's, the proxy's own, or a forwarding error.
+# TYPE shardproxy_command_errors_total counter
+shardproxy_command_errors_total{command="get",pool="alpha"} 1
+shardproxy_command_errors_total{command="unknown",pool="alpha"} 3
+# HELP shardproxy_command_duration_seconds Time per command from the read that brought a request to the write of its reply, as the client sees it.
+# TYPE shardproxy_command_duration_seconds histogram
+shardproxy_command_duration_seconds_bucket{command="get",pool="alpha",le="0.001"} 5
+shardproxy_command_duration_seconds_bucket{command="get",pool="alpha",le="0.01"} 6
+shardproxy_command_duration_seconds_bucket{command="get",pool="alpha",le="+Inf"} 7
+shardproxy_command_duration_seconds_sum{command="get",pool="alpha"} 0.03
+shardproxy_command_duration_seconds_count{command="get",pool="alpha"} 7
+shardproxy_command_duration_seconds_bucket{command="unknown",pool="alpha",le="0.001"} 3
+shardproxy_command_duration_seconds_bucket{command="unknown",pool="alpha",le="0.01"} 3
+shardproxy_command_duration_seconds_bucket{command="unknown",pool="alpha",le="+Inf"} 3
+shardproxy_command_duration_seconds_sum{command="unknown",pool="alpha"} 0.0006
+shardproxy_command_duration_seconds_count{command="unknown",pool="alpha"} 3
 # HELP shardproxy_pool_migration_pending Old owners a migration (migrate_from) has still to scan; 0 when complete or none (migration_pending).
 # TYPE shardproxy_pool_migration_pending gauge
 shardproxy_pool_migration_pending{pool="alpha"} 2
@@ -124,7 +144,8 @@ shardproxy_config_reload_failures_total 1
 shardproxy_config_info{digest="abc123"} 1
 `
 	names := []string{"shardproxy_server_request_duration_seconds", "shardproxy_server_ejected",
-		"shardproxy_server_last_ejection_timestamp_seconds", "shardproxy_pool_command_requests_total",
+		"shardproxy_server_last_ejection_timestamp_seconds", "shardproxy_command_requests_total",
+		"shardproxy_command_errors_total", "shardproxy_command_duration_seconds",
 		"shardproxy_pool_ready", "shardproxy_pool_migration_pending", "shardproxy_pool_keys_migrated_total",
 		"shardproxy_pool_migration_errors_total", "shardproxy_config_last_reload_successful",
 		"shardproxy_config_reload_failures_total", "shardproxy_config_info"}

@@ -2,13 +2,16 @@
 // readiness on one HTTP listener (--metrics-addr):
 //
 //   - /metrics: the counters of the stats JSON per pool and per server,
-//     requests per command, ejection state, reload counters, each server's
+//     requests, errors and the client's latency histogram per command,
+//     ejection and down state, reload counters, each server's
 //     request-to-reply latency histogram, a cluster pool's slot map,
 //     refreshes and redirects (shardproxy_cluster_*, cluster.go), and the
 //     Go runtime's and the process's metrics;
 //   - /healthz: 200 "ok" while the process serves HTTP;
 //   - /readyz: 200 when every pool is ready (proxy.PoolSnapshot.Ready),
-//     else 503; the body has one line per pool with its state.
+//     else 503; the body has one line per pool with its state;
+//   - /readyz/<pool>: the same for one pool, for a load balancer in front
+//     of it: 200 when ready, 503 with the reason, 404 for no such pool.
 //
 // The proxy keeps its own counters (atomics on the hot path); the
 // collector reads them at scrape time through proxy.Snapshot and turns

@@ -19,8 +19,9 @@ import (
 
 // TestMetricsMemcache checks the command counters of a memcache pool:
 // memcache's own command names, a multi-key get counted once, a local
-// version, and an unknown command (named to break a label) counted as
-// unknown and shown nowhere.
+// version, an incr refused by memcached and an unknown command (named to
+// break a label) counted as errors, the unknown one as unknown and shown
+// nowhere; the latency histograms count every request.
 func TestMetricsMemcache(t *testing.T) {
 	var addrs []string
 	for range 2 {
@@ -57,6 +58,7 @@ func TestMetricsMemcache(t *testing.T) {
 		}
 	}
 	line("version\r\n", "VERSION ")
+	line("incr k0 1\r\n", "CLIENT_ERROR cannot increment or decrement non-numeric value")
 	line(evilCommand+" x\r\n", "ERROR")
 
 	text, fams := scrape(t, maddr)
@@ -65,11 +67,18 @@ func TestMetricsMemcache(t *testing.T) {
 		t.Errorf("the client's command name is in the scrape:\n%s", text)
 	}
 	for _, c := range []struct {
-		command string
-		want    float64
-	}{{"get", 4}, {"set", 2}, {"version", 1}, {"unknown", 1}} {
-		if got := value(t, fams, "shardproxy_pool_command_requests_total", labels{"pool": "mc", "command": c.command}); got != c.want {
+		command      string
+		want, errors float64
+	}{{"get", 4, 0}, {"set", 2, 0}, {"incr", 1, 1}, {"version", 1, 0}, {"unknown", 1, 1}} {
+		cmd := labels{"pool": "mc", "command": c.command}
+		if got := value(t, fams, "shardproxy_command_requests_total", cmd); got != c.want {
 			t.Errorf("requests of %s: %v, want %v", c.command, got, c.want)
+		}
+		if got := value(t, fams, "shardproxy_command_errors_total", cmd); got != c.errors {
+			t.Errorf("errors of %s: %v, want %v", c.command, got, c.errors)
+		}
+		if got := histogramCount(t, fams, "shardproxy_command_duration_seconds", cmd); float64(got) != c.want {
+			t.Errorf("latency of %s counts %d requests, want %v", c.command, got, c.want)
 		}
 	}
 	var responses float64
@@ -82,7 +91,7 @@ func TestMetricsMemcache(t *testing.T) {
 		}
 	}
 	frags := value(t, fams, "shardproxy_pool_fragments_total", labels{"pool": "mc"})
-	if want := 2 + 3 + max(frags, 1); responses != want {
+	if want := 2 + 3 + 1 + max(frags, 1); responses != want { // sets, gets, incr, the multi-key get
 		t.Errorf("servers' responses add up to %v, want %v", responses, want)
 	}
 }

@@ -18,7 +18,8 @@ import (
 // shutdownTimeout bounds how long Close waits for scrapes in progress.
 const shutdownTimeout = 5 * time.Second
 
-// Server serves /metrics, /healthz and /readyz on one listener.
+// Server serves /metrics, /healthz, /readyz and /readyz/<pool> on one
+// listener.
 type Server struct {
 	ln   net.Listener
 	srv  *http.Server
@@ -74,7 +75,8 @@ func (s *Server) Close() error {
 }
 
 // Handler serves /metrics (src's metrics, the Go runtime's and the
-// process's, from a registry of its own), /healthz and /readyz.
+// process's, from a registry of its own), /healthz, /readyz (every pool)
+// and /readyz/<pool> (one pool).
 func Handler(src Source) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -96,7 +98,31 @@ func Handler(src Source) http.Handler {
 		}
 		fmt.Fprint(w, body)
 	})
+	mux.HandleFunc("GET /readyz/{pool...}", func(w http.ResponseWriter, r *http.Request) {
+		code, body := poolReadiness(src, r.PathValue("pool"))
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(code)
+		fmt.Fprint(w, body)
+	})
 	return mux
+}
+
+// poolReadiness answers /readyz/<pool>, for a load balancer in front of
+// one pool: 200 "<pool>: ready", 503 "<pool>: not ready: <reason>", or
+// 404 when no running pool has that name.
+func poolReadiness(src Source, name string) (int, string) {
+	snap := src.Snapshot()
+	for i := range snap.Pools {
+		p := &snap.Pools[i]
+		if p.Name != name {
+			continue
+		}
+		if ok, why := p.Ready(); !ok {
+			return http.StatusServiceUnavailable, fmt.Sprintf("%s: not ready: %s\n", p.Name, why)
+		}
+		return http.StatusOK, p.Name + ": ready\n"
+	}
+	return http.StatusNotFound, fmt.Sprintf("no pool %q\n", name)
 }
 
 // readiness says whether every pool of src is ready, with one line per

@@ -68,11 +68,11 @@ func TestMetricsAgreeWithTraffic(t *testing.T) {
 		command string
 		want    float64
 	}{{"get", gets}, {"set", sets}, {"mget", 1}, {"ping", 1}, {"unknown", 1}} {
-		if got := value(t, fams, "shardproxy_pool_command_requests_total", labels{"pool": "alpha", "command": c.command}); got != c.want {
+		if got := value(t, fams, "shardproxy_command_requests_total", labels{"pool": "alpha", "command": c.command}); got != c.want {
 			t.Errorf("requests of %s: %v, want %v", c.command, got, c.want)
 		}
 	}
-	if n := len(fams["shardproxy_pool_command_requests_total"].GetMetric()); n != 5 {
+	if n := len(fams["shardproxy_command_requests_total"].GetMetric()); n != 5 {
 		t.Errorf("%d command series, want 5 (get set mget ping unknown)", n)
 	}
 	total := float64(gets + sets + 1 + 1 + 1)

@@ -67,14 +67,14 @@ func (l *Latency) observe(now time.Time, calls []*Call) {
 			d = 0
 		}
 		sum += d
-		l.buckets[latencyBucket(d)].Add(1)
+		l.buckets[LatencyBucket(d)].Add(1)
 	}
 	l.sum.Add(int64(sum))
 }
 
-// latencyBucket is the index of the bucket d falls in: the first whose
-// bound is at least d.
-func latencyBucket(d time.Duration) int {
+// LatencyBucket is the index of the bucket d falls in: the first whose
+// bound in LatencyBounds is at least d, or the last bucket.
+func LatencyBucket(d time.Duration) int {
 	for i, b := range latencyBounds {
 		if d <= b {
 			return i

@@ -22,6 +22,7 @@ type answer struct {
 	merge    uint8  // protocol-specific merge of the fragments
 	order    [2]int // span in batch.order: fragment index per key
 	noReply  bool   // the client wants no reply (memcache noreply)
+	failed   bool   // its reply is an error, or its call failed (set as the reply is written)
 }
 
 // batch is the requests read from one client and not yet answered. It lives
@@ -49,10 +50,15 @@ type batch struct {
 	// queued is when the batch began to enqueue its calls: their
 	// Queued, so that a batch reads the clock once.
 	queued time.Time
+	// arrived is when the read that brought the batch's requests
+	// returned: their latency counts from it (countServed).
+	arrived time.Time
 	// cmdID and cmdRun are the run of requests of one command not yet
-	// added to the pool's counters (see countCommand).
+	// added to the pool's counters (see countCommand); served are the
+	// requests counted whose outcome is not yet.
 	cmdID  uint16
 	cmdRun int64
+	served []served
 	// replicaReads are the calls sent to replicas (replicas.go).
 	replicaReads []replicaRead
 }
@@ -106,6 +112,7 @@ func (bt *batch) reset() {
 	bt.conns = bt.conns[:0]
 	clear(bt.replicaReads)
 	bt.replicaReads = bt.replicaReads[:0]
+	bt.served = bt.served[:0]
 }
 
 // newCall hands out a call from the batch's arena.
@@ -141,6 +148,16 @@ func (bt *batch) send(cl *client, srv *pools.Server, frame []byte, kind uint8, n
 	cl.pending.Add(1)
 	conn.Enqueue(c)
 	bt.addConn(conn)
+}
+
+// callFailed says a call of answer s failed.
+func (bt *batch) callFailed(s *answer) bool {
+	for _, c := range bt.calls[s.first : s.first+s.n] {
+		if c.Err != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // addConn adds conn to the connections flush writes, once.

@@ -325,9 +325,12 @@ func (cl *client) serve() (parked bool) {
 // handle answers every complete request in bt.in, batch by batch, and keeps
 // the incomplete rest. It returns false when the client must be closed.
 func (cl *client) handle(bt *batch, proto clientProtocol) bool {
+	// The requests of every round arrived with the read: their latency
+	// counts from it; their calls' from when each round enqueues them.
+	bt.arrived = time.Now()
+	bt.queued = bt.arrived
 	for {
 		bt.rt = cl.p.routing().active()
-		bt.queued = time.Now()
 		off, quit := cl.parse(bt, proto)
 		bt.flushCommands(&cl.p.stats)
 		if len(bt.answers) > 0 {
@@ -345,6 +348,10 @@ func (cl *client) handle(bt *batch, proto clientProtocol) bool {
 				return false
 			}
 		}
+		if len(bt.served) > 0 {
+			// Requests without a reply (memcache noreply, quit) are done.
+			bt.countServed(&cl.p.stats, time.Now())
+		}
 		if quit {
 			cl.leaving = true
 			return false
@@ -355,6 +362,7 @@ func (cl *client) handle(bt *batch, proto clientProtocol) bool {
 		if off == 0 || rest == 0 {
 			return true
 		}
+		bt.queued = time.Now()
 	}
 }
 
@@ -375,7 +383,9 @@ func (cl *client) parse(bt *batch, proto clientProtocol) (off int, quit bool) {
 			cl.swallow -= k
 			continue
 		}
+		nr, na := len(bt.served), len(bt.answers)
 		n, q := proto.parse(cl, bt.in[off:], bt)
+		bt.answered(nr, na)
 		off += n
 		if q {
 			return off, true
@@ -392,24 +402,41 @@ func (cl *client) parse(bt *batch, proto clientProtocol) (off int, quit bool) {
 const directSize = 32 << 10
 
 // writeReplies writes the batch's replies in request order, in one write
-// (writev when large replies are sent from where they lie).
+// (writev when large replies are sent from where they lie), then counts
+// what became of the batch's requests (countServed), whether the write
+// succeeded or not.
 func (cl *client) writeReplies(bt *batch, proto clientProtocol) bool {
+	ok := cl.writeAnswers(bt, proto)
+	bt.countServed(&cl.p.stats, time.Now())
+	return ok
+}
+
+// writeAnswers is writeReplies's write; it marks the answers whose reply
+// is an error or whose call failed.
+func (cl *client) writeAnswers(bt *batch, proto clientProtocol) bool {
 	out := bt.out[:0]
 	iov := bt.iov[:0]
 	mark := 0
+	isError := cl.p.servers.isError
 	for i := range bt.answers {
 		s := &bt.answers[i]
 		switch {
 		case s.noReply:
+			s.failed = bt.callFailed(s)
 		case s.n == 0:
-			out = append(out, bt.local[s.local[0]:s.local[1]]...)
+			r := bt.local[s.local[0]:s.local[1]]
+			s.failed = isError(r)
+			out = append(out, r...)
 		default:
 			if d := proto.direct(bt, s); len(d) >= directSize {
+				s.failed = isError(d)
 				iov = append(iov, out[mark:len(out):len(out)], d)
 				mark = len(out)
 				continue
 			}
+			at := len(out)
 			out = proto.reply(out, bt, s)
+			s.failed = isError(out[at:])
 		}
 	}
 	bt.out = out

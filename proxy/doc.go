@@ -73,7 +73,9 @@
 //
 // Counting stays off the request's way: counters are atomics (a pool's
 // requests per command in a fixed array indexed by the command table's
-// ids, commandcount.go; each server's latency histogram in pools), and
+// ids, and their errors and latency as the client sees it, counted once
+// per run of a command when the batch's replies are written,
+// commandcount.go; each server's latency histogram in pools), and
 // Snapshot (snapshot.go) reads them all into plain values, for the stats
 // JSON (stats.go) and for package metrics, which serves them to
 // Prometheus along with the readiness rule, PoolSnapshot.Ready.

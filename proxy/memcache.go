@@ -117,6 +117,9 @@ func (m *memcacheProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 			return len(b), true
 		}
 		bt.countCommand(&m.p.stats, uint16(req.Cmd))
+		if e.NoReply {
+			bt.failedSilently()
+		}
 		if e.Swallow > 0 && req.Cmd == memcache.CmdSet && len(req.Keys) == 1 {
 			m.dropStale(cl, bt, req)
 		}

@@ -76,8 +76,10 @@ type poolStats struct {
 	keysMigrated, migrationErrors atomic.Int64
 	// migrateRate is keysMigrated's rate (keys_migrated_per_sec).
 	migrateRate rateMeter
-	// commands counts requests per command (see commandcount.go).
+	// commands counts requests per command, outcomes what became of
+	// them, by command id (see commandcount.go).
 	commands [commandSlots]atomic.Int64
+	outcomes []commandOutcome
 }
 
 func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
@@ -88,6 +90,7 @@ func newPool(cfg *config.Pool, log *slog.Logger) (*pool, error) {
 		started: time.Now(),
 		done:    make(chan struct{}),
 	}
+	p.stats.outcomes = make([]commandOutcome, commandIDs)
 	p.follower = failover.New(shards{p}, p.log)
 	p.mover = migration.NewMover(keyspace{p}, p.log)
 	p.proto, p.servers = newProto(p)

@@ -145,6 +145,7 @@ func (r *redisProto) pubsubRequest(cl *client, bt *batch, cmd *command, args [][
 		sb = newSubscriber(cl)
 		cl.sub.Store(sb)
 	}
+	cur := bt.holdServed()
 	r.flushAnswers(cl, bt)
 	out, err := r.subscribe(cl, sb, bt.rt, cmd, args[1:])
 	if bt.rt.slots != nil {
@@ -159,6 +160,7 @@ func (r *redisProto) pubsubRequest(cl *client, bt *batch, cmd *command, args [][
 	empty := sb.count(subChannel)+sb.count(subShard) == 0
 	ok := cl.sendNow(out, nil)
 	sb.mu.Unlock()
+	bt.putServed(cur, err != nil)
 	if !ok || errors.Is(err, errSubsLost) {
 		// What the servers hold for the client is not known: it is
 		// closed, and subscribes again as after a lost connection.
@@ -187,10 +189,12 @@ func fullName(cmd *command, args [][]byte) string {
 // write writes a reply of the proxy's own to a subscribed client, after
 // the replies before it.
 func (r *redisProto) write(cl *client, bt *batch, reply []byte) {
+	cur := bt.holdServed()
 	r.flushAnswers(cl, bt)
 	if !cl.send(reply, nil) {
 		cl.leaving = true
 	}
+	bt.putServed(cur, resp.IsError(reply))
 }
 
 // flushAnswers writes the replies the batch holds so far: they come

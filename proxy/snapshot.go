@@ -77,9 +77,9 @@ type PoolSnapshot struct {
 	Sentinel               bool
 	SentinelsUp, Sentinels int
 
-	// Commands are the requests per command, those of commands outside
-	// the proxy's command table as "unknown"; commands never requested
-	// are left out.
+	// Commands are the requests per command, their errors and their
+	// latency, those of commands outside the proxy's command table as
+	// "unknown"; commands never requested are left out.
 	Commands []CommandCount
 	Servers  []ServerSnapshot // in file order; a cluster pool's primaries, in its map's order
 	// Cluster is a cluster pool's view of its cluster; nil for other
@@ -122,14 +122,6 @@ type ClusterSnapshot struct {
 // ClusterMapMaxAge is how old a cluster pool's map may be and the pool
 // still ready: several periods of refresh that all failed.
 const ClusterMapMaxAge = 30 * time.Second
-
-// CommandCount is the number of requests for one command. Name comes from
-// the proxy's command table (lower case: "get", "mget", "flush_all"), or
-// is "unknown": never from a client.
-type CommandCount struct {
-	Name     string
-	Requests int64
-}
 
 // ServerSnapshot is one server's counters and state.
 type ServerSnapshot struct {
@@ -256,11 +248,7 @@ func (p *pool) snapshot(bounds []time.Duration) PoolSnapshot {
 	if rt.cfg.Redis {
 		names = redisCommandNames
 	}
-	for id, name := range names {
-		if n := st.commands[id].Load(); n > 0 {
-			ps.Commands = append(ps.Commands, CommandCount{Name: name, Requests: n})
-		}
-	}
+	ps.Commands = st.commandCounts(names, bounds)
 	if p.cluster != nil {
 		ps.Cluster = p.cluster.snapshot(rt)
 		ps.Cluster.ReplicaFallbacks = p.cluster.replicaFallbacks.Load()

@@ -53,7 +53,7 @@ func TestMetricsAddrFlag(t *testing.T) {
 		t.Fatalf("SET: %q %v", got, err)
 	}
 	code, body := httpGet(t, "http://"+maddr+"/metrics")
-	if code != http.StatusOK || !strings.Contains(body, `shardproxy_pool_command_requests_total{command="set",pool="alpha"} 1`) ||
+	if code != http.StatusOK || !strings.Contains(body, `shardproxy_command_requests_total{command="set",pool="alpha"} 1`) ||
 		!strings.Contains(body, "go_goroutines ") || !strings.Contains(body, "process_start_time_seconds ") {
 		t.Fatalf("/metrics: %d\n%s", code, body)
 	}
