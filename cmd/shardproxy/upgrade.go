@@ -121,23 +121,7 @@ func (u *upgrader) run() (int, error) {
 		return 0, err
 	}
 	defer r.Close()
-	cmd := exec.Command(u.bin.path, u.bin.args...)
-	cmd.Args[0] = os.Args[0]
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.ExtraFiles = []*os.File{w} // descriptor 3
-	var list []string
-	for _, addr := range slices.Sorted(maps.Keys(files)) {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, files[addr])
-		list = append(list, strconv.Itoa(2+len(cmd.ExtraFiles))+"="+strconv.Quote(addr))
-	}
-	env := os.Environ()
-	for _, name := range []string{daemonEnv, upgradeReadyEnv, upgradeListenersEnv} {
-		env = withoutEnv(env, name)
-	}
-	cmd.Env = append(env, upgradeReadyEnv+"=3", upgradeListenersEnv+"="+strings.Join(list, " "))
-	if u.daemonize {
-		cmd.SysProcAttr = daemonAttr()
-	}
+	cmd := u.command(w, files)
 	inheritNothing()
 	err = cmd.Start()
 	w.Close() // the new process holds the only write end: its exit ends the read
@@ -175,6 +159,30 @@ func (u *upgrader) run() (int, error) {
 	cmd.Wait()
 	<-word
 	return 0, why
+}
+
+// command is the new process: the binary with this process's arguments,
+// stdio and environment, the pipe w as descriptor 3 and the listening
+// sockets files after it, named in upgradeListenersEnv.
+func (u *upgrader) command(w *os.File, files map[string]*os.File) *exec.Cmd {
+	cmd := exec.Command(u.bin.path, u.bin.args...)
+	cmd.Args[0] = os.Args[0]
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.ExtraFiles = []*os.File{w} // descriptor 3
+	var list []string
+	for _, addr := range slices.Sorted(maps.Keys(files)) {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, files[addr])
+		list = append(list, strconv.Itoa(2+len(cmd.ExtraFiles))+"="+strconv.Quote(addr))
+	}
+	env := os.Environ()
+	for _, name := range []string{daemonEnv, upgradeReadyEnv, upgradeListenersEnv} {
+		env = withoutEnv(env, name)
+	}
+	cmd.Env = append(env, upgradeReadyEnv+"=3", upgradeListenersEnv+"="+strings.Join(list, " "))
+	if u.daemonize {
+		cmd.SysProcAttr = daemonAttr()
+	}
+	return cmd
 }
 
 // restorePidFile writes this process's pid in the pid file again, which

@@ -47,7 +47,7 @@ func newUpgradeSetup(t *testing.T) *upgradeSetup {
 	_, statsPort, _ := net.SplitHostPort(s.stats)
 	s.args = []string{"-c", s.conf, "-p", s.pidFile, "-o", s.logFile, "-v", "6",
 		"-s", statsPort, "-a", "127.0.0.1", "--metrics-addr", s.metrics}
-	s.notify = listenNotify(t, filepath.Join(s.dir, "notify"))
+	s.notify = recordNotify(t, filepath.Join(s.dir, "notify"))
 	return s
 }
 
@@ -143,7 +143,7 @@ type notifyRecorder struct {
 	msgs []string
 }
 
-func listenNotify(t *testing.T, path string) *notifyRecorder {
+func recordNotify(t *testing.T, path string) *notifyRecorder {
 	t.Helper()
 	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
@@ -168,17 +168,42 @@ func listenNotify(t *testing.T, path string) *notifyRecorder {
 	return n
 }
 
-// count is how many datagrams were msg.
+// count is how many datagrams were msg, or began with msg when it ends
+// with "*".
 func (n *notifyRecorder) count(msg string) int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	prefix, isPrefix := strings.CutSuffix(msg, "*")
 	k := 0
 	for _, m := range n.msgs {
-		if m == msg {
+		if m == msg || (isPrefix && strings.HasPrefix(m, prefix)) {
 			k++
 		}
 	}
 	return k
+}
+
+// checkUpgradeNotified checks what the two processes of an upgrade to
+// newPid told systemd: READY=1 from each as it started, MAINPID from both
+// (the new one's own, the old one's with a status), no STOPPING=1.
+func checkUpgradeNotified(t *testing.T, n *notifyRecorder, newPid int) {
+	t.Helper()
+	pid := strconv.Itoa(newPid)
+	for _, c := range []struct {
+		msg  string
+		want int
+	}{
+		{"READY=1*", 2},
+		{"MAINPID=" + pid, 1},
+		{"MAINPID=" + pid + "\nSTATUS=upgraded: pid " + pid + " serves", 1},
+		{"STOPPING=1*", 0},
+	} {
+		if got := n.count(c.msg); got != c.want {
+			n.mu.Lock()
+			t.Errorf("%q sent %d times, want %d; got %q", c.msg, got, c.want, n.msgs)
+			n.mu.Unlock()
+		}
+	}
 }
 
 // checkLoad fails the test on any connect refused or failure of the load,
@@ -258,9 +283,7 @@ func TestUpgrade(t *testing.T) {
 	if err := syscall.Kill(oldPid, 0); err == nil {
 		t.Errorf("the old process %d is still there", oldPid)
 	}
-	if n := s.notify.count("MAINPID=" + strconv.Itoa(newPid)); n != 2 {
-		t.Errorf("MAINPID=%d sent %d times, want 2 (old and new process); got %q", newPid, n, s.notify.msgs)
-	}
+	checkUpgradeNotified(t, s.notify, newPid)
 	s.serves(t, "after the upgrade")
 	l := s.log()
 	for _, want := range []string{
@@ -406,9 +429,7 @@ func TestUpgradeDaemon(t *testing.T) {
 		t.Errorf("running %v, want the new daemon %d alone", running, newPid)
 	}
 	checkDetached(t, newPid)
-	if n := s.notify.count("MAINPID=" + strconv.Itoa(newPid)); n != 2 {
-		t.Errorf("MAINPID=%d sent %d times, want 2; got %q", newPid, n, s.notify.msgs)
-	}
+	checkUpgradeNotified(t, s.notify, newPid)
 	s.serves(t, "after the upgrade")
 	if l := s.log(); !strings.Contains(l, `pid=`+strconv.Itoa(newPid)+` daemon=true upgrade=true`) {
 		t.Errorf("log lacks the new daemon's start:\n%s", l)
