@@ -29,12 +29,19 @@ type Server struct {
 // Listen opens a TCP listener on addr (host:port; port 0 picks one) and
 // serves src's metrics on it until Close. logger may be nil.
 func Listen(addr string, src Source, logger *slog.Logger) (*Server, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return Serve(ln, src, logger), nil
+}
+
+// Serve serves src's metrics on ln, a listener opened elsewhere (one a
+// binary upgrade handed over), until Close, which closes ln. logger may
+// be nil.
+func Serve(ln net.Listener, src Source, logger *slog.Logger) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
 		ln: ln,
@@ -55,7 +62,7 @@ func Listen(addr string, src Source, logger *slog.Logger) (*Server, error) {
 		}
 	}()
 	logger.Info("metrics listening", "addr", ln.Addr().String())
-	return s, nil
+	return s
 }
 
 // Addr is the address the server listens on.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -245,11 +246,12 @@ func listenUnix(path string, perm os.FileMode, stale bool) (net.Listener, error)
 }
 
 // movedListener is a listener whose socket was moved: Addr reports where
-// it is now, and Close removes it there.
+// it is now, and Close removes it there unless keep is set (HandOver).
 type movedListener struct {
 	*net.UnixListener
 	addr   *net.UnixAddr
 	remove sync.Once
+	keep   atomic.Bool
 }
 
 // Addr returns the socket's current path.
@@ -259,6 +261,10 @@ func (l *movedListener) Addr() net.Addr { return l.addr }
 // net.UnixListener does: the path never names a stale socket that another
 // process could take and this one then remove.
 func (l *movedListener) Close() error {
-	l.remove.Do(func() { os.Remove(l.addr.Name) })
+	l.remove.Do(func() {
+		if !l.keep.Load() {
+			os.Remove(l.addr.Name)
+		}
+	})
 	return l.UnixListener.Close()
 }

@@ -19,6 +19,14 @@ type Options struct {
 	Logger    *slog.Logger
 	// ConfigPath is the configuration file Reload reads again.
 	ConfigPath string
+	// Listeners are listening sockets to serve on instead of binding, as
+	// a binary upgrade hands them over (inherit.go), keyed by address: a
+	// pool whose listen value is a key, or whose key's socket listens at
+	// that address, takes its listener, and so does the stats listener
+	// at StatsAddr (TLS and a unix socket's removal on close are added as
+	// for a listener Start opens). The proxy owns them from New on: Start
+	// closes those no listener took, and Close any it did not reach.
+	Listeners map[string]net.Listener
 }
 
 // Proxy owns every pool's listener, servers and clients, and the stats
@@ -41,6 +49,11 @@ type Proxy struct {
 	// trimHeld: Start took hold of memTrim, and Close lets go of it, so
 	// that no trim its parked clients scheduled runs after it.
 	trimHeld bool
+	// inherited are the Options.Listeners not yet taken; under mu.
+	inherited map[string]net.Listener
+	// adopted are the unix sockets Start took from Options.Listeners; their
+	// paths become this proxy's to remove once Start succeeds.
+	adopted []*movedListener
 }
 
 // New builds a proxy from a validated configuration; it listens on nothing
@@ -50,11 +63,16 @@ func New(cfg *config.Config, opt Options) (*Proxy, error) {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	px := &Proxy{opt: opt, log: opt.Logger, leaving: map[*pool]bool{}}
+	px.inherited = make(map[string]net.Listener, len(opt.Listeners))
+	for addr, ln := range opt.Listeners {
+		px.inherited[addr] = ln
+	}
 	px.reload.digest = cfg.Digest
 	for _, pc := range cfg.Pools {
 		p, err := newPool(pc, px.log)
 		if err != nil {
 			px.closePools()
+			px.closeInherited()
 			return nil, err
 		}
 		px.pools = append(px.pools, p)
@@ -72,21 +90,28 @@ func (px *Proxy) Start() error {
 			px.Close()
 			return err
 		}
+		if p.ln = px.takeListener(p.cfg, p.tls); p.ln != nil {
+			continue
+		}
 		if err := p.listen(); err != nil {
 			px.Close()
 			return err
 		}
 	}
 	if px.opt.StatsAddr != "" {
-		ln, err := net.Listen("tcp", px.opt.StatsAddr)
-		if err != nil {
-			px.Close()
-			return fmt.Errorf("stats: %w", err)
+		ln := px.takeAddr(px.opt.StatsAddr)
+		if ln == nil {
+			var err error
+			if ln, err = net.Listen("tcp", px.opt.StatsAddr); err != nil {
+				px.Close()
+				return fmt.Errorf("stats: %w", err)
+			}
 		}
 		px.stats = ln
 		px.wg.Add(1)
 		go px.serveStats(ln)
 	}
+	px.closeInherited()
 	var checks []<-chan struct{}
 	for _, p := range px.pools {
 		checks = append(checks, px.startPool(p, nil)...)
@@ -94,6 +119,7 @@ func (px *Proxy) Start() error {
 	// Readiness counts a server only once checked (probe.go): loopback
 	// and LAN checks end in milliseconds.
 	awaitProbes(checks, startProbeWait)
+	px.adopt()
 	return nil
 }
 
@@ -191,6 +217,7 @@ func (px *Proxy) Close() error {
 		}
 	}
 	px.closePools()
+	px.closeInherited()
 	px.wg.Wait()
 	if px.trimHeld {
 		memTrim.release()

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,8 +108,9 @@ func openToAll(t *testing.T, dir string) {
 // TestDebianInitScript runs shardproxy -d under Debian's nutcracker init
 // script, which starts it with start-stop-daemon as the nutcracker user:
 // start returns once it serves, as that user; reload (SIGHUP) reopens the
-// log file and it keeps serving; status finds it through the pid file;
-// stop ends it (exit 0) and its pid file. A start whose listen port is
+// log file and it keeps serving; SIGUSR2 upgrades it to a new daemon, as
+// that user, whose pid is in the pid file; status finds that one through
+// the pid file; stop ends it (exit 0) and its pid file. A start whose listen port is
 // taken fails, with the reason, and leaves no process and no pid file.
 func TestDebianInitScript(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -149,6 +151,21 @@ func TestDebianInitScript(t *testing.T) {
 				t.Fatalf("pid file %d, running %v; want %d still running", again, processesOf(e.bin), pid)
 			}
 			serves(t, e.addr, "after reload")
+		}},
+		{"upgrade with SIGUSR2", func(t *testing.T) {
+			// As an operator upgrades: kill -USR2 $(cat the pid file).
+			syscall.Kill(pid, syscall.SIGUSR2)
+			if ws, err := reap(pid, 15*time.Second); err != nil || !ws.Exited() || ws.ExitStatus() != 0 {
+				t.Fatalf("old daemon: wait status %#x, %v; want exit 0", ws, err)
+			}
+			newPid := readPid(t, e.s.pidFile)
+			if running := processesOf(e.bin); newPid == pid || !slices.Equal(running, []int{newPid}) {
+				t.Fatalf("pid file says %d (was %d), running: %v", newPid, pid, running)
+			}
+			pid = newPid
+			checkUser(t, pid, e.uid, e.gid)
+			checkDetached(t, pid)
+			serves(t, e.addr, "after the upgrade")
 		}},
 		{"status while running", func(t *testing.T) {
 			if code, out := e.s.run(t, "status"); code != 0 || !strings.Contains(out, "is running") {

@@ -109,7 +109,7 @@ func TestDispatch(t *testing.T) {
 		{syscall.SIGTTIN, false, 11, `verbosity=11`},
 		{syscall.SIGTTIN, false, 11, `msg="SIGTTIN: log level unchanged, at the end of its range" verbosity=11`},
 		{syscall.SIGUSR1, false, 11, `msg="SIGUSR1: the proxy is not running yet; nothing to reload"`},
-		{syscall.SIGUSR2, false, 11, `msg="SIGUSR2: no action"`},
+		{syscall.SIGUSR2, false, 11, `msg="SIGUSR2: the proxy is not running yet; nothing to upgrade"`},
 		{syscall.SIGTERM, true, 11, ""},
 		{syscall.SIGINT, true, 11, ""},
 	} {

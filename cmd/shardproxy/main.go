@@ -140,15 +140,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case o.testConf: // with or without -d, as nutcracker
 		return testConf(o.confFile, stdout, stderr)
 	}
+	// The binary SIGUSR2 starts: found now, so that a file replaced on
+	// disk since is the new binary.
+	bin := findBinary(args)
+	in, err := takeInheritance()
+	if err != nil {
+		fmt.Fprintf(stderr, "shardproxy: upgrade: %v\n", err)
+		return 1
+	}
 	var daemon *readyPipe
-	if o.daemonize {
+	switch {
+	case in != nil: // started by an upgrade, a daemon already if -d
+		daemon = in.ready
+	case o.daemonize:
 		if daemon = takeReadyPipe(); daemon == nil {
 			return startDaemon(o, stderr)
 		}
 	}
-	// fail tells err on stderr and, in a daemon, to its starter.
+	// fail tells err on stderr and, in a daemon or an upgrade, to its
+	// starter.
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "shardproxy: %v\n", err)
+		in.close()
 		daemon.fail(err)
 		return 1
 	}
@@ -171,7 +184,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer stop()
 	}
-	return serve(cfg, o, log.Logger, sigs, daemon)
+	return serve(cfg, o, log, sigs, daemon, in, bin)
 }
 
 // testConf checks the configuration at path as -t does: what a start would
@@ -192,47 +205,77 @@ func testConf(path string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// serve runs the proxy until SIGINT or SIGTERM, handling the other signals
-// as they come, and returns the exit code. A daemon tells its starter it is
-// ready once every listener is open and the pid file written, or the error
-// that stopped it.
-func serve(cfg *config.Config, o *options, log *slog.Logger, sigs *signalLoop, daemon *readyPipe) int {
+// serve runs the proxy until SIGINT or SIGTERM, or until an upgrade's new
+// process serves, handling the other signals as they come, and returns the
+// exit code. It serves on the listening sockets an upgrade handed over
+// (in) whose addresses are still configured. A daemon, or a process started by an upgrade,
+// tells its starter it is ready once every listener is open and the pid
+// file written, or the error that stopped it.
+func serve(cfg *config.Config, o *options, lg *logger, sigs *signalLoop, daemon *readyPipe, in *inheritance, bin binary) int {
+	log := lg.Logger
 	popt := proxy.Options{Logger: log, ConfigPath: o.confFile}
 	if o.statsPort > 0 {
 		popt.StatsAddr = net.JoinHostPort(o.statsAddr, strconv.Itoa(o.statsPort))
 	}
+	metricsLn := in.take(o.metricsAddr)
+	if in != nil {
+		popt.Listeners, in.listeners = in.listeners, nil
+	}
+	// failed ends a start that went wrong; sockets inherited from an
+	// upgrade stay, with their unix paths, the old process's.
+	failed := func(px *proxy.Proxy, what string, err error) int {
+		log.Error(what, "err", err)
+		daemon.fail(err)
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
+		if px != nil {
+			if in != nil {
+				px.HandOver()
+			}
+			px.Close()
+		}
+		return 1
+	}
 	px, err := proxy.New(cfg, popt)
 	if err != nil {
-		log.Error("configuration", "err", err)
-		daemon.fail(err)
-		return 1
+		return failed(nil, "configuration", err)
 	}
 	if err := px.Start(); err != nil {
-		log.Error("start", "err", err)
-		daemon.fail(err)
-		return 1
+		return failed(nil, "start", err) // Start closed px
 	}
-	stopMetrics, err := startMetrics(o.metricsAddr, px, log)
+	ms, err := startMetrics(o.metricsAddr, metricsLn, px, log)
+	metricsLn = nil // ms owns it
 	if err != nil {
-		log.Error("start", "err", err)
-		daemon.fail(err)
-		px.Close()
-		return 1
+		return failed(px, "start", err)
 	}
-	defer stopMetrics()
+	defer ms.stop()
+	removePid := false
 	if o.pidFile != "" {
-		if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-			log.Error("pid file", "err", err)
-			daemon.fail(fmt.Errorf("pid file: %w", err))
-			px.Close()
-			return 1
+		if err := writePidFile(o.pidFile); err != nil {
+			return failed(px, "pid file", err)
 		}
-		defer os.Remove(o.pidFile)
+		removePid = true
+		defer func() {
+			if removePid {
+				os.Remove(o.pidFile)
+			}
+		}()
+	}
+	if in != nil {
+		// Heard under NotifyAccess=all; the old process sends the same
+		// once told ready, heard under the default NotifyAccess=main.
+		if err := sdnotify.MainPID(os.Getpid(), ""); err != nil {
+			log.Warn("service manager not notified", "err", err)
+		}
 	}
 	daemon.ready()
 	// Each reload, however asked for, is told to systemd (notify.go).
 	notes := &reloadNotes{digest: px.ConfigDigest, log: log}
 	sigs.startReloads(func(by string) error { return notes.around(by, px.Reload) })
+	sigs.startUpgrades(newUpgrader(bin, o, lg, func() (map[string]*os.File, error) {
+		return listenerFiles(px, ms)
+	}))
 	if stop, err := listenReloadRequests(sigs, px.ConfigDigest, log); err != nil {
 		log.Warn("`shardproxy reload` cannot reach this process; SIGUSR1 still reloads", "err", err)
 	} else {
@@ -245,10 +288,37 @@ func serve(cfg *config.Config, o *options, log *slog.Logger, sigs *signalLoop, d
 	// Every listener is open and the pid file written: READY=1 for
 	// systemd's Type=notify(-reload), a no-op without NOTIFY_SOCKET.
 	notes.sent(sdnotify.Ready(readyStatus(len(cfg.Pools), px.ConfigDigest())))
-	log.Info("shardproxy started", "version", proxy.Version, "conf", o.confFile, "pid", os.Getpid(), "daemon", daemon != nil)
+	log.Info("shardproxy started", "version", proxy.Version, "conf", o.confFile, "pid", os.Getpid(),
+		"daemon", o.daemonize, "upgrade", in != nil)
 	s := sigs.waitForStop()
-	notes.sent(sdnotify.Stopping(stoppingStatus(s)))
-	log.Info("shutting down", "signal", s.String(), "answering_in_flight_within", stopDrain)
+	newPid := sigs.upgrade.stop()
+	// After an upgrade the pid file is the new process's, and the service
+	// goes on in it: no STOPPING=1.
+	removePid = removePid && newPid == 0
+	if newPid == 0 {
+		notes.sent(sdnotify.Stopping(stoppingStatus(s)))
+	}
+	return shutDown(px, s, newPid, log)
+}
+
+// writePidFile writes this process's pid in the file at path.
+func writePidFile(path string) error {
+	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	return nil
+}
+
+// shutDown stops px, on the stop signal s or, when newPid is not 0, for an
+// upgrade whose new process serves on the same sockets (their unix paths
+// are left to it), and returns the exit code.
+func shutDown(px *proxy.Proxy, s os.Signal, newPid int, log *slog.Logger) int {
+	if newPid != 0 {
+		px.HandOver()
+		log.Info("shutting down: upgraded", "new_pid", newPid, "answering_in_flight_within", stopDrain)
+	} else {
+		log.Info("shutting down", "signal", s.String(), "answering_in_flight_within", stopDrain)
+	}
 	if err := px.Shutdown(stopDrain); err != nil {
 		log.Error("close", "err", err)
 		return 1

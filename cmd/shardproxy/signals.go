@@ -14,9 +14,9 @@ import (
 // stopSignals and actionSignals are the signals the signal loop receives.
 // As nutcracker's src/nc_signal.c: SIGHUP reopens the log file, SIGTTIN
 // raises the log level, SIGTTOU lowers it; SIGUSR1 reloads the
-// configuration file (nutcracker only logs it); SIGUSR2 is logged and does
-// nothing else. SIGINT and SIGTERM stop the proxy, once requests in flight
-// are answered. SIGTSTP (^Z) is logged and ignored: a stopped proxy stalls
+// configuration file (nutcracker only logs it); SIGUSR2, unused by
+// nutcracker, upgrades the binary as nginx's does (upgrade.go). SIGINT and
+// SIGTERM stop the proxy, once requests in flight are answered. SIGTSTP (^Z) is logged and ignored: a stopped proxy stalls
 // every client.
 //
 // Left out on purpose: SIGQUIT (and SIGABRT) keep Go's default, exit with
@@ -27,7 +27,7 @@ import (
 // the process (SIGALRM, SIGVTALRM, SIGXCPU, ...).
 var (
 	stopSignals   = []os.Signal{syscall.SIGINT, syscall.SIGTERM}
-	actionSignals = []os.Signal{sigReopen, sigLevelUp, sigLevelDown, sigReload, sigNoop, sigTermStop}
+	actionSignals = []os.Signal{sigReopen, sigLevelUp, sigLevelDown, sigReload, sigUpgrade, sigTermStop}
 )
 
 // signalLoop receives stopSignals and actionSignals and dispatches each to
@@ -54,7 +54,14 @@ type signalLoop struct {
 	mu      sync.Mutex
 	askedBy []string
 	waiting []chan<- error
+	// upgrade runs SIGUSR2's upgrades; nil until the proxy runs
+	// (startUpgrades).
+	upgrade *upgrader
 }
+
+// startUpgrades makes SIGUSR2 run u's upgrades; once one succeeds,
+// waitForStop returns sigUpgrade.
+func (l *signalLoop) startUpgrades(u *upgrader) { l.upgrade = u }
 
 // startReloads makes SIGUSR1, and requestReload, run reload in a
 // goroutine of its own.
@@ -130,7 +137,8 @@ func catchSignals(log *logger) *signalLoop {
 }
 
 // waitForStop runs the action of each signal received until SIGINT or
-// SIGTERM, which it returns. From then on a second SIGINT or SIGTERM has its
+// SIGTERM, which it returns, or until an upgrade's new process serves, when
+// it returns sigUpgrade. From then on a second SIGINT or SIGTERM has its
 // default action and ends the process at once, for a stop that hangs; the
 // other signals stay caught, without action, until Stop.
 func (l *signalLoop) waitForStop() os.Signal {
@@ -141,6 +149,9 @@ func (l *signalLoop) waitForStop() os.Signal {
 		case s = <-l.act:
 		case s = <-l.fatal:
 			l.die(s)
+		case <-l.upgrade.upgraded():
+			signal.Reset(syscall.SIGINT, syscall.SIGTERM)
+			return sigUpgrade
 		}
 		if l.dispatch(s) {
 			signal.Reset(syscall.SIGINT, syscall.SIGTERM)
@@ -176,8 +187,12 @@ func (l *signalLoop) dispatch(s os.Signal) (stop bool) {
 		// A stopped proxy stalls every client: ^Z is logged, not obeyed
 		// (SIGSTOP, which cannot be caught, still stops it).
 		l.log.notice.Info("SIGTSTP: ignored; a stopped proxy would stall every client")
-	case sigNoop:
-		l.log.notice.Info("SIGUSR2: no action")
+	case sigUpgrade:
+		if l.upgrade == nil {
+			l.log.notice.Info("SIGUSR2: the proxy is not running yet; nothing to upgrade")
+			break
+		}
+		l.upgrade.begin()
 	default:
 		l.log.notice.Warn("signal without an action", "signal", s.String())
 	}
@@ -235,11 +250,13 @@ func (l *signalLoop) stepLevel(name string, step int) {
 }
 
 // Stop stops receiving signals; they get their default actions back. It
-// waits at most reloadWait for a reload in progress.
+// waits at most reloadWait for a reload in progress, and kills the new
+// process of an upgrade in progress.
 func (l *signalLoop) Stop() {
 	signal.Stop(l.stop)
 	signal.Stop(l.act)
 	signal.Stop(l.fatal)
+	l.upgrade.stop()
 	if l.quit == nil {
 		return
 	}

@@ -14,7 +14,7 @@ var (
 	sigLevelUp   os.Signal = syscall.SIGTTIN
 	sigLevelDown os.Signal = syscall.SIGTTOU
 	sigReload    os.Signal = syscall.SIGUSR1
-	sigNoop      os.Signal = syscall.SIGUSR2
+	sigUpgrade   os.Signal = syscall.SIGUSR2
 	sigTermStop  os.Signal = syscall.SIGTSTP
 )
 

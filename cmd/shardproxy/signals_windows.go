@@ -13,7 +13,7 @@ var (
 	sigLevelUp   os.Signal = noSignal("SIGTTIN")
 	sigLevelDown os.Signal = noSignal("SIGTTOU")
 	sigReload    os.Signal = noSignal("SIGUSR1")
-	sigNoop      os.Signal = noSignal("SIGUSR2")
+	sigUpgrade   os.Signal = noSignal("SIGUSR2")
 	sigTermStop  os.Signal = noSignal("SIGTSTP")
 )
 

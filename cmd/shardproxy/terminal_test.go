@@ -177,7 +177,7 @@ func TestBackgroundJobOnTerminal(t *testing.T) {
 	if ticks := after.utime + after.stime - before.utime - before.stime; ticks > 10 {
 		t.Fatalf("shardproxy is busy while idle: %d clock ticks of CPU in 0.5 s", ticks)
 	}
-	for _, sig := range []syscall.Signal{syscall.SIGTTOU, syscall.SIGTTIN, syscall.SIGUSR2} {
+	for _, sig := range []syscall.Signal{syscall.SIGTTOU, syscall.SIGTTIN} {
 		syscall.Kill(pid, sig)
 		time.Sleep(50 * time.Millisecond)
 		check()
