@@ -402,18 +402,11 @@ func (cl *client) parse(bt *batch, proto clientProtocol) (off int, quit bool) {
 const directSize = 32 << 10
 
 // writeReplies writes the batch's replies in request order, in one write
-// (writev when large replies are sent from where they lie), then counts
-// what became of the batch's requests (countServed), whether the write
-// succeeded or not.
+// (writev when large replies are sent from where they lie). It marks the
+// answers whose reply is an error or whose call failed and counts what
+// became of the batch's requests (countServed) just before the write, so
+// that a client that has its replies finds them counted.
 func (cl *client) writeReplies(bt *batch, proto clientProtocol) bool {
-	ok := cl.writeAnswers(bt, proto)
-	bt.countServed(&cl.p.stats, time.Now())
-	return ok
-}
-
-// writeAnswers is writeReplies's write; it marks the answers whose reply
-// is an error or whose call failed.
-func (cl *client) writeAnswers(bt *batch, proto clientProtocol) bool {
 	out := bt.out[:0]
 	iov := bt.iov[:0]
 	mark := 0
@@ -440,6 +433,7 @@ func (cl *client) writeAnswers(bt *batch, proto clientProtocol) bool {
 		}
 	}
 	bt.out = out
+	bt.countServed(&cl.p.stats, time.Now())
 	if len(out) == 0 && len(iov) == 0 {
 		return true
 	}
