@@ -12,6 +12,15 @@ import (
 // node timeout of a few seconds.
 const DefaultClusterRetryTimeout = 5 * time.Second
 
+// DefaultClusterTimeout is a cluster pool's timeout when the file gives
+// none. nutcracker's pools wait for a reply forever by default; in front
+// of a cluster that would leave the requests written to a primary that
+// hangs (a paused process, a host gone) waiting after the cluster has
+// failed over from it, so a cluster pool waits at most this long, as
+// cluster-aware clients do with their read timeouts. Blocking commands
+// run on session connections, which this does not bound.
+const DefaultClusterTimeout = 5 * time.Second
+
 // clusterRules are the rules of a cluster pool (redis_cluster: true): its
 // servers are seed nodes, and the cluster, not the file, places keys and
 // fails over, so the keys that place keys, eject servers or follow
@@ -48,12 +57,17 @@ func (pp *poolParse) clusterRules() []rule {
 	}
 }
 
-// clusterError is the first rule of a cluster pool that fails, or nil.
+// clusterError is the first rule of a cluster pool that fails, or nil;
+// when none fails, a cluster pool without a timeout gets
+// DefaultClusterTimeout.
 func (pp *poolParse) clusterError() error {
 	for _, r := range pp.clusterRules() {
 		if r.bad {
 			return &Error{Pool: pp.pool.Name, Key: r.key, Line: pp.lineOf(r.key), Err: errors.New(r.msg)}
 		}
+	}
+	if _, given := pp.keys["timeout"]; pp.pool.RedisCluster && !given {
+		pp.pool.Timeout = DefaultClusterTimeout
 	}
 	return nil
 }

@@ -11,8 +11,15 @@ func TestClusterPool(t *testing.T) {
 		t.Fatalf("got %+v", p)
 	}
 	p = parsePool1(t, onePool("  redis: true\n  redis_cluster: true\n"))
-	if p.ClusterRetryTimeout != DefaultClusterRetryTimeout {
-		t.Fatalf("default cluster_retry_timeout: %v", p.ClusterRetryTimeout)
+	if p.ClusterRetryTimeout != DefaultClusterRetryTimeout || p.Timeout != DefaultClusterTimeout {
+		t.Fatalf("defaults: cluster_retry_timeout %v, timeout %v", p.ClusterRetryTimeout, p.Timeout)
+	}
+	p = parsePool1(t, onePool("  redis: true\n  redis_cluster: true\n  timeout: 250\n"))
+	if p.Timeout != 250*time.Millisecond {
+		t.Fatalf("timeout given: %v", p.Timeout)
+	}
+	if p = parsePool1(t, onePool("  redis: true\n")); p.Timeout != 0 {
+		t.Fatalf("a plain pool's timeout: %v, want none (nutcracker's)", p.Timeout)
 	}
 }
 

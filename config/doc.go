@@ -139,6 +139,10 @@
 //	                        reached before it was written) is retried
 //	                        before the client gets the error; >= 1  (5000)
 //
+// A cluster pool's timeout defaults to 5000 ms, not none: a primary that
+// hangs would otherwise keep the requests written to it after the cluster
+// failed over from it.
+//
 // Errors in migrate_from name its keys as "migrate_from.servers" and the
 // like. Config.Warnings reports a configured migration, which shardproxy
 // -t prints: it should be removed once complete; the warning adds a hint

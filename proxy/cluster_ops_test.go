@@ -410,3 +410,59 @@ func TestClusterOpsMayHaveRunOnce(t *testing.T) {
 		t.Errorf("%d requests ran out of retries, want 1", cs.RetriesExhausted)
 	}
 }
+
+// TestClusterOpsPausedPrimary: a primary that hangs (SIGSTOP: it keeps its
+// sockets and answers nothing) rather than dies. The cluster fails over
+// from it after its node timeout; a request the proxy had written to it
+// gets, after the cluster pool's default timeout (5 s, since the file
+// gives none), an error that says it may have run, instead of waiting
+// for the process to wake; the key is then served by the new primary.
+func TestClusterOpsPausedPrimary(t *testing.T) {
+	c := testservers.NewCluster(t, testservers.ClusterOptions{NodeTimeout: 2 * time.Second})
+	addr, px := proxytest.StartClusterProxy(t, c)
+	if got := px.Snapshot().Pools[0]; got.Cluster == nil {
+		t.Fatal("not a cluster pool")
+	}
+	victim := c.Primaries()[0]
+	heir := c.ReplicasOf(victim)[0]
+	var key string
+	for i := 0; key == ""; i++ {
+		k := fmt.Sprintf("paused:%d", i)
+		if c.Owner(hashringSlot(k)) == victim {
+			key = k
+		}
+	}
+	cl := proxytest.Dial(t, addr)
+	if got := cl.Do("SET", key, "v"); got != "+OK\r\n" {
+		t.Fatalf("SET: %q", got)
+	}
+	if got := proxytest.Command(t, victim.Addr, "WAIT", "1", "2000"); got != ":1" {
+		t.Fatalf("WAIT on the primary: %q", got)
+	}
+	c.Stop(victim)
+	defer c.Continue(victim)
+	start := time.Now()
+	rep, err := cl.TryDo(15*time.Second, "GET", key)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("GET to the paused primary: %v after %v (no answer)", err, took)
+	}
+	if !strings.HasPrefix(rep.Raw, "-ERR timeout") || !strings.Contains(rep.Raw, "may have run") ||
+		took < 4*time.Second || took > 8*time.Second {
+		t.Fatalf("GET to the paused primary: %q after %v; want the timeout error after about 5 s", rep.Raw, took)
+	}
+	c.WaitHealthy(t, 30*time.Second)
+	if c.Role(heir) != "master" {
+		t.Fatalf("%s did not take over from %s", heir.Addr, victim.Addr)
+	}
+	for attempt := 0; ; attempt++ {
+		rep, err := proxytest.Dial(t, addr).TryDo(10*time.Second, "GET", key)
+		if err == nil && rep.Raw == proxytest.Bulk("v") {
+			break
+		}
+		if attempt == 2 {
+			t.Fatalf("GET after the failover: %q %v", rep.Raw, err)
+		}
+		time.Sleep(time.Second)
+	}
+}
