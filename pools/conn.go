@@ -107,7 +107,15 @@ func (c *Conn) queueFrames(call *Call) {
 // the connection is down (the dial happens in the caller's goroutine; calls
 // queued meanwhile by others wait for it). The writer wakes a moment later
 // and writes everything queued by every client in one write.
-func (c *Conn) Flush() {
+func (c *Conn) Flush() { c.flush(false) }
+
+// FlushAsync is Flush for a caller that must not block, an event loop: a
+// connection that is down is dialled in a goroutine of its own, and the
+// calls queued wait for that dial (or fail with it).
+func (c *Conn) FlushAsync() { c.flush(true) }
+
+// flush is Flush, dialing in a goroutine of its own when async.
+func (c *Conn) flush(async bool) {
 	c.mu.Lock()
 	if c.dialing || (len(c.out) == 0 && len(c.pieces) == 0) {
 		c.mu.Unlock()
@@ -119,6 +127,17 @@ func (c *Conn) Flush() {
 			return // Release dials
 		}
 		c.dialing = true
+		if async && !c.s.closed.Load() {
+			// Added under c.mu, which Close's shutdown takes after
+			// closed is set: never after Close's Wait began.
+			c.s.wg.Add(1)
+			c.mu.Unlock()
+			go func() {
+				defer c.s.wg.Done()
+				c.dial()
+			}()
+			return
+		}
 		c.mu.Unlock()
 		c.dial()
 		return

@@ -68,6 +68,17 @@ type client struct {
 	// first receives, without a buffer, the first byte an idle client
 	// sends over a connection that cannot wait for readability (TLS).
 	first [1]byte
+
+	// Event loop state (loop.go). async says the batch is served by an
+	// event loop: the end of its last call goes on with it (CallDone),
+	// and a request that needs a goroutine ends its parse (handOff).
+	// off and quit are the round's parse result, retried that its
+	// replica reads went to their primaries. polled says the socket is
+	// in its parker's epoll set (disarmed while the client is served).
+	// again says tryRead found nothing to read.
+	async, handOff, quit, retried, polled, again bool
+	off                                         int
+	tryReadFn                                   func(fd uintptr) bool
 }
 
 // conn is the connection of srv that carries the client's requests: one
@@ -98,6 +109,25 @@ func (cl *client) closeConn() {
 	cl.nc.Close()
 }
 
+// cut shuts the connection down from a goroutine other than the one
+// serving the client: its read (its goroutine's or its event loop's) then
+// ends, and the client is closed and forgotten as when it leaves.
+func (cl *client) cut() {
+	sock := cl.nc
+	if tc, ok := sock.(*tls.Conn); ok {
+		sock = tc.NetConn()
+	}
+	if s, ok := sock.(interface {
+		CloseRead() error
+		CloseWrite() error
+	}); ok {
+		s.CloseRead()
+		s.CloseWrite()
+		return
+	}
+	cl.closeConn()
+}
+
 // dropBatch gives the client's batch back to the pool.
 func (cl *client) dropBatch() {
 	cl.bt.release()
@@ -108,6 +138,10 @@ func (cl *client) dropBatch() {
 // CallDone implements pools.Doner.
 func (cl *client) CallDone(*pools.Call) {
 	if cl.pending.Add(-1) == 0 {
+		if cl.async {
+			cl.roundDone()
+			return
+		}
 		select {
 		case cl.wake <- struct{}{}:
 		default:
@@ -120,6 +154,7 @@ func newClient(p *pool, nc net.Conn, id uint64) *client {
 	cl.rd.Init(nc)
 	cl.w.Init(nc)
 	cl.readFn = cl.rawRead
+	cl.tryReadFn = cl.tryRead
 	cl.fd = sockio.FD(nc)
 	if tc, ok := nc.(*tls.Conn); ok {
 		// Reads go through crypto/tls, but an idle TLS client can still
@@ -225,25 +260,25 @@ var errTooLarge = errors.New("request too large")
 // it returns true, and the parker holds the open connection.
 func (cl *client) serve() (parked bool) {
 	defer func() {
-		if parked {
-			return
+		if !parked {
+			cl.end()
 		}
-		if cl.pendingOutput() {
-			if !cl.leaving {
-				cl.closeConn()
-			}
-			cl.finishOutput()
-		}
-		if cl.bt != nil {
-			cl.dropBatch()
-		}
-		cl.nc.Close()
 	}()
 	proto := cl.p.proto
+	cl.async = false
+	if cl.bt != nil && len(cl.bt.in) > 0 {
+		// An event loop read these requests (loop.go): they go first.
+		if !cl.handle(cl.bt, proto) {
+			return
+		}
+		if cl.backToLoop() {
+			return true
+		}
+	}
 	// After client_park_after of silence a client parks (Linux).
 	lim := &cl.p.routing().lim
 	idle, parkAfter := lim.idleTimeout, time.Duration(0)
-	if cl.fd >= 0 && cl.p.park != nil {
+	if cl.fd >= 0 && cl.p.parks.Load() != nil {
 		parkAfter = lim.parkAfter
 	}
 	wait := idle // the read deadline's distance
@@ -282,7 +317,7 @@ func (cl *client) serve() (parked bool) {
 				// counted and closed below.
 			case parkAfter > 0 && waited >= parkAfter-deadlineSlack(parkAfter) && cl.bt == nil:
 				cl.idleSince, cl.rdl = cl.waitStart, time.Time{}
-				if cl.p.park.park(cl) {
+				if cl.p.parkerOf(cl).park(cl) {
 					return true
 				}
 				fallthrough
@@ -316,10 +351,45 @@ func (cl *client) serve() (parked bool) {
 			cl.leaving = true // its requests are answered: it may go
 			return
 		}
-		if len(cl.bt.in) == 0 {
-			cl.dropBatch()
+		if cl.backToLoop() {
+			return true
 		}
 	}
+}
+
+// backToLoop drops the client's batch when it holds no bytes, and then,
+// when an event loop may serve the client, puts it in the loop's set: the
+// goroutine returns. A client holding part of a request keeps its
+// goroutine until the rest comes.
+func (cl *client) backToLoop() bool {
+	if len(cl.bt.in) > 0 {
+		return false
+	}
+	cl.dropBatch()
+	if !cl.loopable() {
+		return false
+	}
+	if !cl.rdl.IsZero() {
+		// A loop's reads must not find a deadline passed.
+		cl.rdl = time.Time{}
+		cl.nc.SetReadDeadline(time.Time{})
+	}
+	return cl.p.parkerOf(cl).wait(cl)
+}
+
+// end closes the client's connection once the replies it was sent are
+// written (cut short unless it is leaving), and gives back its batch.
+func (cl *client) end() {
+	if cl.pendingOutput() {
+		if !cl.leaving {
+			cl.closeConn()
+		}
+		cl.finishOutput()
+	}
+	if cl.bt != nil {
+		cl.dropBatch()
+	}
+	cl.nc.Close()
 }
 
 // handle answers every complete request in bt.in, batch by batch, and keeps

@@ -117,8 +117,8 @@ func (cl *client) enqueue(out []byte, iov [][]byte) bool {
 }
 
 // writeLoop writes the queued replies until the queue is empty or a write
-// fails; a failed write closes the connection, so the client's goroutine
-// stops reading too.
+// fails; a failed write shuts the connection down, so the client's reader
+// (goroutine or event loop) stops reading too and closes it.
 func (cl *client) writeLoop(done chan struct{}) {
 	defer close(done)
 	o := &cl.out
@@ -151,7 +151,7 @@ func (cl *client) writeLoop(done chan struct{}) {
 			}
 			o.queue, o.spare, o.size = nil, nil, 0
 			o.mu.Unlock()
-			cl.closeConn()
+			cl.cut()
 			return
 		}
 		o.mu.Unlock()

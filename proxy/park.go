@@ -9,11 +9,13 @@ import (
 	"github.com/shardproxy/shardproxy/internal/sockio"
 )
 
-// parker holds a pool's parked clients: idle connections (plain or TLS)
-// that gave up their goroutine (and with it its stack). Their sockets wait
-// in a poller of the parker's own (an epoll set, Linux only); when one turns
-// readable (bytes, EOF or an error) the parker takes it out and the pool
-// gives it a goroutine again.
+// parker holds parked clients of a pool: idle connections (plain or TLS)
+// that gave up their goroutine (and with it its stack), and plain clients
+// between batches. Their sockets wait in a poller of the parker's own (an
+// epoll set, Linux only); when one turns readable (bytes, EOF or an error)
+// the parker takes it out and serves it on its own goroutine, its event
+// loop (loop.go), or gives it a goroutine again. A pool has one parker per
+// processor the process may use; a client's is parkerOf.
 type parker struct {
 	p    *pool
 	poll *sockio.Poller
@@ -36,39 +38,69 @@ func newParker(p *pool) *parker {
 	return &parker{p: p, poll: poll, byFD: map[int]*client{}}
 }
 
-// park adds cl, whose goroutine is about to return, to the poller. It
-// returns false when cl must keep its goroutine.
+// park adds cl, whose goroutine is about to return after
+// client_park_after of silence, to the poller. It returns false when cl
+// must keep its goroutine.
 func (pk *parker) park(cl *client) bool {
+	if !pk.wait(cl) {
+		return false
+	}
+	memTrim.wentIdle(pk.p.log)
+	return true
+}
+
+// wait adds cl, idle now, to the poller: a client whose goroutine is
+// about to return, or one an event loop served. It returns false when cl
+// must have a goroutine.
+func (pk *parker) wait(cl *client) bool {
 	if cl.fd < 0 {
 		return false
 	}
+	cl.idleSince = time.Now()
 	pk.mu.Lock()
 	defer pk.mu.Unlock()
 	if pk.closed {
 		return false
 	}
 	pk.byFD[cl.fd] = cl
-	// Bytes that came before Add wake it at once; it wakes once, and
-	// take takes it out.
-	if err := pk.poll.Add(cl.fd); err != nil {
+	// Bytes that came before it are reported at once; it is reported
+	// once (one-shot), and takeReady or take takes it out.
+	var err error
+	if cl.polled {
+		err = pk.poll.Rearm(cl.fd)
+	} else {
+		err = pk.poll.Add(cl.fd)
+	}
+	if err != nil {
 		delete(pk.byFD, cl.fd)
 		pk.p.log.Debug("park client", "err", err)
 		return false
 	}
+	cl.polled = true
 	pk.p.stats.clientParked.Add(1)
-	memTrim.wentIdle(pk.p.log)
 	return true
 }
 
 // take removes the client parked on fd from the poller, if any. pk.mu is
 // held.
 func (pk *parker) take(fd int) *client {
+	cl := pk.takeReady(fd)
+	if cl != nil {
+		pk.poll.Delete(fd)
+		cl.polled = false
+	}
+	return cl
+}
+
+// takeReady removes the client parked on fd, which the poller reported,
+// leaving its socket in the set, where the report disarmed it. pk.mu is
+// held.
+func (pk *parker) takeReady(fd int) *client {
 	cl := pk.byFD[fd]
 	if cl == nil {
 		return nil
 	}
 	delete(pk.byFD, fd)
-	pk.poll.Delete(fd)
 	pk.p.stats.clientParked.Add(-1)
 	return cl
 }
@@ -102,10 +134,10 @@ func (pk *parker) run() {
 		}
 		for _, fd := range fds[:n] {
 			pk.mu.Lock()
-			cl := pk.take(fd)
+			cl := pk.takeReady(fd)
 			pk.mu.Unlock()
 			if cl != nil {
-				pk.p.resume(cl)
+				cl.serveReady()
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +38,7 @@ type pool struct {
 	ln      *listener   // nil once a reload handed its socket to another pool
 	tls     *tls.Config // client-side TLS; nil for plain TCP
 	stats   poolStats
-	park    *parker        // nil when idle clients keep their goroutines
+	parks   atomic.Pointer[[]*parker] // nil while idle clients keep their goroutines (parkers)
 	hangups sockio.Hangups // clients blocked in a command, watched for hanging up
 
 	nextID  atomic.Uint64
@@ -253,6 +254,14 @@ func (p *pool) accept(nc net.Conn) {
 	}
 	p.clients[cl] = struct{}{}
 	p.stats.clientConnections.Add(1)
+	if p.tls == nil && cl.loopable() {
+		// Served by its event loop from its first request (loop.go).
+		p.mu.Unlock()
+		if !p.parkerOf(cl).wait(cl) {
+			p.resume(cl)
+		}
+		return
+	}
 	p.wg.Add(1)
 	p.mu.Unlock()
 	go p.run(cl, true)
@@ -309,6 +318,11 @@ func (p *pool) forget(cl *client) {
 // close stops accepting, closes every client and server connection and
 // waits for their goroutines.
 func (p *pool) close() {
+	// Parked clients first: a client an event loop serves now then finds
+	// its parker closed and ends in a goroutine (resume).
+	for _, pk := range p.parkers() {
+		pk.close()
+	}
 	p.mu.Lock()
 	if !p.closed {
 		close(p.done)
@@ -321,9 +335,6 @@ func (p *pool) close() {
 		cl.closeConn()
 	}
 	p.mu.Unlock()
-	if p.park != nil {
-		p.park.close()
-	}
 	p.hangups.Close()
 	p.mover.Stop()
 	p.follower.Close()
@@ -339,11 +350,41 @@ func (p *pool) close() {
 // ensureParker starts the pool's parker when its clients should park
 // (client_park_after) and it has none yet.
 func (p *pool) ensureParker() {
-	if p.park != nil || p.routing().lim.parkAfter <= 0 {
+	if p.parks.Load() != nil || p.routing().lim.parkAfter <= 0 {
 		return
 	}
-	if p.park = newParker(p); p.park != nil {
-		p.wg.Add(1)
-		go p.park.run()
+	parks := make([]*parker, 0, runtime.GOMAXPROCS(0))
+	for range cap(parks) {
+		pk := newParker(p)
+		if pk == nil {
+			break
+		}
+		parks = append(parks, pk)
 	}
+	if len(parks) < cap(parks) {
+		for _, pk := range parks {
+			pk.poll.Close()
+		}
+		return
+	}
+	for _, pk := range parks {
+		p.wg.Add(1)
+		go pk.run()
+	}
+	p.parks.Store(&parks)
+}
+
+// parkers returns the pool's parkers, none while idle clients keep their
+// goroutines.
+func (p *pool) parkers() []*parker {
+	if pks := p.parks.Load(); pks != nil {
+		return *pks
+	}
+	return nil
+}
+
+// parkerOf is the parker, and event loop, of cl; the pool has parkers.
+func (p *pool) parkerOf(cl *client) *parker {
+	pks := *p.parks.Load()
+	return pks[cl.id%uint64(len(pks))]
 }

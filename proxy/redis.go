@@ -113,12 +113,14 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 		frame = bt.scratch[start:]
 	}
 	cmd := lookup(args[0])
-	if cmd != nil && bt.ncalls > 0 && (cmd.name == "HELLO" && len(args) > 1 || cl.sess != nil || cmd.sess != sessNone ||
+	if cmd != nil && (bt.ncalls > 0 || cl.async) && (cmd.name == "HELLO" && len(args) > 1 || cl.sess != nil || cmd.sess != sessNone ||
 		cmd.kind == kindPubSub || cmd.name == "RESET" || cl.sub.Load() != nil || cmd.keysFunc != nil && blockingRead(args)) {
 		// A HELLO that may switch the protocol, and a request of a
 		// session (session.go), wait for the replies of the requests
 		// before them, which run on other connections: it starts the
-		// next batch, so that no later request can overtake them.
+		// next batch, so that no later request can overtake them. On
+		// an event loop it goes to a goroutine (loop.go).
+		cl.handOff = cl.async
 		return 0, false
 	}
 	if cmd != nil {

@@ -480,8 +480,8 @@ func (p *pool) quiesce(d time.Duration) {
 	p.draining.Store(true)
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		if p.park != nil {
-			p.park.evict() // parked clients are idle: closed now
+		for _, pk := range p.parkers() {
+			pk.evict() // parked clients are idle: closed now
 		}
 		p.mu.Lock()
 		n := len(p.clients)

@@ -52,6 +52,13 @@ func (p *Poller) Add(fd int) error {
 	return p.ctl(syscall.EPOLL_CTL_ADD, fd, &ev)
 }
 
+// Rearm reports the socket fd, already in the set and reported since,
+// once more when it has bytes, EOF or an error.
+func (p *Poller) Rearm(fd int) error {
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(fd)}
+	return p.ctl(syscall.EPOLL_CTL_MOD, fd, &ev)
+}
+
 // AddHangup puts the socket fd in the set to be reported once when its
 // peer closes or resets it, not when bytes come.
 func (p *Poller) AddHangup(fd int) error {

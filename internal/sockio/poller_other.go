@@ -17,6 +17,9 @@ func NewPoller() (*Poller, error) { return nil, errors.ErrUnsupported }
 // Add returns errors.ErrUnsupported.
 func (*Poller) Add(int) error { return errors.ErrUnsupported }
 
+// Rearm returns errors.ErrUnsupported.
+func (*Poller) Rearm(int) error { return errors.ErrUnsupported }
+
 // AddHangup returns errors.ErrUnsupported.
 func (*Poller) AddHangup(int) error { return errors.ErrUnsupported }
 
