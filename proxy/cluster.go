@@ -1,15 +1,9 @@
 package proxy
 
 import (
-	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
-	"slices"
-	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/shardproxy/shardproxy/cluster"
@@ -21,55 +15,27 @@ import (
 
 // A cluster pool (redis_cluster: true) fronts a Redis Cluster: its
 // servers are seed nodes, and the cluster's slot map, which a
-// cluster.Topology keeps fresh, places keys (routing.slots). Redirects
-// are the proxy's business: after a batch's calls are answered,
-// followCluster sends again, in request order, each one the cluster did
-// not run (MOVED, ASK glued to ASKING, TRYAGAIN, CLUSTERDOWN, a
-// connection that failed before the request was written), so that no
-// MOVED or ASK ever reaches a client.
+// cluster.Keeper keeps fresh along with a server per node, places keys
+// (routing.slots). Redirects are the proxy's business: after a batch's
+// calls are answered, followCluster sends again, in request order, each
+// one the cluster did not run (MOVED, ASK glued to ASKING, TRYAGAIN,
+// CLUSTERDOWN, a connection that failed before the request was written),
+// so that no MOVED or ASK ever reaches a client.
 
-// clusterState is a cluster pool's nodes and topology.
-//
-// Lock order: mu is taken alone; apply takes the pool's ringMu after
-// releasing it.
+// clusterState is a cluster pool's cluster.Keeper and the pool's side of
+// its seam (cluster.Pool): each map the Keeper takes, with the servers of
+// its nodes, becomes the pool's routing (Route), as a MOVED's patch of
+// one slot does (patch).
 type clusterState struct {
-	p    *pool
+	p      *pool
+	roots  *x509.CertPool // the TLS roots of the pool's node connections
+	keeper *cluster.Keeper
+	// topo is the Keeper's Topology, which the pool runs (startPool).
 	topo *cluster.Topology
-
-	mu    sync.Mutex
-	cfg   *config.Pool // the settings new nodes are made with
-	roots *x509.CertPool
-	nodes map[string]*clusterNode // by host:port
-
-	// Counters, for stats: redirects by cluster.Classify kind, calls
-	// sent again after their connection failed before they were
-	// written, and calls that ran out of retries or redirects.
-	redirects        [cluster.Down + 1]atomic.Int64
-	unsentRetries    atomic.Int64
-	retriesExhausted atomic.Int64
-	// replicaFallbacks counts the reads a replica did not serve, sent
-	// to the primary (cluster_replicas.go).
-	replicaFallbacks atomic.Int64
 }
 
-// clusterNode is one node the pool knows: from the map, a redirect or
-// the seeds.
-type clusterNode struct {
-	srv *pools.Server
-	// used is when the node was last in a map taken or asked for; a node
-	// out of the map and unused for nodeIdle is closed.
-	used time.Time
-}
-
-// nodeIdle is how long a node that left the slot map is kept.
-const nodeIdle = time.Minute
-
-// Frames a redirect handling and a refresh send.
-var (
-	askingFrame       = resp.AppendCommand(nil, []byte("ASKING"))
-	clusterInfoFrame  = resp.AppendCommand(nil, []byte("CLUSTER"), []byte("INFO"))
-	clusterSlotsFrame = resp.AppendCommand(nil, []byte("CLUSTER"), []byte("SLOTS"))
-)
+// Frames of redirect handling.
+var askingFrame = resp.AppendCommand(nil, []byte("ASKING"))
 
 // kindAsking is the Call.Kind of a request sent glued behind ASKING: its
 // reply is two, ASKING's then its own (see redisServers.framer).
@@ -77,144 +43,61 @@ const kindAsking uint8 = 1
 
 // newClusterState makes the state of cluster pool p.
 func newClusterState(p *pool, cfg *config.Pool, roots *x509.CertPool) *clusterState {
-	cs := &clusterState{p: p, cfg: cfg, roots: roots, nodes: map[string]*clusterNode{}}
-	cs.topo = cluster.NewTopology(seedAddrs(cfg), cs.fetch, cs.apply, cluster.Options{}, p.log)
+	cs := &clusterState{p: p, roots: roots}
+	cs.keeper = cluster.NewKeeper(cs, cfg, p.log)
+	cs.topo = cs.keeper.Topology()
 	return cs
 }
 
-// seedAddrs are the host:port of a cluster pool's server lines.
-func seedAddrs(cfg *config.Pool) []string {
-	seeds := make([]string, len(cfg.Servers))
-	for i, s := range cfg.Servers {
-		seeds[i] = s.Addr
-	}
-	return seeds
+// NewServer makes the server of a cluster node (cluster.Pool).
+func (cs *clusterState) NewServer(cfg *config.Pool, line config.Server) *pools.Server {
+	return cs.p.newServer(cfg, line, cs.roots)
 }
 
-// node returns the server of the node at addr, made on first use.
-func (cs *clusterState) node(addr string) *pools.Server {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	return cs.nodeLocked(addr, time.Now())
-}
-
-func (cs *clusterState) nodeLocked(addr string, now time.Time) *pools.Server {
-	if n := cs.nodes[addr]; n != nil {
-		n.used = now
-		return n.srv
-	}
-	host, port, _ := net.SplitHostPort(addr)
-	pn, _ := strconv.Atoi(port)
-	line := config.Server{Network: "tcp", Addr: addr, Host: host, Port: pn, Weight: 1, Ident: addr}
-	srv := cs.p.newServer(cs.cfg, line, cs.roots)
-	cs.nodes[addr] = &clusterNode{srv: srv, used: now}
-	return srv
-}
-
-// fetch asks a node for CLUSTER INFO and CLUSTER SLOTS on its shared
-// connection (a cluster.Fetch).
-func (cs *clusterState) fetch(ctx context.Context, addr string) (info, slots []byte, err error) {
-	srv := cs.node(addr)
-	done := make(callSignal, 2)
-	calls := [2]*pools.Call{{Frame: clusterInfoFrame, Done: done}, {Frame: clusterSlotsFrame, Done: done}}
-	conn := srv.Conn(0)
-	for _, c := range calls {
-		conn.Enqueue(c)
-	}
-	conn.Flush()
-	for range calls {
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
-		}
-	}
-	for _, c := range calls {
-		if c.Err != nil {
-			return nil, nil, c.Err
-		}
-	}
-	return calls[0].Reply, calls[1].Reply, nil
-}
-
-// callSignal is told when a call is done.
-type callSignal chan struct{}
-
-func (s callSignal) CallDone(*pools.Call) { s <- struct{}{} }
-
-// apply makes a view the pool's routing (a cluster.Topology's apply).
-func (cs *clusterState) apply(v *cluster.View) {
-	now := time.Now()
-	cs.mu.Lock()
-	primaries := make([]*pools.Server, len(v.Map.Shards))
-	replicas := make([][]*pools.Server, len(v.Map.Shards))
-	for i, s := range v.Map.Shards {
-		primaries[i] = cs.nodeLocked(s.Primary.Addr, now)
-		for _, r := range s.Replicas {
-			replicas[i] = append(replicas[i], cs.nodeLocked(r.Addr, now))
-		}
-	}
-	var gone []*pools.Server
-	for addr, n := range cs.nodes {
-		if now.Sub(n.used) > nodeIdle {
-			gone = append(gone, n.srv)
-			delete(cs.nodes, addr)
-		}
-	}
-	cs.mu.Unlock()
+// Route makes sm the pool's routing, unless it routes by the same
+// primaries and replicas already (cluster.Pool).
+func (cs *clusterState) Route(sm cluster.ServerMap) {
 	p := cs.p
 	p.ringMu.Lock()
 	cur := p.routing()
-	if cur.clusterMap == nil || cur.clusterMap.Slots != v.Map.Slots || !sameServers(cur.ring, primaries) ||
-		!slices.EqualFunc(cur.clusterReplicas, replicas, sameServers) {
-		p.rt.Store(newClusterRouting(cur.cfg, v.Map, primaries, replicas).migrating(cur))
+	if !clusterServerMap(cur).Same(sm) {
+		p.rt.Store(newClusterRouting(cur.cfg, sm.Map, sm.Primaries, sm.Replicas).migrating(cur))
 	}
 	p.ringMu.Unlock()
-	for _, s := range gone {
-		p.log.Info("cluster: node left the slot map", "node", s.Name())
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			p.drainServer(s)
-		}()
-	}
 }
 
-func sameServers(a, b []*pools.Server) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+// Retire closes a node that left the slot map once what it was asked is
+// answered (cluster.Pool).
+func (cs *clusterState) Retire(s *pools.Server) {
+	p := cs.p
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.drainServer(s)
+	}()
 }
 
-// setConfig takes a reload's settings: the seeds, and the settings of
-// nodes made from now on (the same as the others', or the pool would be
-// new).
-func (cs *clusterState) setConfig(cfg *config.Pool) {
-	cs.mu.Lock()
-	cs.cfg = cfg
-	cs.mu.Unlock()
-	cs.topo.SetSeeds(seedAddrs(cfg))
+// clusterServerMap is the slot map and servers a cluster pool's routing
+// routes by.
+func clusterServerMap(rt *routing) cluster.ServerMap {
+	return cluster.ServerMap{Map: rt.clusterMap, Primaries: rt.ring, Replicas: rt.clusterReplicas}
 }
 
 // snapshot reads the cluster's state and counters.
 func (cs *clusterState) snapshot(rt *routing) *ClusterSnapshot {
+	k := cs.keeper
 	s := &ClusterSnapshot{
 		MapAge:           -1,
 		Refreshes:        cs.topo.Refreshes.Load(),
 		RefreshFailures:  cs.topo.Failures.Load(),
 		StaleViews:       cs.topo.Stale.Load(),
-		Moved:            cs.redirects[cluster.Moved].Load(),
-		Ask:              cs.redirects[cluster.Ask].Load(),
-		TryAgain:         cs.redirects[cluster.TryAgain].Load(),
-		ClusterDown:      cs.redirects[cluster.Down].Load(),
-		UnsentRetries:    cs.unsentRetries.Load(),
-		RetriesExhausted: cs.retriesExhausted.Load(),
+		Moved:            k.Redirects[cluster.Moved].Load(),
+		Ask:              k.Redirects[cluster.Ask].Load(),
+		TryAgain:         k.Redirects[cluster.TryAgain].Load(),
+		ClusterDown:      k.Redirects[cluster.Down].Load(),
+		UnsentRetries:    k.UnsentRetries.Load(),
+		RetriesExhausted: k.RetriesExhausted.Load(),
+		ReplicaFallbacks: k.ReplicaFallbacks.Load(),
 	}
 	v, err := cs.topo.Last()
 	if err != nil {
@@ -226,19 +109,8 @@ func (cs *clusterState) snapshot(rt *routing) *ClusterSnapshot {
 	if rt.clusterMap != nil {
 		s.SlotsCovered = hashring.ClusterSlots - rt.clusterMap.Uncovered()
 	}
-	cs.mu.Lock()
-	s.Nodes = len(cs.nodes)
-	cs.mu.Unlock()
+	s.Nodes = k.Nodes()
 	return s
-}
-
-// closeNodes closes every node's server (the pool closes).
-func (cs *clusterState) closeNodes() {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	for _, n := range cs.nodes {
-		n.srv.Close()
-	}
 }
 
 // noSlots is the slot table of a cluster pool before its first map.
@@ -329,12 +201,12 @@ func (cl *client) followCluster(bt *batch) {
 				if redirects >= maxRedirects {
 					// Never a MOVED or ASK to the client: it would
 					// go around the proxy.
-					cs.retriesExhausted.Add(1)
+					cs.keeper.RetriesExhausted.Add(1)
 					c.Reply = resp.AppendError(c.Reply[:0], fmt.Sprintf(
 						"TRYAGAIN the cluster redirected the request %d times (slot %d): its slot map is changing", maxRedirects, slot))
 					continue
 				}
-				srv = cs.node(addr)
+				srv = cs.keeper.Node(addr)
 				if kind == cluster.Moved {
 					cs.patch(slot, addr, srv)
 					cs.topo.Refresh()
@@ -348,7 +220,7 @@ func (cl *client) followCluster(bt *batch) {
 					pause = clusterRetry[kind]
 				}
 				if time.Now().Add(pause).After(deadline) {
-					cs.retriesExhausted.Add(1)
+					cs.keeper.RetriesExhausted.Add(1)
 					continue
 				}
 				if kind != cluster.TryAgain {
@@ -360,9 +232,9 @@ func (cl *client) followCluster(bt *batch) {
 				wait = max(wait, pause)
 			}
 			if kind == unsent {
-				cs.unsentRetries.Add(1)
+				cs.keeper.UnsentRetries.Add(1)
 			} else {
-				cs.redirects[kind].Add(1)
+				cs.keeper.Redirects[kind].Add(1)
 			}
 			again = append(again, resend{call: i, srv: srv, asking: kind == cluster.Ask})
 		}
@@ -431,26 +303,9 @@ func (cs *clusterState) patch(slot int, addr string, srv *pools.Server) {
 	p.ringMu.Lock()
 	defer p.ringMu.Unlock()
 	cur := p.routing()
-	if cur.clusterMap == nil {
-		return
+	if sm, ok := clusterServerMap(cur).Patch(slot, addr, srv); ok {
+		p.rt.Store(newClusterRouting(cur.cfg, sm.Map, sm.Primaries, sm.Replicas).migrating(cur))
 	}
-	if i := cur.slots[slot]; i != cluster.Uncovered && cur.ring[i] == srv {
-		return
-	}
-	m := &cluster.Map{Shards: cur.clusterMap.Shards, Slots: cur.clusterMap.Slots}
-	ring, replicas := cur.ring, cur.clusterReplicas
-	i := slices.Index(ring, srv)
-	if i < 0 {
-		if len(ring) >= int(cluster.Uncovered) {
-			return
-		}
-		i = len(ring)
-		m.Shards = append(slices.Clip(m.Shards), cluster.Shard{Primary: cluster.Node{Addr: addr}})
-		ring = append(slices.Clip(ring), srv)
-		replicas = append(slices.Clip(replicas), nil)
-	}
-	m.Slots[slot] = uint16(i)
-	p.rt.Store(newClusterRouting(cur.cfg, m, ring, replicas).migrating(cur))
 }
 
 // dropAskingReply takes ASKING's reply off the front of a glued call's.
@@ -504,23 +359,10 @@ func (rt *routing) ownerOf(c *pools.Call) *pools.Server {
 	return nil
 }
 
-// Replies to a request whose slot has no node in the pool's map: Redis
-// Cluster's own, and the proxy's before it has a map at all (no seed
-// answered yet).
-const (
-	slotNotServed = "CLUSTERDOWN Hash slot not served"
-	noSlotMapYet  = "CLUSTERDOWN Hash slot not served: the proxy has no slot map yet (no cluster node answered)"
-)
-
 // noSlot is the error for a request whose slot no node serves by rt, and
-// asks for a refresh: the map may be missing, or older than the
-// cluster's.
+// asks for a refresh (cluster.Keeper.NoSlot).
 func (cs *clusterState) noSlot(rt *routing) string {
-	cs.topo.Refresh()
-	if rt.clusterMap == nil {
-		return noSlotMapYet
-	}
-	return slotNotServed
+	return cs.keeper.NoSlot(rt.clusterMap != nil)
 }
 
 // crossSlot is Redis Cluster's reply to a request whose keys are in more

@@ -146,7 +146,7 @@ func (ks keyspace) Redirected(msg string) (pause time.Duration, ok bool) {
 	kind, slot, addr := cluster.Classify([]byte(reply), ks.p.routing().cfg.Servers[0].Host)
 	switch kind {
 	case cluster.Moved:
-		cs.patch(slot, addr, cs.node(addr))
+		cs.patch(slot, addr, cs.keeper.Node(addr))
 		cs.topo.Refresh()
 		return 0, true
 	case cluster.Ask:

@@ -54,8 +54,8 @@ func (r *redisProto) followSubscribe(cl *client, sb *subscriber, bt *batch, cmd 
 		if kind != cluster.Moved {
 			break
 		}
-		cs.redirects[kind].Add(1)
-		srv := cs.node(addr)
+		cs.keeper.Redirects[kind].Add(1)
+		srv := cs.keeper.Node(addr)
 		cs.patch(slot, addr, srv)
 		cs.topo.Refresh()
 		bt.rt = cl.p.routing().active()

@@ -102,6 +102,6 @@ func (rt *routing) clusterReplicaAddrs(dst []string, i int) []string {
 // serve that goes to the primary (ClusterSnapshot.ReplicaFallbacks).
 func (cl *client) countReplicaFallback() {
 	if cs := cl.p.cluster; cs != nil {
-		cs.replicaFallbacks.Add(1)
+		cs.keeper.ReplicaFallbacks.Add(1)
 	}
 }

@@ -79,10 +79,10 @@ func (r *redisProto) clusterSessionDo(cl *client, bt *batch, frame []byte, fresh
 			localReply(bt, rep)
 			return
 		}
-		cs.redirects[kind].Add(1)
+		cs.keeper.Redirects[kind].Add(1)
 		var srv *pools.Server
 		if kind == cluster.Moved {
-			srv = cs.node(addr)
+			srv = cs.keeper.Node(addr)
 			cs.patch(slot, addr, srv)
 			cs.topo.Refresh()
 			bt.rt = cl.p.routing().active() // the batch's later commands go there too
@@ -93,7 +93,7 @@ func (r *redisProto) clusterSessionDo(cl *client, bt *batch, frame []byte, fresh
 			return
 		case !fresh || redirects >= maxRedirects:
 			if fresh {
-				cs.retriesExhausted.Add(1)
+				cs.keeper.RetriesExhausted.Add(1)
 			}
 			r.reject(cl, bt, errSessionMoved)
 			return
@@ -125,15 +125,15 @@ func (r *redisProto) followBlocking(cl *client, bt *batch, frame, rep []byte) {
 			localReply(bt, rep)
 			return
 		}
-		cs.redirects[kind].Add(1)
-		srv := cs.node(addr)
+		cs.keeper.Redirects[kind].Add(1)
+		srv := cs.keeper.Node(addr)
 		if kind == cluster.Moved {
 			cs.patch(slot, addr, srv)
 			cs.topo.Refresh()
 			bt.rt = cl.p.routing().active()
 		}
 		if redirects >= maxRedirects {
-			cs.retriesExhausted.Add(1)
+			cs.keeper.RetriesExhausted.Add(1)
 			errorReply(bt, errSessionMoved)
 			return
 		}

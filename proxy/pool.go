@@ -58,8 +58,9 @@ type pool struct {
 	// follower follows the pool's shards under Sentinel, and keeps their
 	// replicas with replica_reads (failover.go).
 	follower *failover.Follower
-	// cluster is a cluster pool's nodes and topology (cluster.go); nil
-	// in other pools.
+	// cluster is a cluster pool's cluster.Keeper of its nodes and slot
+	// map, with the pool's side of its seam (cluster.go); nil in other
+	// pools.
 	cluster *clusterState
 }
 
@@ -342,7 +343,7 @@ func (p *pool) close() {
 		s.Close()
 	}
 	if p.cluster != nil {
-		p.cluster.closeNodes()
+		p.cluster.keeper.Close()
 	}
 	p.wg.Wait()
 }

@@ -388,7 +388,7 @@ func (px *Proxy) commitChange(ch *poolChange, handed map[*listener]bool) {
 	if p.cluster != nil {
 		cur := p.routing()
 		ch.rt = newClusterRouting(ch.cfg, cur.clusterMap, cur.ring, cur.clusterReplicas).migrating(ch.rt)
-		p.cluster.setConfig(ch.cfg)
+		p.cluster.keeper.SetConfig(ch.cfg)
 	}
 	p.rt.Store(ch.rt)
 	p.ringMu.Unlock()

@@ -251,7 +251,6 @@ func (p *pool) snapshot(bounds []time.Duration) PoolSnapshot {
 	ps.Commands = st.commandCounts(names, bounds)
 	if p.cluster != nil {
 		ps.Cluster = p.cluster.snapshot(rt)
-		ps.Cluster.ReplicaFallbacks = p.cluster.replicaFallbacks.Load()
 	}
 	inRing := make(map[*pools.Server]bool, len(rt.ring))
 	for _, s := range rt.ring {
