@@ -3,6 +3,7 @@
 package listeners_test
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,4 +123,62 @@ func TestUnixListenRefusesNonSocket(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestUnixPathOnClose: closing a unix socket Open made removes its path,
+// with or without permissions, unless KeepPath said another process serves
+// on it; a socket Inherited leaves its path until SetUnlinkOnClose(true).
+// A path left behind is a stale socket, which the next Open replaces.
+func TestUnixPathOnClose(t *testing.T) {
+	exists := func(path string) bool { _, err := os.Lstat(path); return err == nil }
+	for _, perm := range listenPerms {
+		t.Run("perm "+perm, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s.sock")
+			cfg := poolConfig(t, unixListen(path, perm))
+			ln, err := listeners.Open(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ln.Addr().String(); got != path {
+				t.Errorf("Addr %q, want %q", got, path)
+			}
+			if _, moved := ln.(*listeners.MovedListener); moved != (perm != "") {
+				t.Errorf("Open gave a %T", ln)
+			}
+			ln.Close()
+			if exists(path) {
+				t.Fatalf("%s still there after Close", path)
+			}
+			if ln, err = listeners.Open(cfg); err != nil {
+				t.Fatal(err)
+			}
+			listeners.KeepPath(ln)
+			ln.Close()
+			if !exists(path) {
+				t.Fatalf("%s gone after KeepPath and Close", path)
+			}
+			if ln, err = listeners.Open(cfg); err != nil {
+				t.Fatalf("Open over the stale socket: %v", err)
+			}
+			ln.Close()
+		})
+	}
+	t.Run("inherited", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "s.sock")
+		for _, adopt := range []bool{false, true} {
+			ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ml := listeners.Inherited(ul, path)
+			if adopt {
+				ml.SetUnlinkOnClose(true)
+			}
+			ml.Close()
+			if exists(path) == adopt {
+				t.Errorf("adopted %v: path there after Close %v", adopt, !adopt)
+			}
+			os.Remove(path)
+		}
+	})
 }
