@@ -1,18 +1,15 @@
 package proxy
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"net"
-	"net/netip"
 	"os"
-	"path/filepath"
-	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/listeners"
 )
 
 // A reload can move a listen address from one pool to another: a removed
@@ -146,51 +143,10 @@ type releasing struct {
 // there is one, removes it from rel and returns its handover.
 func claim(rel []releasing, pc *config.Pool) ([]releasing, *handover) {
 	for i, r := range rel {
-		if sameAddress(r.l.Addr(), pc.Listen) {
+		if listeners.SameAddress(r.l.Addr(), pc.Listen) {
 			rest := append(rel[:i:i], rel[i+1:]...)
 			return rest, &handover{from: r.from, l: r.l, to: pc}
 		}
 	}
 	return rel, nil
-}
-
-// sameAddress says a socket listening at a listens where l says: the same
-// unix path, or the same TCP port on the same address (an unspecified
-// address, 0.0.0.0 or [::], being the same as another: both listen on
-// every address). Port 0 asks for a new port, never an old one.
-func sameAddress(a net.Addr, l config.Listen) bool {
-	switch a := a.(type) {
-	case *net.UnixAddr:
-		return l.Network == "unix" && filepath.Clean(a.Name) == filepath.Clean(l.Addr)
-	case *net.TCPAddr:
-		if l.Network != "tcp" {
-			return false
-		}
-		host, port, err := net.SplitHostPort(l.Addr)
-		if err != nil || port != strconv.Itoa(a.Port) || a.Port == 0 {
-			return false
-		}
-		if ip, err := netip.ParseAddr(host); err == nil || host == "" {
-			if host == "" || ip.IsUnspecified() {
-				return a.IP == nil || a.IP.IsUnspecified()
-			}
-			return net.IP(ip.AsSlice()).Equal(a.IP)
-		}
-		// A host name: the address it resolves to that a listen takes.
-		ctx, cancel := context.WithTimeout(context.Background(), listenResolveTimeout)
-		defer cancel()
-		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		if err != nil || len(ips) == 0 {
-			return false
-		}
-		first := ips[0] // a listen prefers the first IPv4 address
-		for _, ip := range ips {
-			if ip.Unmap().Is4() {
-				first = ip
-				break
-			}
-		}
-		return net.IP(first.Unmap().AsSlice()).Equal(a.IP)
-	}
-	return false
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/listeners"
 )
 
 // A binary upgrade (shardproxy's SIGUSR2) hands the listening sockets of
@@ -37,7 +38,7 @@ func (px *Proxy) ListenerFiles() (map[string]*os.File, error) {
 	}
 	files := make(map[string]*os.File, len(socks))
 	for addr, sock := range socks {
-		f, err := ListenerFile(sock)
+		f, err := listeners.File(sock)
 		if err != nil {
 			for _, f := range files {
 				f.Close()
@@ -56,24 +57,11 @@ func (px *Proxy) HandOver() {
 	for _, p := range px.poolList() {
 		p.mu.Lock()
 		if p.ln != nil {
-			switch s := p.ln.sock.(type) {
-			case *movedListener:
-				s.keep.Store(true)
-			case *net.UnixListener:
-				s.SetUnlinkOnClose(false)
-			}
+			listeners.KeepPath(p.ln.sock)
 		}
 		p.mu.Unlock()
 	}
 }
-
-// ListenerFile returns a copy of the listening socket ln (a
-// *net.TCPListener, *net.UnixListener or one of the proxy's), close-on-exec
-// and, unlike the one net.TCPListener.File returns, left non-blocking:
-// passing it to a child process does not turn ln's own socket to blocking
-// mode, which would tie a thread up in accept and keep Close from
-// returning.
-func ListenerFile(ln net.Listener) (*os.File, error) { return dupSocket(ln) }
 
 // takeListener returns, and forgets, the socket of Options.Listeners that
 // listens where cfg does, as a listener for the pool (TLS with tc; a unix
@@ -81,7 +69,7 @@ func ListenerFile(ln net.Listener) (*os.File, error) { return dupSocket(ln) }
 // when there is none.
 func (px *Proxy) takeListener(cfg *config.Pool, tc *tls.Config) *listener {
 	sock := px.take(func(key string, ln net.Listener) bool {
-		return key == cfg.Listen.Addr || sameAddress(ln.Addr(), cfg.Listen)
+		return key == cfg.Listen.Addr || listeners.SameAddress(ln.Addr(), cfg.Listen)
 	})
 	if sock == nil {
 		return nil
@@ -89,9 +77,7 @@ func (px *Proxy) takeListener(cfg *config.Pool, tc *tls.Config) *listener {
 	if ul, ok := sock.(*net.UnixListener); ok {
 		// The path stays while Start may still fail: it is the process
 		// that handed the socket over's until this one serves.
-		ul.SetUnlinkOnClose(false)
-		ml := &movedListener{UnixListener: ul, addr: &net.UnixAddr{Name: cfg.Listen.Addr, Net: "unix"}}
-		ml.keep.Store(true)
+		ml := listeners.Inherited(ul, cfg.Listen.Addr)
 		px.adopted = append(px.adopted, ml)
 		sock = ml
 	}
@@ -123,7 +109,7 @@ func (px *Proxy) take(match func(key string, ln net.Listener) bool) net.Listener
 // paths, as for those Start binds.
 func (px *Proxy) adopt() {
 	for _, ml := range px.adopted {
-		ml.keep.Store(false)
+		ml.SetUnlinkOnClose(true)
 	}
 	px.adopted = nil
 }

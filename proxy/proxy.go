@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/listeners"
 )
 
 // Options are the proxy's settings that do not come from the pool file.
@@ -53,7 +54,7 @@ type Proxy struct {
 	inherited map[string]net.Listener
 	// adopted are the unix sockets Start took from Options.Listeners; their
 	// paths become this proxy's to remove once Start succeeds.
-	adopted []*movedListener
+	adopted []*listeners.MovedListener
 }
 
 // New builds a proxy from a validated configuration; it listens on nothing

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 
+	"github.com/shardproxy/shardproxy/listeners"
 	"github.com/shardproxy/shardproxy/metrics"
 	"github.com/shardproxy/shardproxy/proxy"
 )
@@ -56,7 +57,7 @@ func listenerFiles(px *proxy.Proxy, ms *metricsServer) (map[string]*os.File, err
 	if err != nil || ms == nil {
 		return files, err
 	}
-	f, err := proxy.ListenerFile(ms.ln)
+	f, err := listeners.File(ms.ln)
 	if err != nil {
 		for _, f := range files {
 			f.Close()
