@@ -77,8 +77,8 @@ type client struct {
 	// in its parker's epoll set (disarmed while the client is served).
 	// again says tryRead found nothing to read.
 	async, handOff, quit, retried, polled, again bool
-	off                                         int
-	tryReadFn                                   func(fd uintptr) bool
+	off                                          int
+	tryReadFn                                    func(fd uintptr) bool
 }
 
 // conn is the connection of srv that carries the client's requests: one

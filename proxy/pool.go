@@ -39,7 +39,7 @@ type pool struct {
 	tls     *tls.Config // client-side TLS; nil for plain TCP
 	stats   poolStats
 	parks   atomic.Pointer[[]*parker] // nil while idle clients keep their goroutines (parkers)
-	hangups sockio.Hangups // clients blocked in a command, watched for hanging up
+	hangups sockio.Hangups            // clients blocked in a command, watched for hanging up
 
 	nextID  atomic.Uint64
 	mu      sync.Mutex
