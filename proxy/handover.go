@@ -24,7 +24,7 @@ import (
 // on. Each accept loop has a listener of its own: a handover makes a new
 // one over the same socket.
 type listener struct {
-	sock net.Listener // the socket: *net.TCPListener, *net.UnixListener or *movedListener
+	sock net.Listener // the socket: *net.TCPListener, *net.UnixListener or *listeners.MovedListener
 	ln   net.Listener // sock, or TLS over it
 	// halting asks the accept loop to return at the socket's deadline
 	// instead of accepting on; done is closed when it has returned (nil
