@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -75,7 +76,10 @@ type client struct {
 	// off and quit are the round's parse result, retried that its
 	// replica reads went to their primaries. polled says the socket is
 	// in its parker's epoll set (disarmed while the client is served).
-	// again says tryRead found nothing to read.
+	// again says tryRead found nothing to read. sockMu guards the socket
+	// (clientsock.go), closed says it is closed.
+	sockMu                                       sync.Mutex
+	closed                                       bool
 	async, handOff, quit, retried, polled, again bool
 	off                                          int
 	tryReadFn                                    func(fd uintptr) bool
@@ -95,37 +99,6 @@ func (cl *client) takeBatch() *batch {
 	cl.bt = getBatch()
 	cl.p.stats.clientBuffered.Add(1)
 	return cl.bt
-}
-
-// closeConn closes the connection from a goroutine other than the
-// client's own. A TLS connection is closed without its close_notify alert,
-// whose write could hold the closer for seconds on a client that does not
-// read.
-func (cl *client) closeConn() {
-	if tc, ok := cl.nc.(*tls.Conn); ok {
-		tc.NetConn().Close()
-		return
-	}
-	cl.nc.Close()
-}
-
-// cut shuts the connection down from a goroutine other than the one
-// serving the client: its read (its goroutine's or its event loop's) then
-// ends, and the client is closed and forgotten as when it leaves.
-func (cl *client) cut() {
-	sock := cl.nc
-	if tc, ok := sock.(*tls.Conn); ok {
-		sock = tc.NetConn()
-	}
-	if s, ok := sock.(interface {
-		CloseRead() error
-		CloseWrite() error
-	}); ok {
-		s.CloseRead()
-		s.CloseWrite()
-		return
-	}
-	cl.closeConn()
 }
 
 // dropBatch gives the client's batch back to the pool.
@@ -266,6 +239,9 @@ func (cl *client) serve() (parked bool) {
 	}()
 	proto := cl.p.proto
 	cl.async = false
+	if !cl.attach() {
+		return
+	}
 	if cl.bt != nil && len(cl.bt.in) > 0 {
 		// An event loop read these requests (loop.go): they go first.
 		if !cl.handle(cl.bt, proto) {
@@ -389,7 +365,7 @@ func (cl *client) end() {
 	if cl.bt != nil {
 		cl.dropBatch()
 	}
-	cl.nc.Close()
+	cl.closeSocket()
 }
 
 // handle answers every complete request in bt.in, batch by batch, and keeps

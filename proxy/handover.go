@@ -6,9 +6,11 @@ import (
 	"net"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/internal/sockio"
 	"github.com/shardproxy/shardproxy/listeners"
 )
 
@@ -26,6 +28,13 @@ import (
 type listener struct {
 	sock net.Listener // the socket: *net.TCPListener, *net.UnixListener or *listeners.MovedListener
 	ln   net.Listener // sock, or TLS over it
+	// rawFile is a copy of a plain socket's descriptor, and raw its raw
+	// connection, for accepting bare descriptors (acceptRaw): a
+	// listener's own raw connection cannot wait. nil over TLS and where
+	// there are no event loops.
+	rawFile *os.File
+	raw     syscall.RawConn
+	closed  atomic.Bool // Close was called
 	// halting asks the accept loop to return at the socket's deadline
 	// instead of accepting on; done is closed when it has returned (nil
 	// until it starts).
@@ -38,6 +47,14 @@ func newListener(sock net.Listener, tc *tls.Config) *listener {
 	l := &listener{sock: sock, ln: sock}
 	if tc != nil {
 		l.ln = tls.NewListener(sock, tc)
+	} else if fl, ok := sock.(interface{ File() (*os.File, error) }); ok && sockio.Loops {
+		if f, err := fl.File(); err == nil {
+			if rc, err := f.SyscallConn(); err == nil {
+				l.rawFile, l.raw = f, rc
+			} else {
+				f.Close()
+			}
+		}
 	}
 	return l
 }
@@ -46,7 +63,19 @@ func newListener(sock net.Listener, tc *tls.Config) *listener {
 func (l *listener) Addr() net.Addr { return l.sock.Addr() }
 
 // Close closes the socket, which ends its accept loop.
-func (l *listener) Close() error { return l.sock.Close() }
+func (l *listener) Close() error {
+	l.closed.Store(true)
+	l.closeRaw()
+	return l.sock.Close()
+}
+
+// closeRaw closes the copy of the socket's descriptor, if any: the socket
+// is closed once the listener's own is too.
+func (l *listener) closeRaw() {
+	if l.rawFile != nil {
+		l.rawFile.Close()
+	}
+}
 
 // deadliner is a socket whose Accept a deadline can interrupt.
 type deadliner interface{ SetDeadline(time.Time) error }
@@ -68,6 +97,9 @@ func (l *listener) halt() {
 	d := l.sock.(deadliner)
 	l.halting.Store(true)
 	d.SetDeadline(time.Unix(1, 0))
+	if l.rawFile != nil {
+		l.rawFile.SetReadDeadline(time.Unix(1, 0))
+	}
 	<-l.done
 	d.SetDeadline(time.Time{})
 }
@@ -79,9 +111,20 @@ func (p *pool) serve(l *listener) {
 	defer close(l.done)
 	var delay time.Duration
 	for {
-		nc, err := l.ln.Accept()
+		var nc net.Conn
+		var err error
+		if l.raw != nil && p.loopsServe() {
+			var fd int
+			if fd, err = sockio.Accept(l.raw); err == nil {
+				delay = 0
+				p.acceptRaw(fd)
+				continue
+			}
+		} else {
+			nc, err = l.ln.Accept()
+		}
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) || (l.halting.Load() && errors.Is(err, os.ErrDeadlineExceeded)) {
+			if l.closed.Load() || errors.Is(err, net.ErrClosed) || (l.halting.Load() && errors.Is(err, os.ErrDeadlineExceeded)) {
 				return
 			}
 			// Out of file descriptors and the like: back off, keep serving.
@@ -118,6 +161,7 @@ type handover struct {
 // takes the new permissions when they are set.
 func (h *handover) take(tc *tls.Config) *listener {
 	h.l.halt()
+	h.l.closeRaw()
 	from := h.from
 	from.mu.Lock()
 	if from.ln == h.l {

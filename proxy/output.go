@@ -86,6 +86,9 @@ func (cl *client) sendNow(out []byte, iov [][]byte) bool {
 // enqueue queues replies for the writer, starting it when it is not
 // running. It returns false when the client is over its output limit.
 func (cl *client) enqueue(out []byte, iov [][]byte) bool {
+	if cl.nc == nil && !cl.attach() {
+		return false // its writer needs the socket in Go's poller
+	}
 	o := &cl.out
 	o.mu.Lock()
 	if iov == nil {
@@ -100,7 +103,7 @@ func (cl *client) enqueue(out []byte, iov [][]byte) bool {
 		o.mu.Unlock()
 		cl.p.stats.clientOverflow.Add(1)
 		cl.p.log.Warn("client closed: replies it has not read exceed client_output_limit",
-			"remote", cl.nc.RemoteAddr().String(), "bytes", held, "limit", cl.p.routing().lim.outputLimit)
+			"remote", remoteOf(cl), "bytes", held, "limit", cl.p.routing().lim.outputLimit)
 		return false
 	}
 	start := !o.active
@@ -151,7 +154,7 @@ func (cl *client) writeLoop(done chan struct{}) {
 			}
 			o.queue, o.spare, o.size = nil, nil, 0
 			o.mu.Unlock()
-			cl.cut()
+			cl.shutdown()
 			return
 		}
 		o.mu.Unlock()
@@ -180,7 +183,7 @@ func (o *output) add(b []byte) {
 // refreshWriteDeadline moves the write deadline (client_write_timeout) on
 // when less than its slack is left. Called only by whoever writes now.
 func (cl *client) refreshWriteDeadline() {
-	if wt := cl.p.routing().lim.writeTimeout; wt > 0 {
+	if wt := cl.p.routing().lim.writeTimeout; wt > 0 && cl.nc != nil {
 		if next, ok := nextDeadline(cl.wdl, wt); ok {
 			cl.wdl = next
 			cl.nc.SetWriteDeadline(next)

@@ -92,6 +92,14 @@ func (pk *parker) take(fd int) *client {
 	return cl
 }
 
+// remove takes the socket of cl, which is not parked, out of the set.
+func (pk *parker) remove(cl *client) {
+	pk.mu.Lock()
+	pk.poll.Delete(cl.fd)
+	cl.polled = false
+	pk.mu.Unlock()
+}
+
 // takeReady removes the client parked on fd, which the poller reported,
 // leaving its socket in the set, where the report disarmed it. pk.mu is
 // held.
@@ -157,7 +165,7 @@ func (pk *parker) tick() {
 	}
 	pk.mu.Unlock()
 	for _, cl := range expired {
-		cl.closeConn()
+		cl.closeSocket()
 		pk.p.stats.clientErr.Add(1) // as an idle timeout of a client with a goroutine
 		pk.p.forget(cl)
 	}
@@ -185,7 +193,7 @@ func (pk *parker) close() {
 	var out []*client
 	for fd, cl := range pk.byFD {
 		pk.take(fd)
-		cl.closeConn()
+		cl.closeSocket()
 		out = append(out, cl)
 	}
 	pk.mu.Unlock()
@@ -206,7 +214,7 @@ func (pk *parker) evict() {
 	}
 	pk.mu.Unlock()
 	for _, cl := range out {
-		cl.closeConn()
+		cl.closeSocket()
 		pk.p.forget(cl)
 	}
 }

@@ -268,6 +268,44 @@ func (p *pool) accept(nc net.Conn) {
 	go p.run(cl, true)
 }
 
+// loopsServe says the pool's event loops serve its plain clients now
+// (loop.go): a plain client is then accepted as a bare descriptor.
+func (p *pool) loopsServe() bool {
+	return p.parks.Load() != nil && p.cluster == nil && p.routing().lim.parkAfter > 0 && sockio.Loops
+}
+
+// acceptRaw takes the client of the bare socket fd (see loopsServe), into
+// its event loop's set.
+func (p *pool) acceptRaw(fd int) {
+	rt := p.routing()
+	if rt.cfg.Listen.Network != "unix" {
+		sockio.SetTCPOptions(fd, rt.cfg.TCPKeepalive)
+	}
+	p.stats.clientAccepted.Add(1)
+	cl := newRawClient(p, fd, p.nextID.Add(1))
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		cl.closeSocket()
+		return
+	}
+	if max := rt.cfg.ClientConnections; max > 0 && len(p.clients) >= max {
+		p.mu.Unlock()
+		p.stats.clientRefused.Add(1)
+		// A short reply to a socket that just came: it takes it, or the
+		// client learns of the refusal by the close.
+		cl.w.TryWrite(p.proto.refuse(nil))
+		cl.closeSocket()
+		return
+	}
+	p.clients[cl] = struct{}{}
+	p.stats.clientConnections.Add(1)
+	p.mu.Unlock()
+	if !p.parkerOf(cl).wait(cl) {
+		p.resume(cl)
+	}
+}
+
 // run serves cl in its goroutine until it leaves or parks.
 func (p *pool) run(cl *client, handshake bool) {
 	defer p.wg.Done()
@@ -297,7 +335,7 @@ func (p *pool) resume(cl *client) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		cl.closeConn()
+		cl.closeSocket()
 		return
 	}
 	p.wg.Add(1)

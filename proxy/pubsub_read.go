@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"crypto/tls"
 	"maps"
 
 	"github.com/shardproxy/shardproxy/codec/resp"
@@ -107,25 +106,6 @@ func (sb *subscriber) fail() {
 		close(sb.lost)
 		sb.cl.shutdown()
 	}
-}
-
-// shutdown ends the client's connection from another goroutine without
-// closing it (see subscriber.fail); the client's end closes it.
-func (cl *client) shutdown() {
-	nc := cl.nc
-	if tc, ok := nc.(*tls.Conn); ok {
-		nc = tc.NetConn()
-	}
-	hc, ok := nc.(interface {
-		CloseRead() error
-		CloseWrite() error
-	})
-	if !ok {
-		cl.closeConn()
-		return
-	}
-	hc.CloseRead()
-	hc.CloseWrite()
 }
 
 // Messages as servers send them, RESP2 and RESP3: each starts so.

@@ -253,8 +253,9 @@ func (r *redisProto) clientLine(cl *client) string {
 	if cl.resp3 {
 		proto = 3
 	}
+	remote, local := cl.addrs()
 	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=%d name=%s age=0 idle=0 flags=%s db=0 sub=%d psub=%d ssub=%d multi=%d qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|list user=default redir=-1 resp=%d\n",
-		cl.id, cl.nc.RemoteAddr(), cl.nc.LocalAddr(), max(cl.fd, 0), cl.name, flags, sub, psub, ssub, multi, proto)
+		cl.id, remote, local, max(cl.fd, 0), cl.name, flags, sub, psub, ssub, multi, proto)
 }
 
 // commandCmd answers COMMAND, COMMAND COUNT, COMMAND DOCS and COMMAND INFO

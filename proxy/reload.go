@@ -488,7 +488,7 @@ func (p *pool) quiesce(d time.Duration) {
 		for cl := range p.clients {
 			// A client waiting for a request wakes up and leaves; one
 			// being answered leaves after its replies.
-			cl.nc.SetReadDeadline(time.Now())
+			cl.wakeReader()
 		}
 		p.mu.Unlock()
 		if n == 0 {

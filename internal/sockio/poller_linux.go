@@ -130,3 +130,7 @@ func (p *Poller) Close() error {
 	p.closed.Store(true)
 	return p.file.Close()
 }
+
+// Loops says the system has what event loops need: the Poller, and bare
+// socket descriptors (Accept).
+const Loops = true

@@ -31,3 +31,6 @@ func (*Poller) Wait([]int, time.Time) (int, error) { return 0, errors.ErrUnsuppo
 
 // Close returns nil.
 func (*Poller) Close() error { return nil }
+
+// Loops says the system has what event loops need: it has not.
+const Loops = false

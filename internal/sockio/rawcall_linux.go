@@ -80,3 +80,71 @@ func (v *iovecs) reset() {
 
 // errReset is the system's error for a connection reset by the peer.
 const errReset = syscall.ECONNRESET
+
+// Accept takes one connection off the listening socket rc (a TCP or unix
+// listener's raw connection) as a bare non-blocking descriptor that Go's
+// poller does not hold, waiting in the poller for one to come; the
+// listener's deadline and Close end the wait, as they end an Accept.
+func Accept(rc syscall.RawConn) (int, error) {
+	fd, aerr := -1, error(nil)
+	err := rc.Read(func(s uintptr) bool {
+		for {
+			nfd, _, err := syscall.Accept4(int(s), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+			switch err {
+			case nil:
+				fd = nfd
+				return true
+			case syscall.EINTR, syscall.ECONNABORTED:
+				continue
+			case syscall.EAGAIN:
+				return false
+			}
+			aerr = err
+			return true
+		}
+	})
+	if err != nil {
+		return -1, err
+	}
+	return fd, aerr
+}
+
+// SetTCPOptions sets TCP_NODELAY on the TCP socket fd and, with keepalive,
+// keepalive probes as Go's net.Conn.SetKeepAlive sets them (15 s idle, 15
+// s apart).
+func SetTCPOptions(fd int, keepalive bool) {
+	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	if keepalive {
+		syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1)
+		syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, 15)
+		syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, 15)
+	}
+}
+
+// Shutdown shuts the socket fd down both ways: a read of it returns EOF,
+// and a poller waiting on it reports it.
+func Shutdown(fd int) { syscall.Shutdown(fd, syscall.SHUT_RDWR) }
+
+// CloseFD closes the bare socket descriptor fd.
+func CloseFD(fd int) error { return syscall.Close(fd) }
+
+// Peer returns the addresses of the bare socket fd: its peer's and its
+// own, as a net.Conn gives them.
+func Peer(fd int) (remote, local net.Addr) {
+	rsa, _ := syscall.Getpeername(fd)
+	lsa, _ := syscall.Getsockname(fd)
+	return sockaddr(rsa), sockaddr(lsa)
+}
+
+// sockaddr converts a socket address for Peer.
+func sockaddr(sa syscall.Sockaddr) net.Addr {
+	switch sa := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return &net.TCPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: sa.Port}
+	case *syscall.SockaddrInet6:
+		return &net.TCPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: sa.Port}
+	case *syscall.SockaddrUnix:
+		return &net.UnixAddr{Name: sa.Name, Net: "unix"}
+	}
+	return &net.UnixAddr{Net: "unix"}
+}

@@ -3,6 +3,7 @@
 package sockio
 
 import (
+	"errors"
 	"net"
 	"syscall"
 )
@@ -26,3 +27,19 @@ func (*iovecs) reset()                                        {}
 // errReset is Windows' WSAECONNRESET, which syscall.ECONNRESET does not
 // match there; no errno of other systems has its number.
 const errReset = syscall.Errno(10054)
+
+// Accept returns errors.ErrUnsupported: connections are accepted as
+// net.Conns here.
+func Accept(syscall.RawConn) (int, error) { return -1, errors.ErrUnsupported }
+
+// SetTCPOptions does nothing: there are no bare descriptors here.
+func SetTCPOptions(int, bool) {}
+
+// Shutdown does nothing: there are no bare descriptors here.
+func Shutdown(int) {}
+
+// CloseFD returns errors.ErrUnsupported.
+func CloseFD(int) error { return errors.ErrUnsupported }
+
+// Peer returns nil addresses: there are no bare descriptors here.
+func Peer(int) (remote, local net.Addr) { return nil, nil }
