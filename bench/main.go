@@ -200,7 +200,8 @@ func (b *bench) runSections() error {
 		var err error
 		switch s {
 		case "redis":
-			text, err = b.redisSection(s, "Redis: redis-benchmark -c 50 -r 1000000", redisCases(b.o.n, b.o.quick))
+			text, err = b.redisSection(s, "Redis: redis-benchmark -c 50 -r 1000000", redisCases(b.o.n, b.o.quick),
+				b.cl.redisEndpoints())
 			if err == nil {
 				b.emit(text)
 				text, err = b.resp3Section("Redis RESP3: redis-benchmark -3 -c 50 -r 1000000 (HELLO 3 on each connection)",
@@ -211,7 +212,9 @@ func (b *bench) runSections() error {
 		case "idle":
 			text, err = b.idleSection("Idle client connections (one PING each)")
 		case "large":
-			text, err = b.redisSection(s, "Large values: redis-benchmark -c 10, one key", largeCases(b.o.n, b.o.quick))
+			ep := b.cl.redisEndpoints()
+			ep.addr[hop] = b.cl.hop
+			text, err = b.redisSection(s, "Large values: redis-benchmark -c 10, one key", largeCases(b.o.n, b.o.quick), ep)
 		case "reshard":
 			text, err = b.reshardSection(fmt.Sprintf("Resharding: %d keys from %d servers onto %d (migrate_from)",
 				reshardKeys(b.o.quick), reshardOld, reshardOld+1))
@@ -278,7 +281,8 @@ func header(o *options) string {
 		fmt.Fprintf(&b, "- shardproxy runs with `%s`: it shares the machine with the servers and the load generators\n", strings.Join(o.proxyFlags, " "))
 	}
 	b.WriteString("- pools: 4 servers, ketama, fnv1a_64, hash_tag {}, server_connections 1; direct = one server\n")
-	b.WriteString("- ratios are shardproxy/nutcracker and shardproxy/direct within this run; CPU is utime+stime of the proxy process\n\n")
+	b.WriteString("- ratios are shardproxy/nutcracker and shardproxy/direct within this run; CPU is utime+stime of the proxy process" +
+		" (direct: of the server it talks to)\n\n")
 	return b.String()
 }
 

@@ -133,6 +133,12 @@ func TestQuickRun(t *testing.T) {
 				t.Errorf("column %s is %q in %s", throughputHeader[i], c[i], l)
 			}
 		}
+		// Direct's server (a redis-server, or a memcached) and both proxies were sampled.
+		for _, i := range []int{11, 12, 13} {
+			if _, err := strconv.ParseFloat(strings.TrimPrefix(c[i], "~"), 64); err != nil {
+				t.Errorf("column %s is %q in %s", throughputHeader[i], c[i], l)
+			}
+		}
 	}
 	if rows != 3 {
 		t.Errorf("%d set rows, want 3 (redis, memcache, large)", rows)
