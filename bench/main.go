@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -44,9 +45,20 @@ type options struct {
 // sectionOrder runs idle first, while both proxies are fresh: what a proxy
 // keeps from earlier sections (nutcracker's buffer free lists) would hide
 // what idle connections cost. reshard starts servers and a proxy of its
-// own. apps comes after every section it was added to; cluster, which
-// starts a Redis Cluster and a proxy of its own, runs last.
-var sectionOrder = []string{"idle", "redis", "memcache", "large", "reshard", "apps", "cluster"}
+// own. apps comes after every section it was added to; cluster starts a
+// Redis Cluster and a proxy of its own; fleet, which starts 256
+// redis-servers and both proxies of its own and stops them at its end,
+// runs last.
+var sectionOrder = []string{"idle", "redis", "memcache", "large", "reshard", "apps", "cluster", "fleet"}
+
+// optInSections run only when -sections names them (or says all): fleet
+// starts 256 redis-servers and adds about three minutes to the run.
+var optInSections = map[string]bool{"fleet": true}
+
+// defaultSections are the sections run when -sections is not given.
+func defaultSections() []string {
+	return slices.DeleteFunc(slices.Clone(sectionOrder), func(s string) bool { return optInSections[s] })
+}
 
 func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -55,7 +67,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.rounds, "rounds", 3, "runs per target and row; the table shows medians")
 	fs.IntVar(&o.conns, "conns", 10000, "idle client connections per proxy")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: small -n, one row per section")
-	sections := fs.String("sections", strings.Join(sectionOrder, ","), "sections to run: "+strings.Join(sectionOrder, ","))
+	sections := fs.String("sections", strings.Join(defaultSections(), ","),
+		"sections to run, of "+strings.Join(sectionOrder, ",")+", or all")
 	fs.StringVar(&o.proxyBin, "proxy-bin", "", "shardproxy binary (default: go build ./cmd/shardproxy)")
 	fs.StringVar(&o.nutcrackerBin, "nutcracker-bin", "nutcracker", "nutcracker binary")
 	fs.StringVar(&o.out, "out", "", "also write the report to this Markdown file")
@@ -85,10 +98,16 @@ func parseFlags(args []string) (*options, error) {
 	}
 	o.sections = map[string]bool{}
 	for _, s := range strings.Split(*sections, ",") {
-		if !strings.Contains(","+strings.Join(sectionOrder, ",")+",", ","+s+",") {
-			return nil, fmt.Errorf("unknown section %q (want %s)", s, strings.Join(sectionOrder, ","))
+		switch {
+		case s == "all":
+			for _, s := range sectionOrder {
+				o.sections[s] = true
+			}
+		case slices.Contains(sectionOrder, s):
+			o.sections[s] = true
+		default:
+			return nil, fmt.Errorf("unknown section %q (want %s, or all)", s, strings.Join(sectionOrder, ","))
 		}
-		o.sections[s] = true
 	}
 	return o, nil
 }
@@ -223,6 +242,8 @@ func (b *bench) runSections() error {
 		case "cluster":
 			text, err = b.clusterSection(fmt.Sprintf("Redis Cluster (%d primaries): redis-benchmark and go-redis, -c %d -r %d",
 				clusterPrimaries, clusterClients, clusterKeyspace), clusterCases(b.o.n, b.o.quick))
+		case "fleet":
+			text, err = b.fleetSection(fleetCases(b.o.n, b.o.quick))
 		}
 		b.emit(text)
 		if err != nil {

@@ -8,8 +8,9 @@ import (
 )
 
 // results are the measurements of one run that the targets are checked
-// against: throughput rows by section ("redis", "memcache", "large"), the
-// RESP3 rows and the idle connections, when those sections ran. The apps
+// against: throughput rows by section ("redis", "memcache", "large",
+// "fleet"), the RESP3 rows, the idle connections and the fleet's proxy
+// memory, when those sections ran. The apps
 // and cluster rows have no target (the cluster target is against
 // predixy, which is not installed here); they are kept for the tests.
 type results struct {
@@ -18,6 +19,7 @@ type results struct {
 	apps    []appRow
 	cluster []clusterRow
 	idle    *[numTargets]idleResult
+	fleet   *fleetMemory
 }
 
 func (rs *results) add(section string, r []row) {
@@ -54,8 +56,9 @@ const (
 // targetChecks compares the run with the performance targets: throughput
 // against nutcracker's and direct Redis's, CPU per request against
 // nutcracker's and the direct redis-server's own, idle memory against
-// nutcracker's growth and a limit, large values against direct Redis, and
-// RESP3 against RESP2 through shardproxy.
+// nutcracker's growth and a limit, large values against direct Redis, RESP3
+// against RESP2 through shardproxy, and a pool of many servers against
+// nutcracker.
 func targetChecks(rs *results) []check {
 	var out []check
 	redis := func(name, test, p string, base target, min float64, p99 bool) {
@@ -95,7 +98,8 @@ func targetChecks(rs *results) []check {
 	}
 	out = append(out, idleChecks(rs.idle)...)
 	out = append(out, largeChecks(rs.rows["large"])...)
-	return append(out, resp3Checks(rs.resp3)...)
+	out = append(out, resp3Checks(rs.resp3)...)
+	return append(out, fleetChecks(rs)...)
 }
 
 // rpsVs fills c with shardproxy's rps in r against base's (nutcracker or
