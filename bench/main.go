@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -44,9 +45,20 @@ type options struct {
 // sectionOrder runs idle first, while both proxies are fresh: what a proxy
 // keeps from earlier sections (nutcracker's buffer free lists) would hide
 // what idle connections cost. reshard starts servers and a proxy of its
-// own. apps comes after every section it was added to; cluster, which
-// starts a Redis Cluster and a proxy of its own, runs last.
-var sectionOrder = []string{"idle", "redis", "memcache", "large", "reshard", "apps", "cluster"}
+// own. apps comes after every section it was added to; cluster starts a
+// Redis Cluster and a proxy of its own; fleet, which starts 256
+// redis-servers and both proxies of its own and stops them at its end,
+// runs last.
+var sectionOrder = []string{"idle", "redis", "memcache", "large", "reshard", "apps", "cluster", "fleet"}
+
+// optInSections run only when -sections names them (or says all): fleet
+// starts 256 redis-servers and adds about three minutes to the run.
+var optInSections = map[string]bool{"fleet": true}
+
+// defaultSections are the sections run when -sections is not given.
+func defaultSections() []string {
+	return slices.DeleteFunc(slices.Clone(sectionOrder), func(s string) bool { return optInSections[s] })
+}
 
 func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -55,7 +67,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.rounds, "rounds", 3, "runs per target and row; the table shows medians")
 	fs.IntVar(&o.conns, "conns", 10000, "idle client connections per proxy")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: small -n, one row per section")
-	sections := fs.String("sections", strings.Join(sectionOrder, ","), "sections to run: "+strings.Join(sectionOrder, ","))
+	sections := fs.String("sections", strings.Join(defaultSections(), ","),
+		"sections to run, of "+strings.Join(sectionOrder, ",")+", or all")
 	fs.StringVar(&o.proxyBin, "proxy-bin", "", "shardproxy binary (default: go build ./cmd/shardproxy)")
 	fs.StringVar(&o.nutcrackerBin, "nutcracker-bin", "nutcracker", "nutcracker binary")
 	fs.StringVar(&o.out, "out", "", "also write the report to this Markdown file")
@@ -85,10 +98,16 @@ func parseFlags(args []string) (*options, error) {
 	}
 	o.sections = map[string]bool{}
 	for _, s := range strings.Split(*sections, ",") {
-		if !strings.Contains(","+strings.Join(sectionOrder, ",")+",", ","+s+",") {
-			return nil, fmt.Errorf("unknown section %q (want %s)", s, strings.Join(sectionOrder, ","))
+		switch {
+		case s == "all":
+			for _, s := range sectionOrder {
+				o.sections[s] = true
+			}
+		case slices.Contains(sectionOrder, s):
+			o.sections[s] = true
+		default:
+			return nil, fmt.Errorf("unknown section %q (want %s, or all)", s, strings.Join(sectionOrder, ","))
 		}
-		o.sections[s] = true
 	}
 	return o, nil
 }
@@ -200,7 +219,8 @@ func (b *bench) runSections() error {
 		var err error
 		switch s {
 		case "redis":
-			text, err = b.redisSection(s, "Redis: redis-benchmark -c 50 -r 1000000", redisCases(b.o.n, b.o.quick))
+			text, err = b.redisSection(s, "Redis: redis-benchmark -c 50 -r 1000000", redisCases(b.o.n, b.o.quick),
+				b.cl.redisEndpoints())
 			if err == nil {
 				b.emit(text)
 				text, err = b.resp3Section("Redis RESP3: redis-benchmark -3 -c 50 -r 1000000 (HELLO 3 on each connection)",
@@ -211,7 +231,9 @@ func (b *bench) runSections() error {
 		case "idle":
 			text, err = b.idleSection("Idle client connections (one PING each)")
 		case "large":
-			text, err = b.redisSection(s, "Large values: redis-benchmark -c 10, one key", largeCases(b.o.n, b.o.quick))
+			ep := b.cl.redisEndpoints()
+			ep.addr[hop] = b.cl.hop
+			text, err = b.redisSection(s, "Large values: redis-benchmark -c 10, one key", largeCases(b.o.n, b.o.quick), ep)
 		case "reshard":
 			text, err = b.reshardSection(fmt.Sprintf("Resharding: %d keys from %d servers onto %d (migrate_from)",
 				reshardKeys(b.o.quick), reshardOld, reshardOld+1))
@@ -220,6 +242,8 @@ func (b *bench) runSections() error {
 		case "cluster":
 			text, err = b.clusterSection(fmt.Sprintf("Redis Cluster (%d primaries): redis-benchmark and go-redis, -c %d -r %d",
 				clusterPrimaries, clusterClients, clusterKeyspace), clusterCases(b.o.n, b.o.quick))
+		case "fleet":
+			text, err = b.fleetSection(fleetCases(b.o.n, b.o.quick))
 		}
 		b.emit(text)
 		if err != nil {
@@ -278,7 +302,8 @@ func header(o *options) string {
 		fmt.Fprintf(&b, "- shardproxy runs with `%s`: it shares the machine with the servers and the load generators\n", strings.Join(o.proxyFlags, " "))
 	}
 	b.WriteString("- pools: 4 servers, ketama, fnv1a_64, hash_tag {}, server_connections 1; direct = one server\n")
-	b.WriteString("- ratios are shardproxy/nutcracker and shardproxy/direct within this run; CPU is utime+stime of the proxy process\n\n")
+	b.WriteString("- ratios are shardproxy/nutcracker and shardproxy/direct within this run; CPU is utime+stime of the proxy process" +
+		" (direct: of the server it talks to)\n\n")
 	return b.String()
 }
 

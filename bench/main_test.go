@@ -24,10 +24,17 @@ func TestParseFlags(t *testing.T) {
 		sections         string
 		wantErr          bool
 	}{
-		{name: "defaults", args: nil, n: 60000, conns: 10000, rounds: 3, sections: "apps,cluster,idle,large,memcache,redis"},
-		{name: "quick shrinks", args: []string{"-quick"}, n: 2000, conns: 1000, rounds: 1, sections: "apps,cluster,idle,large,memcache,redis"},
+		{name: "defaults: all but fleet", args: nil, n: 60000, conns: 10000, rounds: 3,
+			sections: "apps,cluster,idle,large,memcache,redis,reshard"},
+		{name: "quick shrinks", args: []string{"-quick"}, n: 2000, conns: 1000, rounds: 1,
+			sections: "apps,cluster,idle,large,memcache,redis,reshard"},
 		{name: "apps alone", args: []string{"-sections", "apps"}, n: 60000, conns: 10000, rounds: 3, sections: "apps"},
 		{name: "cluster alone", args: []string{"-sections", "cluster"}, n: 60000, conns: 10000, rounds: 3, sections: "cluster"},
+		{name: "fleet alone", args: []string{"-sections", "fleet", "-quick"}, n: 2000, conns: 1000, rounds: 1, sections: "fleet"},
+		{name: "all", args: []string{"-sections", "all"}, n: 60000, conns: 10000, rounds: 3,
+			sections: "apps,cluster,fleet,idle,large,memcache,redis,reshard"},
+		{name: "all and one", args: []string{"-sections", "redis,all"}, n: 60000, conns: 10000, rounds: 3,
+			sections: "apps,cluster,fleet,idle,large,memcache,redis,reshard"},
 		{name: "quick keeps explicit n", args: []string{"-quick", "-n", "5000", "-sections", "redis"}, n: 5000, conns: 1000, rounds: 1, sections: "redis"},
 		{name: "unknown section", args: []string{"-sections", "redis,predixy"}, wantErr: true},
 		{name: "tiny n", args: []string{"-n", "5"}, wantErr: true},
@@ -43,7 +50,7 @@ func TestParseFlags(t *testing.T) {
 				return
 			}
 			var secs []string
-			for _, s := range []string{"apps", "cluster", "idle", "large", "memcache", "redis"} {
+			for _, s := range []string{"apps", "cluster", "fleet", "idle", "large", "memcache", "redis", "reshard"} {
 				if o.sections[s] {
 					secs = append(secs, s)
 				}
@@ -56,19 +63,28 @@ func TestParseFlags(t *testing.T) {
 }
 
 // TestPoolConfigAcceptedByNutcracker checks the generated YAML with
-// nutcracker's own config test.
+// nutcracker's own config test: the pools of the comparison sections, and
+// the fleet's pool of 256 servers.
 func TestPoolConfigAcceptedByNutcracker(t *testing.T) {
 	bin := testservers.Need(t, "nutcracker")
 	var b strings.Builder
 	writePool(&b, "bench_redis", "127.0.0.1:1", true, []int{2, 3, 4, 5})
 	writePool(&b, "bench_memcache", "127.0.0.1:6", false, []int{7, 8, 9, 10})
-	conf := filepath.Join(t.TempDir(), "n.yml")
-	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
+	var fleet strings.Builder
+	ports := make([]int, fleetServers)
+	for i := range ports {
+		ports[i] = 20000 + i
 	}
-	out, err := exec.Command(bin, "-t", "-c", conf).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "syntax is ok") {
-		t.Fatalf("nutcracker -t: %v\n%s\n%s", err, out, b.String())
+	writePool(&fleet, "bench_redis", "127.0.0.1:1", true, ports)
+	for i, yaml := range []string{b.String(), fleet.String()} {
+		conf := filepath.Join(t.TempDir(), fmt.Sprintf("n%d.yml", i))
+		if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(bin, "-t", "-c", conf).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "syntax is ok") {
+			t.Fatalf("nutcracker -t: %v\n%s\n%s", err, out, yaml)
+		}
 	}
 }
 
@@ -130,6 +146,12 @@ func TestQuickRun(t *testing.T) {
 		c := cols(l)
 		for _, i := range []int{2, 3, 4, 5, 6} { // three rps and two ratios
 			if _, err := strconv.ParseFloat(c[i], 64); err != nil {
+				t.Errorf("column %s is %q in %s", throughputHeader[i], c[i], l)
+			}
+		}
+		// Direct's server (a redis-server, or a memcached) and both proxies were sampled.
+		for _, i := range []int{11, 12, 13} {
+			if _, err := strconv.ParseFloat(strings.TrimPrefix(c[i], "~"), 64); err != nil {
 				t.Errorf("column %s is %q in %s", throughputHeader[i], c[i], l)
 			}
 		}

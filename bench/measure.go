@@ -27,15 +27,16 @@ type leg struct {
 }
 
 // measureRow runs fn on direct, nutcracker and shardproxy (and the bare hop
-// when addrs has one), as measureLegs does.
-func (b *bench) measureRow(test, pipeline string, addrs [numTargets]string, fn runner) (row, error) {
+// when ep has one), sampling the CPU of each one's process in ep, as
+// measureLegs does.
+func (b *bench) measureRow(test, pipeline string, ep endpoints, fn runner) (row, error) {
 	targets := []target{direct, nutcracker, shardproxy}
-	if addrs[hop] != "" {
+	if ep.addr[hop] != "" {
 		targets = append(targets, hop)
 	}
 	legs := make([]leg, len(targets))
 	for i, t := range targets {
-		legs[i] = leg{name: targetNames[t], addr: addrs[t], pid: b.cl.pid[t], fn: fn}
+		legs[i] = leg{name: targetNames[t], addr: ep.addr[t], pid: ep.pid[t], fn: fn}
 	}
 	cells, err := b.measureLegs(test, pipeline, legs)
 	r := row{test: test, pipeline: pipeline}

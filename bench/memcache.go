@@ -119,7 +119,7 @@ func (b *bench) memcacheSection(title string) (string, error) {
 	var rows []row
 	defer func() { b.results.add("memcache", rows) }()
 	for _, test := range memcacheTests(b.o.quick) {
-		r, err := b.measureRow(test, "-", b.cl.memcache, func(ctx context.Context, addr string) (runResult, error) {
+		r, err := b.measureRow(test, "-", b.cl.memcacheEndpoints(), func(ctx context.Context, addr string) (runResult, error) {
 			return runMemcslap(ctx, test, b.o.n, addr)
 		})
 		rows = append(rows, r)

@@ -56,12 +56,24 @@ func (p *procs) start(logName, bin string, args ...string) (*exec.Cmd, error) {
 
 // stopAll kills every child, waits for it, and removes the scratch dir.
 func (p *procs) stopAll() {
-	for _, c := range p.cmds {
-		_ = c.Process.Kill()
-		_ = c.Wait()
-	}
-	p.cmds = nil
+	p.stopSince(0)
 	_ = os.RemoveAll(p.dir)
+}
+
+// mark returns how many children were started so far: stopSince(mark)
+// stops those started after it, a section's own servers and proxies.
+func (p *procs) mark() int { return len(p.cmds) }
+
+// stopSince kills the children started after mark m, the latest first (a
+// section's proxies before their servers), and waits for them; the others
+// run on.
+func (p *procs) stopSince(m int) {
+	m = min(max(m, 0), len(p.cmds))
+	for i := len(p.cmds) - 1; i >= m; i-- {
+		_ = p.cmds[i].Process.Kill()
+		_ = p.cmds[i].Wait()
+	}
+	p.cmds = p.cmds[:m]
 }
 
 // freePort returns a loopback TCP port that was free a moment ago and that

@@ -199,17 +199,13 @@ func parseRedisCSV(out []byte, want string) (runResult, int, error) {
 	return res, len(recs) - 1, nil
 }
 
-// redisSection measures the cases on every target, interleaved per row.
-// The rows are kept under section for the targets table.
-func (b *bench) redisSection(section, title string, cases []redisCase) (string, error) {
+// redisSection measures the cases on every target of ep, interleaved per
+// row. The rows are kept under section for the targets table.
+func (b *bench) redisSection(section, title string, cases []redisCase, ep endpoints) (string, error) {
 	var rows []row
 	defer func() { b.results.add(section, rows) }()
-	addrs := b.cl.redis
-	if section == "large" {
-		addrs[hop] = b.cl.hop
-	}
 	for _, c := range cases {
-		r, err := b.measureRow(c.label, strconv.Itoa(c.pipeline), addrs, func(ctx context.Context, addr string) (runResult, error) {
+		r, err := b.measureRow(c.label, strconv.Itoa(c.pipeline), ep, func(ctx context.Context, addr string) (runResult, error) {
 			return runRedisBenchmark(ctx, c, addr)
 		})
 		rows = append(rows, r)

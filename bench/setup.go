@@ -30,36 +30,62 @@ var targetNames = [numTargets]string{"direct", "nutcracker", "shardproxy", "bare
 const backends = 4
 
 // cluster is the set of running servers: per target, the address to benchmark
-// and the process whose CPU and memory are sampled (0 for direct).
+// and the process whose CPU and memory are sampled. Both proxies serve a Redis
+// and a memcache pool from one process, so pid holds the proxies (and the bare
+// hop); direct's process depends on the protocol: redisPid, memcachePid.
 type cluster struct {
-	redis    [numTargets]string
-	memcache [numTargets]string
-	pid      [numTargets]int
-	hop      string // the bare forwarder's address, when the large section runs
+	redis       [numTargets]string
+	memcache    [numTargets]string
+	pid         [numTargets]int // 0 for direct
+	redisPid    int             // direct's redis-server: the first of the pool
+	memcachePid int             // direct's memcached: the first of the pool
+	hop         string          // the bare forwarder's address, when the large section runs
+}
+
+// endpoints are what the legs of a throughput row talk to: per target, an
+// address ("" for a target the row leaves out, as the bare hop outside the
+// large section) and the process whose CPU is sampled around each run (0
+// for none).
+type endpoints struct {
+	addr [numTargets]string
+	pid  [numTargets]int
+}
+
+// redisEndpoints are the Redis pools, and direct's redis-server.
+func (cl *cluster) redisEndpoints() endpoints {
+	ep := endpoints{addr: cl.redis, pid: cl.pid}
+	ep.addr[hop], ep.pid[direct] = "", cl.redisPid
+	return ep
+}
+
+// memcacheEndpoints are the memcache pools, and direct's memcached.
+func (cl *cluster) memcacheEndpoints() endpoints {
+	ep := endpoints{addr: cl.memcache, pid: cl.pid}
+	ep.addr[hop], ep.pid[direct] = "", cl.memcachePid
+	return ep
 }
 
 // setup starts the backends the chosen sections need, then nutcracker and
 // shardproxy with identical pool configs, and waits until all listen.
 func setup(ctx context.Context, p *procs, o *options) (*cluster, error) {
 	var cl cluster
-	var redisPorts, mcPorts []int
+	var redisPorts, mcPorts, pids []int
 	var err error
 	if o.sections["redis"] || o.sections["idle"] || o.sections["large"] || o.sections["apps"] {
-		if redisPorts, err = startBackends(p, "redis", startRedis); err != nil {
+		if redisPorts, pids, err = startBackends(p, "redis", backends, startRedis); err != nil {
 			return nil, err
 		}
-		cl.redis[direct] = addrOf(redisPorts[0])
+		cl.redis[direct], cl.redisPid = addrOf(redisPorts[0]), pids[0]
 	}
 	if o.sections["memcache"] {
-		if mcPorts, err = startBackends(p, "memcached", startMemcached); err != nil {
+		if mcPorts, pids, err = startBackends(p, "memcached", backends, startMemcached); err != nil {
 			return nil, err
 		}
-		cl.memcache[direct] = addrOf(mcPorts[0])
+		cl.memcache[direct], cl.memcachePid = addrOf(mcPorts[0]), pids[0]
 	}
-	bins := map[target]string{nutcracker: o.nutcrackerBin, shardproxy: o.proxyBin}
-	flags := map[target][]string{shardproxy: o.proxyFlags}
 	for _, t := range []target{nutcracker, shardproxy} {
-		pid, rAddr, mAddr, err := startProxy(p, t, bins[t], redisPorts, mcPorts, flags[t]...)
+		bin, flags := proxyCommand(o, t)
+		pid, rAddr, mAddr, err := startProxy(p, targetNames[t], bin, redisPorts, mcPorts, flags...)
 		if err != nil {
 			return nil, err
 		}
@@ -77,30 +103,38 @@ func addrOf(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
 type starter func(p *procs, i, port int) (*exec.Cmd, error)
 
-// startBackends starts the pool's servers on free loopback ports.
-func startBackends(p *procs, kind string, start starter) ([]int, error) {
-	ports := make([]int, backends)
+// startBackends starts n servers of a pool on free loopback ports, all of
+// them before waiting for each to listen, and returns their ports and pids.
+func startBackends(p *procs, kind string, n int, start starter) ([]int, []int, error) {
+	ports, pids := make([]int, n), make([]int, n)
+	cmds := make([]*exec.Cmd, n)
 	for i := range ports {
 		port, err := p.freePort()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		cmd, err := start(p, i, port)
-		if err != nil {
-			return nil, err
+		if cmds[i], err = start(p, i, port); err != nil {
+			return nil, nil, err
 		}
-		if err := waitListening(cmd, addrOf(port), 10*time.Second); err != nil {
-			return nil, fmt.Errorf("%s %d: %w", kind, i, err)
-		}
-		ports[i] = port
+		ports[i], pids[i] = port, cmds[i].Process.Pid
 	}
-	return ports, nil
+	for i, cmd := range cmds {
+		if err := waitListening(cmd, addrOf(ports[i]), 10*time.Second); err != nil {
+			return nil, nil, fmt.Errorf("%s %d: %w", kind, i, err)
+		}
+	}
+	return ports, pids, nil
 }
 
 func startRedis(p *procs, i, port int) (*exec.Cmd, error) {
-	return p.start(fmt.Sprintf("redis%d.log", i), "redis-server", "--port", strconv.Itoa(port),
-		"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
-		"--protected-mode", "no", "--loglevel", "warning", "--dir", p.dir)
+	return p.start(fmt.Sprintf("redis%d.log", i), "redis-server", redisArgs(p, port)...)
+}
+
+// redisArgs is the command line of a redis-server of a pool: loopback,
+// persistence off.
+func redisArgs(p *procs, port int) []string {
+	return []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning", "--dir", p.dir}
 }
 
 func startMemcached(p *procs, i, port int) (*exec.Cmd, error) {
@@ -112,9 +146,9 @@ func startMemcached(p *procs, i, port int) (*exec.Cmd, error) {
 }
 
 // startProxy writes the proxy's YAML, starts it with nutcracker's flags and
-// then flags, and waits for its pool listeners and stats port.
-func startProxy(p *procs, t target, bin string, redisPorts, mcPorts []int, flags ...string) (int, string, string, error) {
-	name := targetNames[t]
+// then flags, and waits for its pool listeners and stats port. name names
+// its config and log files in the scratch dir.
+func startProxy(p *procs, name, bin string, redisPorts, mcPorts []int, flags ...string) (int, string, string, error) {
 	var yaml strings.Builder
 	var rAddr, mAddr string
 	wait := []string{}
@@ -157,6 +191,15 @@ func startProxy(p *procs, t target, bin string, redisPorts, mcPorts []int, flags
 		}
 	}
 	return cmd.Process.Pid, rAddr, mAddr, nil
+}
+
+// proxyCommand returns the binary of proxy t and the flags it runs with
+// besides the config's.
+func proxyCommand(o *options, t target) (string, []string) {
+	if t == shardproxy {
+		return o.proxyBin, o.proxyFlags
+	}
+	return o.nutcrackerBin, nil
 }
 
 // proxyFlags returns the flags shardproxy runs with here: -T 1, one thread,

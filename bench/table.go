@@ -20,7 +20,7 @@ type runResult struct {
 type cell struct {
 	ran bool
 	res runResult
-	cpu time.Duration // CPU the proxy process used during the run
+	cpu time.Duration // CPU the leg's process (the proxy, or direct's server) used during the run
 	// moreCPU is the CPU of the leg's further processes (a cluster's
 	// nodes) during the run.
 	moreCPU time.Duration
@@ -29,7 +29,8 @@ type cell struct {
 	err     error
 }
 
-// cpuPerReq returns microseconds of proxy CPU per request.
+// cpuPerReq returns microseconds of CPU per request of the leg's process:
+// the proxy, or direct's server.
 func (c cell) cpuPerReq() (float64, bool) {
 	if !c.ran || c.err != nil || !c.hasCPU || c.res.requests <= 0 {
 		return 0, false
@@ -47,7 +48,7 @@ type row struct {
 var throughputHeader = []string{
 	"test", "P", "direct rps", "nutcracker rps", "shardproxy rps", "proxy/nutcracker", "proxy/direct",
 	"p50 ms nutcracker", "p50 ms proxy", "p99 ms nutcracker", "p99 ms proxy",
-	"CPU µs/req nutcracker", "CPU µs/req proxy", "CPU proxy/nutcracker",
+	"CPU µs/req direct", "CPU µs/req nutcracker", "CPU µs/req proxy", "CPU proxy/nutcracker",
 }
 
 // renderThroughput formats rows as a Markdown table with ratios, and the
@@ -64,13 +65,14 @@ func renderThroughput(title string, rows []row) string {
 	var lines [][]string
 	for _, r := range rows {
 		d, n, s := r.cells[direct], r.cells[nutcracker], r.cells[shardproxy]
+		dc, dok := d.cpuPerReq()
 		nc, nok := n.cpuPerReq()
 		sc, sok := s.cpuPerReq()
 		lines = append(lines, []string{
 			r.test, r.pipeline, rps(d), rps(n), rps(s),
 			ratio(s.res.rps, n.res.rps, ok(s) && ok(n)), ratio(s.res.rps, d.res.rps, ok(s) && ok(d)),
 			latency(n, n.res.p50), latency(s, s.res.p50), latency(n, n.res.p99), latency(s, s.res.p99),
-			cpuNum(nc, nok, n.coarse), cpuNum(sc, sok, s.coarse), ratio(sc, nc, nok && sok),
+			cpuNum(dc, dok, d.coarse), cpuNum(nc, nok, n.coarse), cpuNum(sc, sok, s.coarse), ratio(sc, nc, nok && sok),
 		})
 		if withHop {
 			h := r.cells[hop]

@@ -21,18 +21,28 @@ func TestRenderThroughput(t *testing.T) {
 		want []string // cells of the data line, in order
 	}{
 		{name: "ratios", row: row{test: "set", pipeline: "1", cells: [numTargets]cell{
+			good(1000, cpu/2, 1e6), good(400, cpu, 1e6), good(500, cpu*2, 1e6)}},
+			want: []string{"set", "1", "1000", "400", "500", "1.25", "0.50", "0.500", "0.500", "1.250", "1.250",
+				fmtCPU(cpu / 2), fmtCPU(cpu), fmtCPU(2 * cpu), "2.00"}},
+		{name: "direct not sampled", row: row{test: "set", pipeline: "1", cells: [numTargets]cell{
 			good(1000, 0, 0), good(400, cpu, 1e6), good(500, cpu*2, 1e6)}},
 			want: []string{"set", "1", "1000", "400", "500", "1.25", "0.50", "0.500", "0.500", "1.250", "1.250",
-				fmtCPU(cpu), fmtCPU(2 * cpu), "2.00"}},
+				"-", fmtCPU(cpu), fmtCPU(2 * cpu), "2.00"}},
 		{name: "failed proxy", row: row{test: "get", pipeline: "16", cells: [numTargets]cell{
-			good(1000, 0, 0), good(400, cpu, 1e6), {ran: true, err: errors.New("x")}}},
-			want: []string{"get", "16", "1000", "400", "ERR", "-", "-", "0.500", "-", "1.250", "-", fmtCPU(cpu), "-", "-"}},
+			good(1000, cpu, 1e6), good(400, cpu, 1e6), {ran: true, err: errors.New("x")}}},
+			want: []string{"get", "16", "1000", "400", "ERR", "-", "-", "0.500", "-", "1.250", "-",
+				fmtCPU(cpu), fmtCPU(cpu), "-", "-"}},
+		{name: "failed direct", row: row{test: "get", pipeline: "1", cells: [numTargets]cell{
+			{ran: true, err: errors.New("x")}, good(400, cpu, 1e6), good(500, cpu, 1e6)}},
+			want: []string{"get", "1", "ERR", "400", "500", "1.25", "-", "0.500", "0.500", "1.250", "1.250",
+				"-", fmtCPU(cpu), fmtCPU(cpu), "1.00"}},
 		{name: "not run", row: row{test: "mset", pipeline: "1"},
-			want: []string{"mset", "1", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"}},
+			want: []string{"mset", "1", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"}},
 		{name: "coarse cpu", row: row{test: "set", pipeline: "1", cells: [numTargets]cell{
-			good(1000, 0, 0), func() cell { c := good(400, cpu, 1e6); c.coarse = true; return c }(), good(400, cpu, 1e6)}},
+			func() cell { c := good(1000, cpu, 1e6); c.coarse = true; return c }(),
+			func() cell { c := good(400, cpu, 1e6); c.coarse = true; return c }(), good(400, cpu, 1e6)}},
 			want: []string{"set", "1", "1000", "400", "400", "1.00", "0.40", "0.500", "0.500", "1.250", "1.250",
-				"~" + fmtCPU(cpu), fmtCPU(cpu), "1.00"}},
+				"~" + fmtCPU(cpu), "~" + fmtCPU(cpu), fmtCPU(cpu), "1.00"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -41,8 +51,12 @@ func TestRenderThroughput(t *testing.T) {
 			if len(lines) != 4 || lines[0] != "### T" {
 				t.Fatalf("unexpected table:\n%s", out)
 			}
-			if got := cols(lines[1]); len(got) != len(throughputHeader) {
-				t.Fatalf("header has %d columns, want %d", len(got), len(throughputHeader))
+			hdr := cols(lines[1])
+			if len(hdr) != len(throughputHeader) {
+				t.Fatalf("header has %d columns, want %d", len(hdr), len(throughputHeader))
+			}
+			if hdr[11] != "CPU µs/req direct" || hdr[12] != "CPU µs/req nutcracker" {
+				t.Errorf("CPU columns start %q, %q; want direct's, then nutcracker's", hdr[11], hdr[12])
 			}
 			got := cols(lines[3])
 			if strings.Join(got, "|") != strings.Join(tc.want, "|") {

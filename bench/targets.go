@@ -8,8 +8,9 @@ import (
 )
 
 // results are the measurements of one run that the targets are checked
-// against: throughput rows by section ("redis", "memcache", "large"), the
-// RESP3 rows and the idle connections, when those sections ran. The apps
+// against: throughput rows by section ("redis", "memcache", "large",
+// "fleet"), the RESP3 rows, the idle connections and the fleet's proxy
+// memory, when those sections ran. The apps
 // and cluster rows have no target (the cluster target is against
 // predixy, which is not installed here); they are kept for the tests.
 type results struct {
@@ -18,6 +19,7 @@ type results struct {
 	apps    []appRow
 	cluster []clusterRow
 	idle    *[numTargets]idleResult
+	fleet   *fleetMemory
 }
 
 func (rs *results) add(section string, r []row) {
@@ -43,77 +45,129 @@ type check struct {
 	met                         string // "yes", "no", or "-" when not measured
 }
 
+// Targets against direct's server, and absolute ones; the others are
+// written where they are checked.
+const (
+	minP16VsDirect = 0.90 // P=16 SET/GET: shardproxy's rps over direct Redis's, at least
+	maxP1CPUDirect = 1.00 // P=1 SET/GET: shardproxy's CPU per request over the redis-server's own, at most
+	maxIdleKB      = 1.00 // KB per parked client connection of shardproxy after one PING, at most
+)
+
 // targetChecks compares the run with the performance targets: throughput
-// against nutcracker's, CPU per request against nutcracker's, idle memory
-// against nutcracker's growth, large values against direct Redis, and RESP3
-// against RESP2 through shardproxy.
+// against nutcracker's and direct Redis's, CPU per request against
+// nutcracker's and the direct redis-server's own, idle memory against
+// nutcracker's growth and a limit, large values against direct Redis, RESP3
+// against RESP2 through shardproxy, and a pool of many servers against
+// nutcracker.
 func targetChecks(rs *results) []check {
 	var out []check
-	rpsRatio := func(target, section, test, p string, min float64, p99 bool) {
-		r, ok := rs.find(section, test, p)
-		c := check{target: target, row: rowName(test, p), want: fmt.Sprintf("≥ %.2f", min), met: "-"}
-		if p99 {
-			c.want += ", p99 ≤ nutcracker's"
-		}
-		if ok {
-			n, s := r.cells[nutcracker], r.cells[shardproxy]
-			if valid := okPair(n, s); valid {
-				v := s.res.rps / n.res.rps
-				c.measured = fmt.Sprintf("%.2f", v)
-				met := v >= min
-				if p99 && n.res.hasLatency && s.res.hasLatency {
-					c.measured += fmt.Sprintf(", p99 %.3f vs %.3f ms", s.res.p99, n.res.p99)
-					met = met && s.res.p99 <= n.res.p99
-				}
-				c.met = yesNo(met)
-			}
-		}
-		out = append(out, c)
+	redis := func(name, test, p string, base target, min float64, p99 bool) {
+		r, found := rs.find("redis", test, p)
+		out = append(out, rpsVs(check{target: name, row: rowName(test, p)}, r, found, base, min, p99))
 	}
-	cpuRatio := func(target, section, test, p string, limit float64) {
-		r, ok := rs.find(section, test, p)
-		c := check{target: target, row: rowName(test, p), want: fmt.Sprintf("≤ %.2f", limit), met: "-"}
-		if ok {
-			nc, nok := r.cells[nutcracker].cpuPerReq()
-			sc, sok := r.cells[shardproxy].cpuPerReq()
-			if nok && sok && nc > 0 {
-				c.measured = fmt.Sprintf("%.2f", sc/nc)
-				c.met = yesNo(sc/nc <= limit)
-			}
-		}
-		out = append(out, c)
+	cpu := func(name, test, p string, base target, limit float64) {
+		r, found := rs.find("redis", test, p)
+		out = append(out, cpuVs(check{target: name, row: rowName(test, p)}, r, found, base, limit))
 	}
 	for _, t := range []string{"set", "get"} {
-		rpsRatio("P=16 SET/GET vs nutcracker", "redis", t, "16", 1.7, false)
+		redis("P=16 SET/GET vs nutcracker", t, "16", nutcracker, 1.7, false)
 	}
-	rpsRatio("P=16 MSET vs nutcracker", "redis", "mset", "16", 2.5, true)
+	for _, t := range []string{"set", "get"} {
+		redis("P=16 SET/GET vs direct Redis", t, "16", direct, minP16VsDirect, false)
+	}
+	redis("P=16 MSET vs nutcracker", "mset", "16", nutcracker, 2.5, true)
 	for _, r := range rs.rows["redis"] {
 		if r.pipeline == "1" {
-			rpsRatio("P=1 vs nutcracker", "redis", r.test, "1", 1.15, true)
+			redis("P=1 vs nutcracker", r.test, "1", nutcracker, 1.15, true)
 		}
 	}
-	rpsRatio("P=1 MGET of 10 keys vs nutcracker", "redis", "mget 10 keys", "1", 1.5, false)
+	redis("P=1 MGET of 10 keys vs nutcracker", "mget 10 keys", "1", nutcracker, 1.5, false)
 	for _, r := range rs.rows["memcache"] {
-		rpsRatio("memcslap vs nutcracker", "memcache", r.test, r.pipeline, 1.3, false)
+		out = append(out, rpsVs(check{target: "memcslap vs nutcracker", row: rowName(r.test, r.pipeline)}, r, true,
+			nutcracker, 1.3, false))
 	}
 	for _, r := range rs.rows["redis"] {
 		limit := 1.0
 		if r.pipeline == "16" {
 			limit = 0.6
 		}
-		cpuRatio("CPU per request vs nutcracker", "redis", r.test, r.pipeline, limit)
+		cpu("CPU per request vs nutcracker", r.test, r.pipeline, nutcracker, limit)
 	}
-	if rs.idle != nil {
-		n, s := rs.idle[nutcracker], rs.idle[shardproxy]
-		c := check{target: "idle connections: RSS growth vs nutcracker's", row: "after PING", want: "≤ 1.50", met: "-"}
+	for _, t := range []string{"set", "get"} {
+		cpu("P=1 CPU per request vs redis-server's own", t, "1", direct, maxP1CPUDirect)
+	}
+	out = append(out, idleChecks(rs.idle)...)
+	out = append(out, largeChecks(rs.rows["large"])...)
+	out = append(out, resp3Checks(rs.resp3)...)
+	return append(out, fleetChecks(rs)...)
+}
+
+// rpsVs fills c with shardproxy's rps in r against base's (nutcracker or
+// direct): at least min times; with p99, its p99 at most base's too. A row
+// not found, or a cell not measured, leaves it "-".
+func rpsVs(c check, r row, found bool, base target, min float64, p99 bool) check {
+	c.want, c.met = fmt.Sprintf("≥ %.2f", min), "-"
+	if p99 {
+		c.want += fmt.Sprintf(", p99 ≤ %s's", targetNames[base])
+	}
+	bc, s := r.cells[base], r.cells[shardproxy]
+	if !found || !okPair(bc, s) {
+		return c
+	}
+	v := s.res.rps / bc.res.rps
+	c.measured = fmt.Sprintf("%.2f", v)
+	met := v >= min
+	if p99 && bc.res.hasLatency && s.res.hasLatency {
+		c.measured += fmt.Sprintf(", p99 %.3f vs %.3f ms", s.res.p99, bc.res.p99)
+		met = met && s.res.p99 <= bc.res.p99
+	}
+	c.met = yesNo(met)
+	return c
+}
+
+// cpuVs fills c with shardproxy's CPU per request in r against base's
+// process's: nutcracker's, or direct's server's own (then with both
+// figures); at most limit times.
+func cpuVs(c check, r row, found bool, base target, limit float64) check {
+	c.want, c.met = fmt.Sprintf("≤ %.2f", limit), "-"
+	bc, bok := r.cells[base].cpuPerReq()
+	sc, sok := r.cells[shardproxy].cpuPerReq()
+	if !found || !bok || !sok || bc <= 0 {
+		return c
+	}
+	c.measured = fmt.Sprintf("%.2f", sc/bc)
+	if base == direct {
+		c.measured += fmt.Sprintf(" (%.2f vs %.2f µs/req)", sc, bc)
+	}
+	c.met = yesNo(sc/bc <= limit)
+	return c
+}
+
+// idleChecks sets shardproxy's memory per idle connection after one PING
+// against nutcracker's and against maxIdleKB; "-" when idle did not run.
+func idleChecks(idle *[numTargets]idleResult) []check {
+	vs := check{target: "idle connections: RSS growth vs nutcracker's", row: "after PING", want: "≤ 1.50", met: "-"}
+	abs := check{target: "idle connections: KB per parked connection", row: "after PING",
+		want: fmt.Sprintf("≤ %.2f KB", maxIdleKB), met: "-"}
+	if idle != nil {
+		n, s := idle[nutcracker], idle[shardproxy]
 		if np := n.perConn(n.ping); np > 0 {
 			v := s.perConn(s.ping) / np
-			c.measured = fmt.Sprintf("%.2f (%.2f vs %.2f KB/conn)", v, s.perConn(s.ping), np)
-			c.met = yesNo(v <= 1.5)
+			vs.measured = fmt.Sprintf("%.2f (%.2f vs %.2f KB/conn)", v, s.perConn(s.ping), np)
+			vs.met = yesNo(v <= 1.5)
 		}
-		out = append(out, c)
+		if s.conns > 0 {
+			abs.measured = fmt.Sprintf("%.2f KB/conn", s.perConn(s.ping))
+			abs.met = yesNo(s.perConn(s.ping) <= maxIdleKB)
+		}
 	}
-	for _, r := range rs.rows["large"] {
+	return []check{vs, abs}
+}
+
+// largeChecks sets shardproxy's rps on large values against direct Redis's.
+func largeChecks(rows []row) []check {
+	var out []check
+	for _, r := range rows {
 		c := check{target: "large values vs direct Redis", row: rowName(r.test, r.pipeline), want: "≥ 0.90", met: "-"}
 		d, s := r.cells[direct], r.cells[shardproxy]
 		if okPair(d, s) {
@@ -125,7 +179,7 @@ func targetChecks(rs *results) []check {
 		}
 		out = append(out, c)
 	}
-	return append(out, resp3Checks(rs.resp3)...)
+	return out
 }
 
 // renderTargets formats the checks as a Markdown table with a count.
@@ -141,8 +195,8 @@ func renderTargets(checks []check) string {
 			}
 		}
 	}
-	text := markdown("Targets: shardproxy against nutcracker (direct Redis for large values, its RESP2 runs for RESP3)",
-		[]string{"target", "row", "measured ratio", "required", "met"}, lines)
+	text := markdown("Targets: shardproxy against nutcracker, direct Redis, its own RESP2 runs, or a limit",
+		[]string{"target", "row", "measured", "required", "met"}, lines)
 	return text + fmt.Sprintf("%d of %d measured targets met\n\n", met, measured)
 }
 
