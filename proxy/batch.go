@@ -61,6 +61,8 @@ type batch struct {
 	served []served
 	// replicaReads are the calls sent to replicas (replicas.go).
 	replicaReads []replicaRead
+	// iovecs is a bare descriptor's writev scratch (client.tryWritev).
+	iovecs sockio.Iovecs
 }
 
 var freeBatches = sync.Pool{New: func() any { return &batch{in: make([]byte, 0, batchIn)} }}

@@ -18,13 +18,12 @@ import (
 // requests, sends them, waits for every reply, writes the replies in order,
 // and reads again. While idle it holds no buffer.
 type client struct {
-	id   uint64
-	nc   net.Conn
-	rd   sockio.Reader // Raw, or (TLS, off Linux) reads go through nc
-	w    sockio.Writer
-	fd   int // the socket, for parking; -1 when it cannot park
-	p    *pool
-	wake chan struct{}
+	id uint64
+	nc net.Conn // nil while the client is a bare descriptor (clientsock.go)
+	// st is the state of nc's reads and writes, nil with nc.
+	st *stream
+	fd int // the socket, for parking; -1 when it cannot park
+	p  *pool
 	// pending counts calls not yet done; the last one to finish wakes the
 	// client.
 	pending atomic.Int64
@@ -51,24 +50,13 @@ type client struct {
 	name    string
 	swallow int // bytes still to discard (memcache: a rejected value's block)
 
-	// Read state: the batch being filled (nil while idle) and the result of
-	// the last raw read.
-	bt     *batch
-	readFn func(fd uintptr) bool
-	// The read and write deadlines set last (see nextDeadline), and when
-	// the client last started waiting for a request.
-	rdl, wdl  time.Time
-	waitStart time.Time
+	// bt is the batch being filled (nil while idle).
+	bt *batch
 	// idleSince is, while the client is parked, when it went idle.
 	idleSince time.Time
 	// received is when the last read returned bytes, taken only when the
 	// pool has a server timeout: its calls' timeouts count from it.
 	received time.Time
-	n        int
-	err      error
-	// first receives, without a buffer, the first byte an idle client
-	// sends over a connection that cannot wait for readability (TLS).
-	first [1]byte
 
 	// Event loop state (loop.go). async says the batch is served by an
 	// event loop: the end of its last call goes on with it (CallDone),
@@ -76,13 +64,44 @@ type client struct {
 	// off and quit are the round's parse result, retried that its
 	// replica reads went to their primaries. polled says the socket is
 	// in its parker's epoll set (disarmed while the client is served).
-	// again says tryRead found nothing to read. sockMu guards the socket
-	// (clientsock.go), closed says it is closed.
-	sockMu                                       sync.Mutex
-	closed                                       bool
-	async, handOff, quit, retried, polled, again bool
-	off                                          int
-	tryReadFn                                    func(fd uintptr) bool
+	// sockMu guards the socket (clientsock.go), closed says it is
+	// closed.
+	sockMu                                sync.Mutex
+	closed                                bool
+	async, handOff, quit, retried, polled bool
+	off                                   int
+}
+
+// stream is what a client reads and writes its net.Conn with: a client
+// served by a goroutine (and its output's writer) has one; one an event
+// loop accepted as a bare descriptor has none until it attaches, and so
+// costs less while idle.
+type stream struct {
+	rd   sockio.Reader // Raw, or (TLS, off Linux) reads go through nc
+	w    sockio.Writer
+	wake chan struct{} // the last call's end wakes the client's goroutine
+	// readFn and tryReadFn are rawRead and tryRead, made once.
+	readFn, tryReadFn func(fd uintptr) bool
+	// The read and write deadlines set last (see nextDeadline), and when
+	// the client last started waiting for a request.
+	rdl, wdl  time.Time
+	waitStart time.Time
+	// The result of the last raw read; again says tryRead found nothing.
+	n     int
+	err   error
+	again bool
+	// first receives, without a buffer, the first byte an idle client
+	// sends over a connection that cannot wait for readability (TLS).
+	first [1]byte
+}
+
+// newStream makes the stream of cl's net.Conn nc.
+func newStream(cl *client, nc net.Conn) *stream {
+	st := &stream{wake: make(chan struct{}, 1)}
+	st.rd.Init(nc)
+	st.w.Init(nc)
+	st.readFn, st.tryReadFn = cl.rawRead, cl.tryRead
+	return st
 }
 
 // conn is the connection of srv that carries the client's requests: one
@@ -116,18 +135,15 @@ func (cl *client) CallDone(*pools.Call) {
 			return
 		}
 		select {
-		case cl.wake <- struct{}{}:
+		case cl.st.wake <- struct{}{}:
 		default:
 		}
 	}
 }
 
 func newClient(p *pool, nc net.Conn, id uint64) *client {
-	cl := &client{id: id, nc: nc, p: p, wake: make(chan struct{}, 1)}
-	cl.rd.Init(nc)
-	cl.w.Init(nc)
-	cl.readFn = cl.rawRead
-	cl.tryReadFn = cl.tryRead
+	cl := &client{id: id, nc: nc, p: p}
+	cl.st = newStream(cl, nc)
 	cl.fd = sockio.FD(nc)
 	if tc, ok := nc.(*tls.Conn); ok {
 		// Reads go through crypto/tls, but an idle TLS client can still
@@ -144,17 +160,18 @@ func newClient(p *pool, nc net.Conn, id uint64) *client {
 // reads inside the poller's callback, so a read that would block costs one
 // syscall and no buffer, and a read with bytes costs one syscall.
 func (cl *client) read() (int, error) {
-	if !cl.rd.Raw() {
+	st := cl.st
+	if !st.rd.Raw() {
 		if cl.bt == nil {
 			// Idle: wait for the first byte without a buffer. The
 			// batch comes with it; crypto/tls keeps the rest of the
 			// record, and the next read returns it at once.
-			n, err := cl.nc.Read(cl.first[:])
+			n, err := cl.nc.Read(st.first[:])
 			if n == 0 {
 				return 0, err
 			}
 			bt := cl.takeBatch()
-			bt.in = append(bt.in, cl.first[0])
+			bt.in = append(bt.in, st.first[0])
 			return n, err
 		}
 		if !cl.grow() {
@@ -165,11 +182,11 @@ func (cl *client) read() (int, error) {
 		bt.in = bt.in[:len(bt.in)+n]
 		return n, err
 	}
-	cl.n, cl.err = 0, nil
-	if err := cl.rd.ReadWith(cl.readFn); err != nil {
+	st.n, st.err = 0, nil
+	if err := st.rd.ReadWith(st.readFn); err != nil {
 		return 0, err
 	}
-	return cl.n, cl.err
+	return st.n, st.err
 }
 
 // rawRead is the poller callback of read (sockio's ReadWith): it returns
@@ -183,7 +200,7 @@ func (cl *client) rawRead(fd uintptr) bool {
 	}
 	bt := cl.bt
 	if !cl.grow() {
-		cl.err = errTooLarge
+		cl.st.err = errTooLarge
 	} else {
 		n, ok, err := sockio.ReadInto(fd, bt.in[len(bt.in):cap(bt.in)])
 		if !ok {
@@ -194,7 +211,7 @@ func (cl *client) rawRead(fd uintptr) bool {
 			return false
 		}
 		bt.in = bt.in[:len(bt.in)+n]
-		cl.n, cl.err = n, err
+		cl.st.n, cl.st.err = n, err
 	}
 	if fresh {
 		cl.p.stats.clientBuffered.Add(1)
@@ -266,10 +283,10 @@ func (cl *client) serve() (parked bool) {
 		if wait > 0 {
 			now := time.Now()
 			if fresh {
-				cl.waitStart = now
+				cl.st.waitStart = now
 			}
-			if next, ok := nextDeadlineAt(now, cl.rdl, wait); ok {
-				cl.rdl = next
+			if next, ok := nextDeadlineAt(now, cl.st.rdl, wait); ok {
+				cl.st.rdl = next
 				cl.nc.SetReadDeadline(next)
 			}
 		}
@@ -282,17 +299,17 @@ func (cl *client) serve() (parked bool) {
 			return
 		}
 		if wait > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
-			waited := time.Since(cl.waitStart)
+			waited := time.Since(cl.st.waitStart)
 			switch {
 			case cl.pendingOutput():
 				// Not idle while its replies are being written.
-				cl.rdl = time.Time{}
+				cl.st.rdl = time.Time{}
 				continue
 			case idle > 0 && waited >= idle-deadlineSlack(idle) && cl.sub.Load() == nil:
 				// An idle timeout (a subscriber has none, as in Redis):
 				// counted and closed below.
 			case parkAfter > 0 && waited >= parkAfter-deadlineSlack(parkAfter) && cl.bt == nil:
-				cl.idleSince, cl.rdl = cl.waitStart, time.Time{}
+				cl.idleSince, cl.st.rdl = cl.st.waitStart, time.Time{}
 				if cl.p.parkerOf(cl).park(cl) {
 					return true
 				}
@@ -300,7 +317,7 @@ func (cl *client) serve() (parked bool) {
 			default:
 				// Not idle long enough, or holding part of a request:
 				// wait on with a fresh deadline.
-				cl.rdl, fresh = time.Time{}, false
+				cl.st.rdl, fresh = time.Time{}, false
 				continue
 			}
 		}
@@ -345,9 +362,9 @@ func (cl *client) backToLoop() bool {
 	if !cl.loopable() {
 		return false
 	}
-	if !cl.rdl.IsZero() {
+	if !cl.st.rdl.IsZero() {
 		// A loop's reads must not find a deadline passed.
-		cl.rdl = time.Time{}
+		cl.st.rdl = time.Time{}
 		cl.nc.SetReadDeadline(time.Time{})
 	}
 	return cl.p.parkerOf(cl).wait(cl)
@@ -415,7 +432,7 @@ func (cl *client) handle(bt *batch, proto clientProtocol) bool {
 // await waits until every call of the client is done.
 func (cl *client) await() {
 	for cl.pending.Load() > 0 {
-		<-cl.wake
+		<-cl.st.wake
 	}
 }
 

@@ -22,12 +22,7 @@ import (
 
 // newRawClient makes the client of the bare socket fd.
 func newRawClient(p *pool, fd int, id uint64) *client {
-	cl := &client{id: id, fd: fd, p: p, wake: make(chan struct{}, 1)}
-	cl.rd.InitFD(fd)
-	cl.w.InitFD(fd)
-	cl.readFn = cl.rawRead
-	cl.tryReadFn = cl.tryRead
-	return cl
+	return &client{id: id, fd: fd, p: p}
 }
 
 // attach gives a client on a bare descriptor a net.Conn over its socket,
@@ -55,10 +50,7 @@ func (cl *client) attach() bool {
 		cl.p.log.Debug("client socket", "err", err)
 		return false
 	}
-	cl.nc, cl.fd = nc, sockio.FD(nc)
-	cl.rd.Init(nc)
-	cl.w.Init(nc)
-	cl.wdl = time.Time{}
+	cl.nc, cl.fd, cl.st = nc, sockio.FD(nc), newStream(cl, nc)
 	return true
 }
 

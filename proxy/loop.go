@@ -27,7 +27,7 @@ import (
 // loopable says the client may be served by an event loop now.
 func (cl *client) loopable() bool {
 	p := cl.p
-	return cl.fd >= 0 && cl.rd.Raw() && p.parks.Load() != nil && p.cluster == nil &&
+	return cl.fd >= 0 && (cl.st == nil || cl.st.rd.Raw()) && p.parks.Load() != nil && p.cluster == nil &&
 		cl.sess == nil && cl.sub.Load() == nil && !p.draining.Load() && p.routing().lim.parkAfter > 0
 }
 
@@ -53,14 +53,8 @@ func (cl *client) serveReady() {
 		cl.endLoop()
 		return
 	}
-	// Through the connection's raw access, which holds the socket open
-	// meanwhile: a descriptor closed by another goroutine is never read.
-	cl.n, cl.err, cl.again = 0, nil, false
-	if err := cl.rd.ReadWith(cl.tryReadFn); err != nil {
-		cl.err = err
-	}
-	n, err := cl.n, cl.err
-	if cl.again { // nothing came after all
+	n, ok, err := cl.readReady()
+	if !ok { // nothing came after all
 		if fresh {
 			cl.bt = nil
 			bt.release()
@@ -89,12 +83,30 @@ func (cl *client) serveReady() {
 	cl.runRounds()
 }
 
-// tryRead is serveReady's read (sockio's ReadWith callback): it never
+// readReady reads into the batch what the socket holds, without waiting;
+// ok is false when it held nothing. A bare descriptor is read directly
+// (only its owner closes it, clientsock.go); a net.Conn through its raw
+// access, which holds it open meanwhile: a descriptor another goroutine
+// closed is never read.
+func (cl *client) readReady() (n int, ok bool, err error) {
+	bt := cl.bt
+	if cl.st == nil {
+		return sockio.ReadInto(uintptr(cl.fd), bt.in[len(bt.in):cap(bt.in)])
+	}
+	st := cl.st
+	st.n, st.err, st.again = 0, nil, false
+	if err := st.rd.ReadWith(st.tryReadFn); err != nil {
+		return 0, true, err
+	}
+	return st.n, !st.again, st.err
+}
+
+// tryRead is readReady's read (sockio's ReadWith callback): it never
 // waits.
 func (cl *client) tryRead(fd uintptr) bool {
-	bt := cl.bt
+	bt, st := cl.bt, cl.st
 	n, ok, err := sockio.ReadInto(fd, bt.in[len(bt.in):cap(bt.in)])
-	cl.n, cl.err, cl.again = n, err, !ok
+	st.n, st.err, st.again = n, err, !ok
 	return true
 }
 

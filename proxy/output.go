@@ -62,7 +62,7 @@ func (cl *client) sendNow(out []byte, iov [][]byte) bool {
 	if !active {
 		cl.refreshWriteDeadline()
 		if iov == nil {
-			n, err := cl.w.TryWrite(out)
+			n, err := cl.tryWrite(out)
 			if err != nil {
 				cl.countErr(err)
 				return false
@@ -71,7 +71,7 @@ func (cl *client) sendNow(out []byte, iov [][]byte) bool {
 				return true
 			}
 		} else {
-			if err := cl.w.TryWritev(iov); err != nil {
+			if err := cl.tryWritev(iov); err != nil {
 				cl.countErr(err)
 				return false
 			}
@@ -83,10 +83,31 @@ func (cl *client) sendNow(out []byte, iov [][]byte) bool {
 	return cl.enqueue(out, iov)
 }
 
+// tryWrite writes what the socket takes now of out, without waiting.
+func (cl *client) tryWrite(out []byte) (int, error) {
+	if cl.st == nil {
+		return sockio.TryWriteFD(cl.fd, out)
+	}
+	return cl.st.w.TryWrite(out)
+}
+
+// tryWritev writes what the socket takes now of iov, without waiting, and
+// shortens iov's elements by what it wrote.
+func (cl *client) tryWritev(iov [][]byte) error {
+	if cl.st != nil {
+		return cl.st.w.TryWritev(iov)
+	}
+	if cl.bt != nil {
+		return sockio.TryWritevFD(cl.fd, iov, &cl.bt.iovecs)
+	}
+	var scratch sockio.Iovecs
+	return sockio.TryWritevFD(cl.fd, iov, &scratch)
+}
+
 // enqueue queues replies for the writer, starting it when it is not
 // running. It returns false when the client is over its output limit.
 func (cl *client) enqueue(out []byte, iov [][]byte) bool {
-	if cl.nc == nil && !cl.attach() {
+	if cl.st == nil && !cl.attach() {
 		return false // its writer needs the socket in Go's poller
 	}
 	o := &cl.out
@@ -139,7 +160,7 @@ func (cl *client) writeLoop(done chan struct{}) {
 		o.mu.Unlock()
 		cl.refreshWriteDeadline()
 		iov = append(iov[:0], chunks...) // Writev shortens its elements
-		err := cl.w.Writev(iov)
+		err := cl.st.w.Writev(iov)
 		clear(iov)
 		for _, b := range chunks {
 			sockio.PutBuffer(b)
@@ -183,9 +204,9 @@ func (o *output) add(b []byte) {
 // refreshWriteDeadline moves the write deadline (client_write_timeout) on
 // when less than its slack is left. Called only by whoever writes now.
 func (cl *client) refreshWriteDeadline() {
-	if wt := cl.p.routing().lim.writeTimeout; wt > 0 && cl.nc != nil {
-		if next, ok := nextDeadline(cl.wdl, wt); ok {
-			cl.wdl = next
+	if wt := cl.p.routing().lim.writeTimeout; wt > 0 && cl.st != nil {
+		if next, ok := nextDeadline(cl.st.wdl, wt); ok {
+			cl.st.wdl = next
 			cl.nc.SetWriteDeadline(next)
 		}
 	}

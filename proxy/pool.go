@@ -294,7 +294,7 @@ func (p *pool) acceptRaw(fd int) {
 		p.stats.clientRefused.Add(1)
 		// A short reply to a socket that just came: it takes it, or the
 		// client learns of the refusal by the close.
-		cl.w.TryWrite(p.proto.refuse(nil))
+		cl.tryWrite(p.proto.refuse(nil))
 		cl.closeSocket()
 		return
 	}

@@ -148,3 +148,57 @@ func sockaddr(sa syscall.Sockaddr) net.Addr {
 	}
 	return &net.UnixAddr{Net: "unix"}
 }
+
+// Iovecs is scratch space for TryWritevFD, kept between calls so that a
+// write allocates nothing.
+type Iovecs struct{ v iovecs }
+
+// TryWriteFD writes what the bare socket fd takes now of b, without
+// waiting, and returns how much that was.
+func TryWriteFD(fd int, b []byte) (int, error) {
+	w := 0
+	for len(b) > 0 {
+		n, errno := rawWrite(uintptr(fd), b)
+		switch errno {
+		case 0:
+			b, w = b[n:], w+n
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return w, nil
+		default:
+			return w, errno
+		}
+	}
+	return w, nil
+}
+
+// TryWritevFD writes what the bare socket fd takes now of bufs, without
+// waiting, and shortens bufs' elements by what it wrote.
+func TryWritevFD(fd int, bufs [][]byte, scratch *Iovecs) error {
+	defer scratch.v.reset()
+	for {
+		for len(bufs) > 0 && len(bufs[0]) == 0 {
+			bufs = bufs[1:]
+		}
+		if len(bufs) == 0 {
+			return nil
+		}
+		n, errno := scratch.v.writev(uintptr(fd), bufs)
+		switch errno {
+		case 0:
+			for n > 0 {
+				k := min(n, len(bufs[0]))
+				bufs[0] = bufs[0][k:]
+				n -= k
+				if len(bufs[0]) == 0 {
+					bufs = bufs[1:]
+				}
+			}
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return nil
+		default:
+			return errno
+		}
+	}
+}

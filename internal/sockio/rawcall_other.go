@@ -43,3 +43,12 @@ func CloseFD(int) error { return errors.ErrUnsupported }
 
 // Peer returns nil addresses: there are no bare descriptors here.
 func Peer(int) (remote, local net.Addr) { return nil, nil }
+
+// Iovecs is TryWritevFD's scratch space; there is none here.
+type Iovecs struct{}
+
+// TryWriteFD returns errors.ErrUnsupported.
+func TryWriteFD(int, []byte) (int, error) { return 0, errors.ErrUnsupported }
+
+// TryWritevFD returns errors.ErrUnsupported.
+func TryWritevFD(int, [][]byte, *Iovecs) error { return errors.ErrUnsupported }
