@@ -3,9 +3,14 @@
 // routes every request to the server that holds its key, and answers clients
 // in request order.
 //
-// A request's way through: the client's goroutine waits for readability
-// without holding a buffer (client.go), takes a batch buffer from a pool and
-// reads; the protocol (redis.go, memcache.go, behind the two small interfaces in
+// A request's way through: on Linux a plain client is served by its pool's
+// event loops (loop.go, park.go; its socket a bare descriptor, clientsock.go):
+// it waits in a loop's epoll set with no goroutine and no buffer, the loop
+// reads what came into a batch and the goroutine that completes the batch's
+// last call writes its replies. Any other client (TLS, other systems, one in
+// a transaction, a blocking command or a subscription) has a goroutine that
+// waits for readability without holding a buffer (client.go), takes a batch
+// buffer from a pool and reads. The protocol (redis.go, memcache.go, behind the two small interfaces in
 // protocol.go) frames complete requests, looks each command up in a table of
 // flags (commands.go), and either records a local reply or finds the
 // server of each key and enqueues a call on that server's connection
