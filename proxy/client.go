@@ -127,15 +127,18 @@ func (cl *client) dropBatch() {
 	cl.p.stats.clientBuffered.Add(-1)
 }
 
-// CallDone implements pools.Doner.
+// CallDone implements pools.Doner. It reads how the client is served
+// before it counts the call done: once the count is zero the client may
+// go on, and change that, before this returns.
 func (cl *client) CallDone(*pools.Call) {
+	async, st := cl.async, cl.st
 	if cl.pending.Add(-1) == 0 {
-		if cl.async {
+		if async {
 			cl.roundDone()
 			return
 		}
 		select {
-		case cl.st.wake <- struct{}{}:
+		case st.wake <- struct{}{}:
 		default:
 		}
 	}
