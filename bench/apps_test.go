@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -179,26 +178,12 @@ func TestFrameReader(t *testing.T) {
 // run, and the section does not abort.
 func TestAppsSection(t *testing.T) {
 	nc := testservers.Need(t, "nutcracker")
-	testservers.Need(t, "redis-server")
-	testservers.Need(t, "go")
-	o, err := parseFlags([]string{"-quick", "-n", "400", "-sections", "apps", "-nutcracker-bin", nc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := newProcs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.stopAll()
-	b := &bench{ctx: context.Background(), o: o, out: io.Discard}
-	if err := b.prepare(p); err != nil {
-		t.Fatal(err)
-	}
+	b, _ := prepared(t, []string{"-quick", "-n", "400", "-sections", "apps", "-nutcracker-bin", nc}, "redis-server", "go")
 	if !b.o.proxyApps {
 		t.Fatal("the proxy built from the module is not taken for shardproxy")
 	}
 	start := time.Now()
-	text, err := b.appsSection(appsCases(o.n))
+	text, err := b.appsSection(appsCases(b.o.n))
 	if err != nil || len(b.failures) > 0 {
 		t.Fatalf("appsSection: %v, failures %q\n%s", err, b.failures, text)
 	}
@@ -218,7 +203,7 @@ func TestAppsSection(t *testing.T) {
 	t.Logf("measured in %v", time.Since(start).Round(time.Millisecond))
 
 	b.cl.redis[shardproxy], b.cl.pid[shardproxy] = b.cl.redis[nutcracker], b.cl.pid[nutcracker]
-	text, err = b.appsSection(appsCases(o.n))
+	text, err = b.appsSection(appsCases(b.o.n))
 	if err != nil {
 		t.Fatalf("appsSection through a proxy that refuses: %v", err)
 	}

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -79,22 +78,7 @@ func TestRandKey(t *testing.T) {
 // built from the module, against a Redis Cluster the section starts.
 func TestQuickCluster(t *testing.T) {
 	nc := testservers.Need(t, "nutcracker")
-	for _, p := range []string{"redis-server", "redis-cli", "redis-benchmark"} {
-		testservers.Need(t, p)
-	}
-	o, err := parseFlags([]string{"-quick", "-sections", "cluster", "-nutcracker-bin", nc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := newProcs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.stopAll()
-	b := &bench{ctx: context.Background(), o: o, out: io.Discard}
-	if err := b.prepare(p); err != nil {
-		t.Fatal(err)
-	}
+	b, _ := prepared(t, []string{"-quick", "-sections", "cluster", "-nutcracker-bin", nc}, "redis-server", "redis-cli", "redis-benchmark")
 	if err := b.runSections(); err != nil || len(b.failures) > 0 {
 		t.Fatalf("runSections: %v, failures %v", err, b.failures)
 	}

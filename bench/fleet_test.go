@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"io"
 	"strconv"
 	"strings"
@@ -153,22 +152,7 @@ func TestStopSince(t *testing.T) {
 // checks its rows, its memory table and that it stops all it started.
 func TestQuickFleet(t *testing.T) {
 	nc := testservers.Need(t, "nutcracker")
-	for _, p := range []string{"redis-server", "redis-benchmark"} {
-		testservers.Need(t, p)
-	}
-	o, err := parseFlags([]string{"-quick", "-sections", "fleet", "-nutcracker-bin", nc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := newProcs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.stopAll()
-	b := &bench{ctx: context.Background(), o: o, out: io.Discard}
-	if err := b.prepare(p); err != nil {
-		t.Fatal(err)
-	}
+	b, p := prepared(t, []string{"-quick", "-sections", "fleet", "-nutcracker-bin", nc}, "redis-server", "redis-benchmark")
 	start := time.Now()
 	if err := b.runSections(); err != nil || len(b.failures) > 0 {
 		t.Fatalf("runSections: %v, failures %v", err, b.failures)

@@ -102,22 +102,7 @@ func TestMain(m *testing.M) {
 // standing in for shardproxy, against real servers.
 func TestQuickRun(t *testing.T) {
 	nc := testservers.Need(t, "nutcracker")
-	for _, p := range []string{"redis-server", "redis-benchmark", "memcached", "memcslap"} {
-		testservers.Need(t, p)
-	}
-	o, err := parseFlags([]string{"-quick", "-conns", "300", "-proxy-bin", nc, "-nutcracker-bin", nc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := newProcs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.stopAll()
-	b := &bench{ctx: context.Background(), o: o, out: io.Discard}
-	if err := b.prepare(p); err != nil {
-		t.Fatal(err)
-	}
+	b, _ := prepared(t, []string{"-quick", "-conns", "300", "-proxy-bin", nc, "-nutcracker-bin", nc}, "redis-server", "redis-benchmark", "memcached", "memcslap")
 	if err := b.runSections(); err != nil || len(b.failures) > 0 {
 		t.Fatalf("runSections: %v, failures %v", err, b.failures)
 	}
@@ -239,4 +224,28 @@ func checkQuickApps(t *testing.T, pub, ping string) {
 			t.Errorf("apps row %q: want direct measured, nutcracker and shardproxy n/a", r)
 		}
 	}
+}
+
+// prepared parses args as bench's command line and prepares a bench over
+// real servers, skipping the test unless the programs in need are on PATH.
+// The processes it starts stop when the test ends.
+func prepared(t *testing.T, args []string, need ...string) (*bench, *procs) {
+	t.Helper()
+	for _, p := range need {
+		testservers.Need(t, p)
+	}
+	o, err := parseFlags(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := newProcs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.stopAll)
+	b := &bench{ctx: context.Background(), o: o, out: io.Discard}
+	if err := b.prepare(p); err != nil {
+		t.Fatal(err)
+	}
+	return b, p
 }

@@ -3,9 +3,7 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -132,25 +130,10 @@ func TestRESP3Checks(t *testing.T) {
 // measure direct Redis in RESP3 and the proxy in RESP2.
 func TestRESP3RowKeepsGoing(t *testing.T) {
 	nc := testservers.Need(t, "nutcracker")
-	for _, p := range []string{"redis-server", "redis-benchmark"} {
-		testservers.Need(t, p)
-	}
-	o, err := parseFlags([]string{"-quick", "-n", "500", "-sections", "redis", "-proxy-bin", nc, "-nutcracker-bin", nc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := newProcs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.stopAll()
-	b := &bench{ctx: context.Background(), o: o, out: io.Discard}
-	if err := b.prepare(p); err != nil {
-		t.Fatal(err)
-	}
+	b, _ := prepared(t, []string{"-quick", "-n", "500", "-sections", "redis", "-proxy-bin", nc, "-nutcracker-bin", nc}, "redis-server", "redis-benchmark")
 	b.o.proxyRESP3 = true // send RESP3 through the stand-in, which refuses it
 	start := time.Now()
-	text, err := b.resp3Section("RESP3", resp3Cases(o.n, true))
+	text, err := b.resp3Section("RESP3", resp3Cases(b.o.n, true))
 	if err != nil {
 		t.Fatalf("resp3Section: %v", err)
 	}

@@ -233,39 +233,75 @@ func (p *pool) accept(nc net.Conn) {
 	}
 	p.stats.clientAccepted.Add(1)
 	cl := newClient(p, nc, p.nextID.Add(1))
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	switch p.admit(cl) {
+	case poolClosed:
 		nc.Close()
-		return
-	}
-	if max := p.routing().cfg.ClientConnections; max > 0 && len(p.clients) >= max {
+	case poolFull:
 		// Refuse off the accept loop: over TLS the reply needs a handshake,
 		// which a silent client could otherwise stall.
-		p.wg.Add(1)
-		p.mu.Unlock()
-		p.stats.clientRefused.Add(1)
-		go func() {
-			defer p.wg.Done()
+		refuse := func() {
 			nc.SetDeadline(time.Now().Add(time.Second))
 			nc.Write(p.proto.refuse(nil))
 			nc.Close()
-		}()
-		return
+		}
+		if !p.spawn(refuse) {
+			nc.Close()
+		}
+	case admitted:
+		if p.tls == nil && cl.loopable() {
+			// Served by its event loop from its first request (loop.go).
+			if !p.parkerOf(cl).wait(cl) {
+				p.resume(cl)
+			}
+			return
+		}
+		if !p.spawn(func() { p.run(cl, true) }) {
+			cl.closeSocket()
+		}
+	}
+}
+
+// admission is what admit decided for a client just accepted.
+type admission int
+
+const (
+	admitted   admission = iota // one of the pool's clients now
+	poolClosed                  // the pool is closed
+	poolFull                    // client_connections reached: refused, and counted
+)
+
+// admit makes cl, just accepted, one of the pool's clients, unless the
+// pool is closed or has client_connections clients.
+func (p *pool) admit(cl *client) admission {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return poolClosed
+	}
+	if max := p.routing().cfg.ClientConnections; max > 0 && len(p.clients) >= max {
+		p.stats.clientRefused.Add(1)
+		return poolFull
 	}
 	p.clients[cl] = struct{}{}
 	p.stats.clientConnections.Add(1)
-	if p.tls == nil && cl.loopable() {
-		// Served by its event loop from its first request (loop.go).
+	return admitted
+}
+
+// spawn runs f in a goroutine the pool's close waits for, unless the pool
+// is closed: then it returns false.
+func (p *pool) spawn(f func()) bool {
+	p.mu.Lock()
+	if p.closed {
 		p.mu.Unlock()
-		if !p.parkerOf(cl).wait(cl) {
-			p.resume(cl)
-		}
-		return
+		return false
 	}
 	p.wg.Add(1)
 	p.mu.Unlock()
-	go p.run(cl, true)
+	go func() {
+		defer p.wg.Done()
+		f()
+	}()
+	return true
 }
 
 // loopsServe says the pool's event loops serve its plain clients now
@@ -283,32 +319,23 @@ func (p *pool) acceptRaw(fd int) {
 	}
 	p.stats.clientAccepted.Add(1)
 	cl := newRawClient(p, fd, p.nextID.Add(1))
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		cl.closeSocket()
-		return
-	}
-	if max := rt.cfg.ClientConnections; max > 0 && len(p.clients) >= max {
-		p.mu.Unlock()
-		p.stats.clientRefused.Add(1)
+	switch p.admit(cl) {
+	case poolFull:
 		// A short reply to a socket that just came: it takes it, or the
 		// client learns of the refusal by the close.
 		cl.tryWrite(p.proto.refuse(nil))
+		fallthrough
+	case poolClosed:
 		cl.closeSocket()
 		return
 	}
-	p.clients[cl] = struct{}{}
-	p.stats.clientConnections.Add(1)
-	p.mu.Unlock()
 	if !p.parkerOf(cl).wait(cl) {
 		p.resume(cl)
 	}
 }
 
-// run serves cl in its goroutine until it leaves or parks.
+// run serves cl in its goroutine (spawn's) until it leaves or parks.
 func (p *pool) run(cl *client, handshake bool) {
-	defer p.wg.Done()
 	if handshake {
 		if err := tlsHandshake(cl.nc); err != nil {
 			p.log.Debug("client TLS handshake failed", "remote", cl.nc.RemoteAddr().String(), "err", err)
@@ -320,8 +347,7 @@ func (p *pool) run(cl *client, handshake bool) {
 		// Serve in a fresh goroutine: the handshake grew this one's
 		// stack, which a goroutine keeps while it lives, and an idle
 		// TLS client would hold it for as long as it stays connected.
-		p.wg.Add(1)
-		go p.run(cl, false)
+		p.resume(cl)
 		return
 	}
 	if cl.serve() {
@@ -330,17 +356,12 @@ func (p *pool) run(cl *client, handshake bool) {
 	p.forget(cl)
 }
 
-// resume gives a parked client that turned readable a goroutine again.
+// resume gives a client a goroutine (again): a parked one that turned
+// readable, or one its event loop hands over.
 func (p *pool) resume(cl *client) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if !p.spawn(func() { p.run(cl, false) }) {
 		cl.closeSocket()
-		return
 	}
-	p.wg.Add(1)
-	p.mu.Unlock()
-	go p.run(cl, false)
 }
 
 // forget drops a closed client from the pool, and ends its session and
