@@ -8,6 +8,7 @@ import (
 
 	"github.com/shardproxy/shardproxy/cluster"
 	"github.com/shardproxy/shardproxy/codec/resp"
+	"github.com/shardproxy/shardproxy/commands"
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/hashring"
 	"github.com/shardproxy/shardproxy/pools"
@@ -345,12 +346,12 @@ func (rt *routing) ownerOf(c *pools.Call) *pools.Server {
 	if n, err := resp.ReadRequest(frame, &req, resp.Limits{MaxBulk: len(frame)}); n == 0 || err != nil || len(req.Args) == 0 {
 		return nil
 	}
-	cmd := lookup(req.Args[0])
+	cmd := commands.Lookup(req.Args[0])
 	if cmd == nil {
 		return nil
 	}
-	keys, err := cmd.keys(nil, req.Args)
-	if err != keysOK || len(keys) == 0 {
+	keys, err := cmd.Keys(nil, req.Args)
+	if err != commands.KeysOK || len(keys) == 0 {
 		return nil
 	}
 	if i := rt.locate(keys[0]); i >= 0 {

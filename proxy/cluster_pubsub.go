@@ -7,6 +7,7 @@ import (
 
 	"github.com/shardproxy/shardproxy/cluster"
 	"github.com/shardproxy/shardproxy/codec/resp"
+	"github.com/shardproxy/shardproxy/commands"
 	"github.com/shardproxy/shardproxy/pools"
 )
 
@@ -43,7 +44,7 @@ type shardMove struct {
 // followSubscribe follows the MOVED a node refused a shard subscription
 // command with (the pool's map was stale): the slot is patched and the
 // command runs again, on the new owner, up to maxRedirects times.
-func (r *redisProto) followSubscribe(cl *client, sb *subscriber, bt *batch, cmd *command, targets [][]byte, out []byte, err error) ([]byte, error) {
+func (r *redisProto) followSubscribe(cl *client, sb *subscriber, bt *batch, cmd *commands.Command, targets [][]byte, out []byte, err error) ([]byte, error) {
 	cs := cl.p.cluster
 	for range maxRedirects {
 		var ref refusal

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"github.com/shardproxy/shardproxy/cluster"
+	"github.com/shardproxy/shardproxy/commands"
 	"github.com/shardproxy/shardproxy/pools"
 )
 
@@ -42,17 +43,17 @@ type owedFrames struct {
 
 // otherNode serves a command of a session whose keys' slot lives on
 // another node than the session's (ring index si).
-func (r *redisProto) otherNode(cl *client, bt *batch, cmd *command, args [][]byte, frame []byte, si int, blocking bool) {
+func (r *redisProto) otherNode(cl *client, bt *batch, cmd *commands.Command, args [][]byte, frame []byte, si int, blocking bool) {
 	s := cl.sess
 	switch {
-	case s.multi && cmd.sess == sessWatch:
+	case s.multi && cmd.Sess == commands.SessWatch:
 		r.reject(cl, bt, errWatchInMulti)
 	case s.multi:
 		// As a node that held both slots: queued, and EXEC answers
 		// -CROSSSLOT.
 		s.crossSlot = true
 		localReply(bt, queuedReply)
-	case cmd.sess == sessWatch:
+	case cmd.Sess == commands.SessWatch:
 		errorReply(bt, crossSlot)
 	case blocking: // watching: it blocks on a connection of its own
 		r.blockAside(cl, bt, si, frame)

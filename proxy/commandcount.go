@@ -2,21 +2,20 @@ package proxy
 
 import (
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/shardproxy/shardproxy/codec/memcache"
+	"github.com/shardproxy/shardproxy/commands"
 	"github.com/shardproxy/shardproxy/pools"
 )
 
 // Requests are counted per command and pool in a fixed array of counters,
 // indexed by a small id: a RESP command's id is in its row of the command
-// table (command.id), a memcache command's is its memcache.Command. Id 0
-// counts the requests whose command is not in the table, so no name a
-// client sends ever becomes a counter's name.
+// table (commands.Command.ID), a memcache command's is its
+// memcache.Command. Id 0 counts the requests whose command is not in the
+// table, so no name a client sends ever becomes a counter's name.
 //
 // What became of the requests is counted per command too, once their
 // batch's replies are written (countServed): the error replies, and the
@@ -32,25 +31,17 @@ const commandSlots = 512
 // table are counted.
 const unknownCommand = "unknown"
 
-// numberCommands gives each row of the command table its id: 1, 2, ... in
-// the order of the names, 0 being unknownCommand's.
-func numberCommands(m map[string]*command) {
-	names := slices.Sorted(maps.Keys(m))
-	if len(names) >= commandSlots {
-		panic(fmt.Sprintf("proxy: %d commands do not fit %d command counters: raise commandSlots", len(names), commandSlots))
-	}
-	for i, n := range names {
-		m[n].id = uint16(i + 1)
-	}
-}
-
-// redisCommandNames names the counter of each id of the command table, in
-// lower case as Redis's own INFO commandstats does.
+// redisCommandNames names the counter of each id of the command table
+// (commands.Command.ID: 1, 2, ... in the order of the names, 0 being
+// unknownCommand's), in lower case as Redis's own INFO commandstats does.
 var redisCommandNames = func() []string {
-	names := make([]string, len(commands)+1)
+	if commands.Len() >= commandSlots {
+		panic(fmt.Sprintf("proxy: %d commands do not fit %d command counters: raise commandSlots", commands.Len(), commandSlots))
+	}
+	names := make([]string, commands.Len()+1)
 	names[0] = unknownCommand
-	for n, c := range commands {
-		names[c.id] = strings.ToLower(n)
+	for c := range commands.All() {
+		names[c.ID] = strings.ToLower(c.Name)
 	}
 	return names
 }()

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardproxy/shardproxy/commands"
 	"github.com/shardproxy/shardproxy/pools"
 )
 
@@ -14,7 +15,7 @@ import (
 func TestCountServed(t *testing.T) {
 	ps := &poolStats{outcomes: make([]commandOutcome, commandIDs)}
 	bt := &batch{arrived: time.Unix(100, 0)}
-	get, set := commands["GET"].id, commands["SET"].id
+	get, set := commands.Lookup([]byte("GET")).ID, commands.Lookup([]byte("SET")).ID
 	// GET ok, GET error, SET ok, GET (no answer), SET failed silently.
 	bt.answers = []answer{{}, {failed: true}, {}}
 	for i, id := range []uint16{get, get, set, get, set} {
@@ -53,7 +54,7 @@ func TestCountServed(t *testing.T) {
 func BenchmarkCountServed(b *testing.B) {
 	ps := &poolStats{outcomes: make([]commandOutcome, commandIDs)}
 	bt := &batch{arrived: time.Now()}
-	id := commands["GET"].id
+	id := commands.Lookup([]byte("GET")).ID
 	b.ReportAllocs()
 	for b.Loop() {
 		for range 16 {
@@ -69,7 +70,7 @@ func BenchmarkCountServed(b *testing.B) {
 func BenchmarkCountCommand(b *testing.B) {
 	ps := &poolStats{outcomes: make([]commandOutcome, commandIDs)}
 	bt := &batch{}
-	id := commands["GET"].id
+	id := commands.Lookup([]byte("GET")).ID
 	b.ReportAllocs()
 	for b.Loop() {
 		for range 16 {

@@ -11,8 +11,9 @@
 // a transaction, a blocking command or a subscription) has a goroutine that
 // waits for readability without holding a buffer (client.go), takes a batch
 // buffer from a pool and reads. The protocol (redis.go, memcache.go, behind the two small interfaces in
-// protocol.go) frames complete requests, looks each command up in a table of
-// flags (commands.go), and either records a local reply or finds the
+// protocol.go) frames complete requests, looks each command up in the
+// command table (package commands: how it is served, its arity, where its
+// keys are), and either records a local reply or finds the
 // server of each key and enqueues a call on that server's connection
 // (package pools).
 //
@@ -72,9 +73,9 @@
 // session connections a client has to itself (pools.Server.Session):
 // one request at a time, the server's reply being the client's; a
 // request of a session starts a batch of its own, so that nothing the
-// client sent before can overtake it on another connection. Streams and
-// the keyspace commands (SCAN, KEYS, ...) are in streams.go and
-// keyspace.go.
+// client sent before can overtake it on another connection. The keyspace
+// commands (SCAN, KEYS, ...) are in keyspace.go; the streams' keys are
+// found by the command table (package commands, streams.go).
 //
 // Counting stays off the request's way: counters are atomics (a pool's
 // requests per command in a fixed array indexed by the command table's

@@ -7,10 +7,11 @@ import (
 	"strings"
 
 	"github.com/shardproxy/shardproxy/codec/resp"
+	"github.com/shardproxy/shardproxy/commands"
 	"github.com/shardproxy/shardproxy/pools"
 )
 
-// The keyspace commands (kindKeyspace) are about every key of the pool,
+// The keyspace commands (commands.Keyspace) are about every key of the pool,
 // so they go to every server the pool talks to (routing.servers: its
 // servers in file order, then those of migrate_from that are not among
 // them), ejected or not: a server that cannot be reached makes the
@@ -24,23 +25,23 @@ import (
 // does not change.
 
 // keyspace serves a keyspace command.
-func (r *redisProto) keyspace(cl *client, bt *batch, cmd *command, args [][]byte, frame []byte) {
-	switch cmd.name {
+func (r *redisProto) keyspace(cl *client, bt *batch, cmd *commands.Command, args [][]byte, frame []byte) {
+	switch cmd.Name {
 	case "SCAN":
 		r.scan(cl, bt, args)
 	case "KEYS":
-		r.everyServer(cl, bt, frame, mergeConcat)
+		r.everyServer(cl, bt, frame, commands.MergeConcat)
 	case "DBSIZE":
-		r.everyServer(cl, bt, frame, mergeSum)
+		r.everyServer(cl, bt, frame, commands.MergeSum)
 	case "RANDOMKEY":
-		r.everyServer(cl, bt, frame, mergeRandom)
+		r.everyServer(cl, bt, frame, commands.MergeRandom)
 	default: // FLUSHDB, FLUSHALL
 		if !bt.rt.cfg.AllowFlush {
 			errorReply(bt, fmt.Sprintf("ERR '%s' would empty every server of pool %s: it is refused unless the pool has allow_flush: true",
-				strings.ToLower(cmd.name), bt.rt.cfg.Name))
+				strings.ToLower(cmd.Name), bt.rt.cfg.Name))
 			return
 		}
-		r.everyServer(cl, bt, frame, mergeOK)
+		r.everyServer(cl, bt, frame, commands.MergeOK)
 	}
 }
 
@@ -98,7 +99,7 @@ func parseCursor(b []byte) (uint64, bool) {
 }
 
 // scan sends a SCAN to the server its cursor names, with that server's
-// own cursor; the reply's cursor is made the pool's (mergeScan).
+// own cursor; the reply's cursor is made the pool's (commands.MergeScan).
 func (r *redisProto) scan(cl *client, bt *batch, args [][]byte) {
 	servers := bt.rt.servers
 	v, ok := parseCursor(args[1])
@@ -120,14 +121,14 @@ func (r *redisProto) scan(cl *client, bt *batch, args [][]byte) {
 	// server's index and the number of servers.
 	orderStart := len(bt.order)
 	bt.order = append(bt.order, idx, len(servers))
-	bt.answers = append(bt.answers, answer{first: bt.ncalls, n: 1, merge: mergeScan, order: [2]int{orderStart, len(bt.order)}})
+	bt.answers = append(bt.answers, answer{first: bt.ncalls, n: 1, merge: commands.MergeScan, order: [2]int{orderStart, len(bt.order)}})
 	bt.send(cl, servers[idx], bt.scratch[start:], 0, false)
 }
 
 // mergeKeyspace appends the reply of a keyspace command merged by
-// mergeConcat, mergeRandom or mergeScan.
+// commands.MergeConcat, MergeRandom or MergeScan.
 func (r *redisProto) mergeKeyspace(dst []byte, bt *batch, s *answer, calls []*pools.Call) []byte {
-	if s.merge == mergeRandom {
+	if s.merge == commands.MergeRandom {
 		return r.randomKey(dst, calls)
 	}
 	for _, c := range calls {
@@ -139,7 +140,7 @@ func (r *redisProto) mergeKeyspace(dst []byte, bt *batch, s *answer, calls []*po
 			return append(dst, c.Reply...)
 		}
 	}
-	if s.merge == mergeScan {
+	if s.merge == commands.MergeScan {
 		walk := bt.order[s.order[0]:s.order[1]]
 		return scanReply(dst, calls[0].Reply, walk[0], walk[1])
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/shardproxy/shardproxy/codec/memcache"
 	"github.com/shardproxy/shardproxy/codec/resp"
+	"github.com/shardproxy/shardproxy/commands"
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/pools"
 )
@@ -267,7 +268,7 @@ func (m *memcacheProto) reply(dst []byte, bt *batch, s *answer) []byte {
 		}
 	}
 	switch s.merge {
-	case mergeNone:
+	case commands.MergeNone:
 		rep := calls[0].Reply
 		if calls[0].Kind&quietKind != 0 {
 			rep = rep[:len(rep)-len(mnReply)]
@@ -318,7 +319,7 @@ func (m *memcacheProto) requestNeed([]byte) int { return 0 }
 func (memcacheServers) replyNeed([]byte) int { return 0 }
 
 func (m *memcacheProto) direct(bt *batch, s *answer) []byte {
-	if s.n != 1 || s.merge != mergeNone {
+	if s.n != 1 || s.merge != commands.MergeNone {
 		return nil
 	}
 	c := bt.calls[s.first]

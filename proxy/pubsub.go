@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shardproxy/shardproxy/codec/resp"
+	"github.com/shardproxy/shardproxy/commands"
 	"github.com/shardproxy/shardproxy/pools"
 )
 
@@ -24,17 +25,6 @@ import (
 // confirmations, and writes Redis's confirmations itself, with the
 // client's own counts, in the order of the command's arguments; messages
 // that come meanwhile wait until they are written.
-
-// The subscription commands (command.sub): the kind of subscription and
-// whether it ends some.
-const (
-	subNone    uint8 = 0
-	subChannel uint8 = 1 << iota // SUBSCRIBE, UNSUBSCRIBE
-	subPattern                   // PSUBSCRIBE, PUNSUBSCRIBE
-	subShard                     // SSUBSCRIBE, SUNSUBSCRIBE
-	subInfo                      // PUBSUB
-	subEnd                       // the UN- form
-)
 
 // confirmWait bounds the wait for a server's confirmation.
 const confirmWait = 10 * time.Second
@@ -90,7 +80,7 @@ func newSubscriber(cl *client) *subscriber {
 // count is Redis's subscription count of the kind: channels and patterns
 // together, shard channels apart.
 func (sb *subscriber) count(kind uint8) int {
-	if kind&subShard != 0 {
+	if kind&commands.SubShard != 0 {
 		return len(sb.shards)
 	}
 	return len(sb.channels) + len(sb.patterns)
@@ -99,17 +89,17 @@ func (sb *subscriber) count(kind uint8) int {
 // pubsubRequest answers a subscription command or PUBSUB, and any
 // request of a RESP2 client while it is subscribed (RESP3 clients may send
 // any command then).
-func (r *redisProto) pubsubRequest(cl *client, bt *batch, cmd *command, args [][]byte) {
+func (r *redisProto) pubsubRequest(cl *client, bt *batch, cmd *commands.Command, args [][]byte) {
 	sb := cl.sub.Load()
 	switch {
-	case cmd.subscription == subInfo && (sb == nil || cl.resp3):
+	case cmd.Subscription == commands.SubInfo && (sb == nil || cl.resp3):
 		r.pubsubInfo(cl, bt, args)
 		return
-	case cmd.subscription != subNone && cmd.subscription != subInfo:
-	case cmd.name == "PING" && len(args) > 2:
-		r.write(cl, bt, resp.AppendError(nil, wrongArgs(args[0])))
+	case cmd.Subscription != commands.SubNone && cmd.Subscription != commands.SubInfo:
+	case cmd.Name == "PING" && len(args) > 2:
+		r.write(cl, bt, resp.AppendError(nil, commands.ArityError(args[0])))
 		return
-	case cmd.name == "PING":
+	case cmd.Name == "PING":
 		// RESP2's subscribed PING: ["pong", message].
 		dst := resp.AppendArray(nil, 2)
 		dst = resp.AppendBulkString(dst, "pong")
@@ -123,13 +113,13 @@ func (r *redisProto) pubsubRequest(cl *client, bt *batch, cmd *command, args [][
 		r.write(cl, bt, resp.AppendError(nil, fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", fullName(cmd, args))))
 		return
 	}
-	if bt.rt.slots != nil && cmd.subscription&subShard != 0 && !sameSlot(args[1:]) {
+	if bt.rt.slots != nil && cmd.Subscription&commands.SubShard != 0 && !sameSlot(args[1:]) {
 		// Shard channels of several slots: a node's answer.
 		r.write(cl, bt, resp.AppendError(nil, crossSlot))
 		return
 	}
 	if sb == nil {
-		if cmd.subscription&subEnd != 0 {
+		if cmd.Subscription&commands.SubEnd != 0 {
 			// Subscribed to nothing: each name is confirmed (none: a
 			// null), with a count of 0, as Redis does.
 			var out []byte
@@ -157,7 +147,7 @@ func (r *redisProto) pubsubRequest(cl *client, bt *batch, cmd *command, args [][
 	}
 	out = append(out, sb.held...)
 	sb.held, sb.holding = nil, false // an idle subscriber holds no buffer
-	empty := sb.count(subChannel)+sb.count(subShard) == 0
+	empty := sb.count(commands.SubChannel)+sb.count(commands.SubShard) == 0
 	ok := cl.sendNow(out, nil)
 	sb.mu.Unlock()
 	bt.putServed(cur, err != nil)
@@ -179,11 +169,11 @@ var containers = map[string]bool{"ACL": true, "CLIENT": true, "CLUSTER": true, "
 	"SLOWLOG": true, "XGROUP": true, "XINFO": true}
 
 // fullName is a command's name as Redis's errors give it: "client|id".
-func fullName(cmd *command, args [][]byte) string {
-	if containers[cmd.name] && len(args) > 1 {
-		return strings.ToLower(cmd.name + "|" + string(args[1]))
+func fullName(cmd *commands.Command, args [][]byte) string {
+	if containers[cmd.Name] && len(args) > 1 {
+		return strings.ToLower(cmd.Name + "|" + string(args[1]))
 	}
-	return strings.ToLower(cmd.name)
+	return strings.ToLower(cmd.Name)
 }
 
 // write writes a reply of the proxy's own to a subscribed client, after
@@ -216,8 +206,8 @@ func (r *redisProto) flushAnswers(cl *client, bt *batch) {
 // patterns; none: all of the kind, for an UN- form) and returns Redis's
 // confirmations, one per target. It leaves sb holding: the caller writes
 // the confirmations, then the messages held.
-func (r *redisProto) subscribe(cl *client, sb *subscriber, rt *routing, cmd *command, targets [][]byte) ([]byte, error) {
-	kind, end := cmd.subscription&^subEnd, cmd.subscription&subEnd != 0
+func (r *redisProto) subscribe(cl *client, sb *subscriber, rt *routing, cmd *commands.Command, targets [][]byte) ([]byte, error) {
+	kind, end := cmd.Subscription&^commands.SubEnd, cmd.Subscription&commands.SubEnd != 0
 	sb.mu.Lock()
 	sb.holding = true
 	if end && len(targets) == 0 {
@@ -237,7 +227,7 @@ func (r *redisProto) subscribe(cl *client, sb *subscriber, rt *routing, cmd *com
 		for _, srv := range sb.servers(kind, name, rt) {
 			send[srv] = append(send[srv], t)
 		}
-		if kind == subShard && end {
+		if kind == commands.SubShard && end {
 			sb.leaving[name] = true
 		}
 	}
@@ -279,7 +269,7 @@ func (r *redisProto) subscribe(cl *client, sb *subscriber, rt *routing, cmd *com
 // It first opens the subscriber's connection to each server it has none
 // to yet, so that a refusal (server_sessions) comes before any server
 // was sent anything: the subscriptions are then as they were.
-func (r *redisProto) sendSubscriptions(cl *client, sb *subscriber, cmd *command, send map[*pools.Server][][]byte) error {
+func (r *redisProto) sendSubscriptions(cl *client, sb *subscriber, cmd *commands.Command, send map[*pools.Server][][]byte) error {
 	conns := make(map[*pools.Server]*pools.SessionConn, len(send))
 	for srv := range send {
 		sb.mu.Lock()
@@ -299,7 +289,7 @@ func (r *redisProto) sendSubscriptions(cl *client, sb *subscriber, cmd *command,
 		conns[srv] = conn
 	}
 	for srv, ts := range send {
-		frame := resp.AppendCommand(nil, append([][]byte{[]byte(cmd.name)}, ts...)...)
+		frame := resp.AppendCommand(nil, append([][]byte{[]byte(cmd.Name)}, ts...)...)
 		if err := conns[srv].Write(frame); err != nil {
 			return fmt.Errorf("%w: %w", errSubsLost, err)
 		}
@@ -363,13 +353,13 @@ func (e refusal) Error() string {
 
 // confirmation appends Redis's confirmation of cmd for target (nil: none)
 // with the client's count.
-func (r *redisProto) confirmation(dst []byte, cl *client, cmd *command, target []byte, count int) []byte {
+func (r *redisProto) confirmation(dst []byte, cl *client, cmd *commands.Command, target []byte, count int) []byte {
 	if cl.resp3 {
 		dst = resp.AppendPush(dst, 3)
 	} else {
 		dst = resp.AppendArray(dst, 3)
 	}
-	dst = resp.AppendBulkString(dst, strings.ToLower(cmd.name))
+	dst = resp.AppendBulkString(dst, strings.ToLower(cmd.Name))
 	if target == nil {
 		dst = appendNull(dst, cl.resp3)
 	} else {
@@ -382,11 +372,11 @@ func (r *redisProto) confirmation(dst []byte, cl *client, cmd *command, target [
 func (sb *subscriber) names(kind uint8) []string {
 	var out []string
 	switch kind {
-	case subChannel:
+	case commands.SubChannel:
 		for n := range sb.channels {
 			out = append(out, n)
 		}
-	case subPattern:
+	case commands.SubPattern:
 		for n := range sb.patterns {
 			out = append(out, n)
 		}
@@ -402,9 +392,9 @@ func (sb *subscriber) names(kind uint8) []string {
 // has reports whether the client is subscribed to name. Under mu.
 func (sb *subscriber) has(kind uint8, name string) bool {
 	switch kind {
-	case subChannel:
+	case commands.SubChannel:
 		return sb.channels[name] != nil
-	case subPattern:
+	case commands.SubPattern:
 		_, ok := sb.patterns[name]
 		return ok
 	default:
@@ -419,13 +409,13 @@ func (sb *subscriber) has(kind uint8, name string) bool {
 // that each message comes once. Under mu.
 func (sb *subscriber) servers(kind uint8, name string, rt *routing) []*pools.Server {
 	switch {
-	case kind == subPattern && rt.slots == nil:
+	case kind == commands.SubPattern && rt.slots == nil:
 		return rt.servers
-	case kind == subPattern && sb.patterns[name] != nil:
+	case kind == commands.SubPattern && sb.patterns[name] != nil:
 		return []*pools.Server{sb.patterns[name]}
-	case kind == subChannel && sb.channels[name] != nil:
+	case kind == commands.SubChannel && sb.channels[name] != nil:
 		return []*pools.Server{sb.channels[name]}
-	case kind == subShard && sb.shards[name] != nil:
+	case kind == commands.SubShard && sb.shards[name] != nil:
 		return []*pools.Server{sb.shards[name]}
 	}
 	i := rt.locate([]byte(name))
@@ -438,19 +428,19 @@ func (sb *subscriber) servers(kind uint8, name string, rt *routing) []*pools.Ser
 // add and remove record a subscription made or ended. Under mu.
 func (sb *subscriber) add(kind uint8, name string, rt *routing) {
 	switch kind {
-	case subPattern:
+	case commands.SubPattern:
 		sb.patterns[name] = nil
 		if rt.slots != nil {
 			if srvs := sb.servers(kind, name, rt); len(srvs) == 1 {
 				sb.patterns[name] = srvs[0]
 			}
 		}
-	case subChannel, subShard:
+	case commands.SubChannel, commands.SubShard:
 		srvs := sb.servers(kind, name, rt)
 		if len(srvs) == 0 {
 			return
 		}
-		if kind == subChannel {
+		if kind == commands.SubChannel {
 			sb.channels[name] = srvs[0]
 		} else {
 			sb.shards[name] = srvs[0]
@@ -460,9 +450,9 @@ func (sb *subscriber) add(kind uint8, name string, rt *routing) {
 
 func (sb *subscriber) remove(kind uint8, name string) {
 	switch kind {
-	case subPattern:
+	case commands.SubPattern:
 		delete(sb.patterns, name)
-	case subChannel:
+	case commands.SubChannel:
 		delete(sb.channels, name)
 	default:
 		delete(sb.shards, name)

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/shardproxy/shardproxy/codec/resp"
+	"github.com/shardproxy/shardproxy/commands"
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/pools"
 )
@@ -112,9 +113,9 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 		bt.scratch = resp.AppendCommand(bt.scratch, args...)
 		frame = bt.scratch[start:]
 	}
-	cmd := lookup(args[0])
-	if cmd != nil && (bt.ncalls > 0 || cl.async) && (cmd.name == "HELLO" && len(args) > 1 || cl.sess != nil || cmd.sess != sessNone ||
-		cmd.kind == kindPubSub || cmd.name == "RESET" || cl.sub.Load() != nil || cmd.keysFunc != nil && blockingRead(args)) {
+	cmd := commands.Lookup(args[0])
+	if cmd != nil && (bt.ncalls > 0 || cl.async) && (cmd.Name == "HELLO" && len(args) > 1 || cl.sess != nil || cmd.Sess != commands.SessNone ||
+		cmd.Kind == commands.PubSub || cmd.Name == "RESET" || cl.sub.Load() != nil || cmd.BlockingRead(args)) {
 		// A HELLO that may switch the protocol, and a request of a
 		// session (session.go), wait for the replies of the requests
 		// before them, which run on other connections: it starts the
@@ -124,7 +125,7 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 		return 0, false
 	}
 	if cmd != nil {
-		bt.countCommand(&r.p.stats, cmd.id)
+		bt.countCommand(&r.p.stats, cmd.ID)
 	} else {
 		bt.countCommand(&r.p.stats, 0)
 	}
@@ -132,45 +133,45 @@ func (r *redisProto) parse(cl *client, b []byte, bt *batch) (int, bool) {
 	case cmd == nil:
 		r.reject(cl, bt, fmt.Sprintf("ERR unknown command '%s', with args beginning with: %s", resp.Clip(args[0]), argList(args[1:])))
 		return n, false
-	case bt.rt.cfg.RedisAuth != "" && !cl.authed && cmd.name != "AUTH" && cmd.name != "HELLO" && cmd.name != "QUIT":
+	case bt.rt.cfg.RedisAuth != "" && !cl.authed && cmd.Name != "AUTH" && cmd.Name != "HELLO" && cmd.Name != "QUIT":
 		errorReply(bt, "NOAUTH Authentication required.")
 		return n, false
-	case !cmd.arityOK(len(args)):
+	case !cmd.ArityOK(len(args)):
 		r.wrongArity(cl, bt, cmd, args)
 		return n, false
-	case cmd.kind == kindPubSub || cl.sub.Load() != nil && !cl.resp3 && cmd.name != "QUIT" && cmd.name != "RESET":
+	case cmd.Kind == commands.PubSub || cl.sub.Load() != nil && !cl.resp3 && cmd.Name != "QUIT" && cmd.Name != "RESET":
 		r.pubsubRequest(cl, bt, cmd, args)
 		return n, false
-	case (cl.sess != nil || cmd.sess != sessNone) && cmd.name != "QUIT" && cmd.name != "RESET":
+	case (cl.sess != nil || cmd.Sess != commands.SessNone) && cmd.Name != "QUIT" && cmd.Name != "RESET":
 		r.inSession(cl, bt, cmd, args, frame)
 		return n, false
 	}
-	switch cmd.kind {
-	case kindSingle, kindSameServer, kindSplit:
+	switch cmd.Kind {
+	case commands.Single, commands.SameServer, commands.Split:
 		r.route(cl, bt, cmd, args, frame)
-	case kindLocal:
+	case commands.Local:
 		return n, r.local(cl, bt, cmd, args)
-	case kindKeyspace:
+	case commands.Keyspace:
 		r.keyspace(cl, bt, cmd, args, frame)
 	default:
-		errorReply(bt, fmt.Sprintf("ERR command '%s' is not supported by the proxy", strings.ToLower(cmd.name)))
+		errorReply(bt, fmt.Sprintf("ERR command '%s' is not supported by the proxy", strings.ToLower(cmd.Name)))
 	}
 	return n, false
 }
 
 // route forwards a request by its keys: whole to the server of all its keys,
-// or split per server (kindSplit). While a migration is configured, the
+// or split per server (commands.Split). While a migration is configured, the
 // keys whose owner changed move first (moveKeys, migration.go).
-func (r *redisProto) route(cl *client, bt *batch, cmd *command, args [][]byte, frame []byte) {
-	keys, err := cmd.keys(bt.keys[:0], args)
+func (r *redisProto) route(cl *client, bt *batch, cmd *commands.Command, args [][]byte, frame []byte) {
+	keys, err := cmd.Keys(bt.keys[:0], args)
 	switch {
-	case err == keysBlocking: // XREAD or XREADGROUP with BLOCK: a session's
+	case err == commands.KeysBlocking: // XREAD or XREADGROUP with BLOCK: a session's
 		r.block(cl, bt, cmd, args, frame)
-	case err != keysOK:
-		errorReply(bt, cmd.keysError(err, args))
+	case err != commands.KeysOK:
+		errorReply(bt, cmd.KeysError(err, args))
 	case bt.rt.mig != nil && !r.moveKeys(bt, keys):
 		// A key could not move: answered with the error.
-	case cmd.kind == kindSplit:
+	case cmd.Kind == commands.Split:
 		r.split(cl, bt, cmd, args, frame)
 	default:
 		r.forward(cl, bt, cmd, keys, frame)
@@ -179,31 +180,9 @@ func (r *redisProto) route(cl *client, bt *batch, cmd *command, args [][]byte, f
 	bt.keys = keys[:0]
 }
 
-// blockingRead reports whether an XREAD or XREADGROUP request has a BLOCK
-// option: it may block, so it runs in a batch of its own.
-func blockingRead(args [][]byte) bool {
-	_, block, _ := streamKeys(nil, args)
-	return block > 0
-}
-
-// parseCount parses a small non-negative decimal.
-func parseCount(b []byte) (int, bool) {
-	if len(b) == 0 || len(b) > 9 {
-		return 0, false
-	}
-	v := 0
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		v = v*10 + int(c-'0')
-	}
-	return v, true
-}
-
 // forward sends the whole frame to the server of keys[0], after checking
 // that every key lives there too.
-func (r *redisProto) forward(cl *client, bt *batch, cmd *command, keys [][]byte, frame []byte) {
+func (r *redisProto) forward(cl *client, bt *batch, cmd *commands.Command, keys [][]byte, frame []byte) {
 	rt := bt.rt
 	i := rt.locate(keys[0])
 	if rt.slots != nil && !sameSlot(keys) {
@@ -212,7 +191,7 @@ func (r *redisProto) forward(cl *client, bt *batch, cmd *command, keys [][]byte,
 	}
 	for _, k := range keys[1:] {
 		if rt.locate(k) != i {
-			errorReply(bt, fmt.Sprintf("ERR the keys of '%s' live on different servers: the proxy cannot serve it (put the keys under one hash tag)", strings.ToLower(cmd.name)))
+			errorReply(bt, fmt.Sprintf("ERR the keys of '%s' live on different servers: the proxy cannot serve it (put the keys under one hash tag)", strings.ToLower(cmd.Name)))
 			return
 		}
 	}
@@ -227,9 +206,9 @@ func (r *redisProto) forward(cl *client, bt *batch, cmd *command, keys [][]byte,
 
 // split sends a multi-key command as one fragment per server, or whole when
 // all its keys live on one server.
-func (r *redisProto) split(cl *client, bt *batch, cmd *command, args [][]byte, frame []byte) {
+func (r *redisProto) split(cl *client, bt *batch, cmd *commands.Command, args [][]byte, frame []byte) {
 	rt := bt.rt
-	step := cmd.step
+	step := cmd.Step
 	frags, orderStart, ok := bt.group(args[1:], step)
 	if !ok {
 		r.noServer(bt)
@@ -243,7 +222,7 @@ func (r *redisProto) split(cl *client, bt *batch, cmd *command, args [][]byte, f
 		return
 	}
 	order := bt.order[orderStart:]
-	bt.answers = append(bt.answers, answer{first: bt.ncalls, n: len(frags), merge: cmd.merge, order: [2]int{orderStart, len(bt.order)}})
+	bt.answers = append(bt.answers, answer{first: bt.ncalls, n: len(frags), merge: cmd.Merge, order: [2]int{orderStart, len(bt.order)}})
 	r.p.stats.fragments.Add(int64(len(frags)))
 	for f, si := range frags {
 		cnt := 0
@@ -272,7 +251,7 @@ func (r *redisProto) split(cl *client, bt *batch, cmd *command, args [][]byte, f
 // reply appends a forwarded or split request's reply.
 func (r *redisProto) reply(dst []byte, bt *batch, s *answer) []byte {
 	calls := bt.calls[s.first : s.first+s.n]
-	if s.merge >= mergeConcat {
+	if s.merge >= commands.MergeConcat {
 		return r.mergeKeyspace(dst, bt, s, calls)
 	}
 	for _, c := range calls {
@@ -281,7 +260,7 @@ func (r *redisProto) reply(dst []byte, bt *batch, s *answer) []byte {
 			return resp.AppendError(dst, "ERR "+c.Err.Error())
 		}
 	}
-	if s.merge == mergeNone {
+	if s.merge == commands.MergeNone {
 		return append(dst, calls[0].Reply...)
 	}
 	for _, c := range calls {
@@ -290,7 +269,7 @@ func (r *redisProto) reply(dst []byte, bt *batch, s *answer) []byte {
 		}
 	}
 	switch s.merge {
-	case mergeSum:
+	case commands.MergeSum:
 		var sum int64
 		for _, c := range calls {
 			v, _, err := resp.ReadInteger(c.Reply)
@@ -300,7 +279,7 @@ func (r *redisProto) reply(dst []byte, bt *batch, s *answer) []byte {
 			sum += v
 		}
 		return resp.AppendInt(dst, sum)
-	case mergeOK:
+	case commands.MergeOK:
 		for _, c := range calls {
 			if !bytes.Equal(c.Reply, okReply) {
 				return append(dst, c.Reply...)
@@ -350,10 +329,6 @@ func badReply(dst, reply []byte) []byte {
 	return resp.AppendError(dst, "ERR unexpected reply from server: "+resp.Clip(reply))
 }
 
-func wrongArgs(name []byte) string {
-	return fmt.Sprintf("ERR wrong number of arguments for '%s' command", strings.ToLower(resp.Clip(name)))
-}
-
 func argList(args [][]byte) string {
 	var sb strings.Builder
 	for i, a := range args {
@@ -371,7 +346,7 @@ func (r *redisProto) requestNeed(b []byte) int { return resp.Need(b) }
 func (redisServers) replyNeed(b []byte) int { return resp.BulkNeed(b) }
 
 func (r *redisProto) direct(bt *batch, s *answer) []byte {
-	if s.n != 1 || s.merge != mergeNone {
+	if s.n != 1 || s.merge != commands.MergeNone {
 		return nil
 	}
 	c := bt.calls[s.first]

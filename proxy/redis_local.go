@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shardproxy/shardproxy/codec/resp"
+	"github.com/shardproxy/shardproxy/commands"
 )
 
 // Version is the proxy's version, reported by INFO, HELLO and -V.
@@ -18,11 +19,11 @@ const Version = "0.1.0"
 const redisCompat = "7.0.0"
 
 // local answers a command the proxy serves itself. It returns true for QUIT.
-func (r *redisProto) local(cl *client, bt *batch, cmd *command, args [][]byte) bool {
+func (r *redisProto) local(cl *client, bt *batch, cmd *commands.Command, args [][]byte) bool {
 	start := bt.localStart()
 	defer func() { bt.localEnd(start) }()
 	dst := bt.local
-	switch cmd.name {
+	switch cmd.Name {
 	case "PING":
 		switch len(args) {
 		case 1:
@@ -30,11 +31,11 @@ func (r *redisProto) local(cl *client, bt *batch, cmd *command, args [][]byte) b
 		case 2:
 			dst = resp.AppendBulk(dst, args[1])
 		default:
-			dst = resp.AppendError(dst, wrongArgs(args[0]))
+			dst = resp.AppendError(dst, commands.ArityError(args[0]))
 		}
 	case "ECHO":
 		if len(args) != 2 {
-			dst = resp.AppendError(dst, wrongArgs(args[0]))
+			dst = resp.AppendError(dst, commands.ArityError(args[0]))
 		} else {
 			dst = resp.AppendBulk(dst, args[1])
 		}
@@ -45,7 +46,7 @@ func (r *redisProto) local(cl *client, bt *batch, cmd *command, args [][]byte) b
 	case "SELECT":
 		switch {
 		case len(args) != 2:
-			dst = resp.AppendError(dst, wrongArgs(args[0]))
+			dst = resp.AppendError(dst, commands.ArityError(args[0]))
 		case string(args[1]) == "0":
 			dst = append(dst, okReply...)
 		default:
@@ -85,7 +86,7 @@ func (r *redisProto) local(cl *client, bt *batch, cmd *command, args [][]byte) b
 // authenticate answers AUTH [user] password as nutcracker does.
 func (r *redisProto) authenticate(cl *client, dst []byte, args [][]byte) []byte {
 	if len(args) < 2 || len(args) > 3 {
-		return resp.AppendError(dst, wrongArgs(args[0]))
+		return resp.AppendError(dst, commands.ArityError(args[0]))
 	}
 	if r.p.routing().cfg.RedisAuth == "" {
 		return resp.AppendError(dst, "ERR Client sent AUTH, but no password is set")
@@ -196,7 +197,7 @@ func validClientName(name []byte) bool {
 // clientCmd answers the CLIENT subcommands that make sense per proxy client.
 func (r *redisProto) clientCmd(cl *client, dst []byte, args [][]byte) []byte {
 	if len(args) < 2 {
-		return resp.AppendError(dst, wrongArgs(args[0]))
+		return resp.AppendError(dst, commands.ArityError(args[0]))
 	}
 	sub := strings.ToUpper(string(args[1]))
 	switch {
@@ -266,7 +267,7 @@ func (r *redisProto) commandCmd(cl *client, dst []byte, args [][]byte) []byte {
 	}
 	switch strings.ToUpper(string(args[1])) {
 	case "COUNT":
-		return resp.AppendInt(dst, int64(len(commands)))
+		return resp.AppendInt(dst, int64(commands.Len()))
 	case "DOCS":
 		return appendMap(dst, cl.resp3, 0)
 	case "LIST":

@@ -8,6 +8,7 @@ import (
 	"github.com/shardproxy/shardproxy/cluster"
 	"github.com/shardproxy/shardproxy/codec/memcache"
 	"github.com/shardproxy/shardproxy/codec/resp"
+	"github.com/shardproxy/shardproxy/commands"
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/hashring"
 	"github.com/shardproxy/shardproxy/migration"
@@ -253,10 +254,10 @@ func (rt *routing) Owners(key []byte) (before, now *pools.Server) {
 	return before, now
 }
 
-// With replica_reads, a read-only command (command.readonly) of a shard
-// goes to one of its replicas that the pool's failover.Follower keeps (in
-// a cluster pool, those of its slot map: cluster_replicas.go), spread by
-// client, when one is up; else to its primary. Never during a
+// With replica_reads, a read-only command (commands.Command.ReadOnly) of a
+// shard goes to one of its replicas that the pool's failover.Follower
+// keeps (in a cluster pool, those of its slot map: cluster_replicas.go),
+// spread by client, when one is up; else to its primary. Never during a
 // migration: the new owner's replica may not have a moved key yet. A read
 // a replica does not serve (its call failed, or it refused:
 // failover.Refuses) is sent to the primary before the client is answered
@@ -266,9 +267,9 @@ func (rt *routing) Owners(key []byte) (before, now *pools.Server) {
 // index i goes to: a replica of its primary for a read-only command when
 // the pool reads from replicas, else the primary. primary is the primary
 // when srv is a replica, else nil.
-func (p *pool) readServer(rt *routing, cmd *command, i int, id uint64) (srv, primary *pools.Server) {
+func (p *pool) readServer(rt *routing, cmd *commands.Command, i int, id uint64) (srv, primary *pools.Server) {
 	srv = rt.ring[i]
-	if cmd.readonly && rt.replicaReads {
+	if cmd.ReadOnly && rt.replicaReads {
 		var r *pools.Server
 		if rt.slots != nil {
 			r = rt.clusterReplica(i, id)

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/shardproxy/shardproxy/codec/resp"
+	"github.com/shardproxy/shardproxy/commands"
 	"github.com/shardproxy/shardproxy/pools"
 )
 
@@ -48,14 +49,14 @@ const (
 
 // inSession answers a request of a client that is in a session, or whose
 // command starts one.
-func (r *redisProto) inSession(cl *client, bt *batch, cmd *command, args [][]byte, frame []byte) {
+func (r *redisProto) inSession(cl *client, bt *batch, cmd *commands.Command, args [][]byte, frame []byte) {
 	s := cl.sess
 	switch {
-	case cmd.sess == sessMulti:
+	case cmd.Sess == commands.SessMulti:
 		r.multi(cl, bt, frame)
-	case cmd.sess == sessExec || cmd.sess == sessDiscard:
+	case cmd.Sess == commands.SessExec || cmd.Sess == commands.SessDiscard:
 		r.endMulti(cl, bt, cmd, frame)
-	case cmd.sess == sessUnwatch && (s == nil || !s.multi):
+	case cmd.Sess == commands.SessUnwatch && (s == nil || !s.multi):
 		if s == nil || s.conn == nil { // nothing watched, or the watch was lost
 			localReply(bt, okReply)
 			cl.sess = nil
@@ -63,33 +64,33 @@ func (r *redisProto) inSession(cl *client, bt *batch, cmd *command, args [][]byt
 		}
 		r.sessionDo(cl, bt, frame)
 		cl.endSession(true)
-	case s == nil && cmd.sess == sessBlocking:
+	case s == nil && cmd.Sess == commands.SessBlocking:
 		r.block(cl, bt, cmd, args, frame)
-	case s == nil && cmd.sess == sessWatch:
+	case s == nil && cmd.Sess == commands.SessWatch:
 		cl.sess = &session{}
 		r.keyed(cl, bt, cmd, args, frame)
 		if cl.sess != nil && cl.sess.conn == nil {
 			cl.sess = nil // refused before it had a server
 		}
-	case s.multi && cmd.kind == kindLocal:
+	case s.multi && cmd.Kind == commands.Local:
 		switch {
-		case cmd.name != "PING" && cmd.name != "ECHO":
-			r.reject(cl, bt, fmt.Sprintf("ERR '%s' inside a transaction is not supported by the proxy", strings.ToLower(cmd.name)))
-		case cmd.name == "ECHO" && len(args) != 2:
+		case cmd.Name != "PING" && cmd.Name != "ECHO":
+			r.reject(cl, bt, fmt.Sprintf("ERR '%s' inside a transaction is not supported by the proxy", strings.ToLower(cmd.Name)))
+		case cmd.Name == "ECHO" && len(args) != 2:
 			// Refused when queued, as the server does (its arity;
 			// PING's is checked when EXEC runs it): the proxy may
 			// queue it before the server is known.
-			r.reject(cl, bt, wrongArgs(args[0]))
+			r.reject(cl, bt, commands.ArityError(args[0]))
 		default:
 			r.queue(cl, bt, frame)
 		}
-	case s.multi && cmd.sess == sessWatch && s.conn == nil:
+	case s.multi && cmd.Sess == commands.SessWatch && s.conn == nil:
 		// Redis's answer, which does not doom the transaction; once
 		// the server is known it answers itself.
 		errorReply(bt, errWatchInMulti)
-	case s.multi && cmd.kind == kindSession: // UNWATCH inside MULTI: queued
+	case s.multi && cmd.Kind == commands.Session: // UNWATCH inside MULTI: queued
 		r.queue(cl, bt, frame)
-	case cmd.kind == kindLocal:
+	case cmd.Kind == commands.Local:
 		r.local(cl, bt, cmd, args)
 	default:
 		r.keyed(cl, bt, cmd, args, frame)
@@ -129,16 +130,16 @@ func (r *redisProto) multi(cl *client, bt *batch, frame []byte) {
 }
 
 // endMulti answers EXEC or DISCARD, and ends the session.
-func (r *redisProto) endMulti(cl *client, bt *batch, cmd *command, frame []byte) {
+func (r *redisProto) endMulti(cl *client, bt *batch, cmd *commands.Command, frame []byte) {
 	s := cl.sess
-	exec := cmd.sess == sessExec
+	exec := cmd.Sess == commands.SessExec
 	switch {
 	case s == nil || !s.multi:
 		if s != nil && s.conn != nil {
 			r.sessionDo(cl, bt, frame) // the server's own "without MULTI"
 			return
 		}
-		errorReply(bt, fmt.Sprintf("ERR %s without MULTI", cmd.name))
+		errorReply(bt, fmt.Sprintf("ERR %s without MULTI", cmd.Name))
 		return
 	case s.dirty || !exec || s.crossSlot:
 		dirty := s.dirty
@@ -193,31 +194,31 @@ var queuedReply = []byte("+QUEUED\r\n")
 // keyed runs a command with keys in the session: on its server, which the
 // first such command chooses. Outside MULTI (while watching) a command for
 // another server is served as any other.
-func (r *redisProto) keyed(cl *client, bt *batch, cmd *command, args [][]byte, frame []byte) {
+func (r *redisProto) keyed(cl *client, bt *batch, cmd *commands.Command, args [][]byte, frame []byte) {
 	s := cl.sess
-	keys, err := cmd.keys(bt.keys[:0], args)
-	blocking := cmd.sess == sessBlocking || err == keysBlocking
+	keys, err := cmd.Keys(bt.keys[:0], args)
+	blocking := cmd.Sess == commands.SessBlocking || err == commands.KeysBlocking
 	defer func() {
 		clear(keys)
 		bt.keys = keys[:0]
 	}()
 	switch {
-	case cmd.kind == kindUnsupported:
-		r.reject(cl, bt, fmt.Sprintf("ERR command '%s' is not supported by the proxy", strings.ToLower(cmd.name)))
+	case cmd.Kind == commands.Unsupported:
+		r.reject(cl, bt, fmt.Sprintf("ERR command '%s' is not supported by the proxy", strings.ToLower(cmd.Name)))
 		return
-	case err == keysNone && s.multi: // EVAL with no key, say: it runs where the transaction does
+	case err == commands.KeysNone && s.multi: // EVAL with no key, say: it runs where the transaction does
 		r.queue(cl, bt, frame)
 		return
-	case err == keysNone:
+	case err == commands.KeysNone:
 		r.route(cl, bt, cmd, args, frame) // answers why it cannot
 		return
-	case err == keysBlocking: // XREAD ... BLOCK: keys found, and it blocks
-		err = keysOK
-	case err == keysNumkeys:
+	case err == commands.KeysBlocking: // XREAD ... BLOCK: keys found, and it blocks
+		err = commands.KeysOK
+	case err == commands.KeysNumkeys:
 		r.reject(cl, bt, "ERR numkeys is not a valid count of the keys that follow")
 		return
-	case err != keysOK:
-		r.reject(cl, bt, wrongArgs(args[0]))
+	case err != commands.KeysOK:
+		r.reject(cl, bt, commands.ArityError(args[0]))
 		return
 	}
 	si := bt.rt.locate(keys[0])
@@ -227,7 +228,7 @@ func (r *redisProto) keyed(cl *client, bt *batch, cmd *command, args [][]byte, f
 	}
 	for _, k := range keys[1:] {
 		if bt.rt.locate(k) != si {
-			r.reject(cl, bt, fmt.Sprintf("ERR the keys of '%s' live on different servers: the proxy cannot serve it (put the keys under one hash tag)", strings.ToLower(cmd.name)))
+			r.reject(cl, bt, fmt.Sprintf("ERR the keys of '%s' live on different servers: the proxy cannot serve it (put the keys under one hash tag)", strings.ToLower(cmd.Name)))
 			return
 		}
 	}
@@ -251,10 +252,10 @@ func (r *redisProto) keyed(cl *client, bt *batch, cmd *command, args [][]byte, f
 	case !sameServer(srv, s.srv) && bt.rt.slots != nil:
 		r.otherNode(cl, bt, cmd, args, frame, si, blocking)
 		return
-	case !sameServer(srv, s.srv) && (s.multi || cmd.sess == sessWatch):
-		r.reject(cl, bt, fmt.Sprintf("ERR the keys of '%s' live on another server than the transaction's: the proxy cannot serve it (put the transaction's keys under one hash tag)", strings.ToLower(cmd.name)))
+	case !sameServer(srv, s.srv) && (s.multi || cmd.Sess == commands.SessWatch):
+		r.reject(cl, bt, fmt.Sprintf("ERR the keys of '%s' live on another server than the transaction's: the proxy cannot serve it (put the transaction's keys under one hash tag)", strings.ToLower(cmd.Name)))
 		return
-	case !sameServer(srv, s.srv) && cmd.sess == sessBlocking: // watching: it blocks on a connection of its own
+	case !sameServer(srv, s.srv) && cmd.Sess == commands.SessBlocking: // watching: it blocks on a connection of its own
 		if bt.rt.mig == nil || r.moveKeys(bt, keys) {
 			r.blockAside(cl, bt, si, frame)
 		}
@@ -382,12 +383,12 @@ func (r *redisProto) reject(cl *client, bt *batch, msg string) {
 // wrongArity answers a request with a wrong number of arguments as the
 // server does: it dooms the transaction under way, and EXEC's ends it
 // (and the watch) with -EXECABORT, in MULTI or not.
-func (r *redisProto) wrongArity(cl *client, bt *batch, cmd *command, args [][]byte) {
-	if cmd.sess != sessExec {
-		r.reject(cl, bt, wrongArgs(args[0]))
+func (r *redisProto) wrongArity(cl *client, bt *batch, cmd *commands.Command, args [][]byte) {
+	if cmd.Sess != commands.SessExec {
+		r.reject(cl, bt, commands.ArityError(args[0]))
 		return
 	}
-	errorReply(bt, "EXECABORT Transaction discarded because of: "+strings.TrimPrefix(wrongArgs(args[0]), "ERR "))
+	errorReply(bt, "EXECABORT Transaction discarded because of: "+strings.TrimPrefix(commands.ArityError(args[0]), "ERR "))
 	cl.endSession(false) // closed: the server forgets its MULTI and watch
 }
 
@@ -408,7 +409,7 @@ func (cl *client) endSession(clean bool) {
 
 // block runs a blocking command on a session connection of its own to the
 // server of its keys, and waits for its reply (see await).
-func (r *redisProto) block(cl *client, bt *batch, cmd *command, args [][]byte, frame []byte) {
+func (r *redisProto) block(cl *client, bt *batch, cmd *commands.Command, args [][]byte, frame []byte) {
 	cl.sess = &session{}
 	r.keyed(cl, bt, cmd, args, frame)
 	cl.endSession(true)

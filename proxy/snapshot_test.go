@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/shardproxy/shardproxy/codec/memcache"
+	"github.com/shardproxy/shardproxy/commands"
 )
 
 // TestCommandCounterIDs checks the command counters' ids: every row of the
@@ -12,21 +13,22 @@ import (
 // lower case, and id 0 is "unknown"; memcache's names are its commands'.
 func TestCommandCounterIDs(t *testing.T) {
 	seen := map[uint16]string{}
-	for name, c := range commands {
-		if c.id == 0 || int(c.id) >= commandSlots {
-			t.Errorf("%s: id %d outside 1..%d", name, c.id, commandSlots-1)
+	for c := range commands.All() {
+		name := c.Name
+		if c.ID == 0 || int(c.ID) >= commandSlots {
+			t.Errorf("%s: id %d outside 1..%d", name, c.ID, commandSlots-1)
 			continue
 		}
-		if other, dup := seen[c.id]; dup {
-			t.Errorf("%s and %s share id %d", name, other, c.id)
+		if other, dup := seen[c.ID]; dup {
+			t.Errorf("%s and %s share id %d", name, other, c.ID)
 		}
-		seen[c.id] = name
-		if got := redisCommandNames[c.id]; got != strings.ToLower(name) {
+		seen[c.ID] = name
+		if got := redisCommandNames[c.ID]; got != strings.ToLower(name) {
 			t.Errorf("%s: counter named %q", name, got)
 		}
 	}
-	if len(redisCommandNames) != len(commands)+1 || redisCommandNames[0] != unknownCommand {
-		t.Errorf("%d RESP counter names for %d commands, the first %q", len(redisCommandNames), len(commands), redisCommandNames[0])
+	if len(redisCommandNames) != commands.Len()+1 || redisCommandNames[0] != unknownCommand {
+		t.Errorf("%d RESP counter names for %d commands, the first %q", len(redisCommandNames), commands.Len(), redisCommandNames[0])
 	}
 	if memcacheCommandNames[0] != unknownCommand {
 		t.Errorf("memcache counter 0 is %q", memcacheCommandNames[0])
@@ -46,7 +48,7 @@ func TestCommandCounterIDs(t *testing.T) {
 func TestCountCommandRuns(t *testing.T) {
 	var ps poolStats
 	var bt batch
-	get, set := commands["GET"].id, commands["SET"].id
+	get, set := commands.Lookup([]byte("GET")).ID, commands.Lookup([]byte("SET")).ID
 	for _, id := range []uint16{get, get, get, set, 0, get, get} {
 		bt.countCommand(&ps, id)
 	}

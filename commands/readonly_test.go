@@ -1,4 +1,4 @@
-package proxy
+package commands
 
 import (
 	"context"
@@ -28,24 +28,24 @@ func TestReadOnlyCommandsMatchServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	var names []string
-	for name := range commands {
+	for name := range table {
 		names = append(names, name)
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		cmd := commands[name]
+		cmd := table[name]
 		ci, ok := info[strings.ToLower(name)]
 		if !ok {
-			if cmd.readonly {
+			if cmd.ReadOnly {
 				t.Errorf("%s: readonly, but the server does not know it", name)
 			}
 			continue
 		}
 		serverRO := slices.Contains(ci.Flags, "readonly") && !slices.Contains(ci.Flags, "write")
 		switch {
-		case cmd.readonly && !serverRO:
+		case cmd.ReadOnly && !serverRO:
 			t.Errorf("%s: readonly here, the server's flags are %v", name, ci.Flags)
-		case !cmd.readonly && serverRO && forwarded(cmd) && name != "PFCOUNT" && name != "OBJECT":
+		case !cmd.ReadOnly && serverRO && forwarded(cmd) && name != "PFCOUNT" && name != "OBJECT":
 			t.Errorf("%s: the server flags it %v, but it is not readonly here", name, ci.Flags)
 		}
 	}

@@ -1,4 +1,4 @@
-package proxy
+package commands
 
 import (
 	"fmt"
@@ -8,15 +8,15 @@ import (
 )
 
 // forwarded reports whether the proxy sends a command to its servers.
-func forwarded(c *command) bool {
-	return c != nil && (c.kind == kindSingle || c.kind == kindSameServer || c.kind == kindSplit) && !c.channel
+func forwarded(c *Command) bool {
+	return c != nil && (c.Kind == Single || c.Kind == SameServer || c.Kind == Split) && !c.Channel
 }
 
 // keyProblem compares the keys the proxy routes a sample by with the keys
 // the server finds in it, and describes the difference ("" when none). A
 // problem starting "misrouted" is a key the proxy does not route by: a
 // request that reaches a server other than the one holding that key.
-func keyProblem(c *command, s keySample) string {
+func keyProblem(c *Command, s keySample) string {
 	if s.err != "" {
 		return "" // the server takes no such request
 	}
@@ -24,14 +24,14 @@ func keyProblem(c *command, s keySample) string {
 	for i, a := range s.args {
 		args[i] = []byte(a)
 	}
-	if !c.arityOK(len(args)) {
-		return fmt.Sprintf("refused: proxy arity %d, server keys %q", c.arity, s.keys)
+	if !c.ArityOK(len(args)) {
+		return fmt.Sprintf("refused: proxy arity %d, server keys %q", c.Arity, s.keys)
 	}
-	got, err := c.keys(nil, args)
+	got, err := c.Keys(nil, args)
 	switch err {
-	case keysArity, keysNumkeys, keysSubcommand, keysSubArity, keysSyntax, keysUnbalanced:
+	case KeysArity, KeysNumkeys, KeysSubcommand, KeysSubArity, KeysSyntax, KeysUnbalanced:
 		return fmt.Sprintf("refused: keys error %d, server keys %q", err, s.keys)
-	case keysNone:
+	case KeysNone:
 		if len(s.keys) > 0 {
 			return fmt.Sprintf("misrouted: refused as keyless, server keys %q", s.keys)
 		}
@@ -57,8 +57,8 @@ func keyProblem(c *command, s keySample) string {
 		return fmt.Sprintf("misrouted: not routed by %q (server keys %q, proxy keys %q)", missing, s.keys, proxy)
 	case len(extra) > 0:
 		return fmt.Sprintf("routed by %q, which are no keys (server keys %q, proxy keys %q)", extra, s.keys, proxy)
-	case c.kind == kindSingle && len(proxy) != 1:
-		return fmt.Sprintf("kindSingle with keys %q", proxy)
+	case c.Kind == Single && len(proxy) != 1:
+		return fmt.Sprintf("Single with keys %q", proxy)
 	}
 	return ""
 }
@@ -66,7 +66,7 @@ func keyProblem(c *command, s keySample) string {
 // checkKeys compares every sample of every forwarded command with row(name)
 // and returns the problems (at most three per command) and the commands
 // with a key the proxy does not route by.
-func checkKeys(o *commandOracle, row func(name string) *command) (problems, misrouted []string) {
+func checkKeys(o *commandOracle, row func(name string) *Command) (problems, misrouted []string) {
 	names := make([]string, 0, len(o.samples))
 	for name := range o.samples {
 		names = append(names, name)
@@ -96,8 +96,8 @@ func checkKeys(o *commandOracle, row func(name string) *command) (problems, misr
 
 // tableRow is the proxy's row for a server command name ("object|freq"
 // has OBJECT's row).
-func tableRow(name string) *command {
-	return lookup([]byte(strings.Split(name, "|")[0]))
+func tableRow(name string) *Command {
+	return Lookup([]byte(strings.Split(name, "|")[0]))
 }
 
 // TestCommandKeysMatchServer checks that for every sample request of every
@@ -117,9 +117,9 @@ func TestCommandKeysMatchServer(t *testing.T) {
 	// The check itself finds a missing key: ZUNIONSTORE routed by its
 	// sources only, as the table once had it.
 	t.Run("catches a missing destination", func(t *testing.T) {
-		bad := *commands["ZUNIONSTORE"]
-		bad.keyAt, bad.lastKey = 0, 0
-		_, misrouted := checkKeys(o, func(name string) *command {
+		bad := *table["ZUNIONSTORE"]
+		bad.KeyAt, bad.LastKey = 0, 0
+		_, misrouted := checkKeys(o, func(name string) *Command {
 			if name == "zunionstore" {
 				return &bad
 			}
@@ -151,7 +151,7 @@ func TestCommandKeysCoverServerCommands(t *testing.T) {
 		}
 		checked++
 	}
-	for name, c := range commands {
+	for name, c := range table {
 		if !forwarded(c) {
 			continue
 		}
@@ -175,12 +175,12 @@ func TestCommandKeysCoverServerCommands(t *testing.T) {
 // subcommand.
 func TestCommandArityMatchesServer(t *testing.T) {
 	o := newCommandOracle(t)
-	for name, c := range commands {
+	for name, c := range table {
 		sc := o.cmds[strings.ToLower(name)]
 		if !forwarded(c) || sc == nil {
 			continue
 		}
-		if c.subs != nil {
+		if c.Subs != nil {
 			checkSubArity(t, c, sc, o)
 			continue
 		}
@@ -195,8 +195,8 @@ func TestCommandArityMatchesServer(t *testing.T) {
 				want = a
 			}
 		}
-		if c.arity != want {
-			t.Errorf("%s: arity %d in the table, the server's is %d", name, c.arity, want)
+		if c.Arity != want {
+			t.Errorf("%s: arity %d in the table, the server's is %d", name, c.Arity, want)
 		}
 	}
 }
@@ -204,46 +204,46 @@ func TestCommandArityMatchesServer(t *testing.T) {
 // checkSubArity checks the arity of a row with subcommands, and of each of
 // its subcommands, against the server's; and that every subcommand of the
 // server has a row, so that none is taken for an unknown one.
-func checkSubArity(t *testing.T, c *command, sc *serverCommand, o *commandOracle) {
+func checkSubArity(t *testing.T, c *Command, sc *serverCommand, o *commandOracle) {
 	t.Helper()
-	if c.arity != sc.arity {
-		t.Errorf("%s: arity %d in the table, the server's is %d", c.name, c.arity, sc.arity)
+	if c.Arity != sc.arity {
+		t.Errorf("%s: arity %d in the table, the server's is %d", c.Name, c.Arity, sc.arity)
 	}
 	for _, sub := range sc.subs {
 		row := c.sub([]byte(sub.words[1]))
 		switch {
 		case row == nil:
-			t.Errorf("%s: the server's subcommand %s has no row", c.name, sub.name)
-		case row.arity != sub.arity:
-			t.Errorf("%s: arity %d in the table, the server's is %d", sub.name, row.arity, sub.arity)
+			t.Errorf("%s: the server's subcommand %s has no row", c.Name, sub.name)
+		case row.Arity != sub.arity:
+			t.Errorf("%s: arity %d in the table, the server's is %d", sub.name, row.Arity, sub.arity)
 		}
 	}
-	if len(c.subs) != len(sc.subs) {
-		t.Errorf("%s: %d subcommands in the table, the server has %d", c.name, len(c.subs), len(sc.subs))
+	if len(c.Subs) != len(sc.subs) {
+		t.Errorf("%s: %d subcommands in the table, the server has %d", c.Name, len(c.Subs), len(sc.subs))
 	}
 }
 
 // TestCommandTableShape checks what the routing code takes for granted of
 // the rows it forwards.
 func TestCommandTableShape(t *testing.T) {
-	for name, c := range commands {
-		need := -c.arity
-		if c.arity > 0 {
-			need = c.arity
+	for name, c := range table {
+		need := -c.Arity
+		if c.Arity > 0 {
+			need = c.Arity
 		}
 		switch {
-		case c.arity == 0:
+		case c.Arity == 0:
 			t.Errorf("%s: no arity", name)
 		case !forwarded(c):
-		case c.keyAt > 0 && c.step < 1:
-			t.Errorf("%s: step %d", name, c.step)
-		case c.lastKey >= need || c.numkeysAt >= need || c.keyAt >= need:
-			t.Errorf("%s: a fixed key position beyond the arity %d", name, c.arity)
-		case c.kind == kindSingle && (c.keyAt == 0 || c.lastKey != c.keyAt || c.numkeysAt != 0 || c.opts != nil):
-			t.Errorf("%s: kindSingle routes by one key", name)
-		case c.kind == kindSplit && (c.keyAt != 1 || c.lastKey != -c.step || c.numkeysAt != 0 || c.opts != nil || c.merge == mergeNone):
+		case c.KeyAt > 0 && c.Step < 1:
+			t.Errorf("%s: step %d", name, c.Step)
+		case c.LastKey >= need || c.NumkeysAt >= need || c.KeyAt >= need:
+			t.Errorf("%s: a fixed key position beyond the arity %d", name, c.Arity)
+		case c.Kind == Single && (c.KeyAt == 0 || c.LastKey != c.KeyAt || c.NumkeysAt != 0 || c.Opts != nil):
+			t.Errorf("%s: Single routes by one key", name)
+		case c.Kind == Split && (c.KeyAt != 1 || c.LastKey != -c.Step || c.NumkeysAt != 0 || c.Opts != nil || c.Merge == MergeNone):
 			t.Errorf("%s: split assumes key-value groups from the first argument to the last", name)
-		case c.opts != nil && c.optsAt < 1:
+		case c.Opts != nil && c.OptsAt < 1:
 			t.Errorf("%s: options without a start", name)
 		}
 	}
@@ -267,12 +267,12 @@ func TestCommandKeysDoNotAllocate(t *testing.T) {
 		for _, a := range strings.Fields(req) {
 			args = append(args, []byte(a))
 		}
-		c := lookup(args[0])
+		c := Lookup(args[0])
 		dst := make([][]byte, 0, 8)
 		allocs := testing.AllocsPerRun(100, func() {
-			var err keysErr
-			dst, err = c.keys(dst[:0], args)
-			if err != keysOK {
+			var err KeysErr
+			dst, err = c.Keys(dst[:0], args)
+			if err != KeysOK {
 				t.Fatalf("%s: keys error %d", req, err)
 			}
 		})
