@@ -243,7 +243,10 @@ func (cl *client) backToLoop() bool {
 		return false
 	}
 	cl.dropBatch()
-	if !cl.loopable() {
+	if !cl.loopable() || cl.p.routing().active().mig != nil {
+		// While a migration is configured a request may wait for its
+		// keys to move: the client keeps its goroutine, as a loop would
+		// hand each request back to one.
 		return false
 	}
 	if !cl.st.rdl.IsZero() {
