@@ -168,6 +168,11 @@ func TestVerifyAndDemoted(t *testing.T) {
 	if !bytes.HasPrefix(c[1].Reply, []byte("-READONLY")) {
 		t.Fatalf("SET on a replica: %q", c[1].Reply)
 	}
+	// OnDemoted is called after the read's replies are delivered: it may
+	// come a moment after the calls are done.
+	for deadline := time.Now().Add(2 * time.Second); demoted.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if demoted.Load() != 1 {
 		t.Errorf("OnDemoted called %d times, want 1", demoted.Load())
 	}
