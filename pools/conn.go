@@ -424,16 +424,17 @@ func (c *Conn) shutdown() {
 // readLoop frames replies and completes calls in order until nc fails.
 func (c *Conn) readLoop(nc net.Conn) {
 	defer c.s.wg.Done()
-	r := &reader{buf: sockio.GetBuffer(readBuffer)}
-	var rd sockio.Reader
-	rd.Init(nc)
+	r := &reader{c: c}
+	r.rd.Init(nc)
+	r.fill = r.readRaw
+	if !r.rd.Raw() {
+		r.buf = sockio.GetBuffer(readBuffer)
+	}
+	defer r.release()
 	timed := c.s.opt.Timeout > 0
 	var progress time.Time // when bytes last came, while the pool has a timeout
 	for {
-		if len(r.buf) == cap(r.buf) {
-			r.buf = c.grow(r.buf)
-		}
-		n, err := rd.Read(r.buf[len(r.buf):c.readLimit(r.buf)])
+		n, err := r.read()
 		if err != nil {
 			if c.spuriousTimeout(nc, err, progress) {
 				continue
@@ -479,9 +480,64 @@ func (c *Conn) readLoop(nc net.Conn) {
 	}
 }
 
+// read reads what comes next after r.buf's bytes, making room first; it
+// returns the count read (not yet added to r.buf's length). On the raw
+// path the buffer is taken only once bytes have come: a connection whose
+// replies are all in holds none while it waits (256 servers' connections
+// would otherwise hold 8 MB between batches).
+func (r *reader) read() (int, error) {
+	if r.rd.Raw() {
+		r.n, r.err = 0, nil
+		if err := r.rd.ReadWith(r.fill); err != nil {
+			return 0, err
+		}
+		return r.n, r.err
+	}
+	r.room()
+	return r.rd.Read(r.buf[len(r.buf):r.c.readLimit(r.buf)])
+}
+
+// readRaw is read's poller callback (see sockio.Reader.ReadWith).
+func (r *reader) readRaw(fd uintptr) bool {
+	r.room()
+	n, ok, err := sockio.ReadInto(fd, r.buf[len(r.buf):r.c.readLimit(r.buf)])
+	if !ok {
+		if len(r.buf) == 0 {
+			r.release()
+		}
+		return false
+	}
+	r.n, r.err = n, err
+	return true
+}
+
+// room makes sure r.buf has room after its bytes: a buffer taken, or a
+// full one grown.
+func (r *reader) room() {
+	if r.buf == nil {
+		r.buf = sockio.GetBuffer(readBuffer)
+	} else if len(r.buf) == cap(r.buf) {
+		r.buf = r.c.grow(r.buf)
+	}
+}
+
+// release gives the buffer back (when it holds no bytes, or the reader
+// is done).
+func (r *reader) release() {
+	if r.buf != nil {
+		sockio.PutBuffer(r.buf)
+		r.buf = nil
+	}
+}
+
 // reader is a connection reader's state: its buffer, and the calls framed
 // from it with the spans of their replies.
 type reader struct {
+	c     *Conn
+	rd    sockio.Reader
+	fill  func(fd uintptr) bool // readRaw, made once
+	n     int                   // readRaw's count and error
+	err   error
 	buf   []byte
 	off   int // end of the replies framed so far
 	ready []*Call
@@ -591,17 +647,25 @@ func (r *reader) deliver() (handoff *Call) {
 func (r *reader) keepRest(handoff bool) {
 	rest := len(r.buf) - r.off
 	if handoff {
-		fresh := sockio.GetBuffer(rest)[:rest]
-		copy(fresh, r.buf[r.off:])
-		r.buf = fresh
+		// The old buffer went with the call.
+		old := r.buf
+		r.buf = nil
+		if rest > 0 || !r.rd.Raw() {
+			r.buf = sockio.GetBuffer(max(rest, readBuffer))[:rest]
+			copy(r.buf, old[r.off:])
+		}
+		return
+	}
+	if rest == 0 && (r.rd.Raw() || cap(r.buf) > readBuffer) {
+		// A raw reader takes a buffer again when bytes come.
+		r.release()
+		if !r.rd.Raw() {
+			r.buf = sockio.GetBuffer(readBuffer)
+		}
 		return
 	}
 	copy(r.buf, r.buf[r.off:])
 	r.buf = r.buf[:rest]
-	if rest == 0 && cap(r.buf) > readBuffer {
-		sockio.PutBuffer(r.buf)
-		r.buf = sockio.GetBuffer(readBuffer)
-	}
 }
 
 // handoffSize is the reply size from which the reader gives its buffer to

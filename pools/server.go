@@ -3,9 +3,12 @@ package pools
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -359,7 +362,7 @@ func (s *Server) handshake(nc net.Conn, timeout time.Duration, frames [][]byte, 
 		out = append(out, f...)
 	}
 	if _, err := nc.Write(out); err != nil {
-		return err
+		return fmt.Errorf("handshake: write: %w", err)
 	}
 	buf := make([]byte, 0, 512)
 	for i := 0; i < len(frames); {
@@ -368,7 +371,7 @@ func (s *Server) handshake(nc net.Conn, timeout time.Duration, frames [][]byte, 
 		}
 		n, err := nc.Read(buf[len(buf):cap(buf)])
 		if err != nil {
-			return err
+			return handshakeReadError(err)
 		}
 		buf = buf[:len(buf)+n]
 		for i < len(frames) {
@@ -392,6 +395,20 @@ func (s *Server) handshake(nc net.Conn, timeout time.Duration, frames [][]byte, 
 		}
 	}
 	return nil
+}
+
+// handshakeReadError says in words what a handshake's failed read means:
+// a server that closed the connection (one killed, or a CLIENT KILL) is
+// told as the connection reader tells it. A deadline passes unchanged (see
+// Conn.dial).
+func handshakeReadError(err error) error {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return err
+	case errors.Is(err, io.EOF):
+		return fmt.Errorf("connection closed by server during the handshake: %w", err)
+	}
+	return fmt.Errorf("handshake: read: %w", err)
 }
 
 // failure counts a failed connection and ejects the server at the limit.
