@@ -39,8 +39,9 @@ func TestFleetCases(t *testing.T) {
 }
 
 // TestFleetChecks checks the fleet's target rows: SET and GET at P=16
-// against nutcracker (at least 2 ×) and RSS after the runs (below
-// nutcracker's), named after the fleet's size, "-" when not measured.
+// against nutcracker (at least 2 ×) and anonymous memory after the runs
+// (below nutcracker's), named after the fleet's size, "-" when not
+// measured.
 func TestFleetChecks(t *testing.T) {
 	c := func(rps float64) cell { return cell{ran: true, res: runResult{rps: rps, requests: 1000}} }
 	tests := []struct {
@@ -55,14 +56,16 @@ func TestFleetChecks(t *testing.T) {
 			{test: "set", pipeline: "16", cells: [numTargets]cell{c(900), c(100), c(200)}},
 			{test: "get", pipeline: "16", cells: [numTargets]cell{c(900), c(100), c(199)}},
 			{test: "set", pipeline: "1", cells: [numTargets]cell{c(900), c(100), c(50)}},
-		}, mem: &fleetMemory{servers: 256, after: [numTargets]int64{nutcracker: 12000, shardproxy: 9000}},
+		}, mem: &fleetMemory{servers: 256, after: [numTargets]int64{nutcracker: 12000, shardproxy: 19000},
+			anon: [numTargets]int64{nutcracker: 10000, shardproxy: 7500}},
 			want: map[string]string{"set P=16 (256 servers)": "2.00|yes", "get P=16 (256 servers)": "1.99|no",
-				"memory (256 servers)": "0.75 (9000 vs 12000 KB RSS)|yes"}},
+				"memory (256 servers)": "0.75 (anonymous 7500 vs 10000 KB; RSS 19000 vs 12000 KB)|yes"}},
 		{name: "quick, memory equal", rows: []row{
 			{test: "set", pipeline: "16", cells: [numTargets]cell{c(900), c(100), {ran: true, err: io.EOF}}},
-		}, mem: &fleetMemory{servers: 16, after: [numTargets]int64{nutcracker: 9000, shardproxy: 9000}},
+		}, mem: &fleetMemory{servers: 16, after: [numTargets]int64{nutcracker: 9000, shardproxy: 9000},
+			anon: [numTargets]int64{nutcracker: 7000, shardproxy: 7000}},
 			want: map[string]string{"set P=16 (16 servers)": "|-", "get P=16 (16 servers)": "|-",
-				"memory (16 servers)": "1.00 (9000 vs 9000 KB RSS)|no"}},
+				"memory (16 servers)": "1.00 (anonymous 7000 vs 7000 KB; RSS 9000 vs 9000 KB)|no"}},
 		{name: "memory not read", mem: &fleetMemory{servers: 16}, want: map[string]string{"memory (16 servers)": "|-"}},
 	}
 	for _, tc := range tests {
@@ -92,21 +95,21 @@ func TestFleetChecks(t *testing.T) {
 
 func TestRenderFleetMemory(t *testing.T) {
 	out := renderFleetMemory(fleetMemory{servers: 256, started: [numTargets]int64{nutcracker: 3000, shardproxy: 12000},
-		after: [numTargets]int64{nutcracker: 10000, shardproxy: 25000}})
+		after: [numTargets]int64{nutcracker: 10000, shardproxy: 25000}, anon: [numTargets]int64{nutcracker: 8000, shardproxy: 6000}})
 	lines := strings.Split(out, "\n")
 	if len(lines) < 6 || !strings.HasPrefix(lines[0], "### Fleet memory") {
 		t.Fatalf("unexpected table:\n%s", out)
 	}
-	for i, want := range [][]string{{"nutcracker", "256", "3000", "10000"}, {"shardproxy", "256", "12000", "25000"}} {
+	for i, want := range [][]string{{"nutcracker", "256", "3000", "10000", "8000"}, {"shardproxy", "256", "12000", "25000", "6000"}} {
 		if got := cols(lines[4+i]); strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Errorf("line %d: %q, want %q", i, got, want)
 		}
 	}
-	if !strings.Contains(out, "shardproxy/nutcracker: 2.50\n") {
+	if !strings.Contains(out, "shardproxy/nutcracker: RSS 2.50, anonymous 0.75\n") {
 		t.Errorf("no ratio line:\n%s", out)
 	}
 	if out := renderFleetMemory(fleetMemory{servers: 16}); !strings.Contains(out, "| -  ") ||
-		!strings.Contains(out, "shardproxy/nutcracker: -\n") {
+		!strings.Contains(out, "shardproxy/nutcracker: RSS -, anonymous -\n") {
 		t.Errorf("unmeasured memory should show -:\n%s", out)
 	}
 }
@@ -177,7 +180,7 @@ func TestQuickFleet(t *testing.T) {
 		}
 	}
 	m := b.results.fleet
-	if m == nil || m.servers != 16 || m.after[nutcracker] <= 0 || m.after[shardproxy] <= 0 {
+	if m == nil || m.servers != 16 || m.after[nutcracker] <= 0 || m.after[shardproxy] <= 0 || m.anon[shardproxy] <= 0 {
 		t.Fatalf("fleet memory %+v", m)
 	}
 	for _, want := range []string{"### Fleet memory", "| set P=16 (16 servers) ", "| memory (16 servers) "} {

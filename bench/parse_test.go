@@ -160,21 +160,22 @@ func TestCPUTicks(t *testing.T) {
 	}
 }
 
-func TestVmRSS(t *testing.T) {
+func TestStatusKB(t *testing.T) {
 	tests := []struct {
-		name, status string
-		want         int64
-		wantErr      bool
+		name, status, field string
+		want                int64
+		wantErr             bool
 	}{
-		{name: "present", status: "Name:\tnutcracker\nVmHWM:\t  9000 kB\nVmRSS:\t    5432 kB\nRssAnon:\t 100 kB\n", want: 5432},
-		{name: "missing", status: "Name:\tzombie\nState:\tZ (zombie)\n", wantErr: true},
-		{name: "odd unit", status: "VmRSS:\t5432 MB\n", wantErr: true},
+		{name: "present", field: "VmRSS", status: "Name:\tnutcracker\nVmHWM:\t  9000 kB\nVmRSS:\t    5432 kB\nRssAnon:\t 100 kB\n", want: 5432},
+		{name: "anonymous", field: "RssAnon", status: "Name:\tnutcracker\nVmHWM:\t  9000 kB\nVmRSS:\t    5432 kB\nRssAnon:\t 100 kB\n", want: 100},
+		{name: "missing", field: "VmRSS", status: "Name:\tzombie\nState:\tZ (zombie)\n", wantErr: true},
+		{name: "odd unit", field: "VmRSS", status: "VmRSS:\t5432 MB\n", wantErr: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := vmRSS([]byte(tc.status))
+			got, err := statusKB([]byte(tc.status), tc.field)
 			if (err != nil) != tc.wantErr || got != tc.want {
-				t.Errorf("vmRSS = %d, %v; want %d, err %v", got, err, tc.want, tc.wantErr)
+				t.Errorf("statusKB(%s) = %d, %v; want %d, err %v", tc.field, got, err, tc.want, tc.wantErr)
 			}
 		})
 	}

@@ -178,33 +178,48 @@ func clockTicks() int64 {
 	return 100
 }
 
-// vmRSS parses VmRSS in KB from a /proc/PID/status file.
-func vmRSS(b []byte) (int64, error) {
+// statusKB parses a field given in KB (VmRSS, RssAnon) from a
+// /proc/PID/status file.
+func statusKB(b []byte, field string) (int64, error) {
 	for _, line := range strings.Split(string(b), "\n") {
-		rest, ok := strings.CutPrefix(line, "VmRSS:")
+		rest, ok := strings.CutPrefix(line, field+":")
 		if !ok {
 			continue
 		}
 		f := strings.Fields(rest)
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("proc status: odd VmRSS line %q", line)
+			return 0, fmt.Errorf("proc status: odd %s line %q", field, line)
 		}
 		kb, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("proc status VmRSS: %w", err)
+			return 0, fmt.Errorf("proc status %s: %w", field, err)
 		}
 		return kb, nil
 	}
-	return 0, errors.New("proc status: no VmRSS line")
+	return 0, fmt.Errorf("proc status: no %s line", field)
 }
 
 // rssOf returns the resident set size of pid in KB.
 func rssOf(pid int) (int64, error) {
+	rss, _, err := memoryOf(pid)
+	return rss, err
+}
+
+// memoryOf returns the resident set size of pid and the anonymous part of
+// it (its private memory: not the pages of its binary and libraries, which
+// are page cache shared with every process mapping them), both in KB.
+func memoryOf(pid int) (rss, anon int64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, fmt.Errorf("rss of %d: %w", pid, err)
+		return 0, 0, fmt.Errorf("rss of %d: %w", pid, err)
 	}
-	return vmRSS(b)
+	if rss, err = statusKB(b, "VmRSS"); err != nil {
+		return 0, 0, err
+	}
+	if anon, err = statusKB(b, "RssAnon"); err != nil {
+		return 0, 0, err
+	}
+	return rss, anon, nil
 }
 
 // raiseNoFile raises the soft RLIMIT_NOFILE to at least want (capped at the

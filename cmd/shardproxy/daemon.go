@@ -61,12 +61,15 @@ func runDaemon(o *options) error {
 	// Stdin, Stdout and Stderr left nil are /dev/null.
 	cmd.ExtraFiles = []*os.File{w} // descriptor 3
 	cmd.Env = append(withoutEnv(os.Environ(), daemonEnv), daemonEnv+"=3")
-	if p := os.Getenv("SHARDPROXY_CPUPROFILE"); p != "" {
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return fmt.Errorf("daemonize: SHARDPROXY_CPUPROFILE: %w", err)
+	for _, name := range []string{"SHARDPROXY_CPUPROFILE", "SHARDPROXY_HEAPPROFILE"} {
+		if p := os.Getenv(name); p != "" {
+			// The daemon runs in /.
+			abs, err := filepath.Abs(p)
+			if err != nil {
+				return fmt.Errorf("daemonize: %s: %w", name, err)
+			}
+			cmd.Env = append(withoutEnv(cmd.Env, name), name+"="+abs)
 		}
-		cmd.Env = append(withoutEnv(cmd.Env, "SHARDPROXY_CPUPROFILE"), "SHARDPROXY_CPUPROFILE="+abs)
 	}
 	cmd.SysProcAttr = daemonAttr()
 	inheritNothing()

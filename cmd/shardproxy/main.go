@@ -177,13 +177,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	sigs := catchSignals(log)
 	defer sigs.Stop()
 	setThreads(o.threads, log.Logger)
-	if path := os.Getenv("SHARDPROXY_CPUPROFILE"); path != "" {
-		stop, err := startCPUProfile(path)
-		if err != nil {
-			return fail(err)
-		}
-		defer stop()
+	stop, err := startProfiles(os.Getenv("SHARDPROXY_CPUPROFILE"), os.Getenv("SHARDPROXY_HEAPPROFILE"))
+	if err != nil {
+		return fail(err)
 	}
+	defer stop()
 	return serve(cfg, o, log, sigs, daemon, in, bin)
 }
 
