@@ -19,8 +19,8 @@ import (
 const First = 20000
 
 // Pick returns a port of host between First and the system's ephemeral
-// range that accepted a listen a moment ago and for which skip (nil: none)
-// is false.
+// range that accepted a listen a moment ago, for which skip (nil: none) is
+// false, and that no other process running now has picked (see Claim).
 func Pick(host string, skip func(port int) bool) (int, error) {
 	low := EphemeralLow()
 	for range 1000 {
@@ -33,10 +33,19 @@ func Pick(host string, skip func(port int) bool) (int, error) {
 			continue
 		}
 		ln.Close()
+		if !claim(p) {
+			continue
+		}
 		return p, nil
 	}
 	return 0, errors.New("no free port on " + host + " below " + strconv.Itoa(low))
 }
+
+// Claim claims port for this process until it exits, as Pick does with
+// the ports it returns, and reports whether it could: false when another
+// process running now has claimed it. (Off Unix it claims nothing and
+// reports true.)
+func Claim(port int) bool { return claim(port) }
 
 // EphemeralLow is the first port of the system's ephemeral range (Linux:
 // /proc/sys/net/ipv4/ip_local_port_range), 32768 where it cannot be read

@@ -1,8 +1,13 @@
 package freeport
 
 import (
+	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -26,5 +31,45 @@ func TestPick(t *testing.T) {
 	}
 	if _, err := Pick("127.0.0.1", func(int) bool { return true }); err == nil {
 		t.Error("Pick found a port when every one is skipped")
+	}
+}
+
+// TestClaimAcrossProcesses: a port this process has picked cannot be
+// claimed by another process (a child running this test binary), and one
+// it has not picked can.
+func TestClaimAcrossProcesses(t *testing.T) {
+	if port := os.Getenv("FREEPORT_CLAIM_CHILD"); port != "" {
+		p, _ := strconv.Atoi(port)
+		if Claim(p) {
+			fmt.Print("claimed")
+		} else {
+			fmt.Print("refused")
+		}
+		return
+	}
+	if runtime.GOOS == "windows" {
+		t.Skip("no record locks")
+	}
+	picked, err := Pick("127.0.0.1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := picked + 1
+	if other >= EphemeralLow() {
+		other = picked - 1
+	}
+	for _, tc := range []struct {
+		port int
+		want string
+	}{{picked, "refused"}, {other, "claimed"}} {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestClaimAcrossProcesses$")
+		cmd.Env = append(os.Environ(), "FREEPORT_CLAIM_CHILD="+strconv.Itoa(tc.port))
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("child: %v", err)
+		}
+		if !strings.HasPrefix(string(out), tc.want) {
+			t.Errorf("another process claiming port %d: %q, want %s", tc.port, out, tc.want)
+		}
 	}
 }

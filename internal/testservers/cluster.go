@@ -127,7 +127,7 @@ func FreeClusterPort(tb testing.TB, host string) int {
 	low := freeport.EphemeralLow()
 	p, err := freeport.Pick(host, func(p int) bool {
 		bus := p + ClusterBusOffset
-		return handedOut[p] || handedOut[bus] || bus >= low || !canListen(host, bus)
+		return handedOut[p] || handedOut[bus] || bus >= low || !canListen(host, bus) || !freeport.Claim(bus)
 	})
 	if err != nil {
 		tb.Fatalf("cluster node port: %v", err)
