@@ -219,8 +219,9 @@ func (b *bench) runSections() error {
 		var err error
 		switch s {
 		case "redis":
-			text, err = b.redisSection(s, "Redis: redis-benchmark -c 50 -r 1000000", redisCases(b.o.n, b.o.quick),
-				b.cl.redisEndpoints())
+			ep := b.cl.redisEndpoints()
+			ep.addr[hop] = b.cl.hop
+			text, err = b.redisSection(s, "Redis: redis-benchmark -c 50 -r 1000000", redisCases(b.o.n, b.o.quick), ep)
 			if err == nil {
 				b.emit(text)
 				text, err = b.resp3Section("Redis RESP3: redis-benchmark -3 -c 50 -r 1000000 (HELLO 3 on each connection)",

@@ -31,6 +31,7 @@ type redisCase struct {
 	resp3    bool // -3: HELLO 3 on each connection, RESP3 replies
 	cluster  bool // --cluster: addr is a Redis Cluster node, the benchmark spreads over the primaries
 	threads  int  // --threads; 0 for none (one thread; --cluster makes one per primary)
+	hop      bool // the bare hop is measured too, when the section's endpoints have one
 }
 
 // mget10 is MGET of ten random keys, sent as a custom command.
@@ -54,8 +55,10 @@ func redisCases(n int, quick bool) []redisCase {
 			reqs = 5 * n // pipelined runs are short: make them long enough to measure
 		}
 		for _, t := range []string{"set", "get", "lpush", "lrange_100", "mset"} {
+			// SET and GET, the rows with targets against direct Redis,
+			// also run through the bare hop: what a proxy costs at least.
 			cases = append(cases, redisCase{label: t, test: t, want: strings.ToUpper(t), pipeline: p,
-				clients: 50, requests: reqs, keyspace: 1000000})
+				clients: 50, requests: reqs, keyspace: 1000000, hop: t == "set" || t == "get"})
 		}
 		cases = append(cases, redisCase{label: "mget 10 keys", command: mget10(), want: "MGET", pipeline: p,
 			clients: 50, requests: reqs, keyspace: 1000000})
@@ -71,13 +74,13 @@ func largeCases(n int, quick bool) []redisCase {
 		reqs  int
 	}{{"100KB", 100 << 10, max(n/10, 100)}, {"1MB", 1 << 20, max(n/50, 25)}}
 	if quick {
-		return []redisCase{{label: "set 100KB", test: "set", want: "SET", pipeline: 1, clients: 10, requests: 50, dataSize: 100 << 10}}
+		return []redisCase{{label: "set 100KB", test: "set", want: "SET", pipeline: 1, clients: 10, requests: 50, dataSize: 100 << 10, hop: true}}
 	}
 	var cases []redisCase
 	for _, s := range sizes {
 		for _, t := range []string{"set", "get"} {
 			cases = append(cases, redisCase{label: t + " " + s.label, test: t, want: strings.ToUpper(t),
-				pipeline: 1, clients: 10, requests: s.reqs, dataSize: s.bytes})
+				pipeline: 1, clients: 10, requests: s.reqs, dataSize: s.bytes, hop: true})
 		}
 	}
 	return cases
@@ -205,6 +208,10 @@ func (b *bench) redisSection(section, title string, cases []redisCase, ep endpoi
 	var rows []row
 	defer func() { b.results.add(section, rows) }()
 	for _, c := range cases {
+		ep := ep
+		if !c.hop {
+			ep.addr[hop] = ""
+		}
 		r, err := b.measureRow(c.label, strconv.Itoa(c.pipeline), ep, func(ctx context.Context, addr string) (runResult, error) {
 			return runRedisBenchmark(ctx, c, addr)
 		})

@@ -20,7 +20,7 @@ const (
 	direct     target = iota // one backend server, no proxy: the limit
 	nutcracker               // twemproxy
 	shardproxy               // the proxy under test
-	hop                      // a bare forwarder in front of direct's server (large values only)
+	hop                      // a bare forwarder in front of direct's server (SET/GET and large values only)
 	numTargets
 )
 
@@ -39,12 +39,12 @@ type cluster struct {
 	pid         [numTargets]int // 0 for direct
 	redisPid    int             // direct's redis-server: the first of the pool
 	memcachePid int             // direct's memcached: the first of the pool
-	hop         string          // the bare forwarder's address, when the large section runs
+	hop         string          // the bare forwarder's address, when the redis or large section runs
 }
 
 // endpoints are what the legs of a throughput row talk to: per target, an
-// address ("" for a target the row leaves out, as the bare hop outside the
-// large section) and the process whose CPU is sampled around each run (0
+// address ("" for a target the row leaves out, as the bare hop in the rows
+// without one) and the process whose CPU is sampled around each run (0
 // for none).
 type endpoints struct {
 	addr [numTargets]string
@@ -91,7 +91,7 @@ func setup(ctx context.Context, p *procs, o *options) (*cluster, error) {
 		}
 		cl.pid[t], cl.redis[t], cl.memcache[t] = pid, rAddr, mAddr
 	}
-	if o.sections["large"] {
+	if o.sections["redis"] || o.sections["large"] {
 		if cl.pid[hop], cl.hop, err = startHop(p, cl.redis[direct]); err != nil {
 			return nil, err
 		}

@@ -54,7 +54,8 @@ func TestTargetChecks(t *testing.T) {
 
 // TestTargetsAgainstDirect checks the targets set against direct Redis:
 // rps at P=16 (at least 0.90 × direct's) and CPU per request at P=1 (at
-// most the direct redis-server's own), with both figures shown.
+// most the direct redis-server's own), with both figures shown; and the
+// same against the bare hop (0.90 × its rps, 1.00 × its CPU per request).
 func TestTargetsAgainstDirect(t *testing.T) {
 	tick := time.Second / time.Duration(clockTicks())
 	c := func(rps float64, cpu time.Duration) cell {
@@ -62,10 +63,10 @@ func TestTargetsAgainstDirect(t *testing.T) {
 	}
 	var rs results
 	rs.add("redis", []row{
-		{test: "set", pipeline: "16", cells: [numTargets]cell{c(1000, 10*tick), c(300, 0), c(900, 10*tick)}},
-		{test: "get", pipeline: "16", cells: [numTargets]cell{c(1000, 10*tick), c(300, 0), c(899, 10*tick)}},
-		{test: "set", pipeline: "1", cells: [numTargets]cell{c(1000, 10*tick), c(300, tick), c(900, 10*tick)}},
-		{test: "get", pipeline: "1", cells: [numTargets]cell{c(1000, 10*tick), c(300, tick), c(900, 11*tick)}},
+		{test: "set", pipeline: "16", cells: [numTargets]cell{c(1000, 10*tick), c(300, 0), c(900, 10*tick), c(1000, 0)}},
+		{test: "get", pipeline: "16", cells: [numTargets]cell{c(1000, 10*tick), c(300, 0), c(899, 10*tick), c(900, 0)}},
+		{test: "set", pipeline: "1", cells: [numTargets]cell{c(1000, 10*tick), c(300, tick), c(900, 10*tick), c(500, 12*tick)}},
+		{test: "get", pipeline: "1", cells: [numTargets]cell{c(1000, 10*tick), c(300, tick), c(900, 11*tick), c(500, 10*tick)}},
 	})
 	got := map[string]check{}
 	for _, ch := range targetChecks(&rs) {
@@ -77,6 +78,10 @@ func TestTargetsAgainstDirect(t *testing.T) {
 		"P=16 SET/GET vs direct Redis|get P=16":             {measured: "0.90", want: "≥ 0.90", met: "no"}, // 0.899
 		"P=1 CPU per request vs redis-server's own|set P=1": {measured: fmt.Sprintf("1.00 (%.2f vs %.2f µs/req)", perReq, perReq), want: "≤ 1.00", met: "yes"},
 		"P=1 CPU per request vs redis-server's own|get P=1": {measured: fmt.Sprintf("1.10 (%.2f vs %.2f µs/req)", 1.1*perReq, perReq), want: "≤ 1.00", met: "no"},
+		"P=16 SET/GET vs a bare forwarder|set P=16":         {measured: "0.90", want: "≥ 0.90", met: "yes"},
+		"P=16 SET/GET vs a bare forwarder|get P=16":         {measured: "1.00", want: "≥ 0.90", met: "yes"},
+		"P=1 CPU per request vs a bare forwarder's|set P=1": {measured: fmt.Sprintf("0.83 (%.2f vs %.2f µs/req)", perReq, 1.2*perReq), want: "≤ 1.00", met: "yes"},
+		"P=1 CPU per request vs a bare forwarder's|get P=1": {measured: fmt.Sprintf("1.10 (%.2f vs %.2f µs/req)", 1.1*perReq, perReq), want: "≤ 1.00", met: "no"},
 	} {
 		g, found := got[k]
 		if !found || g.measured != w.measured || g.want != w.want || g.met != w.met {
@@ -84,7 +89,8 @@ func TestTargetsAgainstDirect(t *testing.T) {
 		}
 	}
 	// Not measured: the rows are there, with "-".
-	for _, k := range []string{"P=16 SET/GET vs direct Redis|get P=16", "P=1 CPU per request vs redis-server's own|set P=1"} {
+	for _, k := range []string{"P=16 SET/GET vs direct Redis|get P=16", "P=1 CPU per request vs redis-server's own|set P=1",
+		"P=16 SET/GET vs a bare forwarder|set P=16", "P=1 CPU per request vs a bare forwarder's|get P=1"} {
 		found := false
 		for _, ch := range targetChecks(&results{}) {
 			if ch.target+"|"+ch.row == k {
