@@ -12,6 +12,7 @@ package proxytest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -96,6 +98,17 @@ func StartProxy(tb testing.TB, yaml string) *proxy.Proxy {
 // StartProxyOpts is startProxy with options (a stats address, say).
 func StartProxyOpts(tb testing.TB, yaml string, opt proxy.Options) *proxy.Proxy {
 	tb.Helper()
+	px, err := tryStartProxy(tb, yaml, opt)
+	if err != nil {
+		tb.Fatalf("proxy.Start: %v", err)
+	}
+	return px
+}
+
+// tryStartProxy is StartProxyOpts returning Start's error (the proxy then
+// closed) instead of failing the test with it.
+func tryStartProxy(tb testing.TB, yaml string, opt proxy.Options) (*proxy.Proxy, error) {
+	tb.Helper()
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		tb.Fatalf("config: %v\n%s", err, yaml)
@@ -106,14 +119,14 @@ func StartProxyOpts(tb testing.TB, yaml string, opt proxy.Options) *proxy.Proxy 
 		tb.Fatalf("proxy.New: %v", err)
 	}
 	if err := px.Start(); err != nil {
-		tb.Fatalf("proxy.Start: %v", err)
+		return nil, err
 	}
 	tb.Cleanup(func() {
 		if CloseProxy(tb, px) {
 			CheckGoroutines(tb, baseline)
 		}
 	})
-	return px
+	return px, nil
 }
 
 // CloseProxy closes px and reports whether Close returned within 10 s; when
@@ -228,7 +241,7 @@ func StartFixture(t *testing.T, p Pool, backends []*testservers.Server) *Fixture
 	if p.Servers == nil {
 		p.Servers = ServerLines(backends, nil, nil)
 	}
-	yaml := p.YAML("alpha", FreeListen(t))
+	yaml := p.YAML("alpha", "127.0.0.1:1")
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)
@@ -243,7 +256,19 @@ func StartFixture(t *testing.T, p Pool, backends []*testservers.Server) *Fixture
 	if f.place, err = hashring.New(hc); err != nil {
 		t.Fatalf("placement: %v", err)
 	}
-	f.px = StartProxy(t, yaml)
+	// A port free a moment ago may be taken meanwhile by a process that
+	// does not claim its ports (see testservers.FreePort): the fixture
+	// then listens on another.
+	for try := 1; ; try++ {
+		f.px, err = tryStartProxy(t, p.YAML("alpha", FreeListen(t)), proxy.Options{})
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || try == 3 {
+			break
+		}
+		t.Logf("proxy.Start: %v; listening on another port", err)
+	}
+	if err != nil {
+		t.Fatalf("proxy.Start: %v", err)
+	}
 	f.Addr = f.px.Addr(0).String()
 	return f
 }
