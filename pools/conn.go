@@ -462,17 +462,19 @@ func (c *Conn) readLoop(nc net.Conn) {
 		handoff := r.deliver()
 		if bad != nil {
 			if handoff != nil {
-				handoff.finish()
+				r.buf = nil // it went with the call
 			}
+			r.finish()
 			c.broken(nc, bad, false)
 			return
 		}
 		r.keepRest(handoff != nil)
-		if handoff != nil {
-			// Only now, with nothing more read out of the buffer, may
-			// the call that took it be done (and its client reuse it).
-			handoff.finish()
-		}
+		// Only now, with nothing more read out of the buffer, may the
+		// calls be done: the call that took the buffer may then reuse it,
+		// and the buffer is back in the pool (or kept) before the calls'
+		// owners run, here, to write their clients' replies. (With many
+		// servers, buffers held through those writes added up to MBs.)
+		r.finish()
 		if r.demoted {
 			r.demoted = false
 			c.s.opt.OnDemoted()
@@ -620,13 +622,13 @@ func complete(frame Framer, b []byte) bool {
 	return m > 0 || err != nil
 }
 
-// deliver gives each framed call its reply and tells it it is done, except
-// handoff: the call of a large reply that keeps the buffer it arrived in.
-// The buffer changes owner when that call is told (the reader must then
-// have finished with it), so the caller tells it after keepRest.
+// deliver gives each framed call its reply, copied out of the buffer,
+// except handoff's: the call of a large reply that keeps the buffer it
+// arrived in. It tells none of them it is done: finish does, after
+// keepRest (the buffer changes owner when handoff is told, so the reader
+// must have finished with it).
 func (r *reader) deliver() (handoff *Call) {
 	for i, call := range r.ready {
-		r.ready[i] = nil
 		a, b := r.spans[2*i], r.spans[2*i+1]
 		if b-a >= handoffSize && len(call.Reply) == 0 && handoff == nil {
 			// The buffer goes back to the pool when the call is reset;
@@ -637,9 +639,18 @@ func (r *reader) deliver() (handoff *Call) {
 			continue
 		}
 		call.Reply = append(call.Reply, r.buf[a:b]...)
-		call.finish()
 	}
 	return handoff
+}
+
+// finish tells the calls deliver gave their replies that they are done,
+// in order.
+func (r *reader) finish() {
+	for i, call := range r.ready {
+		r.ready[i] = nil
+		call.finish()
+	}
+	r.ready = r.ready[:0]
 }
 
 // keepRest moves the bytes after the framed replies to the front of the
