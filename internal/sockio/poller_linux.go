@@ -3,6 +3,7 @@ package sockio
 import (
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -22,6 +23,14 @@ type Poller struct {
 	n      int
 	err    error
 	waitFn func(epfd uintptr) bool
+	// ctl's state, under ctlMu, kept so that an epoll_ctl allocates
+	// nothing (a closure passed to RawConn.Control escapes).
+	ctlMu  sync.Mutex
+	ctlOp  int
+	ctlFD  int
+	ctlEv  syscall.EpollEvent
+	ctlErr error
+	ctlFn  func(epfd uintptr)
 }
 
 // NewPoller makes an empty set.
@@ -42,47 +51,52 @@ func NewPoller() (*Poller, error) {
 	}
 	p := &Poller{file: f, raw: raw}
 	p.waitFn = p.wait
+	p.ctlFn = p.runCtl
 	return p, nil
 }
 
 // Add puts the socket fd (see FD) in the set.
 func (p *Poller) Add(fd int) error {
 	// One-shot: it is reported once; the owner then Deletes it.
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(fd)}
-	return p.ctl(syscall.EPOLL_CTL_ADD, fd, &ev)
+	return p.ctl(syscall.EPOLL_CTL_ADD, fd, syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLONESHOT)
 }
 
 // Rearm reports the socket fd, already in the set and reported since,
 // once more when it has bytes, EOF or an error.
 func (p *Poller) Rearm(fd int) error {
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(fd)}
-	return p.ctl(syscall.EPOLL_CTL_MOD, fd, &ev)
+	return p.ctl(syscall.EPOLL_CTL_MOD, fd, syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLONESHOT)
 }
 
 // AddHangup puts the socket fd in the set to be reported once when its
 // peer closes or resets it, not when bytes come.
 func (p *Poller) AddHangup(fd int) error {
-	ev := syscall.EpollEvent{Events: syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(fd)}
-	return p.ctl(syscall.EPOLL_CTL_ADD, fd, &ev)
+	return p.ctl(syscall.EPOLL_CTL_ADD, fd, syscall.EPOLLRDHUP|syscall.EPOLLONESHOT)
 }
 
 // Delete takes the socket fd out of the set.
 func (p *Poller) Delete(fd int) error {
-	return p.ctl(syscall.EPOLL_CTL_DEL, fd, nil)
+	return p.ctl(syscall.EPOLL_CTL_DEL, fd, 0)
 }
 
-// ctl runs epoll_ctl on the set.
-func (p *Poller) ctl(op, fd int, ev *syscall.EpollEvent) error {
-	var err error
-	if cerr := p.raw.Control(func(epfd uintptr) {
-		err = syscall.EpollCtl(int(epfd), op, fd, ev)
-	}); cerr != nil {
-		return cerr
+// ctl runs epoll_ctl on the set, for events (none for a delete).
+func (p *Poller) ctl(op, fd int, events uint32) error {
+	p.ctlMu.Lock()
+	defer p.ctlMu.Unlock()
+	p.ctlOp, p.ctlFD, p.ctlErr = op, fd, nil
+	p.ctlEv = syscall.EpollEvent{Events: events, Fd: int32(fd)}
+	if err := p.raw.Control(p.ctlFn); err != nil {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("epoll_ctl: %w", err)
+	if p.ctlErr != nil {
+		return fmt.Errorf("epoll_ctl: %w", p.ctlErr)
 	}
 	return nil
+}
+
+// runCtl is ctl's call, inside RawConn.Control (which keeps the set open
+// meanwhile). Under ctlMu.
+func (p *Poller) runCtl(epfd uintptr) {
+	p.ctlErr = syscall.EpollCtl(int(epfd), p.ctlOp, p.ctlFD, &p.ctlEv)
 }
 
 // Wait waits until sockets in the set are reported, or until the time

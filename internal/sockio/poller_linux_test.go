@@ -178,3 +178,28 @@ func TestPollerWaitAllocs(t *testing.T) {
 		t.Errorf("Wait: %v allocations, want 0", n)
 	}
 }
+
+// TestPollerCtlAllocs checks that putting a socket in the set, re-arming
+// it and taking it out allocate nothing: an event loop re-arms a client
+// after every batch.
+func TestPollerCtlAllocs(t *testing.T) {
+	p := newPoller(t)
+	_, b := tcpPair(t)
+	fd := FD(b)
+	if err := p.Add(fd); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if err := p.Rearm(fd); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("Rearm: %v allocations, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		p.Delete(fd)
+		p.Add(fd)
+	}); n != 0 {
+		t.Errorf("Delete and Add: %v allocations, want 0", n)
+	}
+}
