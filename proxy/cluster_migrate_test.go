@@ -149,12 +149,23 @@ func (l *migrateLoad) write(c *redis.Client, w, n int) error {
 		}
 		l.mu.Unlock()
 	}()
+	steps := (o.n/n+1)*10/9 + 10
 	for round := 0; ; round++ {
-		for i := w; i < o.n+100*n; i += n {
+		for step := 0; step < steps; step++ {
 			select {
 			case <-l.stop:
 				return nil
 			default:
+			}
+			// Every tenth step writes a new key (100 per writer, in
+			// turn), from the start: a migration that ends before the
+			// old keys are walked (a race build) still sees new keys.
+			// The other steps walk this writer's share of the old keys.
+			i := o.n + w + n*((step/10)%100)
+			if step%10 != 9 {
+				if i = w + n*(step-step/10); i >= o.n {
+					continue
+				}
 			}
 			k := o.key(i)
 			if i >= o.n {

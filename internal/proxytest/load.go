@@ -162,9 +162,12 @@ func (l *Load) op(fn func(context.Context) error) outcome {
 
 // record adds an outcome to the current phase and reports success.
 func (l *Load) record(shard int, o outcome) bool {
-	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// Read the clock under the lock, so that an outcome recorded in a
+	// phase is never dated before the phase began (WaitOK compares with a
+	// time taken before the switch).
+	now := time.Now()
 	ph := l.ph
 	ph.ops[shard]++
 	ph.maxLat[shard] = max(ph.maxLat[shard], o.lat)
