@@ -111,17 +111,23 @@ func (o *oldPool) migrateFrom(extra ...string) string {
 // with a TTL, which nobody writes: every read must return the latest
 // write, or the original value.
 type migrateLoad struct {
-	o    *oldPool
-	stop chan struct{}
-	wg   sync.WaitGroup
-	ops  atomic.Int64
-	mu   sync.Mutex
-	errs []error
-	last map[string]string // the latest value written per key
+	o *oldPool
+	// newEarly says every tenth step of a writer writes a new key from
+	// the start; else its new keys come after its old ones. (A client's
+	// request for a new key of a slot that moved behind the pool's map
+	// refreshes the map, which TestClusterMigrateMoved must not have
+	// before the mover meets those slots.)
+	newEarly bool
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	ops      atomic.Int64
+	mu       sync.Mutex
+	errs     []error
+	last     map[string]string // the latest value written per key
 }
 
-func startMigrateLoad(t *testing.T, addr string, o *oldPool, writers int) *migrateLoad {
-	l := &migrateLoad{o: o, stop: make(chan struct{}), last: map[string]string{}}
+func startMigrateLoad(t *testing.T, addr string, o *oldPool, writers int, newEarly bool) *migrateLoad {
+	l := &migrateLoad{o: o, newEarly: newEarly, stop: make(chan struct{}), last: map[string]string{}}
 	for w := range writers {
 		c := proxytest.NoRetryClient(t, addr, nil, 2)
 		l.wg.Add(1)
@@ -149,23 +155,19 @@ func (l *migrateLoad) write(c *redis.Client, w, n int) error {
 		}
 		l.mu.Unlock()
 	}()
-	steps := (o.n/n+1)*10/9 + 10
 	for round := 0; ; round++ {
-		for step := 0; step < steps; step++ {
+		for step := 0; ; step++ {
 			select {
 			case <-l.stop:
 				return nil
 			default:
 			}
-			// Every tenth step writes a new key (100 per writer, in
-			// turn), from the start: a migration that ends before the
-			// old keys are walked (a race build) still sees new keys.
-			// The other steps walk this writer's share of the old keys.
-			i := o.n + w + n*((step/10)%100)
-			if step%10 != 9 {
-				if i = w + n*(step-step/10); i >= o.n {
-					continue
-				}
+			i, more := l.keyAt(w, n, step)
+			if !more {
+				break
+			}
+			if i < 0 {
+				continue
 			}
 			k := o.key(i)
 			if i >= o.n {
@@ -188,6 +190,30 @@ func (l *migrateLoad) write(c *redis.Client, w, n int) error {
 			l.ops.Add(2)
 		}
 	}
+}
+
+// keyAt returns the index of the key writer w of n takes at step of a
+// round (o.n and over: a new key), -1 for none, and more == false past the
+// round's last step. With newEarly every tenth step takes a new key (100
+// per writer, in turn), so that a migration that ends before the old keys
+// are walked (a race build) still sees new keys; else the new keys follow
+// the old ones.
+func (l *migrateLoad) keyAt(w, n, step int) (i int, more bool) {
+	o := l.o
+	if !l.newEarly {
+		i = w + n*step
+		return i, i < o.n+100*n
+	}
+	if step >= (o.n/n+1)*10/9+10 {
+		return 0, false
+	}
+	if step%10 == 9 {
+		return o.n + w + n*((step/10)%100), true
+	}
+	if i = w + n*(step-step/10); i >= o.n {
+		return -1, true
+	}
+	return i, true
 }
 
 // readOriginal reads key i of o, which nobody writes, and checks its
@@ -369,7 +395,7 @@ func TestClusterMigrate(t *testing.T) {
 	px := proxytest.StartProxy(t, proxytest.ClusterYAML("cluster", listen, []string{c.Nodes[0].Addr},
 		"migrate_rate: 2500", o.migrateFrom()))
 	waitSlotMap(t, px)
-	l := startMigrateLoad(t, listen, o, 4)
+	l := startMigrateLoad(t, listen, o, 4, true)
 	took := waitMigration(t, px, 30*time.Second)
 	time.Sleep(100 * time.Millisecond)
 	l.halt(t)
@@ -443,7 +469,7 @@ func TestClusterMigrateMoved(t *testing.T) {
 		t.Fatalf("the slots moved after start_at: the test is too slow to show a stale map")
 	}
 	time.Sleep(time.Until(start))
-	l := startMigrateLoad(t, listen, o, 4)
+	l := startMigrateLoad(t, listen, o, 4, false)
 	took := waitMigration(t, px, 30*time.Second)
 	time.Sleep(100 * time.Millisecond)
 	l.halt(t)
@@ -502,7 +528,7 @@ func TestClusterMigrateReload(t *testing.T) {
 		t.Fatalf("after adding migrate_from: %d servers, migration_pending %d; want the primaries and old servers, %d",
 			len(ps.Servers), ps.MigrationPending, len(o.backends))
 	}
-	l := startMigrateLoad(t, listen, o, 2)
+	l := startMigrateLoad(t, listen, o, 2, true)
 	waitMigration(t, px, 30*time.Second)
 	applyYAML(t, px, proxytest.ClusterYAML("cluster", listen, seeds, "migrate_rate: 2000"))
 	time.Sleep(100 * time.Millisecond)
