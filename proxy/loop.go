@@ -207,7 +207,7 @@ func (cl *client) finishRound() bool {
 // goroutine when the loop has closed.
 func (cl *client) waitInLoop() {
 	cl.async = false
-	if !cl.p.parkerOf(cl).wait(cl) {
+	if !cl.p.parkerOf(cl).add(cl) {
 		cl.p.resume(cl)
 	}
 }

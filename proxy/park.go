@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/shardproxy/shardproxy/internal/sockio"
@@ -17,63 +16,47 @@ import (
 // loop (loop.go), or gives it a goroutine again. A pool has one parker per
 // processor the process may use; a client's is parkerOf.
 type parker struct {
-	p    *pool
-	poll *sockio.Poller
-
-	mu     sync.Mutex
-	byFD   map[int]*client
-	closed bool
+	p   *pool
+	set *sockio.Waiting[*client] // the parked clients, by socket
 }
 
 // newParker makes the pool's parker, or returns nil when the system cannot
 // (the pool then keeps every client's goroutine).
 func newParker(p *pool) *parker {
-	poll, err := sockio.NewPoller()
+	w, err := sockio.NewWaiting[*client]()
 	if err != nil {
 		if !errors.Is(err, errors.ErrUnsupported) {
 			p.log.Warn("idle clients keep their goroutines", "err", err)
 		}
 		return nil
 	}
-	return &parker{p: p, poll: poll, byFD: map[int]*client{}}
+	return &parker{p: p, set: w}
 }
 
 // park adds cl, whose goroutine is about to return after
 // client_park_after of silence, to the poller. It returns false when cl
 // must keep its goroutine.
 func (pk *parker) park(cl *client) bool {
-	if !pk.wait(cl) {
+	if !pk.add(cl) {
 		return false
 	}
 	memTrim.wentIdle(pk.p.log)
 	return true
 }
 
-// wait adds cl, idle now, to the poller: a client whose goroutine is
+// add makes cl, idle now, wait in the set: a client whose goroutine is
 // about to return, or one an event loop served. It returns false when cl
 // must have a goroutine.
-func (pk *parker) wait(cl *client) bool {
+func (pk *parker) add(cl *client) bool {
 	if cl.fd < 0 {
 		return false
 	}
 	cl.idleSince = time.Now()
-	pk.mu.Lock()
-	defer pk.mu.Unlock()
-	if pk.closed {
-		return false
-	}
-	pk.byFD[cl.fd] = cl
-	// Bytes that came before it are reported at once; it is reported
-	// once (one-shot), and takeReady or take takes it out.
-	var err error
-	if cl.polled {
-		err = pk.poll.Rearm(cl.fd)
-	} else {
-		err = pk.poll.Add(cl.fd)
-	}
-	if err != nil {
-		delete(pk.byFD, cl.fd)
-		pk.p.log.Debug("park client", "err", err)
+	// Reported once (one-shot); Ready or TakeAll takes it out.
+	if err := pk.set.Put(cl.fd, cl, cl.polled); err != nil {
+		if !errors.Is(err, sockio.ErrSetClosed) {
+			pk.p.log.Debug("park client", "err", err)
+		}
 		return false
 	}
 	cl.polled = true
@@ -81,36 +64,21 @@ func (pk *parker) wait(cl *client) bool {
 	return true
 }
 
-// take removes the client parked on fd from the poller, if any. pk.mu is
-// held.
-func (pk *parker) take(fd int) *client {
-	cl := pk.takeReady(fd)
-	if cl != nil {
-		pk.poll.Delete(fd)
-		cl.polled = false
-	}
-	return cl
-}
-
 // remove takes the socket of cl, which is not parked, out of the set.
 func (pk *parker) remove(cl *client) {
-	pk.mu.Lock()
-	pk.poll.Delete(cl.fd)
+	pk.set.Remove(cl.fd)
 	cl.polled = false
-	pk.mu.Unlock()
 }
 
-// takeReady removes the client parked on fd, which the poller reported,
-// leaving its socket in the set, where the report disarmed it. pk.mu is
-// held.
-func (pk *parker) takeReady(fd int) *client {
-	cl := pk.byFD[fd]
-	if cl == nil {
-		return nil
+// takeAll takes the parked clients for which pick (nil: every one) is true
+// out of the set, closing it for good when closing.
+func (pk *parker) takeAll(pick func(*client) bool, closing bool) []*client {
+	out := pk.set.TakeAll(pick, closing)
+	for _, cl := range out {
+		cl.polled = false
 	}
-	delete(pk.byFD, fd)
-	pk.p.stats.clientParked.Add(-1)
-	return cl
+	pk.p.stats.clientParked.Add(-int64(len(out)))
+	return out
 }
 
 // run hands readable parked clients back to the pool until the parker is
@@ -125,7 +93,7 @@ func (pk *parker) run() {
 	fds := make([]int, 256)
 	next := time.Now().Add(every)
 	for {
-		n, err := pk.poll.Wait(fds, next)
+		n, err := pk.set.Next(fds, next)
 		if now := time.Now(); !now.Before(next) {
 			pk.tick()
 			next = now.Add(every)
@@ -141,10 +109,8 @@ func (pk *parker) run() {
 			return
 		}
 		for _, fd := range fds[:n] {
-			pk.mu.Lock()
-			cl := pk.takeReady(fd)
-			pk.mu.Unlock()
-			if cl != nil {
+			if cl, ok := pk.set.Ready(fd); ok {
+				pk.p.stats.clientParked.Add(-1)
 				cl.serveReady()
 			}
 		}
@@ -153,17 +119,14 @@ func (pk *parker) run() {
 
 // tick closes parked clients idle past the pool's idle timeout.
 func (pk *parker) tick() {
-	var expired []*client
-	pk.mu.Lock()
-	if idle := pk.p.routing().lim.idleTimeout; idle > 0 {
-		now := time.Now()
-		for fd, cl := range pk.byFD {
-			if now.Sub(cl.idleSince) >= idle-deadlineSlack(idle) && cl.sub.Load() == nil {
-				expired = append(expired, pk.take(fd))
-			}
-		}
+	idle := pk.p.routing().lim.idleTimeout
+	if idle <= 0 {
+		return
 	}
-	pk.mu.Unlock()
+	now := time.Now()
+	expired := pk.takeAll(func(cl *client) bool {
+		return now.Sub(cl.idleSince) >= idle-deadlineSlack(idle) && cl.sub.Load() == nil
+	}, false)
 	for _, cl := range expired {
 		cl.closeSocket()
 		pk.p.stats.clientErr.Add(1) // as an idle timeout of a client with a goroutine
@@ -174,30 +137,18 @@ func (pk *parker) tick() {
 // giveUp stops parking, after the poller failed: every parked client gets
 // its goroutine back.
 func (pk *parker) giveUp() {
-	var back []*client
-	pk.mu.Lock()
-	pk.closed = true
-	for fd := range pk.byFD {
-		back = append(back, pk.take(fd))
-	}
-	pk.mu.Unlock()
-	for _, cl := range back {
+	for _, cl := range pk.takeAll(nil, true) {
 		pk.p.resume(cl)
 	}
 }
 
 // close closes every parked client and the poller; run then returns.
 func (pk *parker) close() {
-	pk.mu.Lock()
-	pk.closed = true
-	var out []*client
-	for fd, cl := range pk.byFD {
-		pk.take(fd)
+	out := pk.takeAll(nil, true)
+	for _, cl := range out {
 		cl.closeSocket()
-		out = append(out, cl)
 	}
-	pk.mu.Unlock()
-	pk.poll.Close()
+	pk.set.Close()
 	for _, cl := range out {
 		cl.endSession(false)
 		cl.endSubscriptions()
@@ -207,13 +158,7 @@ func (pk *parker) close() {
 // evict closes and forgets every parked client, leaving the parker
 // running: the pool is leaving, and an idle client has nothing in flight.
 func (pk *parker) evict() {
-	var out []*client
-	pk.mu.Lock()
-	for fd := range pk.byFD {
-		out = append(out, pk.take(fd))
-	}
-	pk.mu.Unlock()
-	for _, cl := range out {
+	for _, cl := range pk.takeAll(nil, false) {
 		cl.closeSocket()
 		pk.p.forget(cl)
 	}

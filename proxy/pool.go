@@ -250,7 +250,7 @@ func (p *pool) accept(nc net.Conn) {
 	case admitted:
 		if p.tls == nil && cl.loopable() {
 			// Served by its event loop from its first request (loop.go).
-			if !p.parkerOf(cl).wait(cl) {
+			if !p.parkerOf(cl).add(cl) {
 				p.resume(cl)
 			}
 			return
@@ -329,7 +329,7 @@ func (p *pool) acceptRaw(fd int) {
 		cl.closeSocket()
 		return
 	}
-	if !p.parkerOf(cl).wait(cl) {
+	if !p.parkerOf(cl).add(cl) {
 		p.resume(cl)
 	}
 }
@@ -423,7 +423,7 @@ func (p *pool) ensureParker() {
 	}
 	if len(parks) < cap(parks) {
 		for _, pk := range parks {
-			pk.poll.Close()
+			pk.set.Close()
 		}
 		return
 	}

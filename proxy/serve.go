@@ -254,7 +254,7 @@ func (cl *client) backToLoop() bool {
 		cl.st.rdl = time.Time{}
 		cl.nc.SetReadDeadline(time.Time{})
 	}
-	return cl.p.parkerOf(cl).wait(cl)
+	return cl.p.parkerOf(cl).add(cl)
 }
 
 // end closes the client's connection once the replies it was sent are
