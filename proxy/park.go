@@ -52,15 +52,19 @@ func (pk *parker) add(cl *client) bool {
 		return false
 	}
 	cl.idleSince = time.Now()
-	// Reported once (one-shot); Ready or TakeAll takes it out.
-	if err := pk.set.Put(cl.fd, cl, cl.polled); err != nil {
+	// Everything of cl is written before Put: once in the set, cl
+	// belongs to whoever takes it out (Ready or TakeAll, reported once).
+	armed := cl.polled
+	cl.polled = true
+	pk.p.stats.clientParked.Add(1)
+	if err := pk.set.Put(cl.fd, cl, armed); err != nil {
+		cl.polled = armed
+		pk.p.stats.clientParked.Add(-1)
 		if !errors.Is(err, sockio.ErrSetClosed) {
 			pk.p.log.Debug("park client", "err", err)
 		}
 		return false
 	}
-	cl.polled = true
-	pk.p.stats.clientParked.Add(1)
 	return true
 }
 
