@@ -21,9 +21,8 @@ type Conn struct {
 	hello3 bool // it says Options.Hello3 (Server.Conn3)
 
 	mu      sync.Mutex
-	nc      net.Conn      // nil while down
-	kick    chan struct{} // wakes the writer of nc
-	quit    chan struct{} // closed when nc breaks
+	nc      net.Conn // nil while down
+	wr      *writer  // nc's writing side
 	dialing bool
 	out     []byte // frames queued for the next write
 	spare   []byte
@@ -32,9 +31,8 @@ type Conn struct {
 	pieces [][]byte
 	// pins are the calls whose frames are in pieces (see Call.pin).
 	pins     []*Call
-	mark     int           // start of the run of out not yet in pieces
-	wdone    chan struct{} // closed when the writer of nc has returned
-	inflight queue         // calls written or queued, awaiting replies, in order
+	mark     int   // start of the run of out not yet in pieces
+	inflight queue // calls written or queued, awaiting replies, in order
 	// unwritten counts the calls at the tail of inflight whose frames are
 	// still in out.
 	unwritten int
@@ -103,10 +101,10 @@ func (c *Conn) queueFrames(call *Call) {
 	}
 }
 
-// Flush hands what is queued to the connection's writer, dialing first if
-// the connection is down (the dial happens in the caller's goroutine; calls
-// queued meanwhile by others wait for it). The writer wakes a moment later
-// and writes everything queued by every client in one write.
+// Flush writes what is queued, dialing first if the connection is down
+// (the dial happens in the caller's goroutine; calls queued meanwhile by
+// others wait for it). It never waits for the socket: what it cannot take
+// now is written by a goroutine of its own (see push).
 func (c *Conn) Flush() { c.flush(false) }
 
 // FlushAsync is Flush for a caller that must not block, an event loop: a
@@ -117,7 +115,7 @@ func (c *Conn) FlushAsync() { c.flush(true) }
 // flush is Flush, dialing in a goroutine of its own when async.
 func (c *Conn) flush(async bool) {
 	c.mu.Lock()
-	if c.dialing || (len(c.out) == 0 && len(c.pieces) == 0) {
+	if c.dialing || !c.queued() {
 		c.mu.Unlock()
 		return
 	}
@@ -143,96 +141,170 @@ func (c *Conn) flush(async bool) {
 		return
 	}
 	if c.inflight.len() > c.unwritten {
-		// Replies are due: the reader hands the queue to the writer when
-		// they come, so requests of many clients go in one write.
+		// Replies are due: the reader writes the queue when they come,
+		// so requests of many clients go in one write.
 		c.mu.Unlock()
 		return
 	}
-	kick := c.kick
-	c.mu.Unlock()
-	select {
-	case kick <- struct{}{}:
-	default:
-	}
+	c.push(c.wr)
 }
 
-// writeLoop writes queued frames to nc whenever it is kicked, until nc
-// breaks.
-func (c *Conn) writeLoop(nc net.Conn, kick, quit, done chan struct{}) {
-	defer c.s.wg.Done()
-	defer close(done)
-	var w sockio.Writer
-	w.Init(nc)
-	var iov [][]byte
-	var pins []*Call
-	for {
-		select {
-		case <-kick:
-		case <-quit:
-			return
-		}
-		if c.s.held.Load() {
-			continue // Release kicks again
-		}
-		c.gather()
-		c.mu.Lock()
-		for (len(c.out) > 0 || len(c.pieces) > 0) && c.nc == nc && !c.s.held.Load() {
-			buf := c.out
-			iov = append(iov[:0], c.pieces...)
-			if len(iov) > 0 {
-				iov = append(iov, buf[c.mark:])
+// queued reports whether frames wait to be written. Called with c.mu held.
+func (c *Conn) queued() bool { return len(c.out) > 0 || len(c.pieces) > 0 }
+
+// writer is the writing side of one live connection. Whoever finds it
+// idle with frames queued writes them, in its own goroutine (a client's,
+// an event loop, the connection's reader, a dial): there is no goroutine
+// per connection waiting to write. When the socket is full, a goroutine
+// started then writes the rest and what queues meanwhile, and returns once
+// the queue is empty.
+type writer struct {
+	nc net.Conn
+	w  sockio.Writer
+	// busy says someone writes to nc: the others only queue (guarded by
+	// Conn.mu). The fields below are the writer's while busy.
+	busy bool
+	buf  []byte   // the run of out being written
+	iov  [][]byte // when pieces were queued: the runs and frames in order
+	pins []*Call  // the calls whose frames are in iov (see Call.pin)
+}
+
+// push writes the queue to w's connection until it is empty, never
+// waiting for the socket. Called with c.mu held; returns with it released.
+func (c *Conn) push(w *writer) {
+	if w.busy {
+		c.mu.Unlock()
+		return
+	}
+	w.busy = true
+	for c.dequeue(w) {
+		c.mu.Unlock()
+		var err error
+		if len(w.iov) == 0 {
+			var n int
+			n, err = w.w.TryWrite(w.buf)
+			if err == nil && n < len(w.buf) {
+				c.writeRest(w, w.buf[n:])
+				return
 			}
-			clear(c.pieces)
-			c.pieces = c.pieces[:0]
-			pins = append(pins[:0], c.pins...)
-			clear(c.pins)
-			c.pins = c.pins[:0]
-			c.mark = 0
-			c.out, c.spare = c.spare[:0], nil
-			c.unwritten = 0
-			c.mu.Unlock()
-			var err error
-			if len(iov) == 0 {
-				err = w.Write(buf)
-			} else {
-				err = w.Writev(iov)
-				clear(iov)
-			}
-			// The frames are no longer read: their calls may be done.
-			for _, call := range pins {
-				call.unpin()
-			}
-			clear(pins)
-			c.mu.Lock()
-			if cap(buf) <= 1<<20 {
-				c.spare = buf[:0]
-			}
-			if err != nil {
-				c.mu.Unlock()
-				c.broken(nc, fmt.Errorf("%w: %s: write: %w", ErrUnavailable, c.s.opt.Name, err), true)
+		} else {
+			err = w.w.TryWritev(w.iov)
+			if err == nil && !written(w.iov) {
+				c.writeRest(w, nil)
 				return
 			}
 		}
-		c.mu.Unlock()
-	}
-}
-
-// gather yields to the other runnable goroutines while they keep queueing
-// requests, so that one write carries them all.
-func (c *Conn) gather() {
-	c.mu.Lock()
-	n := c.unwritten
-	c.mu.Unlock()
-	for range 4 {
-		runtime.Gosched()
 		c.mu.Lock()
-		m := c.unwritten
-		c.mu.Unlock()
-		if m == n {
+		if !c.wrote(w, err) {
 			return
 		}
-		n = m
 	}
+	w.busy = false
+	c.mu.Unlock()
+}
+
+// dequeue moves the queue into w for a write, reporting whether anything
+// is to be written: w's connection is still the current one, not held,
+// with frames queued. Called with c.mu held.
+func (c *Conn) dequeue(w *writer) bool {
+	if c.nc != w.nc || c.s.held.Load() || !c.queued() {
+		return false
+	}
+	w.buf = c.out
+	if len(c.pieces) > 0 {
+		w.iov = append(append(w.iov[:0], c.pieces...), w.buf[c.mark:])
+		clear(c.pieces)
+		c.pieces = c.pieces[:0]
+	}
+	w.pins = append(w.pins[:0], c.pins...)
+	clear(c.pins)
+	c.pins = c.pins[:0]
+	c.mark = 0
+	c.out, c.spare = c.spare[:0], nil
+	c.unwritten = 0
+	return true
+}
+
+// wrote ends a write: the frames it held are released, and a failed write
+// breaks the connection. It reports whether the writer goes on, with c.mu
+// held; if not, c.mu is released. Called with c.mu held.
+func (c *Conn) wrote(w *writer, err error) bool {
+	pins := w.pins
+	clear(w.iov)
+	w.iov = w.iov[:0]
+	if cap(w.buf) <= 1<<20 {
+		c.spare = w.buf[:0]
+	}
+	w.buf = nil
+	if err == nil && len(pins) == 0 {
+		return true
+	}
+	c.mu.Unlock()
+	// The frames are no longer read: their calls may be done.
+	for i, call := range pins {
+		pins[i] = nil
+		call.unpin()
+	}
+	w.pins = pins[:0]
+	if err != nil {
+		c.broken(w.nc, fmt.Errorf("%w: %s: write: %w", ErrUnavailable, c.s.opt.Name, err))
+		return false
+	}
+	c.mu.Lock()
+	return true
+}
+
+// writeRest has a goroutine of its own write what the socket did not take
+// (rest of w.buf, or what is left of w.iov when rest is nil), then the
+// queue until it is empty. Called with w busy and c.mu released.
+func (c *Conn) writeRest(w *writer, rest []byte) {
+	c.mu.Lock()
+	if c.s.closed.Load() {
+		// Close waits for the goroutines it knows: start none. The
+		// connection is closing: its calls fail.
+		c.wrote(w, ErrClosed)
+		return
+	}
+	c.s.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.s.wg.Done()
+		var err error
+		if rest != nil {
+			err = w.w.Write(rest)
+		} else {
+			err = w.w.Writev(w.iov)
+		}
+		c.mu.Lock()
+		if !c.wrote(w, err) {
+			return
+		}
+		for c.dequeue(w) {
+			c.mu.Unlock()
+			if len(w.iov) == 0 {
+				err = w.w.Write(w.buf)
+			} else {
+				err = w.w.Writev(w.iov)
+			}
+			c.mu.Lock()
+			if !c.wrote(w, err) {
+				return
+			}
+		}
+		w.busy = false
+		c.mu.Unlock()
+	}()
+}
+
+// written reports whether every buffer of bufs was written (shortened to
+// nothing).
+func written(bufs [][]byte) bool {
+	for _, b := range bufs {
+		if len(b) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // bigFrame is the request size from which a frame is written from where
@@ -299,48 +371,37 @@ func (c *Conn) dial() error {
 		panic("pools: a second live connection") // dialing excludes this
 	}
 	c.nc = nc
-	c.kick = make(chan struct{}, 1)
-	c.quit = make(chan struct{})
-	c.wdone = make(chan struct{})
+	c.wr = &writer{nc: nc}
+	c.wr.w.Init(nc)
 	c.s.Stats.ServerConnections.Add(1)
 	c.s.Stats.Connects.Add(1)
 	c.armed = c.s.opt.Timeout > 0 && c.inflight.len() > 0
 	if c.armed {
 		nc.SetReadDeadline(c.inflight.peek().Sent.Add(c.s.opt.Timeout))
 	}
-	c.s.wg.Add(2)
+	c.s.wg.Add(1)
 	go c.readLoop(nc)
-	go c.writeLoop(nc, c.kick, c.quit, c.wdone)
-	if len(c.out) > 0 || len(c.pieces) > 0 {
-		c.kick <- struct{}{}
-	}
-	c.mu.Unlock()
+	c.push(c.wr)
 	return nil
 }
 
 // broken closes nc (if it is still the current connection) and fails every
 // call queued on it with err.
-func (c *Conn) broken(nc net.Conn, err error, fromWriter bool) {
+func (c *Conn) broken(nc net.Conn, err error) {
 	c.mu.Lock()
 	if c.nc != nc {
 		c.mu.Unlock()
 		return
 	}
-	c.nc = nil
-	close(c.quit)
-	nc.Close()
-	// The last calls of inflight were never handed to the writer.
+	c.nc, c.wr = nil, nil
+	c.closeConn(nc)
+	// The last calls of inflight were never handed to a writer. A write
+	// under way may still read the frames of the others: those are
+	// pinned (Call.pin), and done only once it has returned.
 	sent := c.inflight.len() - c.unwritten
 	calls := c.inflight.drain()
 	c.dropQueue()
-	wdone := c.wdone
 	c.mu.Unlock()
-	// Calls may reference frames the writer is still writing: fail them
-	// only once it has returned (nc is closed, so it returns at once).
-	// The writer itself never waits here: it has stopped writing.
-	if !fromWriter {
-		<-wdone
-	}
 	c.s.Stats.ServerConnections.Add(-1)
 	// Count the failure before the calls hear of it: a client told may
 	// send its next request at once, which must find the server ejected
@@ -378,15 +439,14 @@ func (c *Conn) move(err error) {
 		c.mu.Unlock()
 		return
 	}
-	c.nc = nil
-	close(c.quit)
-	nc.Close()
+	c.nc, c.wr = nil, nil
+	c.closeConn(nc)
+	// A write under way may still read frames of the calls written:
+	// those are pinned, as in broken.
 	written := c.inflight.takeFront(c.inflight.len() - c.unwritten)
-	wdone := c.wdone
-	redial := len(c.out) > 0 || len(c.pieces) > 0
+	redial := c.queued()
 	c.dialing = redial
 	c.mu.Unlock()
-	<-wdone // the writer may still hold frames of written calls
 	c.s.Stats.ServerConnections.Add(-1)
 	for _, call := range written {
 		call.fail(err)
@@ -394,6 +454,21 @@ func (c *Conn) move(err error) {
 	if redial {
 		c.dial()
 	}
+}
+
+// closeConn closes nc, the current connection until now, in a goroutine
+// of its own: nc's reader may be serving replies inside the poller's
+// callback, which holds the socket open (a Close waits until it returns),
+// and may be the caller, or wait for c.mu, which the caller may hold. The
+// reader stops once the close wakes it, or at its next reply (nc is no
+// longer the connection). Called while nc's reader runs, so s.wg is not
+// zero.
+func (c *Conn) closeConn(nc net.Conn) {
+	c.s.wg.Add(1)
+	go func() {
+		defer c.s.wg.Done()
+		nc.Close()
+	}()
 }
 
 // dropQueue forgets every queued frame, releasing the pinned ones (their
@@ -417,100 +492,160 @@ func (c *Conn) shutdown() {
 	nc := c.nc
 	c.mu.Unlock()
 	if nc != nil {
-		c.broken(nc, ErrClosed, false)
+		c.broken(nc, ErrClosed)
 	}
 }
 
 // readLoop frames replies and completes calls in order until nc fails.
 func (c *Conn) readLoop(nc net.Conn) {
 	defer c.s.wg.Done()
-	r := &reader{c: c}
+	r := &reader{c: c, nc: nc, timed: c.s.opt.Timeout > 0}
 	r.rd.Init(nc)
 	r.fill = r.readRaw
-	if !r.rd.Raw() {
-		r.buf = sockio.GetBuffer(readBuffer)
-	}
 	defer r.release()
-	timed := c.s.opt.Timeout > 0
-	var progress time.Time // when bytes last came, while the pool has a timeout
 	for {
-		n, err := r.read()
+		err := r.read()
+		if r.stop {
+			return
+		}
 		if err != nil {
-			if c.spuriousTimeout(nc, err, progress) {
+			if c.spuriousTimeout(nc, err, r.progress) {
 				continue
 			}
-			c.broken(nc, c.readError(err), false)
+			c.broken(nc, c.readError(err))
 			return
-		}
-		r.buf = r.buf[:len(r.buf)+n]
-		if timed {
-			progress = time.Now()
-		}
-		mine, bad := c.take(nc, r)
-		if !mine {
-			return
-		}
-		if r.refusal != nil {
-			// Down before the calls are told: their owner may send
-			// them elsewhere, and must not pick this server again.
-			c.s.refused(r.refusal)
-			r.refusal = nil
-		}
-		if len(r.ready) > 0 {
-			c.s.Stats.Latency.observe(time.Now(), r.ready)
-		}
-		handoff := r.deliver()
-		if bad != nil {
-			if handoff != nil {
-				r.buf = nil // it went with the call
-			}
-			r.finish()
-			c.broken(nc, bad, false)
-			return
-		}
-		r.keepRest(handoff != nil)
-		// Only now, with nothing more read out of the buffer, may the
-		// calls be done: the call that took the buffer may then reuse it,
-		// and the buffer is back in the pool (or kept) before the calls'
-		// owners run, here, to write their clients' replies. (With many
-		// servers, buffers held through those writes added up to MBs.)
-		r.finish()
-		if r.demoted {
-			r.demoted = false
-			c.s.opt.OnDemoted()
 		}
 	}
 }
 
-// read reads what comes next after r.buf's bytes, making room first; it
-// returns the count read (not yet added to r.buf's length). On the raw
-// path the buffer is taken only once bytes have come: a connection whose
-// replies are all in holds none while it waits (256 servers' connections
-// would otherwise hold 8 MB between batches).
-func (r *reader) read() (int, error) {
+// read reads and serves what comes until the connection fails (or is no
+// longer the reader's): it returns the read's error, or nil after serving
+// a read on the slow path (TLS), or with r.stop set.
+//
+// On the raw path the replies are served inside the poller's callback,
+// which then waits for the next bytes without returning: a read that
+// emptied the socket is followed by a wait, not by a read that finds
+// nothing (returning would have the next read start afresh, and find
+// nothing, once per batch of replies). And the buffer is taken only once
+// bytes have come: a connection whose replies are all in holds none while
+// it waits (256 servers' connections would otherwise hold 8 MB between
+// batches).
+func (r *reader) read() error {
 	if r.rd.Raw() {
-		r.n, r.err = 0, nil
+		r.err = nil
 		if err := r.rd.ReadWith(r.fill); err != nil {
-			return 0, err
+			return err
 		}
-		return r.n, r.err
+		return r.err
 	}
 	r.room()
-	return r.rd.Read(r.buf[len(r.buf):r.c.readLimit(r.buf)])
+	n, err := r.rd.Read(r.buf[len(r.buf):r.c.readLimit(r.buf)])
+	if err != nil {
+		return err
+	}
+	r.stop = !r.serve(n)
+	return nil
 }
 
-// readRaw is read's poller callback (see sockio.Reader.ReadWith).
+// readRaw is read's poller callback (see sockio.Reader.ReadWith): it
+// reads and serves until the socket is empty, then waits (false), unless
+// the read failed or the reader stops (true).
 func (r *reader) readRaw(fd uintptr) bool {
-	r.room()
-	n, ok, err := sockio.ReadInto(fd, r.buf[len(r.buf):r.c.readLimit(r.buf)])
-	if !ok {
-		if len(r.buf) == 0 {
-			r.release()
+	for {
+		r.room()
+		room := r.c.readLimit(r.buf) - len(r.buf)
+		n, ok, err := sockio.ReadInto(fd, r.buf[len(r.buf):len(r.buf)+room])
+		if !ok {
+			if len(r.buf) == 0 {
+				r.release()
+			}
+			return false
 		}
+		if err != nil {
+			r.err = err
+			return true
+		}
+		if !r.serve(n) {
+			r.stop = true
+			return true
+		}
+		if n < room {
+			// A short read took all the socket held: bytes that come
+			// later wake the wait.
+			return false
+		}
+	}
+}
+
+// serve takes the replies that the n bytes just read after r.buf's
+// complete, writes what queued up meanwhile and tells their calls, in
+// order. It reports whether the reader goes on.
+func (r *reader) serve(n int) bool {
+	c, nc := r.c, r.nc
+	r.buf = r.buf[:len(r.buf)+n]
+	if r.timed {
+		r.progress = time.Now()
+	}
+	mine, bad := c.take(nc, r)
+	if !mine {
 		return false
 	}
-	r.n, r.err = n, err
+	if r.refusal != nil {
+		// Down before the calls are told: their owner may send them
+		// elsewhere, and must not pick this server again.
+		c.s.refused(r.refusal)
+		r.refusal = nil
+	}
+	if len(r.ready) > 0 {
+		c.s.Stats.Latency.observe(time.Now(), r.ready)
+	}
+	handoff := r.deliver()
+	if bad != nil {
+		if handoff != nil {
+			r.buf = nil // it went with the call
+		}
+		r.finish()
+		c.broken(nc, bad)
+		return false
+	}
+	r.keepRest(handoff != nil)
+	// Only now, with nothing more read out of the buffer, may the calls
+	// be done: the call that took the buffer may then reuse it, and the
+	// buffer is back in the pool (or kept) before the calls' owners run,
+	// here, to write their clients' replies. (With many servers, buffers
+	// held through those writes added up to MBs.)
+	r.finish()
+	if r.demoted {
+		r.demoted = false
+		c.s.opt.OnDemoted()
+	}
+	c.gather()
+	c.mu.Lock()
+	if c.nc == nc && c.queued() {
+		// Replies came: write what queued up meanwhile.
+		c.push(c.wr)
+	} else {
+		c.mu.Unlock()
+	}
 	return true
+}
+
+// gather yields to the other runnable goroutines while they keep queueing
+// requests, so that one write carries them all.
+func (c *Conn) gather() {
+	c.mu.Lock()
+	n := c.unwritten
+	c.mu.Unlock()
+	for range 4 {
+		runtime.Gosched()
+		c.mu.Lock()
+		m := c.unwritten
+		c.mu.Unlock()
+		if m == n {
+			return
+		}
+		n = m
+	}
 }
 
 // room makes sure r.buf has room after its bytes: a buffer taken, or a
@@ -536,14 +671,18 @@ func (r *reader) release() {
 // from it with the spans of their replies.
 type reader struct {
 	c     *Conn
+	nc    net.Conn
 	rd    sockio.Reader
 	fill  func(fd uintptr) bool // readRaw, made once
-	n     int                   // readRaw's count and error
-	err   error
-	buf   []byte
-	off   int // end of the replies framed so far
-	ready []*Call
-	spans []int
+	err   error                 // readRaw's read error
+	stop  bool                  // the reader is done (serve said so)
+	timed bool                  // the pool has a timeout: progress is kept
+	// progress is when bytes last came, while timed.
+	progress time.Time
+	buf      []byte
+	off      int // end of the replies framed so far
+	ready    []*Call
+	spans    []int
 	// demoted says a reply framed began with Options.Demoted.
 	demoted bool
 	// refusal is the first reply framed that Options.Refuses tells, nil
@@ -560,8 +699,8 @@ func (c *Conn) take(nc net.Conn, r *reader) (mine bool, bad error) {
 	r.off = 0
 	r.ready, r.spans = r.ready[:0], r.spans[:0]
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.nc != nc {
+		c.mu.Unlock()
 		return false, nil
 	}
 	isPush := c.s.opt.IsPush
@@ -600,18 +739,12 @@ func (c *Conn) take(nc net.Conn, r *reader) (mine bool, bad error) {
 	if bad == nil && c.inflight.len() == 0 && r.off < len(r.buf) && (isPush == nil || complete(c.s.opt.Frame, r.buf[r.off:])) {
 		bad = fmt.Errorf("%w: %s: reply without a request", ErrUnavailable, c.s.opt.Name)
 	}
-	if bad == nil && (len(c.out) > 0 || len(c.pieces) > 0) {
-		// Replies came: hand what queued up meanwhile to the writer.
-		select {
-		case c.kick <- struct{}{}:
-		default:
-		}
-	}
 	if len(r.ready) > 0 {
 		c.s.failures.Store(0)
 		c.s.Stats.Responses.Add(int64(len(r.ready)))
 		c.s.Stats.ResponseBytes.Add(int64(r.off))
 	}
+	c.mu.Unlock()
 	return true, bad
 }
 

@@ -49,10 +49,5 @@ func (c *Conn) resume(now time.Time) {
 		c.nc.SetReadDeadline(c.inflight.peek().Sent.Add(c.s.opt.Timeout))
 		c.armed = true
 	}
-	kick := c.kick
-	c.mu.Unlock()
-	select {
-	case kick <- struct{}{}:
-	default:
-	}
+	c.push(c.wr)
 }

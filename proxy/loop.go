@@ -33,8 +33,10 @@ func (cl *client) loopable() bool {
 
 // serveReady serves the client an event loop found readable: it reads
 // what came and runs the rounds of requests it completes. It never
-// blocks.
-func (cl *client) serveReady() {
+// blocks. The server connections its requests went to are added to
+// pk.dirty: the loop writes them once it has served every client it found
+// readable, so that one write carries the requests of them all.
+func (cl *client) serveReady(pk *parker) {
 	if !cl.loopable() {
 		cl.p.resume(cl)
 		return
@@ -80,7 +82,7 @@ func (cl *client) serveReady() {
 		cl.received = now
 	}
 	bt.arrived, bt.queued = now, now
-	cl.runRounds()
+	cl.runRounds(pk)
 }
 
 // readReady reads into the batch what the socket holds, without waiting;
@@ -112,8 +114,10 @@ func (cl *client) tryRead(fd uintptr) bool {
 
 // runRounds runs rounds of the client's batch (handle's, one at a time)
 // until one waits for its calls, the batch needs more bytes, or the client
-// ends or goes to a goroutine.
-func (cl *client) runRounds() {
+// ends or goes to a goroutine. On a loop (pk not nil) the connections the
+// calls went to are written when the loop's turn ends (see serveReady);
+// elsewhere (the goroutine that ended the last round's last call) at once.
+func (cl *client) runRounds(pk *parker) {
 	for {
 		bt := cl.bt
 		bt.rt = cl.p.routing().active()
@@ -129,7 +133,11 @@ func (cl *client) runRounds() {
 		bt.flushCommands(&cl.p.stats)
 		if len(bt.answers) > 0 {
 			cl.p.stats.requests.Add(int64(len(bt.answers)))
-			bt.flushAsync()
+			if pk != nil {
+				pk.dirty = append(pk.dirty, bt.conns...)
+			} else {
+				bt.flushAsync()
+			}
 		}
 		if cl.pending.Add(-1) > 0 {
 			return // the last call's end goes on (CallDone)
@@ -143,7 +151,7 @@ func (cl *client) runRounds() {
 // roundDone goes on with the client's round once its last call is done.
 func (cl *client) roundDone() {
 	if cl.finishRound() {
-		cl.runRounds()
+		cl.runRounds(nil)
 	}
 }
 

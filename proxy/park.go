@@ -3,9 +3,11 @@ package proxy
 import (
 	"errors"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/shardproxy/shardproxy/internal/sockio"
+	"github.com/shardproxy/shardproxy/pools"
 )
 
 // parker holds parked clients of a pool: idle connections (plain or TLS)
@@ -18,6 +20,9 @@ import (
 type parker struct {
 	p   *pool
 	set *sockio.Waiting[*client] // the parked clients, by socket
+	// dirty are the server connections the loop's turn queued requests
+	// on, to be written when the turn ends (run's goroutine only).
+	dirty []*pools.Conn
 }
 
 // newParker makes the pool's parker, or returns nil when the system cannot
@@ -112,13 +117,52 @@ func (pk *parker) run() {
 			}
 			return
 		}
-		for _, fd := range fds[:n] {
-			if cl, ok := pk.set.Ready(fd); ok {
-				pk.p.stats.clientParked.Add(-1)
-				cl.serveReady()
+		pk.serve(fds[:n])
+		// Clients that turned readable meanwhile are served before the
+		// servers are written: their requests go in the same writes.
+		for range turnPolls {
+			if len(pk.dirty) == 0 {
+				break
 			}
+			m, err := pk.set.Poll(fds)
+			if err != nil || m == 0 {
+				break
+			}
+			pk.serve(fds[:m])
+		}
+		pk.flush()
+	}
+}
+
+// turnPolls bounds how many times a loop's turn looks for more readable
+// clients before it writes the servers: the first requests of the turn
+// wait for the others at most that many rounds of reads.
+const turnPolls = 4
+
+// serve serves the clients of the sockets fds that are still in the set.
+func (pk *parker) serve(fds []int) {
+	for _, fd := range fds {
+		if cl, ok := pk.set.Ready(fd); ok {
+			pk.p.stats.clientParked.Add(-1)
+			cl.serveReady(pk)
 		}
 	}
+}
+
+// flush writes the server connections of the loop's turn (dirty): one
+// write each carries the requests of every client the turn served (a
+// connection listed again has nothing left to write). It first lets the
+// goroutines that are ready run (the other loops, the readers telling
+// their calls): the requests they queue meanwhile go in the same writes.
+func (pk *parker) flush() {
+	if len(pk.dirty) > 0 {
+		runtime.Gosched()
+	}
+	for i, c := range pk.dirty {
+		c.FlushAsync()
+		pk.dirty[i] = nil
+	}
+	pk.dirty = pk.dirty[:0]
 }
 
 // tick closes parked clients idle past the pool's idle timeout.

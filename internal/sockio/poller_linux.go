@@ -23,6 +23,7 @@ type Poller struct {
 	n      int
 	err    error
 	waitFn func(epfd uintptr) bool
+	pollFn func(epfd uintptr)
 	// ctl's state, under ctlMu, kept so that an epoll_ctl allocates
 	// nothing (a closure passed to RawConn.Control escapes).
 	ctlMu  sync.Mutex
@@ -51,6 +52,7 @@ func NewPoller() (*Poller, error) {
 	}
 	p := &Poller{file: f, raw: raw}
 	p.waitFn = p.wait
+	p.pollFn = p.poll
 	p.ctlFn = p.runCtl
 	return p, nil
 }
@@ -123,6 +125,45 @@ func (p *Poller) Wait(fds []int, until time.Time) (int, error) {
 		fds[i] = int(ev.Fd)
 	}
 	return p.n, nil
+}
+
+// Poll puts in fds the sockets that are reported now, without waiting, as
+// Wait does; it returns 0 when none is. Only the goroutine that Waits may
+// Poll.
+func (p *Poller) Poll(fds []int) (int, error) {
+	if len(p.events) < len(fds) {
+		p.events = make([]syscall.EpollEvent, len(fds))
+	}
+	p.events, p.n, p.err = p.events[:len(fds)], 0, nil
+	if err := p.raw.Control(p.pollFn); err != nil {
+		if p.closed.Load() {
+			return 0, os.ErrClosed
+		}
+		return 0, err
+	}
+	if p.err != nil {
+		return 0, p.err
+	}
+	for i, ev := range p.events[:p.n] {
+		fds[i] = int(ev.Fd)
+	}
+	return p.n, nil
+}
+
+// poll is Poll's call, inside RawConn.Control.
+func (p *Poller) poll(epfd uintptr) {
+	for {
+		n, err := syscall.EpollWait(int(epfd), p.events, 0)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			p.err = fmt.Errorf("epoll_wait: %w", err)
+		default:
+			p.n = n
+		}
+		return
+	}
 }
 
 // wait is the poller callback of Wait: false means wait until readable.

@@ -203,3 +203,37 @@ func TestPollerCtlAllocs(t *testing.T) {
 		t.Errorf("Delete and Add: %v allocations, want 0", n)
 	}
 }
+
+// TestPollerPoll: Poll reports what is ready now and never waits.
+func TestPollerPoll(t *testing.T) {
+	p := newPoller(t)
+	a, b := tcpPair(t)
+	fd := FD(b)
+	if err := p.Add(fd); err != nil {
+		t.Fatal(err)
+	}
+	fds := make([]int, 4)
+	start := time.Now()
+	if n, err := p.Poll(fds); n != 0 || err != nil {
+		t.Fatalf("nothing sent: Poll = %d, %v; want 0, nil", n, err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Fatalf("Poll waited %v", d)
+	}
+	a.Write([]byte("x"))
+	deadline := time.Now().Add(time.Second)
+	n, err := 0, error(nil)
+	for n == 0 && err == nil && time.Now().Before(deadline) {
+		n, err = p.Poll(fds)
+	}
+	if err != nil || n != 1 || fds[0] != fd {
+		t.Fatalf("bytes sent: Poll = %v, %v; want [%d]", fds[:n], err, fd)
+	}
+	if n, err := p.Poll(fds); n != 0 || err != nil {
+		t.Fatalf("reported once (one-shot): Poll = %d, %v; want 0, nil", n, err)
+	}
+	p.Close()
+	if _, err := p.Poll(fds); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("closed: Poll err = %v, want os.ErrClosed", err)
+	}
+}

@@ -29,6 +29,9 @@ func (*Poller) Delete(int) error { return errors.ErrUnsupported }
 // Wait returns errors.ErrUnsupported.
 func (*Poller) Wait([]int, time.Time) (int, error) { return 0, errors.ErrUnsupported }
 
+// Poll returns errors.ErrUnsupported.
+func (*Poller) Poll([]int) (int, error) { return 0, errors.ErrUnsupported }
+
 // Close returns nil.
 func (*Poller) Close() error { return nil }
 

@@ -96,5 +96,9 @@ func (w *Waiting[T]) TakeAll(pick func(T) bool, closing bool) []T {
 // time.
 func (w *Waiting[T]) Next(fds []int, until time.Time) (int, error) { return w.poll.Wait(fds, until) }
 
+// Poll is Next without waiting (Poller.Poll). Only the goroutine that
+// calls Next may call it.
+func (w *Waiting[T]) Poll(fds []int) (int, error) { return w.poll.Poll(fds) }
+
 // Close closes the epoll set: Next returns os.ErrClosed.
 func (w *Waiting[T]) Close() error { return w.poll.Close() }
