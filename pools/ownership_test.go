@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -143,16 +144,24 @@ func TestLargeReplyBufferOwnership(t *testing.T) {
 					{Frame: command("MGET", "a"), Done: sc},
 					{Frame: command("GET", "b"), Done: sc},
 				}
+				// The server answers only once it has both requests:
+				// they must go in one write. Without the hold, the
+				// reader still telling the last round's calls may write
+				// the first alone (a real server answers it, and the
+				// second follows with its reply).
+				s.Hold()
 				for _, call := range calls {
 					order = append(order, call)
 					c.Enqueue(call)
 				}
 				c.Flush()
+				s.Release()
 				for range 2 {
 					select {
 					case <-sc.done:
 					case <-time.After(10 * time.Second):
-						t.Fatalf("round %d: calls not done", round)
+						buf := make([]byte, 1<<20)
+						t.Fatalf("round %d: calls not done:\n%s", round, buf[:runtime.Stack(buf, true)])
 					}
 				}
 			}
