@@ -107,35 +107,31 @@ func (p *Poller) runCtl(epfd uintptr) {
 // came first, and os.ErrClosed once the set is closed. Only one goroutine
 // may Wait at a time; others may Add and Delete meanwhile.
 func (p *Poller) Wait(fds []int, until time.Time) (int, error) {
-	if len(p.events) < len(fds) {
-		p.events = make([]syscall.EpollEvent, len(fds))
-	}
+	p.prepare(fds)
 	p.file.SetReadDeadline(until)
-	p.events, p.n, p.err = p.events[:len(fds)], 0, nil
-	if err := p.raw.Read(p.waitFn); err != nil {
-		if p.closed.Load() {
-			return 0, os.ErrClosed
-		}
-		return 0, err
-	}
-	if p.err != nil {
-		return 0, p.err
-	}
-	for i, ev := range p.events[:p.n] {
-		fds[i] = int(ev.Fd)
-	}
-	return p.n, nil
+	return p.result(fds, p.raw.Read(p.waitFn))
 }
 
 // Poll puts in fds the sockets that are reported now, without waiting, as
 // Wait does; it returns 0 when none is. Only the goroutine that Waits may
 // Poll.
 func (p *Poller) Poll(fds []int) (int, error) {
+	p.prepare(fds)
+	return p.result(fds, p.raw.Control(p.pollFn))
+}
+
+// prepare readies Wait's and Poll's state for up to len(fds) sockets.
+func (p *Poller) prepare(fds []int) {
 	if len(p.events) < len(fds) {
 		p.events = make([]syscall.EpollEvent, len(fds))
 	}
 	p.events, p.n, p.err = p.events[:len(fds)], 0, nil
-	if err := p.raw.Control(p.pollFn); err != nil {
+}
+
+// result puts in fds the sockets the last epoll_wait reported, after the
+// raw call that ran it returned err.
+func (p *Poller) result(fds []int, err error) (int, error) {
+	if err != nil {
 		if p.closed.Load() {
 			return 0, os.ErrClosed
 		}
@@ -152,32 +148,31 @@ func (p *Poller) Poll(fds []int) (int, error) {
 
 // poll is Poll's call, inside RawConn.Control.
 func (p *Poller) poll(epfd uintptr) {
-	for {
-		n, err := syscall.EpollWait(int(epfd), p.events, 0)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err != nil:
-			p.err = fmt.Errorf("epoll_wait: %w", err)
-		default:
-			p.n = n
-		}
-		return
+	for p.epollWait(epfd) {
 	}
 }
 
 // wait is the poller callback of Wait: false means wait until readable.
 func (p *Poller) wait(epfd uintptr) bool {
+	if p.epollWait(epfd) {
+		return false
+	}
+	return p.err != nil || p.n > 0
+}
+
+// epollWait takes what the set reports now into p.events (p.n of them)
+// or p.err. It reports whether a signal interrupted it.
+func (p *Poller) epollWait(epfd uintptr) (interrupted bool) {
 	n, err := syscall.EpollWait(int(epfd), p.events, 0)
 	switch {
 	case err == syscall.EINTR:
-		return false
+		return true
 	case err != nil:
 		p.err = fmt.Errorf("epoll_wait: %w", err)
-		return true
+	default:
+		p.n = n
 	}
-	p.n = n
-	return n > 0
+	return false
 }
 
 // Close closes the set; a Wait returns os.ErrClosed.

@@ -202,6 +202,12 @@ func TestPollerCtlAllocs(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("Delete and Add: %v allocations, want 0", n)
 	}
+	fds := make([]int, 4)
+	if n := testing.AllocsPerRun(100, func() {
+		p.Poll(fds)
+	}); n != 0 {
+		t.Errorf("Poll: %v allocations, want 0", n)
+	}
 }
 
 // TestPollerPoll: Poll reports what is ready now and never waits.
