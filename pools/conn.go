@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"sync"
 	"time"
 
@@ -578,8 +577,9 @@ func (r *reader) readRaw(fd uintptr) bool {
 }
 
 // serve takes the replies that the n bytes just read after r.buf's
-// complete, writes what queued up meanwhile and tells their calls, in
-// order. It reports whether the reader goes on.
+// complete and tells their calls, in order, then writes what queued up
+// meanwhile (with what the calls' owners queued when told). It reports
+// whether the reader goes on.
 func (r *reader) serve(n int) bool {
 	c, nc := r.c, r.nc
 	r.buf = r.buf[:len(r.buf)+n]
@@ -619,7 +619,6 @@ func (r *reader) serve(n int) bool {
 		r.demoted = false
 		c.s.opt.OnDemoted()
 	}
-	c.gather()
 	c.mu.Lock()
 	if c.nc == nc && c.queued() {
 		// Replies came: write what queued up meanwhile.
@@ -628,24 +627,6 @@ func (r *reader) serve(n int) bool {
 		c.mu.Unlock()
 	}
 	return true
-}
-
-// gather yields to the other runnable goroutines while they keep queueing
-// requests, so that one write carries them all.
-func (c *Conn) gather() {
-	c.mu.Lock()
-	n := c.unwritten
-	c.mu.Unlock()
-	for range 4 {
-		runtime.Gosched()
-		c.mu.Lock()
-		m := c.unwritten
-		c.mu.Unlock()
-		if m == n {
-			return
-		}
-		n = m
-	}
 }
 
 // room makes sure r.buf has room after its bytes: a buffer taken, or a

@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"os"
-	"runtime"
 	"time"
 
 	"github.com/shardproxy/shardproxy/internal/sockio"
@@ -151,13 +150,8 @@ func (pk *parker) serve(fds []int) {
 
 // flush writes the server connections of the loop's turn (dirty): one
 // write each carries the requests of every client the turn served (a
-// connection listed again has nothing left to write). It first lets the
-// goroutines that are ready run (the other loops, the readers telling
-// their calls): the requests they queue meanwhile go in the same writes.
+// connection listed again has nothing left to write).
 func (pk *parker) flush() {
-	if len(pk.dirty) > 0 {
-		runtime.Gosched()
-	}
 	for i, c := range pk.dirty {
 		c.FlushAsync()
 		pk.dirty[i] = nil
