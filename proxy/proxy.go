@@ -86,6 +86,20 @@ func New(cfg *config.Config, opt Options) (*Proxy, error) {
 func (px *Proxy) Start() error {
 	memTrim.hold()
 	px.trimHeld = true
+	// Stats listen first: once a pool's port accepts, so does the stats
+	// port, for a health check or a script that reads stats as soon as
+	// the proxy answers. The kernel queues them until served below.
+	if px.opt.StatsAddr != "" {
+		ln := px.takeAddr(px.opt.StatsAddr)
+		if ln == nil {
+			var err error
+			if ln, err = net.Listen("tcp", px.opt.StatsAddr); err != nil {
+				px.Close()
+				return fmt.Errorf("stats: %w", err)
+			}
+		}
+		px.stats = ln
+	}
 	for _, p := range px.pools {
 		if err := p.resolveServers(); err != nil {
 			px.Close()
@@ -99,18 +113,9 @@ func (px *Proxy) Start() error {
 			return err
 		}
 	}
-	if px.opt.StatsAddr != "" {
-		ln := px.takeAddr(px.opt.StatsAddr)
-		if ln == nil {
-			var err error
-			if ln, err = net.Listen("tcp", px.opt.StatsAddr); err != nil {
-				px.Close()
-				return fmt.Errorf("stats: %w", err)
-			}
-		}
-		px.stats = ln
+	if px.stats != nil {
 		px.wg.Add(1)
-		go px.serveStats(ln)
+		go px.serveStats(px.stats)
 	}
 	px.closeInherited()
 	var checks []<-chan struct{}

@@ -83,6 +83,13 @@ func startProxyConf(t *testing.T, conf, addr string, stderr io.Writer, extra ...
 		}
 		return err == nil
 	})
+	// The stats port listens before any pool's: a script may read stats
+	// as soon as the pool answers.
+	c, err := net.DialTimeout("tcp", p.stats, time.Second)
+	if err != nil {
+		t.Fatalf("the pool's port accepts, the stats port does not: %v", err)
+	}
+	c.Close()
 	return p
 }
 
