@@ -3,11 +3,11 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/shardproxy/shardproxy/proxy"
+	"github.com/shardproxy/shardproxy/stats"
 )
 
 // A cluster pool's (redis_cluster) metrics are named shardproxy_cluster_*,
-// with the pool as label, from its proxy.ClusterSnapshot: what its slot
+// with the pool as label, from its stats.Cluster: what its slot
 // map is, how its refreshes fare, and what redirects cost. Other pools
 // have none of them.
 
@@ -15,7 +15,7 @@ import (
 type clusterMetric struct {
 	desc  *prometheus.Desc
 	typ   prometheus.ValueType
-	value func(c *proxy.ClusterSnapshot) float64
+	value func(c *stats.Cluster) float64
 }
 
 func clusterDesc(name, help string) *prometheus.Desc {
@@ -26,23 +26,23 @@ func clusterDesc(name, help string) *prometheus.Desc {
 // map's age.
 var clusterMetrics = []clusterMetric{
 	{clusterDesc("slots_covered", "Slots of the 16384 of the cluster that have a primary in the pool's slot map (cluster_slots_covered)."),
-		prometheus.GaugeValue, func(c *proxy.ClusterSnapshot) float64 { return float64(c.SlotsCovered) }},
+		prometheus.GaugeValue, func(c *stats.Cluster) float64 { return float64(c.SlotsCovered) }},
 	{clusterDesc("epoch", "Current epoch of the node the pool's slot map came from (cluster_epoch)."),
-		prometheus.GaugeValue, func(c *proxy.ClusterSnapshot) float64 { return float64(c.Epoch) }},
+		prometheus.GaugeValue, func(c *stats.Cluster) float64 { return float64(c.Epoch) }},
 	{clusterDesc("nodes", "Cluster nodes the pool knows: primaries, replicas, and nodes met in redirects (cluster_nodes)."),
-		prometheus.GaugeValue, func(c *proxy.ClusterSnapshot) float64 { return float64(c.Nodes) }},
+		prometheus.GaugeValue, func(c *stats.Cluster) float64 { return float64(c.Nodes) }},
 	{clusterDesc("refreshes_total", "Refreshes of the slot map tried (cluster_refreshes)."),
-		prometheus.CounterValue, func(c *proxy.ClusterSnapshot) float64 { return counter(c.Refreshes) }},
+		prometheus.CounterValue, func(c *stats.Cluster) float64 { return counter(c.Refreshes) }},
 	{clusterDesc("refresh_failures_total", "Refreshes of the slot map for which no node gave a map (cluster_refresh_failures)."),
-		prometheus.CounterValue, func(c *proxy.ClusterSnapshot) float64 { return counter(c.RefreshFailures) }},
+		prometheus.CounterValue, func(c *stats.Cluster) float64 { return counter(c.RefreshFailures) }},
 	{clusterDesc("stale_views_total", "Slot maps refused because their node's epoch was older than the map's (cluster_stale_views)."),
-		prometheus.CounterValue, func(c *proxy.ClusterSnapshot) float64 { return counter(c.StaleViews) }},
+		prometheus.CounterValue, func(c *stats.Cluster) float64 { return counter(c.StaleViews) }},
 	{clusterDesc("unsent_retries_total", "Requests sent again because their connection failed before they were written (cluster_unsent_retries)."),
-		prometheus.CounterValue, func(c *proxy.ClusterSnapshot) float64 { return counter(c.UnsentRetries) }},
+		prometheus.CounterValue, func(c *stats.Cluster) float64 { return counter(c.UnsentRetries) }},
 	{clusterDesc("retries_exhausted_total", "Requests whose error went to the client once cluster_retry_timeout or the redirect bound ran out (cluster_retries_exhausted)."),
-		prometheus.CounterValue, func(c *proxy.ClusterSnapshot) float64 { return counter(c.RetriesExhausted) }},
+		prometheus.CounterValue, func(c *stats.Cluster) float64 { return counter(c.RetriesExhausted) }},
 	{clusterDesc("replica_fallbacks_total", "Reads (replica_reads) a replica did not serve, sent to the slot's primary (cluster_replica_fallbacks)."),
-		prometheus.CounterValue, func(c *proxy.ClusterSnapshot) float64 { return counter(c.ReplicaFallbacks) }},
+		prometheus.CounterValue, func(c *stats.Cluster) float64 { return counter(c.ReplicaFallbacks) }},
 }
 
 var (
@@ -63,7 +63,7 @@ func describeCluster(ch chan<- *prometheus.Desc) {
 }
 
 // collectCluster sends the cluster metrics of pool p, if a cluster pool.
-func collectCluster(ch chan<- prometheus.Metric, p *proxy.PoolSnapshot) {
+func collectCluster(ch chan<- prometheus.Metric, p *stats.Pool) {
 	c := p.Cluster
 	if c == nil {
 		return

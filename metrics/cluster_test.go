@@ -9,19 +9,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/shardproxy/shardproxy/metrics"
-	"github.com/shardproxy/shardproxy/proxy"
+	"github.com/shardproxy/shardproxy/stats"
 )
 
 // clusterSnapshot has a cluster pool with every counter set, one before
 // its first map, and a pool that is no cluster.
-func clusterSnapshot() proxy.Snapshot {
-	return proxy.Snapshot{Time: time.Now(), Pools: []proxy.PoolSnapshot{
-		{Name: "cl", Redis: true, Listening: true, Cluster: &proxy.ClusterSnapshot{
+func clusterSnapshot() stats.Snapshot {
+	return stats.Snapshot{Time: time.Now(), Pools: []stats.Pool{
+		{Name: "cl", Redis: true, Listening: true, Cluster: &stats.Cluster{
 			Epoch: 7, Nodes: 6, SlotsCovered: 16000, MapFrom: "127.0.0.1:7000", MapAge: 1500 * time.Millisecond,
 			Refreshes: 40, RefreshFailures: 3, StaleViews: 2, Moved: 11, Ask: 5, TryAgain: 4, ClusterDown: 9,
 			UnsentRetries: 6, RetriesExhausted: 1, ReplicaFallbacks: 8}},
-		{Name: "fresh", Redis: true, Listening: true, Cluster: &proxy.ClusterSnapshot{MapAge: -1, RefreshFailures: 1}},
-		{Name: "plain", Redis: true, Listening: true, Servers: []proxy.ServerSnapshot{{Name: "a", InRing: true}}},
+		{Name: "fresh", Redis: true, Listening: true, Cluster: &stats.Cluster{MapAge: -1, RefreshFailures: 1}},
+		{Name: "plain", Redis: true, Listening: true, Servers: []stats.Server{{Name: "a", InRing: true}}},
 	}}
 }
 

@@ -13,36 +13,36 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/shardproxy/shardproxy/metrics"
-	"github.com/shardproxy/shardproxy/proxy"
+	"github.com/shardproxy/shardproxy/stats"
 )
 
 // fakeSource returns a fixed snapshot.
-type fakeSource struct{ snap proxy.Snapshot }
+type fakeSource struct{ snap stats.Snapshot }
 
-func (f fakeSource) Snapshot() proxy.Snapshot { return f.snap }
+func (f fakeSource) Snapshot() stats.Snapshot { return f.snap }
 
 // sampleSnapshot has two pools, one of them with two servers, commands and
 // latencies, and a failed reload.
-func sampleSnapshot() proxy.Snapshot {
+func sampleSnapshot() stats.Snapshot {
 	bounds := []time.Duration{time.Millisecond, 10 * time.Millisecond}
-	return proxy.Snapshot{
+	return stats.Snapshot{
 		Time: time.Now(),
-		Config: proxy.ConfigSnapshot{Digest: "abc123", Reloads: 2, ReloadFailures: 1,
+		Config: stats.Config{Digest: "abc123", Reloads: 2, ReloadFailures: 1,
 			LastReloadAt: time.Now(), LastReloadFailed: true, LastReloadError: "bad file"},
-		Pools: []proxy.PoolSnapshot{
+		Pools: []stats.Pool{
 			{Name: "alpha", Redis: true, Listening: true, Requests: 10, MigrationPending: 2, KeysMigrated: 40, MigrationErrors: 1,
-				Commands: []proxy.CommandCount{
+				Commands: []stats.Command{
 					{Name: "get", Requests: 7, Errors: 1,
-						Latency: proxy.Latency{Bounds: bounds, Buckets: []uint64{5, 1, 1}, Sum: 30 * time.Millisecond}},
+						Latency: stats.Latency{Bounds: bounds, Buckets: []uint64{5, 1, 1}, Sum: 30 * time.Millisecond}},
 					{Name: "unknown", Requests: 3, Errors: 3,
-						Latency: proxy.Latency{Bounds: bounds, Buckets: []uint64{3, 0, 0}, Sum: 600 * time.Microsecond}}},
-				Servers: []proxy.ServerSnapshot{
+						Latency: stats.Latency{Bounds: bounds, Buckets: []uint64{3, 0, 0}, Sum: 600 * time.Microsecond}}},
+				Servers: []stats.Server{
 					{Name: "a", InRing: true, Requests: 4, Responses: 4,
-						Latency: proxy.Latency{Bounds: bounds, Buckets: []uint64{1, 2, 1}, Sum: 20 * time.Millisecond}},
+						Latency: stats.Latency{Bounds: bounds, Buckets: []uint64{1, 2, 1}, Sum: 20 * time.Millisecond}},
 					{Name: "b", InRing: true, Ejected: true, ServerEjectedAt: 1_700_000_000_000_000,
-						Latency: proxy.Latency{Bounds: bounds, Buckets: []uint64{0, 0, 0}}},
+						Latency: stats.Latency{Bounds: bounds, Buckets: []uint64{0, 0, 0}}},
 				}},
-			{Name: "beta", Servers: []proxy.ServerSnapshot{{Name: "c"}}},
+			{Name: "beta", Servers: []stats.Server{{Name: "c"}}},
 		},
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
+	"github.com/shardproxy/shardproxy/stats"
 )
 
 // evilCommand is a command name written to break out of a label value. It
@@ -144,7 +145,7 @@ func histogramCount(t *testing.T, fams map[string]*dto.MetricFamily, name string
 // comes from the configuration or the proxy: a pool or server name, a
 // command of the proxy's own (those this test sends, or unknown), the
 // configuration's digest, the proxy's version.
-func checkLabelValues(t *testing.T, fams map[string]*dto.MetricFamily, snap proxy.Snapshot) {
+func checkLabelValues(t *testing.T, fams map[string]*dto.MetricFamily, snap stats.Snapshot) {
 	t.Helper()
 	allowed := map[string]map[string]bool{
 		"pool": {}, "server": {}, "digest": {snap.Config.Digest: true}, "version": {proxy.Version: true},

@@ -12,6 +12,7 @@ import (
 	"github.com/shardproxy/shardproxy/config"
 	"github.com/shardproxy/shardproxy/hashring"
 	"github.com/shardproxy/shardproxy/pools"
+	"github.com/shardproxy/shardproxy/stats"
 )
 
 // A cluster pool (redis_cluster: true) fronts a Redis Cluster: its
@@ -85,9 +86,9 @@ func clusterServerMap(rt *routing) cluster.ServerMap {
 }
 
 // snapshot reads the cluster's state and counters.
-func (cs *clusterState) snapshot(rt *routing) *ClusterSnapshot {
+func (cs *clusterState) snapshot(rt *routing) *stats.Cluster {
 	k := cs.keeper
-	s := &ClusterSnapshot{
+	s := &stats.Cluster{
 		MapAge:           -1,
 		Refreshes:        cs.topo.Refreshes.Load(),
 		RefreshFailures:  cs.topo.Failures.Load(),

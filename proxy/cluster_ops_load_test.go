@@ -19,6 +19,7 @@ import (
 	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
+	"github.com/shardproxy/shardproxy/stats"
 )
 
 // The checking load of the cluster operations tests (cluster_ops_test.go),
@@ -463,11 +464,11 @@ func fill(t *testing.T, addr string, n int) {
 }
 
 // clusterStats is the pool's cluster counters.
-func clusterStats(px *proxy.Proxy) *proxy.ClusterSnapshot {
+func clusterStats(px *proxy.Proxy) *stats.Cluster {
 	return px.Snapshot().Pools[0].Cluster
 }
 
-func redirectSummary(cs *proxy.ClusterSnapshot) string {
+func redirectSummary(cs *stats.Cluster) string {
 	return fmt.Sprintf("MOVED %d, ASK %d, TRYAGAIN %d, CLUSTERDOWN %d, unsent retried %d, retries exhausted %d, refreshes %d (%d failed, %d stale), nodes %d",
 		cs.Moved, cs.Ask, cs.TryAgain, cs.ClusterDown, cs.UnsentRetries, cs.RetriesExhausted, cs.Refreshes,
 		cs.RefreshFailures, cs.StaleViews, cs.Nodes)

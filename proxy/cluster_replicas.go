@@ -99,7 +99,7 @@ func (rt *routing) clusterReplicaAddrs(dst []string, i int) []string {
 }
 
 // countReplicaFallback counts, in a cluster pool, a read a replica did not
-// serve that goes to the primary (ClusterSnapshot.ReplicaFallbacks).
+// serve that goes to the primary (stats.Cluster.ReplicaFallbacks).
 func (cl *client) countReplicaFallback() {
 	if cs := cl.p.cluster; cs != nil {
 		cs.keeper.ReplicaFallbacks.Add(1)

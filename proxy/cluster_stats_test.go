@@ -13,6 +13,7 @@ import (
 	"github.com/shardproxy/shardproxy/internal/proxytest"
 	"github.com/shardproxy/shardproxy/internal/testservers"
 	"github.com/shardproxy/shardproxy/proxy"
+	"github.com/shardproxy/shardproxy/stats"
 )
 
 // TestClusterStatsJSON reads the stats JSON of a cluster pool with
@@ -70,8 +71,8 @@ func TestClusterStatsJSON(t *testing.T) {
 	if n, _ := pool["cluster_refreshes"].(float64); n < 1 {
 		t.Errorf("cluster_refreshes %v, want at least 1", pool["cluster_refreshes"])
 	}
-	if age, _ := pool["cluster_map_age_ms"].(float64); age < 0 || age > float64(proxy.ClusterMapMaxAge.Milliseconds()) {
-		t.Errorf("cluster_map_age_ms %v, want 0 to %v", pool["cluster_map_age_ms"], proxy.ClusterMapMaxAge.Milliseconds())
+	if age, _ := pool["cluster_map_age_ms"].(float64); age < 0 || age > float64(stats.ClusterMapMaxAge.Milliseconds()) {
+		t.Errorf("cluster_map_age_ms %v, want 0 to %v", pool["cluster_map_age_ms"], stats.ClusterMapMaxAge.Milliseconds())
 	}
 	var servers []string
 	for k, v := range pool {

@@ -9,6 +9,7 @@ import (
 	"github.com/shardproxy/shardproxy/codec/memcache"
 	"github.com/shardproxy/shardproxy/commands"
 	"github.com/shardproxy/shardproxy/pools"
+	"github.com/shardproxy/shardproxy/stats"
 )
 
 // Requests are counted per command and pool in a fixed array of counters,
@@ -185,35 +186,18 @@ func (bt *batch) countServed(ps *poolStats, now time.Time) {
 	bt.served = bt.served[:0]
 }
 
-// CommandCount is what became of one command's requests. Name comes from
-// the proxy's command table (lower case: "get", "mget", "flush_all"), or
-// is "unknown": never from a client.
-type CommandCount struct {
-	Name     string
-	Requests int64 // requests read
-	// Errors are the requests answered by an error: the server's, the
-	// proxy's own (an unknown command, a wrong number of arguments) or
-	// a forwarding error (no server, a failed or timed-out call).
-	Errors int64
-	// Latency is the time from the read that brought each request to
-	// the write of its batch's replies, as the client sees it; a request
-	// whose batch was not written yet (or never: its client left) is
-	// not in it.
-	Latency Latency
-}
-
 // commandCounts reads the counters of the commands named names (by id)
 // that were requested at least once.
-func (ps *poolStats) commandCounts(names []string, bounds []time.Duration) []CommandCount {
-	var out []CommandCount
+func (ps *poolStats) commandCounts(names []string, bounds []time.Duration) []stats.Command {
+	var out []stats.Command
 	for id, name := range names {
 		n := ps.commands[id].Load()
 		if n == 0 {
 			continue
 		}
 		o := &ps.outcomes[id]
-		c := CommandCount{Name: name, Requests: n, Errors: o.errors.Load(),
-			Latency: Latency{Bounds: bounds, Buckets: make([]uint64, len(o.buckets))}}
+		c := stats.Command{Name: name, Requests: n, Errors: o.errors.Load(),
+			Latency: stats.Latency{Bounds: bounds, Buckets: make([]uint64, len(o.buckets))}}
 		for i := range o.buckets {
 			c.Latency.Buckets[i] = o.buckets[i].Load()
 		}

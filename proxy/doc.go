@@ -82,7 +82,8 @@
 // ids, and their errors and latency as the client sees it, counted once
 // per run of a command when the batch's replies are written,
 // commandcount.go; each server's latency histogram in pools), and
-// Snapshot (snapshot.go) reads them all into plain values, for the stats
-// JSON (stats.go) and for package metrics, which serves them to
-// Prometheus along with the readiness rule, PoolSnapshot.Ready.
+// Snapshot (snapshot.go) reads them all into the plain values of package
+// stats, which renders nutcracker's stats document from them (served on
+// the stats port, stats.go) and holds the readiness rule, stats.Pool.Ready;
+// package metrics serves the same values to Prometheus.
 package proxy

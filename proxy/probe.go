@@ -8,7 +8,7 @@ import (
 
 // Whether a server serves is known only from a connection to it or a check
 // of it (pools.Server.Up): a server never dialled is not counted as
-// reachable (PoolSnapshot.Ready). Each pool's prober checks, in the
+// reachable (stats.Pool.Ready). Each pool's prober checks, in the
 // background, every server not known to serve: at Start, then each
 // second those down or not known yet (an ejected one has its own health
 // check), so a pool whose servers come back turns ready without a

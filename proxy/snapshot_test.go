@@ -66,37 +66,3 @@ func TestCountCommandRuns(t *testing.T) {
 		}
 	}
 }
-
-// TestPoolReady checks the readiness rule on pools in every state.
-func TestPoolReady(t *testing.T) {
-	up := ServerSnapshot{Name: "up", InRing: true}
-	down := ServerSnapshot{Name: "down", InRing: true, Down: true}
-	ejectedOut := ServerSnapshot{Name: "ejected", Ejected: true, Down: true}  // rehash: out of the ring
-	ejectedIn := ServerSnapshot{Name: "ejected", InRing: true, Ejected: true} // fail_fast: stays
-	for _, c := range []struct {
-		name  string
-		pool  PoolSnapshot
-		ready bool
-		why   string
-	}{
-		{"one server up", PoolSnapshot{Listening: true, Servers: []ServerSnapshot{up}}, true, ""},
-		{"not listening", PoolSnapshot{Servers: []ServerSnapshot{up}}, false, "not listening"},
-		{"one of two down", PoolSnapshot{Listening: true, Servers: []ServerSnapshot{down, up}}, true, ""},
-		{"all down, not ejected", PoolSnapshot{Listening: true, Servers: []ServerSnapshot{down, down}}, false,
-			"no reachable server among 2 (0 ejected, 2 down)"},
-		{"rehash, all ejected", PoolSnapshot{Listening: true, AutoEject: true, Servers: []ServerSnapshot{ejectedOut}}, false,
-			"no reachable server among 1 (1 ejected, 0 down)"},
-		{"rehash, one ejected, one up", PoolSnapshot{Listening: true, AutoEject: true, Servers: []ServerSnapshot{ejectedOut, up}}, true, ""},
-		{"fail_fast, all ejected", PoolSnapshot{Listening: true, AutoEject: true, FailFast: true, Servers: []ServerSnapshot{ejectedIn, ejectedIn}}, true, ""},
-		{"fail_fast, one ejected, one down", PoolSnapshot{Listening: true, AutoEject: true, FailFast: true, Servers: []ServerSnapshot{ejectedIn, down}}, false,
-			"no reachable server among 2 (1 ejected, 1 down)"},
-		{"fail_fast, not listening", PoolSnapshot{AutoEject: true, FailFast: true, Servers: []ServerSnapshot{ejectedIn}}, false, "not listening"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			ready, why := c.pool.Ready()
-			if ready != c.ready || why != c.why {
-				t.Errorf("Ready() = %v, %q; want %v, %q", ready, why, c.ready, c.why)
-			}
-		})
-	}
-}
