@@ -43,7 +43,7 @@ type client struct {
 	resp3 bool
 	// sess is the client's transaction or watch in progress (session.go).
 	sess *session
-	// sub is the client's subscriptions (pubsub.go), nil when it has none:
+	// sub is the client's subscriptions (subscriber.go), nil when it has none:
 	// set by the client's goroutine, read by its subscriptions' readers.
 	sub     atomic.Pointer[subscriber]
 	name    string

@@ -69,13 +69,14 @@
 // A client speaks RESP2 until HELLO 3 (resp3.go, redis_local.go); a RESP3
 // client's requests go on server connections that said HELLO 3
 // (pools.Server.Conn3), so the servers encode its replies. Transactions,
-// blocking commands (session.go) and subscriptions (pubsub.go) run on
-// session connections a client has to itself (pools.Server.Session):
-// one request at a time, the server's reply being the client's; a
-// request of a session starts a batch of its own, so that nothing the
-// client sent before can overtake it on another connection. The keyspace
-// commands (SCAN, KEYS, ...) are in keyspace.go; the streams' keys are
-// found by the command table (package commands, streams.go).
+// blocking commands (session.go, blocking.go) and subscriptions
+// (pubsub.go, subscriber.go) run on session connections a client has to
+// itself (pools.Server.Session): one request at a time, the server's reply
+// being the client's; a request of a session starts a batch of its own,
+// so that nothing the client sent before can overtake it on another
+// connection. The keyspace commands (SCAN, KEYS, ...) are in keyspace.go;
+// the streams' keys are found by the command table (package commands,
+// streams.go).
 //
 // Counting stays off the request's way: counters are atomics (a pool's
 // requests per command in a fixed array indexed by the command table's
