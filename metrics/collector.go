@@ -3,7 +3,6 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/shardproxy/shardproxy/proxy"
 	"github.com/shardproxy/shardproxy/stats"
 )
 
@@ -195,7 +194,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	snap := c.src.Snapshot()
-	collectConfig(ch, &snap.Config)
+	collectConfig(ch, snap.Version, &snap.Config)
 	for i := range snap.Pools {
 		p := &snap.Pools[i]
 		for _, m := range poolMetrics {
@@ -222,8 +221,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func collectConfig(ch chan<- prometheus.Metric, cfg *stats.Config) {
-	ch <- prometheus.MustNewConstMetric(buildInfoDesc, prometheus.GaugeValue, 1, proxy.Version)
+func collectConfig(ch chan<- prometheus.Metric, version string, cfg *stats.Config) {
+	ch <- prometheus.MustNewConstMetric(buildInfoDesc, prometheus.GaugeValue, 1, version)
 	ch <- prometheus.MustNewConstMetric(configInfoDesc, prometheus.GaugeValue, 1, cfg.Digest)
 	ch <- prometheus.MustNewConstMetric(reloadsDesc, prometheus.CounterValue, float64(cfg.Reloads))
 	ch <- prometheus.MustNewConstMetric(reloadFailuresDesc, prometheus.CounterValue, float64(cfg.ReloadFailures))

@@ -26,7 +26,8 @@ func (f fakeSource) Snapshot() stats.Snapshot { return f.snap }
 func sampleSnapshot() stats.Snapshot {
 	bounds := []time.Duration{time.Millisecond, 10 * time.Millisecond}
 	return stats.Snapshot{
-		Time: time.Now(),
+		Time:    time.Now(),
+		Version: "9.8.7",
 		Config: stats.Config{Digest: "abc123", Reloads: 2, ReloadFailures: 1,
 			LastReloadAt: time.Now(), LastReloadFailed: true, LastReloadError: "bad file"},
 		Pools: []stats.Pool{
@@ -142,13 +143,16 @@ shardproxy_config_reload_failures_total 1
 # HELP shardproxy_config_info The running configuration file's digest, as the label digest; the value is 1.
 # TYPE shardproxy_config_info gauge
 shardproxy_config_info{digest="abc123"} 1
+# HELP shardproxy_build_info shardproxy's version, as the label version; the value is 1.
+# TYPE shardproxy_build_info gauge
+shardproxy_build_info{version="9.8.7"} 1
 `
 	names := []string{"shardproxy_server_request_duration_seconds", "shardproxy_server_ejected",
 		"shardproxy_server_last_ejection_timestamp_seconds", "shardproxy_command_requests_total",
 		"shardproxy_command_errors_total", "shardproxy_command_duration_seconds",
 		"shardproxy_pool_ready", "shardproxy_pool_migration_pending", "shardproxy_pool_keys_migrated_total",
 		"shardproxy_pool_migration_errors_total", "shardproxy_config_last_reload_successful",
-		"shardproxy_config_reload_failures_total", "shardproxy_config_info"}
+		"shardproxy_config_reload_failures_total", "shardproxy_config_info", "shardproxy_build_info"}
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}

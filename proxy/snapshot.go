@@ -10,7 +10,7 @@ import (
 // Snapshot reads every counter of the proxy and its running pools (not
 // those a reload removed that are still draining).
 func (px *Proxy) Snapshot() stats.Snapshot {
-	s := stats.Snapshot{Time: time.Now()}
+	s := stats.Snapshot{Time: time.Now(), Version: Version}
 	px.reload.mu.Lock()
 	s.Config = stats.Config{
 		Digest:           px.reload.digest,

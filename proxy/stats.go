@@ -25,7 +25,7 @@ func (px *Proxy) serveStats(ln net.Listener) {
 		}
 		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		host, _ := os.Hostname()
-		c.Write(stats.Render(px.Snapshot(), started, host, "shardproxy "+Version))
+		c.Write(stats.Render(px.Snapshot(), started, host))
 		c.Close()
 	}
 }

@@ -6,16 +6,16 @@ import (
 )
 
 // Render writes nutcracker's stats document from a snapshot, as one line
-// of JSON: service fields (source is the host's name, proxy what serves,
-// "shardproxy 0.1.0"), shardproxy's configuration fields, then one object
-// per pool holding its counters and one object per server. Read parses it
-// back.
-func Render(snap Snapshot, started time.Time, source, proxy string) []byte {
+// of JSON: service fields (source is the host's name, proxy is
+// "shardproxy" and the snapshot's version), shardproxy's configuration
+// fields, then one object per pool holding its counters and one object per
+// server. Read parses it back.
+func Render(snap Snapshot, started time.Time, source string) []byte {
 	doc := map[string]any{
 		"service":   "nutcracker",
 		"source":    source,
 		"version":   "0.5.0",
-		"proxy":     proxy,
+		"proxy":     "shardproxy " + snap.Version,
 		"uptime":    int64(snap.Time.Sub(started).Seconds()),
 		"timestamp": snap.Time.Unix(),
 	}

@@ -13,8 +13,9 @@ import (
 func TestRenderParse(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	snap := Snapshot{
-		Time:   now,
-		Config: Config{Digest: "d1", Reloads: 2, ReloadFailures: 1, LastReloadError: "bad"},
+		Time:    now,
+		Version: "0.1.0",
+		Config:  Config{Digest: "d1", Reloads: 2, ReloadFailures: 1, LastReloadError: "bad"},
 		Pools: []Pool{
 			{Name: "alpha", Redis: true, ClientConnections: 3, ClientAccepted: 5, Requests: 7,
 				MigrationStarted: true, MigrationPending: 1, KeysMigrated: 9, MigrationErrors: 0,
@@ -25,7 +26,7 @@ func TestRenderParse(t *testing.T) {
 				Servers: []Server{{Name: "n1", Replicas: []string{"127.0.0.1:7001"}}}},
 		},
 	}
-	b := Render(snap, now.Add(-90*time.Second), "host1", "shardproxy 0.1.0")
+	b := Render(snap, now.Add(-90*time.Second), "host1")
 	if b[len(b)-1] != '\n' {
 		t.Errorf("no newline after the document")
 	}

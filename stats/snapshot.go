@@ -7,9 +7,10 @@ import "time"
 // exports. The proxy's hot path only adds to atomic counters; a snapshot
 // reads them.
 type Snapshot struct {
-	Time   time.Time
-	Config Config
-	Pools  []Pool // the running pools, in file order
+	Time    time.Time
+	Version string // the proxy's version, "0.1.0"
+	Config  Config
+	Pools   []Pool // the running pools, in file order
 }
 
 // Config is the running configuration's digest and what became of
