@@ -239,6 +239,15 @@ func serve(cfg *config.Config, o *options, lg *logger, sigs *signalLoop, daemon 
 	if err != nil {
 		return failed(nil, "configuration", err)
 	}
+	// The metrics listener opens before the pools' (and Start opens the
+	// stats port's before theirs): once a pool accepts, every port of the
+	// process does, for a probe or a script that reads them as soon as the
+	// pool answers. Connections wait in the kernel's backlog until served.
+	if metricsLn == nil && o.metricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", o.metricsAddr); err != nil {
+			return failed(px, "start", fmt.Errorf("metrics: %w", err))
+		}
+	}
 	if err := px.Start(); err != nil {
 		return failed(nil, "start", err) // Start closed px
 	}
