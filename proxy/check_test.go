@@ -202,3 +202,36 @@ func TestCheckAsksNoSentinel(t *testing.T) {
 		t.Error("Start asked no Sentinel")
 	}
 }
+
+// TestStartStatsPortInUse: Start refuses a stats address another process
+// holds, saying so, and leaves nothing listening: the pool's TCP port is
+// free and the other pool's unix socket path is not there.
+func TestStartStatsPortInUse(t *testing.T) {
+	backends := proxytest.StartRedisBackends(t, 1)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(testservers.FreePort(t, "127.0.0.1")))
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	yaml := proxytest.PoolYAML(listen, backends) + strings.Replace(proxytest.PoolYAML(sock, backends), "alpha:", "beta:", 1)
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, yaml)
+	}
+	px, err := proxy.New(cfg, proxy.Options{StatsAddr: busy.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = px.Start()
+	proxytest.WantErr(t, err, "stats: listen tcp "+busy.Addr().String(), "address already in use")
+	if ln, err := net.Listen("tcp", listen); err != nil {
+		t.Errorf("the pool's port after the failed Start: %v", err)
+	} else {
+		ln.Close()
+	}
+	if _, err := os.Stat(sock); err == nil {
+		t.Errorf("the unix socket %s is left after the failed Start", sock)
+	}
+}
