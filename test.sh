@@ -107,11 +107,11 @@ fi
 echo "== go test"
 go test -count=1 -timeout 15m ./...
 
-echo "== go test -race (proxy, commands, pools, sentinel, failover, migration, codecs)"
+echo "== go test -race (proxy, commands, pools, sentinel, failover, migration, codecs, memtrim)"
 # The Redis Cluster operations tests (reshards, kills, failovers of clusters
 # of their own; a minute without -race) run in the plain pass only: the
 # cluster pool's code runs under -race in the other cluster tests.
-go test -race -count=1 -timeout 15m -skip '^TestClusterOps' ./proxy/ ./commands/ ./pools/ ./sentinel/ ./failover/ ./migration/ ./codec/...
+go test -race -count=1 -timeout 15m -skip '^TestClusterOps' ./proxy/ ./commands/ ./pools/ ./sentinel/ ./failover/ ./migration/ ./codec/... ./internal/memtrim/
 
 if [ "$short" = 1 ]; then
 	exit 0

@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/shardproxy/shardproxy/internal/memtrim"
 	"github.com/shardproxy/shardproxy/internal/sockio"
 	"github.com/shardproxy/shardproxy/pools"
 )
@@ -44,7 +45,7 @@ func (pk *parker) park(cl *client) bool {
 	if !pk.add(cl) {
 		return false
 	}
-	memTrim.wentIdle(pk.p.log)
+	memtrim.Process.WentIdle(pk.p.log)
 	return true
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shardproxy/shardproxy/config"
+	"github.com/shardproxy/shardproxy/internal/memtrim"
 	"github.com/shardproxy/shardproxy/listeners"
 )
 
@@ -47,7 +48,7 @@ type Proxy struct {
 	// reloadMu makes reloads, and Close, one at a time.
 	reloadMu sync.Mutex
 	reload   reloadStats
-	// trimHeld: Start took hold of memTrim, and Close lets go of it, so
+	// trimHeld: Start took hold of memtrim.Process, and Close lets go of it, so
 	// that no trim its parked clients scheduled runs after it.
 	trimHeld bool
 	// inherited are the Options.Listeners not yet taken; under mu.
@@ -84,7 +85,7 @@ func New(cfg *config.Config, opt Options) (*Proxy, error) {
 // Start opens every listener and starts serving. On error nothing is left
 // listening.
 func (px *Proxy) Start() error {
-	memTrim.hold()
+	memtrim.Process.Hold()
 	px.trimHeld = true
 	// Stats listen first: once a pool's port accepts, so does the stats
 	// port, for a health check or a script that reads stats as soon as
@@ -226,7 +227,7 @@ func (px *Proxy) Close() error {
 	px.closeInherited()
 	px.wg.Wait()
 	if px.trimHeld {
-		memTrim.release()
+		memtrim.Process.Release()
 	}
 	return err
 }

@@ -1,4 +1,12 @@
-package proxy
+// Package memtrim gives memory that idle clients freed back to the
+// system, for a process whose clients come and go in waves: Go returns
+// freed memory only slowly, so a proxy that once had many busy clients
+// would otherwise keep their goroutines' stacks and TLS buffers while they
+// sleep. Each client that goes idle counts (Trimmer.WentIdle); every
+// AfterIdle of them, at most once a second, a trim runs (a full garbage
+// collection that returns what is free). A proxy holds the process's
+// Trimmer from its Start to its Close, and no trim outlives the last one.
+package memtrim
 
 import (
 	"log/slog"
@@ -7,18 +15,16 @@ import (
 	"time"
 )
 
-// trimmer gives memory that parked clients freed back to the system: the
+// Trimmer gives memory that parked clients freed back to the system: the
 // stacks of their goroutines, and what TLS clients left from their
-// handshakes. Go returns freed memory to the system only slowly, so
-// without it a proxy that once had many busy clients would keep their
-// memory while they sleep.
-// A trim costs a full garbage collection: it runs once trimAfterIdle
-// clients have gone idle since the last one, and at most once a second.
+// handshakes. A trim costs a full garbage collection: it runs once
+// AfterIdle clients have gone idle since the last one, and at most once a
+// second.
 //
-// Every started Proxy holds the trimmer until its Close; when the last one
+// Every started proxy holds the Trimmer until its Close; when the last one
 // lets go, a scheduled trim is cancelled and a running one waited for, so
 // no trim outlives the proxies.
-type trimmer struct {
+type Trimmer struct {
 	mu      sync.Mutex
 	idle    int       // clients gone idle since the last trim
 	last    time.Time // when the last trim ran
@@ -29,22 +35,23 @@ type trimmer struct {
 	done  chan struct{} // closed when the scheduled trim has run
 }
 
-// memTrim is the process's trimmer: memory is the process's, not a pool's.
-var memTrim trimmer
+// Process is the process's Trimmer: memory is the process's, not a
+// pool's or a proxy's.
+var Process Trimmer
 
-// trimAfterIdle is how many clients must park before a trim.
-const trimAfterIdle = 1000
+// AfterIdle is how many clients must go idle before a trim.
+const AfterIdle = 1000
 
-// hold records that a proxy started.
-func (t *trimmer) hold() {
+// Hold records that a proxy started.
+func (t *Trimmer) Hold() {
 	t.mu.Lock()
 	t.holders++
 	t.mu.Unlock()
 }
 
-// release records that a proxy closed. When it was the last, the scheduled
+// Release records that a proxy closed. When it was the last, the scheduled
 // trim, if any, is cancelled, or waited for once it has begun.
-func (t *trimmer) release() {
+func (t *Trimmer) Release() {
 	t.mu.Lock()
 	t.holders--
 	if t.holders > 0 || !t.pending {
@@ -61,13 +68,13 @@ func (t *trimmer) release() {
 	<-done
 }
 
-// wentIdle records that a client parked, and schedules a trim when enough
+// WentIdle records that a client parked, and schedules a trim when enough
 // have; log tells of the trim.
-func (t *trimmer) wentIdle(log *slog.Logger) {
+func (t *Trimmer) WentIdle(log *slog.Logger) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.idle++
-	if t.idle < trimAfterIdle || t.pending {
+	if t.idle < AfterIdle || t.pending {
 		return
 	}
 	t.pending = true
@@ -82,7 +89,7 @@ func (t *trimmer) wentIdle(log *slog.Logger) {
 
 // trim gives freed memory back to the system. The trim stays pending until
 // it has ended, so that release can wait for it.
-func (t *trimmer) trim(log *slog.Logger) {
+func (t *Trimmer) trim(log *slog.Logger) {
 	t.mu.Lock()
 	idle := t.idle
 	t.idle, t.last = 0, time.Now()
